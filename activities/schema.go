@@ -1,0 +1,167 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/syndb/federation/internal/migrate"
+	"github.com/syndb/federation/internal/p2p"
+	"github.com/syndb/federation/internal/store"
+)
+
+// hubSchemaLock is the advisory lock key that serialises migrations of the
+// hub warehouse across worker replicas.
+const hubSchemaLock int64 = 0x5359_4e44_4201 // "SYNDB" + 1
+
+// schemaStore is what the schema activities need of the registry.
+type schemaStore interface {
+	Clusters(ctx context.Context, activeOnly bool) ([]store.Cluster, error)
+	RecordSchemaVersion(ctx context.Context, cluster string, version int, applied []store.AppliedVersion, workflowID string) error
+	WithAdvisoryLock(ctx context.Context, key int64, fn func(ctx context.Context) error) error
+}
+
+// nodeCaller sends one request to a node over libp2p.
+type nodeCaller interface {
+	Call(ctx context.Context, peerID string, addrs []string, proto protocol.ID, req, resp any) error
+}
+
+// Schema holds the activities of the schema sync workflow.
+type Schema struct {
+	store      schemaStore
+	warehouse  driver.Conn
+	nodes      nodeCaller
+	migrations []migrate.Migration
+	log        *slog.Logger
+}
+
+// NewSchema returns the schema activities. migrations are the hub's
+// embedded ClickHouse migrations, 1..n.
+func NewSchema(st schemaStore, warehouse driver.Conn, nodes nodeCaller, migrations []migrate.Migration, log *slog.Logger) *Schema {
+	return &Schema{store: st, warehouse: warehouse, nodes: nodes, migrations: migrations, log: log}
+}
+
+// ApplyHubParams is the input of ApplyHubSchema.
+type ApplyHubParams struct {
+	Target int `json:"target"`
+}
+
+// MigrationResult summarises one applied migration.
+type MigrationResult struct {
+	Version    int    `json:"version"`
+	Name       string `json:"name"`
+	DurationMS int64  `json:"duration_ms"`
+}
+
+// ApplyHubResult is the output of ApplyHubSchema.
+type ApplyHubResult struct {
+	From    int               `json:"from"`
+	To      int               `json:"to"`
+	Applied []MigrationResult `json:"applied"`
+}
+
+// ApplyHubSchema applies the pending migrations, up to Target, to the hub warehouse.
+func (a *Schema) ApplyHubSchema(ctx context.Context, p ApplyHubParams) (ApplyHubResult, error) {
+	if p.Target < 1 || p.Target > len(a.migrations) {
+		return ApplyHubResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("target version %d is outside 1..%d", p.Target, len(a.migrations)), ErrTypeInvalid, nil)
+	}
+	var res migrate.Result
+	err := a.store.WithAdvisoryLock(ctx, hubSchemaLock, func(ctx context.Context) error {
+		var err error
+		res, err = migrate.Apply(ctx, a.warehouse, a.migrations, p.Target)
+		return err
+	})
+	if errors.Is(err, migrate.ErrDrift) {
+		return ApplyHubResult{}, temporal.NewNonRetryableApplicationError("hub warehouse: "+err.Error(), ErrTypeDrift, err)
+	}
+	if err != nil {
+		return ApplyHubResult{}, fmt.Errorf("migrate hub warehouse: %w", err)
+	}
+	a.log.Info("hub warehouse migrated", "from", res.From, "to", res.To, "applied", len(res.Applied))
+	return ApplyHubResult{From: res.From, To: res.To, Applied: summarize(res.Applied)}, nil
+}
+
+// NodeRef names a node and how to reach it.
+type NodeRef struct {
+	Name          string   `json:"name"`
+	PeerID        string   `json:"peer_id"`
+	Addrs         []string `json:"addrs"`
+	SchemaVersion int      `json:"schema_version"`
+}
+
+// ListSyncTargets returns the active, registered nodes, by name.
+func (a *Schema) ListSyncTargets(ctx context.Context) ([]NodeRef, error) {
+	cs, err := a.store.Clusters(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]NodeRef, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, NodeRef{Name: c.Name, PeerID: c.PeerID, Addrs: c.Addrs, SchemaVersion: c.SchemaVersion})
+	}
+	return out, nil
+}
+
+// SyncNodeParams is the input of SyncNodeSchema.
+type SyncNodeParams struct {
+	Node       NodeRef `json:"node"`
+	Target     int     `json:"target"`
+	WorkflowID string  `json:"workflow_id"`
+}
+
+// SyncNodeResult is the output of SyncNodeSchema.
+type SyncNodeResult struct {
+	From    int               `json:"from"`
+	To      int               `json:"to"`
+	Applied []MigrationResult `json:"applied"`
+}
+
+// SyncNodeSchema sends SchemaSync to one node, which applies what it lacks up
+// to Target, and records the node's new version in the registry. A node in
+// drift fails without retry.
+func (a *Schema) SyncNodeSchema(ctx context.Context, p SyncNodeParams) (SyncNodeResult, error) {
+	if p.Target < 1 || p.Target > len(a.migrations) {
+		return SyncNodeResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("target version %d is outside 1..%d", p.Target, len(a.migrations)), ErrTypeInvalid, nil)
+	}
+	start := time.Now()
+	req := p2p.SchemaSyncRequest{Target: p.Target, Migrations: a.migrations[:p.Target]}
+	var resp p2p.SchemaSyncResponse
+	callCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	err := a.nodes.Call(callCtx, p.Node.PeerID, p.Node.Addrs, p2p.ProtoSchemaSync, req, &resp)
+	switch {
+	case p2p.IsCode(err, p2p.CodeDrift):
+		return SyncNodeResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeDrift, err)
+	case p2p.IsCode(err, p2p.CodeInvalid), p2p.IsCode(err, p2p.CodeUnauthorized):
+		return SyncNodeResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalid, err)
+	case err != nil:
+		return SyncNodeResult{}, fmt.Errorf("schema sync of %s: %w", p.Node.Name, err)
+	}
+	ledger := make([]store.AppliedVersion, 0, len(resp.Ledger))
+	for _, l := range resp.Ledger {
+		ledger = append(ledger, store.AppliedVersion{Version: l.Version, Checksum: l.Checksum})
+	}
+	if err := a.store.RecordSchemaVersion(ctx, p.Node.Name, resp.To, ledger, p.WorkflowID); err != nil {
+		return SyncNodeResult{}, err
+	}
+	activity.GetLogger(ctx).Info("node schema synced", "node", p.Node.Name, "from", resp.From, "to", resp.To,
+		"applied", len(resp.Applied), "took", time.Since(start))
+	return SyncNodeResult{From: resp.From, To: resp.To, Applied: summarize(resp.Applied)}, nil
+}
+
+func summarize(applied []migrate.Applied) []MigrationResult {
+	out := make([]MigrationResult, 0, len(applied))
+	for _, a := range applied {
+		out = append(out, MigrationResult{Version: a.Version, Name: a.Name, DurationMS: a.Duration.Milliseconds()})
+	}
+	return out
+}

@@ -1,0 +1,175 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+
+	"github.com/syndb/federation/internal/store"
+	"github.com/syndb/federation/workflows"
+)
+
+// SchemaSyncRequest is the optional body of POST /v1/federation/schema/sync.
+type SchemaSyncRequest struct {
+	// TargetVersion defaults to the newest migration the hub knows.
+	TargetVersion int `json:"target_version"`
+}
+
+// SchemaSyncStarted is the 202 answer to POST /v1/federation/schema/sync.
+type SchemaSyncStarted struct {
+	WorkflowID    string `json:"workflow_id"`
+	RunID         string `json:"run_id"`
+	TargetVersion int    `json:"target_version"`
+	StatusURL     string `json:"status_url"`
+	UIURL         string `json:"ui_url"`
+	// Joined is true when a sync to the same target was already running and
+	// this request joined it instead of starting another.
+	Joined bool `json:"joined"`
+}
+
+func (s *Server) startSchemaSync(c echo.Context) error {
+	var req SchemaSyncRequest
+	if err := decodeOptionalJSON(c, &req); err != nil {
+		return err
+	}
+	if req.TargetVersion == 0 {
+		req.TargetVersion = s.deps.SchemaHead
+	}
+	if req.TargetVersion < 1 || req.TargetVersion > s.deps.SchemaHead {
+		return errBadRequest(fmt.Sprintf("target_version %d is outside 1..%d", req.TargetVersion, s.deps.SchemaHead))
+	}
+	st, err := workflows.StartSchemaSync(c.Request().Context(), s.deps.Temporal, workflows.SchemaSyncParams{Target: req.TargetVersion})
+	if err != nil {
+		return fmt.Errorf("start schema sync: %w", err)
+	}
+	return c.JSON(http.StatusAccepted, SchemaSyncStarted{
+		WorkflowID:    st.WorkflowID,
+		RunID:         st.RunID,
+		TargetVersion: req.TargetVersion,
+		StatusURL:     s.cfg.PublicURL + "/v1/federation/schema/sync/" + url.PathEscape(st.WorkflowID),
+		UIURL:         s.uiURL(st.WorkflowID, st.RunID),
+		Joined:        st.Joined,
+	})
+}
+
+// SchemaSyncStatus is the answer to GET /v1/federation/schema/sync/{id}.
+type SchemaSyncStatus struct {
+	WorkflowID string     `json:"workflow_id"`
+	RunID      string     `json:"run_id"`
+	Status     string     `json:"status"`
+	StartedAt  time.Time  `json:"started_at"`
+	ClosedAt   *time.Time `json:"closed_at,omitempty"`
+	UIURL      string     `json:"ui_url"`
+	Error      string     `json:"error,omitempty"`
+	workflows.SchemaSyncResult
+}
+
+var workflowIDRe = regexp.MustCompile(`^schema-sync-v[0-9]{1,9}$`)
+
+func (s *Server) schemaSyncStatus(c echo.Context) error {
+	id := c.Param("id")
+	if !workflowIDRe.MatchString(id) {
+		return errNotFound(fmt.Sprintf("no schema sync %q: IDs look like schema-sync-v3", id))
+	}
+	ctx := c.Request().Context()
+	desc, err := s.deps.Temporal.DescribeWorkflowExecution(ctx, id, "")
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return errNotFound(fmt.Sprintf("no schema sync %q", id))
+	}
+	if err != nil {
+		return fmt.Errorf("describe %s: %w", id, err)
+	}
+	info := desc.GetWorkflowExecutionInfo()
+	out := SchemaSyncStatus{
+		WorkflowID: id,
+		RunID:      info.GetExecution().GetRunId(),
+		Status:     statusName(info.GetStatus()),
+		StartedAt:  info.GetStartTime().AsTime().UTC(),
+	}
+	out.UIURL = s.uiURL(id, out.RunID)
+	if info.GetCloseTime() != nil {
+		t := info.GetCloseTime().AsTime().UTC()
+		out.ClosedAt = &t
+	}
+	switch info.GetStatus() {
+	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
+		v, err := s.deps.Temporal.QueryWorkflow(ctx, id, out.RunID, workflows.ProgressQuery)
+		if err != nil {
+			return fmt.Errorf("query progress of %s: %w", id, err)
+		}
+		if err := v.Get(&out.SchemaSyncResult); err != nil {
+			return fmt.Errorf("decode progress of %s: %w", id, err)
+		}
+	default:
+		if err := s.deps.Temporal.GetWorkflow(ctx, id, out.RunID).Get(ctx, &out.SchemaSyncResult); err != nil {
+			out.Error = err.Error()
+		}
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// ClusterList is the answer to GET /v1/federation/clusters.
+type ClusterList struct {
+	Clusters []store.Cluster `json:"clusters"`
+}
+
+func (s *Server) listClusters(c echo.Context) error {
+	cs, err := s.deps.Store.Clusters(c.Request().Context(), false)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, ClusterList{Clusters: cs})
+}
+
+func (s *Server) uiURL(workflowID, runID string) string {
+	return fmt.Sprintf("%s/namespaces/%s/workflows/%s/%s/history", strings.TrimRight(s.cfg.Temporal.UIURL, "/"),
+		url.PathEscape(s.cfg.Temporal.Namespace), url.PathEscape(workflowID), url.PathEscape(runID))
+}
+
+func statusName(st enumspb.WorkflowExecutionStatus) string {
+	name := strings.TrimPrefix(st.String(), "WorkflowExecutionStatus")
+	// enumspb names are CamelCase ("ContinuedAsNew"); the API speaks snake_case.
+	var b strings.Builder
+	for i, r := range name {
+		if r >= 'A' && r <= 'Z' {
+			if i > 0 {
+				b.WriteByte('_')
+			}
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// decodeOptionalJSON decodes a JSON body into v when there is one. Unknown
+// fields and trailing data are errors; an empty body leaves v as it is.
+func decodeOptionalJSON(c echo.Context, v any) error {
+	body := c.Request().Body
+	if body == nil {
+		return nil
+	}
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		return errBadRequest("invalid JSON body: " + err.Error())
+	}
+	if dec.More() {
+		return errBadRequest("invalid JSON body: more than one JSON value")
+	}
+	return nil
+}

@@ -1,0 +1,69 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+
+	"github.com/syndb/federation/internal/chx"
+	"github.com/syndb/federation/internal/config"
+	"github.com/syndb/federation/internal/store"
+	"github.com/syndb/federation/schemas"
+)
+
+// Run opens the API's dependencies, serves until ctx ends and closes them.
+func Run(ctx context.Context, cfg config.API, log *slog.Logger) error {
+	migs, err := schemas.ClickHouseMigrations()
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, cfg.Postgres.DSN)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	wh, err := chx.Open(ctx, cfg.ClickHouse)
+	if err != nil {
+		return fmt.Errorf("hub warehouse: %w", err)
+	}
+	defer func() { _ = wh.Close() }()
+	if err := ensureBuckets(ctx, cfg.S3); err != nil {
+		return err
+	}
+	tc, err := client.Dial(client.Options{
+		HostPort:  cfg.Temporal.Address,
+		Namespace: cfg.Temporal.Namespace,
+		Logger:    tlog.NewStructuredLogger(log.With("component", "temporal")),
+	})
+	if err != nil {
+		return fmt.Errorf("connect temporal at %s: %w", cfg.Temporal.Address, err)
+	}
+	defer tc.Close()
+	return New(cfg, Deps{Store: st, Temporal: tc, Warehouse: wh, Log: log, SchemaHead: len(migs)}).Serve(ctx)
+}
+
+// ensureBuckets creates the hub's S3 buckets (job results, ETL staging).
+func ensureBuckets(ctx context.Context, c config.S3) error {
+	mc, err := minio.New(c.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(c.AccessKey, c.SecretKey, ""), Secure: c.UseTLS})
+	if err != nil {
+		return fmt.Errorf("s3 client for %s: %w", c.Endpoint, err)
+	}
+	for _, b := range []string{c.ResultsBucket, c.StagingBucket} {
+		ok, err := mc.BucketExists(ctx, b)
+		if err != nil {
+			return fmt.Errorf("s3 %s: bucket %s: %w", c.Endpoint, b, err)
+		}
+		if ok {
+			continue
+		}
+		if err := mc.MakeBucket(ctx, b, minio.MakeBucketOptions{}); err != nil {
+			return fmt.Errorf("s3 %s: create bucket %s: %w", c.Endpoint, b, err)
+		}
+	}
+	return nil
+}

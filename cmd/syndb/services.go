@@ -1,0 +1,133 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/syndb/federation/api"
+	"github.com/syndb/federation/internal/chx"
+	"github.com/syndb/federation/internal/config"
+	"github.com/syndb/federation/internal/seed"
+	"github.com/syndb/federation/internal/store"
+	"github.com/syndb/federation/nodeagent"
+	"github.com/syndb/federation/schemas"
+	"github.com/syndb/federation/workers"
+)
+
+func apiCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "api",
+		Short: "Run the hub's HTTP API",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load[config.API]()
+			if err != nil {
+				return err
+			}
+			return quiet(api.Run(cmd.Context(), cfg, logger("api")))
+		},
+	}
+}
+
+func workerCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "worker",
+		Short: "Run the hub's Temporal worker and libp2p host",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load[config.Worker]()
+			if err != nil {
+				return err
+			}
+			return quiet(workers.RunHub(cmd.Context(), cfg, logger("worker")))
+		},
+	}
+}
+
+func nodeCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "node",
+		Short: "Run a lab's node agent beside its ClickHouse",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load[config.Node]()
+			if err != nil {
+				return err
+			}
+			a, err := nodeagent.New(cfg, logger("node"))
+			if err != nil {
+				return err
+			}
+			return quiet(a.Run(cmd.Context()))
+		},
+	}
+}
+
+func seedCmd() *cobra.Command {
+	var opts seed.Options
+	cmd := &cobra.Command{
+		Use:   "seed",
+		Short: "Fill a warehouse (SYNDB_CLICKHOUSE_*) with synthetic SynDB datasets",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load[config.ClickHouse]()
+			if err != nil {
+				return err
+			}
+			migs, err := schemas.ClickHouseMigrations()
+			if err != nil {
+				return err
+			}
+			conn, err := chx.Open(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = conn.Close() }()
+			res, err := seed.Seed(cmd.Context(), conn, migs, opts)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "seeded %s: %d datasets created, %d already present, %d rows; schema %d -> %d\n",
+				cfg.Addr, res.Created, res.Skipped, res.Rows, res.SchemaFrom, res.SchemaTo)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&opts.Node, "node", "lab", "lab name used in dataset names and IDs")
+	cmd.Flags().IntVar(&opts.Datasets, "datasets", 3, "datasets to create")
+	cmd.Flags().IntVar(&opts.Rows, "rows", 200, "rows per compartment table per dataset")
+	return cmd
+}
+
+func apikeyCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "apikey", Short: "Manage API keys"}
+	var name, account, role string
+	create := &cobra.Command{
+		Use:   "create",
+		Short: "Create an API key and print it (it cannot be shown again)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load[config.Postgres]()
+			if err != nil {
+				return err
+			}
+			st, err := store.Open(cmd.Context(), cfg.DSN)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			key, err := st.CreateAPIKey(cmd.Context(), account, name, role)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), key)
+			return nil
+		},
+	}
+	create.Flags().StringVar(&name, "name", "", "a name for the key (required)")
+	create.Flags().StringVar(&account, "account", "default", "the account that owns the key")
+	create.Flags().StringVar(&role, "role", "admin", "admin or reader")
+	_ = create.MarkFlagRequired("name")
+	cmd.AddCommand(create)
+	return cmd
+}

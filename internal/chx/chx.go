@@ -1,0 +1,80 @@
+// Package chx holds ClickHouse connection helpers shared by hub and node.
+//
+// Everything here speaks the native protocol and works on ClickHouse 18.16 as
+// well as current releases: no HTTP protocol, no bound arguments in
+// INSERT … VALUES (inserts go through PrepareBatch with an explicit column list).
+package chx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/syndb/federation/internal/config"
+)
+
+var identRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+
+// ValidIdent reports whether s is safe to use unquoted as a ClickHouse
+// database, table or column name.
+func ValidIdent(s string) bool { return identRe.MatchString(s) }
+
+// Open connects to the server in c, creating c.Database first when it does
+// not exist, and returns a pooled connection whose default database is
+// c.Database. The caller closes it.
+func Open(ctx context.Context, c config.ClickHouse) (driver.Conn, error) {
+	if !ValidIdent(c.Database) {
+		return nil, fmt.Errorf("clickhouse database name %q is not a valid identifier", c.Database)
+	}
+	boot, err := dial(ctx, c, "default")
+	if err != nil {
+		return nil, err
+	}
+	err = boot.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+c.Database)
+	if cerr := boot.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create clickhouse database %s on %s: %w", c.Database, c.Addr, err)
+	}
+	return dial(ctx, c, c.Database)
+}
+
+func dial(ctx context.Context, c config.ClickHouse, database string) (driver.Conn, error) {
+	conn, err := clickhouse.Open(&clickhouse.Options{
+		Addr:            []string{c.Addr},
+		Auth:            clickhouse.Auth{Database: database, Username: c.User, Password: c.Password},
+		DialTimeout:     5 * time.Second,
+		MaxOpenConns:    8,
+		MaxIdleConns:    4,
+		ConnMaxLifetime: 30 * time.Minute,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open clickhouse %s: %w", c.Addr, err)
+	}
+	if err := conn.Ping(ctx); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("ping clickhouse %s: %w", c.Addr, err)
+	}
+	return conn, nil
+}
+
+// Ping checks that conn answers a trivial query and returns the round trip.
+func Ping(ctx context.Context, conn driver.Conn) (time.Duration, error) {
+	start := time.Now()
+	if err := conn.Ping(ctx); err != nil {
+		return 0, fmt.Errorf("ping clickhouse: %w", err)
+	}
+	return time.Since(start), nil
+}
+
+// IsCode reports whether err is a ClickHouse server exception with the code.
+func IsCode(err error, code int32) bool {
+	var ex *clickhouse.Exception
+	return errors.As(err, &ex) && ex.Code == code
+}

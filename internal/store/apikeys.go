@@ -1,0 +1,82 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// KeyPrefix starts every API key, so leaked keys are easy to recognise.
+const KeyPrefix = "sdb_"
+
+// ErrUnauthorized is returned for a missing, unknown or revoked API key.
+var ErrUnauthorized = errors.New("unauthorized")
+
+// Principal is the identity behind an API key.
+type Principal struct {
+	KeyID   int64
+	KeyName string
+	Account string
+	Role    string
+}
+
+// CreateAPIKey creates a key named name for account (created when missing)
+// and returns the key. Only its hash is stored: the key cannot be shown again.
+func (s *Store) CreateAPIKey(ctx context.Context, account, name, role string) (string, error) {
+	if strings.TrimSpace(name) == "" {
+		return "", errors.New("api key name must not be empty")
+	}
+	if role == "" {
+		role = "admin"
+	}
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", fmt.Errorf("generate api key: %w", err)
+	}
+	key := KeyPrefix + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(raw[:]))
+	hash := sha256.Sum256([]byte(key))
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var accountID int64
+		err := tx.QueryRow(ctx, `INSERT INTO accounts (name) VALUES ($1)
+			ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id`, account).Scan(&accountID)
+		if err != nil {
+			return fmt.Errorf("upsert account %q: %w", account, err)
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO api_keys (account_id, name, prefix, key_hash, role) VALUES ($1, $2, $3, $4, $5)`,
+			accountID, name, key[:len(KeyPrefix)+6], hash[:], role)
+		if err != nil {
+			return fmt.Errorf("insert api key %q: %w", name, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return key, nil
+}
+
+// Authenticate returns the principal behind key, or ErrUnauthorized.
+func (s *Store) Authenticate(ctx context.Context, key string) (Principal, error) {
+	if !strings.HasPrefix(key, KeyPrefix) || len(key) > 128 {
+		return Principal{}, ErrUnauthorized
+	}
+	hash := sha256.Sum256([]byte(key))
+	var p Principal
+	err := s.pool.QueryRow(ctx, `UPDATE api_keys k SET last_used_at = now()
+		FROM accounts a
+		WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND a.id = k.account_id
+		RETURNING k.id, k.name, a.name, k.role`, hash[:]).Scan(&p.KeyID, &p.KeyName, &p.Account, &p.Role)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Principal{}, ErrUnauthorized
+	}
+	if err != nil {
+		return Principal{}, fmt.Errorf("look up api key: %w", err)
+	}
+	return p, nil
+}

@@ -1,0 +1,206 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ErrPeerMismatch is returned when a name already belongs to another peer.
+var ErrPeerMismatch = errors.New("cluster name is bound to another peer")
+
+// Cluster is one node in the registry.
+type Cluster struct {
+	Name           string    `json:"name"`
+	PeerID         string    `json:"peer_id"`
+	Addrs          []string  `json:"addrs"`
+	FlightAddr     string    `json:"flight_addr"`
+	ClickHouseAddr string    `json:"clickhouse_addr"`
+	AgentVersion   string    `json:"agent_version"`
+	SchemaVersion  int       `json:"schema_version"`
+	Status         string    `json:"status"`
+	Health         string    `json:"health"`
+	HealthSince    time.Time `json:"health_since"`
+	LastSeen       time.Time `json:"last_seen"`
+	RegisteredAt   time.Time `json:"registered_at"`
+}
+
+// Registration is what a node tells the hub when it registers.
+type Registration struct {
+	Name           string
+	PeerID         string
+	Addrs          []string
+	FlightAddr     string
+	ClickHouseAddr string
+	AgentVersion   string
+	SchemaVersion  int
+}
+
+// Register writes a node's registration. A new name is created; a known name
+// is updated only when it comes from the peer it is bound to (ErrPeerMismatch
+// otherwise), so a node cannot take over another's name.
+func (s *Store) Register(ctx context.Context, r Registration) (Cluster, error) {
+	var c Cluster
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var existing *string
+		err := tx.QueryRow(ctx, `SELECT peer_id FROM clusters WHERE name = $1 FOR UPDATE`, r.Name).Scan(&existing)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+		case err != nil:
+			return fmt.Errorf("look up cluster %q: %w", r.Name, err)
+		case existing != nil && *existing != r.PeerID:
+			return fmt.Errorf("%w: %q is registered to peer %s", ErrPeerMismatch, r.Name, *existing)
+		}
+		row := tx.QueryRow(ctx, `INSERT INTO clusters (name, peer_id, addrs, flight_addr, clickhouse_addr, agent_version, schema_version, last_seen)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, now())
+			ON CONFLICT (name) DO UPDATE SET peer_id = EXCLUDED.peer_id, addrs = EXCLUDED.addrs,
+				flight_addr = EXCLUDED.flight_addr, clickhouse_addr = EXCLUDED.clickhouse_addr,
+				agent_version = EXCLUDED.agent_version, schema_version = EXCLUDED.schema_version,
+				last_seen = now(), updated_at = now()
+			RETURNING `+clusterColumns, r.Name, r.PeerID, r.Addrs, r.FlightAddr, r.ClickHouseAddr, r.AgentVersion, r.SchemaVersion)
+		c, err = scanCluster(row)
+		if err != nil {
+			return fmt.Errorf("write cluster %q: %w", r.Name, err)
+		}
+		return nil
+	})
+	return c, err
+}
+
+const clusterColumns = `name, coalesce(peer_id, ''), addrs, flight_addr, clickhouse_addr, agent_version,
+	schema_version, status, health, health_since, last_seen, registered_at`
+
+func scanCluster(row pgx.Row) (Cluster, error) {
+	var (
+		c        Cluster
+		lastSeen *time.Time
+	)
+	err := row.Scan(&c.Name, &c.PeerID, &c.Addrs, &c.FlightAddr, &c.ClickHouseAddr, &c.AgentVersion,
+		&c.SchemaVersion, &c.Status, &c.Health, &c.HealthSince, &lastSeen, &c.RegisteredAt)
+	c.LastSeen = nullTime(lastSeen)
+	c.HealthSince, c.RegisteredAt = c.HealthSince.UTC(), c.RegisteredAt.UTC()
+	return c, err
+}
+
+// Clusters lists the registry, by name. With activeOnly, revoked nodes are left out.
+func (s *Store) Clusters(ctx context.Context, activeOnly bool) ([]Cluster, error) {
+	q := `SELECT ` + clusterColumns + ` FROM clusters`
+	if activeOnly {
+		q += ` WHERE status = 'active' AND peer_id IS NOT NULL`
+	}
+	rows, err := s.pool.Query(ctx, q+` ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list clusters: %w", err)
+	}
+	defer rows.Close()
+	out := []Cluster{}
+	for rows.Next() {
+		c, err := scanCluster(rows)
+		if err != nil {
+			return nil, fmt.Errorf("scan cluster: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list clusters: %w", err)
+	}
+	return out, nil
+}
+
+// Cluster returns one cluster by name, or ErrNotFound.
+func (s *Store) Cluster(ctx context.Context, name string) (Cluster, error) {
+	c, err := scanCluster(s.pool.QueryRow(ctx, `SELECT `+clusterColumns+` FROM clusters WHERE name = $1`, name))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Cluster{}, fmt.Errorf("cluster %q: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return Cluster{}, fmt.Errorf("read cluster %q: %w", name, err)
+	}
+	return c, nil
+}
+
+// AppliedVersion is one migration a node reported applied.
+type AppliedVersion struct {
+	Version  int
+	Checksum string
+}
+
+// RecordSchemaVersion stores the version a node reported after a sync, and the
+// migrations it applied, and marks the node seen. Recording the same
+// migration again (a retried activity) changes nothing.
+func (s *Store) RecordSchemaVersion(ctx context.Context, cluster string, version int, applied []AppliedVersion, workflowID string) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE clusters SET schema_version = $2, last_seen = now(), updated_at = now() WHERE name = $1`, cluster, version)
+		if err != nil {
+			return fmt.Errorf("record schema version of %q: %w", cluster, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("record schema version of %q: %w", cluster, ErrNotFound)
+		}
+		for _, a := range applied {
+			_, err := tx.Exec(ctx, `INSERT INTO cluster_schema_versions (cluster, version, checksum, workflow_id)
+				VALUES ($1, $2, $3, $4) ON CONFLICT (cluster, version) DO NOTHING`, cluster, a.Version, a.Checksum, workflowID)
+			if err != nil {
+				return fmt.Errorf("record migration %d of %q: %w", a.Version, cluster, err)
+			}
+		}
+		return nil
+	})
+}
+
+// SchemaHistory returns the versions recorded for a cluster, in order.
+func (s *Store) SchemaHistory(ctx context.Context, cluster string) ([]AppliedVersion, error) {
+	rows, err := s.pool.Query(ctx, `SELECT version, checksum FROM cluster_schema_versions WHERE cluster = $1 ORDER BY version`, cluster)
+	if err != nil {
+		return nil, fmt.Errorf("read schema history of %q: %w", cluster, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (AppliedVersion, error) {
+		var a AppliedVersion
+		return a, r.Scan(&a.Version, &a.Checksum)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read schema history of %q: %w", cluster, err)
+	}
+	return out, nil
+}
+
+// MarkSeen records that a node answered, and its reported schema version.
+func (s *Store) MarkSeen(ctx context.Context, cluster string, schemaVersion int) error {
+	_, err := s.pool.Exec(ctx, `UPDATE clusters SET last_seen = now(), schema_version = $2, updated_at = now() WHERE name = $1`, cluster, schemaVersion)
+	if err != nil {
+		return fmt.Errorf("mark %q seen: %w", cluster, err)
+	}
+	return nil
+}
+
+// SetHealth moves a cluster to state, recording the transition for audit
+// when the state changes. It reports whether it changed.
+func (s *Store) SetHealth(ctx context.Context, cluster, state, reason string, latency time.Duration) (bool, error) {
+	changed := false
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var from string
+		if err := tx.QueryRow(ctx, `SELECT health FROM clusters WHERE name = $1 FOR UPDATE`, cluster).Scan(&from); err != nil {
+			if errors.Is(err, pgx.ErrNoRows) {
+				return fmt.Errorf("set health of %q: %w", cluster, ErrNotFound)
+			}
+			return fmt.Errorf("set health of %q: %w", cluster, err)
+		}
+		if from == state {
+			return nil
+		}
+		changed = true
+		if _, err := tx.Exec(ctx, `UPDATE clusters SET health = $2, health_since = now(), updated_at = now() WHERE name = $1`, cluster, state); err != nil {
+			return fmt.Errorf("set health of %q: %w", cluster, err)
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO health_transitions (cluster, from_state, to_state, reason, latency_ms) VALUES ($1, $2, $3, $4, $5)`,
+			cluster, from, state, reason, float64(latency.Microseconds())/1000)
+		if err != nil {
+			return fmt.Errorf("audit health of %q: %w", cluster, err)
+		}
+		return nil
+	})
+	return changed, err
+}

@@ -1,0 +1,94 @@
+// Package workers wires the hub's Temporal worker: it owns the hub's libp2p
+// host (where nodes register) and runs the workflows and activities.
+package workers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/syndb/federation/activities"
+	"github.com/syndb/federation/internal/chx"
+	"github.com/syndb/federation/internal/config"
+	"github.com/syndb/federation/internal/p2p"
+	"github.com/syndb/federation/internal/store"
+	"github.com/syndb/federation/schemas"
+	"github.com/syndb/federation/workflows"
+)
+
+// Register registers every workflow and activity on w under its explicit name.
+func Register(w worker.Registry, schema *activities.Schema) {
+	w.RegisterWorkflowWithOptions(workflows.SchemaSync, workflow.RegisterOptions{Name: workflows.SchemaSyncName})
+	w.RegisterActivityWithOptions(schema.ApplyHubSchema, activity.RegisterOptions{Name: activities.ApplyHubSchemaName})
+	w.RegisterActivityWithOptions(schema.ListSyncTargets, activity.RegisterOptions{Name: activities.ListSyncTargetsName})
+	w.RegisterActivityWithOptions(schema.SyncNodeSchema, activity.RegisterOptions{Name: activities.SyncNodeSchemaName})
+}
+
+// RunHub runs `syndb worker` until ctx ends, then stops in order: the worker
+// (finishing in-flight activities), the libp2p host, the connections.
+func RunHub(ctx context.Context, cfg config.Worker, log *slog.Logger) (err error) {
+	migs, err := schemas.ClickHouseMigrations()
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, cfg.Postgres.DSN)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	wh, err := chx.Open(ctx, cfg.ClickHouse)
+	if err != nil {
+		return fmt.Errorf("hub warehouse: %w", err)
+	}
+	defer func() { _ = wh.Close() }()
+
+	key, err := p2p.LoadOrCreateKey(cfg.KeyFile)
+	if err != nil {
+		return err
+	}
+	h, err := p2p.NewHost(p2p.HostConfig{Key: key, Listen: cfg.Listen})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := h.Close(); cerr != nil {
+			log.Warn("close libp2p host", "err", cerr)
+		}
+	}()
+	reg := &Registrar{store: st, target: len(migs), log: log}
+	p2p.Handle(h, p2p.ProtoRegister, log, nil, reg.Handle)
+	for _, a := range h.Addrs() {
+		log.Info("hub libp2p listening", "addr", fmt.Sprintf("%s/p2p/%s", a, h.ID()))
+	}
+
+	tc, err := client.Dial(client.Options{
+		HostPort:  cfg.Temporal.Address,
+		Namespace: cfg.Temporal.Namespace,
+		Logger:    tlog.NewStructuredLogger(log.With("component", "temporal")),
+	})
+	if err != nil {
+		return fmt.Errorf("connect temporal at %s: %w", cfg.Temporal.Address, err)
+	}
+	defer tc.Close()
+
+	w := worker.New(tc, workflows.TaskQueue, worker.Options{})
+	Register(w, activities.NewSchema(st, wh, p2p.NewClient(h), migs, log))
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start temporal worker: %w", err)
+	}
+	log.Info("hub worker running", "task_queue", workflows.TaskQueue, "peer_id", h.ID(), "schema_target", len(migs))
+	<-ctx.Done()
+	log.Info("hub worker stopping")
+	w.Stop()
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return nil
+	}
+	return ctx.Err()
+}

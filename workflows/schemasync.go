@@ -1,0 +1,176 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/syndb/federation/activities"
+)
+
+// DefaultSyncConcurrency bounds a sync's fan-out when the params leave it 0:
+// far below Temporal's 2,000 pending activities per execution.
+const DefaultSyncConcurrency = 32
+
+// SchemaSyncParams is the input of the schema sync workflow.
+type SchemaSyncParams struct {
+	// Target is the schema version every warehouse must reach.
+	Target int `json:"target"`
+	// Concurrency bounds how many nodes are synced at once.
+	Concurrency int `json:"concurrency,omitempty"`
+}
+
+// Node sync outcomes.
+const (
+	NodeQueued  = "queued"
+	NodeSyncing = "syncing"
+	NodeSynced  = "synced"
+	NodePending = "pending" // unreachable for now; caught up later
+	NodeDrift   = "drift"   // the node's ledger disagrees with the hub's migrations
+	NodeFailed  = "failed"
+)
+
+// NodeSyncResult is one node's part of a sync.
+type NodeSyncResult struct {
+	Name       string                       `json:"name"`
+	Status     string                       `json:"status"`
+	From       int                          `json:"from"`
+	To         int                          `json:"to"`
+	Applied    []activities.MigrationResult `json:"applied"`
+	Error      string                       `json:"error,omitempty"`
+	DurationMS int64                        `json:"duration_ms"`
+}
+
+// SchemaSyncResult is the output (and, while running, the progress) of a sync.
+type SchemaSyncResult struct {
+	Target  int                       `json:"target"`
+	Hub     activities.ApplyHubResult `json:"hub"`
+	Nodes   []NodeSyncResult          `json:"nodes"`
+	Synced  int                       `json:"synced"`
+	Pending int                       `json:"pending"`
+	Failed  int                       `json:"failed"`
+}
+
+// SchemaSync applies the pending migrations to the hub warehouse, then sends
+// SchemaSync to every active node in parallel (bounded), each node its own
+// activity with its own retries, and reports per node. A node that cannot be
+// reached does not fail the run: it is reported pending.
+func SchemaSync(ctx workflow.Context, p SchemaSyncParams) (SchemaSyncResult, error) {
+	log := workflow.GetLogger(ctx)
+	res := SchemaSyncResult{Target: p.Target, Nodes: []NodeSyncResult{}}
+	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (SchemaSyncResult, error) { return res, nil }); err != nil {
+		return res, fmt.Errorf("register progress query: %w", err)
+	}
+	if p.Target < 1 {
+		return res, temporal.NewNonRetryableApplicationError(fmt.Sprintf("target version %d must be at least 1", p.Target), activities.ErrTypeInvalid, nil)
+	}
+	limit := p.Concurrency
+	if limit <= 0 {
+		limit = DefaultSyncConcurrency
+	}
+
+	hubCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 10 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        time.Minute,
+			MaximumAttempts:        10,
+			NonRetryableErrorTypes: []string{activities.ErrTypeDrift, activities.ErrTypeInvalid},
+		},
+	})
+	if err := workflow.ExecuteActivity(hubCtx, activities.ApplyHubSchemaName, activities.ApplyHubParams{Target: p.Target}).Get(ctx, &res.Hub); err != nil {
+		return res, fmt.Errorf("migrate hub warehouse: %w", err)
+	}
+	var nodes []activities.NodeRef
+	if err := workflow.ExecuteActivity(hubCtx, activities.ListSyncTargetsName).Get(ctx, &nodes); err != nil {
+		return res, fmt.Errorf("list nodes: %w", err)
+	}
+	for _, n := range nodes {
+		res.Nodes = append(res.Nodes, NodeSyncResult{Name: n.Name, Status: NodeQueued, From: n.SchemaVersion, To: n.SchemaVersion})
+	}
+	log.Info("syncing nodes", "target", p.Target, "nodes", len(nodes), "concurrency", limit)
+
+	nodeCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 3 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        15 * time.Second,
+			MaximumAttempts:        4,
+			NonRetryableErrorTypes: []string{activities.ErrTypeDrift, activities.ErrTypeInvalid},
+		},
+	})
+	wid := workflow.GetInfo(ctx).WorkflowExecution.ID
+	sel := workflow.NewSelector(ctx)
+	inflight, next := 0, 0
+	start := func(i int) {
+		started := workflow.Now(ctx)
+		res.Nodes[i].Status = NodeSyncing
+		f := workflow.ExecuteActivity(nodeCtx, activities.SyncNodeSchemaName, activities.SyncNodeParams{
+			Node: nodes[i], Target: p.Target, WorkflowID: wid,
+		})
+		sel.AddFuture(f, func(f workflow.Future) {
+			inflight--
+			finish(ctx, &res.Nodes[i], f, workflow.Now(ctx).Sub(started))
+		})
+		inflight++
+	}
+	for next < len(nodes) || inflight > 0 {
+		for inflight < limit && next < len(nodes) {
+			start(next)
+			next++
+		}
+		sel.Select(ctx)
+	}
+	for _, n := range res.Nodes {
+		switch n.Status {
+		case NodeSynced:
+			res.Synced++
+		case NodePending:
+			res.Pending++
+		default:
+			res.Failed++
+		}
+	}
+	log.Info("schema sync finished", "target", p.Target, "synced", res.Synced, "pending", res.Pending, "failed", res.Failed)
+	return res, nil
+}
+
+func finish(ctx workflow.Context, n *NodeSyncResult, f workflow.Future, took time.Duration) {
+	n.DurationMS = took.Milliseconds()
+	var out activities.SyncNodeResult
+	err := f.Get(ctx, &out)
+	if err == nil {
+		n.Status, n.From, n.To, n.Applied = NodeSynced, out.From, out.To, out.Applied
+		if n.Applied == nil {
+			n.Applied = []activities.MigrationResult{}
+		}
+		return
+	}
+	n.Error = rootMessage(err)
+	var appErr *temporal.ApplicationError
+	switch {
+	case errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeDrift:
+		n.Status = NodeDrift
+	case errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeInvalid:
+		n.Status = NodeFailed
+	default:
+		n.Status = NodePending
+	}
+}
+
+// rootMessage returns the innermost error's message: the activity's own words
+// without Temporal's wrapping.
+func rootMessage(err error) string {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err.Error()
+		}
+		err = next
+	}
+}

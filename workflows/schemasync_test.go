@@ -1,0 +1,187 @@
+package workflows_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/syndb/federation/activities"
+	"github.com/syndb/federation/workflows"
+)
+
+// fakeFleet stands in for the hub's activities: each node either syncs,
+// fails (retryably) or reports drift.
+type fakeFleet struct {
+	nodes    []activities.NodeRef
+	behavior map[string]string // node -> "ok" | "down" | "drift"
+
+	mu       sync.Mutex
+	calls    map[string]int
+	inflight atomic.Int32
+	maxSeen  atomic.Int32
+	hubCalls atomic.Int32
+}
+
+func newFleet(n int) *fakeFleet {
+	f := &fakeFleet{behavior: map[string]string{}, calls: map[string]int{}}
+	for i := range n {
+		name := fmt.Sprintf("lab-%02d", i)
+		f.nodes = append(f.nodes, activities.NodeRef{Name: name, PeerID: "peer-" + name, SchemaVersion: 1})
+		f.behavior[name] = "ok"
+	}
+	return f
+}
+
+func (f *fakeFleet) register(env *testsuite.TestWorkflowEnvironment) {
+	env.RegisterWorkflowWithOptions(workflows.SchemaSync, workflow.RegisterOptions{Name: workflows.SchemaSyncName})
+	env.RegisterActivityWithOptions(func(_ context.Context, p activities.ApplyHubParams) (activities.ApplyHubResult, error) {
+		f.hubCalls.Add(1)
+		return activities.ApplyHubResult{From: 1, To: p.Target}, nil
+	}, activity.RegisterOptions{Name: activities.ApplyHubSchemaName})
+	env.RegisterActivityWithOptions(func(context.Context) ([]activities.NodeRef, error) {
+		return f.nodes, nil
+	}, activity.RegisterOptions{Name: activities.ListSyncTargetsName})
+	env.RegisterActivityWithOptions(func(_ context.Context, p activities.SyncNodeParams) (activities.SyncNodeResult, error) {
+		now := f.inflight.Add(1)
+		defer f.inflight.Add(-1)
+		for {
+			seen := f.maxSeen.Load()
+			if now <= seen || f.maxSeen.CompareAndSwap(seen, now) {
+				break
+			}
+		}
+		f.mu.Lock()
+		f.calls[p.Node.Name]++
+		f.mu.Unlock()
+		switch f.behavior[p.Node.Name] {
+		case "down":
+			return activities.SyncNodeResult{}, errors.New("dial backoff: no route to " + p.Node.Name)
+		case "drift":
+			return activities.SyncNodeResult{}, temporal.NewNonRetryableApplicationError("schema drift at version 2", activities.ErrTypeDrift, nil)
+		}
+		return activities.SyncNodeResult{From: p.Node.SchemaVersion, To: p.Target,
+			Applied: []activities.MigrationResult{{Version: p.Target, Name: "m"}}}, nil
+	}, activity.RegisterOptions{Name: activities.SyncNodeSchemaName})
+}
+
+func run(t *testing.T, f *fakeFleet, p workflows.SchemaSyncParams) (workflows.SchemaSyncResult, error) {
+	t.Helper()
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	f.register(env)
+	env.ExecuteWorkflow(workflows.SchemaSyncName, p)
+	require.True(t, env.IsWorkflowCompleted())
+	var res workflows.SchemaSyncResult
+	if err := env.GetWorkflowError(); err != nil {
+		return res, err
+	}
+	require.NoError(t, env.GetWorkflowResult(&res))
+	return res, nil
+}
+
+func byName(res workflows.SchemaSyncResult) map[string]workflows.NodeSyncResult {
+	out := map[string]workflows.NodeSyncResult{}
+	for _, n := range res.Nodes {
+		out[n.Name] = n
+	}
+	return out
+}
+
+func TestSchemaSyncAllNodes(t *testing.T) {
+	t.Parallel()
+	f := newFleet(3)
+	res, err := run(t, f, workflows.SchemaSyncParams{Target: 3})
+	require.NoError(t, err)
+	require.Equal(t, 3, res.Target)
+	require.Equal(t, 3, res.Hub.To)
+	require.Equal(t, 3, res.Synced)
+	require.Zero(t, res.Pending+res.Failed)
+	for _, n := range res.Nodes {
+		require.Equal(t, workflows.NodeSynced, n.Status, n.Name)
+		require.Equal(t, 1, n.From)
+		require.Equal(t, 3, n.To)
+	}
+}
+
+func TestSchemaSyncPartialSuccess(t *testing.T) {
+	t.Parallel()
+	f := newFleet(3)
+	f.behavior["lab-01"] = "down"
+	f.behavior["lab-02"] = "drift"
+	res, err := run(t, f, workflows.SchemaSyncParams{Target: 3})
+	require.NoError(t, err, "a node that cannot be reached must not fail the run")
+	nodes := byName(res)
+	require.Equal(t, workflows.NodeSynced, nodes["lab-00"].Status)
+	require.Equal(t, workflows.NodePending, nodes["lab-01"].Status)
+	require.Contains(t, nodes["lab-01"].Error, "no route")
+	require.Equal(t, 1, nodes["lab-01"].To, "a pending node keeps its version")
+	require.Equal(t, workflows.NodeDrift, nodes["lab-02"].Status)
+	require.Equal(t, 1, res.Synced)
+	require.Equal(t, 1, res.Pending)
+	require.Equal(t, 1, res.Failed)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	require.Equal(t, 4, f.calls["lab-01"], "an unreachable node is retried per its policy")
+	require.Equal(t, 1, f.calls["lab-02"], "drift is not retried")
+}
+
+func TestSchemaSyncBoundsConcurrency(t *testing.T) {
+	t.Parallel()
+	f := newFleet(20)
+	res, err := run(t, f, workflows.SchemaSyncParams{Target: 2, Concurrency: 3})
+	require.NoError(t, err)
+	require.Equal(t, 20, res.Synced)
+	require.LessOrEqual(t, f.maxSeen.Load(), int32(3))
+}
+
+func TestSchemaSyncNoNodes(t *testing.T) {
+	t.Parallel()
+	f := newFleet(0)
+	res, err := run(t, f, workflows.SchemaSyncParams{Target: 3})
+	require.NoError(t, err)
+	require.Empty(t, res.Nodes)
+	require.Equal(t, int32(1), f.hubCalls.Load(), "the hub warehouse is migrated even with no nodes")
+}
+
+func TestSchemaSyncRejectsBadTarget(t *testing.T) {
+	t.Parallel()
+	f := newFleet(1)
+	_, err := run(t, f, workflows.SchemaSyncParams{Target: 0})
+	require.Error(t, err)
+	var appErr *temporal.ApplicationError
+	require.ErrorAs(t, err, &appErr)
+	require.Equal(t, activities.ErrTypeInvalid, appErr.Type())
+	require.Zero(t, f.hubCalls.Load())
+}
+
+func TestSchemaSyncProgressQuery(t *testing.T) {
+	t.Parallel()
+	f := newFleet(2)
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	f.register(env)
+	var mid workflows.SchemaSyncResult
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow(workflows.ProgressQuery)
+		require.NoError(t, err)
+		require.NoError(t, v.Get(&mid))
+	}, time.Millisecond)
+	env.ExecuteWorkflow(workflows.SchemaSyncName, workflows.SchemaSyncParams{Target: 3})
+	require.NoError(t, env.GetWorkflowError())
+	require.Equal(t, 3, mid.Target)
+	v, err := env.QueryWorkflow(workflows.ProgressQuery)
+	require.NoError(t, err)
+	var final workflows.SchemaSyncResult
+	require.NoError(t, v.Get(&final))
+	require.Equal(t, 2, final.Synced)
+}
