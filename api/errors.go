@@ -61,8 +61,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 		status = he.Code
 		msg, _ := he.Message.(string)
 		if msg == "" {
-			msg = strings.ToLower(http.StatusText(he.Code))
+			msg = http.StatusText(he.Code)
 		}
+		msg = strings.ToLower(msg)
 		body.Error = ErrorDetail{Code: codeForStatus(he.Code), Message: msg}
 	default:
 		s.deps.Log.Error("request failed", "method", c.Request().Method, "path", c.Path(), "err", err)

@@ -77,19 +77,20 @@ func Call(ctx context.Context, h host.Host, p peer.ID, proto protocol.ID, req, r
 		_ = s.Reset()
 		return fmt.Errorf("set deadline on %s stream: %w", proto, err)
 	}
-	if err := writeFrame(s, req); err != nil {
-		_ = s.Reset()
-		return fmt.Errorf("send %s request to %s: %w", proto, p, err)
+	werr := writeFrame(s, req)
+	if werr == nil {
+		werr = s.CloseWrite()
 	}
-	if err := s.CloseWrite(); err != nil {
-		_ = s.Reset()
-		return fmt.Errorf("send %s request to %s: %w", proto, p, err)
-	}
+	// A handler may answer (a refusal) without reading the request, so a
+	// failed write still looks for an answer before reporting the failure.
 	var env envelope
 	if err := readFrame(bufio.NewReader(s), &env); err != nil {
 		_ = s.Reset()
-		if ctx.Err() != nil {
+		switch {
+		case ctx.Err() != nil:
 			return fmt.Errorf("%s call to %s: %w", proto, p, ctx.Err())
+		case werr != nil:
+			return fmt.Errorf("send %s request to %s: %w", proto, p, werr)
 		}
 		return fmt.Errorf("read %s response from %s: %w", proto, p, err)
 	}

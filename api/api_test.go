@@ -1,0 +1,149 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/syndb/federation/internal/config"
+	"github.com/syndb/federation/internal/store"
+)
+
+const goodKey = "sdb_good"
+
+// fakeStore is a small in-memory stand-in for PostgreSQL: one valid key.
+type fakeStore struct{}
+
+func (fakeStore) Authenticate(_ context.Context, key string) (store.Principal, error) {
+	if key == goodKey {
+		return store.Principal{KeyName: "test", Account: "default", Role: "admin"}, nil
+	}
+	return store.Principal{}, store.ErrUnauthorized
+}
+
+func (fakeStore) Clusters(context.Context, bool) ([]store.Cluster, error) {
+	return []store.Cluster{{Name: "lab-a", PeerID: "12D3KooW", Health: "unknown"}}, nil
+}
+
+func (fakeStore) Ping(context.Context) error { return errors.New("down for the test") }
+
+func newTestServer(t *testing.T) *httptest.Server {
+	t.Helper()
+	s := New(config.API{PublicURL: "http://hub"}, Deps{Store: fakeStore{}, Log: slog.New(slog.DiscardHandler), SchemaHead: 3})
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func do(t *testing.T, srv *httptest.Server, method, path, auth, body string) (int, ErrorBody, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, srv.URL+path, strings.NewReader(body))
+	require.NoError(t, err)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := srv.Client().Do(req)
+	require.NoError(t, err)
+	defer func() { _ = resp.Body.Close() }()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, "application/json", strings.Split(resp.Header.Get("Content-Type"), ";")[0], "every answer is JSON: %s", raw)
+	var eb ErrorBody
+	if resp.StatusCode >= 400 {
+		require.NoError(t, json.Unmarshal(raw, &eb), "error body must be JSON: %s", raw)
+		require.NotEmpty(t, eb.Error.Code)
+		require.NotEmpty(t, eb.Error.Message)
+	}
+	return resp.StatusCode, eb, raw
+}
+
+func TestAuth(t *testing.T) {
+	t.Parallel()
+	srv := newTestServer(t)
+	cases := []struct {
+		name, auth string
+		status     int
+		code       string
+	}{
+		{"missing", "", 401, codeUnauthorized},
+		{"wrong scheme", "Basic abc", 401, codeUnauthorized},
+		{"empty bearer", "Bearer ", 401, codeUnauthorized},
+		{"unknown key", "Bearer sdb_nope", 401, codeUnauthorized},
+		{"good key", "Bearer " + goodKey, 200, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			status, eb, _ := do(t, srv, http.MethodGet, "/v1/federation/clusters", tc.auth, "")
+			require.Equal(t, tc.status, status)
+			require.Equal(t, tc.code, eb.Error.Code)
+		})
+	}
+}
+
+func TestEveryV1RouteNeedsAKey(t *testing.T) {
+	t.Parallel()
+	srv := newTestServer(t)
+	for _, r := range []struct{ method, path string }{
+		{http.MethodPost, "/v1/federation/schema/sync"},
+		{http.MethodGet, "/v1/federation/schema/sync/schema-sync-v3"},
+		{http.MethodGet, "/v1/federation/clusters"},
+		{http.MethodGet, "/v1/does-not-exist"},
+	} {
+		status, eb, _ := do(t, srv, r.method, r.path, "", "")
+		require.Equal(t, http.StatusUnauthorized, status, r.path)
+		require.Equal(t, codeUnauthorized, eb.Error.Code)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	t.Parallel()
+	srv := newTestServer(t)
+	auth := "Bearer " + goodKey
+	cases := []struct {
+		name, method, path, body string
+		status                   int
+		contains                 string
+	}{
+		{"bad json", http.MethodPost, "/v1/federation/schema/sync", `{"target_version":`, 400, "invalid JSON"},
+		{"not an object", http.MethodPost, "/v1/federation/schema/sync", `[1,2]`, 400, "invalid JSON"},
+		{"unknown field", http.MethodPost, "/v1/federation/schema/sync", `{"target":3}`, 400, "unknown field"},
+		{"two values", http.MethodPost, "/v1/federation/schema/sync", `{} {}`, 400, "more than one"},
+		{"target too high", http.MethodPost, "/v1/federation/schema/sync", `{"target_version":99}`, 400, "outside 1..3"},
+		{"target negative", http.MethodPost, "/v1/federation/schema/sync", `{"target_version":-1}`, 400, "outside 1..3"},
+		{"bad workflow id", http.MethodGet, "/v1/federation/schema/sync/DROP%20TABLE", "", 404, "no schema sync"},
+		{"unknown route", http.MethodGet, "/v1/nope", "", 404, "not found"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			status, eb, raw := do(t, srv, tc.method, tc.path, auth, tc.body)
+			require.Equal(t, tc.status, status, string(raw))
+			require.Contains(t, eb.Error.Message, tc.contains)
+			require.NotContains(t, string(raw), "goroutine", "no stack traces")
+		})
+	}
+}
+
+func TestProbes(t *testing.T) {
+	t.Parallel()
+	srv := newTestServer(t)
+	status, _, _ := do(t, srv, http.MethodGet, "/healthz", "", "")
+	require.Equal(t, http.StatusOK, status)
+}
+
+func TestStatusName(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, "continued_as_new", statusName(6))
+	require.Equal(t, "running", statusName(1))
+	require.Equal(t, "completed", statusName(2))
+}

@@ -1,0 +1,439 @@
+// Package devfed runs a whole federation on one machine: the real backing
+// services (package devstack), then the hub's worker and API and one node
+// agent per lab as `syndb` processes, with seeded node warehouses and an API
+// key. `syndb dev` and the integration tests both use it.
+package devfed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/syndb/federation/internal/chx"
+	"github.com/syndb/federation/internal/config"
+	"github.com/syndb/federation/internal/devstack"
+	"github.com/syndb/federation/internal/p2p"
+	"github.com/syndb/federation/internal/seed"
+	"github.com/syndb/federation/internal/store"
+	"github.com/syndb/federation/schemas"
+)
+
+// NodeSpec describes one dev node agent.
+type NodeSpec struct {
+	Name       string
+	P2PPort    int
+	FlightPort int
+}
+
+// Options configures a dev federation.
+type Options struct {
+	// Root holds all data and logs (e.g. <repo>/.dev).
+	Root string
+	// RepoRoot is where tools/ and .dev/bin live.
+	RepoRoot string
+	// Binary is the syndb executable to run the hub and nodes with.
+	Binary string
+	Ports  devstack.Ports
+	// APIPort and HubP2PPort are the hub's ports.
+	APIPort, HubP2PPort int
+	Nodes               []NodeSpec
+	// SeedDatasets and SeedRows size the synthetic data per node.
+	SeedDatasets, SeedRows int
+	// Out receives the prefixed output of every process (nil: log files only).
+	Out io.Writer
+	Log *slog.Logger
+	// Fast trades durability for speed (tests).
+	Fast bool
+}
+
+// DevOptions returns the options of `syndb dev`: the ports of the README.
+func DevOptions(repoRoot string) Options {
+	return Options{
+		Root:       filepath.Join(repoRoot, ".dev"),
+		RepoRoot:   repoRoot,
+		Ports:      devstack.DevPorts(),
+		APIPort:    8080,
+		HubP2PPort: 4001,
+		Nodes: []NodeSpec{
+			{Name: "lab-a", P2PPort: 4002, FlightPort: 50052},
+			{Name: "lab-b", P2PPort: 4003, FlightPort: 50053},
+		},
+		SeedDatasets: 3,
+		SeedRows:     200,
+	}
+}
+
+// TestOptions returns options on free ports under root, for nodes named names.
+func TestOptions(repoRoot, root, binary string, names ...string) (Options, error) {
+	ports, err := devstack.FreePorts(names...)
+	if err != nil {
+		return Options{}, err
+	}
+	o := Options{Root: root, RepoRoot: repoRoot, Binary: binary, Ports: ports, SeedDatasets: 2, SeedRows: 50, Fast: true}
+	free := func() int {
+		if err != nil {
+			return 0
+		}
+		var p int
+		p, err = devstack.FreePort()
+		return p
+	}
+	o.APIPort, o.HubP2PPort = free(), free()
+	for _, n := range names {
+		o.Nodes = append(o.Nodes, NodeSpec{Name: n, P2PPort: free(), FlightPort: free()})
+	}
+	return o, err
+}
+
+// Federation is a running dev federation.
+type Federation struct {
+	opts  Options
+	Stack *devstack.Stack
+	// Env is the hub's environment (SYNDB_*), as written to syndb.env.
+	Env map[string]string
+	// APIURL is the hub API's base URL.
+	APIURL string
+	// APIKey is a key for the API.
+	APIKey string
+	// HubAddr is the hub's libp2p multiaddr, with its peer ID.
+	HubAddr string
+
+	hub   map[string]*devstack.Process
+	nodes map[string]*devstack.Process
+}
+
+// Start starts everything and returns once the API is ready and every node
+// has registered. On failure it stops what it started.
+func Start(ctx context.Context, o Options) (f *Federation, err error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	f = &Federation{opts: o, hub: map[string]*devstack.Process{}, nodes: map[string]*devstack.Process{}}
+	defer func() {
+		if err != nil {
+			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			_ = f.Stop(stopCtx)
+		}
+	}()
+	names := make([]string, 0, len(o.Nodes))
+	for _, n := range o.Nodes {
+		names = append(names, n.Name)
+	}
+	if len(o.Ports.Nodes) != len(o.Nodes) {
+		return f, fmt.Errorf("ports for %d nodes, specs for %d", len(o.Ports.Nodes), len(o.Nodes))
+	}
+	f.Stack = &devstack.Stack{Root: o.Root, RepoRoot: o.RepoRoot, Ports: o.Ports, Out: o.Out, Log: o.Log, Fast: o.Fast}
+	if err := f.Stack.Start(ctx); err != nil {
+		return f, err
+	}
+
+	hubKey := filepath.Join(o.Root, "hub", "hub.key")
+	hubID, err := p2p.PeerIDFromKeyFile(hubKey)
+	if err != nil {
+		return f, err
+	}
+	f.HubAddr = fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1/p2p/%s", o.HubP2PPort, hubID)
+	f.APIURL = fmt.Sprintf("http://127.0.0.1:%d", o.APIPort)
+	f.Env = map[string]string{
+		"SYNDB_POSTGRES_DSN":        f.Stack.Postgres.DSN(),
+		"SYNDB_TEMPORAL_ADDRESS":    fmt.Sprintf("127.0.0.1:%d", o.Ports.Temporal),
+		"SYNDB_TEMPORAL_UI_URL":     fmt.Sprintf("http://127.0.0.1:%d", o.Ports.TemporalUI),
+		"SYNDB_CLICKHOUSE_ADDR":     f.Stack.Hub.Addr(),
+		"SYNDB_S3_ENDPOINT":         fmt.Sprintf("127.0.0.1:%d", o.Ports.MinIO),
+		"SYNDB_API_ADDR":            fmt.Sprintf("127.0.0.1:%d", o.APIPort),
+		"SYNDB_API_PUBLIC_URL":      f.APIURL,
+		"SYNDB_P2P_LISTEN":          fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1,/ip4/127.0.0.1/tcp/%d", o.HubP2PPort, o.HubP2PPort),
+		"SYNDB_P2P_KEY_FILE":        hubKey,
+		"SYNDB_HUB_ADDR":            f.HubAddr,
+		"SYNDB_S3_ACCESS_KEY":       devstack.MinIOUser,
+		"SYNDB_S3_SECRET_KEY":       devstack.MinIOPassword,
+		"SYNDB_TEMPORAL_NAMESPACE":  "default",
+		"SYNDB_CLICKHOUSE_DATABASE": "syndb",
+	}
+
+	if err := f.seed(ctx); err != nil {
+		return f, err
+	}
+	if f.APIKey, err = f.apiKey(ctx); err != nil {
+		return f, err
+	}
+
+	hubEnv := f.env(nil)
+	for _, svc := range []string{"worker", "api"} {
+		p, err := f.spawn(ctx, svc, []string{svc}, hubEnv)
+		if err != nil {
+			return f, err
+		}
+		f.hub[svc] = p
+	}
+	for _, n := range o.Nodes {
+		if err := f.StartNode(ctx, n.Name); err != nil {
+			return f, err
+		}
+	}
+	if err := f.waitReady(ctx, names); err != nil {
+		return f, err
+	}
+	return f, nil
+}
+
+// StartNode starts (or restarts) the agent of node name.
+func (f *Federation) StartNode(ctx context.Context, name string) error {
+	i := slices.IndexFunc(f.opts.Nodes, func(n NodeSpec) bool { return n.Name == name })
+	if i < 0 {
+		return fmt.Errorf("no node %q", name)
+	}
+	n := f.opts.Nodes[i]
+	env := f.env(map[string]string{
+		"SYNDB_NODE_NAME":       n.Name,
+		"SYNDB_HUB_ADDR":        f.HubAddr,
+		"SYNDB_P2P_LISTEN":      fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1,/ip4/127.0.0.1/tcp/%d", n.P2PPort, n.P2PPort),
+		"SYNDB_P2P_KEY_FILE":    filepath.Join(f.opts.Root, "nodes", n.Name, "node.key"),
+		"SYNDB_FLIGHT_ADDR":     fmt.Sprintf("127.0.0.1:%d", n.FlightPort),
+		"SYNDB_CLICKHOUSE_ADDR": f.Stack.Nodes[n.Name].Addr(),
+	})
+	p, err := f.spawn(ctx, n.Name, []string{"node"}, env)
+	if err != nil {
+		return err
+	}
+	f.nodes[n.Name] = p
+	return nil
+}
+
+// StopNode stops the agent of node name (gracefully, or with SIGKILL).
+func (f *Federation) StopNode(ctx context.Context, name string, kill bool) error {
+	p, ok := f.nodes[name]
+	if !ok {
+		return fmt.Errorf("node %q is not running", name)
+	}
+	delete(f.nodes, name)
+	if kill {
+		return p.Kill()
+	}
+	return p.Stop(ctx, 10*time.Second)
+}
+
+// NodePeerID returns the libp2p identity of node name.
+func (f *Federation) NodePeerID(name string) (string, error) {
+	id, err := p2p.PeerIDFromKeyFile(filepath.Join(f.opts.Root, "nodes", name, "node.key"))
+	return id.String(), err
+}
+
+func (f *Federation) env(extra map[string]string) []string {
+	out := os.Environ()
+	for k, v := range f.Env {
+		out = append(out, k+"="+v)
+	}
+	for k, v := range extra {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+func (f *Federation) spawn(ctx context.Context, name string, args, env []string) (*devstack.Process, error) {
+	return devstack.StartProcess(ctx, devstack.ProcessSpec{
+		Name:    name,
+		Path:    f.opts.Binary,
+		Args:    args,
+		Env:     env,
+		Dir:     f.opts.RepoRoot,
+		LogFile: filepath.Join(f.opts.Root, "logs", name+".log"),
+		Out:     f.opts.Out,
+	})
+}
+
+// seed writes synthetic datasets into every node's warehouse, bringing it to
+// the schema the data needs (and no further: the rest is schema sync's work).
+func (f *Federation) seed(ctx context.Context) error {
+	migs, err := schemas.ClickHouseMigrations()
+	if err != nil {
+		return err
+	}
+	for _, n := range f.opts.Nodes {
+		conn, err := chx.Open(ctx, config.ClickHouse{Addr: f.Stack.Nodes[n.Name].Addr(), User: "default", Database: "syndb"})
+		if err != nil {
+			return fmt.Errorf("seed %s: %w", n.Name, err)
+		}
+		res, err := seed.Seed(ctx, conn, migs, seed.Options{Node: n.Name, Datasets: f.opts.SeedDatasets, Rows: f.opts.SeedRows})
+		_ = conn.Close()
+		if err != nil {
+			return fmt.Errorf("seed %s: %w", n.Name, err)
+		}
+		f.opts.Log.Info("node seeded", "node", n.Name, "datasets_created", res.Created, "datasets_present", res.Skipped,
+			"rows", res.Rows, "schema_version", res.SchemaTo)
+	}
+	return nil
+}
+
+// apiKey returns the dev API key kept in Root/dev-api-key, creating it (and
+// the hub schema) when missing or no longer valid.
+func (f *Federation) apiKey(ctx context.Context) (string, error) {
+	st, err := store.Open(ctx, f.Stack.Postgres.DSN())
+	if err != nil {
+		return "", err
+	}
+	defer st.Close()
+	path := filepath.Join(f.opts.Root, "dev-api-key")
+	if raw, err := os.ReadFile(path); err == nil {
+		key := strings.TrimSpace(string(raw))
+		if _, err := st.Authenticate(ctx, key); err == nil {
+			return key, nil
+		}
+	}
+	key, err := st.CreateAPIKey(ctx, "dev", "dev", "admin")
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("save dev api key: %w", err)
+	}
+	return key, nil
+}
+
+// waitReady polls until the API is ready and every node registered with its
+// own peer ID, or a process died.
+func (f *Federation) waitReady(ctx context.Context, names []string) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	st, err := store.Open(ctx, f.Stack.Postgres.DSN())
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	want := map[string]string{}
+	for _, n := range names {
+		if want[n], err = f.NodePeerID(n); err != nil {
+			return err
+		}
+	}
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	var last error
+	for {
+		last = f.ready(ctx, st, want)
+		if last == nil {
+			return nil
+		}
+		if err := f.died(); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("federation not ready: %w", last)
+		case <-tick.C:
+		}
+	}
+}
+
+func (f *Federation) ready(ctx context.Context, st *store.Store, want map[string]string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.APIURL+"/readyz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("api: %w", err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("api /readyz answered %d", resp.StatusCode)
+	}
+	cs, err := st.Clusters(ctx, true)
+	if err != nil {
+		return err
+	}
+	got := map[string]string{}
+	for _, c := range cs {
+		got[c.Name] = c.PeerID
+	}
+	for name, id := range want {
+		if got[name] != id {
+			return fmt.Errorf("node %s has not registered yet", name)
+		}
+	}
+	return nil
+}
+
+// died reports a process that exited on its own.
+func (f *Federation) died() error {
+	for name, p := range f.hub {
+		select {
+		case <-p.Done():
+			return fmt.Errorf("%s exited: %w (see %s)", name, p.Err(), filepath.Join(f.opts.Root, "logs", name+".log"))
+		default:
+		}
+	}
+	for name, p := range f.nodes {
+		select {
+		case <-p.Done():
+			return fmt.Errorf("node %s exited: %w (see %s)", name, p.Err(), filepath.Join(f.opts.Root, "logs", name+".log"))
+		default:
+		}
+	}
+	return nil
+}
+
+// Wait blocks until ctx ends or a process exits on its own.
+func (f *Federation) Wait(ctx context.Context) error {
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if err := f.died(); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// Stop stops the nodes, the API, the worker, then the services.
+func (f *Federation) Stop(ctx context.Context) error {
+	var errs []error
+	for _, name := range sortedKeys(f.nodes) {
+		errs = append(errs, f.nodes[name].Stop(ctx, 10*time.Second))
+	}
+	for _, name := range []string{"api", "worker"} {
+		if p, ok := f.hub[name]; ok {
+			errs = append(errs, p.Stop(ctx, 20*time.Second))
+		}
+	}
+	if f.Stack != nil {
+		errs = append(errs, f.Stack.Stop(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// WriteEnv writes the hub environment to path as KEY=value lines.
+func (f *Federation) WriteEnv(path string) error {
+	var b strings.Builder
+	b.WriteString("# Written by `syndb dev`: the settings of the running dev federation.\n")
+	for _, k := range sortedKeys(f.Env) {
+		b.WriteString(k + "=" + strconv.Quote(f.Env[k]) + "\n")
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,239 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/syndb/federation/api"
+	"github.com/syndb/federation/internal/chx"
+	"github.com/syndb/federation/internal/config"
+	"github.com/syndb/federation/internal/migrate"
+	"github.com/syndb/federation/internal/store"
+	"github.com/syndb/federation/schemas"
+	"github.com/syndb/federation/workflows"
+)
+
+func apiDo(t *testing.T, method, path, body string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, fed.APIURL+path, strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+fed.APIKey)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer func() { _ = resp.Body.Close() }()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, raw
+}
+
+func temporalClient(t *testing.T) client.Client {
+	t.Helper()
+	c, err := client.Dial(client.Options{HostPort: fed.Env["SYNDB_TEMPORAL_ADDRESS"]})
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	return c
+}
+
+func nodeConn(t *testing.T, name string) driver.Conn {
+	t.Helper()
+	conn, err := chx.Open(t.Context(), config.ClickHouse{Addr: fed.Stack.Nodes[name].Addr(), User: "default", Database: "syndb"})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close() })
+	return conn
+}
+
+func ledgerCounts(t *testing.T, conn driver.Conn) map[int]int {
+	t.Helper()
+	rows, err := conn.Query(t.Context(), "SELECT version, count() FROM "+migrate.LedgerTable+" GROUP BY version ORDER BY version")
+	require.NoError(t, err)
+	defer func() { _ = rows.Close() }()
+	out := map[int]int{}
+	for rows.Next() {
+		var v uint32
+		var n uint64
+		require.NoError(t, rows.Scan(&v, &n))
+		out[int(v)] = int(n)
+	}
+	require.NoError(t, rows.Err())
+	return out
+}
+
+func startSync(t *testing.T) api.SchemaSyncStarted {
+	t.Helper()
+	status, raw := apiDo(t, http.MethodPost, "/v1/federation/schema/sync", "")
+	require.Equal(t, http.StatusAccepted, status, string(raw))
+	var started api.SchemaSyncStarted
+	require.NoError(t, json.Unmarshal(raw, &started))
+	return started
+}
+
+func TestSchemaSyncEndToEnd(t *testing.T) {
+	migs, err := schemas.ClickHouseMigrations()
+	require.NoError(t, err)
+	head := len(migs)
+	tc := temporalClient(t)
+
+	// Before: the nodes were seeded at an older schema.
+	for _, n := range []string{"lab-a", "lab-b"} {
+		v, err := migrate.Version(t.Context(), nodeConn(t, n))
+		require.NoError(t, err)
+		require.Less(t, v, head, "node %s must start behind so the sync has work", n)
+	}
+
+	began := time.Now()
+	started := startSync(t)
+	require.Equal(t, workflows.SchemaSyncID(head), started.WorkflowID)
+	require.Equal(t, head, started.TargetVersion)
+	require.NotEmpty(t, started.RunID)
+	require.Contains(t, started.UIURL, "/namespaces/default/workflows/"+started.WorkflowID+"/"+started.RunID)
+	require.True(t, strings.HasSuffix(started.StatusURL, "/v1/federation/schema/sync/"+started.WorkflowID))
+
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	var res workflows.SchemaSyncResult
+	require.NoError(t, tc.GetWorkflow(ctx, started.WorkflowID, started.RunID).Get(ctx, &res))
+	t.Logf("sync to v%d finished in %s", head, time.Since(began))
+	require.Equal(t, head, res.Hub.To)
+	require.Equal(t, 2, res.Synced, "%+v", res)
+	for _, n := range res.Nodes {
+		require.Equal(t, workflows.NodeSynced, n.Status, "%+v", n)
+		require.Equal(t, head, n.To)
+		require.NotEmpty(t, n.Applied)
+	}
+
+	// The nodes' own warehouses: every migration in the ledger exactly once,
+	// and the altered table has its new column.
+	for _, n := range []string{"lab-a", "lab-b"} {
+		conn := nodeConn(t, n)
+		counts := ledgerCounts(t, conn)
+		require.Len(t, counts, head, n)
+		for v := 1; v <= head; v++ {
+			require.Equal(t, 1, counts[v], "node %s version %d", n, v)
+		}
+		var cols uint64
+		require.NoError(t, conn.QueryRow(t.Context(),
+			"SELECT count() FROM system.columns WHERE database = 'syndb' AND table = 'mitochondria' AND name = 'cristae_count'").Scan(&cols))
+		require.Equal(t, uint64(1), cols, "node %s lacks the column migration %d adds", n, head)
+	}
+
+	// PostgreSQL recorded the versions.
+	st, err := store.Open(t.Context(), fed.Env["SYNDB_POSTGRES_DSN"])
+	require.NoError(t, err)
+	defer st.Close()
+	for _, n := range []string{"lab-a", "lab-b"} {
+		c, err := st.Cluster(t.Context(), n)
+		require.NoError(t, err)
+		require.Equal(t, head, c.SchemaVersion)
+		hist, err := st.SchemaHistory(t.Context(), n)
+		require.NoError(t, err)
+		require.Len(t, hist, head)
+		for i, h := range hist {
+			require.Equal(t, migs[i].Checksum, h.Checksum)
+		}
+	}
+
+	// The status endpoint reports the finished run per node.
+	status, raw := apiDo(t, http.MethodGet, "/v1/federation/schema/sync/"+started.WorkflowID, "")
+	require.Equal(t, http.StatusOK, status, string(raw))
+	var st1 api.SchemaSyncStatus
+	require.NoError(t, json.Unmarshal(raw, &st1))
+	require.Equal(t, "completed", st1.Status)
+	require.Len(t, st1.Nodes, 2)
+	require.Equal(t, 2, st1.Synced)
+
+	recordHistory(t, tc, started.WorkflowID, started.RunID)
+
+	// A second POST runs again and applies nothing twice.
+	again := startSync(t)
+	require.Equal(t, started.WorkflowID, again.WorkflowID)
+	require.NotEqual(t, started.RunID, again.RunID, "a finished sync may run again")
+	var res2 workflows.SchemaSyncResult
+	require.NoError(t, tc.GetWorkflow(ctx, again.WorkflowID, again.RunID).Get(ctx, &res2))
+	require.Empty(t, res2.Hub.Applied)
+	require.Equal(t, 2, res2.Synced)
+	for _, n := range res2.Nodes {
+		require.Empty(t, n.Applied, "node %s applied something twice", n.Name)
+		require.Equal(t, head, n.From)
+	}
+	for _, n := range []string{"lab-a", "lab-b"} {
+		for v, c := range ledgerCounts(t, nodeConn(t, n)) {
+			require.Equal(t, 1, c, "node %s version %d", n, v)
+		}
+	}
+}
+
+func TestClustersListed(t *testing.T) {
+	status, raw := apiDo(t, http.MethodGet, "/v1/federation/clusters", "")
+	require.Equal(t, http.StatusOK, status, string(raw))
+	var list api.ClusterList
+	require.NoError(t, json.Unmarshal(raw, &list))
+	require.Len(t, list.Clusters, 2)
+	for i, name := range []string{"lab-a", "lab-b"} {
+		c := list.Clusters[i]
+		require.Equal(t, name, c.Name)
+		id, err := fed.NodePeerID(name)
+		require.NoError(t, err)
+		require.Equal(t, id, c.PeerID)
+		require.NotEmpty(t, c.Addrs)
+		require.NotEmpty(t, c.Health)
+		require.False(t, c.LastSeen.IsZero())
+		require.Equal(t, fed.Stack.Nodes[name].Addr(), c.ClickHouseAddr)
+	}
+}
+
+func TestProbesAndAuth(t *testing.T) {
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get(fed.APIURL + path) //nolint:noctx // a plain probe
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode, path)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, fed.APIURL+"/v1/federation/schema/sync", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer sdb_not-a-real-key")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer func() { _ = resp.Body.Close() }()
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	var eb api.ErrorBody
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&eb))
+	require.Equal(t, "unauthorized", eb.Error.Code)
+}
+
+// recordHistory writes the run's history to workflows/testdata when
+// SYNDB_RECORD_HISTORY names a file there (go tool task record-history).
+func recordHistory(t *testing.T, tc client.Client, id, runID string) {
+	t.Helper()
+	name := os.Getenv("SYNDB_RECORD_HISTORY")
+	if name == "" {
+		return
+	}
+	it := tc.GetWorkflowHistory(t.Context(), id, runID, false, 0)
+	var events []json.RawMessage
+	for it.HasNext() {
+		ev, err := it.Next()
+		require.NoError(t, err)
+		raw, err := protojson.Marshal(ev)
+		require.NoError(t, err)
+		events = append(events, raw)
+	}
+	out, err := json.MarshalIndent(map[string]any{"events": events}, "", "  ")
+	require.NoError(t, err)
+	path := filepath.Join("..", "..", "workflows", "testdata", name)
+	require.NoError(t, os.WriteFile(path, out, 0o644))
+	t.Logf("recorded %d events of %s to %s", len(events), id, path)
+	fmt.Println("recorded history:", path)
+}
