@@ -1,0 +1,131 @@
+package devstack
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/syndb/federation/internal/chx"
+	"github.com/syndb/federation/internal/config"
+)
+
+const clickhouseBin = "/usr/sbin/clickhouse-server"
+
+// ClickHouse is one clickhouse-server with its own config and data.
+type ClickHouse struct {
+	Name              string
+	Dir               string
+	HTTPPort, TCPPort int
+	Password          string
+	Out               io.Writer
+	LogFile           string
+
+	proc *Process
+}
+
+// Addr returns the native-protocol address.
+func (c *ClickHouse) Addr() string { return fmt.Sprintf("127.0.0.1:%d", c.TCPPort) }
+
+var chConfig = template.Must(template.New("config").Parse(`<?xml version="1.0"?>
+<yandex>
+  <logger><level>warning</level><log>{{.Dir}}/server.log</log><errorlog>{{.Dir}}/server.err.log</errorlog><size>10M</size><count>2</count></logger>
+  <http_port>{{.HTTPPort}}</http_port>
+  <tcp_port>{{.TCPPort}}</tcp_port>
+  <listen_host>127.0.0.1</listen_host>
+  <max_connections>1024</max_connections>
+  <keep_alive_timeout>3</keep_alive_timeout>
+  <max_concurrent_queries>100</max_concurrent_queries>
+  <uncompressed_cache_size>268435456</uncompressed_cache_size>
+  <mark_cache_size>268435456</mark_cache_size>
+  <path>{{.Dir}}/data/</path>
+  <tmp_path>{{.Dir}}/data/tmp/</tmp_path>
+  <user_files_path>{{.Dir}}/data/user_files/</user_files_path>
+  <format_schema_path>{{.Dir}}/data/format_schemas/</format_schema_path>
+  <users_config>users.xml</users_config>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <timezone>UTC</timezone>
+  <mlock_executable>false</mlock_executable>
+</yandex>
+`))
+
+var chUsers = template.Must(template.New("users").Parse(`<?xml version="1.0"?>
+<yandex>
+  <profiles><default><max_memory_usage>4000000000</max_memory_usage><load_balancing>random</load_balancing></default></profiles>
+  <users><default><password>{{.Password}}</password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks><profile>default</profile><quota>default</quota></default></users>
+  <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors><result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>
+</yandex>
+`))
+
+// Start writes the config, starts the server and creates database syndb.
+func (c *ClickHouse) Start(ctx context.Context) error {
+	abs, err := filepath.Abs(c.Dir)
+	if err != nil {
+		return fmt.Errorf("resolve %s: %w", c.Dir, err)
+	}
+	c.Dir = abs
+	if err := os.MkdirAll(filepath.Join(c.Dir, "data"), 0o755); err != nil {
+		return fmt.Errorf("create clickhouse dir: %w", err)
+	}
+	for name, tmpl := range map[string]*template.Template{"config.xml": chConfig, "users.xml": chUsers} {
+		var b strings.Builder
+		if err := tmpl.Execute(&b, c); err != nil {
+			return fmt.Errorf("render clickhouse %s: %w", name, err)
+		}
+		if err := os.WriteFile(filepath.Join(c.Dir, name), []byte(b.String()), 0o600); err != nil {
+			return fmt.Errorf("write clickhouse %s: %w", name, err)
+		}
+	}
+	c.proc, err = StartProcess(ctx, ProcessSpec{
+		Name: c.Name, Path: clickhouseBin, Args: []string{"--config-file=" + filepath.Join(c.Dir, "config.xml")},
+		Dir: c.Dir, LogFile: c.LogFile, Out: c.Out,
+	})
+	if err != nil {
+		return err
+	}
+	ping := fmt.Sprintf("http://127.0.0.1:%d/ping", c.HTTPPort)
+	return waitFor(ctx, c.proc, 2*time.Minute, func(ctx context.Context) error {
+		if err := httpOK(ctx, ping); err != nil {
+			return err
+		}
+		conn, err := chx.Open(ctx, config.ClickHouse{Addr: c.Addr(), User: "default", Password: c.Password, Database: "syndb"})
+		if err != nil {
+			return err
+		}
+		return conn.Close()
+	})
+}
+
+// Stop shuts the server down.
+func (c *ClickHouse) Stop(ctx context.Context) error {
+	if c.proc == nil {
+		return nil
+	}
+	return c.proc.Stop(ctx, 30*time.Second)
+}
+
+// Process returns the server process (tests stop and restart it).
+func (c *ClickHouse) Process() *Process { return c.proc }
+
+func httpOK(ctx context.Context, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s answered %d", url, resp.StatusCode)
+	}
+	return nil
+}

@@ -1,0 +1,86 @@
+package devstack
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+)
+
+// Temporal is the Temporal dev server (the `temporal` CLI's start-dev) with
+// SQLite persistence and the web UI.
+type Temporal struct {
+	Bin, DBFile      string
+	Port, UIPort     int
+	SearchAttributes map[string]string
+	Out              io.Writer
+	LogFile          string
+
+	proc *Process
+}
+
+// Start starts the server and waits until a client's health check passes
+// and the UI answers.
+func (t *Temporal) Start(ctx context.Context) error {
+	if err := os.MkdirAll(filepath.Dir(t.DBFile), 0o755); err != nil {
+		return fmt.Errorf("create temporal dir: %w", err)
+	}
+	httpPort, err := FreePort()
+	if err != nil {
+		return err
+	}
+	metricsPort, err := FreePort()
+	if err != nil {
+		return err
+	}
+	args := []string{"server", "start-dev", "--ip", "127.0.0.1", "--port", strconv.Itoa(t.Port),
+		"--ui-port", strconv.Itoa(t.UIPort), "--http-port", strconv.Itoa(httpPort),
+		"--metrics-port", strconv.Itoa(metricsPort), "--db-filename", t.DBFile,
+		"--log-level", "warn", "--namespace", "default"}
+	keys := make([]string, 0, len(t.SearchAttributes))
+	for k := range t.SearchAttributes {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		args = append(args, "--search-attribute", k+"="+t.SearchAttributes[k])
+	}
+	t.proc, err = StartProcess(ctx, ProcessSpec{Name: "temporal", Path: t.Bin, Args: args, LogFile: t.LogFile, Out: t.Out})
+	if err != nil {
+		return err
+	}
+	hostPort := fmt.Sprintf("127.0.0.1:%d", t.Port)
+	ui := fmt.Sprintf("http://127.0.0.1:%d/", t.UIPort)
+	return waitFor(ctx, t.proc, 2*time.Minute, func(ctx context.Context) error {
+		c, err := client.DialContext(ctx, client.Options{HostPort: hostPort, Logger: tlog.NewStructuredLogger(slog.New(slog.DiscardHandler))})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if _, err := c.CheckHealth(ctx, nil); err != nil {
+			return err
+		}
+		// The default namespace answers once the server finished creating it.
+		if _, err := c.ListOpenWorkflow(ctx, &workflowservice.ListOpenWorkflowExecutionsRequest{Namespace: "default", MaximumPageSize: 1}); err != nil {
+			return err
+		}
+		return httpOK(ctx, ui)
+	})
+}
+
+// Stop stops the server.
+func (t *Temporal) Stop(ctx context.Context) error {
+	if t.proc == nil {
+		return nil
+	}
+	return t.proc.Stop(ctx, 20*time.Second)
+}
