@@ -45,7 +45,7 @@ func (t *Temporal) Start(ctx context.Context) error {
 	args := []string{"server", "start-dev", "--ip", "127.0.0.1", "--port", strconv.Itoa(t.Port),
 		"--ui-port", strconv.Itoa(t.UIPort), "--http-port", strconv.Itoa(httpPort),
 		"--metrics-port", strconv.Itoa(metricsPort), "--db-filename", t.DBFile,
-		"--log-level", "warn", "--namespace", "default"}
+		"--log-level", "error", "--namespace", "default"}
 	keys := make([]string, 0, len(t.SearchAttributes))
 	for k := range t.SearchAttributes {
 		keys = append(keys, k)
