@@ -1,0 +1,203 @@
+package deploy
+
+import (
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/compose-spec/compose-go/v2/loader"
+	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/stretchr/testify/require"
+
+	"github.com/syndb/federation/internal/config"
+)
+
+// defaults maps every SYNDB_* variable the components' configs read to its
+// default (all of them when none is given).
+func defaults(t *testing.T, components ...any) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	var walk func(reflect.Type)
+	walk = func(rt reflect.Type) {
+		for f := range rt.Fields() {
+			if name, ok := f.Tag.Lookup("env"); ok {
+				out[name] = f.Tag.Get("envDefault")
+				continue
+			}
+			if f.Type.Kind() == reflect.Struct && f.Type.PkgPath() == rt.PkgPath() {
+				walk(f.Type)
+			}
+		}
+	}
+	if len(components) == 0 {
+		components = []any{config.API{}, config.Worker{}, config.Node{}}
+	}
+	for _, v := range components {
+		walk(reflect.TypeOf(v))
+	}
+	require.NotEmpty(t, out)
+	return out
+}
+
+func load(t *testing.T) *types.Project {
+	t.Helper()
+	wd, err := os.Getwd()
+	require.NoError(t, err)
+	root := filepath.Join(wd, "..", "..")
+	p, err := loader.LoadWithContext(t.Context(), types.ConfigDetails{
+		WorkingDir:  root,
+		ConfigFiles: []types.ConfigFile{{Filename: filepath.Join(root, "docker-compose.yml")}},
+		Environment: types.Mapping{"SYNDB_HUB_ADDR": "/dns4/worker/udp/4001/quic-v1/p2p/12D3KooWTest"},
+	}, func(o *loader.Options) { o.SetProjectName("syndb", true) })
+	require.NoError(t, err)
+	return p
+}
+
+var portRe = regexp.MustCompile(`(?:[:/])(\d{2,5})(?:/|$|\?)`)
+
+// port extracts the port of a host:port, URL or multiaddr.
+func port(t *testing.T, v string) uint32 {
+	t.Helper()
+	m := portRe.FindStringSubmatch(v)
+	require.NotNil(t, m, "no port in %q", v)
+	n, err := strconv.Atoi(m[1])
+	require.NoError(t, err)
+	return uint32(n)
+}
+
+func publishes(s types.ServiceConfig, target uint32, proto string) bool {
+	for _, p := range s.Ports {
+		if p.Target == target && p.Published == strconv.Itoa(int(target)) && (p.Protocol == proto || (proto == "tcp" && p.Protocol == "")) {
+			return true
+		}
+	}
+	return false
+}
+
+func env(t *testing.T, s types.ServiceConfig, name string) string {
+	t.Helper()
+	v, ok := s.Environment[name]
+	require.True(t, ok && v != nil, "service %s lacks %s", s.Name, name)
+	return *v
+}
+
+func TestComposeServices(t *testing.T) {
+	t.Parallel()
+	p := load(t)
+	for _, name := range []string{"postgres", "temporal", "temporal-ui", "clickhouse", "minio", "api", "worker",
+		"lab-a-clickhouse", "lab-a", "lab-b-clickhouse", "lab-b"} {
+		_, err := p.GetService(name)
+		require.NoError(t, err, name)
+	}
+	for _, name := range []string{"api", "worker", "lab-a", "lab-b"} {
+		s, err := p.GetService(name)
+		require.NoError(t, err)
+		require.NotNil(t, s.Build, "%s must build the syndb image", name)
+	}
+}
+
+func TestComposeEnvironmentIsKnownToTheCode(t *testing.T) {
+	t.Parallel()
+	known := defaults(t)
+	for _, s := range load(t).Services {
+		for name := range s.Environment {
+			if strings.HasPrefix(name, "SYNDB_") {
+				_, ok := known[name]
+				require.True(t, ok, "service %s sets %s, which no config struct reads", s.Name, name)
+			}
+		}
+	}
+}
+
+func TestComposePortsMatchCodeDefaults(t *testing.T) {
+	t.Parallel()
+	d := defaults(t, config.API{})
+	dw := defaults(t, config.Worker{})
+	dn := defaults(t, config.Node{})
+	p := load(t)
+	cases := []struct {
+		service, variable, proto string
+		defaults                 map[string]string
+	}{
+		{"api", "SYNDB_API_ADDR", "tcp", d},
+		{"worker", "SYNDB_P2P_LISTEN", "udp", dw},
+		{"clickhouse", "SYNDB_CLICKHOUSE_ADDR", "tcp", d},
+		{"temporal", "SYNDB_TEMPORAL_ADDRESS", "tcp", d},
+		{"postgres", "SYNDB_POSTGRES_DSN", "tcp", d},
+		{"minio", "SYNDB_S3_ENDPOINT", "tcp", d},
+		{"lab-a", "SYNDB_FLIGHT_ADDR", "tcp", dn},
+		{"lab-a", "SYNDB_P2P_LISTEN", "udp", dn},
+	}
+	for _, tc := range cases {
+		t.Run(tc.service+"/"+tc.variable, func(t *testing.T) {
+			t.Parallel()
+			s, err := p.GetService(tc.service)
+			require.NoError(t, err)
+			want := port(t, tc.defaults[tc.variable])
+			require.True(t, publishes(s, want, tc.proto), "%s must publish %d/%s (the default of %s)", tc.service, want, tc.proto, tc.variable)
+		})
+	}
+	worker, err := p.GetService("worker")
+	require.NoError(t, err)
+	require.True(t, publishes(worker, 4001, "tcp"), "the hub's TCP fallback")
+	require.Equal(t, port(t, dw["SYNDB_P2P_LISTEN"]), port(t, env(t, worker, "SYNDB_P2P_LISTEN")))
+	api, err := p.GetService("api")
+	require.NoError(t, err)
+	require.Equal(t, port(t, d["SYNDB_API_ADDR"]), port(t, env(t, api, "SYNDB_API_ADDR")))
+	for name, p2pPort := range map[string]uint32{"lab-a": 4002, "lab-b": 4003} {
+		s, err := p.GetService(name)
+		require.NoError(t, err)
+		require.True(t, publishes(s, p2pPort, "udp"), name)
+		require.Equal(t, p2pPort, port(t, env(t, s, "SYNDB_P2P_LISTEN")), name)
+	}
+}
+
+func TestComposeHubPointsAtItsServices(t *testing.T) {
+	t.Parallel()
+	p := load(t)
+	hostOf := func(v string) (string, uint32) {
+		if u, err := url.Parse(v); err == nil && u.Host != "" {
+			v = u.Host
+		}
+		h, ps, err := net.SplitHostPort(v)
+		require.NoError(t, err, v)
+		n, err := strconv.Atoi(ps)
+		require.NoError(t, err)
+		return h, uint32(n)
+	}
+	exposes := func(service string, target uint32) {
+		s, err := p.GetService(service)
+		require.NoError(t, err, "no service %q", service)
+		found := false
+		for _, pc := range s.Ports {
+			found = found || pc.Target == target
+		}
+		require.True(t, found, "service %s does not listen on %d", service, target)
+	}
+	for _, name := range []string{"api", "worker"} {
+		s, err := p.GetService(name)
+		require.NoError(t, err)
+		for _, v := range []string{"SYNDB_TEMPORAL_ADDRESS", "SYNDB_POSTGRES_DSN", "SYNDB_CLICKHOUSE_ADDR"} {
+			h, prt := hostOf(env(t, s, v))
+			exposes(h, prt)
+		}
+		h, _ := hostOf(env(t, s, "SYNDB_TEMPORAL_ADDRESS"))
+		require.Equal(t, "temporal", h)
+		h, _ = hostOf(env(t, s, "SYNDB_POSTGRES_DSN"))
+		require.Equal(t, "postgres", h)
+	}
+	for _, name := range []string{"lab-a", "lab-b"} {
+		s, err := p.GetService(name)
+		require.NoError(t, err)
+		h, prt := hostOf(env(t, s, "SYNDB_CLICKHOUSE_ADDR"))
+		require.Equal(t, name+"-clickhouse", h, "each node uses its own warehouse")
+		exposes(h, prt)
+		require.Contains(t, env(t, s, "SYNDB_HUB_ADDR"), "/p2p/")
+	}
+}

@@ -1,0 +1,3 @@
+// Package deploy holds checks that the production deployment files agree
+// with the code.
+package deploy
