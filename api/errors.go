@@ -37,10 +37,14 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.message }
 
-func errBadRequest(msg string) error   { return &apiError{http.StatusBadRequest, codeBadRequest, msg} }
-func errNotFound(msg string) error     { return &apiError{http.StatusNotFound, codeNotFound, msg} }
-func errUnavailable(msg string) error  { return &apiError{http.StatusServiceUnavailable, codeUnavailable, msg} }
-func errUnauthorized(msg string) error { return &apiError{http.StatusUnauthorized, codeUnauthorized, msg} }
+func errBadRequest(msg string) error { return &apiError{http.StatusBadRequest, codeBadRequest, msg} }
+func errNotFound(msg string) error   { return &apiError{http.StatusNotFound, codeNotFound, msg} }
+func errUnavailable(msg string) error {
+	return &apiError{http.StatusServiceUnavailable, codeUnavailable, msg}
+}
+func errUnauthorized(msg string) error {
+	return &apiError{http.StatusUnauthorized, codeUnauthorized, msg}
+}
 
 // handleError writes every error as JSON. Errors the handlers did not classify
 // are logged and answered with a generic 500: no internals reach the client.
