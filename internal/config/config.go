@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"reflect"
 	"strings"
 	"time"
 
@@ -109,7 +110,7 @@ func LoadDevEnv() error {
 func Load[T any]() (T, error) {
 	var c T
 	if err := env.Parse(&c); err != nil {
-		return c, fmt.Errorf("parse configuration: %w", err)
+		return c, fmt.Errorf("invalid configuration: %w", explain(reflect.TypeOf(c), err))
 	}
 	if v, ok := any(&c).(interface{ Validate() error }); ok {
 		if err := v.Validate(); err != nil {
@@ -117,6 +118,38 @@ func Load[T any]() (T, error) {
 		}
 	}
 	return c, nil
+}
+
+// explain rewrites the parser's errors, which name Go fields, to name the
+// environment variables a user set.
+func explain(rt reflect.Type, err error) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return err
+	}
+	keys := map[string][]string{}
+	var walk func(reflect.Type)
+	walk = func(rt reflect.Type) {
+		for f := range rt.Fields() {
+			if k, ok := f.Tag.Lookup("env"); ok {
+				keys[f.Name] = append(keys[f.Name], k)
+			} else if f.Type.Kind() == reflect.Struct {
+				walk(f.Type)
+			}
+		}
+	}
+	walk(rt)
+	out := make([]error, 0, len(agg.Errors))
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if errors.As(e, &pe) && len(keys[pe.Name]) == 1 {
+			k := keys[pe.Name][0]
+			out = append(out, fmt.Errorf("%s=%q is not a valid %s", k, os.Getenv(k), pe.Type))
+			continue
+		}
+		out = append(out, e)
+	}
+	return errors.Join(out...)
 }
 
 // Validate checks the API configuration.

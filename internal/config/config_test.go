@@ -1,0 +1,48 @@
+package config
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestDefaultsAreValid(t *testing.T) {
+	_, err := Load[API]()
+	require.NoError(t, err)
+	_, err = Load[Worker]()
+	require.NoError(t, err)
+}
+
+func TestNodeNeedsNameAndHub(t *testing.T) {
+	t.Setenv("SYNDB_NODE_NAME", "")
+	t.Setenv("SYNDB_HUB_ADDR", "")
+	_, err := Load[Node]()
+	require.ErrorContains(t, err, "SYNDB_NODE_NAME")
+	require.ErrorContains(t, err, "SYNDB_HUB_ADDR")
+
+	t.Setenv("SYNDB_NODE_NAME", "lab-a")
+	t.Setenv("SYNDB_HUB_ADDR", "/ip4/127.0.0.1/udp/4001/quic-v1/p2p/12D3KooW")
+	t.Setenv("SYNDB_CLICKHOUSE_ADDR", "127.0.0.1:9003")
+	n, err := Load[Node]()
+	require.NoError(t, err)
+	require.Equal(t, "127.0.0.1:9003", n.ClickHousePublicAddr, "public address defaults to the local one")
+}
+
+func TestBadValuesAreRefused(t *testing.T) {
+	t.Setenv("SYNDB_API_ADDR", "no-port")
+	_, err := Load[API]()
+	require.ErrorContains(t, err, "SYNDB_API_ADDR")
+	t.Setenv("SYNDB_SYNC_CONCURRENCY", "0")
+	_, err = Load[Worker]()
+	require.ErrorContains(t, err, "SYNDB_SYNC_CONCURRENCY")
+	t.Setenv("SYNDB_SYNC_CONCURRENCY", "many")
+	_, err = Load[Worker]()
+	require.ErrorContains(t, err, "SYNDB_SYNC_CONCURRENCY")
+}
+
+func TestValidName(t *testing.T) {
+	t.Parallel()
+	for name, ok := range map[string]bool{"lab-a": true, "a": true, "Lab": false, "-a": false, "a-": false, "": false, "a_b": false} {
+		require.Equal(t, ok, ValidName(name), name)
+	}
+}
