@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func newTestHost(t *testing.T) host.Host {
+func newTestHost(t testing.TB) host.Host {
 	t.Helper()
 	key, err := LoadOrCreateKey(filepath.Join(t.TempDir(), "id.key"))
 	require.NoError(t, err)
