@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 // Package is a Debian package and a file that shows it is installed.
@@ -30,6 +31,11 @@ var aptMu sync.Mutex
 func EnsurePackages(ctx context.Context, log *slog.Logger, want []Package) error {
 	aptMu.Lock()
 	defer aptMu.Unlock()
+	unlock, err := lockFile(filepath.Join(os.TempDir(), "syndb-apt.lock"))
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	var missing []string
 	for _, p := range want {
 		if _, err := os.Stat(p.Binary); err != nil {
@@ -74,6 +80,15 @@ var toolMu sync.Mutex
 func EnsureTool(ctx context.Context, log *slog.Logger, repoRoot, name string) (string, error) {
 	toolMu.Lock()
 	defer toolMu.Unlock()
+	if err := os.MkdirAll(filepath.Join(repoRoot, ".dev", "bin"), 0o755); err != nil {
+		return "", fmt.Errorf("create tool directory: %w", err)
+	}
+	// Test packages run as separate processes and may build the same tool.
+	unlock, err := lockFile(filepath.Join(repoRoot, ".dev", "bin", "."+name+".lock"))
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
 	modDir := filepath.Join(repoRoot, "tools", name)
 	modFile := filepath.Join(modDir, "go.mod")
 	bin := filepath.Join(repoRoot, ".dev", "bin", name)
@@ -96,6 +111,22 @@ func EnsureTool(ctx context.Context, log *slog.Logger, repoRoot, name string) (s
 	}
 	log.Info("tool built", "tool", name, "path", bin)
 	return bin, nil
+}
+
+// lockFile takes an exclusive lock on path, across processes.
+func lockFile(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open lock %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		_ = f.Close()
+	}, nil
 }
 
 // toolPackage reads the first `tool` directive of a go.mod.
