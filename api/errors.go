@@ -39,9 +39,6 @@ func (e *apiError) Error() string { return e.message }
 
 func errBadRequest(msg string) error { return &apiError{http.StatusBadRequest, codeBadRequest, msg} }
 func errNotFound(msg string) error   { return &apiError{http.StatusNotFound, codeNotFound, msg} }
-func errUnavailable(msg string) error {
-	return &apiError{http.StatusServiceUnavailable, codeUnavailable, msg}
-}
 func errUnauthorized(msg string) error {
 	return &apiError{http.StatusUnauthorized, codeUnauthorized, msg}
 }

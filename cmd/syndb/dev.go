@@ -173,7 +173,8 @@ func (d devDirs) detach(ctx context.Context, out io.Writer) error {
 		return fmt.Errorf("find own executable: %w", err)
 	}
 	_ = os.Remove(d.readyFile())
-	c := exec.Command(bin, "dev")
+	// The federation outlives this command: it must not die with ctx.
+	c := exec.Command(bin, "dev") //nolint:noctx // detached on purpose
 	c.Dir, c.Stdout, c.Stderr = d.root, logf, logf
 	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := c.Start(); err != nil {

@@ -49,13 +49,12 @@ func EnsurePackages(ctx context.Context, log *slog.Logger, want []Package) error
 	install := func() ([]byte, error) {
 		return apt(ctx, append([]string{"install", "-y", "--no-install-recommends"}, missing...)...)
 	}
-	out, err := install()
-	if err != nil {
+	if _, err := install(); err != nil {
 		log.Info("apt-get install failed; updating package lists and retrying")
 		if uout, uerr := apt(ctx, "update"); uerr != nil {
 			return fmt.Errorf("apt-get update: %w\n%s", uerr, uout)
 		}
-		if out, err = install(); err != nil {
+		if out, err := install(); err != nil {
 			return fmt.Errorf("apt-get install %s: %w\n%s", strings.Join(missing, " "), err, out)
 		}
 	}

@@ -57,7 +57,8 @@ func StartProcess(_ context.Context, spec ProcessSpec) (*Process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open log of %s: %w", spec.Name, err)
 	}
-	cmd := exec.Command(spec.Path, spec.Args...)
+	// A service outlives the start call; Stop ends it, in order.
+	cmd := exec.Command(spec.Path, spec.Args...) //nolint:noctx // lifetime is managed by Stop
 	cmd.Env, cmd.Dir = spec.Env, spec.Dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: spec.Credential}
 	p := &Process{spec: spec, cmd: cmd, log: logf, done: make(chan struct{})}

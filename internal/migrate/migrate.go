@@ -172,7 +172,7 @@ func Ledger(ctx context.Context, conn driver.Conn) ([]Applied, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read ledger: %w", err)
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }()
 	var out []Applied
 	for rows.Next() {
 		var (

@@ -20,7 +20,7 @@ import (
 // schema sync).
 const SchemaVersion = 2
 
-// Compartment tables, in the order rows are generated.
+// Compartments are the compartment tables, in the order rows are generated.
 var Compartments = []string{
 	"neuron", "axon", "dendrite", "dendritic_spine", "pre_synapse", "post_synapse",
 	"synapse", "vesicle", "mitochondria", "endoplasmic_reticulum",
