@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -17,20 +18,40 @@ import (
 	"github.com/syndb/federation/internal/store"
 )
 
-const goodKey = "sdb_good"
+const (
+	goodKey   = "sdb_good"
+	readerKey = "sdb_reader"
+)
 
 // fakeStore is a small in-memory stand-in for PostgreSQL: one valid key.
 type fakeStore struct{}
 
 func (fakeStore) Authenticate(_ context.Context, key string) (store.Principal, error) {
-	if key == goodKey {
+	switch key {
+	case goodKey:
 		return store.Principal{KeyName: "test", Account: "default", Role: "admin"}, nil
+	case readerKey:
+		return store.Principal{KeyName: "reader", Account: "default", Role: "reader"}, nil
 	}
 	return store.Principal{}, store.ErrUnauthorized
 }
 
 func (fakeStore) Clusters(context.Context, bool) ([]store.Cluster, error) {
 	return []store.Cluster{{Name: "lab-a", PeerID: "12D3KooW", Health: "unknown"}}, nil
+}
+
+func (fakeStore) CreateCluster(_ context.Context, name string, ttl time.Duration) (store.Enrollment, error) {
+	if name == "lab-a" {
+		return store.Enrollment{}, store.ErrExists
+	}
+	return store.Enrollment{Name: name, Token: "sdbenroll_x", ExpiresAt: time.Now().Add(ttl)}, nil
+}
+
+func (fakeStore) RevokeCluster(_ context.Context, name string) (store.Cluster, error) {
+	if name != "lab-a" {
+		return store.Cluster{}, store.ErrNotFound
+	}
+	return store.Cluster{Name: name, Status: "revoked"}, nil
 }
 
 func (fakeStore) Ping(context.Context) error { return errors.New("down for the test") }
@@ -122,6 +143,11 @@ func TestBadInput(t *testing.T) {
 		{"target negative", http.MethodPost, "/v1/federation/schema/sync", `{"target_version":-1}`, 400, "outside 1..3"},
 		{"bad workflow id", http.MethodGet, "/v1/federation/schema/sync/DROP%20TABLE", "", 404, "no schema sync"},
 		{"unknown route", http.MethodGet, "/v1/nope", "", 404, "not found"},
+		{"cluster bad name", http.MethodPost, "/v1/federation/clusters", `{"name":"Lab A"}`, 400, "must be 1-63"},
+		{"cluster no name", http.MethodPost, "/v1/federation/clusters", `{}`, 400, "must be 1-63"},
+		{"cluster bad ttl", http.MethodPost, "/v1/federation/clusters", `{"name":"lab-c","ttl_seconds":-5}`, 400, "ttl_seconds"},
+		{"cluster exists", http.MethodPost, "/v1/federation/clusters", `{"name":"lab-a"}`, 409, "already enrolled"},
+		{"revoke unknown", http.MethodDelete, "/v1/federation/clusters/lab-z", "", 404, "no cluster"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -146,4 +172,23 @@ func TestStatusName(t *testing.T) {
 	require.Equal(t, "continued_as_new", statusName(6))
 	require.Equal(t, "running", statusName(1))
 	require.Equal(t, "completed", statusName(2))
+}
+
+func TestClusterAdmin(t *testing.T) {
+	t.Parallel()
+	srv := newTestServer(t)
+	status, _, raw := do(t, srv, http.MethodPost, "/v1/federation/clusters", "Bearer "+goodKey, `{"name":"lab-c","ttl_seconds":60}`)
+	require.Equal(t, http.StatusCreated, status, string(raw))
+	var e store.Enrollment
+	require.NoError(t, json.Unmarshal(raw, &e))
+	require.Equal(t, "lab-c", e.Name)
+	require.NotEmpty(t, e.Token)
+
+	status, eb, _ := do(t, srv, http.MethodPost, "/v1/federation/clusters", "Bearer "+readerKey, `{"name":"lab-d"}`)
+	require.Equal(t, http.StatusForbidden, status)
+	require.Equal(t, codeForbidden, eb.Error.Code)
+	status, _, _ = do(t, srv, http.MethodDelete, "/v1/federation/clusters/lab-a", "Bearer "+readerKey, "")
+	require.Equal(t, http.StatusForbidden, status)
+	status, _, raw = do(t, srv, http.MethodDelete, "/v1/federation/clusters/lab-a", "Bearer "+goodKey, "")
+	require.Equal(t, http.StatusOK, status, string(raw))
 }

@@ -33,3 +33,14 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		return next(c)
 	}
 }
+
+// requireAdmin lets only admin keys through.
+func requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		p, ok := c.Get(principalKey).(store.Principal)
+		if !ok || p.Role != "admin" {
+			return errForbidden("this needs an admin API key")
+		}
+		return next(c)
+	}
+}

@@ -13,6 +13,8 @@ const (
 	codeBadRequest   = "bad_request"
 	codeUnauthorized = "unauthorized"
 	codeNotFound     = "not_found"
+	codeForbidden    = "forbidden"
+	codeConflict     = "conflict"
 	codeUnavailable  = "unavailable"
 	codeInternal     = "internal"
 )
@@ -38,6 +40,8 @@ type apiError struct {
 func (e *apiError) Error() string { return e.message }
 
 func errBadRequest(msg string) error { return &apiError{http.StatusBadRequest, codeBadRequest, msg} }
+func errForbidden(msg string) error  { return &apiError{http.StatusForbidden, codeForbidden, msg} }
+func errConflict(msg string) error   { return &apiError{http.StatusConflict, codeConflict, msg} }
 func errNotFound(msg string) error   { return &apiError{http.StatusNotFound, codeNotFound, msg} }
 func errUnauthorized(msg string) error {
 	return &apiError{http.StatusUnauthorized, codeUnauthorized, msg}

@@ -24,6 +24,8 @@ import (
 type apiStore interface {
 	Authenticate(ctx context.Context, key string) (store.Principal, error)
 	Clusters(ctx context.Context, activeOnly bool) ([]store.Cluster, error)
+	CreateCluster(ctx context.Context, name string, ttl time.Duration) (store.Enrollment, error)
+	RevokeCluster(ctx context.Context, name string) (store.Cluster, error)
 	Ping(ctx context.Context) error
 }
 
@@ -59,6 +61,8 @@ func New(cfg config.API, deps Deps) *Server {
 	v1.POST("/federation/schema/sync", s.startSchemaSync)
 	v1.GET("/federation/schema/sync/:id", s.schemaSyncStatus)
 	v1.GET("/federation/clusters", s.listClusters)
+	v1.POST("/federation/clusters", s.createCluster, requireAdmin)
+	v1.DELETE("/federation/clusters/:name", s.revokeCluster, requireAdmin)
 	return s
 }
 

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -40,6 +41,7 @@ type Agent struct {
 
 	registered chan struct{}
 	regOnce    sync.Once
+	lastErr    atomic.Pointer[error]
 	wg         sync.WaitGroup
 }
 
@@ -57,7 +59,11 @@ func New(cfg config.Node, log *slog.Logger) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	h, err := p2p.NewHost(p2p.HostConfig{Key: key, Listen: cfg.Listen})
+	psk, err := config.DecodePSK(cfg.PSK)
+	if err != nil {
+		return nil, err
+	}
+	h, err := p2p.NewHost(p2p.HostConfig{Key: key, Listen: cfg.Listen, PSK: psk})
 	if err != nil {
 		return nil, err
 	}
@@ -74,6 +80,15 @@ func (a *Agent) PeerID() peer.ID { return a.host.ID() }
 
 // Registered is closed once the hub first accepted the agent's registration.
 func (a *Agent) Registered() <-chan struct{} { return a.registered }
+
+// LastError returns the error of the latest failed registration attempt,
+// or nil when the latest attempt succeeded (or none was made).
+func (a *Agent) LastError() error {
+	if p := a.lastErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
 
 // Run registers with the hub, and again whenever the connection to the hub
 // is lost, until ctx ends; then it closes the agent.
@@ -108,16 +123,25 @@ func (a *Agent) registerWithBackoff(ctx context.Context) error {
 	for attempt := 1; ; attempt++ {
 		err := a.register(ctx)
 		if err == nil {
+			a.lastErr.Store(nil)
 			return nil
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		level := slog.LevelWarn
-		if attempt == 1 {
-			level = slog.LevelInfo
+		a.lastErr.Store(&err)
+		if p2p.IsCode(err, p2p.CodeUnauthorized) {
+			// The hub refused us: only an operator can fix it (a new token,
+			// re-enrollment), so say why loudly and retry slowly.
+			delay = max(delay, 30*time.Second)
+			a.log.Error("hub refused registration", "reason", err, "retry_in", delay)
+		} else {
+			level := slog.LevelWarn
+			if attempt == 1 {
+				level = slog.LevelInfo
+			}
+			a.log.Log(ctx, level, "registration with hub failed; retrying", "attempt", attempt, "retry_in", delay, "err", err)
 		}
-		a.log.Log(ctx, level, "registration with hub failed; retrying", "attempt", attempt, "retry_in", delay, "err", err)
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
@@ -125,7 +149,7 @@ func (a *Agent) registerWithBackoff(ctx context.Context) error {
 			return ctx.Err()
 		case <-t.C:
 		}
-		delay = min(delay*2, 15*time.Second)
+		delay = min(delay*2, 30*time.Second)
 	}
 }
 
@@ -147,7 +171,7 @@ func (a *Agent) register(ctx context.Context) error {
 	}
 	req := p2p.RegisterRequest{
 		Name: a.cfg.Name, Addrs: addrs, FlightAddr: a.cfg.FlightAddr, ClickHouseAddr: a.cfg.ClickHousePublicAddr,
-		SchemaVersion: v, AgentVersion: version.String(),
+		SchemaVersion: v, AgentVersion: version.String(), EnrollmentToken: a.cfg.EnrollmentToken,
 	}
 	var resp p2p.RegisterResponse
 	if err := p2p.Call(ctx, a.host, a.hub.ID, p2p.ProtoRegister, req, &resp); err != nil {

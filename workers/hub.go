@@ -53,7 +53,12 @@ func RunHub(ctx context.Context, cfg config.Worker, log *slog.Logger) (err error
 	if err != nil {
 		return err
 	}
-	h, err := p2p.NewHost(p2p.HostConfig{Key: key, Listen: cfg.Listen})
+	psk, err := config.DecodePSK(cfg.PSK)
+	if err != nil {
+		return err
+	}
+	gater := p2p.NewGater()
+	h, err := p2p.NewHost(p2p.HostConfig{Key: key, Listen: cfg.Listen, Gater: gater, PSK: psk})
 	if err != nil {
 		return err
 	}
@@ -62,8 +67,20 @@ func RunHub(ctx context.Context, cfg config.Worker, log *slog.Logger) (err error
 			log.Warn("close libp2p host", "err", cerr)
 		}
 	}()
-	reg := &Registrar{store: st, target: len(migs), log: log}
-	p2p.Handle(h, p2p.ProtoRegister, log, nil, reg.Handle)
+	access := &accessSync{store: st, gater: gater, host: h, log: log}
+	if err := access.load(ctx); err != nil {
+		return err
+	}
+	accessCtx, stopAccess := context.WithCancel(ctx)
+	accessDone := make(chan struct{})
+	go func() { defer close(accessDone); access.run(accessCtx) }()
+	defer func() { stopAccess(); <-accessDone }()
+	reg := &Registrar{store: st, target: len(migs), log: log, enrolled: func(ctx context.Context) {
+		if err := access.load(ctx); err != nil {
+			log.Warn("refresh peer access", "err", err)
+		}
+	}}
+	p2p.Handle(h, p2p.ProtoRegister, log, gater.Admits, reg.Handle)
 	for _, a := range h.Addrs() {
 		log.Info("hub libp2p listening", "addr", fmt.Sprintf("%s/p2p/%s", a, h.ID()))
 	}

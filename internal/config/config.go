@@ -7,6 +7,7 @@
 package config
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -75,6 +76,8 @@ type Worker struct {
 	Listen []string `env:"SYNDB_P2P_LISTEN" envSeparator:"," envDefault:"/ip4/127.0.0.1/udp/4001/quic-v1,/ip4/127.0.0.1/tcp/4001"`
 	// KeyFile is the hub's persistent Ed25519 identity, created on first start.
 	KeyFile string `env:"SYNDB_P2P_KEY_FILE" envDefault:"hub.key"`
+	// PSK, 64 hex digits, makes the federation a libp2p private network (TCP only).
+	PSK string `env:"SYNDB_P2P_PSK"`
 	// SyncConcurrency bounds how many nodes a schema sync talks to at once.
 	SyncConcurrency int `env:"SYNDB_SYNC_CONCURRENCY" envDefault:"32"`
 }
@@ -86,12 +89,29 @@ type Node struct {
 	Hub     string   `env:"SYNDB_HUB_ADDR"`
 	Listen  []string `env:"SYNDB_P2P_LISTEN" envSeparator:"," envDefault:"/ip4/127.0.0.1/udp/4002/quic-v1,/ip4/127.0.0.1/tcp/4002"`
 	KeyFile string   `env:"SYNDB_P2P_KEY_FILE" envDefault:"node.key"`
+	// EnrollmentToken is presented on the first registration (POST
+	// /v1/federation/clusters creates it); later registrations need none.
+	EnrollmentToken string `env:"SYNDB_ENROLLMENT_TOKEN"`
+	// PSK, 64 hex digits, must match the hub's when the hub sets one.
+	PSK string `env:"SYNDB_P2P_PSK"`
 	// FlightAddr is where the node's Arrow Flight server listens.
 	FlightAddr string `env:"SYNDB_FLIGHT_ADDR" envDefault:"127.0.0.1:50052"`
 	ClickHouse ClickHouse
 	// ClickHousePublicAddr is the native address the hub's ClickHouse uses in
 	// remote(); it defaults to ClickHouse.Addr.
 	ClickHousePublicAddr string `env:"SYNDB_CLICKHOUSE_PUBLIC_ADDR"`
+}
+
+// DecodePSK decodes a private-network key given as 64 hex digits ("" is none).
+func DecodePSK(s string) ([]byte, error) {
+	if s == "" {
+		return nil, nil
+	}
+	b, err := hex.DecodeString(strings.TrimSpace(s))
+	if err != nil || len(b) != 32 {
+		return nil, errors.New("SYNDB_P2P_PSK must be 64 hex digits (32 bytes)")
+	}
+	return b, nil
 }
 
 // LoadDevEnv reads DevEnvFile into the environment when it exists, without
@@ -177,6 +197,7 @@ func (c *Worker) Validate() error {
 		checkHostPort("SYNDB_CLICKHOUSE_ADDR", c.ClickHouse.Addr),
 		checkNonEmpty("SYNDB_POSTGRES_DSN", c.Postgres.DSN),
 		checkNonEmpty("SYNDB_P2P_KEY_FILE", c.KeyFile),
+		checkPSK(c.PSK),
 	)
 	return errors.Join(errs...)
 }
@@ -201,8 +222,14 @@ func (c *Node) Validate() error {
 		checkHostPort("SYNDB_CLICKHOUSE_ADDR", c.ClickHouse.Addr),
 		checkHostPort("SYNDB_CLICKHOUSE_PUBLIC_ADDR", c.ClickHousePublicAddr),
 		checkNonEmpty("SYNDB_P2P_KEY_FILE", c.KeyFile),
+		checkPSK(c.PSK),
 	)
 	return errors.Join(errs...)
+}
+
+func checkPSK(s string) error {
+	_, err := DecodePSK(s)
+	return err
 }
 
 // validName reports whether s is a valid cluster name: a DNS label.

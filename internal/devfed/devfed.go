@@ -107,8 +107,9 @@ type Federation struct {
 	// HubAddr is the hub's libp2p multiaddr, with its peer ID.
 	HubAddr string
 
-	hub   map[string]*devstack.Process
-	nodes map[string]*devstack.Process
+	hub    map[string]*devstack.Process
+	nodes  map[string]*devstack.Process
+	tokens map[string]string
 }
 
 // Start starts everything and returns once the API is ready and every node
@@ -117,7 +118,7 @@ func Start(ctx context.Context, o Options) (f *Federation, err error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	f = &Federation{opts: o, hub: map[string]*devstack.Process{}, nodes: map[string]*devstack.Process{}}
+	f = &Federation{opts: o, hub: map[string]*devstack.Process{}, nodes: map[string]*devstack.Process{}, tokens: map[string]string{}}
 	defer func() {
 		if err != nil {
 			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
@@ -167,6 +168,9 @@ func Start(ctx context.Context, o Options) (f *Federation, err error) {
 	if f.APIKey, err = f.apiKey(ctx); err != nil {
 		return f, err
 	}
+	if err := f.enroll(ctx, names); err != nil {
+		return f, err
+	}
 
 	hubEnv := f.env(nil)
 	for _, svc := range []string{"worker", "api"} {
@@ -195,12 +199,13 @@ func (f *Federation) StartNode(ctx context.Context, name string) error {
 	}
 	n := f.opts.Nodes[i]
 	env := f.env(map[string]string{
-		"SYNDB_NODE_NAME":       n.Name,
-		"SYNDB_HUB_ADDR":        f.HubAddr,
-		"SYNDB_P2P_LISTEN":      fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1,/ip4/127.0.0.1/tcp/%d", n.P2PPort, n.P2PPort),
-		"SYNDB_P2P_KEY_FILE":    filepath.Join(f.opts.Root, "nodes", n.Name, "node.key"),
-		"SYNDB_FLIGHT_ADDR":     fmt.Sprintf("127.0.0.1:%d", n.FlightPort),
-		"SYNDB_CLICKHOUSE_ADDR": f.Stack.Nodes[n.Name].Addr(),
+		"SYNDB_ENROLLMENT_TOKEN": f.tokens[n.Name],
+		"SYNDB_NODE_NAME":        n.Name,
+		"SYNDB_HUB_ADDR":         f.HubAddr,
+		"SYNDB_P2P_LISTEN":       fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1,/ip4/127.0.0.1/tcp/%d", n.P2PPort, n.P2PPort),
+		"SYNDB_P2P_KEY_FILE":     filepath.Join(f.opts.Root, "nodes", n.Name, "node.key"),
+		"SYNDB_FLIGHT_ADDR":      fmt.Sprintf("127.0.0.1:%d", n.FlightPort),
+		"SYNDB_CLICKHOUSE_ADDR":  f.Stack.Nodes[n.Name].Addr(),
 	})
 	p, err := f.spawn(ctx, n.Name, []string{"node"}, env)
 	if err != nil {
@@ -271,6 +276,41 @@ func (f *Federation) seed(ctx context.Context) error {
 		}
 		f.opts.Log.Info("node seeded", "node", n.Name, "datasets_created", res.Created, "datasets_present", res.Skipped,
 			"rows", res.Rows, "schema_version", res.SchemaTo)
+	}
+	return nil
+}
+
+// enroll creates the registry entries of the dev nodes, with enrollment
+// tokens, unless a name is already bound to that node's identity. A name
+// bound to another identity (its key file was deleted) is re-enrolled.
+func (f *Federation) enroll(ctx context.Context, names []string) error {
+	st, err := store.Open(ctx, f.Stack.Postgres.DSN())
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for _, name := range names {
+		id, err := f.NodePeerID(name)
+		if err != nil {
+			return err
+		}
+		c, err := st.Cluster(ctx, name)
+		switch {
+		case err == nil && c.PeerID == id && c.Status == "active":
+			continue
+		case err == nil && c.PeerID != "" && c.Status == "active":
+			f.opts.Log.Warn("node identity changed; re-enrolling", "node", name)
+			if _, err := st.RevokeCluster(ctx, name); err != nil {
+				return err
+			}
+		case err != nil && !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+		e, err := st.CreateCluster(ctx, name, time.Hour)
+		if err != nil {
+			return fmt.Errorf("enroll %s: %w", name, err)
+		}
+		f.tokens[name] = e.Token
 	}
 	return nil
 }

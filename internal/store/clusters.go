@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"time"
@@ -37,37 +38,89 @@ type Registration struct {
 	ClickHouseAddr string
 	AgentVersion   string
 	SchemaVersion  int
+	// Token is the enrollment token; needed only until the name is bound.
+	Token string
 }
 
-// Register writes a node's registration. A new name is created; a known name
-// is updated only when it comes from the peer it is bound to (ErrPeerMismatch
-// otherwise), so a node cannot take over another's name.
+// Register writes a node's registration. The name must have been enrolled
+// (CreateCluster). The first registration presents the enrollment token and
+// binds the name to the node's peer ID; later ones come from that peer and
+// need no token. A wrong, used or expired token, a revoked name, or a name
+// bound to another peer is refused and nothing changes.
 func (s *Store) Register(ctx context.Context, r Registration) (Cluster, error) {
 	var c Cluster
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var existing *string
-		err := tx.QueryRow(ctx, `SELECT peer_id FROM clusters WHERE name = $1 FOR UPDATE`, r.Name).Scan(&existing)
+		var (
+			existing *string
+			status   string
+		)
+		err := tx.QueryRow(ctx, `SELECT peer_id, status FROM clusters WHERE name = $1 FOR UPDATE`, r.Name).Scan(&existing, &status)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
+			return fmt.Errorf("%w (%q)", ErrNotEnrolled, r.Name)
 		case err != nil:
 			return fmt.Errorf("look up cluster %q: %w", r.Name, err)
+		case status == "revoked":
+			return fmt.Errorf("%w: %q", ErrRevoked, r.Name)
 		case existing != nil && *existing != r.PeerID:
 			return fmt.Errorf("%w: %q is registered to peer %s", ErrPeerMismatch, r.Name, *existing)
+		case existing == nil:
+			if err := redeem(ctx, tx, r); err != nil {
+				return err
+			}
 		}
-		row := tx.QueryRow(ctx, `INSERT INTO clusters (name, peer_id, addrs, flight_addr, clickhouse_addr, agent_version, schema_version, last_seen)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, now())
-			ON CONFLICT (name) DO UPDATE SET peer_id = EXCLUDED.peer_id, addrs = EXCLUDED.addrs,
-				flight_addr = EXCLUDED.flight_addr, clickhouse_addr = EXCLUDED.clickhouse_addr,
-				agent_version = EXCLUDED.agent_version, schema_version = EXCLUDED.schema_version,
-				last_seen = now(), updated_at = now()
-			RETURNING `+clusterColumns, r.Name, r.PeerID, r.Addrs, r.FlightAddr, r.ClickHouseAddr, r.AgentVersion, r.SchemaVersion)
+		row := tx.QueryRow(ctx, `UPDATE clusters SET peer_id = $2, addrs = $3, flight_addr = $4, clickhouse_addr = $5,
+				agent_version = $6, schema_version = $7, last_seen = now(), updated_at = now()
+			WHERE name = $1 RETURNING `+clusterColumns, r.Name, r.PeerID, r.Addrs, r.FlightAddr, r.ClickHouseAddr, r.AgentVersion, r.SchemaVersion)
 		c, err = scanCluster(row)
 		if err != nil {
 			return fmt.Errorf("write cluster %q: %w", r.Name, err)
 		}
+		if existing == nil {
+			if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, ClusterChannel, r.Name); err != nil {
+				return fmt.Errorf("announce enrollment of %q: %w", r.Name, err)
+			}
+		}
 		return nil
 	})
 	return c, err
+}
+
+// redeem checks and consumes the enrollment token of a first registration.
+func redeem(ctx context.Context, tx pgx.Tx, r Registration) error {
+	if r.Token == "" {
+		return fmt.Errorf("%w: %q has not registered yet, so its first registration needs the enrollment token", ErrTokenInvalid, r.Name)
+	}
+	var other string
+	err := tx.QueryRow(ctx, `SELECT name FROM clusters WHERE peer_id = $1`, r.PeerID).Scan(&other)
+	if err == nil {
+		return fmt.Errorf("%w: peer %s is already registered as %q", ErrPeerMismatch, r.PeerID, other)
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("look up peer %s: %w", r.PeerID, err)
+	}
+	hash := sha256.Sum256([]byte(r.Token))
+	var (
+		cluster string
+		expired bool
+		usedAt  *time.Time
+	)
+	err = tx.QueryRow(ctx, `SELECT cluster, expires_at <= now(), used_at FROM enrollment_tokens WHERE token_hash = $1 FOR UPDATE`,
+		hash[:]).Scan(&cluster, &expired, &usedAt)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows), err == nil && cluster != r.Name:
+		return ErrTokenInvalid
+	case err != nil:
+		return fmt.Errorf("look up enrollment token: %w", err)
+	case usedAt != nil:
+		return ErrTokenUsed
+	case expired:
+		return ErrTokenExpired
+	}
+	if _, err := tx.Exec(ctx, `UPDATE enrollment_tokens SET used_at = now(), used_by = $2 WHERE token_hash = $1`, hash[:], r.PeerID); err != nil {
+		return fmt.Errorf("redeem enrollment token: %w", err)
+	}
+	return nil
 }
 
 const clusterColumns = `name, coalesce(peer_id, ''), addrs, flight_addr, clickhouse_addr, agent_version,
