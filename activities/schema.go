@@ -8,10 +8,11 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/libp2p/go-libp2p/core/protocol"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/syndb/federation/internal/fedpb"
 	"github.com/syndb/federation/internal/migrate"
 	"github.com/syndb/federation/internal/p2p"
 	"github.com/syndb/federation/internal/store"
@@ -30,7 +31,7 @@ type schemaStore interface {
 
 // nodeCaller sends one request to a node over libp2p.
 type nodeCaller interface {
-	Call(ctx context.Context, peerID string, addrs []string, proto protocol.ID, req, resp any) error
+	Call(ctx context.Context, peerID string, addrs []string, spec p2p.Spec, req, resp proto.Message) error
 }
 
 // Schema holds the activities of the schema sync workflow.
@@ -133,11 +134,9 @@ func (a *Schema) SyncNodeSchema(ctx context.Context, p SyncNodeParams) (SyncNode
 			fmt.Sprintf("target version %d is outside 1..%d", p.Target, len(a.migrations)), ErrTypeInvalid, nil)
 	}
 	start := time.Now()
-	req := p2p.SchemaSyncRequest{Target: p.Target, Migrations: a.migrations[:p.Target]}
-	var resp p2p.SchemaSyncResponse
-	callCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	err := a.nodes.Call(callCtx, p.Node.PeerID, p.Node.Addrs, p2p.ProtoSchemaSync, req, &resp)
+	req := &fedpb.SchemaSyncRequest{Target: int32(p.Target), Migrations: fedpb.FromMigrations(a.migrations[:p.Target])}
+	var resp fedpb.SchemaSyncResponse
+	err := a.nodes.Call(ctx, p.Node.PeerID, p.Node.Addrs, p2p.SchemaSync, req, &resp)
 	switch {
 	case p2p.IsCode(err, p2p.CodeDrift):
 		return SyncNodeResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeDrift, err)
@@ -146,16 +145,18 @@ func (a *Schema) SyncNodeSchema(ctx context.Context, p SyncNodeParams) (SyncNode
 	case err != nil:
 		return SyncNodeResult{}, fmt.Errorf("schema sync of %s: %w", p.Node.Name, err)
 	}
-	ledger := make([]store.AppliedVersion, 0, len(resp.Ledger))
-	for _, l := range resp.Ledger {
-		ledger = append(ledger, store.AppliedVersion{Version: l.Version, Checksum: l.Checksum})
+	ledger := make([]store.AppliedVersion, 0, len(resp.GetLedger()))
+	for _, l := range resp.GetLedger() {
+		ledger = append(ledger, store.AppliedVersion{Version: int(l.GetVersion()), Checksum: l.GetChecksum()})
 	}
-	if err := a.store.RecordSchemaVersion(ctx, p.Node.Name, resp.To, ledger, p.WorkflowID); err != nil {
+	from, to := int(resp.GetFrom()), int(resp.GetTo())
+	if err := a.store.RecordSchemaVersion(ctx, p.Node.Name, to, ledger, p.WorkflowID); err != nil {
 		return SyncNodeResult{}, err
 	}
-	activity.GetLogger(ctx).Info("node schema synced", "node", p.Node.Name, "from", resp.From, "to", resp.To,
-		"applied", len(resp.Applied), "took", time.Since(start))
-	return SyncNodeResult{From: resp.From, To: resp.To, Applied: summarize(resp.Applied)}, nil
+	applied := fedpb.ToApplied(resp.GetApplied())
+	activity.GetLogger(ctx).Info("node schema synced", "node", p.Node.Name, "from", from, "to", to,
+		"applied", len(applied), "took", time.Since(start))
+	return SyncNodeResult{From: from, To: to, Applied: summarize(applied)}, nil
 }
 
 func summarize(applied []migrate.Applied) []MigrationResult {

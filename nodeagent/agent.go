@@ -1,6 +1,7 @@
 // Package nodeagent is `syndb node`: the small agent beside a lab's ClickHouse.
 // It registers with the hub over libp2p and answers the hub's messages
-// (HealthPing, SchemaSync) against the local warehouse. It shares only the
+// (HealthPing, SchemaSync, DatasetCatalogRequest, GetFlightEndpoint,
+// AnalyticsQuery, OntologySync) against the local warehouse. It shares only the
 // internal protocol packages with the hub, never hub code.
 package nodeagent
 
@@ -14,13 +15,16 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/syndb/federation/internal/chx"
 	"github.com/syndb/federation/internal/config"
+	"github.com/syndb/federation/internal/fedpb"
 	"github.com/syndb/federation/internal/migrate"
 	"github.com/syndb/federation/internal/p2p"
 	"github.com/syndb/federation/internal/version"
@@ -30,6 +34,7 @@ import (
 type Agent struct {
 	cfg  config.Node
 	log  *slog.Logger
+	key  crypto.PrivKey
 	host host.Host
 	hub  peer.AddrInfo
 
@@ -38,6 +43,8 @@ type Agent struct {
 
 	// syncMu serialises migrations of the local warehouse.
 	syncMu sync.Mutex
+	// ontoMu serialises ontology writes.
+	ontoMu sync.Mutex
 
 	registered chan struct{}
 	regOnce    sync.Once
@@ -67,10 +74,14 @@ func New(cfg config.Node, log *slog.Logger) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, log: log.With("node", cfg.Name), host: h, hub: *hub, registered: make(chan struct{})}
+	a := &Agent{cfg: cfg, log: log.With("node", cfg.Name), key: key, host: h, hub: *hub, registered: make(chan struct{})}
 	allow := func(p peer.ID) bool { return p == a.hub.ID }
-	p2p.Handle(h, p2p.ProtoHealthPing, a.log, allow, a.handlePing)
-	p2p.Handle(h, p2p.ProtoSchemaSync, a.log, allow, a.handleSchemaSync)
+	p2p.Handle(h, p2p.HealthPing, a.log, allow, a.handlePing)
+	p2p.Handle(h, p2p.SchemaSync, a.log, allow, a.handleSchemaSync)
+	p2p.Handle(h, p2p.DatasetCatalog, a.log, allow, a.handleCatalog)
+	p2p.Handle(h, p2p.FlightEndpoint, a.log, allow, a.handleFlightEndpoint)
+	p2p.Handle(h, p2p.AnalyticsQuery, a.log, allow, a.handleAnalytics)
+	p2p.Handle(h, p2p.OntologySync, a.log, allow, a.handleOntologySync)
 	a.log.Info("node agent listening", "peer_id", h.ID(), "addrs", h.Addrs(), "hub", hub.ID)
 	return a, nil
 }
@@ -169,15 +180,15 @@ func (a *Agent) register(ctx context.Context) error {
 	for _, m := range a.host.Addrs() {
 		addrs = append(addrs, m.String())
 	}
-	req := p2p.RegisterRequest{
-		Name: a.cfg.Name, Addrs: addrs, FlightAddr: a.cfg.FlightAddr, ClickHouseAddr: a.cfg.ClickHousePublicAddr,
-		SchemaVersion: v, AgentVersion: version.String(), EnrollmentToken: a.cfg.EnrollmentToken,
+	req := &fedpb.RegisterRequest{
+		Name: a.cfg.Name, Addrs: addrs, FlightAddr: a.cfg.FlightAddr, ClickhouseAddr: a.cfg.ClickHousePublicAddr,
+		SchemaVersion: int32(v), AgentVersion: version.String(), EnrollmentToken: a.cfg.EnrollmentToken,
 	}
-	var resp p2p.RegisterResponse
-	if err := p2p.Call(ctx, a.host, a.hub.ID, p2p.ProtoRegister, req, &resp); err != nil {
+	var resp fedpb.RegisterResponse
+	if err := p2p.Call(ctx, a.host, a.hub.ID, p2p.Register, req, &resp); err != nil {
 		return err
 	}
-	a.log.Info("registered with hub", "hub", a.hub.ID, "schema_version", v, "hub_target_schema", resp.TargetSchema)
+	a.log.Info("registered with hub", "hub", a.hub.ID, "schema_version", v, "hub_target_schema", resp.GetTargetSchema())
 	a.regOnce.Do(func() { close(a.registered) })
 	return nil
 }
@@ -211,28 +222,30 @@ func (a *Agent) close() {
 	a.log.Info("node agent stopped")
 }
 
-func (a *Agent) handlePing(ctx context.Context, _ peer.ID, req *p2p.HealthPingRequest) (*p2p.HealthPingResponse, error) {
-	resp := &p2p.HealthPingResponse{Nonce: req.Nonce, Name: a.cfg.Name, AgentVersion: version.String()}
+func (a *Agent) handlePing(ctx context.Context, _ peer.ID, req *fedpb.HealthPingRequest) (*fedpb.HealthPingResponse, error) {
+	resp := &fedpb.HealthPingResponse{Nonce: req.GetNonce(), Name: a.cfg.Name, AgentVersion: version.String()}
 	conn, err := a.conn(ctx)
+	var (
+		took time.Duration
+		v    int
+	)
 	if err == nil {
-		resp.ClickHouseLatency, err = chx.Ping(ctx, conn)
+		took, err = chx.Ping(ctx, conn)
 	}
 	if err == nil {
-		resp.SchemaVersion, err = migrate.Version(ctx, conn)
+		v, err = migrate.Version(ctx, conn)
 	}
 	if err != nil {
-		resp.ClickHouseError = err.Error()
+		resp.ClickhouseError = err.Error()
 		return resp, nil
 	}
-	resp.ClickHouseOK = true
+	resp.ClickhouseOk, resp.ClickhouseLatency, resp.SchemaVersion = true, durationpb.New(took), int32(v)
 	return resp, nil
 }
 
-func (a *Agent) handleSchemaSync(ctx context.Context, _ peer.ID, req *p2p.SchemaSyncRequest) (*p2p.SchemaSyncResponse, error) {
-	if req.Target < 1 || req.Target > len(req.Migrations) {
-		return nil, p2p.Errorf(p2p.CodeInvalid, "target %d is outside the %d migrations sent", req.Target, len(req.Migrations))
-	}
-	if err := migrate.Verify(req.Migrations); err != nil {
+func (a *Agent) handleSchemaSync(ctx context.Context, _ peer.ID, req *fedpb.SchemaSyncRequest) (*fedpb.SchemaSyncResponse, error) {
+	ms := fedpb.ToMigrations(req.GetMigrations())
+	if err := migrate.Verify(ms); err != nil {
 		return nil, p2p.Errorf(p2p.CodeInvalid, "%v", err)
 	}
 	conn, err := a.conn(ctx)
@@ -241,7 +254,7 @@ func (a *Agent) handleSchemaSync(ctx context.Context, _ peer.ID, req *p2p.Schema
 	}
 	a.syncMu.Lock()
 	defer a.syncMu.Unlock()
-	res, err := migrate.Apply(ctx, conn, req.Migrations, req.Target)
+	res, err := migrate.Apply(ctx, conn, ms, int(req.GetTarget()))
 	if errors.Is(err, migrate.ErrDrift) {
 		a.log.Error("schema drift: refusing to migrate", "err", err)
 		return nil, p2p.Errorf(p2p.CodeDrift, "%v", err)
@@ -256,5 +269,7 @@ func (a *Agent) handleSchemaSync(ctx context.Context, _ peer.ID, req *p2p.Schema
 	for _, m := range res.Applied {
 		a.log.Info("migration applied", "version", m.Version, "name", m.Name, "took", m.Duration)
 	}
-	return &p2p.SchemaSyncResponse{From: res.From, To: res.To, Applied: res.Applied, Ledger: ledger}, nil
+	return &fedpb.SchemaSyncResponse{
+		From: int32(res.From), To: int32(res.To), Applied: fedpb.FromApplied(res.Applied), Ledger: fedpb.FromApplied(ledger),
+	}, nil
 }

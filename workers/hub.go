@@ -80,7 +80,7 @@ func RunHub(ctx context.Context, cfg config.Worker, log *slog.Logger) (err error
 			log.Warn("refresh peer access", "err", err)
 		}
 	}}
-	p2p.Handle(h, p2p.ProtoRegister, log, gater.Admits, reg.Handle)
+	p2p.Handle(h, p2p.Register, log, gater.Admits, reg.Handle)
 	for _, a := range h.Addrs() {
 		log.Info("hub libp2p listening", "addr", fmt.Sprintf("%s/p2p/%s", a, h.ID()))
 	}

@@ -7,7 +7,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/syndb/federation/internal/config"
+	"github.com/syndb/federation/internal/fedpb"
 	"github.com/syndb/federation/internal/p2p"
 	"github.com/syndb/federation/internal/store"
 )
@@ -32,31 +32,26 @@ var refusals = []error{store.ErrPeerMismatch, store.ErrNotEnrolled, store.ErrRev
 
 // Handle validates a registration and writes it to the registry. A name
 // bound to another peer is refused and nothing changes.
-func (r *Registrar) Handle(ctx context.Context, from peer.ID, req *p2p.RegisterRequest) (*p2p.RegisterResponse, error) {
-	if !config.ValidName(req.Name) {
-		return nil, p2p.Errorf(p2p.CodeInvalid, "cluster name %q must be 1-63 characters of a-z, 0-9 and '-'", req.Name)
-	}
-	if req.SchemaVersion < 0 {
-		return nil, p2p.Errorf(p2p.CodeInvalid, "schema version %d is negative", req.SchemaVersion)
-	}
+// The request arrives validated (fedpb.RegisterRequest.Validate).
+func (r *Registrar) Handle(ctx context.Context, from peer.ID, req *fedpb.RegisterRequest) (*fedpb.RegisterResponse, error) {
 	c, err := r.store.Register(ctx, store.Registration{
-		Name: req.Name, PeerID: from.String(), Addrs: req.Addrs, FlightAddr: req.FlightAddr,
-		ClickHouseAddr: req.ClickHouseAddr, AgentVersion: req.AgentVersion, SchemaVersion: req.SchemaVersion,
-		Token: req.EnrollmentToken,
+		Name: req.GetName(), PeerID: from.String(), Addrs: req.GetAddrs(), FlightAddr: req.GetFlightAddr(),
+		ClickHouseAddr: req.GetClickhouseAddr(), AgentVersion: req.GetAgentVersion(), SchemaVersion: int(req.GetSchemaVersion()),
+		Token: req.GetEnrollmentToken(),
 	})
 	for _, refusal := range refusals {
 		if errors.Is(err, refusal) {
-			r.log.Warn("registration refused", "name", req.Name, "peer", from, "reason", err)
+			r.log.Warn("registration refused", "name", req.GetName(), "peer", from, "reason", err)
 			return nil, p2p.Errorf(p2p.CodeUnauthorized, "registration refused: %v", err)
 		}
 	}
 	if err != nil {
-		r.log.Error("registration failed", "name", req.Name, "peer", from, "err", err)
+		r.log.Error("registration failed", "name", req.GetName(), "peer", from, "err", err)
 		return nil, p2p.Errorf(p2p.CodeUnavailable, "registry unavailable")
 	}
 	if r.enrolled != nil {
 		r.enrolled(ctx)
 	}
-	r.log.Info("node registered", "name", c.Name, "peer", from, "schema_version", c.SchemaVersion, "addrs", req.Addrs)
-	return &p2p.RegisterResponse{Name: c.Name, TargetSchema: r.target}, nil
+	r.log.Info("node registered", "name", c.Name, "peer", from, "schema_version", c.SchemaVersion, "addrs", req.GetAddrs())
+	return &fedpb.RegisterResponse{Name: c.Name, TargetSchema: int32(r.target)}, nil
 }

@@ -18,6 +18,8 @@ import (
 
 	"github.com/caarlos0/env/v11"
 	"github.com/joho/godotenv"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 // DevEnvFile is the file `syndb dev` writes with the settings it resolved
@@ -67,11 +69,73 @@ type API struct {
 	ShutdownTimeout time.Duration `env:"SYNDB_API_SHUTDOWN_TIMEOUT" envDefault:"10s"`
 }
 
+// Discovery configures how a libp2p process finds and reaches its peers.
+type Discovery struct {
+	// Bootstrap holds the federation DHT's bootstrap peers (multiaddrs
+	// ending in /p2p/<peer ID>), usually `syndb relay` processes.
+	Bootstrap []string `env:"SYNDB_P2P_BOOTSTRAP" envSeparator:","`
+	// MDNS announces the process on the local network and finds peers there.
+	MDNS bool `env:"SYNDB_P2P_MDNS" envDefault:"true"`
+	// Relays are circuit relay v2 servers (multiaddrs with /p2p/) on which a
+	// process behind NAT reserves a slot and is then reached.
+	Relays []string `env:"SYNDB_P2P_RELAYS" envSeparator:","`
+	// Reachability is auto (detected), public, or private (behind NAT:
+	// advertise relayed addresses only).
+	Reachability string `env:"SYNDB_P2P_REACHABILITY" envDefault:"auto"`
+}
+
+// Validate checks the discovery settings.
+func (d *Discovery) Validate() error {
+	var errs []error
+	for _, a := range d.Bootstrap {
+		errs = append(errs, checkPeerAddr("SYNDB_P2P_BOOTSTRAP", a))
+	}
+	for _, a := range d.Relays {
+		errs = append(errs, checkPeerAddr("SYNDB_P2P_RELAYS", a))
+	}
+	switch d.Reachability {
+	case "auto", "public", "private":
+	default:
+		errs = append(errs, fmt.Errorf("SYNDB_P2P_REACHABILITY: %q is not auto, public or private", d.Reachability))
+	}
+	return errors.Join(errs...)
+}
+
+// Relay configures `syndb relay`: a public rendezvous of the federation, a
+// DHT bootstrap server and circuit relay v2 service for peers behind NAT.
+type Relay struct {
+	Discovery
+	Listen  []string `env:"SYNDB_P2P_LISTEN" envSeparator:"," envDefault:"/ip4/127.0.0.1/udp/4000/quic-v1,/ip4/127.0.0.1/tcp/4000"`
+	KeyFile string   `env:"SYNDB_P2P_KEY_FILE" envDefault:"relay.key"`
+	PSK     string   `env:"SYNDB_P2P_PSK"`
+	// MaxCircuitDuration and MaxCircuitData bound each relayed connection.
+	// libp2p's defaults (2 minutes, 128 KiB) are too small for a schema sync
+	// or a catalog; ours cover the longest message exchange.
+	MaxCircuitDuration time.Duration `env:"SYNDB_RELAY_MAX_DURATION" envDefault:"30m"`
+	MaxCircuitData     int64         `env:"SYNDB_RELAY_MAX_DATA" envDefault:"67108864"`
+}
+
+// Validate checks the relay configuration.
+func (c *Relay) Validate() error {
+	var errs []error
+	if len(c.Listen) == 0 {
+		errs = append(errs, errors.New("SYNDB_P2P_LISTEN: at least one listen address is required"))
+	}
+	if c.MaxCircuitDuration <= 0 || c.MaxCircuitData <= 0 {
+		errs = append(errs, errors.New("SYNDB_RELAY_MAX_DURATION and SYNDB_RELAY_MAX_DATA must be positive"))
+	}
+	errs = append(errs, c.Discovery.Validate(), checkNonEmpty("SYNDB_P2P_KEY_FILE", c.KeyFile), checkPSK(c.PSK))
+	return errors.Join(errs...)
+}
+
 // Worker configures `syndb worker`: the Temporal worker and the hub's libp2p host.
 type Worker struct {
-	Postgres   Postgres
-	Temporal   Temporal
-	ClickHouse ClickHouse
+	Discovery
+	// RelayService makes the hub a circuit relay v2 server too.
+	RelayService bool `env:"SYNDB_P2P_RELAY_SERVICE" envDefault:"false"`
+	Postgres     Postgres
+	Temporal     Temporal
+	ClickHouse   ClickHouse
 	// Listen holds the libp2p listen multiaddrs of the hub.
 	Listen []string `env:"SYNDB_P2P_LISTEN" envSeparator:"," envDefault:"/ip4/127.0.0.1/udp/4001/quic-v1,/ip4/127.0.0.1/tcp/4001"`
 	// KeyFile is the hub's persistent Ed25519 identity, created on first start.
@@ -84,9 +148,15 @@ type Worker struct {
 
 // Node configures `syndb node`, the agent that runs beside a lab's ClickHouse.
 type Node struct {
+	Discovery
 	Name string `env:"SYNDB_NODE_NAME"`
-	// Hub is the hub's libp2p multiaddr, ending in /p2p/<peer ID>.
-	Hub     string   `env:"SYNDB_HUB_ADDR"`
+	// Hub is the hub's libp2p multiaddr, ending in /p2p/<peer ID>. Optional:
+	// without it the node finds the hub through the DHT or mDNS.
+	Hub string `env:"SYNDB_HUB_ADDR"`
+	// HubID pins the hub's peer ID when the hub is discovered. Without it
+	// (and without Hub) the node trusts the first hub that accepts its
+	// registration and answers only that one.
+	HubID   string   `env:"SYNDB_HUB_ID"`
 	Listen  []string `env:"SYNDB_P2P_LISTEN" envSeparator:"," envDefault:"/ip4/127.0.0.1/udp/4002/quic-v1,/ip4/127.0.0.1/tcp/4002"`
 	KeyFile string   `env:"SYNDB_P2P_KEY_FILE" envDefault:"node.key"`
 	// EnrollmentToken is presented on the first registration (POST
@@ -198,6 +268,7 @@ func (c *Worker) Validate() error {
 		checkNonEmpty("SYNDB_POSTGRES_DSN", c.Postgres.DSN),
 		checkNonEmpty("SYNDB_P2P_KEY_FILE", c.KeyFile),
 		checkPSK(c.PSK),
+		c.Discovery.Validate(),
 	)
 	return errors.Join(errs...)
 }
@@ -208,9 +279,17 @@ func (c *Node) Validate() error {
 	if !validName(c.Name) {
 		errs = append(errs, fmt.Errorf("SYNDB_NODE_NAME: %q must be 1-63 characters of a-z, 0-9 and '-'", c.Name))
 	}
-	if c.Hub == "" {
-		errs = append(errs, errors.New("SYNDB_HUB_ADDR: the hub's multiaddr (ending in /p2p/<peer ID>) is required"))
+	if c.Hub != "" {
+		errs = append(errs, checkPeerAddr("SYNDB_HUB_ADDR", c.Hub))
+	} else if len(c.Bootstrap) == 0 && !c.MDNS {
+		errs = append(errs, errors.New("SYNDB_HUB_ADDR: no way to find the hub: give its address, bootstrap peers (SYNDB_P2P_BOOTSTRAP) or enable mDNS"))
 	}
+	if c.HubID != "" {
+		if _, err := peer.Decode(c.HubID); err != nil {
+			errs = append(errs, fmt.Errorf("SYNDB_HUB_ID: %q is not a peer ID: %w", c.HubID, err))
+		}
+	}
+	errs = append(errs, c.Discovery.Validate())
 	if len(c.Listen) == 0 {
 		errs = append(errs, errors.New("SYNDB_P2P_LISTEN: at least one listen address is required"))
 	}
@@ -225,6 +304,18 @@ func (c *Node) Validate() error {
 		checkPSK(c.PSK),
 	)
 	return errors.Join(errs...)
+}
+
+// checkPeerAddr checks a multiaddr that ends in /p2p/<peer ID>.
+func checkPeerAddr(name, s string) error {
+	m, err := ma.NewMultiaddr(strings.TrimSpace(s))
+	if err == nil {
+		_, err = peer.AddrInfoFromP2pAddr(m)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %q is not a multiaddr ending in /p2p/<peer ID>: %w", name, s, err)
+	}
+	return nil
 }
 
 func checkPSK(s string) error {

@@ -13,15 +13,37 @@ func TestDefaultsAreValid(t *testing.T) {
 	require.NoError(t, err)
 }
 
-func TestNodeNeedsNameAndHub(t *testing.T) {
+func TestNodeNeedsNameAndAWayToTheHub(t *testing.T) {
 	t.Setenv("SYNDB_NODE_NAME", "")
 	t.Setenv("SYNDB_HUB_ADDR", "")
+	t.Setenv("SYNDB_P2P_MDNS", "false")
 	_, err := Load[Node]()
 	require.ErrorContains(t, err, "SYNDB_NODE_NAME")
-	require.ErrorContains(t, err, "SYNDB_HUB_ADDR")
+	require.ErrorContains(t, err, "no way to find the hub")
 
 	t.Setenv("SYNDB_NODE_NAME", "lab-a")
 	t.Setenv("SYNDB_HUB_ADDR", "/ip4/127.0.0.1/udp/4001/quic-v1/p2p/12D3KooW")
+	_, err = Load[Node]()
+	require.ErrorContains(t, err, "SYNDB_HUB_ADDR", "a hub address must name the peer")
+
+	// mDNS alone, with no configuration, is a way in.
+	t.Setenv("SYNDB_HUB_ADDR", "")
+	t.Setenv("SYNDB_P2P_MDNS", "true")
+	_, err = Load[Node]()
+	require.NoError(t, err)
+
+	t.Setenv("SYNDB_P2P_BOOTSTRAP", "/ip4/127.0.0.1/udp/4000/quic-v1")
+	_, err = Load[Node]()
+	require.ErrorContains(t, err, "SYNDB_P2P_BOOTSTRAP")
+	t.Setenv("SYNDB_P2P_BOOTSTRAP", "/ip4/127.0.0.1/udp/4000/quic-v1/p2p/12D3KooWRBhwfeP2Y4TCx1SM6s9rUoHhR5STiGwxBhgFRcw3UERE")
+	t.Setenv("SYNDB_HUB_ID", "not-a-peer")
+	_, err = Load[Node]()
+	require.ErrorContains(t, err, "SYNDB_HUB_ID")
+	t.Setenv("SYNDB_HUB_ID", "12D3KooWRBhwfeP2Y4TCx1SM6s9rUoHhR5STiGwxBhgFRcw3UERE")
+	t.Setenv("SYNDB_P2P_REACHABILITY", "sometimes")
+	_, err = Load[Node]()
+	require.ErrorContains(t, err, "SYNDB_P2P_REACHABILITY")
+	t.Setenv("SYNDB_P2P_REACHABILITY", "private")
 	t.Setenv("SYNDB_CLICKHOUSE_ADDR", "127.0.0.1:9003")
 	n, err := Load[Node]()
 	require.NoError(t, err)

@@ -11,6 +11,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/syndb/federation/internal/fedpb"
 )
 
 const echoProto = "/syndb/bench/echo/1.0.0"
@@ -22,13 +24,13 @@ const echoProto = "/syndb/bench/echo/1.0.0"
 func BenchmarkHealthPing(b *testing.B) {
 	b.Run("healthping", func(b *testing.B) {
 		server, client := benchHosts(b)
-		Handle(server, ProtoHealthPing, slog.New(slog.DiscardHandler), nil,
-			func(_ context.Context, _ peer.ID, req *HealthPingRequest) (*HealthPingResponse, error) {
-				return &HealthPingResponse{Nonce: req.Nonce, Name: "lab-a", ClickHouseOK: true, SchemaVersion: 3}, nil
+		Handle(server, HealthPing, slog.New(slog.DiscardHandler), nil,
+			func(_ context.Context, _ peer.ID, req *fedpb.HealthPingRequest) (*fedpb.HealthPingResponse, error) {
+				return &fedpb.HealthPingResponse{Nonce: req.GetNonce(), Name: "lab-a", ClickhouseOk: true, SchemaVersion: 3}, nil
 			})
 		run(b, func(ctx context.Context, i int) error {
-			var resp HealthPingResponse
-			return Call(ctx, client, server.ID(), ProtoHealthPing, HealthPingRequest{Nonce: uint64(i)}, &resp)
+			var resp fedpb.HealthPingResponse
+			return Call(ctx, client, server.ID(), HealthPing, &fedpb.HealthPingRequest{Nonce: uint64(i)}, &resp)
 		})
 	})
 	b.Run("bare-echo", func(b *testing.B) {

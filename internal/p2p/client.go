@@ -7,8 +7,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
-	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
+	"google.golang.org/protobuf/proto"
 )
 
 // Client calls peers by ID and known addresses from a host.
@@ -20,7 +20,7 @@ type Client struct {
 func NewClient(h host.Host) *Client { return &Client{h: h} }
 
 // Call learns addrs for peerID (when given) and makes a request/response call.
-func (c *Client) Call(ctx context.Context, peerID string, addrs []string, proto protocol.ID, req, resp any) error {
+func (c *Client) Call(ctx context.Context, peerID string, addrs []string, spec Spec, req, resp proto.Message) error {
 	id, err := peer.Decode(peerID)
 	if err != nil {
 		return fmt.Errorf("bad peer ID %q: %w", peerID, err)
@@ -32,5 +32,5 @@ func (c *Client) Call(ctx context.Context, peerID string, addrs []string, proto 
 		}
 		c.h.Peerstore().AddAddr(id, m, peerstore.AddressTTL)
 	}
-	return Call(ctx, c.h, id, proto, req, resp)
+	return Call(ctx, c.h, id, spec, req, resp)
 }

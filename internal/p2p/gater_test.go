@@ -8,6 +8,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/stretchr/testify/require"
+
+	"github.com/syndb/federation/internal/fedpb"
 )
 
 func gatedHost(t *testing.T, g *Gater) (h interface{ ID() peer.ID }, info peer.AddrInfo) {
@@ -31,7 +33,7 @@ func TestGater(t *testing.T) {
 	start := time.Now()
 	err := client.Connect(ctx, hub)
 	if err == nil {
-		err = Call(ctx, client, hub.ID, ProtoHealthPing, HealthPingRequest{}, &HealthPingResponse{})
+		err = Call(ctx, client, hub.ID, HealthPing, &fedpb.HealthPingRequest{}, &fedpb.HealthPingResponse{})
 	}
 	t.Logf("refused after %s: %v", time.Since(start), err)
 	require.Error(t, err, "a closed hub admits nobody")

@@ -6,15 +6,19 @@ package p2p
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/pnet"
+	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 // HostConfig describes a libp2p host of the federation.
@@ -27,6 +31,21 @@ type HostConfig struct {
 	// with the same 32-byte key can connect. libp2p private networks run
 	// over TCP only, so QUIC listen addresses are dropped.
 	PSK []byte
+	// Reachability is "auto", "public" or "private" (behind NAT).
+	Reachability string
+	// RelayService makes the host a circuit relay v2 server whose relayed
+	// connections live at most RelayLimit.
+	RelayService bool
+	RelayLimit   RelayLimit
+	// Relays are the circuit relays a host behind NAT reserves a slot on;
+	// it then advertises its relayed addresses (Reservations keeps them).
+	Relays []peer.AddrInfo
+}
+
+// RelayLimit bounds each relayed connection a relay service carries.
+type RelayLimit struct {
+	Duration time.Duration
+	Data     int64
 }
 
 // NewHost starts a libp2p host speaking QUIC-v1 (TLS 1.3) first and TCP with
@@ -36,7 +55,35 @@ func NewHost(c HostConfig) (host.Host, error) {
 		libp2p.Identity(c.Key),
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.Security(noise.ID, noise.New),
-		libp2p.DisableRelay(),
+		// The circuit transport, so relayed addresses can be dialled, and
+		// hole punching to upgrade relayed connections where NATs allow.
+		libp2p.EnableRelay(),
+		libp2p.EnableHolePunching(),
+	}
+	switch c.Reachability {
+	case "public":
+		opts = append(opts, libp2p.ForceReachabilityPublic())
+	case "private":
+		opts = append(opts, libp2p.ForceReachabilityPrivate())
+	}
+	if c.RelayService {
+		limit := &relayv2.RelayLimit{Duration: c.RelayLimit.Duration, Data: c.RelayLimit.Data}
+		res := relayv2.DefaultResources()
+		res.Limit = limit
+		// Reservations answer with every address of the relay, private
+		// ones too: a federation's relay often sits on a lab network.
+		opts = append(opts, libp2p.EnableRelayService(relayv2.WithResources(res),
+			relayv2.WithReservationAddressFilter(func(ma.Multiaddr) bool { return true })))
+		if c.Reachability == "" || c.Reachability == "auto" {
+			// The relay service only runs on a host that knows it is public.
+			opts = append(opts, libp2p.ForceReachabilityPublic())
+		}
+	}
+	if len(c.Relays) > 0 {
+		circuits := circuitAddrs(c.Relays)
+		opts = append(opts, libp2p.AddrsFactory(func(addrs []ma.Multiaddr) []ma.Multiaddr {
+			return append(addrs, circuits...)
+		}))
 	}
 	listen := c.Listen
 	if len(c.PSK) > 0 {
@@ -65,4 +112,35 @@ func NewHost(c HostConfig) (host.Host, error) {
 		return nil, fmt.Errorf("start libp2p host on %v: %w", c.Listen, err)
 	}
 	return h, nil
+}
+
+// circuitAddrs are the relayed addresses of a host that holds reservations
+// on relays: <relay addr>/p2p/<relay>/p2p-circuit.
+func circuitAddrs(relays []peer.AddrInfo) []ma.Multiaddr {
+	var out []ma.Multiaddr
+	for _, r := range relays {
+		circuit := ma.StringCast("/p2p/" + r.ID.String() + "/p2p-circuit")
+		for _, a := range r.Addrs {
+			out = append(out, a.Encapsulate(circuit))
+		}
+	}
+	return out
+}
+
+// ParseAddrInfos parses multiaddrs that end in /p2p/<peer ID>, merging
+// addresses of the same peer.
+func ParseAddrInfos(addrs []string) ([]peer.AddrInfo, error) {
+	ms := make([]ma.Multiaddr, 0, len(addrs))
+	for _, a := range addrs {
+		m, err := ma.NewMultiaddr(strings.TrimSpace(a))
+		if err != nil {
+			return nil, fmt.Errorf("bad multiaddr %q: %w", a, err)
+		}
+		ms = append(ms, m)
+	}
+	infos, err := peer.AddrInfosFromP2pAddrs(ms...)
+	if err != nil {
+		return nil, fmt.Errorf("peer addresses %v: %w", addrs, err)
+	}
+	return infos, nil
 }

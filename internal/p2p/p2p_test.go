@@ -13,6 +13,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/stretchr/testify/require"
+
+	"github.com/syndb/federation/internal/fedpb"
 )
 
 func newTestHost(t testing.TB) host.Host {
@@ -33,28 +35,28 @@ func connect(t *testing.T, a, b host.Host) {
 func TestCallRoundTrip(t *testing.T) {
 	t.Parallel()
 	server, client := newTestHost(t), newTestHost(t)
-	Handle(server, ProtoHealthPing, slog.New(slog.DiscardHandler), nil,
-		func(_ context.Context, from peer.ID, req *HealthPingRequest) (*HealthPingResponse, error) {
+	Handle(server, HealthPing, slog.New(slog.DiscardHandler), nil,
+		func(_ context.Context, from peer.ID, req *fedpb.HealthPingRequest) (*fedpb.HealthPingResponse, error) {
 			require.Equal(t, client.ID(), from)
-			return &HealthPingResponse{Nonce: req.Nonce, Name: "lab-a", ClickHouseOK: true}, nil
+			return &fedpb.HealthPingResponse{Nonce: req.GetNonce(), Name: "lab-a", ClickhouseOk: true}, nil
 		})
 	connect(t, client, server)
-	var resp HealthPingResponse
-	require.NoError(t, Call(t.Context(), client, server.ID(), ProtoHealthPing, HealthPingRequest{Nonce: 42}, &resp))
-	require.Equal(t, uint64(42), resp.Nonce)
-	require.Equal(t, "lab-a", resp.Name)
-	require.True(t, resp.ClickHouseOK)
+	var resp fedpb.HealthPingResponse
+	require.NoError(t, Call(t.Context(), client, server.ID(), HealthPing, &fedpb.HealthPingRequest{Nonce: 42}, &resp))
+	require.Equal(t, uint64(42), resp.GetNonce())
+	require.Equal(t, "lab-a", resp.GetName())
+	require.True(t, resp.GetClickhouseOk())
 }
 
 func TestCallCarriesTypedErrors(t *testing.T) {
 	t.Parallel()
 	server, client := newTestHost(t), newTestHost(t)
-	Handle(server, ProtoSchemaSync, slog.New(slog.DiscardHandler), nil,
-		func(context.Context, peer.ID, *SchemaSyncRequest) (*SchemaSyncResponse, error) {
+	Handle(server, SchemaSync, slog.New(slog.DiscardHandler), nil,
+		func(context.Context, peer.ID, *fedpb.SchemaSyncRequest) (*fedpb.SchemaSyncResponse, error) {
 			return nil, Errorf(CodeDrift, "schema drift at version %d", 2)
 		})
 	connect(t, client, server)
-	err := Call(t.Context(), client, server.ID(), ProtoSchemaSync, SchemaSyncRequest{Target: 1}, &SchemaSyncResponse{})
+	err := Call(t.Context(), client, server.ID(), SchemaSync, &fedpb.SchemaSyncRequest{Target: 1, Migrations: []*fedpb.Migration{{Version: 1, Name: "a", Checksum: "c", Sql: "SELECT 1"}}}, &fedpb.SchemaSyncResponse{})
 	require.True(t, IsCode(err, CodeDrift), "got %v", err)
 	require.Contains(t, err.Error(), "version 2")
 }
@@ -63,13 +65,13 @@ func TestHandleRefusesUnknownPeers(t *testing.T) {
 	t.Parallel()
 	server, client := newTestHost(t), newTestHost(t)
 	called := false
-	Handle(server, ProtoHealthPing, slog.New(slog.DiscardHandler), func(peer.ID) bool { return false },
-		func(context.Context, peer.ID, *HealthPingRequest) (*HealthPingResponse, error) {
+	Handle(server, HealthPing, slog.New(slog.DiscardHandler), func(peer.ID) bool { return false },
+		func(context.Context, peer.ID, *fedpb.HealthPingRequest) (*fedpb.HealthPingResponse, error) {
 			called = true
-			return &HealthPingResponse{}, nil
+			return &fedpb.HealthPingResponse{}, nil
 		})
 	connect(t, client, server)
-	err := Call(t.Context(), client, server.ID(), ProtoHealthPing, HealthPingRequest{}, &HealthPingResponse{})
+	err := Call(t.Context(), client, server.ID(), HealthPing, &fedpb.HealthPingRequest{}, &fedpb.HealthPingResponse{})
 	require.True(t, IsCode(err, CodeUnauthorized), "got %v", err)
 	require.False(t, called)
 }
@@ -79,15 +81,15 @@ func TestCallHonoursContext(t *testing.T) {
 	server, client := newTestHost(t), newTestHost(t)
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
-	Handle(server, ProtoHealthPing, slog.New(slog.DiscardHandler), nil,
-		func(context.Context, peer.ID, *HealthPingRequest) (*HealthPingResponse, error) {
+	Handle(server, HealthPing, slog.New(slog.DiscardHandler), nil,
+		func(context.Context, peer.ID, *fedpb.HealthPingRequest) (*fedpb.HealthPingResponse, error) {
 			<-release
-			return &HealthPingResponse{}, nil
+			return &fedpb.HealthPingResponse{}, nil
 		})
 	connect(t, client, server)
 	ctx, cancel := context.WithCancel(t.Context())
 	go cancel()
-	err := Call(ctx, client, server.ID(), ProtoHealthPing, HealthPingRequest{}, &HealthPingResponse{})
+	err := Call(ctx, client, server.ID(), HealthPing, &fedpb.HealthPingRequest{}, &fedpb.HealthPingResponse{})
 	require.Error(t, err)
 }
 
@@ -96,19 +98,19 @@ func TestFramesAreCapped(t *testing.T) {
 	var buf bytes.Buffer
 	var hdr [binary.MaxVarintLen64]byte
 	buf.Write(hdr[:binary.PutUvarint(hdr[:], MaxMessageSize+1)])
-	var v map[string]any
-	err := readFrame(bufio.NewReader(&buf), &v)
+	var v fedpb.RegisterRequest
+	err := readFrame(bufio.NewReader(&buf), &v, MaxMessageSize)
 	require.ErrorContains(t, err, "exceeds")
 
-	big := make([]byte, MaxMessageSize+1)
-	require.ErrorContains(t, writeFrame(&buf, string(big)), "exceeds")
+	big := &fedpb.RegisterRequest{Name: string(make([]byte, Register.MaxRequest))}
+	require.ErrorContains(t, writeFrame(&buf, big, Register.MaxRequest), "exceeds")
 }
 
 func TestFramesRejectGarbage(t *testing.T) {
 	t.Parallel()
-	for _, in := range [][]byte{{}, {0x05, 'a'}, {0x03, '{', '}', '}'}, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}} {
-		var v HealthPingRequest
-		require.Error(t, readFrame(bufio.NewReader(bytes.NewReader(in)), &v), "%q", in)
+	for _, in := range [][]byte{{}, {0x05, 'a'}, {0x03, 0xff, 0xff, 0xff}, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}} {
+		var v fedpb.HealthPingRequest
+		require.Error(t, readFrame(bufio.NewReader(bytes.NewReader(in)), &v, HealthPing.MaxRequest), "%q", in)
 	}
 }
 
@@ -132,4 +134,62 @@ func TestKeyFile(t *testing.T) {
 	require.NoError(t, os.WriteFile(bad, []byte("not a key"), 0o600))
 	_, err = LoadOrCreateKey(bad)
 	require.ErrorContains(t, err, "not a libp2p private key")
+}
+
+func TestHandleValidatesBeforeServing(t *testing.T) {
+	t.Parallel()
+	server, client := newTestHost(t), newTestHost(t)
+	called := false
+	Handle(server, SchemaSync, slog.New(slog.DiscardHandler), nil,
+		func(context.Context, peer.ID, *fedpb.SchemaSyncRequest) (*fedpb.SchemaSyncResponse, error) {
+			called = true
+			return &fedpb.SchemaSyncResponse{}, nil
+		})
+	connect(t, client, server)
+	// A caller that skips validation: write an invalid request by hand.
+	s, err := client.NewStream(t.Context(), server.ID(), SchemaSync.ID)
+	require.NoError(t, err)
+	require.NoError(t, writeFrame(s, &fedpb.SchemaSyncRequest{Target: 5}, SchemaSync.MaxRequest))
+	require.NoError(t, s.CloseWrite())
+	var reply fedpb.Reply
+	require.NoError(t, readFrame(bufio.NewReader(s), &reply, 1<<10))
+	require.Equal(t, CodeInvalid, reply.GetError().GetCode())
+	require.Contains(t, reply.GetError().GetMessage(), "outside the 0 migrations")
+	require.False(t, called, "the handler never sees an invalid request")
+
+	// Call validates on the way out too.
+	err = Call(t.Context(), client, server.ID(), SchemaSync, &fedpb.SchemaSyncRequest{Target: 5}, &fedpb.SchemaSyncResponse{})
+	require.ErrorContains(t, err, "invalid")
+}
+
+func TestResponsesAreCapped(t *testing.T) {
+	t.Parallel()
+	server, client := newTestHost(t), newTestHost(t)
+	Handle(server, HealthPing, slog.New(slog.DiscardHandler), nil,
+		func(context.Context, peer.ID, *fedpb.HealthPingRequest) (*fedpb.HealthPingResponse, error) {
+			return &fedpb.HealthPingResponse{ClickhouseError: string(make([]byte, HealthPing.MaxResponse))}, nil
+		})
+	connect(t, client, server)
+	err := Call(t.Context(), client, server.ID(), HealthPing, &fedpb.HealthPingRequest{}, &fedpb.HealthPingResponse{})
+	require.True(t, IsCode(err, CodeInternal), "got %v", err)
+	require.ErrorContains(t, err, "exceeds")
+}
+
+func TestEveryRequestValidates(t *testing.T) {
+	t.Parallel()
+	bad := map[string]validator{
+		"register name":     &fedpb.RegisterRequest{Name: "Lab A"},
+		"sync order":        &fedpb.SchemaSyncRequest{Target: 1, Migrations: []*fedpb.Migration{{Version: 2, Name: "a", Checksum: "c", Sql: "s"}}},
+		"catalog id":        &fedpb.DatasetCatalogRequest{DatasetIds: []string{"x'); DROP TABLE datasets; --"}},
+		"flight no query":   &fedpb.GetFlightEndpointRequest{},
+		"flight table":      &fedpb.GetFlightEndpointRequest{Query: &fedpb.FlightQuery{Table: "neuron; DROP"}},
+		"analytics kind":    &fedpb.AnalyticsQueryRequest{Kind: "rm -rf", Table: "neuron", Column: "x"},
+		"analytics column":  &fedpb.AnalyticsQueryRequest{Kind: fedpb.KindSummary, Table: "neuron", Column: "x)"},
+		"analytics q":       &fedpb.AnalyticsQueryRequest{Kind: fedpb.KindSummary, Table: "neuron", Column: "x", Quantiles: []float64{1.5}},
+		"ontology checksum": &fedpb.OntologySyncRequest{Version: 1, Checksum: "x", Terms: []*fedpb.OntologyTerm{{Kind: "compartment", Id: "a", Label: "A"}}},
+		"ontology parent":   &fedpb.OntologySyncRequest{Version: 1, Terms: []*fedpb.OntologyTerm{{Kind: "compartment", Id: "a", Label: "A", ParentId: "b"}}},
+	}
+	for name, v := range bad {
+		require.Error(t, v.Validate(), name)
+	}
 }

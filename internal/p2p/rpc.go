@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,15 +13,13 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/protocol"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/syndb/federation/internal/fedpb"
 )
 
-// MaxMessageSize caps every request and response frame.
+// MaxMessageSize is the largest frame any protocol accepts.
 const MaxMessageSize = 8 << 20
-
-// DefaultTimeout bounds a call whose context has no deadline, and every
-// handler's work.
-const DefaultTimeout = 30 * time.Second
 
 // Error codes carried back from a handler to the caller.
 const (
@@ -30,13 +27,14 @@ const (
 	CodeUnauthorized = "unauthorized" // the caller is not allowed
 	CodeDrift        = "drift"        // the node's schema ledger disagrees with the hub's migrations
 	CodeUnavailable  = "unavailable"  // a dependency (e.g. ClickHouse) is down; retry later
+	CodeNotFound     = "not_found"    // the request names something that does not exist
 	CodeInternal     = "internal"     // anything else
 )
 
 // RemoteError is an error a handler returned, carried back to the caller.
 type RemoteError struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
+	Code    string
+	Message string
 }
 
 func (e *RemoteError) Error() string { return fmt.Sprintf("remote %s: %s", e.Code, e.Message) }
@@ -52,102 +50,84 @@ func IsCode(err error, code string) bool {
 	return errors.As(err, &re) && re.Code == code
 }
 
-type envelope struct {
-	Error *RemoteError    `json:"error,omitempty"`
-	Body  json.RawMessage `json:"body,omitempty"`
-}
+// validator is implemented by every request message (internal/fedpb).
+type validator interface{ Validate() error }
 
-// Call sends req to peer p on protocol proto and decodes the answer into resp.
-// The stream is reset on any error; a handler's error comes back as *RemoteError.
-func Call(ctx context.Context, h host.Host, p peer.ID, proto protocol.ID, req, resp any) error {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
-		defer cancel()
-	}
+// Call sends req to peer p on spec's protocol and decodes the answer into
+// resp. The exchange ends by spec.Timeout or ctx, whichever is first; the
+// stream is reset on any error; a handler's error comes back as *RemoteError.
+func Call(ctx context.Context, h host.Host, p peer.ID, spec Spec, req, resp proto.Message) error {
+	ctx, cancel := context.WithTimeout(ctx, spec.Timeout)
+	defer cancel()
 	deadline, _ := ctx.Deadline()
-	s, err := h.NewStream(ctx, p, proto)
-	if err != nil {
-		return fmt.Errorf("open %s stream to %s: %w", proto, p, err)
+	if v, ok := req.(validator); ok {
+		if err := v.Validate(); err != nil {
+			return fmt.Errorf("invalid %s request: %w", spec.ID, err)
+		}
 	}
-	// Closing the stream when ctx ends unblocks reads and writes at once.
+	// A node reachable only through a relay is called over the limited
+	// (relayed) connection; our messages fit its data and time limits.
+	ctx = network.WithAllowLimitedConn(ctx, string(spec.ID))
+	s, err := h.NewStream(ctx, p, spec.ID)
+	if err != nil {
+		return fmt.Errorf("open %s stream to %s: %w", spec.ID, p, err)
+	}
+	// Resetting the stream when ctx ends unblocks reads and writes at once.
 	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
 	defer stop()
 	if err := s.SetDeadline(deadline); err != nil {
 		_ = s.Reset()
-		return fmt.Errorf("set deadline on %s stream: %w", proto, err)
+		return fmt.Errorf("set deadline on %s stream: %w", spec.ID, err)
 	}
-	werr := writeFrame(s, req)
+	werr := writeFrame(s, req, spec.MaxRequest)
 	if werr == nil {
 		werr = s.CloseWrite()
 	}
 	// A handler may answer (a refusal) without reading the request, so a
 	// failed write still looks for an answer before reporting the failure.
-	var env envelope
-	if err := readFrame(bufio.NewReader(s), &env); err != nil {
+	var reply fedpb.Reply
+	if err := readFrame(bufio.NewReader(s), &reply, spec.MaxResponse+64); err != nil {
 		_ = s.Reset()
 		switch {
 		case ctx.Err() != nil:
-			return fmt.Errorf("%s call to %s: %w", proto, p, ctx.Err())
+			return fmt.Errorf("%s call to %s: %w", spec.ID, p, ctx.Err())
 		case werr != nil:
-			return fmt.Errorf("send %s request to %s: %w", proto, p, werr)
+			return fmt.Errorf("send %s request to %s: %w", spec.ID, p, werr)
 		}
-		return fmt.Errorf("read %s response from %s: %w", proto, p, err)
+		return fmt.Errorf("read %s response from %s: %w", spec.ID, p, err)
 	}
 	_ = s.Close()
-	if env.Error != nil {
-		return env.Error
+	if e := reply.GetError(); e != nil {
+		return &RemoteError{Code: e.GetCode(), Message: e.GetMessage()}
 	}
-	if resp != nil {
-		if err := json.Unmarshal(env.Body, resp); err != nil {
-			return fmt.Errorf("decode %s response from %s: %w", proto, p, err)
-		}
+	if err := proto.Unmarshal(reply.GetBody(), resp); err != nil {
+		return fmt.Errorf("decode %s response from %s: %w", spec.ID, p, err)
 	}
 	return nil
 }
 
-// HandlerFunc serves one request of type Req from peer from.
-type HandlerFunc[Req, Resp any] func(ctx context.Context, from peer.ID, req *Req) (*Resp, error)
+// HandlerFunc serves one validated request from peer from.
+type HandlerFunc[Req, Resp proto.Message] func(ctx context.Context, from peer.ID, req Req) (Resp, error)
 
-// Handle registers fn for proto on h. Each stream gets a deadline first, its
-// request is size-capped and decoded, and the answer (or the error, as a
-// RemoteError) is written back; the stream is Reset on any transport error and
-// closed on success. allow, when not nil, is consulted before anything is read.
-func Handle[Req, Resp any](h host.Host, proto protocol.ID, log *slog.Logger, allow func(peer.ID) bool, fn HandlerFunc[Req, Resp]) {
-	h.SetStreamHandler(proto, func(s network.Stream) {
+// Handle registers fn for spec's protocol on h. Each stream gets its
+// deadline first; allow, when not nil, is consulted before anything is read;
+// the request is size-capped, decoded and validated before fn sees it; the
+// answer (or the error, as a typed Error) is written back. The stream is
+// Reset on any transport error and closed on success.
+func Handle[Req, Resp proto.Message](h host.Host, spec Spec, log *slog.Logger, allow func(peer.ID) bool, fn HandlerFunc[Req, Resp]) {
+	var zero Req
+	newReq := func() Req { return zero.ProtoReflect().Type().New().Interface().(Req) }
+	h.SetStreamHandler(spec.ID, func(s network.Stream) {
 		from := s.Conn().RemotePeer()
-		if err := s.SetDeadline(time.Now().Add(DefaultTimeout)); err != nil {
+		if err := s.SetDeadline(time.Now().Add(spec.Timeout)); err != nil {
 			_ = s.Reset()
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), DefaultTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), spec.Timeout)
 		defer cancel()
-		var env envelope
-		if allow != nil && !allow(from) {
-			log.Warn("refused stream from unknown peer", "protocol", proto, "peer", from)
-			env.Error = Errorf(CodeUnauthorized, "peer %s is not allowed to use %s", from, proto)
-			if err := writeFrame(s, env); err != nil {
-				_ = s.Reset()
-				return
-			}
-			_ = s.Close()
-			return
-		}
-		var req Req
-		if err := readFrame(bufio.NewReader(s), &req); err != nil {
-			log.Warn("bad request", "protocol", proto, "peer", from, "err", err)
-			env.Error = Errorf(CodeInvalid, "bad request: %v", err)
-		} else if resp, err := fn(ctx, from, &req); err != nil {
-			var re *RemoteError
-			if !errors.As(err, &re) {
-				re = Errorf(CodeInternal, "%v", err)
-			}
-			env.Error = re
-		} else if env.Body, err = json.Marshal(resp); err != nil {
-			env.Error = Errorf(CodeInternal, "encode response: %v", err)
-		}
-		if err := writeFrame(s, env); err != nil {
-			log.Warn("write response failed", "protocol", proto, "peer", from, "err", err)
+		reply := serve(ctx, s, spec, log, allow, newReq, fn)
+		if err := writeFrame(s, reply, spec.MaxResponse+64); err != nil {
+			log.Warn("write response failed", "protocol", spec.ID, "peer", from, "err", err)
 			_ = s.Reset()
 			return
 		}
@@ -155,14 +135,55 @@ func Handle[Req, Resp any](h host.Host, proto protocol.ID, log *slog.Logger, all
 	})
 }
 
-// writeFrame writes v as JSON behind a uvarint length prefix.
-func writeFrame(w io.Writer, v any) error {
-	body, err := json.Marshal(v)
+func serve[Req, Resp proto.Message](ctx context.Context, s network.Stream, spec Spec, log *slog.Logger,
+	allow func(peer.ID) bool, newReq func() Req, fn HandlerFunc[Req, Resp],
+) *fedpb.Reply {
+	from := s.Conn().RemotePeer()
+	fail := func(e *RemoteError) *fedpb.Reply {
+		return &fedpb.Reply{Error: &fedpb.Error{Code: e.Code, Message: e.Message}}
+	}
+	if allow != nil && !allow(from) {
+		log.Warn("refused stream from unknown peer", "protocol", spec.ID, "peer", from)
+		return fail(Errorf(CodeUnauthorized, "peer %s is not allowed to use %s", from, spec.ID))
+	}
+	req := newReq()
+	if err := readFrame(bufio.NewReader(s), req, spec.MaxRequest); err != nil {
+		log.Warn("bad request", "protocol", spec.ID, "peer", from, "err", err)
+		return fail(Errorf(CodeInvalid, "bad request: %v", err))
+	}
+	if v, ok := any(req).(validator); ok {
+		if err := v.Validate(); err != nil {
+			log.Warn("invalid request", "protocol", spec.ID, "peer", from, "err", err)
+			return fail(Errorf(CodeInvalid, "%v", err))
+		}
+	}
+	resp, err := fn(ctx, from, req)
+	if err != nil {
+		var re *RemoteError
+		if !errors.As(err, &re) {
+			re = Errorf(CodeInternal, "%v", err)
+		}
+		return fail(re)
+	}
+	body, err := proto.Marshal(resp)
+	if err != nil {
+		return fail(Errorf(CodeInternal, "encode response: %v", err))
+	}
+	if len(body) > spec.MaxResponse {
+		return fail(Errorf(CodeInternal, "response of %d bytes exceeds the %d-byte cap of %s", len(body), spec.MaxResponse, spec.ID))
+	}
+	return &fedpb.Reply{Body: body}
+}
+
+// writeFrame writes m behind a uvarint length prefix, refusing more than
+// limit bytes.
+func writeFrame(w io.Writer, m proto.Message, limit int) error {
+	body, err := proto.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("encode frame: %w", err)
 	}
-	if len(body) > MaxMessageSize {
-		return fmt.Errorf("frame of %d bytes exceeds the %d-byte cap", len(body), MaxMessageSize)
+	if len(body) > limit {
+		return fmt.Errorf("frame of %d bytes exceeds the %d-byte cap", len(body), limit)
 	}
 	var hdr [binary.MaxVarintLen64]byte
 	n := binary.PutUvarint(hdr[:], uint64(len(body)))
@@ -172,20 +193,20 @@ func writeFrame(w io.Writer, v any) error {
 	return nil
 }
 
-// readFrame reads one length-prefixed JSON frame into v.
-func readFrame(r *bufio.Reader, v any) error {
+// readFrame reads one length-prefixed frame of at most limit bytes into m.
+func readFrame(r *bufio.Reader, m proto.Message, limit int) error {
 	size, err := binary.ReadUvarint(r)
 	if err != nil {
 		return fmt.Errorf("read frame length: %w", err)
 	}
-	if size > MaxMessageSize {
-		return fmt.Errorf("frame of %d bytes exceeds the %d-byte cap", size, MaxMessageSize)
+	if size > uint64(limit) {
+		return fmt.Errorf("frame of %d bytes exceeds the %d-byte cap", size, limit)
 	}
 	body := make([]byte, size)
 	if _, err := io.ReadFull(r, body); err != nil {
 		return fmt.Errorf("read frame body: %w", err)
 	}
-	if err := json.Unmarshal(body, v); err != nil {
+	if err := proto.Unmarshal(body, m); err != nil {
 		return fmt.Errorf("decode frame: %w", err)
 	}
 	return nil

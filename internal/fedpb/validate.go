@@ -1,0 +1,180 @@
+package fedpb
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+
+	"github.com/google/uuid"
+)
+
+// Limits on request contents, well inside each protocol's frame cap.
+const (
+	maxAddrs     = 64
+	maxAddrLen   = 1024
+	maxDatasets  = 10000
+	maxColumns   = 512
+	maxQuantiles = 32
+	maxTerms     = 100000
+	maxTicketTTL = 3600 // seconds
+)
+
+var (
+	nameRe  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	identRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+)
+
+// Analysis kinds an AnalyticsQueryRequest may name.
+const (
+	// KindSummary: count, mean, stddev, min, max and quantiles of one
+	// numeric column, per dataset.
+	KindSummary = "summary"
+)
+
+// Ontology term kinds.
+var termKinds = map[string]bool{"neurotransmitter": true, "compartment": true, "brain_region": true}
+
+// Validate checks a registration before the hub looks at it.
+func (x *RegisterRequest) Validate() error {
+	if !nameRe.MatchString(x.GetName()) {
+		return fmt.Errorf("name %q must be 1-63 characters of a-z, 0-9 and '-'", x.GetName())
+	}
+	if len(x.GetAddrs()) > maxAddrs {
+		return fmt.Errorf("%d addresses, at most %d", len(x.GetAddrs()), maxAddrs)
+	}
+	for _, a := range x.GetAddrs() {
+		if a == "" || len(a) > maxAddrLen {
+			return fmt.Errorf("address %.40q is empty or too long", a)
+		}
+	}
+	if x.GetSchemaVersion() < 0 {
+		return fmt.Errorf("schema version %d is negative", x.GetSchemaVersion())
+	}
+	if len(x.GetEnrollmentToken()) > 256 {
+		return errors.New("enrollment token is too long")
+	}
+	return nil
+}
+
+// Validate accepts every ping.
+func (x *HealthPingRequest) Validate() error { return nil }
+
+// Validate checks that migrations are 1..n in order, named and checksummed,
+// and that the target is among them.
+func (x *SchemaSyncRequest) Validate() error {
+	n := int32(len(x.GetMigrations()))
+	if x.GetTarget() < 1 || x.GetTarget() > n {
+		return fmt.Errorf("target %d is outside the %d migrations sent", x.GetTarget(), n)
+	}
+	for i, m := range x.GetMigrations() {
+		if m.GetVersion() != int32(i+1) {
+			return fmt.Errorf("migration %d has version %d: migrations must be 1..n in order", i+1, m.GetVersion())
+		}
+		if m.GetName() == "" || m.GetChecksum() == "" || m.GetSql() == "" {
+			return fmt.Errorf("migration %d lacks a name, checksum or SQL", m.GetVersion())
+		}
+	}
+	return nil
+}
+
+func validDatasetIDs(ids []string) error {
+	if len(ids) > maxDatasets {
+		return fmt.Errorf("%d dataset IDs, at most %d", len(ids), maxDatasets)
+	}
+	for _, id := range ids {
+		if _, err := uuid.Parse(id); err != nil {
+			return fmt.Errorf("dataset ID %.40q is not a UUID", id)
+		}
+	}
+	return nil
+}
+
+// Validate checks the dataset filter.
+func (x *DatasetCatalogRequest) Validate() error { return validDatasetIDs(x.GetDatasetIds()) }
+
+// Validate checks the query a ticket would read and the ticket's lifetime.
+func (x *GetFlightEndpointRequest) Validate() error {
+	q := x.GetQuery()
+	if q == nil {
+		return errors.New("query is required")
+	}
+	if err := q.Validate(); err != nil {
+		return err
+	}
+	if ttl := x.GetTtl(); ttl != nil && (ttl.AsDuration() < 0 || ttl.GetSeconds() > maxTicketTTL) {
+		return fmt.Errorf("ticket TTL %s is outside 0..%ds", ttl.AsDuration(), maxTicketTTL)
+	}
+	return nil
+}
+
+// Validate checks a Flight query's identifiers and filters.
+func (x *FlightQuery) Validate() error {
+	if !identRe.MatchString(x.GetTable()) {
+		return fmt.Errorf("table %.40q is not an identifier", x.GetTable())
+	}
+	if len(x.GetColumns()) > maxColumns {
+		return fmt.Errorf("%d columns, at most %d", len(x.GetColumns()), maxColumns)
+	}
+	for _, c := range x.GetColumns() {
+		if !identRe.MatchString(c) {
+			return fmt.Errorf("column %.40q is not an identifier", c)
+		}
+	}
+	return validDatasetIDs(x.GetDatasetIds())
+}
+
+// Validate checks the analysis asked for.
+func (x *AnalyticsQueryRequest) Validate() error {
+	if x.GetKind() != KindSummary {
+		return fmt.Errorf("unknown analysis kind %q (known: %s)", x.GetKind(), KindSummary)
+	}
+	if !identRe.MatchString(x.GetTable()) {
+		return fmt.Errorf("table %.40q is not an identifier", x.GetTable())
+	}
+	if !identRe.MatchString(x.GetColumn()) {
+		return fmt.Errorf("column %.40q is not an identifier", x.GetColumn())
+	}
+	if len(x.GetQuantiles()) > maxQuantiles {
+		return fmt.Errorf("%d quantiles, at most %d", len(x.GetQuantiles()), maxQuantiles)
+	}
+	for _, q := range x.GetQuantiles() {
+		if !(q >= 0 && q <= 1) {
+			return fmt.Errorf("quantile %v is outside [0, 1]", q)
+		}
+	}
+	return validDatasetIDs(x.GetDatasetIds())
+}
+
+// Validate checks an ontology version: terms of known kinds, each ID once
+// per kind, parents present, and the checksum over the terms.
+func (x *OntologySyncRequest) Validate() error {
+	if x.GetVersion() < 1 {
+		return fmt.Errorf("ontology version %d must be positive", x.GetVersion())
+	}
+	if len(x.GetTerms()) == 0 || len(x.GetTerms()) > maxTerms {
+		return fmt.Errorf("%d terms: want 1..%d", len(x.GetTerms()), maxTerms)
+	}
+	seen := make(map[[2]string]bool, len(x.GetTerms()))
+	for _, t := range x.GetTerms() {
+		if !termKinds[t.GetKind()] {
+			return fmt.Errorf("term %q has unknown kind %q", t.GetId(), t.GetKind())
+		}
+		if t.GetId() == "" || t.GetLabel() == "" {
+			return fmt.Errorf("a %s term lacks an ID or label", t.GetKind())
+		}
+		k := [2]string{t.GetKind(), t.GetId()}
+		if seen[k] {
+			return fmt.Errorf("%s term %q appears twice", t.GetKind(), t.GetId())
+		}
+		seen[k] = true
+	}
+	for _, t := range x.GetTerms() {
+		if p := t.GetParentId(); p != "" && !seen[[2]string{t.GetKind(), p}] {
+			return fmt.Errorf("%s term %q has unknown parent %q", t.GetKind(), t.GetId(), p)
+		}
+	}
+	if sum := OntologyChecksum(x.GetTerms()); x.GetChecksum() != sum {
+		return fmt.Errorf("ontology checksum %q does not match its terms (%s)", x.GetChecksum(), sum)
+	}
+	return nil
+}
