@@ -19,7 +19,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	ma "github.com/multiformats/go-multiaddr"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/syndb/federation/internal/chx"
@@ -32,11 +31,20 @@ import (
 
 // Agent is a running node agent.
 type Agent struct {
-	cfg  config.Node
-	log  *slog.Logger
-	key  crypto.PrivKey
-	host host.Host
-	hub  peer.AddrInfo
+	cfg    config.Node
+	log    *slog.Logger
+	key    crypto.PrivKey
+	host   host.Host
+	disc   *p2p.Discovery
+	relays []peer.AddrInfo
+
+	// hub is the hub the agent answers: configured (address or ID), or
+	// pinned when first discovered and accepted. hubID is read lock-free
+	// by every handler.
+	hubMu    sync.Mutex
+	hub      peer.AddrInfo
+	hubFixed bool // the address came from configuration
+	hubID    atomic.Value
 
 	chMu sync.Mutex
 	ch   driver.Conn
@@ -49,45 +57,81 @@ type Agent struct {
 	registered chan struct{}
 	regOnce    sync.Once
 	lastErr    atomic.Pointer[error]
+	stop       context.CancelFunc
 	wg         sync.WaitGroup
 }
 
-// New starts the agent's libp2p host and handlers. Run registers with the hub.
+// New starts the agent's libp2p host, discovery and handlers. Run registers
+// with the hub.
 func New(cfg config.Node, log *slog.Logger) (*Agent, error) {
-	hubAddr, err := ma.NewMultiaddr(cfg.Hub)
-	if err != nil {
-		return nil, fmt.Errorf("SYNDB_HUB_ADDR %q is not a multiaddr: %w", cfg.Hub, err)
+	a := &Agent{cfg: cfg, log: log.With("node", cfg.Name), registered: make(chan struct{})}
+	a.hubID.Store(peer.ID(""))
+	switch {
+	case cfg.Hub != "":
+		infos, err := p2p.ParseAddrInfos([]string{cfg.Hub})
+		if err != nil {
+			return nil, fmt.Errorf("SYNDB_HUB_ADDR: %w", err)
+		}
+		a.pinHub(infos[0])
+		a.hubFixed = true
+	case cfg.HubID != "":
+		id, err := peer.Decode(cfg.HubID)
+		if err != nil {
+			return nil, fmt.Errorf("SYNDB_HUB_ID %q: %w", cfg.HubID, err)
+		}
+		a.pinHub(peer.AddrInfo{ID: id})
 	}
-	hub, err := peer.AddrInfoFromP2pAddr(hubAddr)
+	boot, err := p2p.ParseAddrInfos(cfg.Bootstrap)
 	if err != nil {
-		return nil, fmt.Errorf("SYNDB_HUB_ADDR %q must end in /p2p/<hub peer ID>: %w", cfg.Hub, err)
+		return nil, fmt.Errorf("SYNDB_P2P_BOOTSTRAP: %w", err)
 	}
-	key, err := p2p.LoadOrCreateKey(cfg.KeyFile)
-	if err != nil {
+	if a.relays, err = p2p.ParseAddrInfos(cfg.Relays); err != nil {
+		return nil, fmt.Errorf("SYNDB_P2P_RELAYS: %w", err)
+	}
+	if a.key, err = p2p.LoadOrCreateKey(cfg.KeyFile); err != nil {
 		return nil, err
 	}
 	psk, err := config.DecodePSK(cfg.PSK)
 	if err != nil {
 		return nil, err
 	}
-	h, err := p2p.NewHost(p2p.HostConfig{Key: key, Listen: cfg.Listen, PSK: psk})
+	a.host, err = p2p.NewHost(p2p.HostConfig{Key: a.key, Listen: cfg.Listen, PSK: psk,
+		Reachability: cfg.Reachability, Relays: a.relays})
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, log: log.With("node", cfg.Name), key: key, host: h, hub: *hub, registered: make(chan struct{})}
-	allow := func(p peer.ID) bool { return p == a.hub.ID }
-	p2p.Handle(h, p2p.HealthPing, a.log, allow, a.handlePing)
-	p2p.Handle(h, p2p.SchemaSync, a.log, allow, a.handleSchemaSync)
-	p2p.Handle(h, p2p.DatasetCatalog, a.log, allow, a.handleCatalog)
-	p2p.Handle(h, p2p.FlightEndpoint, a.log, allow, a.handleFlightEndpoint)
-	p2p.Handle(h, p2p.AnalyticsQuery, a.log, allow, a.handleAnalytics)
-	p2p.Handle(h, p2p.OntologySync, a.log, allow, a.handleOntologySync)
-	a.log.Info("node agent listening", "peer_id", h.ID(), "addrs", h.Addrs(), "hub", hub.ID)
+	ctx, cancel := context.WithCancel(context.Background())
+	a.stop = cancel
+	a.disc, err = p2p.StartDiscovery(ctx, a.host, p2p.DiscoveryConfig{Bootstrap: boot, MDNS: cfg.MDNS}, a.log)
+	if err != nil {
+		cancel()
+		_ = a.host.Close()
+		return nil, err
+	}
+	allow := func(p peer.ID) bool { id := a.HubID(); return id != "" && p == id }
+	p2p.Handle(a.host, p2p.HealthPing, a.log, allow, a.handlePing)
+	p2p.Handle(a.host, p2p.SchemaSync, a.log, allow, a.handleSchemaSync)
+	p2p.Handle(a.host, p2p.DatasetCatalog, a.log, allow, a.handleCatalog)
+	p2p.Handle(a.host, p2p.FlightEndpoint, a.log, allow, a.handleFlightEndpoint)
+	p2p.Handle(a.host, p2p.AnalyticsQuery, a.log, allow, a.handleAnalytics)
+	p2p.Handle(a.host, p2p.OntologySync, a.log, allow, a.handleOntologySync)
+	a.log.Info("node agent listening", "peer_id", a.host.ID(), "addrs", a.host.Addrs(), "hub", a.HubID(),
+		"bootstrap", len(boot), "mdns", cfg.MDNS, "relays", len(a.relays))
 	return a, nil
 }
 
 // PeerID returns the agent's libp2p identity.
 func (a *Agent) PeerID() peer.ID { return a.host.ID() }
+
+// HubID returns the peer ID of the hub the agent answers ("" until known).
+func (a *Agent) HubID() peer.ID { return a.hubID.Load().(peer.ID) }
+
+func (a *Agent) pinHub(ai peer.AddrInfo) {
+	a.hubMu.Lock()
+	defer a.hubMu.Unlock()
+	a.hub = ai
+	a.hubID.Store(ai.ID)
+}
 
 // Registered is closed once the hub first accepted the agent's registration.
 func (a *Agent) Registered() <-chan struct{} { return a.registered }
@@ -102,13 +146,19 @@ func (a *Agent) LastError() error {
 }
 
 // Run registers with the hub, and again whenever the connection to the hub
-// is lost, until ctx ends; then it closes the agent.
+// is lost, until ctx ends; then it closes the agent. Meanwhile it keeps its
+// relay reservations and its advertisement in the DHT.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.close()
+	if len(a.relays) > 0 {
+		a.wg.Go(func() { p2p.KeepReservations(ctx, a.host, a.relays, a.log) })
+	}
+	a.disc.Advertise(ctx, p2p.ClusterNamespace(a.cfg.Name))
 	lost := make(chan struct{}, 1)
 	a.host.Network().Notify(&network.NotifyBundle{
 		DisconnectedF: func(n network.Network, c network.Conn) {
-			if c.RemotePeer() == a.hub.ID && n.Connectedness(a.hub.ID) != network.Connected {
+			id := a.HubID()
+			if c.RemotePeer() == id && n.Connectedness(id) != network.Connected && n.Connectedness(id) != network.Limited {
 				select {
 				case lost <- struct{}{}:
 				default:
@@ -164,11 +214,83 @@ func (a *Agent) registerWithBackoff(ctx context.Context) error {
 	}
 }
 
+// errNoHub means no hub has been found yet.
+var errNoHub = errors.New("hub not found yet")
+
+// register finds the hub and registers with it. A hub found through
+// discovery with no configured ID is trusted on first use: the first one
+// that accepts the registration is pinned.
 func (a *Agent) register(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	if err := a.host.Connect(ctx, a.hub); err != nil {
-		return fmt.Errorf("connect to hub %s: %w", a.hub.ID, err)
+	cands := a.hubCandidates(ctx)
+	if len(cands) == 0 {
+		return fmt.Errorf("%w (bootstrap peers %d, mDNS %v)", errNoHub, len(a.cfg.Bootstrap), a.cfg.MDNS)
+	}
+	var errs []error
+	for _, c := range cands {
+		err := a.registerWith(ctx, c)
+		if err == nil {
+			if a.HubID() == "" {
+				a.log.Warn("hub trusted on first use; pin it with SYNDB_HUB_ID", "hub", c.ID)
+			}
+			a.pinHub(c)
+			return nil
+		}
+		if p2p.IsCode(err, p2p.CodeUnauthorized) {
+			return err
+		}
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// hubCandidates lists where the hub may be: its configured address; or the
+// pinned hub's addresses from the DHT, the LAN and what the host knows; or,
+// with no hub pinned yet, every peer advertising syndb-hub in the DHT and
+// every federation peer on the LAN.
+func (a *Agent) hubCandidates(ctx context.Context) []peer.AddrInfo {
+	a.hubMu.Lock()
+	hub, fixed := a.hub, a.hubFixed
+	a.hubMu.Unlock()
+	if fixed {
+		return []peer.AddrInfo{hub}
+	}
+	var out []peer.AddrInfo
+	if hub.ID != "" {
+		if known := a.host.Peerstore().Addrs(hub.ID); len(known) > 0 {
+			out = append(out, peer.AddrInfo{ID: hub.ID, Addrs: known})
+		}
+		if a.disc.HasDHT() {
+			fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			ai, err := a.disc.FindPeer(fctx, hub.ID)
+			cancel()
+			if err == nil {
+				out = append(out, ai)
+			} else {
+				a.log.Debug("hub lookup in the DHT", "hub", hub.ID, "err", err)
+			}
+		}
+	} else if a.disc.HasDHT() {
+		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		found, err := a.disc.FindProviders(fctx, p2p.HubNamespace)
+		cancel()
+		if err != nil {
+			a.log.Debug("hub lookup in the DHT", "err", err)
+		}
+		out = append(out, found...)
+	}
+	for _, p := range a.disc.LAN() {
+		if hub.ID == "" || p.ID == hub.ID {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (a *Agent) registerWith(ctx context.Context, hub peer.AddrInfo) error {
+	if err := a.host.Connect(network.WithAllowLimitedConn(ctx, "register"), hub); err != nil {
+		return fmt.Errorf("connect to hub %s: %w", hub.ID, err)
 	}
 	v := 0
 	if conn, err := a.conn(ctx); err == nil {
@@ -185,10 +307,10 @@ func (a *Agent) register(ctx context.Context) error {
 		SchemaVersion: int32(v), AgentVersion: version.String(), EnrollmentToken: a.cfg.EnrollmentToken,
 	}
 	var resp fedpb.RegisterResponse
-	if err := p2p.Call(ctx, a.host, a.hub.ID, p2p.Register, req, &resp); err != nil {
+	if err := p2p.Call(ctx, a.host, hub.ID, p2p.Register, req, &resp); err != nil {
 		return err
 	}
-	a.log.Info("registered with hub", "hub", a.hub.ID, "schema_version", v, "hub_target_schema", resp.GetTargetSchema())
+	a.log.Info("registered with hub", "hub", hub.ID, "schema_version", v, "hub_target_schema", resp.GetTargetSchema())
 	a.regOnce.Do(func() { close(a.registered) })
 	return nil
 }
@@ -210,6 +332,10 @@ func (a *Agent) conn(ctx context.Context) (driver.Conn, error) {
 }
 
 func (a *Agent) close() {
+	a.stop()
+	if err := a.disc.Close(); err != nil {
+		a.log.Warn("stop discovery", "err", err)
+	}
 	if err := a.host.Close(); err != nil {
 		a.log.Warn("close libp2p host", "err", err)
 	}

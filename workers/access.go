@@ -30,6 +30,8 @@ type accessSync struct {
 	store accessStore
 	gater *p2p.Gater
 	host  host.Host
+	// infra peers (bootstrap peers, relays) are always admitted.
+	infra map[peer.ID]bool
 	log   *slog.Logger
 }
 
@@ -39,7 +41,7 @@ func (a *accessSync) load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	acc := p2p.Access{Enrolled: map[peer.ID]string{}, Revoked: map[peer.ID]bool{}, Open: pa.Enrolling}
+	acc := p2p.Access{Enrolled: map[peer.ID]string{}, Revoked: map[peer.ID]bool{}, Open: pa.Enrolling, Infra: a.infra}
 	for id, name := range pa.Enrolled {
 		p, err := peer.Decode(id)
 		if err != nil {

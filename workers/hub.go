@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
@@ -57,8 +58,23 @@ func RunHub(ctx context.Context, cfg config.Worker, log *slog.Logger) (err error
 	if err != nil {
 		return err
 	}
+	boot, err := p2p.ParseAddrInfos(cfg.Bootstrap)
+	if err != nil {
+		return fmt.Errorf("SYNDB_P2P_BOOTSTRAP: %w", err)
+	}
+	relays, err := p2p.ParseAddrInfos(cfg.Relays)
+	if err != nil {
+		return fmt.Errorf("SYNDB_P2P_RELAYS: %w", err)
+	}
+	infra := map[peer.ID]bool{}
+	for _, ai := range append(boot, relays...) {
+		infra[ai.ID] = true
+	}
 	gater := p2p.NewGater()
-	h, err := p2p.NewHost(p2p.HostConfig{Key: key, Listen: cfg.Listen, Gater: gater, PSK: psk})
+	h, err := p2p.NewHost(p2p.HostConfig{
+		Key: key, Listen: cfg.Listen, Gater: gater, PSK: psk, Reachability: cfg.Reachability, Relays: relays,
+		RelayService: cfg.RelayService, RelayLimit: p2p.RelayLimit{Duration: cfg.RelayMaxDuration, Data: cfg.RelayMaxData},
+	})
 	if err != nil {
 		return err
 	}
@@ -67,7 +83,23 @@ func RunHub(ctx context.Context, cfg config.Worker, log *slog.Logger) (err error
 			log.Warn("close libp2p host", "err", cerr)
 		}
 	}()
-	access := &accessSync{store: st, gater: gater, host: h, log: log}
+	p2pCtx, stopP2P := context.WithCancel(ctx)
+	defer stopP2P()
+	disc, err := p2p.StartDiscovery(p2pCtx, h, p2p.DiscoveryConfig{Bootstrap: boot, Server: true, MDNS: cfg.MDNS}, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		stopP2P()
+		if cerr := disc.Close(); cerr != nil {
+			log.Warn("stop discovery", "err", cerr)
+		}
+	}()
+	disc.Advertise(p2pCtx, p2p.HubNamespace)
+	if len(relays) > 0 {
+		go p2p.KeepReservations(p2pCtx, h, relays, log)
+	}
+	access := &accessSync{store: st, gater: gater, host: h, infra: infra, log: log}
 	if err := access.load(ctx); err != nil {
 		return err
 	}
@@ -96,11 +128,12 @@ func RunHub(ctx context.Context, cfg config.Worker, log *slog.Logger) (err error
 	defer tc.Close()
 
 	w := worker.New(tc, workflows.TaskQueue, worker.Options{})
-	Register(w, activities.NewSchema(st, wh, p2p.NewClient(h), migs, log))
+	Register(w, activities.NewSchema(st, wh, p2p.NewClient(h, disc), migs, log))
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start temporal worker: %w", err)
 	}
-	log.Info("hub worker running", "task_queue", workflows.TaskQueue, "peer_id", h.ID(), "schema_target", len(migs))
+	log.Info("hub worker running", "task_queue", workflows.TaskQueue, "peer_id", h.ID(), "schema_target", len(migs),
+		"bootstrap", len(boot), "mdns", cfg.MDNS, "relays", len(relays), "relay_service", cfg.RelayService)
 	<-ctx.Done()
 	log.Info("hub worker stopping")
 	w.Stop()

@@ -144,7 +144,8 @@ func devBanner(f *devfed.Federation, o devfed.Options, took time.Duration) strin
 		fmt.Fprintf(&b, ", %s 127.0.0.1:%d", n.Name, n.ClickHouseTCP)
 	}
 	fmt.Fprintf(&b, "\n  MinIO        http://127.0.0.1:%d (console :%d)\n", o.Ports.MinIO, o.Ports.MinIOConsole)
-	fmt.Fprintf(&b, "  Hub libp2p   %s\n\n", f.HubAddr)
+	fmt.Fprintf(&b, "  Hub libp2p   %s\n", f.HubAddr)
+	fmt.Fprintf(&b, "  Relay (DHT)  %s\n\n", f.RelayAddr)
 	fmt.Fprintf(&b, "  Try:  curl -s -X POST %s/v1/federation/schema/sync -H \"Authorization: Bearer %s\"\n\n", f.APIURL, f.APIKey)
 	return b.String()
 }

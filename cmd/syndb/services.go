@@ -45,6 +45,21 @@ func workerCmd() *cobra.Command {
 	}
 }
 
+func relayCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "relay",
+		Short: "Run a federation relay: DHT bootstrap peer and circuit relay for peers behind NAT",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load[config.Relay]()
+			if err != nil {
+				return err
+			}
+			return quiet(workers.RunRelay(cmd.Context(), cfg, logger("relay")))
+		},
+	}
+}
+
 func nodeCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "node",

@@ -84,8 +84,9 @@ type Discovery struct {
 	Reachability string `env:"SYNDB_P2P_REACHABILITY" envDefault:"auto"`
 }
 
-// Validate checks the discovery settings.
+// Validate checks the discovery settings, dropping blank list entries.
 func (d *Discovery) Validate() error {
+	d.Bootstrap, d.Relays = nonBlank(d.Bootstrap), nonBlank(d.Relays)
 	var errs []error
 	for _, a := range d.Bootstrap {
 		errs = append(errs, checkPeerAddr("SYNDB_P2P_BOOTSTRAP", a))
@@ -94,7 +95,7 @@ func (d *Discovery) Validate() error {
 		errs = append(errs, checkPeerAddr("SYNDB_P2P_RELAYS", a))
 	}
 	switch d.Reachability {
-	case "auto", "public", "private":
+	case "", "auto", "public", "private":
 	default:
 		errs = append(errs, fmt.Errorf("SYNDB_P2P_REACHABILITY: %q is not auto, public or private", d.Reachability))
 	}
@@ -131,11 +132,14 @@ func (c *Relay) Validate() error {
 // Worker configures `syndb worker`: the Temporal worker and the hub's libp2p host.
 type Worker struct {
 	Discovery
-	// RelayService makes the hub a circuit relay v2 server too.
-	RelayService bool `env:"SYNDB_P2P_RELAY_SERVICE" envDefault:"false"`
-	Postgres     Postgres
-	Temporal     Temporal
-	ClickHouse   ClickHouse
+	// RelayService makes the hub a circuit relay v2 server too, each
+	// relayed connection bounded like `syndb relay`'s.
+	RelayService     bool          `env:"SYNDB_P2P_RELAY_SERVICE" envDefault:"false"`
+	RelayMaxDuration time.Duration `env:"SYNDB_RELAY_MAX_DURATION" envDefault:"30m"`
+	RelayMaxData     int64         `env:"SYNDB_RELAY_MAX_DATA" envDefault:"67108864"`
+	Postgres         Postgres
+	Temporal         Temporal
+	ClickHouse       ClickHouse
 	// Listen holds the libp2p listen multiaddrs of the hub.
 	Listen []string `env:"SYNDB_P2P_LISTEN" envSeparator:"," envDefault:"/ip4/127.0.0.1/udp/4001/quic-v1,/ip4/127.0.0.1/tcp/4001"`
 	// KeyFile is the hub's persistent Ed25519 identity, created on first start.
@@ -304,6 +308,16 @@ func (c *Node) Validate() error {
 		checkPSK(c.PSK),
 	)
 	return errors.Join(errs...)
+}
+
+func nonBlank(xs []string) []string {
+	var out []string
+	for _, x := range xs {
+		if strings.TrimSpace(x) != "" {
+			out = append(out, strings.TrimSpace(x))
+		}
+	}
+	return out
 }
 
 // checkPeerAddr checks a multiaddr that ends in /p2p/<peer ID>.

@@ -43,9 +43,10 @@ type Options struct {
 	// Binary is the syndb executable to run the hub and nodes with.
 	Binary string
 	Ports  devstack.Ports
-	// APIPort and HubP2PPort are the hub's ports.
-	APIPort, HubP2PPort int
-	Nodes               []NodeSpec
+	// APIPort and HubP2PPort are the hub's ports; RelayP2PPort is the
+	// federation relay's (the DHT bootstrap peer every process starts from).
+	APIPort, HubP2PPort, RelayP2PPort int
+	Nodes                             []NodeSpec
 	// SeedDatasets and SeedRows size the synthetic data per node.
 	SeedDatasets, SeedRows int
 	// Out receives the prefixed output of every process (nil: log files only).
@@ -58,11 +59,12 @@ type Options struct {
 // DevOptions returns the options of `syndb dev`: the ports of the README.
 func DevOptions(repoRoot string) Options {
 	return Options{
-		Root:       filepath.Join(repoRoot, ".dev"),
-		RepoRoot:   repoRoot,
-		Ports:      devstack.DevPorts(),
-		APIPort:    8080,
-		HubP2PPort: 4001,
+		Root:         filepath.Join(repoRoot, ".dev"),
+		RepoRoot:     repoRoot,
+		Ports:        devstack.DevPorts(),
+		APIPort:      8080,
+		HubP2PPort:   4001,
+		RelayP2PPort: 4000,
 		Nodes: []NodeSpec{
 			{Name: "lab-a", P2PPort: 4002, FlightPort: 50052},
 			{Name: "lab-b", P2PPort: 4003, FlightPort: 50053},
@@ -87,7 +89,7 @@ func TestOptions(repoRoot, root, binary string, names ...string) (Options, error
 		p, err = devstack.FreePort()
 		return p
 	}
-	o.APIPort, o.HubP2PPort = free(), free()
+	o.APIPort, o.HubP2PPort, o.RelayP2PPort = free(), free(), free()
 	for _, n := range names {
 		o.Nodes = append(o.Nodes, NodeSpec{Name: n, P2PPort: free(), FlightPort: free()})
 	}
@@ -104,8 +106,11 @@ type Federation struct {
 	APIURL string
 	// APIKey is a key for the API.
 	APIKey string
-	// HubAddr is the hub's libp2p multiaddr, with its peer ID.
+	// HubAddr is the hub's libp2p multiaddr, with its peer ID. Nodes are
+	// not given it: they find the hub through the relay's DHT.
 	HubAddr string
+	// RelayAddr is the relay's multiaddr: the DHT bootstrap peer.
+	RelayAddr string
 
 	hub    map[string]*devstack.Process
 	nodes  map[string]*devstack.Process
@@ -144,18 +149,28 @@ func Start(ctx context.Context, o Options) (f *Federation, err error) {
 		return f, err
 	}
 	f.HubAddr = fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1/p2p/%s", o.HubP2PPort, hubID)
+	relayKey := filepath.Join(o.Root, "relay", "relay.key")
+	relayID, err := p2p.PeerIDFromKeyFile(relayKey)
+	if err != nil {
+		return f, err
+	}
+	f.RelayAddr = fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1/p2p/%s", o.RelayP2PPort, relayID)
 	f.APIURL = fmt.Sprintf("http://127.0.0.1:%d", o.APIPort)
 	f.Env = map[string]string{
-		"SYNDB_POSTGRES_DSN":        f.Stack.Postgres.DSN(),
-		"SYNDB_TEMPORAL_ADDRESS":    fmt.Sprintf("127.0.0.1:%d", o.Ports.Temporal),
-		"SYNDB_TEMPORAL_UI_URL":     fmt.Sprintf("http://127.0.0.1:%d", o.Ports.TemporalUI),
-		"SYNDB_CLICKHOUSE_ADDR":     f.Stack.Hub.Addr(),
-		"SYNDB_S3_ENDPOINT":         fmt.Sprintf("127.0.0.1:%d", o.Ports.MinIO),
-		"SYNDB_API_ADDR":            fmt.Sprintf("127.0.0.1:%d", o.APIPort),
-		"SYNDB_API_PUBLIC_URL":      f.APIURL,
-		"SYNDB_P2P_LISTEN":          fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1,/ip4/127.0.0.1/tcp/%d", o.HubP2PPort, o.HubP2PPort),
-		"SYNDB_P2P_KEY_FILE":        hubKey,
-		"SYNDB_HUB_ADDR":            f.HubAddr,
+		"SYNDB_POSTGRES_DSN":     f.Stack.Postgres.DSN(),
+		"SYNDB_TEMPORAL_ADDRESS": fmt.Sprintf("127.0.0.1:%d", o.Ports.Temporal),
+		"SYNDB_TEMPORAL_UI_URL":  fmt.Sprintf("http://127.0.0.1:%d", o.Ports.TemporalUI),
+		"SYNDB_CLICKHOUSE_ADDR":  f.Stack.Hub.Addr(),
+		"SYNDB_S3_ENDPOINT":      fmt.Sprintf("127.0.0.1:%d", o.Ports.MinIO),
+		"SYNDB_API_ADDR":         fmt.Sprintf("127.0.0.1:%d", o.APIPort),
+		"SYNDB_API_PUBLIC_URL":   f.APIURL,
+		"SYNDB_P2P_LISTEN":       fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1,/ip4/127.0.0.1/tcp/%d", o.HubP2PPort, o.HubP2PPort),
+		"SYNDB_P2P_KEY_FILE":     hubKey,
+		"SYNDB_HUB_ID":           hubID.String(),
+		"SYNDB_P2P_BOOTSTRAP":    f.RelayAddr,
+		// Every dev process shares one host: mDNS would only echo it, and
+		// would let concurrent federations (dev and tests) find each other.
+		"SYNDB_P2P_MDNS":            "false",
 		"SYNDB_S3_ACCESS_KEY":       devstack.MinIOUser,
 		"SYNDB_S3_SECRET_KEY":       devstack.MinIOPassword,
 		"SYNDB_TEMPORAL_NAMESPACE":  "default",
@@ -172,6 +187,15 @@ func Start(ctx context.Context, o Options) (f *Federation, err error) {
 		return f, err
 	}
 
+	relay, err := f.spawn(ctx, "relay", []string{"relay"}, f.env(map[string]string{
+		"SYNDB_P2P_LISTEN":    fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1,/ip4/127.0.0.1/tcp/%d", o.RelayP2PPort, o.RelayP2PPort),
+		"SYNDB_P2P_KEY_FILE":  relayKey,
+		"SYNDB_P2P_BOOTSTRAP": "",
+	}))
+	if err != nil {
+		return f, err
+	}
+	f.hub["relay"] = relay
 	hubEnv := f.env(nil)
 	for _, svc := range []string{"worker", "api"} {
 		p, err := f.spawn(ctx, svc, []string{svc}, hubEnv)
@@ -201,7 +225,6 @@ func (f *Federation) StartNode(ctx context.Context, name string) error {
 	env := f.env(map[string]string{
 		"SYNDB_ENROLLMENT_TOKEN": f.tokens[n.Name],
 		"SYNDB_NODE_NAME":        n.Name,
-		"SYNDB_HUB_ADDR":         f.HubAddr,
 		"SYNDB_P2P_LISTEN":       fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1,/ip4/127.0.0.1/tcp/%d", n.P2PPort, n.P2PPort),
 		"SYNDB_P2P_KEY_FILE":     filepath.Join(f.opts.Root, "nodes", n.Name, "node.key"),
 		"SYNDB_FLIGHT_ADDR":      fmt.Sprintf("127.0.0.1:%d", n.FlightPort),
@@ -247,11 +270,13 @@ func (f *Federation) env(extra map[string]string) []string {
 
 func (f *Federation) spawn(ctx context.Context, name string, args, env []string) (*devstack.Process, error) {
 	return devstack.StartProcess(ctx, devstack.ProcessSpec{
-		Name:    name,
-		Path:    f.opts.Binary,
-		Args:    args,
-		Env:     env,
-		Dir:     f.opts.RepoRoot,
+		Name: name,
+		Path: f.opts.Binary,
+		Args: args,
+		Env:  env,
+		// Not the repository: its .dev/syndb.env must not leak into a
+		// federation that set its own environment.
+		Dir:     f.opts.Root,
 		LogFile: filepath.Join(f.opts.Root, "logs", name+".log"),
 		Out:     f.opts.Out,
 	})
@@ -445,7 +470,7 @@ func (f *Federation) Stop(ctx context.Context) error {
 	for _, name := range sortedKeys(f.nodes) {
 		errs = append(errs, f.nodes[name].Stop(ctx, 10*time.Second))
 	}
-	for _, name := range []string{"api", "worker"} {
+	for _, name := range []string{"api", "worker", "relay"} {
 		if p, ok := f.hub[name]; ok {
 			errs = append(errs, p.Stop(ctx, 20*time.Second))
 		}

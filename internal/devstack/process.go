@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -171,10 +172,23 @@ func waitFor(ctx context.Context, p *Process, timeout time.Duration, check func(
 		}
 		select {
 		case <-p.Done():
-			return fmt.Errorf("%s exited while starting (%v); see %s", p.spec.Name, p.Err(), p.spec.LogFile)
+			return fmt.Errorf("%w: %s (%v); see %s:\n%s", ErrExitedStarting, p.spec.Name, p.Err(), p.spec.LogFile, tail(p.spec.LogFile, 8))
 		case <-ctx.Done():
 			return fmt.Errorf("%s not ready after %s: %w; see %s", p.spec.Name, timeout, err, p.spec.LogFile)
 		case <-tick.C:
 		}
 	}
+}
+
+// ErrExitedStarting is returned when a service exits before it is ready.
+var ErrExitedStarting = errors.New("exited while starting")
+
+// tail returns the last n lines of a log file, for error messages.
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

@@ -2,6 +2,7 @@ package devstack
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -29,8 +30,20 @@ type Temporal struct {
 }
 
 // Start starts the server and waits until a client's health check passes
-// and the UI answers.
+// and the UI answers. The dev server picks some internal ports itself; a
+// start that loses one to another process is retried on a fresh database.
 func (t *Temporal) Start(ctx context.Context) error {
+	var err error
+	for attempt := 1; attempt <= 3; attempt++ {
+		if err = t.start(ctx); !errors.Is(err, ErrExitedStarting) {
+			return err
+		}
+		_ = os.Remove(t.DBFile)
+	}
+	return err
+}
+
+func (t *Temporal) start(ctx context.Context) error {
 	if err := os.MkdirAll(filepath.Dir(t.DBFile), 0o755); err != nil {
 		return fmt.Errorf("create temporal dir: %w", err)
 	}

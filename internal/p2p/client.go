@@ -2,6 +2,7 @@ package p2p
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -11,13 +12,21 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// Client calls peers by ID and known addresses from a host.
-type Client struct {
-	h host.Host
+// PeerFinder looks up a peer's current addresses (the DHT).
+type PeerFinder interface {
+	FindPeer(ctx context.Context, id peer.ID) (peer.AddrInfo, error)
 }
 
-// NewClient returns a Client that dials from h.
-func NewClient(h host.Host) *Client { return &Client{h: h} }
+// Client calls peers by ID and known addresses from a host. When a peer
+// cannot be reached at the addresses it registered, the client looks up
+// its current ones with the finder, when it has one, and tries once more.
+type Client struct {
+	h      host.Host
+	finder PeerFinder
+}
+
+// NewClient returns a Client that dials from h; finder may be nil.
+func NewClient(h host.Host, finder PeerFinder) *Client { return &Client{h: h, finder: finder} }
 
 // Call learns addrs for peerID (when given) and makes a request/response call.
 func (c *Client) Call(ctx context.Context, peerID string, addrs []string, spec Spec, req, resp proto.Message) error {
@@ -32,5 +41,14 @@ func (c *Client) Call(ctx context.Context, peerID string, addrs []string, spec S
 		}
 		c.h.Peerstore().AddAddr(id, m, peerstore.AddressTTL)
 	}
+	err = Call(ctx, c.h, id, spec, req, resp)
+	if !errors.Is(err, ErrUnreachable) || c.finder == nil || ctx.Err() != nil {
+		return err
+	}
+	ai, ferr := c.finder.FindPeer(ctx, id)
+	if ferr != nil {
+		return fmt.Errorf("%w (and %w)", err, ferr)
+	}
+	c.h.Peerstore().AddAddrs(id, ai.Addrs, peerstore.AddressTTL)
 	return Call(ctx, c.h, id, spec, req, resp)
 }

@@ -17,6 +17,8 @@ type Access struct {
 	Revoked map[peer.ID]bool
 	// Open admits unknown peers, so a node can present its enrollment token.
 	Open bool
+	// Infra peers (bootstrap peers, relays) are admitted always.
+	Infra map[peer.ID]bool
 }
 
 // Gater is a connection gater over an Access snapshot that is swapped
@@ -52,7 +54,7 @@ func (g *Gater) Admits(p peer.ID) bool {
 		return false
 	}
 	_, ok := a.Enrolled[p]
-	return ok || a.Open
+	return ok || a.Open || a.Infra[p]
 }
 
 // InterceptPeerDial refuses dialling revoked peers.
@@ -64,8 +66,13 @@ func (g *Gater) InterceptAddrDial(peer.ID, ma.Multiaddr) bool { return true }
 // InterceptAccept allows the handshake; the peer is checked once known.
 func (g *Gater) InterceptAccept(network.ConnMultiaddrs) bool { return true }
 
-// InterceptSecured admits the peer, now authenticated, when Access allows it.
-func (g *Gater) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
+// InterceptSecured admits the peer, now authenticated, when Access allows
+// it. Connections the host dials itself (to bootstrap peers, relays, DHT
+// servers, nodes) are refused only to revoked peers.
+func (g *Gater) InterceptSecured(dir network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
+	if dir == network.DirOutbound {
+		return !g.v.Load().Revoked[p]
+	}
 	return g.Admits(p)
 }
 

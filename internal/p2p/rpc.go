@@ -50,6 +50,9 @@ func IsCode(err error, code string) bool {
 	return errors.As(err, &re) && re.Code == code
 }
 
+// ErrUnreachable marks a call that could not open a stream to the peer.
+var ErrUnreachable = errors.New("peer unreachable")
+
 // validator is implemented by every request message (internal/fedpb).
 type validator interface{ Validate() error }
 
@@ -70,7 +73,7 @@ func Call(ctx context.Context, h host.Host, p peer.ID, spec Spec, req, resp prot
 	ctx = network.WithAllowLimitedConn(ctx, string(spec.ID))
 	s, err := h.NewStream(ctx, p, spec.ID)
 	if err != nil {
-		return fmt.Errorf("open %s stream to %s: %w", spec.ID, p, err)
+		return fmt.Errorf("%w: open %s stream to %s: %w", ErrUnreachable, spec.ID, p, err)
 	}
 	// Resetting the stream when ctx ends unblocks reads and writes at once.
 	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
