@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/template"
 	"time"
@@ -23,21 +25,32 @@ type ClickHouse struct {
 	Dir               string
 	HTTPPort, TCPPort int
 	Password          string
-	Out               io.Writer
-	LogFile           string
+	// Host is the address the server listens on (default 127.0.0.1);
+	// ClientNets are networks, besides loopback, whose clients may log in.
+	Host       string
+	ClientNets []string
+	Out        io.Writer
+	LogFile    string
 
 	proc *Process
 }
 
 // Addr returns the native-protocol address.
-func (c *ClickHouse) Addr() string { return fmt.Sprintf("127.0.0.1:%d", c.TCPPort) }
+func (c *ClickHouse) Addr() string { return net.JoinHostPort(c.host(), strconv.Itoa(c.TCPPort)) }
+
+func (c *ClickHouse) host() string {
+	if c.Host == "" {
+		return "127.0.0.1"
+	}
+	return c.Host
+}
 
 var chConfig = template.Must(template.New("config").Parse(`<?xml version="1.0"?>
 <yandex>
   <logger><level>warning</level><log>{{.Dir}}/server.log</log><errorlog>{{.Dir}}/server.err.log</errorlog><size>10M</size><count>2</count></logger>
   <http_port>{{.HTTPPort}}</http_port>
   <tcp_port>{{.TCPPort}}</tcp_port>
-  <listen_host>127.0.0.1</listen_host>
+  <listen_host>{{.Host}}</listen_host>
   <max_connections>1024</max_connections>
   <keep_alive_timeout>3</keep_alive_timeout>
   <max_concurrent_queries>100</max_concurrent_queries>
@@ -58,7 +71,7 @@ var chConfig = template.Must(template.New("config").Parse(`<?xml version="1.0"?>
 var chUsers = template.Must(template.New("users").Parse(`<?xml version="1.0"?>
 <yandex>
   <profiles><default><max_memory_usage>4000000000</max_memory_usage><load_balancing>random</load_balancing></default></profiles>
-  <users><default><password>{{.Password}}</password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks><profile>default</profile><quota>default</quota></default></users>
+  <users><default><password>{{.Password}}</password><networks><ip>127.0.0.1</ip><ip>::1</ip>{{range .ClientNets}}<ip>{{.}}</ip>{{end}}</networks><profile>default</profile><quota>default</quota></default></users>
   <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors><result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>
 </yandex>
 `))
@@ -70,6 +83,7 @@ func (c *ClickHouse) Start(ctx context.Context) error {
 		return fmt.Errorf("resolve %s: %w", c.Dir, err)
 	}
 	c.Dir = abs
+	c.Host = c.host()
 	if err := os.MkdirAll(filepath.Join(c.Dir, "data"), 0o755); err != nil {
 		return fmt.Errorf("create clickhouse dir: %w", err)
 	}
@@ -89,7 +103,7 @@ func (c *ClickHouse) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ping := fmt.Sprintf("http://127.0.0.1:%d/ping", c.HTTPPort)
+	ping := "http://" + net.JoinHostPort(c.Host, strconv.Itoa(c.HTTPPort)) + "/ping"
 	return waitFor(ctx, c.proc, 2*time.Minute, func(ctx context.Context) error {
 		if err := httpOK(ctx, ping); err != nil {
 			return err

@@ -21,8 +21,16 @@ import (
 // fed is the federation every test in the package shares.
 var fed *devfed.Federation
 
+// syndbBin is the syndb binary built for the tests.
+var syndbBin string
+
 func TestMain(m *testing.M) {
 	flag.Parse()
+	// A copy of this binary started inside a network namespace plays one
+	// peer of a netns test (see netns_test.go) instead of running tests.
+	if role := os.Getenv(roleEnv); role != "" {
+		os.Exit(runRole(role))
+	}
 	os.Exit(run(m))
 }
 
@@ -45,6 +53,7 @@ func run(m *testing.M) int {
 	}
 	defer func() { _ = os.RemoveAll(tmp) }()
 	bin := filepath.Join(tmp, "syndb")
+	syndbBin = bin
 	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/syndb")
 	build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
