@@ -26,6 +26,8 @@ const hubSchemaLock int64 = 0x5359_4e44_4201 // "SYNDB" + 1
 type schemaStore interface {
 	Clusters(ctx context.Context, activeOnly bool) ([]store.Cluster, error)
 	RecordSchemaVersion(ctx context.Context, cluster string, version int, applied []store.AppliedVersion, workflowID string) error
+	RecordSchemaDrift(ctx context.Context, cluster string, version int, reason string) error
+	SetSchemaTarget(ctx context.Context, version int, workflowID string) error
 	WithAdvisoryLock(ctx context.Context, key int64, fn func(ctx context.Context) error) error
 }
 
@@ -52,6 +54,9 @@ func NewSchema(st schemaStore, warehouse driver.Conn, nodes nodeCaller, migratio
 // ApplyHubParams is the input of ApplyHubSchema.
 type ApplyHubParams struct {
 	Target int `json:"target"`
+	// CatchUp is set when the sync only catches some nodes up to the
+	// fleet's target; otherwise Target becomes the fleet's target.
+	CatchUp bool `json:"catch_up,omitempty"`
 }
 
 // MigrationResult summarises one applied migration.
@@ -85,6 +90,11 @@ func (a *Schema) ApplyHubSchema(ctx context.Context, p ApplyHubParams) (ApplyHub
 	}
 	if err != nil {
 		return ApplyHubResult{}, fmt.Errorf("migrate hub warehouse: %w", err)
+	}
+	if !p.CatchUp {
+		if err := a.store.SetSchemaTarget(ctx, p.Target, activity.GetInfo(ctx).WorkflowExecution.ID); err != nil {
+			return ApplyHubResult{}, err
+		}
 	}
 	a.log.Info("hub warehouse migrated", "from", res.From, "to", res.To, "applied", len(res.Applied))
 	return ApplyHubResult{From: res.From, To: res.To, Applied: summarize(res.Applied)}, nil
@@ -136,10 +146,21 @@ func (a *Schema) SyncNodeSchema(ctx context.Context, p SyncNodeParams) (SyncNode
 	start := time.Now()
 	req := &fedpb.SchemaSyncRequest{Target: int32(p.Target), Migrations: fedpb.FromMigrations(a.migrations[:p.Target])}
 	var resp fedpb.SchemaSyncResponse
+	stopBeats := heartbeat(ctx, p.Node.Name)
 	err := a.nodes.Call(ctx, p.Node.PeerID, p.Node.Addrs, p2p.SchemaSync, req, &resp)
+	stopBeats()
 	switch {
 	case p2p.IsCode(err, p2p.CodeDrift):
-		return SyncNodeResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeDrift, err)
+		d, ok := migrate.ParseDrift(err.Error())
+		if !ok {
+			d = &migrate.DriftError{Reason: err.Error()}
+		}
+		if rerr := a.store.RecordSchemaDrift(ctx, p.Node.Name, d.Version, d.Reason); rerr != nil {
+			return SyncNodeResult{}, rerr
+		}
+		activity.GetLogger(ctx).Warn("node schema drift: left untouched", "node", p.Node.Name, "version", d.Version, "reason", d.Reason)
+		return SyncNodeResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("%s: %s", p.Node.Name, d.Error()), ErrTypeDrift, err)
 	case p2p.IsCode(err, p2p.CodeInvalid), p2p.IsCode(err, p2p.CodeUnauthorized):
 		return SyncNodeResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalid, err)
 	case err != nil:
@@ -157,6 +178,32 @@ func (a *Schema) SyncNodeSchema(ctx context.Context, p SyncNodeParams) (SyncNode
 	activity.GetLogger(ctx).Info("node schema synced", "node", p.Node.Name, "from", from, "to", to,
 		"applied", len(applied), "took", time.Since(start))
 	return SyncNodeResult{From: from, To: to, Applied: summarize(applied)}, nil
+}
+
+// heartbeatEvery is how often a long activity tells Temporal it is alive;
+// the workflows' heartbeat timeouts are a few times this.
+const heartbeatEvery = 5 * time.Second
+
+// heartbeat records a heartbeat every heartbeatEvery until the returned stop
+// is called, so a worker that dies mid-call is noticed within the heartbeat
+// timeout rather than the whole start-to-close timeout.
+func heartbeat(ctx context.Context, details any) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(heartbeatEvery)
+		defer t.Stop()
+		for {
+			activity.RecordHeartbeat(ctx, details)
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 func summarize(applied []migrate.Applied) []MigrationResult {

@@ -15,6 +15,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 
+	"github.com/syndb/federation/internal/schemastate"
 	"github.com/syndb/federation/internal/store"
 	"github.com/syndb/federation/workflows"
 )
@@ -74,7 +75,9 @@ type SchemaSyncStatus struct {
 	workflows.SchemaSyncResult
 }
 
-var workflowIDRe = regexp.MustCompile(`^schema-sync-v[0-9]{1,9}$`)
+// workflowIDRe matches the IDs of schema syncs (workflows.SchemaSyncID) and
+// catch-ups (workflows.SchemaCatchUpID).
+var workflowIDRe = regexp.MustCompile(`^schema-(sync|catchup-[a-z0-9][a-z0-9-]{0,62})-v[0-9]{1,9}$`)
 
 func (s *Server) schemaSyncStatus(c echo.Context) error {
 	id := c.Param("id")
@@ -117,6 +120,17 @@ func (s *Server) schemaSyncStatus(c echo.Context) error {
 		}
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) schemaStatus(c echo.Context) error {
+	if s.deps.Warehouse == nil {
+		return errors.New("schema status: no hub warehouse connection")
+	}
+	st, err := schemastate.Read(c.Request().Context(), s.deps.Store, s.deps.Warehouse, s.deps.Migrations)
+	if err != nil {
+		return fmt.Errorf("schema status: %w", err)
+	}
+	return c.JSON(http.StatusOK, st)
 }
 
 // ClusterList is the answer to GET /v1/federation/clusters.

@@ -14,6 +14,7 @@ import (
 	"github.com/syndb/federation/internal/config"
 	"github.com/syndb/federation/internal/store"
 	"github.com/syndb/federation/schemas"
+	"github.com/syndb/federation/workflows"
 )
 
 // Run opens the API's dependencies, serves until ctx ends and closes them.
@@ -44,7 +45,10 @@ func Run(ctx context.Context, cfg config.API, log *slog.Logger) error {
 		return fmt.Errorf("connect temporal at %s: %w", cfg.Temporal.Address, err)
 	}
 	defer tc.Close()
-	return New(cfg, Deps{Store: st, Temporal: tc, Warehouse: wh, Log: log, SchemaHead: len(migs)}).Serve(ctx)
+	if err := workflows.EnsureSearchAttributes(ctx, tc, cfg.Temporal.Namespace); err != nil {
+		return err
+	}
+	return New(cfg, Deps{Store: st, Temporal: tc, Warehouse: wh, Log: log, SchemaHead: len(migs), Migrations: migs}).Serve(ctx)
 }
 
 // ensureBuckets creates the hub's S3 buckets (job results, ETL staging).

@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/syndb/federation/internal/config"
+	"github.com/syndb/federation/internal/migrate"
 	"github.com/syndb/federation/internal/store"
 )
 
@@ -27,6 +28,7 @@ type apiStore interface {
 	CreateCluster(ctx context.Context, name string, ttl time.Duration) (store.Enrollment, error)
 	RevokeCluster(ctx context.Context, name string) (store.Cluster, error)
 	Ping(ctx context.Context) error
+	SchemaTarget(ctx context.Context) (int, error)
 }
 
 // Deps are the API's connections, opened by the caller.
@@ -36,6 +38,8 @@ type Deps struct {
 	Warehouse  driver.Conn
 	Log        *slog.Logger
 	SchemaHead int // the newest embedded migration: the default sync target
+	// Migrations are the hub's embedded ClickHouse migrations, 1..SchemaHead.
+	Migrations []migrate.Migration
 }
 
 // Server is the hub's HTTP API.
@@ -58,6 +62,7 @@ func New(cfg config.API, deps Deps) *Server {
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	v1 := e.Group("/v1", s.authenticate)
+	v1.GET("/federation/schema", s.schemaStatus)
 	v1.POST("/federation/schema/sync", s.startSchemaSync)
 	v1.GET("/federation/schema/sync/:id", s.schemaSyncStatus)
 	v1.GET("/federation/clusters", s.listClusters)

@@ -13,7 +13,6 @@ import (
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
-	"go.temporal.io/sdk/workflow"
 
 	"github.com/syndb/federation/activities"
 	"github.com/syndb/federation/internal/chx"
@@ -26,7 +25,7 @@ import (
 
 // Register registers every workflow and activity on w under its explicit name.
 func Register(w worker.Registry, schema *activities.Schema) {
-	w.RegisterWorkflowWithOptions(workflows.SchemaSync, workflow.RegisterOptions{Name: workflows.SchemaSyncName})
+	workflows.Register(w)
 	w.RegisterActivityWithOptions(schema.ApplyHubSchema, activity.RegisterOptions{Name: activities.ApplyHubSchemaName})
 	w.RegisterActivityWithOptions(schema.ListSyncTargets, activity.RegisterOptions{Name: activities.ListSyncTargetsName})
 	w.RegisterActivityWithOptions(schema.SyncNodeSchema, activity.RegisterOptions{Name: activities.SyncNodeSchemaName})
@@ -107,16 +106,6 @@ func RunHub(ctx context.Context, cfg config.Worker, log *slog.Logger) (err error
 	accessDone := make(chan struct{})
 	go func() { defer close(accessDone); access.run(accessCtx) }()
 	defer func() { stopAccess(); <-accessDone }()
-	reg := &Registrar{store: st, target: len(migs), log: log, enrolled: func(ctx context.Context) {
-		if err := access.load(ctx); err != nil {
-			log.Warn("refresh peer access", "err", err)
-		}
-	}}
-	p2p.Handle(h, p2p.Register, log, gater.Admits, reg.Handle)
-	for _, a := range h.Addrs() {
-		log.Info("hub libp2p listening", "addr", fmt.Sprintf("%s/p2p/%s", a, h.ID()))
-	}
-
 	tc, err := client.Dial(client.Options{
 		HostPort:  cfg.Temporal.Address,
 		Namespace: cfg.Temporal.Namespace,
@@ -126,6 +115,21 @@ func RunHub(ctx context.Context, cfg config.Worker, log *slog.Logger) (err error
 		return fmt.Errorf("connect temporal at %s: %w", cfg.Temporal.Address, err)
 	}
 	defer tc.Close()
+	if err := workflows.EnsureSearchAttributes(ctx, tc, cfg.Temporal.Namespace); err != nil {
+		return err
+	}
+	catchUp := newCatchUp(st, tc, log)
+	defer catchUp.Close()
+
+	reg := &Registrar{store: st, target: len(migs), log: log, enrolled: func(ctx context.Context) {
+		if err := access.load(ctx); err != nil {
+			log.Warn("refresh peer access", "err", err)
+		}
+	}, registered: catchUp.registered}
+	p2p.Handle(h, p2p.Register, log, gater.Admits, reg.Handle)
+	for _, a := range h.Addrs() {
+		log.Info("hub libp2p listening", "addr", fmt.Sprintf("%s/p2p/%s", a, h.ID()))
+	}
 
 	w := worker.New(tc, workflows.TaskQueue, worker.Options{})
 	Register(w, activities.NewSchema(st, wh, p2p.NewClient(h, disc), migs, log))

@@ -24,6 +24,8 @@ type Registrar struct {
 	log    *slog.Logger
 	// enrolled is called after a peer's first successful registration.
 	enrolled func(ctx context.Context)
+	// registered, when set, is called after every successful registration.
+	registered func(c store.Cluster)
 }
 
 // refusals are the registration errors a node is told about, as unauthorized.
@@ -51,6 +53,9 @@ func (r *Registrar) Handle(ctx context.Context, from peer.ID, req *fedpb.Registe
 	}
 	if r.enrolled != nil {
 		r.enrolled(ctx)
+	}
+	if r.registered != nil {
+		r.registered(c)
 	}
 	r.log.Info("node registered", "name", c.Name, "peer", from, "schema_version", c.SchemaVersion, "addrs", req.GetAddrs())
 	return &fedpb.RegisterResponse{Name: c.Name, TargetSchema: int32(r.target)}, nil

@@ -3,7 +3,13 @@
 // only orders them. Typed start helpers (start.go) are what the API calls.
 package workflows
 
-import "fmt"
+import (
+	"fmt"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+)
 
 // TaskQueue is the hub's task queue; `syndb worker` polls it.
 const TaskQueue = "syndb-hub"
@@ -19,6 +25,39 @@ const (
 	ProgressQuery = "progress"
 )
 
+// Search attributes, so runs can be filtered in the Temporal UI and CLI
+// (`temporal workflow list --query 'SyndbOutcome="partial"'`).
+var (
+	// TargetVersionKey is the schema version a sync brings nodes to.
+	TargetVersionKey = temporal.NewSearchAttributeKeyInt64("SyndbTargetVersion")
+	// NodeCountKey is the number of nodes a run works on.
+	NodeCountKey = temporal.NewSearchAttributeKeyInt64("SyndbNodeCount")
+	// OutcomeKey is how the run ended: running, complete, partial or failed.
+	OutcomeKey = temporal.NewSearchAttributeKeyKeyword("SyndbOutcome")
+)
+
+// SearchAttributes are the custom search attributes the workflows use, by
+// name, with their types; the worker registers them at start.
+var SearchAttributes = map[string]enumspb.IndexedValueType{
+	TargetVersionKey.GetName(): enumspb.INDEXED_VALUE_TYPE_INT,
+	NodeCountKey.GetName():     enumspb.INDEXED_VALUE_TYPE_INT,
+	OutcomeKey.GetName():       enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+}
+
 // SchemaSyncID is the workflow ID of the sync to target version v: one
 // business key per target, so concurrent requests for it join one run.
 func SchemaSyncID(v int) string { return fmt.Sprintf("schema-sync-v%d", v) }
+
+// SchemaCatchUpID is the workflow ID of the catch-up of one node to target
+// version v: one run per node and target, however often the node registers.
+func SchemaCatchUpID(node string, v int) string { return fmt.Sprintf("schema-catchup-%s-v%d", node, v) }
+
+// WorkflowRegistry is where workflows are registered: a worker or a replayer.
+type WorkflowRegistry interface {
+	RegisterWorkflowWithOptions(w any, options workflow.RegisterOptions)
+}
+
+// Register registers every workflow under its explicit name.
+func Register(r WorkflowRegistry) {
+	r.RegisterWorkflowWithOptions(SchemaSync, workflow.RegisterOptions{Name: SchemaSyncName})
+}

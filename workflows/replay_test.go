@@ -4,12 +4,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
-	"go.temporal.io/sdk/workflow"
 
 	"github.com/syndb/federation/workflows"
 )
@@ -27,9 +27,27 @@ func TestReplay(t *testing.T) {
 		t.Run(filepath.Base(file), func(t *testing.T) {
 			t.Parallel()
 			r := worker.NewWorkflowReplayer()
-			r.RegisterWorkflowWithOptions(workflows.SchemaSync, workflow.RegisterOptions{Name: workflows.SchemaSyncName})
+			workflows.Register(r)
 			log := tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(log, file))
 		})
 	}
+}
+
+// TestReplayCatchesNondeterminism shows the replay test can fail: a history
+// whose first activity is not the one the code schedules is refused.
+func TestReplayCatchesNondeterminism(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile("testdata/schema_sync_v1.json")
+	require.NoError(t, err)
+	tampered := strings.Replace(string(raw), `"ApplyHubSchema"`, `"SomethingElse"`, 1)
+	require.NotEqual(t, string(raw), tampered)
+	file := filepath.Join(t.TempDir(), "tampered.json")
+	require.NoError(t, os.WriteFile(file, []byte(tampered), 0o600))
+	r := worker.NewWorkflowReplayer()
+	workflows.Register(r)
+	log := tlog.NewStructuredLogger(slog.New(slog.DiscardHandler))
+	err = r.ReplayWorkflowHistoryFromJSONFile(log, file)
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "nondeterministic")
 }

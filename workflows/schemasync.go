@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -21,7 +22,27 @@ type SchemaSyncParams struct {
 	Target int `json:"target"`
 	// Concurrency bounds how many nodes are synced at once.
 	Concurrency int `json:"concurrency,omitempty"`
+	// Nodes limits the sync to these nodes (all active nodes when empty).
+	Nodes []string `json:"nodes,omitempty"`
+	// CatchUp marks a sync that only brings nodes that were away up to the
+	// fleet's target, which it leaves as it is.
+	CatchUp bool `json:"catch_up,omitempty"`
 }
+
+// Sync outcomes, in the SyndbOutcome search attribute.
+const (
+	OutcomeRunning  = "running"
+	OutcomeComplete = "complete" // every node synced
+	OutcomePartial  = "partial"  // some node pending, in drift or failed
+	OutcomeFailed   = "failed"   // the hub warehouse could not be migrated
+)
+
+// Workflow changes, for workflow.GetVersion.
+const (
+	// changeNodeActivities: per-node activity IDs, heartbeats, search
+	// attributes, and syncs limited to some nodes.
+	changeNodeActivities = "node-activities"
+)
 
 // Node sync outcomes.
 const (
@@ -51,6 +72,7 @@ type SchemaSyncResult struct {
 	Nodes   []NodeSyncResult          `json:"nodes"`
 	Synced  int                       `json:"synced"`
 	Pending int                       `json:"pending"`
+	Drift   int                       `json:"drift"`
 	Failed  int                       `json:"failed"`
 }
 
@@ -71,6 +93,7 @@ func SchemaSync(ctx workflow.Context, p SchemaSyncParams) (SchemaSyncResult, err
 	if limit <= 0 {
 		limit = DefaultSyncConcurrency
 	}
+	v2 := workflow.GetVersion(ctx, changeNodeActivities, workflow.DefaultVersion, 1) >= 1
 
 	hubCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 10 * time.Minute,
@@ -82,19 +105,32 @@ func SchemaSync(ctx workflow.Context, p SchemaSyncParams) (SchemaSyncResult, err
 			NonRetryableErrorTypes: []string{activities.ErrTypeDrift, activities.ErrTypeInvalid},
 		},
 	})
-	if err := workflow.ExecuteActivity(hubCtx, activities.ApplyHubSchemaName, activities.ApplyHubParams{Target: p.Target}).Get(ctx, &res.Hub); err != nil {
+	hubParams := activities.ApplyHubParams{Target: p.Target, CatchUp: p.CatchUp}
+	if err := workflow.ExecuteActivity(hubCtx, activities.ApplyHubSchemaName, hubParams).Get(ctx, &res.Hub); err != nil {
+		if v2 {
+			upsertOutcome(ctx, OutcomeFailed)
+		}
 		return res, fmt.Errorf("migrate hub warehouse: %w", err)
 	}
 	var nodes []activities.NodeRef
 	if err := workflow.ExecuteActivity(hubCtx, activities.ListSyncTargetsName).Get(ctx, &nodes); err != nil {
+		if v2 {
+			upsertOutcome(ctx, OutcomeFailed)
+		}
 		return res, fmt.Errorf("list nodes: %w", err)
+	}
+	nodes = only(nodes, p.Nodes)
+	if v2 {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, NodeCountKey.ValueSet(int64(len(nodes)))); err != nil {
+			return res, fmt.Errorf("set search attributes: %w", err)
+		}
 	}
 	for _, n := range nodes {
 		res.Nodes = append(res.Nodes, NodeSyncResult{Name: n.Name, Status: NodeQueued, From: n.SchemaVersion, To: n.SchemaVersion})
 	}
 	log.Info("syncing nodes", "target", p.Target, "nodes", len(nodes), "concurrency", limit)
 
-	nodeCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+	nodeOpts := workflow.ActivityOptions{
 		StartToCloseTimeout: 3 * time.Minute,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        time.Second,
@@ -103,13 +139,24 @@ func SchemaSync(ctx workflow.Context, p SchemaSyncParams) (SchemaSyncResult, err
 			MaximumAttempts:        4,
 			NonRetryableErrorTypes: []string{activities.ErrTypeDrift, activities.ErrTypeInvalid},
 		},
-	})
+	}
+	if v2 {
+		// A worker that dies mid-call is noticed within the heartbeat
+		// timeout, and the node's sync retried on another worker.
+		nodeOpts.HeartbeatTimeout = 20 * time.Second
+	}
 	wid := workflow.GetInfo(ctx).WorkflowExecution.ID
 	sel := workflow.NewSelector(ctx)
 	inflight, next := 0, 0
 	start := func(i int) {
 		started := workflow.Now(ctx)
 		res.Nodes[i].Status = NodeSyncing
+		opts := nodeOpts
+		if v2 {
+			// The node's name as activity ID: the UI lists each node's sync.
+			opts.ActivityID = "sync-" + nodes[i].Name
+		}
+		nodeCtx := workflow.WithActivityOptions(ctx, opts)
 		f := workflow.ExecuteActivity(nodeCtx, activities.SyncNodeSchemaName, activities.SyncNodeParams{
 			Node: nodes[i], Target: p.Target, WorkflowID: wid,
 		})
@@ -132,12 +179,43 @@ func SchemaSync(ctx workflow.Context, p SchemaSyncParams) (SchemaSyncResult, err
 			res.Synced++
 		case NodePending:
 			res.Pending++
+		case NodeDrift:
+			res.Drift++
 		default:
 			res.Failed++
 		}
 	}
-	log.Info("schema sync finished", "target", p.Target, "synced", res.Synced, "pending", res.Pending, "failed", res.Failed)
+	if v2 {
+		outcome := OutcomeComplete
+		if res.Pending+res.Drift+res.Failed > 0 {
+			outcome = OutcomePartial
+		}
+		upsertOutcome(ctx, outcome)
+	}
+	log.Info("schema sync finished", "target", p.Target, "synced", res.Synced, "pending", res.Pending, "drift", res.Drift, "failed", res.Failed)
 	return res, nil
+}
+
+// only keeps the nodes named in names, all of them when names is empty.
+func only(nodes []activities.NodeRef, names []string) []activities.NodeRef {
+	if len(names) == 0 {
+		return nodes
+	}
+	out := make([]activities.NodeRef, 0, len(names))
+	for _, n := range nodes {
+		if slices.Contains(names, n.Name) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// upsertOutcome records how the run ended in its search attributes. A
+// failure to do so is logged, not fatal: the run's result is what counts.
+func upsertOutcome(ctx workflow.Context, outcome string) {
+	if err := workflow.UpsertTypedSearchAttributes(ctx, OutcomeKey.ValueSet(outcome)); err != nil {
+		workflow.GetLogger(ctx).Warn("set outcome search attribute", "err", err)
+	}
 }
 
 func finish(ctx workflow.Context, n *NodeSyncResult, f workflow.Future, took time.Duration) {

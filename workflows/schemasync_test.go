@@ -30,10 +30,12 @@ type fakeFleet struct {
 	inflight atomic.Int32
 	maxSeen  atomic.Int32
 	hubCalls atomic.Int32
+	hubParam activities.ApplyHubParams
+	actIDs   map[string]string // node -> activity ID
 }
 
 func newFleet(n int) *fakeFleet {
-	f := &fakeFleet{behavior: map[string]string{}, calls: map[string]int{}}
+	f := &fakeFleet{behavior: map[string]string{}, calls: map[string]int{}, actIDs: map[string]string{}}
 	for i := range n {
 		name := fmt.Sprintf("lab-%02d", i)
 		f.nodes = append(f.nodes, activities.NodeRef{Name: name, PeerID: "peer-" + name, SchemaVersion: 1})
@@ -46,12 +48,15 @@ func (f *fakeFleet) register(env *testsuite.TestWorkflowEnvironment) {
 	env.RegisterWorkflowWithOptions(workflows.SchemaSync, workflow.RegisterOptions{Name: workflows.SchemaSyncName})
 	env.RegisterActivityWithOptions(func(_ context.Context, p activities.ApplyHubParams) (activities.ApplyHubResult, error) {
 		f.hubCalls.Add(1)
+		f.mu.Lock()
+		f.hubParam = p
+		f.mu.Unlock()
 		return activities.ApplyHubResult{From: 1, To: p.Target}, nil
 	}, activity.RegisterOptions{Name: activities.ApplyHubSchemaName})
 	env.RegisterActivityWithOptions(func(context.Context) ([]activities.NodeRef, error) {
 		return f.nodes, nil
 	}, activity.RegisterOptions{Name: activities.ListSyncTargetsName})
-	env.RegisterActivityWithOptions(func(_ context.Context, p activities.SyncNodeParams) (activities.SyncNodeResult, error) {
+	env.RegisterActivityWithOptions(func(ctx context.Context, p activities.SyncNodeParams) (activities.SyncNodeResult, error) {
 		now := f.inflight.Add(1)
 		defer f.inflight.Add(-1)
 		for {
@@ -62,6 +67,7 @@ func (f *fakeFleet) register(env *testsuite.TestWorkflowEnvironment) {
 		}
 		f.mu.Lock()
 		f.calls[p.Node.Name]++
+		f.actIDs[p.Node.Name] = activity.GetInfo(ctx).ActivityID
 		f.mu.Unlock()
 		switch f.behavior[p.Node.Name] {
 		case "down":
@@ -128,7 +134,8 @@ func TestSchemaSyncPartialSuccess(t *testing.T) {
 	require.Equal(t, workflows.NodeDrift, nodes["lab-02"].Status)
 	require.Equal(t, 1, res.Synced)
 	require.Equal(t, 1, res.Pending)
-	require.Equal(t, 1, res.Failed)
+	require.Equal(t, 1, res.Drift)
+	require.Zero(t, res.Failed)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	require.Equal(t, 4, f.calls["lab-01"], "an unreachable node is retried per its policy")
@@ -167,6 +174,9 @@ func TestSchemaSyncRejectsBadTarget(t *testing.T) {
 func TestSchemaSyncProgressQuery(t *testing.T) {
 	t.Parallel()
 	f := newFleet(2)
+	// lab-01 is down: its retries wait on timers, and the query lands in
+	// the first backoff, while the run is still going.
+	f.behavior["lab-01"] = "down"
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	f.register(env)
@@ -179,9 +189,62 @@ func TestSchemaSyncProgressQuery(t *testing.T) {
 	env.ExecuteWorkflow(workflows.SchemaSyncName, workflows.SchemaSyncParams{Target: 3})
 	require.NoError(t, env.GetWorkflowError())
 	require.Equal(t, 3, mid.Target)
+	require.Len(t, mid.Nodes, 2)
+	require.Equal(t, workflows.NodeSyncing, byName(mid)["lab-01"].Status, "lab-01 is still being retried")
 	v, err := env.QueryWorkflow(workflows.ProgressQuery)
 	require.NoError(t, err)
 	var final workflows.SchemaSyncResult
 	require.NoError(t, v.Get(&final))
-	require.Equal(t, 2, final.Synced)
+	require.Equal(t, 1, final.Synced)
+	require.Equal(t, 1, final.Pending)
+}
+
+func TestSchemaSyncCatchUpOneNode(t *testing.T) {
+	t.Parallel()
+	f := newFleet(4)
+	res, err := run(t, f, workflows.SchemaSyncParams{Target: 3, Nodes: []string{"lab-02"}, CatchUp: true})
+	require.NoError(t, err)
+	require.Len(t, res.Nodes, 1)
+	require.Equal(t, "lab-02", res.Nodes[0].Name)
+	require.Equal(t, workflows.NodeSynced, res.Nodes[0].Status)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	require.Equal(t, map[string]int{"lab-02": 1}, f.calls, "only the named node is synced")
+	require.True(t, f.hubParam.CatchUp, "a catch-up leaves the fleet's target alone")
+}
+
+func TestSchemaSyncNamesEachNodesActivity(t *testing.T) {
+	t.Parallel()
+	f := newFleet(2)
+	_, err := run(t, f, workflows.SchemaSyncParams{Target: 3})
+	require.NoError(t, err)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	require.Equal(t, map[string]string{"lab-00": "sync-lab-00", "lab-01": "sync-lab-01"}, f.actIDs)
+	require.False(t, f.hubParam.CatchUp)
+}
+
+func TestSchemaSyncUnknownNodeNamesNothing(t *testing.T) {
+	t.Parallel()
+	f := newFleet(2)
+	res, err := run(t, f, workflows.SchemaSyncParams{Target: 3, Nodes: []string{"lab-99"}})
+	require.NoError(t, err)
+	require.Empty(t, res.Nodes)
+	require.Equal(t, int32(1), f.hubCalls.Load())
+}
+
+func TestSchemaSyncHubFailureFailsTheRun(t *testing.T) {
+	t.Parallel()
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterWorkflowWithOptions(workflows.SchemaSync, workflow.RegisterOptions{Name: workflows.SchemaSyncName})
+	env.RegisterActivityWithOptions(func(context.Context, activities.ApplyHubParams) (activities.ApplyHubResult, error) {
+		return activities.ApplyHubResult{}, temporal.NewNonRetryableApplicationError("hub warehouse: schema drift at version 2: x", activities.ErrTypeDrift, nil)
+	}, activity.RegisterOptions{Name: activities.ApplyHubSchemaName})
+	env.ExecuteWorkflow(workflows.SchemaSyncName, workflows.SchemaSyncParams{Target: 3})
+	require.True(t, env.IsWorkflowCompleted())
+	err := env.GetWorkflowError()
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "migrate hub warehouse")
+	require.Contains(t, err.Error(), "schema drift at version 2")
 }

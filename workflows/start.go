@@ -6,8 +6,10 @@ import (
 	"fmt"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 )
 
 // Started describes a workflow run a start helper started or joined.
@@ -24,6 +26,17 @@ type Started struct {
 // (it applies nothing twice).
 func StartSchemaSync(ctx context.Context, c client.Client, p SchemaSyncParams) (Started, error) {
 	id := SchemaSyncID(p.Target)
+	return startOrJoin(ctx, c, id, p)
+}
+
+// StartSchemaCatchUp brings one node that was away (or is new) up to the
+// fleet's target, as its own run of the schema sync workflow; a catch-up of
+// that node to that target already going is joined.
+func StartSchemaCatchUp(ctx context.Context, c client.Client, node string, target int) (Started, error) {
+	return startOrJoin(ctx, c, SchemaCatchUpID(node, target), SchemaSyncParams{Target: target, Nodes: []string{node}, CatchUp: true})
+}
+
+func startOrJoin(ctx context.Context, c client.Client, id string, p SchemaSyncParams) (Started, error) {
 	joined := false
 	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
 	var nf *serviceerror.NotFound
@@ -39,9 +52,40 @@ func StartSchemaSync(ctx context.Context, c client.Client, p SchemaSyncParams) (
 		TaskQueue:                TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			TargetVersionKey.ValueSet(int64(p.Target)),
+			OutcomeKey.ValueSet(OutcomeRunning),
+		),
 	}, SchemaSyncName, p)
 	if err != nil {
 		return Started{}, fmt.Errorf("start workflow %s: %w", id, err)
 	}
 	return Started{WorkflowID: run.GetID(), RunID: run.GetRunID(), Joined: joined}, nil
+}
+
+// EnsureSearchAttributes registers, in namespace, the search attributes the
+// workflows use that are not registered yet. Starting a workflow with an
+// unregistered attribute fails, so the worker and the API call this at start.
+func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace string) error {
+	have, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
+	if err != nil {
+		return fmt.Errorf("list search attributes: %w", err)
+	}
+	missing := map[string]enumspb.IndexedValueType{}
+	for name, typ := range SearchAttributes {
+		if _, ok := have.GetCustomAttributes()[name]; !ok {
+			missing[name] = typ
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	_, err = c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
+		Namespace: namespace, SearchAttributes: missing,
+	})
+	var exists *serviceerror.AlreadyExists
+	if err != nil && !errors.As(err, &exists) {
+		return fmt.Errorf("register search attributes: %w", err)
+	}
+	return nil
 }

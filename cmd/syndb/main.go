@@ -37,7 +37,7 @@ func newRoot() *cobra.Command {
 			return config.LoadDevEnv()
 		},
 	}
-	root.AddCommand(apiCmd(), workerCmd(), nodeCmd(), relayCmd(), seedCmd(), apikeyCmd(), devCmd(), versionCmd())
+	root.AddCommand(apiCmd(), workerCmd(), nodeCmd(), relayCmd(), seedCmd(), apikeyCmd(), schemaCmd(), replayCmd(), devCmd(), versionCmd())
 	return root
 }
 

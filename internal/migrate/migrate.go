@@ -69,6 +69,22 @@ func (e *DriftError) Error() string {
 // Is makes errors.Is(err, ErrDrift) true for a *DriftError.
 func (e *DriftError) Is(target error) bool { return target == ErrDrift }
 
+var driftRe = regexp.MustCompile(`schema drift at version (\d+): (.*)$`)
+
+// ParseDrift reads back a DriftError from its message, as it travels from a
+// node to the hub inside a remote error.
+func ParseDrift(msg string) (*DriftError, bool) {
+	m := driftRe.FindStringSubmatch(msg)
+	if m == nil {
+		return nil, false
+	}
+	v, err := strconv.Atoi(m[1])
+	if err != nil {
+		return nil, false
+	}
+	return &DriftError{Version: v, Reason: m[2]}, true
+}
+
 var fileRe = regexp.MustCompile(`^(\d{4})_([a-z0-9_]+)\.sql$`)
 
 // Load reads the migrations in dir of fsys: files named NNNN_name.sql,

@@ -113,3 +113,13 @@ func TestGuards(t *testing.T) {
 	require.Equal(t, []string{"t", "c"}, m[1:])
 	require.Nil(t, addColumnRe.FindStringSubmatch("ALTER TABLE t MODIFY COLUMN c String"))
 }
+
+func TestParseDrift(t *testing.T) {
+	t.Parallel()
+	orig := &DriftError{Version: 3, Reason: "checksum abc in ledger, def in migration compartments"}
+	got, ok := ParseDrift("remote drift: " + orig.Error())
+	require.True(t, ok)
+	require.Equal(t, orig, got)
+	_, ok = ParseDrift("remote unavailable: connection refused")
+	require.False(t, ok)
+}

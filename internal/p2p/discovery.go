@@ -50,9 +50,19 @@ type Discovery struct {
 	rd   *drouting.RoutingDiscovery
 	mdns mdns.Service
 
-	mu  sync.Mutex
-	lan map[peer.ID]peer.AddrInfo
-	wg  sync.WaitGroup
+	mu      sync.Mutex
+	lan     map[peer.ID]peer.AddrInfo
+	cancels []context.CancelFunc // of the goroutines below, called by Close
+	wg      sync.WaitGroup
+}
+
+// owned returns a context that ends with ctx or at Close, whichever is first.
+func (d *Discovery) owned(ctx context.Context) context.Context {
+	ctx, cancel := context.WithCancel(ctx)
+	d.mu.Lock()
+	d.cancels = append(d.cancels, cancel)
+	d.mu.Unlock()
+	return ctx
 }
 
 // StartDiscovery starts the DHT (when there are bootstrap peers or the host
@@ -69,6 +79,7 @@ func StartDiscovery(ctx context.Context, h host.Host, c DiscoveryConfig, log *sl
 			return nil, fmt.Errorf("start DHT: %w", err)
 		}
 		d.dht, d.rd = kad, drouting.NewRoutingDiscovery(kad)
+		ctx := d.owned(ctx)
 		for _, b := range c.Bootstrap {
 			if b.ID == h.ID() {
 				continue
@@ -142,6 +153,7 @@ func (d *Discovery) Advertise(ctx context.Context, ns string) {
 	if d.rd == nil {
 		return
 	}
+	ctx = d.owned(ctx)
 	d.wg.Go(func() {
 		delay := 250 * time.Millisecond
 		for ctx.Err() == nil {
@@ -200,8 +212,14 @@ func (d *Discovery) FindPeer(ctx context.Context, id peer.ID) (peer.AddrInfo, er
 	return ai, nil
 }
 
-// Close stops the DHT and mDNS.
+// Close stops the DHT, mDNS and the goroutines bootstrapping and
+// advertising, and returns once they are gone.
 func (d *Discovery) Close() error {
+	d.mu.Lock()
+	for _, cancel := range d.cancels {
+		cancel()
+	}
+	d.mu.Unlock()
 	var errs []error
 	if d.mdns != nil {
 		errs = append(errs, d.mdns.Close())

@@ -27,6 +27,15 @@ type Cluster struct {
 	HealthSince    time.Time `json:"health_since"`
 	LastSeen       time.Time `json:"last_seen"`
 	RegisteredAt   time.Time `json:"registered_at"`
+	// Drift is set while the node's ledger disagrees with the hub's
+	// migrations; sync leaves such a node alone.
+	Drift *Drift `json:"schema_drift,omitempty"`
+}
+
+// Drift says where a node's schema ledger disagrees with the hub's migrations.
+type Drift struct {
+	Version int    `json:"version"`
+	Reason  string `json:"reason"`
 }
 
 // Registration is what a node tells the hub when it registers.
@@ -124,16 +133,21 @@ func redeem(ctx context.Context, tx pgx.Tx, r Registration) error {
 }
 
 const clusterColumns = `name, coalesce(peer_id, ''), addrs, flight_addr, clickhouse_addr, agent_version,
-	schema_version, status, health, health_since, last_seen, registered_at`
+	schema_version, status, health, health_since, last_seen, registered_at, schema_drift_version, schema_drift`
 
 func scanCluster(row pgx.Row) (Cluster, error) {
 	var (
-		c        Cluster
-		lastSeen *time.Time
+		c            Cluster
+		lastSeen     *time.Time
+		driftVersion *int
+		driftReason  string
 	)
 	err := row.Scan(&c.Name, &c.PeerID, &c.Addrs, &c.FlightAddr, &c.ClickHouseAddr, &c.AgentVersion,
-		&c.SchemaVersion, &c.Status, &c.Health, &c.HealthSince, &lastSeen, &c.RegisteredAt)
+		&c.SchemaVersion, &c.Status, &c.Health, &c.HealthSince, &lastSeen, &c.RegisteredAt, &driftVersion, &driftReason)
 	c.LastSeen = nullTime(lastSeen)
+	if driftVersion != nil {
+		c.Drift = &Drift{Version: *driftVersion, Reason: driftReason}
+	}
 	c.HealthSince, c.RegisteredAt = c.HealthSince.UTC(), c.RegisteredAt.UTC()
 	return c, err
 }
@@ -186,7 +200,8 @@ type AppliedVersion struct {
 // migration again (a retried activity) changes nothing.
 func (s *Store) RecordSchemaVersion(ctx context.Context, cluster string, version int, applied []AppliedVersion, workflowID string) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE clusters SET schema_version = $2, last_seen = now(), updated_at = now() WHERE name = $1`, cluster, version)
+		tag, err := tx.Exec(ctx, `UPDATE clusters SET schema_version = $2, schema_drift_version = NULL, schema_drift = '',
+			last_seen = now(), updated_at = now() WHERE name = $1`, cluster, version)
 		if err != nil {
 			return fmt.Errorf("record schema version of %q: %w", cluster, err)
 		}

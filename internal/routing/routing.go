@@ -1,0 +1,222 @@
+// Package routing decides which nodes a query or job may be sent to.
+//
+// It applies DESIGN.md's "Health and routing" and "Schema versioning" rules
+// to a list of registered nodes: Healthy nodes are included, Degraded ones
+// too at lower priority; Unreachable and Unknown nodes are excluded, as are
+// revoked nodes, nodes whose schema ledger has drifted, and nodes whose schema
+// version the query cannot use. The package is pure: no I/O, no clock, and
+// the same input in any order gives the same Plan.
+package routing
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/syndb/federation/internal/health"
+)
+
+// Node is what routing needs to know of one registered node. Names are the
+// registry's key and are expected to be unique.
+type Node struct {
+	Name          string
+	Health        health.State
+	SchemaVersion int
+	// Drift is set when the node's migration ledger disagrees with the hub's
+	// migrations.
+	Drift   bool
+	Revoked bool
+	// Latency is the last measured round trip; zero (or negative) when unknown.
+	Latency time.Duration
+}
+
+// Need is what a query or job requires of a node. Check it with Validate
+// before routing.
+type Need struct {
+	// MinSchema is the lowest schema version the query can use.
+	MinSchema int
+	// MaxSchema is the highest schema version the query can use; 0 means no
+	// upper bound.
+	MaxSchema int
+	// Nodes restricts routing to these names; empty means all nodes. Nodes
+	// not named are omitted from the Plan; names that are not registered are
+	// excluded with ReasonNotRegistered.
+	Nodes []string
+}
+
+// Reason says why a node was excluded.
+type Reason string
+
+// The reasons a node is excluded. When several apply, Route reports the first
+// in this order: revoked, then health (unreachable, unknown), then drift, then
+// schema. A node that cannot be reached or has not been checked has no
+// trustworthy schema information, and a drifted ledger makes the version
+// number meaningless.
+const (
+	// ReasonRevoked: the node's enrollment has been revoked.
+	ReasonRevoked Reason = "revoked"
+	// ReasonUnreachable: the node failed consecutive pings.
+	ReasonUnreachable Reason = "unreachable"
+	// ReasonUnknown: the node has not been checked yet (or its health is not
+	// a valid state).
+	ReasonUnknown Reason = "unknown"
+	// ReasonDrift: the node's migration ledger disagrees with the hub's.
+	ReasonDrift Reason = "drift"
+	// ReasonSchemaBehind: the node's schema version is below Need.MinSchema.
+	ReasonSchemaBehind Reason = "schema_behind"
+	// ReasonSchemaAhead: the node's schema version is above Need.MaxSchema.
+	ReasonSchemaAhead Reason = "schema_ahead"
+	// ReasonNotRegistered: Need.Nodes names a node that is not registered.
+	ReasonNotRegistered Reason = "not_registered"
+)
+
+// Exclusion says why a node was left out of a Plan.
+type Exclusion struct {
+	Name   string
+	Reason Reason
+	// Detail is a human-readable explanation, e.g. "schema version 2 < required 3".
+	Detail string
+}
+
+// Plan is a routing decision. Included is in priority order: Healthy nodes
+// before Degraded ones, each class by Latency ascending with unknown latency
+// last, ties by name. Excluded is ordered by name.
+type Plan struct {
+	Included []Node
+	Excluded []Exclusion
+}
+
+// ErrInvalidNeed is wrapped by the errors Validate returns.
+var ErrInvalidNeed = errors.New("invalid routing need")
+
+// Validate checks that need's schema bounds make sense: no negative versions,
+// and MaxSchema, when set, not below MinSchema.
+func Validate(need Need) error {
+	switch {
+	case need.MinSchema < 0:
+		return fmt.Errorf("%w: min schema %d is negative", ErrInvalidNeed, need.MinSchema)
+	case need.MaxSchema < 0:
+		return fmt.Errorf("%w: max schema %d is negative", ErrInvalidNeed, need.MaxSchema)
+	case need.MaxSchema != 0 && need.MaxSchema < need.MinSchema:
+		return fmt.Errorf("%w: max schema %d < min schema %d", ErrInvalidNeed, need.MaxSchema, need.MinSchema)
+	}
+	return nil
+}
+
+// Route decides which of nodes may serve need. It does not modify nodes, and
+// its result does not depend on their order. need is assumed valid (see
+// Validate).
+func Route(nodes []Node, need Need) Plan {
+	var requested map[string]bool
+	if len(need.Nodes) > 0 {
+		requested = make(map[string]bool, len(need.Nodes))
+		for _, name := range need.Nodes {
+			requested[name] = true
+		}
+	}
+
+	var plan Plan
+	registered := make(map[string]bool, len(nodes))
+	for _, n := range nodes {
+		registered[n.Name] = true
+		if requested != nil && !requested[n.Name] {
+			continue
+		}
+		if ex, ok := exclude(n, need); ok {
+			plan.Excluded = append(plan.Excluded, ex)
+			continue
+		}
+		plan.Included = append(plan.Included, n)
+	}
+	for _, name := range need.Nodes {
+		if !registered[name] {
+			registered[name] = true // report each missing name once
+			plan.Excluded = append(plan.Excluded, Exclusion{
+				Name:   name,
+				Reason: ReasonNotRegistered,
+				Detail: "no registered node has this name",
+			})
+		}
+	}
+
+	slices.SortFunc(plan.Included, compareIncluded)
+	slices.SortFunc(plan.Excluded, func(a, b Exclusion) int {
+		return cmp.Or(
+			cmp.Compare(a.Name, b.Name),
+			cmp.Compare(a.Reason, b.Reason),
+			cmp.Compare(a.Detail, b.Detail),
+		)
+	})
+	return plan
+}
+
+// Names returns the names of the included nodes, in priority order.
+func (p Plan) Names() []string {
+	var names []string
+	for _, n := range p.Included {
+		names = append(names, n.Name)
+	}
+	return names
+}
+
+// exclude reports whether n must be left out for need, and why.
+func exclude(n Node, need Need) (Exclusion, bool) {
+	ex := Exclusion{Name: n.Name}
+	switch {
+	case n.Revoked:
+		ex.Reason, ex.Detail = ReasonRevoked, "node is revoked"
+	case n.Health == health.Unreachable:
+		ex.Reason, ex.Detail = ReasonUnreachable, "node failed consecutive pings"
+	case !n.Health.Valid():
+		ex.Reason, ex.Detail = ReasonUnknown, fmt.Sprintf("health %q is not a valid state", n.Health)
+	case !n.Health.Routable():
+		ex.Reason, ex.Detail = ReasonUnknown, "node has not been checked yet"
+	case n.Drift:
+		ex.Reason, ex.Detail = ReasonDrift, "schema ledger disagrees with the hub's migrations"
+	case n.SchemaVersion < need.MinSchema:
+		ex.Reason = ReasonSchemaBehind
+		ex.Detail = fmt.Sprintf("schema version %d < required %d", n.SchemaVersion, need.MinSchema)
+	case need.MaxSchema != 0 && n.SchemaVersion > need.MaxSchema:
+		ex.Reason = ReasonSchemaAhead
+		ex.Detail = fmt.Sprintf("schema version %d > maximum %d", n.SchemaVersion, need.MaxSchema)
+	default:
+		return Exclusion{}, false
+	}
+	return ex, true
+}
+
+// compareIncluded orders routable nodes: Healthy before Degraded, then by
+// known latency ascending with unknown last, then by name. The schema version
+// breaks the tie between duplicate names so the order is total.
+func compareIncluded(a, b Node) int {
+	return cmp.Or(
+		cmp.Compare(priority(a.Health), priority(b.Health)),
+		compareLatency(a.Latency, b.Latency),
+		cmp.Compare(a.Name, b.Name),
+		cmp.Compare(a.SchemaVersion, b.SchemaVersion),
+	)
+}
+
+// priority ranks a routable state; lower is preferred.
+func priority(s health.State) int {
+	if s == health.Healthy {
+		return 0
+	}
+	return 1
+}
+
+// compareLatency orders known latencies ascending, with unknown (<= 0) last.
+func compareLatency(a, b time.Duration) int {
+	aKnown, bKnown := a > 0, b > 0
+	switch {
+	case aKnown && bKnown:
+		return cmp.Compare(a, b)
+	case aKnown:
+		return -1
+	case bKnown:
+		return 1
+	}
+	return 0
+}
