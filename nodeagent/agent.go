@@ -19,6 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/syndb/federation/internal/chx"
@@ -109,12 +110,16 @@ func New(cfg config.Node, log *slog.Logger) (*Agent, error) {
 		return nil, err
 	}
 	allow := func(p peer.ID) bool { id := a.HubID(); return id != "" && p == id }
-	p2p.Handle(a.host, p2p.HealthPing, a.log, allow, a.handlePing)
-	p2p.Handle(a.host, p2p.SchemaSync, a.log, allow, a.handleSchemaSync)
-	p2p.Handle(a.host, p2p.DatasetCatalog, a.log, allow, a.handleCatalog)
-	p2p.Handle(a.host, p2p.FlightEndpoint, a.log, allow, a.handleFlightEndpoint)
-	p2p.Handle(a.host, p2p.AnalyticsQuery, a.log, allow, a.handleAnalytics)
-	p2p.Handle(a.host, p2p.OntologySync, a.log, allow, a.handleOntologySync)
+	d := cfg.AnswerDelay
+	p2p.Handle(a.host, p2p.HealthPing, a.log, allow, delayed(d, a.handlePing))
+	p2p.Handle(a.host, p2p.SchemaSync, a.log, allow, delayed(d, a.handleSchemaSync))
+	p2p.Handle(a.host, p2p.DatasetCatalog, a.log, allow, delayed(d, a.handleCatalog))
+	p2p.Handle(a.host, p2p.FlightEndpoint, a.log, allow, delayed(d, a.handleFlightEndpoint))
+	p2p.Handle(a.host, p2p.AnalyticsQuery, a.log, allow, delayed(d, a.handleAnalytics))
+	p2p.Handle(a.host, p2p.OntologySync, a.log, allow, delayed(d, a.handleOntologySync))
+	if d > 0 {
+		a.log.Warn("every answer to the hub is held back", "delay", d)
+	}
 	a.log.Info("node agent listening", "peer_id", a.host.ID(), "addrs", a.host.Addrs(), "hub", a.HubID(),
 		"bootstrap", len(boot), "mdns", cfg.MDNS, "relays", len(a.relays))
 	return a, nil
@@ -398,4 +403,24 @@ func (a *Agent) handleSchemaSync(ctx context.Context, _ peer.ID, req *fedpb.Sche
 	return &fedpb.SchemaSyncResponse{
 		From: int32(res.From), To: int32(res.To), Applied: fedpb.FromApplied(res.Applied), Ledger: fedpb.FromApplied(ledger),
 	}, nil
+}
+
+// delayed holds fn's answer back by d (SYNDB_NODE_ANSWER_DELAY), after the
+// work is done: the hub sees a slow node whose work has happened.
+func delayed[Req, Resp proto.Message](d time.Duration, fn p2p.HandlerFunc[Req, Resp]) p2p.HandlerFunc[Req, Resp] {
+	if d <= 0 {
+		return fn
+	}
+	return func(ctx context.Context, from peer.ID, req Req) (Resp, error) {
+		resp, err := fn(ctx, from, req)
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			var zero Resp
+			return zero, ctx.Err()
+		case <-t.C:
+		}
+		return resp, err
+	}
 }

@@ -174,6 +174,9 @@ type Node struct {
 	// ClickHousePublicAddr is the native address the hub's ClickHouse uses in
 	// remote(); it defaults to ClickHouse.Addr.
 	ClickHousePublicAddr string `env:"SYNDB_CLICKHOUSE_PUBLIC_ADDR"`
+	// AnswerDelay holds every answer to the hub back this long: a slow or
+	// distant node on demand, for failure drills and tests. 0 in production.
+	AnswerDelay time.Duration `env:"SYNDB_NODE_ANSWER_DELAY" envDefault:"0s"`
 }
 
 // DecodePSK decodes a private-network key given as 64 hex digits ("" is none).
@@ -280,6 +283,9 @@ func (c *Worker) Validate() error {
 // Validate checks the node configuration and fills derived defaults.
 func (c *Node) Validate() error {
 	var errs []error
+	if c.AnswerDelay < 0 || c.AnswerDelay > 5*time.Minute {
+		errs = append(errs, fmt.Errorf("SYNDB_NODE_ANSWER_DELAY: %s must be between 0 and 5m", c.AnswerDelay))
+	}
 	if !validName(c.Name) {
 		errs = append(errs, fmt.Errorf("SYNDB_NODE_NAME: %q must be 1-63 characters of a-z, 0-9 and '-'", c.Name))
 	}

@@ -251,6 +251,84 @@ func (f *Federation) StopNode(ctx context.Context, name string, kill bool) error
 	return p.Stop(ctx, 10*time.Second)
 }
 
+// StopHub stops a hub process ("worker" or "api"), gracefully or with SIGKILL.
+func (f *Federation) StopHub(ctx context.Context, name string, kill bool) error {
+	p, ok := f.hub[name]
+	if !ok {
+		return fmt.Errorf("hub process %q is not running", name)
+	}
+	delete(f.hub, name)
+	if kill {
+		return p.Kill()
+	}
+	return p.Stop(ctx, 20*time.Second)
+}
+
+// StartHub starts (or restarts) a hub process: "worker" or "api".
+func (f *Federation) StartHub(ctx context.Context, name string) error {
+	if name != "worker" && name != "api" {
+		return fmt.Errorf("no hub process %q (worker or api)", name)
+	}
+	if _, ok := f.hub[name]; ok {
+		return fmt.Errorf("hub process %q is already running", name)
+	}
+	p, err := f.spawn(ctx, name, []string{name}, f.env(nil))
+	if err != nil {
+		return err
+	}
+	f.hub[name] = p
+	return nil
+}
+
+// ExtraNode is a node started by a test beside the federation's own: its
+// warehouse is a database of its own on an existing ClickHouse server.
+type ExtraNode struct {
+	Name string
+	// ClickHouseAddr and Database are where its warehouse lives.
+	ClickHouseAddr, Database string
+	// Env adds settings (SYNDB_*) to the agent's environment.
+	Env map[string]string
+}
+
+// StartExtraNode enrolls n (when its name is new) and starts its agent.
+// Stop it with StopNode; revoke it through the API when done.
+func (f *Federation) StartExtraNode(ctx context.Context, n ExtraNode) error {
+	if _, ok := f.nodes[n.Name]; ok {
+		return fmt.Errorf("node %q is already running", n.Name)
+	}
+	if _, ok := f.tokens[n.Name]; !ok {
+		if err := f.enroll(ctx, []string{n.Name}); err != nil {
+			return err
+		}
+	}
+	p2pPort, err := devstack.FreePort()
+	if err != nil {
+		return err
+	}
+	flightPort, err := devstack.FreePort()
+	if err != nil {
+		return err
+	}
+	extra := map[string]string{
+		"SYNDB_ENROLLMENT_TOKEN":    f.tokens[n.Name],
+		"SYNDB_NODE_NAME":           n.Name,
+		"SYNDB_P2P_LISTEN":          fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1,/ip4/127.0.0.1/tcp/%d", p2pPort, p2pPort),
+		"SYNDB_P2P_KEY_FILE":        filepath.Join(f.opts.Root, "nodes", n.Name, "node.key"),
+		"SYNDB_FLIGHT_ADDR":         fmt.Sprintf("127.0.0.1:%d", flightPort),
+		"SYNDB_CLICKHOUSE_ADDR":     n.ClickHouseAddr,
+		"SYNDB_CLICKHOUSE_DATABASE": n.Database,
+	}
+	for k, v := range n.Env {
+		extra[k] = v
+	}
+	p, err := f.spawn(ctx, n.Name, []string{"node"}, f.env(extra))
+	if err != nil {
+		return err
+	}
+	f.nodes[n.Name] = p
+	return nil
+}
+
 // NodePeerID returns the libp2p identity of node name.
 func (f *Federation) NodePeerID(name string) (string, error) {
 	id, err := p2p.PeerIDFromKeyFile(filepath.Join(f.opts.Root, "nodes", name, "node.key"))
