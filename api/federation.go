@@ -15,6 +15,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 
+	"github.com/syndb/federation/internal/config"
 	"github.com/syndb/federation/internal/schemastate"
 	"github.com/syndb/federation/internal/store"
 	"github.com/syndb/federation/workflows"
@@ -24,6 +25,9 @@ import (
 type SchemaSyncRequest struct {
 	// TargetVersion defaults to the newest migration the hub knows.
 	TargetVersion int `json:"target_version"`
+	// Concurrency bounds how many nodes are synced at once (default
+	// SYNDB_SYNC_CONCURRENCY).
+	Concurrency int `json:"concurrency"`
 }
 
 // SchemaSyncStarted is the 202 answer to POST /v1/federation/schema/sync.
@@ -49,7 +53,14 @@ func (s *Server) startSchemaSync(c echo.Context) error {
 	if req.TargetVersion < 1 || req.TargetVersion > s.deps.SchemaHead {
 		return errBadRequest(fmt.Sprintf("target_version %d is outside 1..%d", req.TargetVersion, s.deps.SchemaHead))
 	}
-	st, err := workflows.StartSchemaSync(c.Request().Context(), s.deps.Temporal, workflows.SchemaSyncParams{Target: req.TargetVersion})
+	if req.Concurrency == 0 {
+		req.Concurrency = s.cfg.SyncConcurrency
+	}
+	if req.Concurrency < 1 || req.Concurrency > config.MaxSyncConcurrency {
+		return errBadRequest(fmt.Sprintf("concurrency %d is outside 1..%d", req.Concurrency, config.MaxSyncConcurrency))
+	}
+	st, err := workflows.StartSchemaSync(c.Request().Context(), s.deps.Temporal,
+		workflows.SchemaSyncParams{Target: req.TargetVersion, Concurrency: req.Concurrency})
 	if err != nil {
 		return fmt.Errorf("start schema sync: %w", err)
 	}

@@ -65,6 +65,9 @@ type API struct {
 	Temporal   Temporal
 	ClickHouse ClickHouse
 	S3         S3
+	// SyncConcurrency bounds how many nodes a schema sync talks to at once
+	// (a POST may ask for another bound).
+	SyncConcurrency int `env:"SYNDB_SYNC_CONCURRENCY" envDefault:"32"`
 	// ShutdownTimeout bounds how long in-flight requests may finish on stop.
 	ShutdownTimeout time.Duration `env:"SYNDB_API_SHUTDOWN_TIMEOUT" envDefault:"10s"`
 }
@@ -129,6 +132,10 @@ func (c *Relay) Validate() error {
 	return errors.Join(errs...)
 }
 
+// MaxSyncConcurrency caps a sync's fan-out, well below Temporal's 2,000
+// pending activities per workflow execution.
+const MaxSyncConcurrency = 1000
+
 // Worker configures `syndb worker`: the Temporal worker and the hub's libp2p host.
 type Worker struct {
 	Discovery
@@ -146,8 +153,6 @@ type Worker struct {
 	KeyFile string `env:"SYNDB_P2P_KEY_FILE" envDefault:"hub.key"`
 	// PSK, 64 hex digits, makes the federation a libp2p private network (TCP only).
 	PSK string `env:"SYNDB_P2P_PSK"`
-	// SyncConcurrency bounds how many nodes a schema sync talks to at once.
-	SyncConcurrency int `env:"SYNDB_SYNC_CONCURRENCY" envDefault:"32"`
 }
 
 // Node configures `syndb node`, the agent that runs beside a lab's ClickHouse.
@@ -251,7 +256,11 @@ func explain(rt reflect.Type, err error) error {
 
 // Validate checks the API configuration.
 func (c *API) Validate() error {
-	return errors.Join(
+	var concurrency error
+	if c.SyncConcurrency < 1 || c.SyncConcurrency > MaxSyncConcurrency {
+		concurrency = fmt.Errorf("SYNDB_SYNC_CONCURRENCY: %d is outside 1..%d", c.SyncConcurrency, MaxSyncConcurrency)
+	}
+	return errors.Join(concurrency,
 		checkHostPort("SYNDB_API_ADDR", c.Addr),
 		checkHostPort("SYNDB_TEMPORAL_ADDRESS", c.Temporal.Address),
 		checkHostPort("SYNDB_CLICKHOUSE_ADDR", c.ClickHouse.Addr),
@@ -265,9 +274,6 @@ func (c *Worker) Validate() error {
 	var errs []error
 	if len(c.Listen) == 0 {
 		errs = append(errs, errors.New("SYNDB_P2P_LISTEN: at least one listen address is required"))
-	}
-	if c.SyncConcurrency < 1 || c.SyncConcurrency > 1000 {
-		errs = append(errs, fmt.Errorf("SYNDB_SYNC_CONCURRENCY: %d is outside 1..1000", c.SyncConcurrency))
 	}
 	errs = append(errs,
 		checkHostPort("SYNDB_TEMPORAL_ADDRESS", c.Temporal.Address),

@@ -54,12 +54,19 @@ func TestBadValuesAreRefused(t *testing.T) {
 	t.Setenv("SYNDB_API_ADDR", "no-port")
 	_, err := Load[API]()
 	require.ErrorContains(t, err, "SYNDB_API_ADDR")
+	t.Setenv("SYNDB_API_ADDR", "127.0.0.1:8080")
 	t.Setenv("SYNDB_SYNC_CONCURRENCY", "0")
-	_, err = Load[Worker]()
+	_, err = Load[API]()
 	require.ErrorContains(t, err, "SYNDB_SYNC_CONCURRENCY")
 	t.Setenv("SYNDB_SYNC_CONCURRENCY", "many")
-	_, err = Load[Worker]()
+	_, err = Load[API]()
 	require.ErrorContains(t, err, "SYNDB_SYNC_CONCURRENCY")
+	t.Setenv("SYNDB_SYNC_CONCURRENCY", "32")
+	t.Setenv("SYNDB_NODE_NAME", "lab-a")
+	t.Setenv("SYNDB_HUB_ADDR", "/ip4/127.0.0.1/udp/4001/quic-v1/p2p/12D3KooWGzBGLfUq2zGDxgm7PjYkYEi9RUqoLuRCFaXd3gEBQzK4")
+	t.Setenv("SYNDB_NODE_ANSWER_DELAY", "-1s")
+	_, err = Load[Node]()
+	require.ErrorContains(t, err, "SYNDB_NODE_ANSWER_DELAY")
 }
 
 func TestValidName(t *testing.T) {

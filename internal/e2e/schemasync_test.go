@@ -28,9 +28,15 @@ import (
 	"github.com/syndb/federation/workflows"
 )
 
-func apiDo(t *testing.T, method, path, body string) (int, []byte) {
+func apiDo(t testing.TB, method, path, body string) (int, []byte) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), method, fed.APIURL+path, strings.NewReader(body))
+	return apiDoCtx(t, t.Context(), method, path, body)
+}
+
+// apiDoCtx is apiDo under ctx: cleanups, which run after t.Context() ended.
+func apiDoCtx(t testing.TB, ctx context.Context, method, path, body string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, method, fed.APIURL+path, strings.NewReader(body))
 	require.NoError(t, err)
 	req.Header.Set("Authorization", "Bearer "+fed.APIKey)
 	resp, err := http.DefaultClient.Do(req)
@@ -41,7 +47,7 @@ func apiDo(t *testing.T, method, path, body string) (int, []byte) {
 	return resp.StatusCode, raw
 }
 
-func temporalClient(t *testing.T) client.Client {
+func temporalClient(t testing.TB) client.Client {
 	t.Helper()
 	c, err := client.Dial(client.Options{HostPort: fed.Env["SYNDB_TEMPORAL_ADDRESS"]})
 	require.NoError(t, err)

@@ -66,10 +66,14 @@ func TestSchemaDriftIsRefused(t *testing.T) {
 
 	// Tamper with lab-b's ledger: version 2 recorded with another checksum.
 	require.NoError(t, conn.Exec(ctx, "RENAME TABLE "+migrate.LedgerTable+" TO schema_migrations_saved"))
+	restored := false
 	t.Cleanup(func() {
-		c := nodeConn(t, "lab-b")
-		_ = c.Exec(context.Background(), "DROP TABLE IF EXISTS "+migrate.LedgerTable)
-		_ = c.Exec(context.Background(), "RENAME TABLE schema_migrations_saved TO "+migrate.LedgerTable)
+		// On failure, put the real ledger back for the tests after this one.
+		if restored {
+			return
+		}
+		_ = conn.Exec(context.Background(), "DROP TABLE IF EXISTS "+migrate.LedgerTable)
+		_ = conn.Exec(context.Background(), "RENAME TABLE schema_migrations_saved TO "+migrate.LedgerTable)
 	})
 	require.NoError(t, conn.Exec(ctx, "CREATE TABLE "+migrate.LedgerTable+" AS schema_migrations_saved"))
 	require.NoError(t, conn.Exec(ctx, "INSERT INTO "+migrate.LedgerTable+
@@ -100,6 +104,7 @@ func TestSchemaDriftIsRefused(t *testing.T) {
 	// Repaired, the next sync clears the drift.
 	require.NoError(t, conn.Exec(ctx, "DROP TABLE "+migrate.LedgerTable))
 	require.NoError(t, conn.Exec(ctx, "RENAME TABLE schema_migrations_saved TO "+migrate.LedgerTable))
+	restored = true
 	res = syncFleet(t)
 	require.Equal(t, workflows.NodeSynced, nodeResult(res, "lab-b").Status)
 	require.Zero(t, schemaStatus(t).Counts.Drift)
@@ -130,7 +135,7 @@ func TestSchemaSyncSurvivesWorkerKill(t *testing.T) {
 	}))
 	t.Cleanup(func() {
 		_ = fed.StopNode(context.Background(), name, false)
-		status, raw := apiDo(t, http.MethodDelete, "/v1/federation/clusters/"+name, "")
+		status, raw := apiDoCtx(t, context.Background(), http.MethodDelete, "/v1/federation/clusters/"+name, "")
 		require.Equal(t, http.StatusOK, status, string(raw))
 		_ = admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db)
 	})
