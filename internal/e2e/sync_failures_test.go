@@ -236,4 +236,11 @@ func TestMigrationResumesAfterPartialApply(t *testing.T) {
 	for i := range migs {
 		require.Equal(t, 1, counts[i+1], "version %d", i+1)
 	}
+
+	// A target below the ledger's version is a no-op: migrations only go forward.
+	res, err = migrate.Apply(t.Context(), conn, migs, 1)
+	require.NoError(t, err)
+	require.Equal(t, len(migs), res.From)
+	require.Equal(t, len(migs), res.To)
+	require.Empty(t, res.Applied)
 }

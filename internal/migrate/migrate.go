@@ -250,6 +250,10 @@ func Apply(ctx context.Context, conn driver.Conn, migs []Migration, target int) 
 		return Result{From: len(ledger), To: len(ledger)}, err
 	}
 	res := Result{From: len(ledger), To: len(ledger)}
+	if len(ledger) >= target {
+		// Already there or past it: migrations only go forward.
+		return res, nil
+	}
 	for _, m := range migs[len(ledger):target] {
 		start := time.Now()
 		for i, stmt := range Statements(m.SQL) {
