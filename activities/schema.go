@@ -186,24 +186,26 @@ const heartbeatEvery = 5 * time.Second
 
 // heartbeat records a heartbeat every heartbeatEvery until the returned stop
 // is called, so a worker that dies mid-call is noticed within the heartbeat
-// timeout rather than the whole start-to-close timeout.
+// timeout rather than the whole start-to-close timeout. It heartbeats with
+// the activity's own context: a heartbeat cut short would fail the activity.
 func heartbeat(ctx context.Context, details any) (stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
+	done, finished := make(chan struct{}), make(chan struct{})
 	go func() {
-		defer close(done)
+		defer close(finished)
 		t := time.NewTicker(heartbeatEvery)
 		defer t.Stop()
 		for {
-			activity.RecordHeartbeat(ctx, details)
 			select {
+			case <-done:
+				return
 			case <-ctx.Done():
 				return
 			case <-t.C:
+				activity.RecordHeartbeat(ctx, details)
 			}
 		}
 	}()
-	return func() { cancel(); <-done }
+	return func() { close(done); <-finished }
 }
 
 func summarize(applied []migrate.Applied) []MigrationResult {

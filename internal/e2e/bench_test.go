@@ -160,13 +160,11 @@ func startAgents(b *testing.B, st *store.Store, chAddr string, nodes []string) (
 	for _, name := range nodes {
 		e, err := st.CreateCluster(b.Context(), name, time.Hour)
 		require.NoError(b, err)
-		p2pPort, err := devstack.FreePort()
-		require.NoError(b, err)
 		flightPort, err := devstack.FreePort()
 		require.NoError(b, err)
 		cfg := config.Node{
 			Name: name, Hub: fed.HubAddr, EnrollmentToken: e.Token,
-			Listen:     []string{fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", p2pPort)},
+			Listen:     []string{"/ip4/127.0.0.1/udp/0/quic-v1"},
 			KeyFile:    filepath.Join(dir, name+".key"),
 			FlightAddr: fmt.Sprintf("127.0.0.1:%d", flightPort),
 			ClickHouse: config.ClickHouse{Addr: chAddr, User: "default", Database: benchDB(name)},

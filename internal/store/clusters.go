@@ -25,6 +25,10 @@ type Cluster struct {
 	Status         string    `json:"status"`
 	Health         string    `json:"health"`
 	HealthSince    time.Time `json:"health_since"`
+	// HealthReason says why the node is in its health state.
+	HealthReason string `json:"health_reason"`
+	// HealthLatencyMS is the last ping's round trip (0 before the first).
+	HealthLatencyMS float64 `json:"health_latency_ms"`
 	LastSeen       time.Time `json:"last_seen"`
 	RegisteredAt   time.Time `json:"registered_at"`
 	// Drift is set while the node's ledger disagrees with the hub's
@@ -133,7 +137,8 @@ func redeem(ctx context.Context, tx pgx.Tx, r Registration) error {
 }
 
 const clusterColumns = `name, coalesce(peer_id, ''), addrs, flight_addr, clickhouse_addr, agent_version,
-	schema_version, status, health, health_since, last_seen, registered_at, schema_drift_version, schema_drift`
+	schema_version, status, health, health_since, last_seen, registered_at, schema_drift_version, schema_drift,
+	health_reason, coalesce(health_latency_ms, 0)`
 
 func scanCluster(row pgx.Row) (Cluster, error) {
 	var (
@@ -143,7 +148,8 @@ func scanCluster(row pgx.Row) (Cluster, error) {
 		driftReason  string
 	)
 	err := row.Scan(&c.Name, &c.PeerID, &c.Addrs, &c.FlightAddr, &c.ClickHouseAddr, &c.AgentVersion,
-		&c.SchemaVersion, &c.Status, &c.Health, &c.HealthSince, &lastSeen, &c.RegisteredAt, &driftVersion, &driftReason)
+		&c.SchemaVersion, &c.Status, &c.Health, &c.HealthSince, &lastSeen, &c.RegisteredAt, &driftVersion, &driftReason,
+		&c.HealthReason, &c.HealthLatencyMS)
 	c.LastSeen = nullTime(lastSeen)
 	if driftVersion != nil {
 		c.Drift = &Drift{Version: *driftVersion, Reason: driftReason}
@@ -244,31 +250,3 @@ func (s *Store) MarkSeen(ctx context.Context, cluster string, schemaVersion int)
 	return nil
 }
 
-// SetHealth moves a cluster to state, recording the transition for audit
-// when the state changes. It reports whether it changed.
-func (s *Store) SetHealth(ctx context.Context, cluster, state, reason string, latency time.Duration) (bool, error) {
-	changed := false
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var from string
-		if err := tx.QueryRow(ctx, `SELECT health FROM clusters WHERE name = $1 FOR UPDATE`, cluster).Scan(&from); err != nil {
-			if errors.Is(err, pgx.ErrNoRows) {
-				return fmt.Errorf("set health of %q: %w", cluster, ErrNotFound)
-			}
-			return fmt.Errorf("set health of %q: %w", cluster, err)
-		}
-		if from == state {
-			return nil
-		}
-		changed = true
-		if _, err := tx.Exec(ctx, `UPDATE clusters SET health = $2, health_since = now(), updated_at = now() WHERE name = $1`, cluster, state); err != nil {
-			return fmt.Errorf("set health of %q: %w", cluster, err)
-		}
-		_, err := tx.Exec(ctx, `INSERT INTO health_transitions (cluster, from_state, to_state, reason, latency_ms) VALUES ($1, $2, $3, $4, $5)`,
-			cluster, from, state, reason, float64(latency.Microseconds())/1000)
-		if err != nil {
-			return fmt.Errorf("audit health of %q: %w", cluster, err)
-		}
-		return nil
-	})
-	return changed, err
-}
