@@ -28,9 +28,9 @@ type Cluster struct {
 	// HealthReason says why the node is in its health state.
 	HealthReason string `json:"health_reason"`
 	// HealthLatencyMS is the last ping's round trip (0 before the first).
-	HealthLatencyMS float64 `json:"health_latency_ms"`
-	LastSeen       time.Time `json:"last_seen"`
-	RegisteredAt   time.Time `json:"registered_at"`
+	HealthLatencyMS float64   `json:"health_latency_ms"`
+	LastSeen        time.Time `json:"last_seen"`
+	RegisteredAt    time.Time `json:"registered_at"`
 	// Drift is set while the node's ledger disagrees with the hub's
 	// migrations; sync leaves such a node alone.
 	Drift *Drift `json:"schema_drift,omitempty"`
@@ -249,4 +249,3 @@ func (s *Store) MarkSeen(ctx context.Context, cluster string, schemaVersion int)
 	}
 	return nil
 }
-
