@@ -9,6 +9,8 @@ const (
 	ApplyHubSchemaName  = "ApplyHubSchema"
 	ListSyncTargetsName = "ListSyncTargets"
 	SyncNodeSchemaName  = "SyncNodeSchema"
+	HealthSweepName     = "HealthSweep"
+	RecordHealthName    = "RecordHealth"
 )
 
 // Application error types that must not be retried.

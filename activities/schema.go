@@ -146,7 +146,7 @@ func (a *Schema) SyncNodeSchema(ctx context.Context, p SyncNodeParams) (SyncNode
 	start := time.Now()
 	req := &fedpb.SchemaSyncRequest{Target: int32(p.Target), Migrations: fedpb.FromMigrations(a.migrations[:p.Target])}
 	var resp fedpb.SchemaSyncResponse
-	stopBeats := heartbeat(ctx, p.Node.Name)
+	stopBeats := heartbeat(ctx, func() any { return p.Node.Name })
 	err := a.nodes.Call(ctx, p.Node.PeerID, p.Node.Addrs, p2p.SchemaSync, req, &resp)
 	stopBeats()
 	switch {
@@ -188,7 +188,8 @@ const heartbeatEvery = 5 * time.Second
 // is called, so a worker that dies mid-call is noticed within the heartbeat
 // timeout rather than the whole start-to-close timeout. It heartbeats with
 // the activity's own context: a heartbeat cut short would fail the activity.
-func heartbeat(ctx context.Context, details any) (stop func()) {
+// progress gives each heartbeat's details.
+func heartbeat(ctx context.Context, progress func() any) (stop func()) {
 	done, finished := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(finished)
@@ -201,7 +202,7 @@ func heartbeat(ctx context.Context, details any) (stop func()) {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				activity.RecordHeartbeat(ctx, details)
+				activity.RecordHeartbeat(ctx, progress())
 			}
 		}
 	}()

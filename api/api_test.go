@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/syndb/federation/internal/config"
+	"github.com/syndb/federation/internal/registry"
 	"github.com/syndb/federation/internal/store"
 )
 
@@ -38,7 +39,8 @@ func (fakeStore) Authenticate(_ context.Context, key string) (store.Principal, e
 }
 
 func (fakeStore) Clusters(context.Context, bool) ([]store.Cluster, error) {
-	return []store.Cluster{{Name: "lab-a", PeerID: "12D3KooW", Health: "unknown"}}, nil
+	return []store.Cluster{{Name: "lab-a", PeerID: "12D3KooW", Health: "degraded", HealthReason: "slow: 2s > 1s", Status: "active"},
+		{Name: "lab-old", Health: "unknown", Status: "revoked"}}, nil
 }
 
 func (fakeStore) CreateCluster(_ context.Context, name string, ttl time.Duration) (store.Enrollment, error) {
@@ -59,9 +61,24 @@ func (fakeStore) Ping(context.Context) error { return errors.New("down for the t
 
 func (fakeStore) SchemaTarget(context.Context) (int, error) { return 3, nil }
 
+func (fakeStore) HealthHistory(_ context.Context, cluster string, limit int, before int64) ([]store.HealthTransition, error) {
+	if cluster != "lab-a" {
+		return nil, store.ErrNotFound
+	}
+	var out []store.HealthTransition
+	for id := int64(10); id > 0 && len(out) < limit; id-- {
+		if before == 0 || id < before {
+			out = append(out, store.HealthTransition{ID: id, Cluster: cluster, From: "unknown", To: "healthy"})
+		}
+	}
+	return out, nil
+}
+
 func newTestServer(t *testing.T) *httptest.Server {
 	t.Helper()
-	s := New(config.API{PublicURL: "http://hub"}, Deps{Store: fakeStore{}, Log: slog.New(slog.DiscardHandler), SchemaHead: 3})
+	reg, err := registry.New(t.Context(), fakeStore{}, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	s := New(config.API{PublicURL: "http://hub"}, Deps{Store: fakeStore{}, Registry: reg, Log: slog.New(slog.DiscardHandler), SchemaHead: 3})
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
 	return srv
@@ -198,4 +215,53 @@ func TestClusterAdmin(t *testing.T) {
 	require.Equal(t, http.StatusForbidden, status)
 	status, _, raw = do(t, srv, http.MethodDelete, "/v1/federation/clusters/lab-a", "Bearer "+goodKey, "")
 	require.Equal(t, http.StatusOK, status, string(raw))
+}
+
+func TestHealthHistoryPages(t *testing.T) {
+	t.Parallel()
+	srv := newTestServer(t)
+	status, _, raw := do(t, srv, http.MethodGet, "/v1/federation/clusters/lab-a/health/history?limit=4", "Bearer "+goodKey, "")
+	require.Equal(t, http.StatusOK, status, string(raw))
+	var page HealthHistory
+	require.NoError(t, json.Unmarshal(raw, &page))
+	require.Len(t, page.Transitions, 4)
+	require.Equal(t, "http://hub/v1/federation/clusters/lab-a/health/history?limit=4&before=7", page.Next)
+	status, _, raw = do(t, srv, http.MethodGet, "/v1/federation/clusters/lab-a/health/history?limit=4&before=3", "Bearer "+goodKey, "")
+	require.Equal(t, http.StatusOK, status)
+	var last HealthHistory
+	require.NoError(t, json.Unmarshal(raw, &last))
+	page = last
+	require.Len(t, page.Transitions, 2)
+	require.Empty(t, page.Next, "the last page has no next")
+
+	for _, bad := range []string{"?limit=0", "?limit=5000", "?limit=x", "?before=y"} {
+		status, eb, _ := do(t, srv, http.MethodGet, "/v1/federation/clusters/lab-a/health/history"+bad, "Bearer "+goodKey, "")
+		require.Equal(t, http.StatusBadRequest, status, bad)
+		require.NotEmpty(t, eb.Error.Message)
+	}
+	status, _, _ = do(t, srv, http.MethodGet, "/v1/federation/clusters/nope/health/history", "Bearer "+goodKey, "")
+	require.Equal(t, http.StatusNotFound, status)
+}
+
+func TestHealthReportFromSnapshot(t *testing.T) {
+	t.Parallel()
+	srv := newTestServer(t)
+	status, _, raw := do(t, srv, http.MethodGet, "/v1/federation/health", "Bearer "+goodKey, "")
+	require.Equal(t, http.StatusOK, status, string(raw))
+	var rep HealthReport
+	require.NoError(t, json.Unmarshal(raw, &rep))
+	require.Len(t, rep.Nodes, 1, "revoked clusters are left out")
+	require.Equal(t, "lab-a", rep.Nodes[0].Name)
+	require.Equal(t, "degraded", rep.Nodes[0].State)
+	require.Equal(t, "slow: 2s > 1s", rep.Nodes[0].Reason)
+}
+
+func TestSyncConcurrencyIsChecked(t *testing.T) {
+	t.Parallel()
+	srv := newTestServer(t)
+	for _, body := range []string{`{"concurrency": -1}`, `{"concurrency": 100000}`, `{"target_version": 9}`} {
+		status, eb, _ := do(t, srv, http.MethodPost, "/v1/federation/schema/sync", "Bearer "+goodKey, body)
+		require.Equal(t, http.StatusBadRequest, status, body)
+		require.Equal(t, "bad_request", eb.Error.Code, body)
+	}
 }

@@ -150,14 +150,19 @@ type ClusterList struct {
 }
 
 func (s *Server) listClusters(c echo.Context) error {
-	cs, err := s.deps.Store.Clusters(c.Request().Context(), false)
-	if err != nil {
-		return err
+	cs := s.deps.Registry.Snapshot().All()
+	if cs == nil {
+		cs = []store.Cluster{}
 	}
 	return c.JSON(http.StatusOK, ClusterList{Clusters: cs})
 }
 
 func (s *Server) uiURL(workflowID, runID string) string {
+	if runID == "" {
+		// The UI opens the latest run.
+		return fmt.Sprintf("%s/namespaces/%s/workflows/%s", strings.TrimRight(s.cfg.Temporal.UIURL, "/"),
+			url.PathEscape(s.cfg.Temporal.Namespace), url.PathEscape(workflowID))
+	}
 	return fmt.Sprintf("%s/namespaces/%s/workflows/%s/%s/history", strings.TrimRight(s.cfg.Temporal.UIURL, "/"),
 		url.PathEscape(s.cfg.Temporal.Namespace), url.PathEscape(workflowID), url.PathEscape(runID))
 }

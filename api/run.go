@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -12,10 +13,15 @@ import (
 
 	"github.com/syndb/federation/internal/chx"
 	"github.com/syndb/federation/internal/config"
+	"github.com/syndb/federation/internal/registry"
 	"github.com/syndb/federation/internal/store"
 	"github.com/syndb/federation/schemas"
 	"github.com/syndb/federation/workflows"
 )
+
+// registryResync bounds how stale the API's registry snapshot can be when
+// a change notification is missed.
+const registryResync = 30 * time.Second
 
 // Run opens the API's dependencies, serves until ctx ends and closes them.
 func Run(ctx context.Context, cfg config.API, log *slog.Logger) error {
@@ -48,7 +54,15 @@ func Run(ctx context.Context, cfg config.API, log *slog.Logger) error {
 	if err := workflows.EnsureSearchAttributes(ctx, tc, cfg.Temporal.Namespace); err != nil {
 		return err
 	}
-	return New(cfg, Deps{Store: st, Temporal: tc, Warehouse: wh, Log: log, SchemaHead: len(migs), Migrations: migs}).Serve(ctx)
+	reg, err := registry.New(ctx, st, log)
+	if err != nil {
+		return err
+	}
+	regCtx, stopReg := context.WithCancel(ctx)
+	regDone := make(chan struct{})
+	go func() { defer close(regDone); reg.Run(regCtx, st, registryResync) }()
+	defer func() { stopReg(); <-regDone }()
+	return New(cfg, Deps{Store: st, Registry: reg, Temporal: tc, Warehouse: wh, Log: log, SchemaHead: len(migs), Migrations: migs}).Serve(ctx)
 }
 
 // ensureBuckets creates the hub's S3 buckets (job results, ETL staging).

@@ -18,6 +18,7 @@ import (
 
 	"github.com/syndb/federation/internal/config"
 	"github.com/syndb/federation/internal/migrate"
+	"github.com/syndb/federation/internal/registry"
 	"github.com/syndb/federation/internal/store"
 )
 
@@ -29,11 +30,18 @@ type apiStore interface {
 	RevokeCluster(ctx context.Context, name string) (store.Cluster, error)
 	Ping(ctx context.Context) error
 	SchemaTarget(ctx context.Context) (int, error)
+	HealthHistory(ctx context.Context, cluster string, limit int, before int64) ([]store.HealthTransition, error)
+}
+
+// registryReader serves the registry's latest in-memory snapshot, lock-free.
+type registryReader interface {
+	Snapshot() *registry.Snapshot
 }
 
 // Deps are the API's connections, opened by the caller.
 type Deps struct {
 	Store      apiStore
+	Registry   registryReader
 	Temporal   client.Client
 	Warehouse  driver.Conn
 	Log        *slog.Logger
@@ -66,6 +74,9 @@ func New(cfg config.API, deps Deps) *Server {
 	v1.POST("/federation/schema/sync", s.startSchemaSync)
 	v1.GET("/federation/schema/sync/:id", s.schemaSyncStatus)
 	v1.GET("/federation/clusters", s.listClusters)
+	v1.GET("/federation/clusters/:name/health/history", s.healthHistory)
+	v1.GET("/federation/health", s.healthReport)
+	v1.POST("/federation/health/sweep", s.sweepNow)
 	v1.POST("/federation/clusters", s.createCluster, requireAdmin)
 	v1.DELETE("/federation/clusters/:name", s.revokeCluster, requireAdmin)
 	return s

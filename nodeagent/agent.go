@@ -46,6 +46,10 @@ type Agent struct {
 	hub      peer.AddrInfo
 	hubFixed bool // the address came from configuration
 	hubID    atomic.Value
+	// candidate is the hub a first registration is under way with, trusted
+	// on first use: it may call the node as soon as it has accepted, before
+	// the answer has reached the node and the hub is pinned.
+	candidate atomic.Value
 
 	chMu sync.Mutex
 	ch   driver.Conn
@@ -67,6 +71,7 @@ type Agent struct {
 func New(cfg config.Node, log *slog.Logger) (*Agent, error) {
 	a := &Agent{cfg: cfg, log: log.With("node", cfg.Name), registered: make(chan struct{})}
 	a.hubID.Store(peer.ID(""))
+	a.candidate.Store(peer.ID(""))
 	switch {
 	case cfg.Hub != "":
 		infos, err := p2p.ParseAddrInfos([]string{cfg.Hub})
@@ -109,7 +114,13 @@ func New(cfg config.Node, log *slog.Logger) (*Agent, error) {
 		_ = a.host.Close()
 		return nil, err
 	}
-	allow := func(p peer.ID) bool { id := a.HubID(); return id != "" && p == id }
+	allow := func(p peer.ID) bool {
+		if id := a.HubID(); id != "" {
+			return p == id
+		}
+		c := a.candidate.Load().(peer.ID)
+		return c != "" && p == c
+	}
 	d := cfg.AnswerDelay
 	p2p.Handle(a.host, p2p.HealthPing, a.log, allow, delayed(d, a.handlePing))
 	p2p.Handle(a.host, p2p.SchemaSync, a.log, allow, delayed(d, a.handleSchemaSync))
@@ -234,14 +245,19 @@ func (a *Agent) register(ctx context.Context) error {
 	}
 	var errs []error
 	for _, c := range cands {
+		if a.HubID() == "" {
+			a.candidate.Store(c.ID)
+		}
 		err := a.registerWith(ctx, c)
 		if err == nil {
 			if a.HubID() == "" {
 				a.log.Warn("hub trusted on first use; pin it with SYNDB_HUB_ID", "hub", c.ID)
 			}
 			a.pinHub(c)
+			a.candidate.Store(peer.ID(""))
 			return nil
 		}
+		a.candidate.Store(peer.ID(""))
 		if p2p.IsCode(err, p2p.CodeUnauthorized) {
 			return err
 		}

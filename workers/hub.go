@@ -17,6 +17,7 @@ import (
 	"github.com/syndb/federation/activities"
 	"github.com/syndb/federation/internal/chx"
 	"github.com/syndb/federation/internal/config"
+	"github.com/syndb/federation/internal/health"
 	"github.com/syndb/federation/internal/p2p"
 	"github.com/syndb/federation/internal/store"
 	"github.com/syndb/federation/schemas"
@@ -24,8 +25,10 @@ import (
 )
 
 // Register registers every workflow and activity on w under its explicit name.
-func Register(w worker.Registry, schema *activities.Schema) {
+func Register(w worker.Registry, schema *activities.Schema, hl *activities.Health) {
 	workflows.Register(w)
+	w.RegisterActivityWithOptions(hl.HealthSweep, activity.RegisterOptions{Name: activities.HealthSweepName})
+	w.RegisterActivityWithOptions(hl.RecordHealth, activity.RegisterOptions{Name: activities.RecordHealthName})
 	w.RegisterActivityWithOptions(schema.ApplyHubSchema, activity.RegisterOptions{Name: activities.ApplyHubSchemaName})
 	w.RegisterActivityWithOptions(schema.ListSyncTargets, activity.RegisterOptions{Name: activities.ListSyncTargetsName})
 	w.RegisterActivityWithOptions(schema.SyncNodeSchema, activity.RegisterOptions{Name: activities.SyncNodeSchemaName})
@@ -131,10 +134,29 @@ func RunHub(ctx context.Context, cfg config.Worker, log *slog.Logger) (err error
 		log.Info("hub libp2p listening", "addr", fmt.Sprintf("%s/p2p/%s", a, h.ID()))
 	}
 
+	nodes := p2p.NewClient(h, disc)
+	startCatchUp := func(ctx context.Context, node string, target int) error {
+		_, err := workflows.StartSchemaCatchUp(ctx, tc, node, target)
+		return err
+	}
+	hl := activities.NewHealth(st, nodes, startCatchUp,
+		activities.HealthOptions{Concurrency: cfg.Health.Concurrency, PingTimeout: cfg.Health.PingTimeout}, log)
 	w := worker.New(tc, workflows.TaskQueue, worker.Options{})
-	Register(w, activities.NewSchema(st, wh, p2p.NewClient(h, disc), migs, log))
+	Register(w, activities.NewSchema(st, wh, nodes, migs, log), hl)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start temporal worker: %w", err)
+	}
+	breaker := health.Config{
+		SlowLatency: cfg.Health.Slow, FailuresToEject: cfg.Health.Failures, SuccessesToRestore: cfg.Health.Successes,
+		ProbeBackoff: cfg.Health.ProbeBackoff, MaxProbeBackoff: cfg.Health.MaxProbeBackoff,
+	}
+	if err := breaker.Validate(); err != nil {
+		w.Stop()
+		return fmt.Errorf("health settings: %w", err)
+	}
+	if _, err := workflows.StartHealthMonitor(ctx, tc, workflows.HealthMonitorParams{Interval: cfg.Health.Interval, Breaker: breaker}); err != nil {
+		w.Stop()
+		return err
 	}
 	log.Info("hub worker running", "task_queue", workflows.TaskQueue, "peer_id", h.ID(), "schema_target", len(migs),
 		"bootstrap", len(boot), "mdns", cfg.MDNS, "relays", len(relays), "relay_service", cfg.RelayService)

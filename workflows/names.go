@@ -16,13 +16,25 @@ const TaskQueue = "syndb-hub"
 
 // Workflow type names, stable across renames of the Go functions.
 const (
-	SchemaSyncName = "SchemaSync"
+	SchemaSyncName    = "SchemaSync"
+	HealthMonitorName = "HealthMonitor"
+)
+
+// HealthMonitorID is the workflow ID of the hub's one health monitor.
+const HealthMonitorID = "health-monitor"
+
+// Signal names.
+const (
+	// SweepNowSignal asks the health monitor for a sweep at once.
+	SweepNowSignal = "sweep-now"
 )
 
 // Query names.
 const (
 	// ProgressQuery returns a workflow's result as it stands so far.
 	ProgressQuery = "progress"
+	// HealthQuery returns the health monitor's table of node states.
+	HealthQuery = "health"
 )
 
 // Search attributes, so runs can be filtered in the Temporal UI and CLI
@@ -60,4 +72,5 @@ type WorkflowRegistry interface {
 // Register registers every workflow under its explicit name.
 func Register(r WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(SchemaSync, workflow.RegisterOptions{Name: SchemaSyncName})
+	r.RegisterWorkflowWithOptions(HealthMonitor, workflow.RegisterOptions{Name: HealthMonitorName})
 }

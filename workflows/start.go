@@ -63,6 +63,22 @@ func startOrJoin(ctx context.Context, c client.Client, id string, p SchemaSyncPa
 	return Started{WorkflowID: run.GetID(), RunID: run.GetRunID(), Joined: joined}, nil
 }
 
+// StartHealthMonitor starts the hub's health monitor, or leaves the one
+// running alone: there is one per hub, under a fixed ID. A running monitor
+// keeps its settings until it continues as new.
+func StartHealthMonitor(ctx context.Context, c client.Client, p HealthMonitorParams) (Started, error) {
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                       HealthMonitorID,
+		TaskQueue:                TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+	}, HealthMonitorName, p)
+	if err != nil {
+		return Started{}, fmt.Errorf("start workflow %s: %w", HealthMonitorID, err)
+	}
+	return Started{WorkflowID: run.GetID(), RunID: run.GetRunID()}, nil
+}
+
 // EnsureSearchAttributes registers, in namespace, the search attributes the
 // workflows use that are not registered yet. Starting a workflow with an
 // unregistered attribute fails, so the worker and the API call this at start.

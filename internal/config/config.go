@@ -152,7 +152,53 @@ type Worker struct {
 	// KeyFile is the hub's persistent Ed25519 identity, created on first start.
 	KeyFile string `env:"SYNDB_P2P_KEY_FILE" envDefault:"hub.key"`
 	// PSK, 64 hex digits, makes the federation a libp2p private network (TCP only).
-	PSK string `env:"SYNDB_P2P_PSK"`
+	PSK    string `env:"SYNDB_P2P_PSK"`
+	Health Health
+}
+
+// Health configures the health monitor and its circuit breaker; the README
+// explains the defaults.
+type Health struct {
+	// Interval is the time between sweeps.
+	Interval time.Duration `env:"SYNDB_HEALTH_INTERVAL" envDefault:"10s"`
+	// Slow is the round trip above which a node is Degraded.
+	Slow time.Duration `env:"SYNDB_HEALTH_SLOW" envDefault:"1s"`
+	// Failures is the number of consecutive failed pings that make a node Unreachable.
+	Failures int `env:"SYNDB_HEALTH_FAILURES" envDefault:"3"`
+	// Successes is the number of good half-open probes an Unreachable node needs to come back.
+	Successes int `env:"SYNDB_HEALTH_SUCCESSES" envDefault:"2"`
+	// ProbeBackoff and MaxProbeBackoff space the half-open probes of an
+	// Unreachable node: ProbeBackoff × ejections, capped.
+	ProbeBackoff    time.Duration `env:"SYNDB_HEALTH_PROBE_BACKOFF" envDefault:"30s"`
+	MaxProbeBackoff time.Duration `env:"SYNDB_HEALTH_MAX_PROBE_BACKOFF" envDefault:"5m"`
+	// Concurrency bounds the pings of a sweep in flight at once.
+	Concurrency int `env:"SYNDB_HEALTH_CONCURRENCY" envDefault:"64"`
+	// PingTimeout bounds one ping.
+	PingTimeout time.Duration `env:"SYNDB_HEALTH_PING_TIMEOUT" envDefault:"5s"`
+}
+
+// Validate checks the health settings.
+func (h *Health) Validate() error {
+	var errs []error
+	if h.Interval < 100*time.Millisecond || h.Interval > time.Hour {
+		errs = append(errs, fmt.Errorf("SYNDB_HEALTH_INTERVAL: %s is outside 100ms..1h", h.Interval))
+	}
+	if h.Concurrency < 1 || h.Concurrency > 10000 {
+		errs = append(errs, fmt.Errorf("SYNDB_HEALTH_CONCURRENCY: %d is outside 1..10000", h.Concurrency))
+	}
+	if h.PingTimeout <= 0 || h.PingTimeout > time.Minute {
+		errs = append(errs, fmt.Errorf("SYNDB_HEALTH_PING_TIMEOUT: %s is outside 0..1m", h.PingTimeout))
+	}
+	if h.Slow <= 0 {
+		errs = append(errs, fmt.Errorf("SYNDB_HEALTH_SLOW: %s must be positive", h.Slow))
+	}
+	if h.Failures < 1 || h.Successes < 1 {
+		errs = append(errs, errors.New("SYNDB_HEALTH_FAILURES and SYNDB_HEALTH_SUCCESSES must be at least 1"))
+	}
+	if h.ProbeBackoff <= 0 || h.MaxProbeBackoff < h.ProbeBackoff {
+		errs = append(errs, errors.New("SYNDB_HEALTH_PROBE_BACKOFF must be positive and at most SYNDB_HEALTH_MAX_PROBE_BACKOFF"))
+	}
+	return errors.Join(errs...)
 }
 
 // Node configures `syndb node`, the agent that runs beside a lab's ClickHouse.
@@ -271,7 +317,7 @@ func (c *API) Validate() error {
 
 // Validate checks the worker configuration.
 func (c *Worker) Validate() error {
-	var errs []error
+	errs := []error{c.Health.Validate()}
 	if len(c.Listen) == 0 {
 		errs = append(errs, errors.New("SYNDB_P2P_LISTEN: at least one listen address is required"))
 	}

@@ -54,6 +54,8 @@ type Options struct {
 	Log *slog.Logger
 	// Fast trades durability for speed (tests).
 	Fast bool
+	// HubEnv adds settings (SYNDB_*) to the hub processes' environment.
+	HubEnv map[string]string
 }
 
 // DevOptions returns the options of `syndb dev`: the ports of the README.
@@ -80,7 +82,12 @@ func TestOptions(repoRoot, root, binary string, names ...string) (Options, error
 	if err != nil {
 		return Options{}, err
 	}
-	o := Options{Root: root, RepoRoot: repoRoot, Binary: binary, Ports: ports, SeedDatasets: 2, SeedRows: 50, Fast: true}
+	o := Options{Root: root, RepoRoot: repoRoot, Binary: binary, Ports: ports, SeedDatasets: 2, SeedRows: 50, Fast: true,
+		// A fast health monitor, so tests see transitions in seconds.
+		HubEnv: map[string]string{
+			"SYNDB_HEALTH_INTERVAL": "500ms", "SYNDB_HEALTH_PROBE_BACKOFF": "1s", "SYNDB_HEALTH_MAX_PROBE_BACKOFF": "4s",
+			"SYNDB_HEALTH_PING_TIMEOUT": "3s",
+		}}
 	free := func() int {
 		if err != nil {
 			return 0
@@ -176,6 +183,9 @@ func Start(ctx context.Context, o Options) (f *Federation, err error) {
 		"SYNDB_TEMPORAL_NAMESPACE":  "default",
 		"SYNDB_CLICKHOUSE_DATABASE": "syndb",
 	}
+	for k, v := range o.HubEnv {
+		f.Env[k] = v
+	}
 
 	if err := f.seed(ctx); err != nil {
 		return f, err
@@ -217,6 +227,12 @@ func Start(ctx context.Context, o Options) (f *Federation, err error) {
 
 // StartNode starts (or restarts) the agent of node name.
 func (f *Federation) StartNode(ctx context.Context, name string) error {
+	return f.StartNodeWith(ctx, name, nil)
+}
+
+// StartNodeWith starts (or restarts) the agent of node name with extra
+// settings (SYNDB_*), e.g. SYNDB_NODE_ANSWER_DELAY.
+func (f *Federation) StartNodeWith(ctx context.Context, name string, extraEnv map[string]string) error {
 	i := slices.IndexFunc(f.opts.Nodes, func(n NodeSpec) bool { return n.Name == name })
 	if i < 0 {
 		return fmt.Errorf("no node %q", name)
@@ -230,6 +246,9 @@ func (f *Federation) StartNode(ctx context.Context, name string) error {
 		"SYNDB_FLIGHT_ADDR":      fmt.Sprintf("127.0.0.1:%d", n.FlightPort),
 		"SYNDB_CLICKHOUSE_ADDR":  f.Stack.Nodes[n.Name].Addr(),
 	})
+	for k, v := range extraEnv {
+		env = append(env, k+"="+v)
+	}
 	p, err := f.spawn(ctx, n.Name, []string{"node"}, env)
 	if err != nil {
 		return err

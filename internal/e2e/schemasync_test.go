@@ -277,7 +277,12 @@ func TestProbesAndAuth(t *testing.T) {
 // SYNDB_RECORD_HISTORY names a file there (go tool task record-history).
 func recordHistory(t *testing.T, tc client.Client, id, runID string) {
 	t.Helper()
-	name := os.Getenv("SYNDB_RECORD_HISTORY")
+	recordHistoryTo(t, tc, id, runID, os.Getenv("SYNDB_RECORD_HISTORY"))
+}
+
+// recordHistoryTo writes a run's history (so far) to workflows/testdata/name.
+func recordHistoryTo(t *testing.T, tc client.Client, id, runID, name string) {
+	t.Helper()
 	if name == "" {
 		return
 	}

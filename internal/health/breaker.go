@@ -233,7 +233,7 @@ func stepUnreachable(c Config, n Node, o Observation, target int, now time.Time)
 		return n
 	}
 	state, reason := judge(c, o, target)
-	restored := fmt.Sprintf("restored after %d answered probes", n.Successes)
+	restored := "restored after " + count(n.Successes, "answered probe")
 	if state == Degraded {
 		restored += "; " + reason
 	}
@@ -299,9 +299,17 @@ func judge(c Config, o Observation, target int) (State, string) {
 
 // noAnswer is the reason for a node that stopped answering.
 func noAnswer(failures int, o Observation) string {
-	reason := fmt.Sprintf("%d consecutive failed pings", failures)
+	reason := count(failures, "consecutive failed ping")
 	if o.Error != "" {
 		reason += ": " + o.Error
 	}
 	return reason
+}
+
+// count returns "1 thing" or "n things".
+func count(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }

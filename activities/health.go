@@ -1,0 +1,211 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/syndb/federation/internal/fedpb"
+	"github.com/syndb/federation/internal/health"
+	"github.com/syndb/federation/internal/p2p"
+	"github.com/syndb/federation/internal/store"
+)
+
+// healthStore is what the health activities need of the registry.
+type healthStore interface {
+	Clusters(ctx context.Context, activeOnly bool) ([]store.Cluster, error)
+	SchemaTarget(ctx context.Context) (int, error)
+	RecordHealth(ctx context.Context, transitions []store.HealthTransition, pings []store.PingResult) ([]store.HealthTransition, error)
+}
+
+// CatchUpFunc starts the schema catch-up of a node to target.
+type CatchUpFunc func(ctx context.Context, node string, target int) error
+
+// HealthOptions bound a sweep.
+type HealthOptions struct {
+	// Concurrency bounds the pings in flight at once.
+	Concurrency int
+	// PingTimeout bounds one ping; a node that has not answered by then failed.
+	PingTimeout time.Duration
+}
+
+// Health holds the activities of the health monitor workflow.
+type Health struct {
+	store   healthStore
+	nodes   nodeCaller
+	catchUp CatchUpFunc
+	opts    HealthOptions
+	log     *slog.Logger
+}
+
+// NewHealth returns the health activities; catchUp may be nil.
+func NewHealth(st healthStore, nodes nodeCaller, catchUp CatchUpFunc, opts HealthOptions, log *slog.Logger) *Health {
+	if opts.Concurrency < 1 {
+		opts.Concurrency = 64
+	}
+	if opts.PingTimeout <= 0 {
+		opts.PingTimeout = 5 * time.Second
+	}
+	return &Health{store: st, nodes: nodes, catchUp: catchUp, opts: opts, log: log}
+}
+
+// SweepParams is the input of HealthSweep.
+type SweepParams struct {
+	// Skip names nodes not to ping this time (Unreachable nodes whose next
+	// half-open probe is not due).
+	Skip []string `json:"skip,omitempty"`
+}
+
+// NodePing is one node's ping in a sweep.
+type NodePing struct {
+	Name string `json:"name"`
+	health.Observation
+}
+
+// SweepResult is the output of HealthSweep: one compact result per active
+// node that was pinged, by name, and the fleet's schema target.
+type SweepResult struct {
+	Target  int        `json:"target"`
+	Nodes   []NodePing `json:"nodes"`
+	Skipped []string   `json:"skipped,omitempty"`
+}
+
+// HealthSweep pings every active node not in Skip, at most
+// HealthOptions.Concurrency at once, and reports each one's answer.
+func (a *Health) HealthSweep(ctx context.Context, p SweepParams) (SweepResult, error) {
+	target, err := a.store.SchemaTarget(ctx)
+	if err != nil {
+		return SweepResult{}, err
+	}
+	clusters, err := a.store.Clusters(ctx, true)
+	if err != nil {
+		return SweepResult{}, err
+	}
+	res := SweepResult{Target: target, Nodes: make([]NodePing, 0, len(clusters))}
+	var todo []store.Cluster
+	for _, c := range clusters {
+		if slices.Contains(p.Skip, c.Name) {
+			res.Skipped = append(res.Skipped, c.Name)
+			continue
+		}
+		todo = append(todo, c)
+	}
+	out := make([]NodePing, len(todo))
+	var done atomic.Int64
+	stop := heartbeat(ctx, func() any { return fmt.Sprintf("%d/%d pinged", done.Load(), len(todo)) })
+	defer stop()
+	sem := make(chan struct{}, a.opts.Concurrency)
+	var wg sync.WaitGroup
+	for i, c := range todo {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return SweepResult{}, ctx.Err()
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			out[i] = NodePing{Name: c.Name, Observation: a.ping(ctx, c)}
+			done.Add(1)
+		})
+	}
+	wg.Wait()
+	res.Nodes = append(res.Nodes, out...)
+	return res, nil
+}
+
+// ping sends one HealthPing and turns the answer into an observation.
+func (a *Health) ping(ctx context.Context, c store.Cluster) health.Observation {
+	ctx, cancel := context.WithTimeout(ctx, a.opts.PingTimeout)
+	defer cancel()
+	var resp fedpb.HealthPingResponse
+	start := time.Now()
+	err := a.nodes.Call(ctx, c.PeerID, c.Addrs, p2p.HealthPing, &fedpb.HealthPingRequest{Nonce: uint64(start.UnixNano())}, &resp)
+	rtt := time.Since(start)
+	if err != nil {
+		return health.Observation{Error: err.Error(), Latency: rtt}
+	}
+	return health.Observation{
+		Answered: true, Latency: rtt, ClickHouseOK: resp.GetClickhouseOk(), ClickHouseError: resp.GetClickhouseError(),
+		SchemaVersion: int(resp.GetSchemaVersion()),
+	}
+}
+
+// Transition is a node's change of health state, to record.
+type Transition struct {
+	Node      string       `json:"node"`
+	From      health.State `json:"from"`
+	To        health.State `json:"to"`
+	Reason    string       `json:"reason"`
+	LatencyMS float64      `json:"latency_ms"`
+	At        time.Time    `json:"at"`
+}
+
+// PingSummary is what is kept of a node's latest ping.
+type PingSummary struct {
+	Node          string  `json:"node"`
+	Answered      bool    `json:"answered"`
+	LatencyMS     float64 `json:"latency_ms"`
+	SchemaVersion int     `json:"schema_version"`
+}
+
+// RecordHealthParams is the input of RecordHealth.
+type RecordHealthParams struct {
+	Transitions []Transition  `json:"transitions,omitempty"`
+	Pings       []PingSummary `json:"pings,omitempty"`
+	// Target is the fleet's schema target: a node that turns Healthy or
+	// Degraded below it is caught up.
+	Target int `json:"target"`
+}
+
+// RecordHealthResult is the output of RecordHealth.
+type RecordHealthResult struct {
+	Recorded int      `json:"recorded"`
+	CatchUps []string `json:"catch_ups,omitempty"`
+}
+
+// RecordHealth writes a sweep's transitions (audited once each, however
+// often the activity is retried) and pings to PostgreSQL, then starts the
+// schema catch-up of every node that came back behind the fleet's target.
+func (a *Health) RecordHealth(ctx context.Context, p RecordHealthParams) (RecordHealthResult, error) {
+	trs := make([]store.HealthTransition, 0, len(p.Transitions))
+	for _, t := range p.Transitions {
+		trs = append(trs, store.HealthTransition{Cluster: t.Node, From: string(t.From), To: string(t.To), Reason: t.Reason,
+			LatencyMS: t.LatencyMS, At: t.At})
+	}
+	pings := make([]store.PingResult, 0, len(p.Pings))
+	version := map[string]int{}
+	for _, s := range p.Pings {
+		pings = append(pings, store.PingResult{Cluster: s.Node, Answered: s.Answered,
+			Latency: time.Duration(s.LatencyMS * float64(time.Millisecond)), SchemaVersion: s.SchemaVersion})
+		if s.Answered {
+			version[s.Node] = s.SchemaVersion
+		}
+	}
+	recorded, err := a.store.RecordHealth(ctx, trs, pings)
+	if err != nil {
+		return RecordHealthResult{}, err
+	}
+	res := RecordHealthResult{Recorded: len(recorded)}
+	for _, t := range recorded {
+		a.log.Info("node health changed", "node", t.Cluster, "from", t.From, "to", t.To, "reason", t.Reason, "latency_ms", t.LatencyMS)
+	}
+	// Transitions to a routable state, whether recorded now or by an
+	// earlier attempt: the catch-up start is idempotent.
+	for _, t := range p.Transitions {
+		v, answered := version[t.Node]
+		if !t.To.Routable() || !answered || v >= p.Target || a.catchUp == nil {
+			continue
+		}
+		if err := a.catchUp(ctx, t.Node, p.Target); err != nil {
+			a.log.Warn("start schema catch-up", "node", t.Node, "target", p.Target, "err", err)
+			continue
+		}
+		res.CatchUps = append(res.CatchUps, t.Node)
+	}
+	return res, nil
+}

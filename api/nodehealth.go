@@ -1,0 +1,112 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/syndb/federation/internal/store"
+	"github.com/syndb/federation/workflows"
+)
+
+// NodeHealth is one node's line in GET /v1/federation/health.
+type NodeHealth struct {
+	Name          string    `json:"name"`
+	State         string    `json:"state"`
+	Since         time.Time `json:"since"`
+	LatencyMS     float64   `json:"latency_ms"`
+	Reason        string    `json:"reason"`
+	LastSeen      time.Time `json:"last_seen"`
+	SchemaVersion int       `json:"schema_version"`
+}
+
+// HealthReport is the answer to GET /v1/federation/health.
+type HealthReport struct {
+	Nodes []NodeHealth `json:"nodes"`
+	// AsOf is when the registry snapshot the report comes from was read.
+	AsOf time.Time `json:"as_of"`
+}
+
+func (s *Server) healthReport(c echo.Context) error {
+	snap := s.deps.Registry.Snapshot()
+	out := HealthReport{Nodes: make([]NodeHealth, 0, snap.Len()), AsOf: snap.Loaded}
+	for _, cl := range snap.All() {
+		if cl.Status != "active" {
+			continue
+		}
+		out.Nodes = append(out.Nodes, NodeHealth{Name: cl.Name, State: cl.Health, Since: cl.HealthSince, LatencyMS: cl.HealthLatencyMS,
+			Reason: cl.HealthReason, LastSeen: cl.LastSeen, SchemaVersion: cl.SchemaVersion})
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// HealthHistory is the answer to GET /v1/federation/clusters/{name}/health/history.
+type HealthHistory struct {
+	Transitions []store.HealthTransition `json:"transitions"`
+	// Next is the URL of the next (older) page, empty on the last one.
+	Next string `json:"next,omitempty"`
+}
+
+const (
+	defaultHistoryPage = 50
+	maxHistoryPage     = 1000
+)
+
+func (s *Server) healthHistory(c echo.Context) error {
+	name := c.Param("name")
+	limit, err := queryInt(c, "limit", defaultHistoryPage)
+	if err != nil {
+		return err
+	}
+	if limit < 1 || limit > maxHistoryPage {
+		return errBadRequest(fmt.Sprintf("limit %d is outside 1..%d", limit, maxHistoryPage))
+	}
+	before, err := queryInt(c, "before", 0)
+	if err != nil {
+		return err
+	}
+	trs, err := s.deps.Store.HealthHistory(c.Request().Context(), name, limit, int64(before))
+	if errors.Is(err, store.ErrNotFound) {
+		return errNotFound(fmt.Sprintf("no cluster %q", name))
+	}
+	if err != nil {
+		return err
+	}
+	out := HealthHistory{Transitions: trs}
+	if len(trs) == limit {
+		out.Next = fmt.Sprintf("%s/v1/federation/clusters/%s/health/history?limit=%d&before=%d",
+			s.cfg.PublicURL, url.PathEscape(name), limit, trs[len(trs)-1].ID)
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func queryInt(c echo.Context, name string, def int) (int, error) {
+	raw := c.QueryParam(name)
+	if raw == "" {
+		return def, nil
+	}
+	v, err := strconv.Atoi(raw)
+	if err != nil {
+		return 0, errBadRequest(fmt.Sprintf("%s=%q is not a number", name, raw))
+	}
+	return v, nil
+}
+
+// SweepRequested is the answer to POST /v1/federation/health/sweep.
+type SweepRequested struct {
+	WorkflowID string `json:"workflow_id"`
+	UIURL      string `json:"ui_url"`
+}
+
+func (s *Server) sweepNow(c echo.Context) error {
+	err := s.deps.Temporal.SignalWorkflow(c.Request().Context(), workflows.HealthMonitorID, "", workflows.SweepNowSignal, nil)
+	if err != nil {
+		return fmt.Errorf("signal the health monitor: %w", err)
+	}
+	return c.JSON(http.StatusAccepted, SweepRequested{WorkflowID: workflows.HealthMonitorID, UIURL: s.uiURL(workflows.HealthMonitorID, "")})
+}

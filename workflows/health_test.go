@@ -1,0 +1,200 @@
+package workflows_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/syndb/federation/activities"
+	"github.com/syndb/federation/internal/health"
+	"github.com/syndb/federation/workflows"
+)
+
+// fakeSweeps scripts each node's answers, by the number of times the node
+// was pinged, and records what the monitor writes.
+type fakeSweeps struct {
+	mu       sync.Mutex
+	script   map[string]func(call int) health.Observation
+	calls    map[string]int
+	skips    [][]string
+	times    []time.Time
+	recorded []activities.Transition
+	target   int
+}
+
+func good() health.Observation {
+	return health.Observation{Answered: true, Latency: 5 * time.Millisecond, ClickHouseOK: true, SchemaVersion: 4}
+}
+
+func failed() health.Observation { return health.Observation{Error: "dial backoff"} }
+
+func (f *fakeSweeps) register(env *testsuite.TestWorkflowEnvironment) {
+	env.RegisterWorkflowWithOptions(workflows.HealthMonitor, workflow.RegisterOptions{Name: workflows.HealthMonitorName})
+	env.RegisterActivityWithOptions(func(ctx context.Context, p activities.SweepParams) (activities.SweepResult, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.skips = append(f.skips, p.Skip)
+		f.times = append(f.times, activity.GetInfo(ctx).StartedTime)
+		res := activities.SweepResult{Target: f.target}
+		names := make([]string, 0, len(f.script))
+		for name := range f.script {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		for _, name := range names {
+			if slices.Contains(p.Skip, name) {
+				res.Skipped = append(res.Skipped, name)
+				continue
+			}
+			f.calls[name]++
+			res.Nodes = append(res.Nodes, activities.NodePing{Name: name, Observation: f.script[name](f.calls[name])})
+		}
+		return res, nil
+	}, activity.RegisterOptions{Name: activities.HealthSweepName})
+	env.RegisterActivityWithOptions(func(_ context.Context, p activities.RecordHealthParams) (activities.RecordHealthResult, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.recorded = append(f.recorded, p.Transitions...)
+		return activities.RecordHealthResult{Recorded: len(p.Transitions)}, nil
+	}, activity.RegisterOptions{Name: activities.RecordHealthName})
+}
+
+func newSweeps(script map[string]func(int) health.Observation) *fakeSweeps {
+	return &fakeSweeps{script: script, calls: map[string]int{}, target: 4}
+}
+
+func breakerForTest() health.Config {
+	return health.Config{SlowLatency: time.Second, FailuresToEject: 3, SuccessesToRestore: 2,
+		ProbeBackoff: 30 * time.Second, MaxProbeBackoff: 5 * time.Minute}
+}
+
+// runMonitor runs the monitor for sweeps sweeps (it then continues as new).
+func runMonitor(t *testing.T, f *fakeSweeps, p workflows.HealthMonitorParams) *testsuite.TestWorkflowEnvironment {
+	t.Helper()
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	f.register(env)
+	env.ExecuteWorkflow(workflows.HealthMonitorName, p)
+	require.True(t, env.IsWorkflowCompleted())
+	var can *workflow.ContinueAsNewError
+	require.True(t, errors.As(env.GetWorkflowError(), &can), "the monitor only ever continues as new: %v", env.GetWorkflowError())
+	return env
+}
+
+func transitionsOf(f *fakeSweeps, node string) []string {
+	var out []string
+	for _, t := range f.recorded {
+		if t.Node == node {
+			out = append(out, string(t.From)+"->"+string(t.To))
+		}
+	}
+	return out
+}
+
+func TestHealthMonitorBreaker(t *testing.T) {
+	t.Parallel()
+	f := newSweeps(map[string]func(int) health.Observation{
+		// a: two good pings, three failures, then good again.
+		"a": func(call int) health.Observation {
+			if call >= 3 && call <= 5 {
+				return failed()
+			}
+			return good()
+		},
+		// b: answers, but slowly.
+		"b": func(int) health.Observation { o := good(); o.Latency = 2 * time.Second; return o },
+		// c: its ClickHouse is down.
+		"c": func(int) health.Observation {
+			o := good()
+			o.ClickHouseOK, o.ClickHouseError = false, "connection refused"
+			return o
+		},
+	})
+	runMonitor(t, f, workflows.HealthMonitorParams{Interval: 10 * time.Second, Breaker: breakerForTest(), SweepsPerRun: 10})
+
+	require.Equal(t, []string{"unknown->healthy", "healthy->unreachable", "unreachable->healthy"}, transitionsOf(f, "a"))
+	require.Equal(t, []string{"unknown->degraded"}, transitionsOf(f, "b"))
+	require.Equal(t, []string{"unknown->degraded"}, transitionsOf(f, "c"))
+	// Ejected at the 5th sweep (t=40s) for 30s: the sweeps at 50s and 60s
+	// skip it; the half-open probes at 70s and 80s bring it back.
+	require.Equal(t, []string{"a"}, f.skips[5])
+	require.Equal(t, []string{"a"}, f.skips[6])
+	require.Empty(t, f.skips[7])
+	require.Equal(t, 8, f.calls["a"], "a was not pinged while ejected (2 of 10 sweeps)")
+	require.Equal(t, 10, f.calls["b"])
+	for _, tr := range f.recorded {
+		if tr.Node == "b" {
+			require.Contains(t, tr.Reason, "slow")
+		}
+		if tr.Node == "c" {
+			require.Contains(t, tr.Reason, "connection refused")
+		}
+	}
+}
+
+func TestHealthMonitorSchemaBehindIsDegraded(t *testing.T) {
+	t.Parallel()
+	f := newSweeps(map[string]func(int) health.Observation{
+		"old": func(int) health.Observation { o := good(); o.SchemaVersion = 2; return o },
+	})
+	runMonitor(t, f, workflows.HealthMonitorParams{Interval: time.Second, Breaker: breakerForTest(), SweepsPerRun: 2})
+	require.Equal(t, []string{"unknown->degraded"}, transitionsOf(f, "old"))
+	require.Contains(t, f.recorded[0].Reason, "schema")
+}
+
+func TestHealthMonitorSweepNow(t *testing.T) {
+	t.Parallel()
+	f := newSweeps(map[string]func(int) health.Observation{"a": func(int) health.Observation { return good() }})
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	f.register(env)
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(workflows.SweepNowSignal, nil) }, time.Minute)
+	env.ExecuteWorkflow(workflows.HealthMonitorName, workflows.HealthMonitorParams{Interval: time.Hour, Breaker: breakerForTest(), SweepsPerRun: 2})
+	require.True(t, env.IsWorkflowCompleted())
+	require.Len(t, f.times, 2)
+	require.Less(t, f.times[1].Sub(f.times[0]), 2*time.Minute, "the signal started the second sweep an hour early")
+}
+
+func TestHealthMonitorQueryAndCarriedState(t *testing.T) {
+	t.Parallel()
+	f := newSweeps(map[string]func(int) health.Observation{"a": func(int) health.Observation { return good() }})
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	f.register(env)
+	var mid workflows.HealthTable
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow(workflows.HealthQuery)
+		require.NoError(t, err)
+		require.NoError(t, v.Get(&mid))
+	}, 15*time.Second)
+	// Carried state from an earlier run: a is already Healthy.
+	carried := []workflows.NodeHealth{{Name: "a", Node: health.Node{State: health.Healthy}}}
+	env.ExecuteWorkflow(workflows.HealthMonitorName, workflows.HealthMonitorParams{Interval: 10 * time.Second,
+		Breaker: breakerForTest(), SweepsPerRun: 3, Nodes: carried, Sweeps: 41})
+	require.True(t, env.IsWorkflowCompleted())
+	require.Len(t, mid.Nodes, 1)
+	require.Equal(t, health.Healthy, mid.Nodes[0].State)
+	require.Equal(t, int64(43), mid.Sweeps, "sweeps count on across runs")
+	require.Empty(t, f.recorded, "a carried Healthy node that stays healthy records no transition")
+}
+
+func TestHealthMonitorRejectsBadBreaker(t *testing.T) {
+	t.Parallel()
+	f := newSweeps(nil)
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	f.register(env)
+	bad := breakerForTest()
+	bad.FailuresToEject = 0
+	env.ExecuteWorkflow(workflows.HealthMonitorName, workflows.HealthMonitorParams{Interval: time.Second, Breaker: bad})
+	require.Error(t, env.GetWorkflowError())
+	require.Contains(t, env.GetWorkflowError().Error(), "invalid health config")
+}
