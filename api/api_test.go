@@ -265,3 +265,17 @@ func TestSyncConcurrencyIsChecked(t *testing.T) {
 		require.Equal(t, "bad_request", eb.Error.Code, body)
 	}
 }
+
+func TestRoutingPlan(t *testing.T) {
+	t.Parallel()
+	srv := newTestServer(t)
+	status, _, raw := do(t, srv, http.MethodGet, "/v1/federation/routing?min_schema=0", "Bearer "+goodKey, "")
+	require.Equal(t, http.StatusOK, status, string(raw))
+	var plan RoutingPlan
+	require.NoError(t, json.Unmarshal(raw, &plan))
+	require.Equal(t, []string{"lab-a"}, plan.Included, "a Degraded node is routed to")
+	require.Len(t, plan.Excluded, 1)
+	require.Equal(t, "lab-old", plan.Excluded[0].Name)
+	status, _, _ = do(t, srv, http.MethodGet, "/v1/federation/routing?min_schema=3&max_schema=2", "Bearer "+goodKey, "")
+	require.Equal(t, http.StatusBadRequest, status)
+}

@@ -6,10 +6,12 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/syndb/federation/internal/routing"
 	"github.com/syndb/federation/internal/store"
 	"github.com/syndb/federation/workflows"
 )
@@ -109,4 +111,37 @@ func (s *Server) sweepNow(c echo.Context) error {
 		return fmt.Errorf("signal the health monitor: %w", err)
 	}
 	return c.JSON(http.StatusAccepted, SweepRequested{WorkflowID: workflows.HealthMonitorID, UIURL: s.uiURL(workflows.HealthMonitorID, "")})
+}
+
+// RoutingPlan is the answer to GET /v1/federation/routing: where a query
+// needing the given schema would go now, and why the other nodes would not.
+type RoutingPlan struct {
+	Included []string            `json:"included"`
+	Excluded []routing.Exclusion `json:"excluded"`
+}
+
+func (s *Server) routingPlan(c echo.Context) error {
+	need := routing.Need{}
+	var err error
+	if need.MinSchema, err = queryInt(c, "min_schema", 0); err != nil {
+		return err
+	}
+	if need.MaxSchema, err = queryInt(c, "max_schema", 0); err != nil {
+		return err
+	}
+	if raw := c.QueryParam("nodes"); raw != "" {
+		need.Nodes = strings.Split(raw, ",")
+	}
+	if err := routing.Validate(need); err != nil {
+		return errBadRequest(err.Error())
+	}
+	plan := routing.Route(routing.FromClusters(s.deps.Registry.Snapshot().All()), need)
+	out := RoutingPlan{Included: plan.Names(), Excluded: plan.Excluded}
+	if out.Included == nil {
+		out.Included = []string{}
+	}
+	if out.Excluded == nil {
+		out.Excluded = []routing.Exclusion{}
+	}
+	return c.JSON(http.StatusOK, out)
 }

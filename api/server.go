@@ -77,6 +77,7 @@ func New(cfg config.API, deps Deps) *Server {
 	v1.GET("/federation/clusters/:name/health/history", s.healthHistory)
 	v1.GET("/federation/health", s.healthReport)
 	v1.POST("/federation/health/sweep", s.sweepNow)
+	v1.GET("/federation/routing", s.routingPlan)
 	v1.POST("/federation/clusters", s.createCluster, requireAdmin)
 	v1.DELETE("/federation/clusters/:name", s.revokeCluster, requireAdmin)
 	return s

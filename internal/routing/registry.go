@@ -1,0 +1,25 @@
+package routing
+
+import (
+	"time"
+
+	"github.com/syndb/federation/internal/health"
+	"github.com/syndb/federation/internal/store"
+)
+
+// FromClusters turns registry rows (a registry snapshot's) into routing
+// nodes. A health state the registry should never hold routes as Unknown.
+func FromClusters(cs []store.Cluster) []Node {
+	out := make([]Node, 0, len(cs))
+	for _, c := range cs {
+		st, err := health.ParseState(c.Health)
+		if err != nil {
+			st = health.Unknown
+		}
+		out = append(out, Node{
+			Name: c.Name, Health: st, SchemaVersion: c.SchemaVersion, Drift: c.Drift != nil,
+			Revoked: c.Status == "revoked", Latency: time.Duration(c.HealthLatencyMS * float64(time.Millisecond)),
+		})
+	}
+	return out
+}

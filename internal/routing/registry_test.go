@@ -1,0 +1,28 @@
+package routing
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/syndb/federation/internal/health"
+	"github.com/syndb/federation/internal/store"
+)
+
+func TestFromClusters(t *testing.T) {
+	t.Parallel()
+	nodes := FromClusters([]store.Cluster{
+		{Name: "a", Health: "healthy", SchemaVersion: 4, Status: "active", HealthLatencyMS: 2.5},
+		{Name: "b", Health: "degraded", SchemaVersion: 4, Status: "active", Drift: &store.Drift{Version: 2}},
+		{Name: "c", Health: "bogus", Status: "revoked"},
+	})
+	require.Equal(t, []Node{
+		{Name: "a", Health: health.Healthy, SchemaVersion: 4, Latency: 2500 * time.Microsecond},
+		{Name: "b", Health: health.Degraded, SchemaVersion: 4, Drift: true},
+		{Name: "c", Health: health.Unknown, Revoked: true},
+	}, nodes)
+	p := Route(nodes, Need{MinSchema: 4})
+	require.Equal(t, []string{"a"}, p.Names())
+	require.Len(t, p.Excluded, 2)
+}
