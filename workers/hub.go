@@ -74,7 +74,7 @@ func RunHub(ctx context.Context, cfg config.Worker, log *slog.Logger) (err error
 	}
 	gater := p2p.NewGater()
 	h, err := p2p.NewHost(p2p.HostConfig{
-		Key: key, Listen: cfg.Listen, Gater: gater, PSK: psk, Reachability: cfg.Reachability, Relays: relays,
+		Key: key, Listen: cfg.Listen, Gater: gater, PSK: psk, Reachability: cfg.Reachability, Relays: relays, MaxConns: cfg.MaxConns,
 		RelayService: cfg.RelayService, RelayLimit: p2p.RelayLimit{Duration: cfg.RelayMaxDuration, Data: cfg.RelayMaxData},
 	})
 	if err != nil {

@@ -152,8 +152,11 @@ type Worker struct {
 	// KeyFile is the hub's persistent Ed25519 identity, created on first start.
 	KeyFile string `env:"SYNDB_P2P_KEY_FILE" envDefault:"hub.key"`
 	// PSK, 64 hex digits, makes the federation a libp2p private network (TCP only).
-	PSK    string `env:"SYNDB_P2P_PSK"`
-	Health Health
+	PSK string `env:"SYNDB_P2P_PSK"`
+	// MaxConns sizes the hub's libp2p host: it keeps a connection to every
+	// node, so this bounds the fleet (libp2p's own defaults stop near 500).
+	MaxConns int `env:"SYNDB_P2P_MAX_CONNS" envDefault:"4096"`
+	Health   Health
 }
 
 // Health configures the health monitor and its circuit breaker; the README
@@ -318,6 +321,9 @@ func (c *API) Validate() error {
 // Validate checks the worker configuration.
 func (c *Worker) Validate() error {
 	errs := []error{c.Health.Validate()}
+	if c.MaxConns < 64 || c.MaxConns > 1<<20 {
+		errs = append(errs, fmt.Errorf("SYNDB_P2P_MAX_CONNS: %d is outside 64..1048576", c.MaxConns))
+	}
 	if len(c.Listen) == 0 {
 		errs = append(errs, errors.New("SYNDB_P2P_LISTEN: at least one listen address is required"))
 	}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/connmgr"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	bconnmgr "github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -40,6 +42,11 @@ type HostConfig struct {
 	// Relays are the circuit relays a host behind NAT reserves a slot on;
 	// it then advertises its relayed addresses (Reservations keeps them).
 	Relays []peer.AddrInfo
+	// MaxConns, when positive, sizes the host for that many connections:
+	// libp2p's resource manager limits and connection manager watermarks
+	// (whose defaults suit a host with a few hundred peers, not a hub that
+	// talks to a thousand nodes every sweep).
+	MaxConns int
 }
 
 // RelayLimit bounds each relayed connection a relay service carries.
@@ -107,11 +114,41 @@ func NewHost(c HostConfig) (host.Host, error) {
 	if c.Gater != nil {
 		opts = append(opts, libp2p.ConnectionGater(c.Gater))
 	}
+	if c.MaxConns > 0 {
+		sized, err := sizedFor(c.MaxConns)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, sized...)
+	}
 	h, err := libp2p.New(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("start libp2p host on %v: %w", c.Listen, err)
 	}
 	return h, nil
+}
+
+// sizedFor returns the options that let a host hold n connections, with a
+// few streams each, before libp2p refuses or trims any.
+func sizedFor(n int) ([]libp2p.Option, error) {
+	scaling := rcmgr.DefaultLimits
+	libp2p.SetDefaultServiceLimits(&scaling)
+	conns, streams := rcmgr.LimitVal(n), rcmgr.LimitVal(8*n)
+	wide := rcmgr.ResourceLimits{
+		Conns: conns, ConnsInbound: conns, ConnsOutbound: conns,
+		Streams: streams, StreamsInbound: streams, StreamsOutbound: streams,
+		FD: rcmgr.Unlimited, Memory: rcmgr.Unlimited64,
+	}
+	partial := rcmgr.PartialLimitConfig{System: wide, Transient: wide}
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(partial.Build(scaling.AutoScale())))
+	if err != nil {
+		return nil, fmt.Errorf("libp2p resource manager for %d connections: %w", n, err)
+	}
+	cm, err := bconnmgr.NewConnManager(n*8/10, n*9/10, bconnmgr.WithGracePeriod(time.Minute))
+	if err != nil {
+		return nil, fmt.Errorf("libp2p connection manager for %d connections: %w", n, err)
+	}
+	return []libp2p.Option{libp2p.ResourceManager(rm), libp2p.ConnectionManager(cm)}, nil
 }
 
 // circuitAddrs are the relayed addresses of a host that holds reservations
