@@ -71,7 +71,7 @@ func (a *Agent) handleAnalytics(ctx context.Context, _ peer.ID, req *fedpb.Analy
 	if err != nil {
 		return nil, p2p.Errorf(p2p.CodeUnavailable, "summarise %s.%s: %v", req.GetTable(), req.GetColumn(), err)
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }()
 	resp := &fedpb.AnalyticsQueryResponse{JobId: req.GetJobId(), Node: a.cfg.Name}
 	for rows.Next() {
 		s := &fedpb.Summary{}

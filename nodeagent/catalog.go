@@ -37,7 +37,7 @@ func (a *Agent) handleCatalog(ctx context.Context, _ peer.ID, req *fedpb.Dataset
 	if err != nil {
 		return nil, p2p.Errorf(p2p.CodeUnavailable, "list datasets: %v", err)
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }()
 	resp := &fedpb.DatasetCatalogResponse{Node: a.cfg.Name, SchemaVersion: int32(v)}
 	byID := map[string]*fedpb.Dataset{}
 	for rows.Next() {
@@ -72,7 +72,7 @@ func (a *Agent) handleCatalog(ctx context.Context, _ peer.ID, req *fedpb.Dataset
 				n  uint64
 			)
 			if err := counts.Scan(&id, &n); err != nil {
-				counts.Close()
+				_ = counts.Close()
 				return nil, p2p.Errorf(p2p.CodeInternal, "count rows of %s: %v", t, err)
 			}
 			if d := byID[id]; d != nil {
@@ -80,7 +80,7 @@ func (a *Agent) handleCatalog(ctx context.Context, _ peer.ID, req *fedpb.Dataset
 			}
 		}
 		err = counts.Err()
-		counts.Close()
+		_ = counts.Close()
 		if err != nil {
 			return nil, p2p.Errorf(p2p.CodeUnavailable, "count rows of %s: %v", t, err)
 		}
@@ -96,7 +96,7 @@ func compartmentTables(ctx context.Context, conn driver.Conn) ([]string, error) 
 	if err != nil {
 		return nil, p2p.Errorf(p2p.CodeUnavailable, "list tables: %v", err)
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }()
 	var out []string
 	for rows.Next() {
 		var t string
@@ -123,7 +123,7 @@ func tableColumns(ctx context.Context, conn driver.Conn, table string) ([]column
 	if err != nil {
 		return nil, p2p.Errorf(p2p.CodeUnavailable, "describe %s: %v", table, err)
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }()
 	var out []column
 	for rows.Next() {
 		var c column

@@ -356,17 +356,14 @@ func readLastSweep(ctx context.Context, tc client.Client) (time.Duration, int, e
 	var sweeps []int                // indexes of HealthSweep schedules
 	var lastRecordDone int
 	for i, ev := range evs {
-		switch ev.GetEventType() {
-		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-			typ := ev.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName()
-			scheduled[ev.GetEventId()] = typ
-			if typ == activities.HealthSweepName {
+		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil {
+			scheduled[ev.GetEventId()] = a.GetActivityType().GetName()
+			if a.GetActivityType().GetName() == activities.HealthSweepName {
 				sweeps = append(sweeps, i)
 			}
-		case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-			if scheduled[ev.GetActivityTaskCompletedEventAttributes().GetScheduledEventId()] == activities.RecordHealthName {
-				lastRecordDone = i
-			}
+		}
+		if a := ev.GetActivityTaskCompletedEventAttributes(); a != nil && scheduled[a.GetScheduledEventId()] == activities.RecordHealthName {
+			lastRecordDone = i
 		}
 	}
 	// The newest sweep that has completed: the last schedule before the last record.

@@ -129,7 +129,8 @@ func hubRole(ctx context.Context, role string) (roleReport, error) {
 		rep.SyncFrom, rep.SyncTo, rep.Applied = resp.GetFrom(), resp.GetTo(), len(resp.GetApplied())
 		// Show that the node's own address is out of reach from here.
 		if d := os.Getenv("SYNDB_NETNS_NODE_TCP"); d != "" {
-			c, err := net.DialTimeout("tcp", d, 2*time.Second)
+			dialer := net.Dialer{Timeout: 2 * time.Second}
+			c, err := dialer.DialContext(ctx, "tcp", d)
 			if err == nil {
 				_ = c.Close()
 				rep.DirectDialErr = ""
@@ -174,9 +175,9 @@ func ipCmd(t *testing.T, args ...string) {
 // newNetns makes a namespace with loopback up, removed at cleanup.
 func newNetns(t *testing.T, name string) netns {
 	t.Helper()
-	_ = exec.Command("ip", "netns", "del", name).Run()
+	_ = exec.CommandContext(context.Background(), "ip", "netns", "del", name).Run()
 	ipCmd(t, "netns", "add", name)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
+	t.Cleanup(func() { _ = exec.CommandContext(context.Background(), "ip", "netns", "del", name).Run() })
 	ipCmd(t, "-n", name, "link", "set", "lo", "up")
 	return netns{name: name}
 }
@@ -185,9 +186,9 @@ func newNetns(t *testing.T, name string) netns {
 // gets its address (CIDR) and comes up.
 func link(t *testing.T, a netns, aIf, aAddr string, b netns, bIf, bAddr string) {
 	t.Helper()
-	_ = exec.Command("ip", "link", "del", aIf).Run()
+	_ = exec.CommandContext(context.Background(), "ip", "link", "del", aIf).Run()
 	ipCmd(t, "link", "add", aIf, "type", "veth", "peer", "name", bIf)
-	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", aIf).Run() })
+	t.Cleanup(func() { _ = exec.CommandContext(context.Background(), "ip", "link", "del", aIf).Run() })
 	for _, end := range []struct {
 		ns       netns
 		ifc, adr string
@@ -205,7 +206,7 @@ func link(t *testing.T, a netns, aIf, aAddr string, b netns, bIf, bAddr string) 
 // inNetns starts a command in ns, logging its output, stopped at cleanup.
 func inNetns(t *testing.T, ns netns, env []string, out io.Writer, name string, args ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns.name, name}, args...)...)
+	cmd := exec.CommandContext(context.Background(), "ip", append([]string{"netns", "exec", ns.name, name}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Dir = t.TempDir()
 	cmd.Stdout, cmd.Stderr = out, out
@@ -343,7 +344,12 @@ func TestNetnsRelay(t *testing.T) {
 	rctx, stopRelay := context.WithCancel(context.Background())
 	relayDone := make(chan error, 1)
 	go func() { relayDone <- workers.RunRelay(rctx, relayCfg, slog.New(slog.NewTextHandler(os.Stderr, nil))) }()
-	t.Cleanup(func() { stopRelay(); <-relayDone })
+	t.Cleanup(func() {
+		stopRelay()
+		if err := <-relayDone; err != nil {
+			t.Logf("relay stopped: %v", err)
+		}
+	})
 	relayForHub := fmt.Sprintf("/ip4/10.231.1.1/udp/%d/quic-v1/p2p/%s", relayPort, relayID)
 	relayForLab := fmt.Sprintf("/ip4/10.231.2.1/udp/%d/quic-v1/p2p/%s", relayPort, relayID)
 

@@ -30,11 +30,11 @@ import (
 
 func apiDo(t testing.TB, method, path, body string) (int, []byte) {
 	t.Helper()
-	return apiDoCtx(t, t.Context(), method, path, body)
+	return apiDoCtx(t.Context(), t, method, path, body)
 }
 
 // apiDoCtx is apiDo under ctx: cleanups, which run after t.Context() ended.
-func apiDoCtx(t testing.TB, ctx context.Context, method, path, body string) (int, []byte) {
+func apiDoCtx(ctx context.Context, t testing.TB, method, path, body string) (int, []byte) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(ctx, method, fed.APIURL+path, strings.NewReader(body))
 	require.NoError(t, err)

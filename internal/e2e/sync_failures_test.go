@@ -135,7 +135,7 @@ func TestSchemaSyncSurvivesWorkerKill(t *testing.T) {
 	}))
 	t.Cleanup(func() {
 		_ = fed.StopNode(context.Background(), name, false)
-		status, raw := apiDoCtx(t, context.Background(), http.MethodDelete, "/v1/federation/clusters/"+name, "")
+		status, raw := apiDoCtx(context.Background(), t, http.MethodDelete, "/v1/federation/clusters/"+name, "")
 		require.Equal(t, http.StatusOK, status, string(raw))
 		_ = admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db)
 	})
