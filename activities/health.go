@@ -64,6 +64,8 @@ type SweepParams struct {
 type NodePing struct {
 	Name string `json:"name"`
 	health.Observation
+	// ClickHouseLatency is how long the node's own ClickHouse took to answer it.
+	ClickHouseLatency time.Duration `json:"clickhouse_latency,omitempty"`
 }
 
 // SweepResult is the output of HealthSweep: one compact result per active
@@ -109,7 +111,8 @@ func (a *Health) HealthSweep(ctx context.Context, p SweepParams) (SweepResult, e
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			out[i] = NodePing{Name: c.Name, Observation: a.ping(ctx, c)}
+			obs, chLatency := a.ping(ctx, c)
+			out[i] = NodePing{Name: c.Name, Observation: obs, ClickHouseLatency: chLatency}
 			done.Add(1)
 		})
 	}
@@ -118,8 +121,9 @@ func (a *Health) HealthSweep(ctx context.Context, p SweepParams) (SweepResult, e
 	return res, nil
 }
 
-// ping sends one HealthPing and turns the answer into an observation.
-func (a *Health) ping(ctx context.Context, c store.Cluster) health.Observation {
+// ping sends one HealthPing and turns the answer into an observation, and
+// the latency of the node's ClickHouse as the node measured it.
+func (a *Health) ping(ctx context.Context, c store.Cluster) (health.Observation, time.Duration) {
 	ctx, cancel := context.WithTimeout(ctx, a.opts.PingTimeout)
 	defer cancel()
 	var resp fedpb.HealthPingResponse
@@ -127,12 +131,12 @@ func (a *Health) ping(ctx context.Context, c store.Cluster) health.Observation {
 	err := a.nodes.Call(ctx, c.PeerID, c.Addrs, p2p.HealthPing, &fedpb.HealthPingRequest{Nonce: uint64(start.UnixNano())}, &resp)
 	rtt := time.Since(start)
 	if err != nil {
-		return health.Observation{Error: err.Error(), Latency: rtt}
+		return health.Observation{Error: err.Error(), Latency: rtt}, 0
 	}
 	return health.Observation{
 		Answered: true, Latency: rtt, ClickHouseOK: resp.GetClickhouseOk(), ClickHouseError: resp.GetClickhouseError(),
 		SchemaVersion: int(resp.GetSchemaVersion()),
-	}
+	}, resp.GetClickhouseLatency().AsDuration()
 }
 
 // Transition is a node's change of health state, to record.

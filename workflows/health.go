@@ -42,6 +42,9 @@ type HealthMonitorParams struct {
 type NodeHealth struct {
 	Name string `json:"name"`
 	health.Node
+	// ClickHouseLatency is the node's own ClickHouse round trip, as the
+	// node reported it at the last answered ping.
+	ClickHouseLatency time.Duration `json:"clickhouse_latency,omitempty"`
 }
 
 // HealthTable is the answer of the HealthQuery: every node's state.
@@ -139,23 +142,27 @@ func HealthMonitor(ctx workflow.Context, p HealthMonitorParams) error {
 // new ones start Unknown. It is pure: same input, same output.
 func step(c health.Config, nodes []NodeHealth, res activities.SweepResult, now time.Time) ([]NodeHealth, activities.RecordHealthParams) {
 	rec := activities.RecordHealthParams{Target: res.Target}
-	prev := map[string]health.Node{}
+	prev := map[string]NodeHealth{}
 	for _, n := range nodes {
-		prev[n.Name] = n.Node
+		prev[n.Name] = n
 	}
 	next := make([]NodeHealth, 0, len(res.Nodes)+len(res.Skipped))
 	for _, name := range res.Skipped {
 		if n, ok := prev[name]; ok {
-			next = append(next, NodeHealth{Name: name, Node: n})
+			next = append(next, n)
 		}
 	}
 	for _, ping := range res.Nodes {
-		n, ok := prev[ping.Name]
+		p, ok := prev[ping.Name]
 		if !ok {
-			n = health.NewNode(now)
+			p = NodeHealth{Name: ping.Name, Node: health.NewNode(now)}
 		}
-		n, tr := health.Step(c, n, ping.Observation, res.Target, now)
-		next = append(next, NodeHealth{Name: ping.Name, Node: n})
+		n, tr := health.Step(c, p.Node, ping.Observation, res.Target, now)
+		chLatency := p.ClickHouseLatency
+		if ping.Answered {
+			chLatency = ping.ClickHouseLatency
+		}
+		next = append(next, NodeHealth{Name: ping.Name, Node: n, ClickHouseLatency: chLatency})
 		rec.Pings = append(rec.Pings, activities.PingSummary{Node: ping.Name, Answered: ping.Answered,
 			LatencyMS: ms(ping.Latency), SchemaVersion: ping.SchemaVersion})
 		if tr != nil {
