@@ -185,7 +185,7 @@ func TestSchemaSyncProgressQuery(t *testing.T) {
 		v, err := env.QueryWorkflow(workflows.ProgressQuery)
 		require.NoError(t, err)
 		require.NoError(t, v.Get(&mid))
-	}, time.Millisecond)
+	}, 1500*time.Millisecond)
 	env.ExecuteWorkflow(workflows.SchemaSyncName, workflows.SchemaSyncParams{Target: 3})
 	require.NoError(t, env.GetWorkflowError())
 	require.Equal(t, 3, mid.Target)
