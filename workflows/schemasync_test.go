@@ -175,7 +175,7 @@ func TestSchemaSyncProgressQuery(t *testing.T) {
 	t.Parallel()
 	f := newFleet(2)
 	// lab-01 is down: its retries wait on timers, and the query lands in
-	// the first backoff, while the run is still going.
+	// the retry backoffs (1 s, then 2 s), while the run is still going.
 	f.behavior["lab-01"] = "down"
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
