@@ -259,28 +259,26 @@ func (f *Federation) StartNodeWith(ctx context.Context, name string, extraEnv ma
 
 // StopNode stops the agent of node name (gracefully, or with SIGKILL).
 func (f *Federation) StopNode(ctx context.Context, name string, kill bool) error {
-	p, ok := f.nodes[name]
-	if !ok {
-		return fmt.Errorf("node %q is not running", name)
-	}
-	delete(f.nodes, name)
-	if kill {
-		return p.Kill()
-	}
-	return p.Stop(ctx, 10*time.Second)
+	return stopOne(ctx, f.nodes, "node", name, kill, 10*time.Second)
 }
 
 // StopHub stops a hub process ("worker" or "api"), gracefully or with SIGKILL.
 func (f *Federation) StopHub(ctx context.Context, name string, kill bool) error {
-	p, ok := f.hub[name]
+	return stopOne(ctx, f.hub, "hub process", name, kill, 20*time.Second)
+}
+
+// stopOne stops and forgets procs[name]: SIGKILL, or a graceful stop
+// bounded by grace.
+func stopOne(ctx context.Context, procs map[string]*devstack.Process, kind, name string, kill bool, grace time.Duration) error {
+	p, ok := procs[name]
 	if !ok {
-		return fmt.Errorf("hub process %q is not running", name)
+		return fmt.Errorf("%s %q is not running", kind, name)
 	}
-	delete(f.hub, name)
+	delete(procs, name)
 	if kill {
 		return p.Kill()
 	}
-	return p.Stop(ctx, 20*time.Second)
+	return p.Stop(ctx, grace)
 }
 
 // StartHub starts (or restarts) a hub process: "worker" or "api".
