@@ -185,6 +185,26 @@ func statusName(st enumspb.WorkflowExecutionStatus) string {
 
 // decodeOptionalJSON decodes a JSON body into v when there is one. Unknown
 // fields and trailing data are errors; an empty body leaves v as it is.
+// decodeJSON reads a required JSON body into v.
+func decodeJSON(c echo.Context, v any) error {
+	if c.Request().Body == nil || c.Request().ContentLength == 0 {
+		return errBadRequest("a JSON body is required")
+	}
+	body := c.Request().Body
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return errBadRequest("a JSON body is required")
+		}
+		return errBadRequest("invalid JSON body: " + err.Error())
+	}
+	if dec.More() {
+		return errBadRequest("invalid JSON body: more than one JSON value")
+	}
+	return nil
+}
+
 func decodeOptionalJSON(c echo.Context, v any) error {
 	body := c.Request().Body
 	if body == nil {

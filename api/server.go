@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/syndb/federation/internal/config"
+	"github.com/syndb/federation/internal/fedsql"
 	"github.com/syndb/federation/internal/migrate"
 	"github.com/syndb/federation/internal/registry"
 	"github.com/syndb/federation/internal/store"
@@ -55,13 +57,19 @@ type Server struct {
 	cfg  config.API
 	deps Deps
 	e    *echo.Echo
+	// catalog is what federated SQL may read: the hub's tables and columns,
+	// each with the schema version that introduced it.
+	catalog fedsql.Catalog
+	// arrow writes query rows as an Arrow IPC stream.
+	arrow func(w io.Writer, rows driver.Rows) (int64, error)
 }
 
 // New builds the API with its routes.
 func New(cfg config.API, deps Deps) *Server {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	s := &Server{cfg: cfg, deps: deps, e: e}
+	s := &Server{cfg: cfg, deps: deps, e: e, catalog: fedsql.Catalog(migrate.ColumnVersions(deps.Migrations))}
+	delete(s.catalog, migrate.LedgerTable)
 	e.HTTPErrorHandler = s.handleError
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, DisablePrintStack: true}))
 	e.Use(middleware.BodyLimit("1M"))
@@ -78,6 +86,7 @@ func New(cfg config.API, deps Deps) *Server {
 	v1.GET("/federation/health", s.healthReport)
 	v1.POST("/federation/health/sweep", s.sweepNow)
 	v1.GET("/federation/routing", s.routingPlan)
+	v1.POST("/query", s.query)
 	v1.POST("/federation/clusters", s.createCluster, requireAdmin)
 	v1.DELETE("/federation/clusters/:name", s.revokeCluster, requireAdmin)
 	return s

@@ -65,6 +65,7 @@ type API struct {
 	Temporal   Temporal
 	ClickHouse ClickHouse
 	S3         S3
+	Query      Query
 	// SyncConcurrency bounds how many nodes a schema sync talks to at once
 	// (a POST may ask for another bound).
 	SyncConcurrency int `env:"SYNDB_SYNC_CONCURRENCY" envDefault:"32"`
@@ -130,6 +131,19 @@ func (c *Relay) Validate() error {
 	}
 	errs = append(errs, c.Discovery.Validate(), checkNonEmpty("SYNDB_P2P_KEY_FILE", c.KeyFile), checkPSK(c.PSK))
 	return errors.Join(errs...)
+}
+
+// Query configures federated SQL (POST /v1/query).
+type Query struct {
+	// MaxRows caps every query's LIMIT.
+	MaxRows int `env:"SYNDB_QUERY_MAX_ROWS" envDefault:"1000000"`
+	// Timeout bounds a query's run on ClickHouse.
+	Timeout time.Duration `env:"SYNDB_QUERY_TIMEOUT" envDefault:"60s"`
+	// RemoteUser, RemotePassword and RemoteDatabase are what the hub's
+	// ClickHouse logs in with, and reads, on every node (remote()).
+	RemoteUser     string `env:"SYNDB_REMOTE_USER" envDefault:"default"`
+	RemotePassword string `env:"SYNDB_REMOTE_PASSWORD"`
+	RemoteDatabase string `env:"SYNDB_REMOTE_DATABASE" envDefault:"syndb"`
 }
 
 // MaxSyncConcurrency caps a sync's fan-out, well below Temporal's 2,000
@@ -309,7 +323,11 @@ func (c *API) Validate() error {
 	if c.SyncConcurrency < 1 || c.SyncConcurrency > MaxSyncConcurrency {
 		concurrency = fmt.Errorf("SYNDB_SYNC_CONCURRENCY: %d is outside 1..%d", c.SyncConcurrency, MaxSyncConcurrency)
 	}
-	return errors.Join(concurrency,
+	var query error
+	if c.Query.MaxRows < 1 || c.Query.Timeout < time.Second {
+		query = errors.New("SYNDB_QUERY_MAX_ROWS must be positive and SYNDB_QUERY_TIMEOUT at least 1s")
+	}
+	return errors.Join(concurrency, query,
 		checkHostPort("SYNDB_API_ADDR", c.Addr),
 		checkHostPort("SYNDB_TEMPORAL_ADDRESS", c.Temporal.Address),
 		checkHostPort("SYNDB_CLICKHOUSE_ADDR", c.ClickHouse.Addr),

@@ -123,3 +123,18 @@ func TestParseDrift(t *testing.T) {
 	_, ok = ParseDrift("remote unavailable: connection refused")
 	require.False(t, ok)
 }
+
+func TestColumnVersions(t *testing.T) {
+	t.Parallel()
+	migs := []Migration{
+		New(1, "a", "CREATE TABLE IF NOT EXISTS t (\n  id UUID,\n  v Nullable(Decimal(10, 2)),\n  tags Array(String)\n) ENGINE = MergeTree() ORDER BY id;\n"),
+		New(2, "b", "ALTER TABLE t ADD COLUMN extra Nullable(UInt32);\nCREATE TABLE IF NOT EXISTS u (x String) ENGINE = Log;\n"),
+		New(3, "c", "ALTER TABLE t DROP COLUMN tags;\n"),
+	}
+	cv := ColumnVersions(migs)
+	require.Equal(t, map[string]map[string]int{
+		"t": {"id": 1, "v": 1, "extra": 2},
+		"u": {"x": 2},
+	}, cv)
+	require.Equal(t, "t, u", TableNames(cv))
+}

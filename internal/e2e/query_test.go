@@ -1,0 +1,184 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/syndb/federation/api"
+	"github.com/syndb/federation/internal/health"
+)
+
+// queryResult is a decoded JSON-lines answer of /v1/query.
+type queryResult struct {
+	status int
+	header http.Header
+	rows   []map[string]any
+	meta   api.QueryMeta
+	err    api.ErrorBody
+}
+
+func runQuery(t *testing.T, body string) queryResult {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, fed.APIURL+"/v1/query", strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+fed.APIKey)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer func() { _ = resp.Body.Close() }()
+	out := queryResult{status: resp.StatusCode, header: resp.Header}
+	if resp.StatusCode != http.StatusOK {
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&out.err))
+		return out
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var line map[string]json.RawMessage
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &line))
+		if m, ok := line["_meta"]; ok {
+			require.NoError(t, json.Unmarshal(m, &out.meta))
+			continue
+		}
+		var row map[string]any
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &row))
+		out.rows = append(out.rows, row)
+	}
+	require.NoError(t, sc.Err())
+	return out
+}
+
+func nodeCount(t *testing.T, node, table string) uint64 {
+	t.Helper()
+	var n uint64
+	require.NoError(t, nodeConn(t, node).QueryRow(t.Context(), "SELECT count() FROM "+table).Scan(&n))
+	return n
+}
+
+// TestFederatedQuery: the same questions through /v1/query and straight to
+// each node's ClickHouse give the same answers.
+func TestFederatedQuery(t *testing.T) {
+	// Nodes are routed to once the health monitor has seen them answer.
+	for _, n := range []string{"lab-a", "lab-b"} {
+		waitHealth(t, n, health.Healthy, time.Minute)
+	}
+	// An aggregate over both nodes is the sum of theirs.
+	res := runQuery(t, `{"sql": "SELECT count() AS n FROM neuron"}`)
+	require.Equal(t, http.StatusOK, res.status, "%+v", res.err)
+	want := nodeCount(t, "lab-a", "neuron") + nodeCount(t, "lab-b", "neuron")
+	require.Positive(t, want)
+	require.Len(t, res.rows, 1)
+	require.InDelta(t, float64(want), res.rows[0]["n"], 0)
+	require.ElementsMatch(t, []string{"lab-a", "lab-b"}, res.meta.Included)
+	require.ElementsMatch(t, []string{"lab-a", "lab-b"}, strings.Split(res.header.Get(api.HeaderIncluded), ","))
+
+	// Per node, grouped by the node column.
+	res = runQuery(t, `{"sql": "SELECT _node, count() AS n FROM neuron GROUP BY _node ORDER BY _node"}`)
+	require.Equal(t, http.StatusOK, res.status, "%+v", res.err)
+	require.Len(t, res.rows, 2)
+	for _, r := range res.rows {
+		require.InDelta(t, float64(nodeCount(t, r["_node"].(string), "neuron")), r["n"], 0)
+	}
+
+	// Plain rows: each says where it came from, and the set is each node's.
+	res = runQuery(t, `{"sql": "SELECT cid, voxel_volume, neuron_type FROM neuron ORDER BY cid"}`)
+	require.Equal(t, http.StatusOK, res.status, "%+v", res.err)
+	require.Len(t, res.rows, int(want))
+	got := map[string][]string{}
+	for _, r := range res.rows {
+		got[r["_node"].(string)] = append(got[r["_node"].(string)], r["cid"].(string))
+	}
+	for _, node := range []string{"lab-a", "lab-b"} {
+		rows, err := nodeConn(t, node).Query(t.Context(), "SELECT toString(cid) FROM neuron ORDER BY cid")
+		require.NoError(t, err)
+		var direct []string
+		for rows.Next() {
+			var cid string
+			require.NoError(t, rows.Scan(&cid))
+			direct = append(direct, cid)
+		}
+		require.NoError(t, rows.Close())
+		slices.Sort(got[node])
+		slices.Sort(direct)
+		require.Equal(t, direct, got[node], "rows of %s", node)
+	}
+	require.Equal(t, int64(want), res.meta.Rows)
+
+	// Restricted to one node.
+	res = runQuery(t, `{"sql": "SELECT count() AS n FROM neuron", "nodes": ["lab-b"]}`)
+	require.Equal(t, http.StatusOK, res.status)
+	require.InDelta(t, float64(nodeCount(t, "lab-b", "neuron")), res.rows[0]["n"], 0)
+	require.Equal(t, []string{"lab-b"}, res.meta.Included)
+
+	// CSV: a header, then the rows.
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, fed.APIURL+"/v1/query",
+		strings.NewReader(`{"sql": "SELECT cid, neuron_type FROM neuron", "format": "csv"}`))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+fed.APIKey)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	recs, err := csv.NewReader(bytes.NewReader(raw)).ReadAll()
+	require.NoError(t, err)
+	require.Equal(t, []string{"_node", "cid", "neuron_type"}, recs[0])
+	require.Len(t, recs, int(want)+1)
+	require.Equal(t, fmt.Sprint(want), resp.Trailer.Get(api.TrailerRows))
+}
+
+func TestFederatedQueryRefusals(t *testing.T) {
+	for _, tc := range []struct{ body, want string }{
+		{`{"sql": "DROP TABLE neuron"}`, "only SELECT"},
+		{`{"sql": "INSERT INTO neuron (cid) VALUES ('x')"}`, "only SELECT"},
+		{`{"sql": "SELECT cid FROM neuron; DROP TABLE neuron"}`, "one statement"},
+		{`{"sql": "SELECT * FROM system.users"}`, "without a database"},
+		{`{"sql": "SELECT cid FROM secrets"}`, "unknown table"},
+		{`{"sql": "SELECT nope FROM neuron"}`, "no column"},
+		{`{"sql": "SELECT cid FROM neuron WHERE cid IN (SELECT cid FROM axon)"}`, "subqueries"},
+		{`{"sql": "SELECT file('/etc/passwd') FROM neuron"}`, "not allowed"},
+		{`{"sql": "SELEC cid FROM neuron"}`, "cannot parse"},
+		{`{"sql": "SELECT cid FROM neuron", "format": "xml"}`, "format"},
+		{`{"sql": "SELECT cid FROM neuron", "nodes": ["lab-zz"]}`, "no node can answer"},
+		{`{"sql": 42}`, "invalid JSON"},
+	} {
+		res := runQuery(t, tc.body)
+		require.Contains(t, []int{http.StatusBadRequest, http.StatusServiceUnavailable}, res.status, tc.body)
+		require.Contains(t, res.err.Error.Message, tc.want, tc.body)
+		require.NotContains(t, res.err.Error.Message, "remote(", "no compiled query leaks")
+	}
+}
+
+// TestFederatedQueryNodeDownMidway: a node whose warehouse stops after the
+// last health sweep is reported excluded, and the answer is the other's.
+func TestFederatedQueryNodeDownMidway(t *testing.T) {
+	for _, n := range []string{"lab-a", "lab-b"} {
+		waitHealth(t, n, health.Healthy, time.Minute)
+	}
+	wantA := nodeCount(t, "lab-a", "neuron")
+	require.NoError(t, fed.Stack.Nodes["lab-b"].Stop(t.Context()))
+	t.Cleanup(func() { require.NoError(t, fed.Stack.Nodes["lab-b"].Start(context.Background())) })
+	res := runQuery(t, `{"sql": "SELECT count() AS n FROM neuron"}`)
+	require.Equal(t, http.StatusOK, res.status, "%+v", res.err)
+	require.Equal(t, []string{"lab-a"}, res.meta.Included)
+	found := false
+	for _, e := range res.meta.Excluded {
+		if e.Name == "lab-b" {
+			found = true
+		}
+	}
+	require.True(t, found, "lab-b is reported excluded, not silently missing: %+v", res.meta.Excluded)
+	require.Contains(t, res.header.Get(api.HeaderExcluded), "lab-b")
+	require.InDelta(t, float64(wantA), res.rows[0]["n"], 0)
+}
