@@ -17,6 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/syndb/federation/api"
+	"github.com/syndb/federation/internal/chx"
+	"github.com/syndb/federation/internal/config"
 	"github.com/syndb/federation/internal/health"
 )
 
@@ -181,4 +183,60 @@ func TestFederatedQueryNodeDownMidway(t *testing.T) {
 	require.True(t, found, "lab-b is reported excluded, not silently missing: %+v", res.meta.Excluded)
 	require.Contains(t, res.header.Get(api.HeaderExcluded), "lab-b")
 	require.InDelta(t, float64(wantA), res.rows[0]["n"], 0)
+}
+
+// bigDataset is the dataset of the synthetic rows added to lab-a's vesicle
+// table for streaming tests and benchmarks (other tests do not read it).
+const bigDataset = "00000000-0000-4000-8000-00000000b16d"
+
+// addVesicles adds n synthetic rows to lab-a's vesicle table.
+func addVesicles(t testing.TB, n int) {
+	t.Helper()
+	conn, err := chx.Open(t.Context(), config.ClickHouse{Addr: fed.Stack.Nodes["lab-a"].Addr(), User: "default", Database: "syndb"})
+	require.NoError(t, err)
+	defer func() { _ = conn.Close() }()
+	require.NoError(t, conn.Exec(t.Context(), fmt.Sprintf(`INSERT INTO vesicle (dataset_id, cid, voxel_volume, centroid_x, neurotransmitter)
+		SELECT toUUID('%s'), toUUID('00000000-0000-4000-8000-000000000001'), toFloat64(number), toFloat64(number) / 3, 'glutamate'
+		FROM system.numbers LIMIT %d`, bigDataset, n)))
+}
+
+// TestFederatedQueryClientGoneCancels: a client that goes away mid-stream
+// cancels the query on the hub's ClickHouse.
+func TestFederatedQueryClientGoneCancels(t *testing.T) {
+	for _, n := range []string{"lab-a", "lab-b"} {
+		waitHealth(t, n, health.Healthy, time.Minute)
+	}
+	addVesicles(t, 3_000_000)
+	hub, err := chx.Open(t.Context(), config.ClickHouse{Addr: fed.Stack.Hub.Addr(), User: "default", Database: "syndb"})
+	require.NoError(t, err)
+	defer func() { _ = hub.Close() }()
+	running := func() uint64 {
+		var n uint64
+		require.NoError(t, hub.QueryRow(t.Context(),
+			"SELECT count() FROM system.processes WHERE query LIKE '%vesicle%' AND query NOT LIKE '%system.processes%'").Scan(&n))
+		return n
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, fed.APIURL+"/v1/query",
+		strings.NewReader(`{"sql": "SELECT cid, voxel_volume, centroid_x FROM vesicle"}`))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+fed.APIKey)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	_, err = io.ReadFull(resp.Body, make([]byte, 4096))
+	require.NoError(t, err)
+	require.Positive(t, running(), "the query runs while the client reads")
+
+	cancel()
+	_ = resp.Body.Close()
+	pctx, pcancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer pcancel()
+	require.NoError(t, pollUntil(pctx, func() error {
+		if n := running(); n > 0 {
+			return fmt.Errorf("%d queries still running", n)
+		}
+		return nil
+	}), "the query goes on after its client left")
 }
