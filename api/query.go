@@ -75,9 +75,6 @@ func (s *Server) query(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if format == formatArrow && s.arrow == nil {
-		return errBadRequest("format arrow is not available on this hub")
-	}
 	q := s.cfg.Query
 	parsed, err := fedsql.Parse(req.SQL, s.catalog, q.MaxRows)
 	if errors.Is(err, fedsql.ErrInvalid) {
@@ -86,43 +83,12 @@ func (s *Server) query(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	need := routing.Need{MinSchema: parsed.MinSchema, Nodes: req.Nodes}
-	if err := routing.Validate(need); err != nil {
-		return errBadRequest(err.Error())
-	}
-	snap := s.deps.Registry.Snapshot()
-	plan := routing.Route(routing.FromClusters(snap.All()), need)
-	meta := QueryMeta{Included: plan.Names(), Excluded: plan.Excluded, Limit: parsed.Limit, Truncated: parsed.Truncated}
-
 	started := time.Now()
 	ctx, cancel := context.WithTimeout(c.Request().Context(), q.Timeout)
 	defer cancel()
-	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{
-		"max_execution_time": int(q.Timeout.Seconds()),
-	}))
-	var rows driver.Rows
-	// A node that fails the query itself (stopped since the last sweep) is
-	// excluded and the query run again without it, before any row is sent.
-	for {
-		if len(meta.Included) == 0 {
-			return &apiError{http.StatusServiceUnavailable, codeUnavailable, "no node can answer this query: " + describeExclusions(meta.Excluded)}
-		}
-		sql, err := parsed.Compile(s.targets(snap, meta.Included))
-		if err != nil {
-			return err
-		}
-		rows, err = s.deps.Warehouse.Query(ctx, sql)
-		if err == nil {
-			break
-		}
-		node := s.failedNode(err, snap, meta.Included)
-		if node == "" {
-			return s.queryError(err)
-		}
-		meta.Included = slices.DeleteFunc(meta.Included, func(n string) bool { return n == node })
-		meta.Excluded = append(meta.Excluded, routing.Exclusion{Name: node, Reason: ReasonUnreachableNow,
-			Detail: "its warehouse did not answer the query"})
-		s.deps.Log.Warn("query: node failed, running without it", "node", node)
+	rows, meta, err := s.runFederated(ctx, parsed, req.Nodes)
+	if err != nil {
+		return err
 	}
 	defer func() { _ = rows.Close() }()
 
@@ -140,7 +106,7 @@ func (s *Server) query(c echo.Context) error {
 	case formatArrow:
 		h.Set(echo.HeaderContentType, "application/vnd.apache.arrow.stream")
 		c.Response().WriteHeader(http.StatusOK)
-		meta.Rows, werr = s.arrow(c.Response(), rows)
+		meta.Rows, werr = writeArrow(c.Response(), rows)
 	default:
 		h.Set(echo.HeaderContentType, "application/x-ndjson")
 		c.Response().WriteHeader(http.StatusOK)
@@ -163,6 +129,48 @@ func (s *Server) query(c echo.Context) error {
 	s.deps.Log.Info("query", "table", parsed.Table, "nodes", len(meta.Included), "excluded", len(meta.Excluded),
 		"rows", meta.Rows, "format", format, "took_ms", meta.ElapsedMS)
 	return nil
+}
+
+// runFederated routes a checked query, compiles it for the included nodes
+// and starts it on the hub's ClickHouse. A node that fails the query itself
+// (stopped since the last sweep) is excluded and the query started again
+// without it; the caller then streams the rows before anything else.
+func (s *Server) runFederated(ctx context.Context, parsed *fedsql.Parsed, nodes []string) (driver.Rows, QueryMeta, error) {
+	need := routing.Need{MinSchema: parsed.MinSchema, Nodes: nodes}
+	if err := routing.Validate(need); err != nil {
+		return nil, QueryMeta{}, errBadRequest(err.Error())
+	}
+	snap := s.deps.Registry.Snapshot()
+	plan := routing.Route(routing.FromClusters(snap.All()), need)
+	meta := QueryMeta{Included: plan.Names(), Excluded: plan.Excluded, Limit: parsed.Limit, Truncated: parsed.Truncated}
+	if meta.Excluded == nil {
+		meta.Excluded = []routing.Exclusion{}
+	}
+	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{
+		"max_execution_time": int(s.cfg.Query.Timeout.Seconds()),
+	}))
+	for {
+		if len(meta.Included) == 0 {
+			return nil, meta, &apiError{http.StatusServiceUnavailable, codeUnavailable,
+				"no node can answer this query: " + describeExclusions(meta.Excluded)}
+		}
+		sql, err := parsed.Compile(s.targets(snap, meta.Included))
+		if err != nil {
+			return nil, meta, err
+		}
+		rows, err := s.deps.Warehouse.Query(ctx, sql)
+		if err == nil {
+			return rows, meta, nil
+		}
+		node := s.failedNode(err, snap, meta.Included)
+		if node == "" {
+			return nil, meta, s.queryError(err)
+		}
+		meta.Included = slices.DeleteFunc(meta.Included, func(n string) bool { return n == node })
+		meta.Excluded = append(meta.Excluded, routing.Exclusion{Name: node, Reason: ReasonUnreachableNow,
+			Detail: "its warehouse did not answer the query"})
+		s.deps.Log.Warn("query: node failed, running without it", "node", node)
+	}
 }
 
 func queryFormat(format, accept string) (string, error) {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -62,7 +63,19 @@ func Run(ctx context.Context, cfg config.API, log *slog.Logger) error {
 	regDone := make(chan struct{})
 	go func() { defer close(regDone); reg.Run(regCtx, st, registryResync) }()
 	defer func() { stopReg(); <-regDone }()
-	return New(cfg, Deps{Store: st, Registry: reg, Temporal: tc, Warehouse: wh, Log: log, SchemaHead: len(migs), Migrations: migs}).Serve(ctx)
+	srv := New(cfg, Deps{Store: st, Registry: reg, Temporal: tc, Warehouse: wh, Log: log, SchemaHead: len(migs), Migrations: migs})
+	// HTTP and Flight together: either failing stops both.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	flightErr := make(chan error, 1)
+	go func() {
+		err := srv.ServeFlight(ctx)
+		stop()
+		flightErr <- err
+	}()
+	httpErr := srv.Serve(ctx)
+	stop()
+	return errors.Join(httpErr, <-flightErr)
 }
 
 // ensureBuckets creates the hub's S3 buckets (job results, ETL staging).

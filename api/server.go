@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -60,8 +59,6 @@ type Server struct {
 	// catalog is what federated SQL may read: the hub's tables and columns,
 	// each with the schema version that introduced it.
 	catalog fedsql.Catalog
-	// arrow writes query rows as an Arrow IPC stream.
-	arrow func(w io.Writer, rows driver.Rows) (int64, error)
 }
 
 // New builds the API with its routes.

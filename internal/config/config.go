@@ -66,6 +66,10 @@ type API struct {
 	ClickHouse ClickHouse
 	S3         S3
 	Query      Query
+	// FlightAddr is where the hub's Arrow Flight server listens, and
+	// FlightPublicAddr how clients reach it (the location in FlightInfo).
+	FlightAddr       string `env:"SYNDB_API_FLIGHT_ADDR" envDefault:"127.0.0.1:50051"`
+	FlightPublicAddr string `env:"SYNDB_API_FLIGHT_PUBLIC_ADDR" envDefault:"127.0.0.1:50051"`
 	// SyncConcurrency bounds how many nodes a schema sync talks to at once
 	// (a POST may ask for another bound).
 	SyncConcurrency int `env:"SYNDB_SYNC_CONCURRENCY" envDefault:"32"`

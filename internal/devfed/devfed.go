@@ -46,7 +46,9 @@ type Options struct {
 	// APIPort and HubP2PPort are the hub's ports; RelayP2PPort is the
 	// federation relay's (the DHT bootstrap peer every process starts from).
 	APIPort, HubP2PPort, RelayP2PPort int
-	Nodes                             []NodeSpec
+	// HubFlightPort is the hub's Arrow Flight port.
+	HubFlightPort int
+	Nodes         []NodeSpec
 	// SeedDatasets and SeedRows size the synthetic data per node.
 	SeedDatasets, SeedRows int
 	// Out receives the prefixed output of every process (nil: log files only).
@@ -61,12 +63,13 @@ type Options struct {
 // DevOptions returns the options of `syndb dev`: the ports of the README.
 func DevOptions(repoRoot string) Options {
 	return Options{
-		Root:         filepath.Join(repoRoot, ".dev"),
-		RepoRoot:     repoRoot,
-		Ports:        devstack.DevPorts(),
-		APIPort:      8080,
-		HubP2PPort:   4001,
-		RelayP2PPort: 4000,
+		Root:          filepath.Join(repoRoot, ".dev"),
+		RepoRoot:      repoRoot,
+		Ports:         devstack.DevPorts(),
+		APIPort:       8080,
+		HubP2PPort:    4001,
+		RelayP2PPort:  4000,
+		HubFlightPort: 50051,
 		Nodes: []NodeSpec{
 			{Name: "lab-a", P2PPort: 4002, FlightPort: 50052},
 			{Name: "lab-b", P2PPort: 4003, FlightPort: 50053},
@@ -96,7 +99,7 @@ func TestOptions(repoRoot, root, binary string, names ...string) (Options, error
 		p, err = devstack.FreePort()
 		return p
 	}
-	o.APIPort, o.HubP2PPort, o.RelayP2PPort = free(), free(), free()
+	o.APIPort, o.HubP2PPort, o.RelayP2PPort, o.HubFlightPort = free(), free(), free(), free()
 	for _, n := range names {
 		o.Nodes = append(o.Nodes, NodeSpec{Name: n, P2PPort: free(), FlightPort: free()})
 	}
@@ -164,17 +167,19 @@ func Start(ctx context.Context, o Options) (f *Federation, err error) {
 	f.RelayAddr = fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1/p2p/%s", o.RelayP2PPort, relayID)
 	f.APIURL = fmt.Sprintf("http://127.0.0.1:%d", o.APIPort)
 	f.Env = map[string]string{
-		"SYNDB_POSTGRES_DSN":     f.Stack.Postgres.DSN(),
-		"SYNDB_TEMPORAL_ADDRESS": fmt.Sprintf("127.0.0.1:%d", o.Ports.Temporal),
-		"SYNDB_TEMPORAL_UI_URL":  fmt.Sprintf("http://127.0.0.1:%d", o.Ports.TemporalUI),
-		"SYNDB_CLICKHOUSE_ADDR":  f.Stack.Hub.Addr(),
-		"SYNDB_S3_ENDPOINT":      fmt.Sprintf("127.0.0.1:%d", o.Ports.MinIO),
-		"SYNDB_API_ADDR":         fmt.Sprintf("127.0.0.1:%d", o.APIPort),
-		"SYNDB_API_PUBLIC_URL":   f.APIURL,
-		"SYNDB_P2P_LISTEN":       fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1,/ip4/127.0.0.1/tcp/%d", o.HubP2PPort, o.HubP2PPort),
-		"SYNDB_P2P_KEY_FILE":     hubKey,
-		"SYNDB_HUB_ID":           hubID.String(),
-		"SYNDB_P2P_BOOTSTRAP":    f.RelayAddr,
+		"SYNDB_POSTGRES_DSN":           f.Stack.Postgres.DSN(),
+		"SYNDB_TEMPORAL_ADDRESS":       fmt.Sprintf("127.0.0.1:%d", o.Ports.Temporal),
+		"SYNDB_TEMPORAL_UI_URL":        fmt.Sprintf("http://127.0.0.1:%d", o.Ports.TemporalUI),
+		"SYNDB_CLICKHOUSE_ADDR":        f.Stack.Hub.Addr(),
+		"SYNDB_S3_ENDPOINT":            fmt.Sprintf("127.0.0.1:%d", o.Ports.MinIO),
+		"SYNDB_API_ADDR":               fmt.Sprintf("127.0.0.1:%d", o.APIPort),
+		"SYNDB_API_PUBLIC_URL":         f.APIURL,
+		"SYNDB_API_FLIGHT_ADDR":        fmt.Sprintf("127.0.0.1:%d", o.HubFlightPort),
+		"SYNDB_API_FLIGHT_PUBLIC_ADDR": fmt.Sprintf("127.0.0.1:%d", o.HubFlightPort),
+		"SYNDB_P2P_LISTEN":             fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1,/ip4/127.0.0.1/tcp/%d", o.HubP2PPort, o.HubP2PPort),
+		"SYNDB_P2P_KEY_FILE":           hubKey,
+		"SYNDB_HUB_ID":                 hubID.String(),
+		"SYNDB_P2P_BOOTSTRAP":          f.RelayAddr,
 		// Every dev process shares one host: mDNS would only echo it, and
 		// would let concurrent federations (dev and tests) find each other.
 		"SYNDB_P2P_MDNS":            "false",
@@ -295,6 +300,15 @@ func (f *Federation) StartHub(ctx context.Context, name string) error {
 	}
 	f.hub[name] = p
 	return nil
+}
+
+// HubPid returns the process ID of a running hub process ("worker", "api").
+func (f *Federation) HubPid(name string) (int, bool) {
+	p, ok := f.hub[name]
+	if !ok {
+		return 0, false
+	}
+	return p.Pid(), true
 }
 
 // ExtraNode is a node started by a test beside the federation's own: its

@@ -5,9 +5,12 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -24,6 +27,7 @@ import (
 
 	"github.com/syndb/federation/activities"
 	"github.com/syndb/federation/internal/fedpb"
+	"github.com/syndb/federation/internal/fedsql"
 	"github.com/syndb/federation/internal/health"
 	"github.com/syndb/federation/internal/p2p"
 
@@ -376,4 +380,171 @@ func readLastSweep(ctx context.Context, tc client.Client) (time.Duration, int, e
 	}
 	took := evs[lastRecordDone].GetEventTime().AsTime().Sub(evs[sweeps[k]].GetEventTime().AsTime())
 	return took, sweeps[k] - sweeps[k-1], nil
+}
+
+// BenchmarkQuery: /v1/query against the node's own ClickHouse. "aggregate":
+// a small aggregate's latency through the API (routing, remote() on the hub
+// ClickHouse, JSON) beside the same query sent straight to the node.
+// "stream": 10 M rows streamed through the API, with the API process's peak
+// memory while it streams (it must not grow with the result).
+func BenchmarkQuery(b *testing.B) {
+	for _, n := range []string{"lab-a", "lab-b"} {
+		waitHealthB(b, n)
+	}
+	b.Run("aggregate", func(b *testing.B) {
+		const sql = "SELECT count() AS n, avg(voxel_volume) AS v FROM neuron"
+		direct := nodeConnB(b, "lab-a")
+		// 50 samples per iteration, after a warm-up, for stable medians.
+		_, _ = apiDo(b, http.MethodPost, "/v1/query", fmt.Sprintf(`{"sql": %q, "nodes": ["lab-a"]}`, sql))
+		viaAPI := make([]time.Duration, 0, 50*b.N)
+		straight := make([]time.Duration, 0, 50*b.N)
+		for range 50 * b.N {
+			began := time.Now()
+			status, raw := apiDo(b, http.MethodPost, "/v1/query", fmt.Sprintf(`{"sql": %q, "nodes": ["lab-a"]}`, sql))
+			viaAPI = append(viaAPI, time.Since(began))
+			require.Equal(b, http.StatusOK, status, string(raw))
+			began = time.Now()
+			var n uint64
+			var v float64
+			require.NoError(b, direct.QueryRow(b.Context(), sql).Scan(&n, &v))
+			straight = append(straight, time.Since(began))
+		}
+		// Where the time goes: the compiled remote() query straight on the
+		// hub's ClickHouse (the federation's one extra hop), without the API.
+		migs, err := schemas.ClickHouseMigrations()
+		require.NoError(b, err)
+		parsed, err := fedsql.Parse(sql, fedsql.Catalog(migrate.ColumnVersions(migs)), 1000)
+		require.NoError(b, err)
+		compiled, err := parsed.Compile([]fedsql.Target{{Name: "lab-a", Addr: fed.Stack.Nodes["lab-a"].Addr(), Database: "syndb", User: "default"}})
+		require.NoError(b, err)
+		hub, err := chx.Open(b.Context(), config.ClickHouse{Addr: fed.Stack.Hub.Addr(), User: "default", Database: "syndb"})
+		require.NoError(b, err)
+		defer func() { _ = hub.Close() }()
+		viaHub := make([]time.Duration, 0, 50*b.N)
+		for range 50 * b.N {
+			began := time.Now()
+			var n uint64
+			var v float64
+			require.NoError(b, hub.QueryRow(b.Context(), compiled).Scan(&n, &v))
+			viaHub = append(viaHub, time.Since(began))
+		}
+		api, node, hubOnly := median(viaAPI), median(straight), median(viaHub)
+		b.ReportMetric(float64(api.Microseconds())/1000, "api-p50-ms")
+		b.ReportMetric(float64(hubOnly.Microseconds())/1000, "hub-remote-p50-ms")
+		b.ReportMetric(float64(node.Microseconds())/1000, "node-p50-ms")
+		b.ReportMetric(api.Seconds()/node.Seconds(), "x-node")
+	})
+	b.Run("stream", func(b *testing.B) {
+		const rows = 10_000_000
+		b.StopTimer()
+		restartAPI(b, map[string]string{"SYNDB_QUERY_MAX_ROWS": "50000000", "SYNDB_QUERY_TIMEOUT": "10m"})
+		addVesicles(b, rows)
+		pid, ok := fed.HubPid("api")
+		require.True(b, ok)
+		for range b.N {
+			// Reset the peak RSS, then stream.
+			require.NoError(b, os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0))
+			before := procStatusKB(b, pid, "VmRSS")
+			b.StartTimer()
+			began := time.Now()
+			req, err := http.NewRequestWithContext(b.Context(), http.MethodPost, fed.APIURL+"/v1/query",
+				strings.NewReader(fmt.Sprintf(`{"sql": "SELECT voxel_volume, centroid_x FROM vesicle WHERE neurotransmitter = 'glutamate' LIMIT %d", "nodes": ["lab-a"], "format": "csv"}`, rows)))
+			require.NoError(b, err)
+			req.Header.Set("Authorization", "Bearer "+fed.APIKey)
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(b, err)
+			bytes, err := io.Copy(io.Discard, resp.Body)
+			require.NoError(b, err)
+			_ = resp.Body.Close()
+			took := time.Since(began)
+			b.StopTimer()
+			require.Equal(b, fmt.Sprint(rows), resp.Trailer.Get("X-Syndb-Rows"))
+			peak := procStatusKB(b, pid, "VmHWM")
+			b.ReportMetric(rows/took.Seconds(), "rows/s")
+			b.ReportMetric(float64(bytes)/took.Seconds()/1e6, "MB/s")
+			b.ReportMetric(float64(before)/1024, "rss-before-MB")
+			b.ReportMetric(float64(peak)/1024, "rss-peak-MB")
+		}
+	})
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// procStatusKB reads a kB field of /proc/pid/status.
+func procStatusKB(b *testing.B, pid int, field string) int64 {
+	b.Helper()
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	require.NoError(b, err)
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			var kb int64
+			_, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kb)
+			require.NoError(b, err)
+			return kb
+		}
+	}
+	b.Fatalf("no %s in /proc/%d/status", field, pid)
+	return 0
+}
+
+// restartAPI restarts `syndb api` with extra settings and waits until ready.
+func restartAPI(b *testing.B, env map[string]string) {
+	b.Helper()
+	require.NoError(b, fed.StopHub(b.Context(), "api", false))
+	for k, v := range env {
+		fed.Env[k] = v
+	}
+	require.NoError(b, fed.StartHub(b.Context(), "api"))
+	ctx, cancel := context.WithTimeout(b.Context(), time.Minute)
+	defer cancel()
+	require.NoError(b, pollUntil(ctx, func() error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, fed.APIURL+"/readyz", nil)
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("readyz %d", resp.StatusCode)
+		}
+		return nil
+	}))
+}
+
+func waitHealthB(b *testing.B, node string) {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(b.Context(), time.Minute)
+	defer cancel()
+	require.NoError(b, pollUntil(ctx, func() error {
+		snapCtx, c := context.WithTimeout(ctx, 5*time.Second)
+		defer c()
+		st, err := store.Open(snapCtx, fed.Env["SYNDB_POSTGRES_DSN"])
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		cl, err := st.Cluster(snapCtx, node)
+		if err != nil {
+			return err
+		}
+		if cl.Health != string(health.Healthy) {
+			return fmt.Errorf("%s is %s", node, cl.Health)
+		}
+		return nil
+	}))
+}
+
+func nodeConnB(b *testing.B, name string) driver.Conn {
+	b.Helper()
+	conn, err := chx.Open(b.Context(), config.ClickHouse{Addr: fed.Stack.Nodes[name].Addr(), User: "default", Database: "syndb"})
+	require.NoError(b, err)
+	b.Cleanup(func() { _ = conn.Close() })
+	return conn
 }

@@ -14,7 +14,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/flight"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/syndb/federation/api"
 	"github.com/syndb/federation/internal/chx"
@@ -138,6 +148,27 @@ func TestFederatedQuery(t *testing.T) {
 	require.Equal(t, []string{"_node", "cid", "neuron_type"}, recs[0])
 	require.Len(t, recs, int(want)+1)
 	require.Equal(t, fmt.Sprint(want), resp.Trailer.Get(api.TrailerRows))
+
+	// Arrow IPC stream, chosen by the Accept header.
+	req, err = http.NewRequestWithContext(t.Context(), http.MethodPost, fed.APIURL+"/v1/query",
+		strings.NewReader(`{"sql": "SELECT cid, voxel_volume FROM neuron"}`))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+fed.APIKey)
+	req.Header.Set("Accept", "application/vnd.apache.arrow.stream")
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer func() { _ = resp.Body.Close() }()
+	require.Equal(t, "application/vnd.apache.arrow.stream", resp.Header.Get("Content-Type"))
+	rd, err := ipc.NewReader(resp.Body)
+	require.NoError(t, err)
+	defer rd.Release()
+	require.Equal(t, []string{"_node", "cid", "voxel_volume"}, fieldNames(rd.Schema().Fields()))
+	var arrowRows int64
+	for rd.Next() {
+		arrowRows += rd.RecordBatch().NumRows()
+	}
+	require.NoError(t, rd.Err())
+	require.Equal(t, int64(want), arrowRows)
 }
 
 func TestFederatedQueryRefusals(t *testing.T) {
@@ -239,4 +270,64 @@ func TestFederatedQueryClientGoneCancels(t *testing.T) {
 		}
 		return nil
 	}), "the query goes on after its client left")
+}
+
+// TestHubFlight: a standard Flight client reads a federated query from the
+// hub's Flight server: GetFlightInfo plans it, DoGet streams it.
+func TestHubFlight(t *testing.T) {
+	for _, n := range []string{"lab-a", "lab-b"} {
+		waitHealth(t, n, health.Healthy, time.Minute)
+	}
+	cl, err := flight.NewClientWithMiddleware(fed.Env["SYNDB_API_FLIGHT_ADDR"], nil, nil,
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer func() { _ = cl.Close() }()
+	desc := &flight.FlightDescriptor{Type: flight.DescriptorCMD,
+		Cmd: []byte(`{"sql": "SELECT cid, voxel_volume, neuron_type FROM neuron"}`)}
+
+	_, err = cl.GetFlightInfo(t.Context(), desc)
+	require.Equal(t, codes.Unauthenticated, status.Code(err), "no key, no query: %v", err)
+
+	ctx := metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+fed.APIKey)
+	info, err := cl.GetFlightInfo(ctx, desc)
+	require.NoError(t, err)
+	require.Len(t, info.GetEndpoint(), 1)
+	schema, err := flight.DeserializeSchema(info.GetSchema(), memory.DefaultAllocator)
+	require.NoError(t, err)
+	require.Equal(t, []string{"_node", "cid", "voxel_volume", "neuron_type"}, fieldNames(schema.Fields()))
+
+	stream, err := cl.DoGet(ctx, info.GetEndpoint()[0].GetTicket())
+	require.NoError(t, err)
+	rd, err := flight.NewRecordReader(stream)
+	require.NoError(t, err)
+	defer rd.Release()
+	var n int64
+	perNode := map[string]int64{}
+	for rd.Next() {
+		rec := rd.RecordBatch()
+		nodes := rec.Column(0).(*array.String)
+		for i := range int(rec.NumRows()) {
+			perNode[nodes.Value(i)]++
+		}
+		n += rec.NumRows()
+	}
+	require.NoError(t, rd.Err())
+	want := nodeCount(t, "lab-a", "neuron") + nodeCount(t, "lab-b", "neuron")
+	require.Equal(t, int64(want), n)
+	require.Equal(t, int64(nodeCount(t, "lab-a", "neuron")), perNode["lab-a"])
+
+	_, err = cl.GetFlightInfo(ctx, &flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: []byte(`{"sql": "DROP TABLE neuron"}`)})
+	require.Equal(t, codes.InvalidArgument, status.Code(err))
+	bad, err := cl.DoGet(ctx, &flight.Ticket{Ticket: []byte("forged")})
+	require.NoError(t, err)
+	_, err = bad.Recv()
+	require.Equal(t, codes.NotFound, status.Code(err))
+}
+
+func fieldNames(fs []arrow.Field) []string {
+	out := make([]string, len(fs))
+	for i, f := range fs {
+		out[i] = f.Name
+	}
+	return out
 }

@@ -204,6 +204,16 @@ func Parse(sql string, cat Catalog, maxRows int) (*Parsed, error) {
 	return p, nil
 }
 
+// WithLimit returns a copy of p that reads at most n rows (n = 0 reads
+// none: the result's columns and types only).
+func (p *Parsed) WithLimit(n int) *Parsed {
+	sel := *p.sel
+	sel.Limit = &sqlparser.Limit{Rowcount: sqlparser.NewIntVal([]byte(strconv.Itoa(n)))}
+	out := *p
+	out.sel, out.Limit = &sel, n
+	return &out
+}
+
 // limit applies the row cap to the query's LIMIT.
 func (p *Parsed) limit(maxRows int) error {
 	sel := p.sel

@@ -1,0 +1,211 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/flight"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/syndb/federation/internal/fedsql"
+)
+
+// A federated query through Flight: GetFlightInfo with a CMD descriptor
+// holding a QueryRequest as JSON checks, routes and plans the query and
+// answers one endpoint whose ticket reads it; DoGet streams the result.
+// Every call needs "authorization: Bearer <API key>" in its metadata.
+
+// flightTicketTTL is how long a planned query may be read.
+const flightTicketTTL = 5 * time.Minute
+
+// Metadata keys of a DoGet answer: the nodes read and left out.
+const (
+	flightMetaIncluded = "x-syndb-nodes-included"
+	flightMetaExcluded = "x-syndb-nodes-excluded"
+	flightMetaRows     = "x-syndb-rows"
+)
+
+type flightPlan struct {
+	parsed  *fedsql.Parsed
+	nodes   []string
+	expires time.Time
+}
+
+// hubFlight is the hub's Arrow Flight service.
+type hubFlight struct {
+	flight.BaseFlightServer
+	s *Server
+
+	mu    sync.Mutex
+	plans map[string]flightPlan
+}
+
+func (f *hubFlight) authenticate(ctx context.Context) error {
+	md, _ := metadata.FromIncomingContext(ctx)
+	var key string
+	for _, v := range md.Get("authorization") {
+		if k, ok := strings.CutPrefix(v, "Bearer "); ok {
+			key = strings.TrimSpace(k)
+		}
+	}
+	if key == "" {
+		return status.Error(codes.Unauthenticated, "an API key is required: authorization: Bearer <key>")
+	}
+	if _, err := f.s.deps.Store.Authenticate(ctx, key); err != nil {
+		return status.Error(codes.Unauthenticated, "invalid API key")
+	}
+	return nil
+}
+
+// GetFlightInfo plans the query in the descriptor's command.
+func (f *hubFlight) GetFlightInfo(ctx context.Context, desc *flight.FlightDescriptor) (*flight.FlightInfo, error) {
+	if err := f.authenticate(ctx); err != nil {
+		return nil, err
+	}
+	if desc.GetType() != flight.DescriptorCMD {
+		return nil, status.Error(codes.InvalidArgument, `the descriptor must be a command: {"sql": "...", "nodes": [...]}`)
+	}
+	var req QueryRequest
+	if err := json.Unmarshal(desc.GetCmd(), &req); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "command is not a query: %v", err)
+	}
+	parsed, err := fedsql.Parse(req.SQL, f.s.catalog, f.s.cfg.Query.MaxRows)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	// The result's schema: the query run with LIMIT 0.
+	schemaCtx, cancel := context.WithTimeout(ctx, f.s.cfg.Query.Timeout)
+	defer cancel()
+	rows, meta, err := f.s.runFederated(schemaCtx, parsed.WithLimit(0), req.Nodes)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	r, err := arrowReader(rows)
+	if err != nil {
+		_ = rows.Close()
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	schema := r.Schema()
+	r.Release()
+	id := make([]byte, 16)
+	if _, err := rand.Read(id); err != nil {
+		return nil, status.Error(codes.Internal, "ticket: "+err.Error())
+	}
+	ticket := hex.EncodeToString(id)
+	f.mu.Lock()
+	now := time.Now()
+	for k, p := range f.plans {
+		if now.After(p.expires) {
+			delete(f.plans, k)
+		}
+	}
+	f.plans[ticket] = flightPlan{parsed: parsed, nodes: meta.Included, expires: now.Add(flightTicketTTL)}
+	f.mu.Unlock()
+	return &flight.FlightInfo{
+		Schema:           flight.SerializeSchema(schema, memory.DefaultAllocator),
+		FlightDescriptor: desc,
+		Endpoint: []*flight.FlightEndpoint{{
+			Ticket:   &flight.Ticket{Ticket: []byte(ticket)},
+			Location: []*flight.Location{{Uri: "grpc://" + f.s.cfg.FlightPublicAddr}},
+		}},
+		TotalRecords: -1,
+		TotalBytes:   -1,
+	}, nil
+}
+
+// DoGet streams a planned query's result as Arrow record batches.
+func (f *hubFlight) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetServer) error {
+	ctx := stream.Context()
+	if err := f.authenticate(ctx); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	plan, ok := f.plans[string(tkt.GetTicket())]
+	f.mu.Unlock()
+	if !ok || time.Now().After(plan.expires) {
+		return status.Error(codes.NotFound, "unknown or expired ticket: call GetFlightInfo again")
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.s.cfg.Query.Timeout)
+	defer cancel()
+	rows, meta, err := f.s.runFederated(ctx, plan.parsed, plan.nodes)
+	if err != nil {
+		return grpcError(err)
+	}
+	r, err := arrowReader(rows)
+	if err != nil {
+		_ = rows.Close()
+		return status.Error(codes.Internal, err.Error())
+	}
+	defer r.Release()
+	_ = stream.SetHeader(metadata.Pairs(flightMetaIncluded, strings.Join(meta.Included, ","),
+		flightMetaExcluded, describeExclusions(meta.Excluded)))
+	w := flight.NewRecordWriter(stream, ipc.WithSchema(r.Schema()))
+	defer func() { _ = w.Close() }()
+	for r.Next() {
+		if err := w.Write(r.RecordBatch()); err != nil {
+			return status.Errorf(codes.Unavailable, "send batch: %v", err)
+		}
+	}
+	stream.SetTrailer(metadata.Pairs(flightMetaRows, fmt.Sprint(r.Rows())))
+	if err := r.Err(); err != nil {
+		return status.Error(codes.Internal, f.s.redact(err.Error()))
+	}
+	return nil
+}
+
+// grpcError maps the API's errors to gRPC status codes.
+func grpcError(err error) error {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		switch ae.status {
+		case 400:
+			return status.Error(codes.InvalidArgument, ae.message)
+		case 503:
+			return status.Error(codes.Unavailable, ae.message)
+		case 504:
+			return status.Error(codes.DeadlineExceeded, ae.message)
+		}
+		return status.Error(codes.Internal, ae.message)
+	}
+	return status.Error(codes.Internal, "internal error")
+}
+
+// ServeFlight serves the hub's Flight service on the configured address
+// until ctx ends.
+func (s *Server) ServeFlight(ctx context.Context) error {
+	lis, err := net.Listen("tcp", s.cfg.FlightAddr)
+	if err != nil {
+		return fmt.Errorf("flight: listen on %s: %w", s.cfg.FlightAddr, err)
+	}
+	gs := grpc.NewServer()
+	flight.RegisterFlightServiceServer(gs, &hubFlight{s: s, plans: map[string]flightPlan{}})
+	errc := make(chan error, 1)
+	go func() { errc <- gs.Serve(lis) }()
+	s.deps.Log.Info("flight listening", "addr", lis.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve flight: %w", err)
+	case <-ctx.Done():
+	}
+	stopped := make(chan struct{})
+	go func() { gs.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(s.cfg.ShutdownTimeout):
+		gs.Stop()
+	}
+	return nil
+}
