@@ -29,10 +29,15 @@ func writeArrow(w io.Writer, rows driver.Rows) (int64, error) {
 			f.Flush()
 		}
 	}
+	if err := r.Err(); err != nil {
+		// No end-of-stream marker: the client sees a truncated stream,
+		// not a complete one.
+		return r.Rows(), err
+	}
 	if err := iw.Close(); err != nil {
 		return r.Rows(), fmt.Errorf("close arrow stream: %w", err)
 	}
-	return r.Rows(), r.Err()
+	return r.Rows(), nil
 }
 
 // arrowReader reads rows as Arrow record batches, typed by the ClickHouse

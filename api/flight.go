@@ -186,7 +186,8 @@ func grpcError(err error) error {
 // ServeFlight serves the hub's Flight service on the configured address
 // until ctx ends.
 func (s *Server) ServeFlight(ctx context.Context) error {
-	lis, err := net.Listen("tcp", s.cfg.FlightAddr)
+	var lc net.ListenConfig
+	lis, err := lc.Listen(ctx, "tcp", s.cfg.FlightAddr)
 	if err != nil {
 		return fmt.Errorf("flight: listen on %s: %w", s.cfg.FlightAddr, err)
 	}

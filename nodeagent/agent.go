@@ -19,6 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -53,6 +54,9 @@ type Agent struct {
 
 	chMu sync.Mutex
 	ch   driver.Conn
+
+	// flight serves the node's Arrow Flight service (flightserver.go).
+	flight *grpc.Server
 
 	// syncMu serialises migrations of the local warehouse.
 	syncMu sync.Mutex
@@ -112,6 +116,10 @@ func New(cfg config.Node, log *slog.Logger) (*Agent, error) {
 	if err != nil {
 		cancel()
 		_ = a.host.Close()
+		return nil, err
+	}
+	if err := a.startFlight(); err != nil {
+		a.close()
 		return nil, err
 	}
 	allow := func(p peer.ID) bool {
@@ -354,6 +362,7 @@ func (a *Agent) conn(ctx context.Context) (driver.Conn, error) {
 
 func (a *Agent) close() {
 	a.stop()
+	a.stopFlight()
 	if err := a.disc.Close(); err != nil {
 		a.log.Warn("stop discovery", "err", err)
 	}

@@ -73,6 +73,7 @@ func (a *Agent) handleFlightEndpoint(ctx context.Context, from peer.ID, req *fed
 	t := &fedpb.FlightTicket{
 		Node: a.cfg.Name, Holder: from.String(), ExpiresAt: timestamppb.New(expires), Nonce: nonce,
 		Query: &fedpb.FlightQuery{Table: q.GetTable(), Columns: names, DatasetIds: q.GetDatasetIds(), Limit: q.GetLimit()},
+		Write: req.GetWrite(),
 	}
 	signed, err := SignTicket(a.key, t)
 	if err != nil {

@@ -159,16 +159,26 @@ func TestConversionRoundTrip(t *testing.T) {
 			cd := newCodec(ct)
 			vals := reflect.ValueOf(c.vals)
 			require.Equal(t, cd.goType(), vals.Type().Elem(), "codec Go type")
-			b := array.NewBuilder(mem, ct.arrowType())
+			// The Reader's path (bind, one scan target reused) and
+			// appendDest build the same array.
+			b, b2 := array.NewBuilder(mem, ct.arrowType()), array.NewBuilder(mem, ct.arrowType())
 			defer b.Release()
+			defer b2.Release()
+			dest := cd.newDest()
+			appendRow := cd.bind(b, dest)
 			for i := range vals.Len() {
-				dest := cd.newDest()
 				reflect.ValueOf(dest).Elem().Set(vals.Index(i))
 				require.Positive(t, cd.size(dest))
-				cd.appendDest(b, dest)
+				if w, ok := cd.fixedSize(); ok {
+					require.Equal(t, w, cd.size(dest))
+				}
+				appendRow()
+				cd.appendDest(b2, dest)
 			}
-			arr := b.NewArray()
+			arr, arr2 := b.NewArray(), b2.NewArray()
 			defer arr.Release()
+			defer arr2.Release()
+			require.True(t, array.Equal(arr, arr2), "bind and appendDest differ: %s vs %s", arr, arr2)
 			require.True(t, arrow.TypeEqual(ct.arrowType(), arr.DataType()))
 			require.False(t, cd.badNulls(arr))
 			got, err := cd.column(arr)

@@ -23,15 +23,20 @@ type codec interface {
 	newDest() any
 	// appendDest appends the value newDest's pointer holds to b.
 	appendDest(b array.Builder, dest any)
+	// bind returns a function that appends the value dest (from newDest)
+	// holds to b: appendDest with the type checks done once.
+	bind(b array.Builder, dest any) func()
 	// size estimates the bytes appendDest adds for the value at dest.
 	size(dest any) int
+	// fixedSize is size when it does not depend on the value.
+	fixedSize() (int, bool)
 	// putAny appends v, of goType, to b.
 	putAny(b array.Builder, v any)
 	// getAny returns a's i-th value as goType.
 	getAny(a arrow.Array, i int) any
 	// column returns a's values as a []goType for driver.BatchColumn.Append.
 	column(a arrow.Array) (any, error)
-	// nulls reports whether a holds nulls this type cannot take.
+	// badNulls reports whether a holds NULLs this type cannot take.
 	badNulls(a arrow.Array) bool
 	// list returns the codec of Array(this type).
 	list() codec
@@ -52,7 +57,20 @@ type scalar[T any] struct {
 	width  int
 	// values, when set, returns a null-free array's values without copying.
 	values func(a arrow.Array) []T
+	// bindFn, when set, is bind's fast path.
+	bindFn func(b array.Builder, d *T) func()
 }
+
+func (c scalar[T]) bind(b array.Builder, d any) func() {
+	dest := d.(*T)
+	if c.bindFn != nil {
+		return c.bindFn(b, dest)
+	}
+	put := c.putFn
+	return func() { put(b, *dest) }
+}
+
+func (c scalar[T]) fixedSize() (int, bool) { return c.width, c.sizeFn == nil }
 
 func (c scalar[T]) put(b array.Builder, v T)          { c.putFn(b, v) }
 func (c scalar[T]) get(a arrow.Array, i int) T        { return c.getFn(a, i) }
@@ -108,11 +126,28 @@ func (c nullable[T]) putAny(b array.Builder, v any)     { c.put(b, v.(*T)) }
 func (c nullable[T]) getAny(a arrow.Array, i int) any   { return c.get(a, i) }
 func (c nullable[T]) badNulls(arrow.Array) bool         { return false }
 func (c nullable[T]) list() codec                       { return list[*T]{elem: c} }
+func (c nullable[T]) bind(b array.Builder, d any) func() {
+	dest := d.(**T)
+	put := c.elem.putFn
+	return func() {
+		if p := *dest; p != nil {
+			put(b, *p)
+		} else {
+			b.AppendNull()
+		}
+	}
+}
+
+func (c nullable[T]) fixedSize() (int, bool) {
+	w, ok := c.elem.fixedSize()
+	return 1 + w, ok
+}
+
 func (c nullable[T]) size(d any) int {
 	if p := *d.(**T); p != nil {
 		return 1 + c.elem.valueSize(*p)
 	}
-	return 1
+	return 1 + c.elem.width // a NULL takes a value's slot
 }
 
 func (c nullable[T]) column(a arrow.Array) (any, error) {
@@ -161,6 +196,13 @@ func (c list[E]) badNulls(a arrow.Array) bool {
 	return a.NullN() > 0 || c.elem.badNulls(a.(*array.List).ListValues())
 }
 
+func (c list[E]) bind(b array.Builder, d any) func() {
+	dest := d.(*[]E)
+	return func() { c.put(b, *dest) }
+}
+
+func (c list[E]) fixedSize() (int, bool) { return 0, false }
+
 func (c list[E]) size(d any) int {
 	n := 8
 	for _, e := range *d.(*[]E) {
@@ -189,6 +231,10 @@ func (c anyList) list() codec { return anyList{elem: c} }
 func (c anyList) badNulls(a arrow.Array) bool {
 	return a.NullN() > 0 || c.elem.badNulls(a.(*array.List).ListValues())
 }
+
+func (c anyList) bind(b array.Builder, d any) func() { return func() { c.appendDest(b, d) } }
+
+func (c anyList) fixedSize() (int, bool) { return 0, false }
 
 func (c anyList) size(d any) int {
 	v := reflect.ValueOf(d).Elem()
@@ -238,7 +284,11 @@ func prim[T any, B interface{ Append(T) }, A interface {
 		putFn:  func(b array.Builder, v T) { b.(B).Append(v) },
 		getFn:  func(a arrow.Array, i int) T { return a.(A).Value(i) },
 		values: func(a arrow.Array) []T { return a.(A).Values() },
-		width:  width,
+		bindFn: func(b array.Builder, d *T) func() {
+			bb := b.(B)
+			return func() { bb.Append(*d) }
+		},
+		width: width,
 	}
 }
 
@@ -254,13 +304,21 @@ func days(t time.Time) arrow.Date32 {
 var (
 	uuidCodec = scalar[uuid.UUID]{
 		putFn: func(b array.Builder, v uuid.UUID) { b.(*extensions.UUIDBuilder).Append(v) },
+		bindFn: func(b array.Builder, d *uuid.UUID) func() {
+			fb := b.(*extensions.UUIDBuilder).Builder.(*array.FixedSizeBinaryBuilder)
+			return func() { fb.Append(d[:]) }
+		},
 		getFn: func(a arrow.Array, i int) uuid.UUID { return a.(*extensions.UUIDArray).Value(i) },
 		width: 16,
 	}
 	// Values of String arrays alias Arrow memory: clickhouse-go copies them
 	// into its block when they are appended, while the record is alive.
 	stringCodec = scalar[string]{
-		putFn:  func(b array.Builder, v string) { b.(*array.StringBuilder).Append(v) },
+		putFn: func(b array.Builder, v string) { b.(*array.StringBuilder).Append(v) },
+		bindFn: func(b array.Builder, d *string) func() {
+			sb := b.(*array.StringBuilder)
+			return func() { sb.Append(*d) }
+		},
 		getFn:  func(a arrow.Array, i int) string { return a.(*array.String).Value(i) },
 		sizeFn: func(v string) int { return 4 + len(v) },
 	}
@@ -303,10 +361,9 @@ func decimalCodec(scale int32) scalar[decimal.Decimal] {
 
 // newCodec returns the codec of t.
 func newCodec(t *chType) codec {
-	if t.kind == kindArray {
-		return newCodec(t.elem).list()
-	}
 	switch t.kind {
+	case kindArray:
+		return newCodec(t.elem).list()
 	case kindUUID:
 		return wrap(t, uuidCodec)
 	case kindString, kindEnum:

@@ -23,11 +23,15 @@ const (
 // query. It scans the rows into Arrow builders one batch at a time, so it
 // holds at most one batch in memory. Releasing it closes the rows.
 type Reader struct {
-	refs     atomic.Int64
-	rows     driver.Rows
-	schema   *arrow.Schema
-	codecs   []codec
-	dests    []any
+	refs    atomic.Int64
+	rows    driver.Rows
+	schema  *arrow.Schema
+	dests   []any
+	appends []func()
+	// rowBytes is the size of a row's fixed-size values; sizes are the
+	// codecs and scan targets of the others.
+	rowBytes int
+	sizes    []sized
 	bld      *array.RecordBuilder
 	maxRows  int
 	maxBytes int
@@ -67,13 +71,25 @@ func NewReader(rows driver.Rows, names, chTypes []string, batchRows int, mem mem
 	r := &Reader{rows: rows, schema: schema, maxRows: batchRows, maxBytes: DefaultBatchBytes,
 		bld: array.NewRecordBuilder(mem, schema)}
 	r.refs.Store(1)
-	for _, t := range chTypes {
+	for i, t := range chTypes {
 		pt, _ := parseType(t) // parsed by Schema already
 		c := newCodec(pt)
-		r.codecs = append(r.codecs, c)
-		r.dests = append(r.dests, c.newDest())
+		dest := c.newDest()
+		r.dests = append(r.dests, dest)
+		r.appends = append(r.appends, c.bind(r.bld.Field(i), dest))
+		if w, ok := c.fixedSize(); ok {
+			r.rowBytes += w
+		} else {
+			r.sizes = append(r.sizes, sized{c, dest})
+		}
 	}
 	return r, nil
+}
+
+// sized is a column whose values vary in size.
+type sized struct {
+	codec codec
+	dest  any
 }
 
 // SetMaxBatchBytes changes the byte bound of a batch (≤ 0: none).
@@ -112,7 +128,6 @@ func (r *Reader) Next() bool {
 	if r.done {
 		return false
 	}
-	fields := r.bld.Fields()
 	n, bytes := 0, 0
 	for n < r.maxRows && (r.maxBytes <= 0 || bytes < r.maxBytes) {
 		if !r.rows.Next() {
@@ -126,10 +141,13 @@ func (r *Reader) Next() bool {
 			r.done, r.err = true, fmt.Errorf("scan row %d: %w", r.total+int64(n), err)
 			break
 		}
-		for i, c := range r.codecs {
-			c.appendDest(fields[i], r.dests[i])
-			if r.maxBytes > 0 {
-				bytes += c.size(r.dests[i])
+		for _, app := range r.appends {
+			app()
+		}
+		if r.maxBytes > 0 {
+			bytes += r.rowBytes
+			for _, s := range r.sizes {
+				bytes += s.codec.size(s.dest)
 			}
 		}
 		n++

@@ -30,7 +30,7 @@ func startAgent(t *testing.T, name, token, keyFile string) *nodeagent.Agent {
 	cfg := config.Node{
 		Name: name, Hub: fed.HubAddr, KeyFile: keyFile, EnrollmentToken: token,
 		Listen:     []string{"/ip4/127.0.0.1/udp/0/quic-v1", "/ip4/127.0.0.1/tcp/0"},
-		FlightAddr: "127.0.0.1:1",
+		FlightAddr: "127.0.0.1:0",
 		ClickHouse: config.ClickHouse{Addr: fed.Stack.Nodes["lab-a"].Addr(), User: "default",
 			Database: strings.ReplaceAll(name, "-", "_")},
 	}

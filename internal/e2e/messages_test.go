@@ -6,13 +6,20 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -64,7 +71,7 @@ func TestMessageSet(t *testing.T) {
 	cfg := config.Node{
 		Name: "lab-m", Hub: hub.Addrs()[0].String() + "/p2p/" + hub.ID().String(),
 		KeyFile: filepath.Join(t.TempDir(), "node.key"), Listen: []string{"/ip4/127.0.0.1/udp/0/quic-v1"},
-		FlightAddr: "127.0.0.1:50099", ClickHouse: chCfg,
+		FlightAddr: "127.0.0.1:0", ClickHouse: chCfg,
 	}
 	require.NoError(t, cfg.Validate())
 	agent, err := nodeagent.New(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
@@ -128,7 +135,7 @@ func TestMessageSet(t *testing.T) {
 		req := &fedpb.GetFlightEndpointRequest{Query: &fedpb.FlightQuery{Table: "neuron", Columns: []string{"cid", "mesh_volume"}},
 			Ttl: durationpb.New(time.Minute)}
 		require.NoError(t, call(p2p.FlightEndpoint, req, &resp))
-		assert.Equal(t, "grpc://127.0.0.1:50099", resp.GetLocation())
+		require.True(t, strings.HasPrefix(resp.GetLocation(), "grpc://127.0.0.1:"), resp.GetLocation())
 		assert.Equal(t, []string{"cid", "mesh_volume"}, resp.GetColumns())
 		pub, err := node.ExtractPublicKey()
 		require.NoError(t, err)
@@ -145,6 +152,41 @@ func TestMessageSet(t *testing.T) {
 		assert.ErrorIs(t, err, nodeagent.ErrTicket)
 		_, err = nodeagent.VerifyTicket(pub, "lab-x", resp.GetTicket(), time.Now())
 		assert.ErrorIs(t, err, nodeagent.ErrTicket)
+		// The ticket reads the rows over the node's Flight server.
+		fc, err := flight.NewClientWithMiddleware(strings.TrimPrefix(resp.GetLocation(), "grpc://"), nil, nil,
+			grpc.WithTransportCredentials(insecure.NewCredentials()))
+		require.NoError(t, err)
+		defer func() { _ = fc.Close() }()
+		stream, err := fc.DoGet(ctx, &flight.Ticket{Ticket: resp.GetTicket()})
+		require.NoError(t, err)
+		rd, err := flight.NewRecordReader(stream)
+		require.NoError(t, err)
+		var got int64
+		var volume float64
+		for rd.Next() {
+			rec := rd.RecordBatch()
+			got += rec.NumRows()
+			vols := rec.Column(1).(*array.Float64)
+			for i := range vols.Len() {
+				if vols.IsValid(i) {
+					volume += vols.Value(i)
+				}
+			}
+		}
+		require.NoError(t, rd.Err())
+		rd.Release()
+		var want uint64
+		var wantVolume float64
+		require.NoError(t, conn.QueryRow(ctx, "SELECT count(), sum(mesh_volume) FROM neuron").Scan(&want, &wantVolume))
+		assert.Equal(t, int64(want), got, "the Flight stream holds every row")
+		assert.InDelta(t, wantVolume, volume, 1e-6*math.Max(1, wantVolume))
+		// A read ticket does not load.
+		put, err := fc.DoPut(ctx)
+		require.NoError(t, err)
+		require.NoError(t, put.Send(&flight.FlightData{FlightDescriptor: &flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: resp.GetTicket()}}))
+		_, err = put.Recv()
+		assert.Equal(t, codes.Unauthenticated, status.Code(err))
+
 		// All columns when none are named.
 		require.NoError(t, call(p2p.FlightEndpoint, &fedpb.GetFlightEndpointRequest{Query: &fedpb.FlightQuery{Table: "datasets"}}, &resp))
 		assert.Contains(t, resp.GetColumns(), "microscopy")

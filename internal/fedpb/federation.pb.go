@@ -1054,7 +1054,9 @@ type GetFlightEndpointRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Query *FlightQuery           `protobuf:"bytes,1,opt,name=query,proto3" json:"query,omitempty"`
 	// How long the ticket should live; the node caps it.
-	Ttl           *durationpb.Duration `protobuf:"bytes,2,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	Ttl *durationpb.Duration `protobuf:"bytes,2,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	// Write asks for a ticket that loads rows (DoPut) instead of reading them.
+	Write         bool `protobuf:"varint,3,opt,name=write,proto3" json:"write,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1101,6 +1103,13 @@ func (x *GetFlightEndpointRequest) GetTtl() *durationpb.Duration {
 		return x.Ttl
 	}
 	return nil
+}
+
+func (x *GetFlightEndpointRequest) GetWrite() bool {
+	if x != nil {
+		return x.Write
+	}
+	return false
 }
 
 type GetFlightEndpointResponse struct {
@@ -1179,10 +1188,13 @@ type FlightTicket struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Node  string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
 	// The peer the ticket was issued to.
-	Holder        string                 `protobuf:"bytes,2,opt,name=holder,proto3" json:"holder,omitempty"`
-	Query         *FlightQuery           `protobuf:"bytes,3,opt,name=query,proto3" json:"query,omitempty"`
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
-	Nonce         []byte                 `protobuf:"bytes,5,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	Holder    string                 `protobuf:"bytes,2,opt,name=holder,proto3" json:"holder,omitempty"`
+	Query     *FlightQuery           `protobuf:"bytes,3,opt,name=query,proto3" json:"query,omitempty"`
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	Nonce     []byte                 `protobuf:"bytes,5,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	// Write tickets authorise DoPut into the query's table and columns; read
+	// tickets authorise DoGet only.
+	Write         bool `protobuf:"varint,6,opt,name=write,proto3" json:"write,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1250,6 +1262,13 @@ func (x *FlightTicket) GetNonce() []byte {
 		return x.Nonce
 	}
 	return nil
+}
+
+func (x *FlightTicket) GetWrite() bool {
+	if x != nil {
+		return x.Write
+	}
+	return false
 }
 
 // SignedTicket is the ticket bytes handed to a Flight client.
@@ -1855,23 +1874,25 @@ const file_syndb_federation_v1_federation_proto_rawDesc = "" +
 	"\acolumns\x18\x02 \x03(\tR\acolumns\x12\x1f\n" +
 	"\vdataset_ids\x18\x03 \x03(\tR\n" +
 	"datasetIds\x12\x14\n" +
-	"\x05limit\x18\x04 \x01(\x04R\x05limit\"\x7f\n" +
+	"\x05limit\x18\x04 \x01(\x04R\x05limit\"\x95\x01\n" +
 	"\x18GetFlightEndpointRequest\x126\n" +
 	"\x05query\x18\x01 \x01(\v2 .syndb.federation.v1.FlightQueryR\x05query\x12+\n" +
-	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"\xa4\x01\n" +
+	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12\x14\n" +
+	"\x05write\x18\x03 \x01(\bR\x05write\"\xa4\x01\n" +
 	"\x19GetFlightEndpointResponse\x12\x1a\n" +
 	"\blocation\x18\x01 \x01(\tR\blocation\x12\x16\n" +
 	"\x06ticket\x18\x02 \x01(\fR\x06ticket\x129\n" +
 	"\n" +
 	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x18\n" +
-	"\acolumns\x18\x04 \x03(\tR\acolumns\"\xc3\x01\n" +
+	"\acolumns\x18\x04 \x03(\tR\acolumns\"\xd9\x01\n" +
 	"\fFlightTicket\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x16\n" +
 	"\x06holder\x18\x02 \x01(\tR\x06holder\x126\n" +
 	"\x05query\x18\x03 \x01(\v2 .syndb.federation.v1.FlightQueryR\x05query\x129\n" +
 	"\n" +
 	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x14\n" +
-	"\x05nonce\x18\x05 \x01(\fR\x05nonce\"D\n" +
+	"\x05nonce\x18\x05 \x01(\fR\x05nonce\x12\x14\n" +
+	"\x05write\x18\x06 \x01(\bR\x05write\"D\n" +
 	"\fSignedTicket\x12\x16\n" +
 	"\x06ticket\x18\x01 \x01(\fR\x06ticket\x12\x1c\n" +
 	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xaf\x01\n" +

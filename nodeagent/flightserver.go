@@ -1,0 +1,467 @@
+package nodeagent
+
+import (
+	"context"
+	sqldriver "database/sql/driver"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/extensions"
+	"github.com/apache/arrow-go/v18/arrow/flight"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/google/uuid"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/syndb/federation/internal/arrowch"
+	"github.com/syndb/federation/internal/fedpb"
+	"github.com/syndb/federation/internal/p2p"
+)
+
+const (
+	// maxPutMessage caps one FlightData message a DoPut client may send:
+	// the memory one stream can make the node hold at once.
+	maxPutMessage = 64 << 20
+	// flightStopGrace is how long a stopping agent lets Flight streams
+	// finish before it cuts them.
+	flightStopGrace = 10 * time.Second
+)
+
+// flightService is the node's Arrow Flight service over its ClickHouse.
+// DoGet streams what a ticket this node signed reads; DoPut loads records
+// into the table a ticket names. Every other method is Unimplemented.
+//
+// Tickets are bearer tokens here: gRPC carries no libp2p identity, so the
+// holder a ticket names is not checked; their short lives and the node's
+// signature are what protect them.
+type flightService struct {
+	flight.BaseFlightServer
+	name string
+	key  crypto.PrivKey
+	conn func(ctx context.Context) (driver.Conn, error)
+	log  *slog.Logger
+	// mem allocates record batches (the Go allocator when nil).
+	mem memory.Allocator
+	// batchRows caps the rows of one DoGet batch (arrowch's default when 0).
+	batchRows int
+}
+
+// newFlightServer returns a gRPC server serving svc.
+func newFlightServer(svc *flightService) *grpc.Server {
+	if svc.mem == nil {
+		svc.mem = memory.DefaultAllocator
+	}
+	s := grpc.NewServer(grpc.MaxRecvMsgSize(maxPutMessage))
+	flight.RegisterFlightServiceServer(s, svc)
+	return s
+}
+
+// startFlight serves the node's Flight service on cfg.FlightAddr (none when
+// it is empty), until close. A port of 0 is resolved, so the address the
+// node registers and hands out in tickets is the one it listens on.
+func (a *Agent) startFlight() error {
+	if a.cfg.FlightAddr == "" {
+		return nil
+	}
+	lis, err := new(net.ListenConfig).Listen(context.Background(), "tcp", a.cfg.FlightAddr)
+	if err != nil {
+		return fmt.Errorf("flight server: listen on %s (SYNDB_FLIGHT_ADDR): %w", a.cfg.FlightAddr, err)
+	}
+	if _, port, _ := net.SplitHostPort(a.cfg.FlightAddr); port == "0" {
+		a.cfg.FlightAddr = lis.Addr().String()
+	}
+	a.flight = newFlightServer(&flightService{name: a.cfg.Name, key: a.key, conn: a.conn, log: a.log})
+	a.wg.Go(func() {
+		if err := a.flight.Serve(lis); err != nil {
+			a.log.Error("flight server stopped", "err", err)
+		}
+	})
+	a.log.Info("flight server listening", "addr", lis.Addr().String())
+	return nil
+}
+
+// stopFlight lets running Flight streams finish for flightStopGrace, then
+// cuts them.
+func (a *Agent) stopFlight() {
+	if a.flight == nil {
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		a.flight.GracefulStop()
+		close(done)
+	}()
+	t := time.NewTimer(flightStopGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		a.log.Warn("flight streams still running at shutdown; cutting them", "grace", flightStopGrace)
+		a.flight.Stop()
+		<-done
+	}
+}
+
+// verify checks a ticket presented to this node: Unauthenticated unless it
+// is valid.
+func (s *flightService) verify(ctx context.Context, method string, signed []byte) (*fedpb.FlightTicket, error) {
+	t, err := VerifyTicket(s.key.GetPublic(), s.name, signed, time.Now())
+	if err == nil && t.GetWrite() != (method == "DoPut") {
+		kind := "read"
+		if t.GetWrite() {
+			kind = "write"
+		}
+		err = fmt.Errorf("%w: a %s ticket does not allow %s", ErrTicket, kind, method)
+	}
+	if err != nil {
+		from := ""
+		if p, ok := peer.FromContext(ctx); ok {
+			from = p.Addr.String()
+		}
+		s.log.Warn("flight ticket refused", "method", method, "from", from, "err", err)
+		return nil, status.Error(codes.Unauthenticated, err.Error())
+	}
+	return t, nil
+}
+
+// table returns the node's ClickHouse connection and the columns of table;
+// NotFound when there is no such table.
+func (s *flightService) table(ctx context.Context, table string) (driver.Conn, []column, error) {
+	conn, err := s.conn(ctx)
+	if err != nil {
+		return nil, nil, status.Errorf(codes.Unavailable, "clickhouse: %v", err)
+	}
+	cols, err := tableColumns(ctx, conn, table)
+	if err != nil {
+		if p2p.IsCode(err, p2p.CodeUnavailable) {
+			return nil, nil, status.Error(codes.Unavailable, err.Error())
+		}
+		return nil, nil, status.Error(codes.Internal, err.Error())
+	}
+	if len(cols) == 0 {
+		return nil, nil, status.Errorf(codes.NotFound, "no table %q on node %s", table, s.name)
+	}
+	return conn, cols, nil
+}
+
+// DoGet streams the rows a ticket reads, one bounded batch at a time, from
+// a query that follows the client's stream: a client that goes away
+// cancels it.
+func (s *flightService) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetServer) error {
+	// Cancelled on every return, so that closing the rows of a query cut
+	// short stops it on the server instead of draining it.
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	t, err := s.verify(ctx, "DoGet", tkt.GetTicket())
+	if err != nil {
+		return err
+	}
+	q := t.GetQuery()
+	conn, cols, err := s.table(ctx, q.GetTable())
+	if err != nil {
+		return err
+	}
+	names, types, err := pick(q.GetTable(), cols, q.GetColumns())
+	if err != nil {
+		return err
+	}
+	if len(q.GetDatasetIds()) > 0 && !slices.ContainsFunc(cols, func(c column) bool { return c.name == "dataset_id" }) {
+		return status.Errorf(codes.InvalidArgument, "table %s has no dataset_id to filter on", q.GetTable())
+	}
+	quoted := make([]string, len(names))
+	for i, n := range names {
+		quoted[i] = quote(n)
+	}
+	sql := "SELECT " + strings.Join(quoted, ", ") + " FROM " + quote(q.GetTable()) + where(datasetFilter(q.GetDatasetIds()))
+	if q.GetLimit() > 0 {
+		sql += fmt.Sprintf(" LIMIT %d", q.GetLimit())
+	}
+	start := time.Now()
+	rows, err := conn.Query(ctx, sql)
+	if err != nil {
+		return chStatus(err, "query %s", q.GetTable())
+	}
+	rdr, err := arrowch.NewReader(rows, names, types, s.batchRows, s.mem)
+	if err != nil {
+		_ = rows.Close()
+		if errors.Is(err, arrowch.ErrUnsupportedType) {
+			return status.Errorf(codes.Unimplemented, "table %s: %v", q.GetTable(), err)
+		}
+		return status.Errorf(codes.Internal, "table %s: %v", q.GetTable(), err)
+	}
+	defer func() {
+		cancel()
+		rdr.Release()
+	}()
+	// The Flight writer sends no end-of-stream message of its own: a
+	// stream that ends in an error status is never mistaken for a
+	// complete result.
+	w := flight.NewRecordWriter(stream, ipc.WithSchema(rdr.Schema()), ipc.WithAllocator(s.mem))
+	defer func() { _ = w.Close() }()
+	batches := 0
+	for rdr.Next() {
+		if err := w.Write(rdr.RecordBatch()); err != nil {
+			return sendStatus(ctx, err)
+		}
+		batches++
+	}
+	if err := rdr.Err(); err != nil {
+		return chStatus(err, "read %s", q.GetTable())
+	}
+	if err := w.Close(); err != nil {
+		return sendStatus(ctx, err)
+	}
+	s.log.Info("flight DoGet served", "table", q.GetTable(), "columns", len(names), "rows", rdr.Rows(),
+		"batches", batches, "took", time.Since(start), "holder", t.GetHolder())
+	return nil
+}
+
+// pick returns the names and types of the columns asked for (all when
+// none); NotFound when the table lacks one.
+func pick(table string, cols []column, want []string) (names, types []string, err error) {
+	if len(want) == 0 {
+		for _, c := range cols {
+			names, types = append(names, c.name), append(types, c.typ)
+		}
+		return names, types, nil
+	}
+	byName := make(map[string]string, len(cols))
+	for _, c := range cols {
+		byName[c.name] = c.typ
+	}
+	for _, n := range want {
+		typ, ok := byName[n]
+		if !ok {
+			return nil, nil, status.Errorf(codes.NotFound, "table %s has no column %q", table, n)
+		}
+		names, types = append(names, n), append(types, typ)
+	}
+	return names, types, nil
+}
+
+// putResult is the app metadata of DoPut's PutResult.
+type putResult struct {
+	Rows    int64 `json:"rows"`
+	Batches int   `json:"batches"`
+}
+
+// DoPut loads Arrow records into a table of the node. The first message's
+// descriptor carries, in Cmd, a ticket this node signed: its query names
+// the table (and Path[0], when set, must name it too), its columns are the
+// ones the records may fill (any when it lists none), its dataset IDs the
+// only datasets the rows may belong to, and its limit the most rows the
+// stream may load. The ticket is checked before any data is read. Each
+// record is one INSERT with an explicit column list; the single PutResult
+// reports {"rows": N, "batches": B} as app metadata.
+func (s *flightService) DoPut(stream flight.FlightService_DoPutServer) error {
+	ctx := stream.Context()
+	first, err := stream.Recv()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return status.Error(codes.InvalidArgument, "empty DoPut stream")
+		}
+		return sendStatus(ctx, err)
+	}
+	desc := first.GetFlightDescriptor()
+	if len(desc.GetCmd()) == 0 {
+		return status.Error(codes.Unauthenticated, "DoPut needs a signed ticket in the first message's descriptor (Cmd)")
+	}
+	t, err := s.verify(ctx, "DoPut", desc.GetCmd())
+	if err != nil {
+		return err
+	}
+	q := t.GetQuery()
+	if p := desc.GetPath(); len(p) > 0 && p[0] != q.GetTable() {
+		return status.Errorf(codes.PermissionDenied, "the ticket is for table %s, not %s", q.GetTable(), p[0])
+	}
+	conn, cols, err := s.table(ctx, q.GetTable())
+	if err != nil {
+		return err
+	}
+	rdr, err := flight.NewRecordReader(&replay{first: first, rest: stream}, ipc.WithAllocator(s.mem))
+	if err != nil {
+		return status.Errorf(codes.InvalidArgument, "read the records' schema: %v", err)
+	}
+	defer rdr.Release()
+	schema := rdr.Schema()
+	if allowed := q.GetColumns(); len(allowed) > 0 {
+		for _, f := range schema.Fields() {
+			if !slices.Contains(allowed, f.Name) {
+				return status.Errorf(codes.PermissionDenied, "the ticket does not allow writing column %s of %s", f.Name, q.GetTable())
+			}
+		}
+	}
+	datasets, dsCol, err := datasetGuard(q, schema)
+	if err != nil {
+		return err
+	}
+	names, types := make([]string, len(cols)), make([]string, len(cols))
+	for i, c := range cols {
+		names[i], types[i] = c.name, c.typ
+	}
+	in, err := arrowch.NewInserter(q.GetTable(), names, types, schema)
+	if err != nil {
+		if errors.Is(err, arrowch.ErrUnsupportedType) {
+			return status.Errorf(codes.Unimplemented, "%v", err)
+		}
+		return status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	start := time.Now()
+	var res putResult
+	for rdr.Next() {
+		rec := rdr.RecordBatch()
+		if q.GetLimit() > 0 && uint64(res.Rows)+uint64(rec.NumRows()) > q.GetLimit() {
+			return status.Errorf(codes.PermissionDenied, "the ticket allows at most %d rows; %d loaded", q.GetLimit(), res.Rows)
+		}
+		if datasets != nil {
+			if err := checkDatasets(rec.Column(dsCol), datasets); err != nil {
+				return status.Errorf(codes.PermissionDenied, "%v; %d rows loaded", err, res.Rows)
+			}
+		}
+		n, err := in.Insert(ctx, conn, rec)
+		if err != nil {
+			if errors.Is(err, arrowch.ErrSchema) {
+				return status.Errorf(codes.InvalidArgument, "%v; %d rows loaded", err, res.Rows)
+			}
+			return chStatus(err, "%d rows loaded, then", res.Rows)
+		}
+		res.Rows += int64(n)
+		res.Batches++
+	}
+	if err := rdr.Err(); err != nil {
+		if ctx.Err() != nil {
+			return sendStatus(ctx, err)
+		}
+		return status.Errorf(codes.InvalidArgument, "read records: %v; %d rows loaded", err, res.Rows)
+	}
+	meta, err := json.Marshal(res)
+	if err != nil {
+		return status.Errorf(codes.Internal, "encode result: %v", err)
+	}
+	if err := stream.Send(&flight.PutResult{AppMetadata: meta}); err != nil {
+		return sendStatus(ctx, err)
+	}
+	s.log.Info("flight DoPut loaded", "table", q.GetTable(), "columns", schema.NumFields(), "rows", res.Rows,
+		"batches", res.Batches, "took", time.Since(start), "holder", t.GetHolder())
+	return nil
+}
+
+// replay hands the first message back before reading on.
+type replay struct {
+	first *flight.FlightData
+	rest  flight.DataStreamReader
+}
+
+func (r *replay) Recv() (*flight.FlightData, error) {
+	if f := r.first; f != nil {
+		r.first = nil
+		return f, nil
+	}
+	return r.rest.Recv()
+}
+
+// datasetGuard returns the datasets a ticket restricts a load to (nil: no
+// restriction) and the index of the records' dataset_id field.
+func datasetGuard(q *fedpb.FlightQuery, schema *arrow.Schema) (map[uuid.UUID]bool, int, error) {
+	if len(q.GetDatasetIds()) == 0 {
+		return nil, -1, nil
+	}
+	idx := schema.FieldIndices("dataset_id")
+	if len(idx) != 1 || !arrow.TypeEqual(schema.Field(idx[0]).Type, extensions.NewUUIDType()) {
+		return nil, -1, status.Errorf(codes.PermissionDenied,
+			"the ticket is limited to %d datasets: the records need one dataset_id column of arrow.uuid", len(q.GetDatasetIds()))
+	}
+	ids := make(map[uuid.UUID]bool, len(q.GetDatasetIds()))
+	for _, s := range q.GetDatasetIds() {
+		ids[uuid.MustParse(s)] = true // validated with the ticket
+	}
+	return ids, idx[0], nil
+}
+
+// checkDatasets fails unless every value of col is one of ids.
+func checkDatasets(col arrow.Array, ids map[uuid.UUID]bool) error {
+	a, ok := col.(*extensions.UUIDArray)
+	if !ok {
+		return fmt.Errorf("dataset_id is %s, not arrow.uuid", col.DataType())
+	}
+	for i := range a.Len() {
+		if a.IsNull(i) {
+			return errors.New("a row has no dataset_id")
+		}
+		if v := a.Value(i); !ids[v] {
+			return fmt.Errorf("dataset %s is not one the ticket allows", v)
+		}
+	}
+	return nil
+}
+
+// ClickHouse exception codes chStatus maps.
+const (
+	chNoSuchColumn      = 16
+	chIllegalColumn     = 44
+	chUnknownIdentifier = 47
+	chTypeMismatch      = 53
+	chUnknownTable      = 60
+	chUnknownDatabase   = 81
+	chTooManyQueries    = 202
+	chMemoryLimit       = 241
+)
+
+// chStatus maps a ClickHouse error to a gRPC status: NotFound for what does
+// not exist, Unavailable when the server cannot be reached, Internal
+// otherwise.
+func chStatus(err error, format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...) + ": " + err.Error()
+	var ex *clickhouse.Exception
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, msg)
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, msg)
+	case errors.As(err, &ex):
+		switch ex.Code {
+		case chUnknownTable, chUnknownDatabase, chNoSuchColumn, chUnknownIdentifier:
+			return status.Error(codes.NotFound, msg)
+		case chTypeMismatch, chIllegalColumn:
+			return status.Error(codes.InvalidArgument, msg)
+		case chTooManyQueries:
+			return status.Error(codes.Unavailable, msg)
+		case chMemoryLimit:
+			return status.Error(codes.ResourceExhausted, msg)
+		}
+		return status.Error(codes.Internal, msg)
+	case errors.As(err, &ne), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, sqldriver.ErrBadConn), errors.Is(err, clickhouse.ErrAcquireConnTimeout):
+		return status.Error(codes.Unavailable, msg)
+	}
+	return status.Error(codes.Internal, msg)
+}
+
+// sendStatus is the status of a failed exchange with the Flight client:
+// its own cancellation, usually.
+func sendStatus(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return status.FromContextError(ctx.Err()).Err()
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	return status.Errorf(codes.Unavailable, "flight stream: %v", err)
+}
