@@ -18,3 +18,12 @@ const (
 	ErrTypeDrift   = "SchemaDrift"
 	ErrTypeInvalid = "InvalidRequest"
 )
+
+// Activity names of analytics jobs.
+const (
+	StartJobName     = "StartJob"
+	JobTargetsName   = "JobTargets"
+	NodeAnalysisName = "NodeAnalysis"
+	MergeJobName     = "MergeJob"
+	FinishJobName    = "FinishJob"
+)

@@ -63,7 +63,11 @@ func Run(ctx context.Context, cfg config.API, log *slog.Logger) error {
 	regDone := make(chan struct{})
 	go func() { defer close(regDone); reg.Run(regCtx, st, registryResync) }()
 	defer func() { stopReg(); <-regDone }()
-	srv := New(cfg, Deps{Store: st, Registry: reg, Temporal: tc, Warehouse: wh, Log: log, SchemaHead: len(migs), Migrations: migs})
+	objects, err := minio.New(cfg.S3.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(cfg.S3.AccessKey, cfg.S3.SecretKey, ""), Secure: cfg.S3.UseTLS})
+	if err != nil {
+		return fmt.Errorf("s3 client for %s: %w", cfg.S3.Endpoint, err)
+	}
+	srv := New(cfg, Deps{Store: st, Jobs: st, Objects: objects, Registry: reg, Temporal: tc, Warehouse: wh, Log: log, SchemaHead: len(migs), Migrations: migs})
 	// HTTP and Flight together: either failing stops both.
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()

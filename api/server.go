@@ -42,6 +42,8 @@ type registryReader interface {
 // Deps are the API's connections, opened by the caller.
 type Deps struct {
 	Store      apiStore
+	Jobs       jobsStore
+	Objects    presigner
 	Registry   registryReader
 	Temporal   client.Client
 	Warehouse  driver.Conn
@@ -84,6 +86,11 @@ func New(cfg config.API, deps Deps) *Server {
 	v1.POST("/federation/health/sweep", s.sweepNow)
 	v1.GET("/federation/routing", s.routingPlan)
 	v1.POST("/query", s.query)
+	v1.POST("/jobs", s.createJob)
+	v1.GET("/jobs", s.listJobs)
+	v1.GET("/jobs/:id", s.getJob)
+	v1.GET("/jobs/:id/result", s.jobResult)
+	v1.DELETE("/jobs/:id", s.cancelJob)
 	v1.POST("/federation/clusters", s.createCluster, requireAdmin)
 	v1.DELETE("/federation/clusters/:name", s.revokeCluster, requireAdmin)
 	return s

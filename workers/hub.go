@@ -143,6 +143,11 @@ func RunHub(ctx context.Context, cfg config.Worker, log *slog.Logger) (err error
 		activities.HealthOptions{Concurrency: cfg.Health.Concurrency, PingTimeout: cfg.Health.PingTimeout}, log)
 	w := worker.New(tc, workflows.TaskQueue, worker.Options{})
 	Register(w, activities.NewSchema(st, wh, nodes, migs, log), hl)
+	s3, err := newS3(cfg.S3)
+	if err != nil {
+		return err
+	}
+	registerJobs(w, activities.NewJobs(st, nodes, s3, cfg.S3.ResultsBucket, migs, log))
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start temporal worker: %w", err)
 	}

@@ -73,4 +73,5 @@ type WorkflowRegistry interface {
 func Register(r WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(SchemaSync, workflow.RegisterOptions{Name: SchemaSyncName})
 	r.RegisterWorkflowWithOptions(HealthMonitor, workflow.RegisterOptions{Name: HealthMonitorName})
+	r.RegisterWorkflowWithOptions(AnalyticsJob, workflow.RegisterOptions{Name: AnalyticsJobName})
 }

@@ -79,6 +79,22 @@ func StartHealthMonitor(ctx context.Context, c client.Client, p HealthMonitorPar
 	return Started{WorkflowID: run.GetID(), RunID: run.GetRunID()}, nil
 }
 
+// StartAnalyticsJob starts the workflow of job id; starting it again joins
+// the run (the job ID is the business key).
+func StartAnalyticsJob(ctx context.Context, c client.Client, p AnalyticsJobParams) (Started, error) {
+	id := JobID(p.JobID)
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                       id,
+		TaskQueue:                TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+	}, AnalyticsJobName, p)
+	if err != nil {
+		return Started{}, fmt.Errorf("start workflow %s: %w", id, err)
+	}
+	return Started{WorkflowID: run.GetID(), RunID: run.GetRunID()}, nil
+}
+
 // EnsureSearchAttributes registers, in namespace, the search attributes the
 // workflows use that are not registered yet. Starting a workflow with an
 // unregistered attribute fails, so the worker and the API call this at start.

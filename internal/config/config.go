@@ -165,6 +165,7 @@ type Worker struct {
 	Postgres         Postgres
 	Temporal         Temporal
 	ClickHouse       ClickHouse
+	S3               S3
 	// Listen holds the libp2p listen multiaddrs of the hub.
 	Listen []string `env:"SYNDB_P2P_LISTEN" envSeparator:"," envDefault:"/ip4/127.0.0.1/udp/4001/quic-v1,/ip4/127.0.0.1/tcp/4001"`
 	// KeyFile is the hub's persistent Ed25519 identity, created on first start.

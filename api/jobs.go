@@ -1,0 +1,207 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+	enumspb "go.temporal.io/api/enums/v1"
+
+	"github.com/syndb/federation/activities"
+	"github.com/syndb/federation/internal/store"
+	"github.com/syndb/federation/workflows"
+)
+
+// jobsStore is what the jobs API needs of PostgreSQL.
+type jobsStore interface {
+	CreateJob(ctx context.Context, id uuid.UUID, kind string, spec json.RawMessage, workflowID string, createdBy int64) (store.Job, error)
+	Job(ctx context.Context, id uuid.UUID) (store.Job, error)
+	Jobs(ctx context.Context, state string, limit, offset int) ([]store.Job, error)
+}
+
+// presigner hands out time-limited download URLs of S3 objects.
+type presigner interface {
+	PresignedGetObject(ctx context.Context, bucket, object string, expiry time.Duration, reqParams url.Values) (*url.URL, error)
+}
+
+// resultURLTTL is how long a result download URL is valid.
+const resultURLTTL = time.Hour
+
+// JobRequest is the body of POST /v1/jobs.
+type JobRequest struct {
+	Kind string          `json:"kind"`
+	Spec json.RawMessage `json:"spec"`
+}
+
+// JobStarted is the 202 answer to POST /v1/jobs.
+type JobStarted struct {
+	JobID      string `json:"job_id"`
+	WorkflowID string `json:"workflow_id"`
+	StatusURL  string `json:"status_url"`
+	UIURL      string `json:"ui_url"`
+}
+
+// JobStatus is the answer to GET /v1/jobs/{id}: the job's row and, while
+// it runs, its live per-node progress.
+type JobStatus struct {
+	store.Job
+	UIURL    string               `json:"ui_url"`
+	Progress *workflows.JobResult `json:"progress,omitempty"`
+}
+
+// JobList is the answer to GET /v1/jobs.
+type JobList struct {
+	Jobs []store.Job `json:"jobs"`
+	Next string      `json:"next,omitempty"`
+}
+
+// JobResultLink is the answer to GET /v1/jobs/{id}/result.
+type JobResultLink struct {
+	JobID     string          `json:"job_id"`
+	State     string          `json:"state"`
+	Format    string          `json:"format"`
+	URL       string          `json:"url"`
+	ExpiresAt time.Time       `json:"expires_at"`
+	Summary   json.RawMessage `json:"summary,omitempty"`
+}
+
+func (s *Server) createJob(c echo.Context) error {
+	var req JobRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if req.Kind != "analytics" {
+		return errBadRequest(fmt.Sprintf("kind %q: use analytics", req.Kind))
+	}
+	var spec activities.AnalyticsSpec
+	dec := json.NewDecoder(strings.NewReader(string(req.Spec)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&spec); err != nil {
+		return errBadRequest("invalid spec: " + err.Error())
+	}
+	if err := spec.Validate(s.catalog); err != nil {
+		return errBadRequest(err.Error())
+	}
+	raw, err := json.Marshal(spec)
+	if err != nil {
+		return fmt.Errorf("encode spec: %w", err)
+	}
+	id := uuid.New()
+	var by int64
+	if p, ok := c.Get(principalKey).(store.Principal); ok {
+		by = p.KeyID
+	}
+	ctx := c.Request().Context()
+	if _, err := s.deps.Jobs.CreateJob(ctx, id, req.Kind, raw, workflows.JobID(id.String()), by); err != nil {
+		return err
+	}
+	st, err := workflows.StartAnalyticsJob(ctx, s.deps.Temporal, workflows.AnalyticsJobParams{JobID: id.String(), Spec: spec})
+	if err != nil {
+		return fmt.Errorf("start job: %w", err)
+	}
+	return c.JSON(http.StatusAccepted, JobStarted{JobID: id.String(), WorkflowID: st.WorkflowID,
+		StatusURL: s.cfg.PublicURL + "/v1/jobs/" + id.String(), UIURL: s.uiURL(st.WorkflowID, st.RunID)})
+}
+
+func (s *Server) jobByParam(c echo.Context) (store.Job, error) {
+	id, err := uuid.Parse(c.Param("id"))
+	if err != nil {
+		return store.Job{}, errNotFound(fmt.Sprintf("no job %q", c.Param("id")))
+	}
+	j, err := s.deps.Jobs.Job(c.Request().Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Job{}, errNotFound(fmt.Sprintf("no job %s", id))
+	}
+	return j, err
+}
+
+func (s *Server) getJob(c echo.Context) error {
+	j, err := s.jobByParam(c)
+	if err != nil {
+		return err
+	}
+	out := JobStatus{Job: j, UIURL: s.uiURL(j.WorkflowID, "")}
+	if j.State == store.JobPending || j.State == store.JobRunning {
+		if v, err := s.deps.Temporal.QueryWorkflow(c.Request().Context(), j.WorkflowID, "", workflows.ProgressQuery); err == nil {
+			var p workflows.JobResult
+			if v.Get(&p) == nil {
+				out.Progress = &p
+			}
+		}
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) listJobs(c echo.Context) error {
+	state := c.QueryParam("state")
+	if state != "" && !slices.Contains(store.JobStates, state) {
+		return errBadRequest(fmt.Sprintf("state %q: use one of %s", state, strings.Join(store.JobStates, ", ")))
+	}
+	limit, err := queryInt(c, "limit", 50)
+	if err != nil {
+		return err
+	}
+	offset, err := queryInt(c, "offset", 0)
+	if err != nil {
+		return err
+	}
+	if limit < 1 || limit > 500 || offset < 0 {
+		return errBadRequest("limit is 1..500 and offset at least 0")
+	}
+	jobs, err := s.deps.Jobs.Jobs(c.Request().Context(), state, limit, offset)
+	if err != nil {
+		return err
+	}
+	out := JobList{Jobs: jobs}
+	if len(jobs) == limit {
+		q := url.Values{"limit": {fmt.Sprint(limit)}, "offset": {fmt.Sprint(offset + limit)}}
+		if state != "" {
+			q.Set("state", state)
+		}
+		out.Next = s.cfg.PublicURL + "/v1/jobs?" + q.Encode()
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) jobResult(c echo.Context) error {
+	j, err := s.jobByParam(c)
+	if err != nil {
+		return err
+	}
+	if j.ResultObject == "" {
+		return errConflict(fmt.Sprintf("job %s has no result (state %s)", j.ID, j.State))
+	}
+	u, err := s.deps.Objects.PresignedGetObject(c.Request().Context(), s.cfg.S3.ResultsBucket, j.ResultObject, resultURLTTL, nil)
+	if err != nil {
+		return fmt.Errorf("sign result URL: %w", err)
+	}
+	return c.JSON(http.StatusOK, JobResultLink{JobID: j.ID.String(), State: j.State, Format: "parquet", URL: u.String(),
+		ExpiresAt: time.Now().Add(resultURLTTL).UTC(), Summary: j.Result})
+}
+
+func (s *Server) cancelJob(c echo.Context) error {
+	j, err := s.jobByParam(c)
+	if err != nil {
+		return err
+	}
+	if j.State != store.JobPending && j.State != store.JobRunning {
+		return errConflict(fmt.Sprintf("job %s already ended (%s)", j.ID, j.State))
+	}
+	ctx := c.Request().Context()
+	if err := s.deps.Temporal.CancelWorkflow(ctx, j.WorkflowID, ""); err != nil {
+		desc, derr := s.deps.Temporal.DescribeWorkflowExecution(ctx, j.WorkflowID, "")
+		if derr == nil && desc.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+			return errConflict(fmt.Sprintf("job %s already ended", j.ID))
+		}
+		return fmt.Errorf("cancel job %s: %w", j.ID, err)
+	}
+	return c.JSON(http.StatusAccepted, map[string]string{"job_id": j.ID.String(), "state": "cancelling"})
+}

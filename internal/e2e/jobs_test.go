@@ -1,0 +1,262 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/syndb/federation/activities"
+	"github.com/syndb/federation/api"
+	"github.com/syndb/federation/internal/health"
+	"github.com/syndb/federation/internal/store"
+	"github.com/syndb/federation/workflows"
+)
+
+func startJob(t *testing.T, spec string) api.JobStarted {
+	t.Helper()
+	status, raw := apiDo(t, http.MethodPost, "/v1/jobs", `{"kind": "analytics", "spec": `+spec+`}`)
+	require.Equal(t, http.StatusAccepted, status, string(raw))
+	var st api.JobStarted
+	require.NoError(t, json.Unmarshal(raw, &st))
+	return st
+}
+
+func jobStatus(t *testing.T, id string) api.JobStatus {
+	t.Helper()
+	status, raw := apiDo(t, http.MethodGet, "/v1/jobs/"+id, "")
+	require.Equal(t, http.StatusOK, status, string(raw))
+	var js api.JobStatus
+	require.NoError(t, json.Unmarshal(raw, &js))
+	return js
+}
+
+// waitJob polls the job until it leaves pending and running.
+func waitJob(t *testing.T, id string, within time.Duration) api.JobStatus {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), within)
+	defer cancel()
+	var js api.JobStatus
+	require.NoError(t, pollUntil(ctx, func() error {
+		js = jobStatus(t, id)
+		if js.State == store.JobPending || js.State == store.JobRunning {
+			return fmt.Errorf("job %s is %s", id, js.State)
+		}
+		return nil
+	}))
+	return js
+}
+
+func jobNodes(t *testing.T, js api.JobStatus) map[string]workflows.JobNode {
+	t.Helper()
+	var nodes []workflows.JobNode
+	require.NoError(t, json.Unmarshal(js.Nodes, &nodes))
+	out := map[string]workflows.JobNode{}
+	for _, n := range nodes {
+		out[n.Name] = n
+	}
+	return out
+}
+
+func routableNodes(t *testing.T) {
+	t.Helper()
+	for _, n := range []string{"lab-a", "lab-b"} {
+		waitHealth(t, n, health.Healthy, time.Minute)
+	}
+}
+
+// TestAnalyticsSummary: per-dataset statistics of a metric across both
+// nodes equal ClickHouse's own, and the merged overall ones are exact.
+func TestAnalyticsSummary(t *testing.T) {
+	routableNodes(t)
+	st := startJob(t, `{"analysis": "summary", "table": "neuron", "column": "voxel_volume", "quantiles": [0.5, 0.9]}`)
+	js := waitJob(t, st.JobID, 2*time.Minute)
+	require.Equal(t, store.JobCompleted, js.State, "%s", js.Error)
+	var res activities.SummaryResult
+	require.NoError(t, json.Unmarshal(js.Result, &res))
+
+	got := map[string]activities.DatasetStats{}
+	for _, d := range res.Datasets {
+		got[d.DatasetID] = d
+	}
+	var n uint64
+	var sum, sq float64
+	for _, node := range []string{"lab-a", "lab-b"} {
+		rows, err := nodeConn(t, node).Query(t.Context(), `SELECT toString(dataset_id), count(voxel_volume), avg(voxel_volume),
+			stddevPop(voxel_volume), min(voxel_volume), max(voxel_volume), sum(voxel_volume), sum(voxel_volume * voxel_volume)
+			FROM neuron WHERE voxel_volume IS NOT NULL GROUP BY dataset_id`)
+		require.NoError(t, err)
+		for rows.Next() {
+			var (
+				id                              string
+				c                               uint64
+				mean, sd, lo, hi, dsum, dsquare float64
+			)
+			require.NoError(t, rows.Scan(&id, &c, &mean, &sd, &lo, &hi, &dsum, &dsquare))
+			d, ok := got[id]
+			require.True(t, ok, "dataset %s of %s missing from the result", id, node)
+			require.Equal(t, node, d.Node)
+			require.Equal(t, c, d.Count)
+			require.InDelta(t, mean, d.Mean, 1e-9*math.Max(1, math.Abs(mean)))
+			require.InDelta(t, sd, d.Stddev, 1e-6*math.Max(1, sd))
+			require.InDelta(t, lo, d.Min, 0)
+			require.InDelta(t, hi, d.Max, 0)
+			require.Len(t, d.Quantiles, 2)
+			n, sum, sq = n+c, sum+dsum, sq+dsquare
+		}
+		require.NoError(t, rows.Close())
+	}
+	require.Equal(t, n, res.Overall.Count)
+	mean := sum / float64(n)
+	require.InDelta(t, mean, res.Overall.Mean, 1e-9*math.Max(1, mean))
+	require.InDelta(t, math.Sqrt(sq/float64(n)-mean*mean), res.Overall.Stddev, 1e-6)
+
+	// The result is a Parquet object behind a pre-signed URL.
+	status, raw := apiDo(t, http.MethodGet, "/v1/jobs/"+st.JobID+"/result", "")
+	require.Equal(t, http.StatusOK, status, string(raw))
+	var link api.JobResultLink
+	require.NoError(t, json.Unmarshal(raw, &link))
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, link.URL, nil)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "PAR1", string(body[:4]), "a Parquet file")
+
+	// Listed, and filterable by state.
+	status, raw = apiDo(t, http.MethodGet, "/v1/jobs?state=completed&limit=100", "")
+	require.Equal(t, http.StatusOK, status, string(raw))
+	require.Contains(t, string(raw), st.JobID)
+	status, _ = apiDo(t, http.MethodGet, "/v1/jobs?state=bogus", "")
+	require.Equal(t, http.StatusBadRequest, status)
+}
+
+// TestAnalyticsSynapseGraph: every neuron's in and out degree, pulled over
+// the nodes' Flight servers and counted on the hub, equal ClickHouse's.
+func TestAnalyticsSynapseGraph(t *testing.T) {
+	routableNodes(t)
+	st := startJob(t, `{"analysis": "synapse_graph"}`)
+	js := waitJob(t, st.JobID, 2*time.Minute)
+	require.Equal(t, store.JobCompleted, js.State, "%s", js.Error)
+	var res activities.GraphResult
+	require.NoError(t, json.Unmarshal(js.Result, &res))
+
+	in, out := map[string]int64{}, map[string]int64{}
+	var edges int64
+	for _, node := range []string{"lab-a", "lab-b"} {
+		for col, m := range map[string]map[string]int64{"pre_id": out, "post_id": in} {
+			rows, err := nodeConn(t, node).Query(t.Context(), fmt.Sprintf(
+				"SELECT toString(%s), count() FROM synapse WHERE %s IS NOT NULL GROUP BY %s", col, col, col))
+			require.NoError(t, err)
+			for rows.Next() {
+				var id string
+				var c uint64
+				require.NoError(t, rows.Scan(&id, &c))
+				m[node+"/"+id] += int64(c)
+				if col == "pre_id" {
+					edges += int64(c)
+				}
+			}
+			require.NoError(t, rows.Close())
+		}
+	}
+	neurons := map[string]bool{}
+	wantIn, wantOut := map[int64]int64{}, map[int64]int64{}
+	for k := range in {
+		neurons[k] = true
+	}
+	for k := range out {
+		neurons[k] = true
+	}
+	for k := range neurons {
+		wantIn[in[k]]++
+		wantOut[out[k]]++
+	}
+	require.Positive(t, edges)
+	require.Equal(t, int64(len(neurons)), res.Neurons)
+	require.Equal(t, edges, res.Edges)
+	require.Equal(t, wantIn, res.InDegree)
+	require.Equal(t, wantOut, res.OutDegree)
+}
+
+// TestAnalyticsNodeDown: a node that stays down leaves the job partial,
+// naming it; with require_all the job fails instead.
+func TestAnalyticsNodeDown(t *testing.T) {
+	routableNodes(t)
+	require.NoError(t, fed.StopNode(t.Context(), "lab-b", false))
+	t.Cleanup(func() { require.NoError(t, fed.StartNode(context.Background(), "lab-b")) })
+
+	js := waitJob(t, startJob(t, `{"analysis": "summary", "table": "neuron", "column": "voxel_volume"}`).JobID, 2*time.Minute)
+	require.Equal(t, store.JobPartial, js.State, "%s", js.Error)
+	nodes := jobNodes(t, js)
+	require.Equal(t, workflows.JobNodeDone, nodes["lab-a"].State)
+	missing := nodes["lab-b"].State == workflows.JobNodeMissing
+	if !missing { // the health monitor saw it first: excluded before the run
+		require.Contains(t, string(js.Nodes)+fmt.Sprint(js.Progress), "lab-a")
+	}
+	var res activities.SummaryResult
+	require.NoError(t, json.Unmarshal(js.Result, &res))
+	for _, d := range res.Datasets {
+		require.Equal(t, "lab-a", d.Node, "only lab-a's data")
+	}
+
+	js = waitJob(t, startJob(t, `{"analysis": "summary", "table": "neuron", "column": "voxel_volume", "require_all": true}`).JobID, 2*time.Minute)
+	require.Equal(t, store.JobFailed, js.State)
+	require.Contains(t, js.Error, "requires every node")
+}
+
+// TestAnalyticsCancel: DELETE stops a running job promptly: the node's
+// activity learns of it through its heartbeat.
+func TestAnalyticsCancel(t *testing.T) {
+	routableNodes(t)
+	require.NoError(t, fed.StopNode(t.Context(), "lab-b", false))
+	require.NoError(t, fed.StartNodeWith(t.Context(), "lab-b", map[string]string{"SYNDB_NODE_ANSWER_DELAY": "30s"}))
+	t.Cleanup(func() {
+		_ = fed.StopNode(context.Background(), "lab-b", false)
+		require.NoError(t, fed.StartNode(context.Background(), "lab-b"))
+	})
+	st := startJob(t, `{"analysis": "summary", "table": "neuron", "column": "voxel_volume", "nodes": ["lab-b"]}`)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, pollUntil(ctx, func() error {
+		js := jobStatus(t, st.JobID)
+		if js.Progress == nil || len(js.Progress.Nodes) == 0 || js.Progress.Nodes[0].State != workflows.JobNodeRunning {
+			return fmt.Errorf("job not running on lab-b yet: %s", js.State)
+		}
+		return nil
+	}))
+	began := time.Now()
+	status, raw := apiDo(t, http.MethodDelete, "/v1/jobs/"+st.JobID, "")
+	require.Equal(t, http.StatusAccepted, status, string(raw))
+	js := waitJob(t, st.JobID, 25*time.Second)
+	t.Logf("job cancelled %s after DELETE", time.Since(began))
+	require.Equal(t, store.JobCancelled, js.State)
+	require.Less(t, time.Since(began), 25*time.Second, "before the node's held-back answer")
+	status, _ = apiDo(t, http.MethodDelete, "/v1/jobs/"+st.JobID, "")
+	require.Equal(t, http.StatusConflict, status, "a finished job cannot be cancelled")
+}
+
+func TestJobRefusals(t *testing.T) {
+	for _, body := range []string{
+		`{"kind": "etl-nope", "spec": {}}`,
+		`{"kind": "analytics", "spec": {"analysis": "nope"}}`,
+		`{"kind": "analytics", "spec": {"analysis": "summary", "table": "neuron", "column": "secret"}}`,
+		`{"kind": "analytics", "spec": {"analysis": "summary", "table": "neuron", "column": "voxel_volume", "quantiles": [2]}}`,
+		`{"kind": "analytics", "spec": {"analysis": "summary", "table": "neuron", "column": "voxel_volume", "extra": 1}}`,
+		`{"kind": "analytics", "spec": {"analysis": "synapse_graph", "dataset_ids": ["not-a-uuid"]}}`,
+	} {
+		status, raw := apiDo(t, http.MethodPost, "/v1/jobs", body)
+		require.Equal(t, http.StatusBadRequest, status, "%s: %s", body, raw)
+	}
+	status, _ := apiDo(t, http.MethodGet, "/v1/jobs/00000000-0000-4000-8000-000000000000", "")
+	require.Equal(t, http.StatusNotFound, status)
+}

@@ -1,0 +1,140 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Job states.
+const (
+	JobPending   = "pending"
+	JobRunning   = "running"
+	JobCompleted = "completed"
+	JobPartial   = "partial" // finished without some nodes
+	JobFailed    = "failed"
+	JobCancelled = "cancelled"
+)
+
+// JobStates lists every state, for validating filters.
+var JobStates = []string{JobPending, JobRunning, JobCompleted, JobPartial, JobFailed, JobCancelled}
+
+// Job is one analytics or ETL job: the queue entry and its history.
+type Job struct {
+	ID           uuid.UUID       `json:"id"`
+	Kind         string          `json:"kind"`
+	State        string          `json:"state"`
+	Spec         json.RawMessage `json:"spec"`
+	WorkflowID   string          `json:"workflow_id"`
+	Error        string          `json:"error,omitempty"`
+	Nodes        json.RawMessage `json:"nodes"`
+	Result       json.RawMessage `json:"result,omitempty"`
+	ResultObject string          `json:"result_object,omitempty"`
+	CreatedAt    time.Time       `json:"created_at"`
+	StartedAt    *time.Time      `json:"started_at,omitempty"`
+	FinishedAt   *time.Time      `json:"finished_at,omitempty"`
+}
+
+const jobColumns = `id, kind, state, spec, workflow_id, coalesce(error, ''), nodes, result, result_object, created_at, started_at, finished_at`
+
+func scanJob(row pgx.Row) (Job, error) {
+	var j Job
+	var result []byte
+	err := row.Scan(&j.ID, &j.Kind, &j.State, &j.Spec, &j.WorkflowID, &j.Error, &j.Nodes, &result, &j.ResultObject,
+		&j.CreatedAt, &j.StartedAt, &j.FinishedAt)
+	if len(result) > 0 {
+		j.Result = result
+	}
+	j.CreatedAt = j.CreatedAt.UTC()
+	return j, err
+}
+
+// CreateJob queues a job (state pending) run by workflowID.
+func (s *Store) CreateJob(ctx context.Context, id uuid.UUID, kind string, spec json.RawMessage, workflowID string, createdBy int64) (Job, error) {
+	var by *int64
+	if createdBy > 0 {
+		by = &createdBy
+	}
+	j, err := scanJob(s.pool.QueryRow(ctx, `INSERT INTO jobs (id, kind, spec, workflow_id, created_by)
+		VALUES ($1, $2, $3, $4, $5) RETURNING `+jobColumns, id, kind, spec, workflowID, by))
+	if err != nil {
+		return Job{}, fmt.Errorf("create job: %w", err)
+	}
+	return j, nil
+}
+
+// Job returns one job, or ErrNotFound.
+func (s *Store) Job(ctx context.Context, id uuid.UUID) (Job, error) {
+	j, err := scanJob(s.pool.QueryRow(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Job{}, fmt.Errorf("job %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Job{}, fmt.Errorf("read job %s: %w", id, err)
+	}
+	return j, nil
+}
+
+// Jobs lists jobs, newest first, in state (any when empty).
+func (s *Store) Jobs(ctx context.Context, state string, limit, offset int) ([]Job, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+jobColumns+` FROM jobs WHERE ($1 = '' OR state = $1)
+		ORDER BY created_at DESC, id LIMIT $2 OFFSET $3`, state, limit, offset)
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Job, error) { return scanJob(r) })
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	if out == nil {
+		out = []Job{}
+	}
+	return out, nil
+}
+
+// StartJob marks a job running (once: a retried call changes nothing).
+func (s *Store) StartJob(ctx context.Context, id uuid.UUID) error {
+	_, err := s.pool.Exec(ctx, `UPDATE jobs SET state = 'running', started_at = coalesce(started_at, now()), updated_at = now()
+		WHERE id = $1 AND state = 'pending'`, id)
+	if err != nil {
+		return fmt.Errorf("start job %s: %w", id, err)
+	}
+	return nil
+}
+
+// JobOutcome is how a job ended.
+type JobOutcome struct {
+	State        string
+	Nodes        json.RawMessage
+	Result       json.RawMessage
+	ResultObject string
+	Error        string
+}
+
+// FinishJob records a job's end. A finished job stays as it ended.
+func (s *Store) FinishJob(ctx context.Context, id uuid.UUID, o JobOutcome) error {
+	var result any
+	if len(o.Result) > 0 {
+		result = o.Result
+	}
+	nodes := o.Nodes
+	if len(nodes) == 0 {
+		nodes = json.RawMessage("[]")
+	}
+	var errText *string
+	if o.Error != "" {
+		errText = &o.Error
+	}
+	_, err := s.pool.Exec(ctx, `UPDATE jobs SET state = $2, nodes = $3, result = $4, result_object = $5, error = $6,
+			started_at = coalesce(started_at, now()), finished_at = now(), updated_at = now()
+		WHERE id = $1 AND state IN ('pending', 'running')`, id, o.State, nodes, result, o.ResultObject, errText)
+	if err != nil {
+		return fmt.Errorf("finish job %s: %w", id, err)
+	}
+	return nil
+}

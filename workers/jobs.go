@@ -1,0 +1,31 @@
+package workers
+
+import (
+	"fmt"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/syndb/federation/activities"
+	"github.com/syndb/federation/internal/config"
+)
+
+// registerJobs registers the activities of analytics jobs.
+func registerJobs(w worker.Registry, jobs *activities.Jobs) {
+	w.RegisterActivityWithOptions(jobs.StartJob, activity.RegisterOptions{Name: activities.StartJobName})
+	w.RegisterActivityWithOptions(jobs.JobTargets, activity.RegisterOptions{Name: activities.JobTargetsName})
+	w.RegisterActivityWithOptions(jobs.NodeAnalysis, activity.RegisterOptions{Name: activities.NodeAnalysisName})
+	w.RegisterActivityWithOptions(jobs.MergeJob, activity.RegisterOptions{Name: activities.MergeJobName})
+	w.RegisterActivityWithOptions(jobs.FinishJob, activity.RegisterOptions{Name: activities.FinishJobName})
+}
+
+// newS3 connects to the hub's object store.
+func newS3(c config.S3) (*minio.Client, error) {
+	mc, err := minio.New(c.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(c.AccessKey, c.SecretKey, ""), Secure: c.UseTLS})
+	if err != nil {
+		return nil, fmt.Errorf("s3 client for %s: %w", c.Endpoint, err)
+	}
+	return mc, nil
+}

@@ -1,0 +1,195 @@
+package workflows
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/syndb/federation/activities"
+	"github.com/syndb/federation/internal/routing"
+	"github.com/syndb/federation/internal/store"
+)
+
+// AnalyticsJobName is the analytics job workflow's type name.
+const AnalyticsJobName = "AnalyticsJob"
+
+// JobID is the workflow ID of job id.
+func JobID(id string) string { return "job-" + id }
+
+// jobConcurrency bounds how many nodes a job works on at once.
+const jobConcurrency = 16
+
+// AnalyticsJobParams is the input of the analytics job workflow.
+type AnalyticsJobParams struct {
+	JobID string                   `json:"job_id"`
+	Spec  activities.AnalyticsSpec `json:"spec"`
+}
+
+// Node states in a job.
+const (
+	JobNodeQueued  = "queued"
+	JobNodeRunning = "running"
+	JobNodeDone    = "done"
+	JobNodeMissing = "missing" // could not take part, after its retries
+)
+
+// JobNode is one node's progress in a job.
+type JobNode struct {
+	Name       string `json:"name"`
+	State      string `json:"state"`
+	Rows       int64  `json:"rows"`
+	Bytes      int64  `json:"bytes"`
+	DurationMS int64  `json:"duration_ms"`
+	Error      string `json:"error,omitempty"`
+}
+
+// JobResult is the output (and, while running, the progress) of a job.
+type JobResult struct {
+	State    string              `json:"state"`
+	Nodes    []JobNode           `json:"nodes"`
+	Excluded []routing.Exclusion `json:"excluded"`
+	Result   json.RawMessage     `json:"result,omitempty"`
+	Object   string              `json:"result_object,omitempty"`
+	Error    string              `json:"error,omitempty"`
+}
+
+// AnalyticsJob runs an analysis across the federation: it picks the
+// routable nodes, runs the analysis on each (its own activity, retried),
+// stores each node's part in S3, merges the parts, and records the job's
+// end in PostgreSQL. A node that stays down leaves the job partial, or
+// failed when the spec requires every node. Cancelling the workflow
+// cancels the node activities (they heartbeat) and records the job
+// cancelled.
+func AnalyticsJob(ctx workflow.Context, p AnalyticsJobParams) (JobResult, error) {
+	res := JobResult{State: store.JobRunning, Nodes: []JobNode{}, Excluded: []routing.Exclusion{}}
+	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (JobResult, error) { return res, nil }); err != nil {
+		return res, fmt.Errorf("register progress query: %w", err)
+	}
+	short := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 5, NonRetryableErrorTypes: []string{activities.ErrTypeInvalid}},
+	})
+	finish := func(ctx workflow.Context) error {
+		nodes, _ := json.Marshal(res.Nodes)
+		return workflow.ExecuteActivity(short, activities.FinishJobName, activities.FinishParams{
+			JobID: p.JobID, State: res.State, Nodes: nodes, Result: res.Result, ResultObject: res.Object, Error: res.Error,
+		}).Get(ctx, nil)
+	}
+	err := run(ctx, short, p, &res)
+	if temporal.IsCanceledError(err) || errors.Is(ctx.Err(), workflow.ErrCanceled) {
+		// Record the cancellation on a context the cancellation does not reach.
+		dctx, _ := workflow.NewDisconnectedContext(ctx)
+		short = workflow.WithActivityOptions(dctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute,
+			RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 5}})
+		res.State, res.Error = store.JobCancelled, "cancelled"
+		if ferr := finish(dctx); ferr != nil {
+			return res, fmt.Errorf("record cancellation: %w", ferr)
+		}
+		return res, err
+	}
+	if err != nil {
+		res.State, res.Error = store.JobFailed, rootMessage(err)
+	}
+	if ferr := finish(ctx); ferr != nil {
+		return res, fmt.Errorf("record job end: %w", ferr)
+	}
+	return res, nil
+}
+
+func run(ctx, short workflow.Context, p AnalyticsJobParams, res *JobResult) error {
+	if err := workflow.ExecuteActivity(short, activities.StartJobName, activities.JobRef{JobID: p.JobID}).Get(ctx, nil); err != nil {
+		return fmt.Errorf("start job: %w", err)
+	}
+	var targets activities.JobTargetsResult
+	if err := workflow.ExecuteActivity(short, activities.JobTargetsName, activities.JobTargetsParams{Spec: p.Spec}).Get(ctx, &targets); err != nil {
+		return fmt.Errorf("choose nodes: %w", err)
+	}
+	res.Excluded = targets.Excluded
+	if p.Spec.RequireAll && len(targets.Excluded) > 0 {
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("the job requires every node, and %d cannot take part (%s)",
+			len(targets.Excluded), exclusionNames(targets.Excluded)), activities.ErrTypeInvalid, nil)
+	}
+	if len(targets.Nodes) == 0 {
+		return temporal.NewNonRetryableApplicationError("no node can run this job ("+exclusionNames(targets.Excluded)+")",
+			activities.ErrTypeInvalid, nil)
+	}
+	for _, n := range targets.Nodes {
+		res.Nodes = append(res.Nodes, JobNode{Name: n.Name, State: JobNodeQueued})
+	}
+	nodeCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Minute,
+		HeartbeatTimeout:    30 * time.Second,
+		WaitForCancellation: true,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second,
+			MaximumAttempts: 3, NonRetryableErrorTypes: []string{activities.ErrTypeInvalid}},
+	})
+	var parts []activities.NodePart
+	sel := workflow.NewSelector(ctx)
+	inflight, next := 0, 0
+	for next < len(targets.Nodes) || inflight > 0 {
+		for inflight < jobConcurrency && next < len(targets.Nodes) {
+			i := next
+			next++
+			inflight++
+			res.Nodes[i].State = JobNodeRunning
+			opts := workflow.GetActivityOptions(nodeCtx)
+			opts.ActivityID = "analyze-" + targets.Nodes[i].Name
+			f := workflow.ExecuteActivity(workflow.WithActivityOptions(nodeCtx, opts), activities.NodeAnalysisName,
+				activities.NodeAnalysisParams{JobID: p.JobID, Node: targets.Nodes[i], Spec: p.Spec})
+			sel.AddFuture(f, func(f workflow.Future) {
+				inflight--
+				var part activities.NodePart
+				if err := f.Get(ctx, &part); err != nil {
+					res.Nodes[i].State, res.Nodes[i].Error = JobNodeMissing, rootMessage(err)
+					return
+				}
+				res.Nodes[i].State, res.Nodes[i].Rows, res.Nodes[i].Bytes, res.Nodes[i].DurationMS = JobNodeDone, part.Rows, part.Bytes, part.DurationMS
+				parts = append(parts, part)
+			})
+		}
+		sel.Select(ctx)
+		if ctx.Err() != nil {
+			return temporal.NewCanceledError()
+		}
+	}
+	missing := len(targets.Nodes) - len(parts)
+	if len(parts) == 0 {
+		return fmt.Errorf("every node failed: %s", res.Nodes[0].Error)
+	}
+	if missing > 0 && p.Spec.RequireAll {
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("the job requires every node, and %d failed", missing), activities.ErrTypeInvalid, nil)
+	}
+	mergeCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Minute, HeartbeatTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 3},
+	})
+	var merged activities.MergeResult
+	if err := workflow.ExecuteActivity(mergeCtx, activities.MergeJobName, activities.MergeParams{JobID: p.JobID, Spec: p.Spec, Parts: parts}).Get(ctx, &merged); err != nil {
+		return fmt.Errorf("merge: %w", err)
+	}
+	res.Result, res.Object = merged.Summary, merged.Object
+	res.State = store.JobCompleted
+	if missing > 0 || len(res.Excluded) > 0 {
+		// Some node's data is not in the result: say so.
+		res.State = store.JobPartial
+	}
+	return nil
+}
+
+func exclusionNames(ex []routing.Exclusion) string {
+	if len(ex) == 0 {
+		return "no node is registered"
+	}
+	out := ""
+	for i, e := range ex {
+		if i > 0 {
+			out += ", "
+		}
+		out += e.Name + ": " + string(e.Reason)
+	}
+	return out
+}
