@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"os"
 	"testing"
 	"time"
 
@@ -78,6 +79,7 @@ func TestAnalyticsSummary(t *testing.T) {
 	st := startJob(t, `{"analysis": "summary", "table": "neuron", "column": "voxel_volume", "quantiles": [0.5, 0.9]}`)
 	js := waitJob(t, st.JobID, 2*time.Minute)
 	require.Equal(t, store.JobCompleted, js.State, "%s", js.Error)
+	recordHistoryTo(t, temporalClient(t), st.WorkflowID, "", os.Getenv("SYNDB_RECORD_JOB_HISTORY"))
 	var res activities.SummaryResult
 	require.NoError(t, json.Unmarshal(js.Result, &res))
 
