@@ -4,6 +4,7 @@
 // through schema sync, to every node. A released file is immutable: its
 // checksum is recorded in each warehouse's ledger and a changed file is drift.
 // postgres/ holds the hub's own schema, applied at start by goose.
+// ontology/ holds the versioned ontology the hub pushes to every node.
 package schemas
 
 import (
@@ -23,6 +24,12 @@ var ClickHouse embed.FS
 //
 //go:embed postgres/*.sql
 var Postgres embed.FS
+
+// OntologyJSON is the hub's ontology: versioned controlled vocabularies
+// (neurotransmitters, compartments, brain regions), read by internal/ontology.
+//
+//go:embed ontology/ontology.json
+var OntologyJSON []byte
 
 // ClickHouseMigrations returns the embedded warehouse migrations, 1..n.
 func ClickHouseMigrations() ([]migrate.Migration, error) {
