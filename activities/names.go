@@ -11,6 +11,10 @@ const (
 	SyncNodeSchemaName  = "SyncNodeSchema"
 	HealthSweepName     = "HealthSweep"
 	RecordHealthName    = "RecordHealth"
+	// Catalog and ontology sync.
+	SyncNodeCatalogName  = "SyncNodeCatalog"
+	PrepareOntologyName  = "PrepareOntology"
+	SyncNodeOntologyName = "SyncNodeOntology"
 )
 
 // Application error types that must not be retried.

@@ -18,6 +18,8 @@ const TaskQueue = "syndb-hub"
 const (
 	SchemaSyncName    = "SchemaSync"
 	HealthMonitorName = "HealthMonitor"
+	CatalogSyncName   = "CatalogSync"
+	OntologySyncName  = "OntologySync"
 )
 
 // HealthMonitorID is the workflow ID of the hub's one health monitor.
@@ -64,6 +66,28 @@ func SchemaSyncID(v int) string { return fmt.Sprintf("schema-sync-v%d", v) }
 // version v: one run per node and target, however often the node registers.
 func SchemaCatchUpID(node string, v int) string { return fmt.Sprintf("schema-catchup-%s-v%d", node, v) }
 
+// Catalog sync IDs: one on-demand sync of the fleet at a time
+// (CatalogSyncID), the schedule's runs (its ID, then
+// CatalogScheduledID and the time Temporal appends), and one sync per
+// registering node (NodeCatalogSyncID).
+const (
+	CatalogSyncID      = "catalog-sync"
+	CatalogScheduleID  = "catalog-sync"
+	CatalogScheduledID = "catalog-sync-scheduled"
+)
+
+// NodeCatalogSyncID is the workflow ID of the catalog sync of one node.
+func NodeCatalogSyncID(node string) string { return "catalog-sync-node-" + node }
+
+// OntologySyncID is the workflow ID of the sync of ontology version v.
+func OntologySyncID(v int) string { return fmt.Sprintf("ontology-sync-v%d", v) }
+
+// OntologyCatchUpID is the workflow ID of the ontology catch-up of one node
+// to version v.
+func OntologyCatchUpID(node string, v int) string {
+	return fmt.Sprintf("ontology-catchup-%s-v%d", node, v)
+}
+
 // WorkflowRegistry is where workflows are registered: a worker or a replayer.
 type WorkflowRegistry interface {
 	RegisterWorkflowWithOptions(w any, options workflow.RegisterOptions)
@@ -73,5 +97,7 @@ type WorkflowRegistry interface {
 func Register(r WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(SchemaSync, workflow.RegisterOptions{Name: SchemaSyncName})
 	r.RegisterWorkflowWithOptions(HealthMonitor, workflow.RegisterOptions{Name: HealthMonitorName})
+	r.RegisterWorkflowWithOptions(CatalogSync, workflow.RegisterOptions{Name: CatalogSyncName})
+	r.RegisterWorkflowWithOptions(OntologySync, workflow.RegisterOptions{Name: OntologySyncName})
 	r.RegisterWorkflowWithOptions(AnalyticsJob, workflow.RegisterOptions{Name: AnalyticsJobName})
 }

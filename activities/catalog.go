@@ -1,0 +1,109 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/syndb/federation/internal/fedpb"
+	"github.com/syndb/federation/internal/p2p"
+	"github.com/syndb/federation/internal/store"
+)
+
+// catalogStore is what the catalog activities need of PostgreSQL.
+type catalogStore interface {
+	ReplaceCatalog(ctx context.Context, cluster string, datasets []store.CatalogDataset, fetchedAt time.Time, workflowID string) (store.CatalogChange, error)
+}
+
+// Catalog holds the activities of the catalog sync workflow.
+type Catalog struct {
+	store catalogStore
+	nodes nodeCaller
+}
+
+// NewCatalog returns the catalog activities.
+func NewCatalog(st catalogStore, nodes nodeCaller) *Catalog {
+	return &Catalog{store: st, nodes: nodes}
+}
+
+// SyncNodeCatalogParams is the input of SyncNodeCatalog.
+type SyncNodeCatalogParams struct {
+	Node       NodeRef `json:"node"`
+	WorkflowID string  `json:"workflow_id"`
+}
+
+// SyncNodeCatalogResult is the output of SyncNodeCatalog: counts only, the
+// catalog itself goes straight to PostgreSQL.
+type SyncNodeCatalogResult struct {
+	store.CatalogChange
+	// Skipped counts datasets the node reported with an ID that is not a
+	// UUID, or a second time.
+	Skipped int `json:"skipped,omitempty"`
+}
+
+// SyncNodeCatalog asks one node for its dataset catalog, with each
+// dataset's row count per table, and writes it to PostgreSQL: the node's
+// datasets are upserted and the ones it no longer reports removed.
+func (a *Catalog) SyncNodeCatalog(ctx context.Context, p SyncNodeCatalogParams) (SyncNodeCatalogResult, error) {
+	fetched := time.Now()
+	var resp fedpb.DatasetCatalogResponse
+	stopBeats := heartbeat(ctx, func() any { return p.Node.Name })
+	err := a.nodes.Call(ctx, p.Node.PeerID, p.Node.Addrs, p2p.DatasetCatalog, &fedpb.DatasetCatalogRequest{WithRowCounts: true}, &resp)
+	stopBeats()
+	switch {
+	case p2p.IsCode(err, p2p.CodeInvalid), p2p.IsCode(err, p2p.CodeUnauthorized):
+		return SyncNodeCatalogResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalid, err)
+	case err != nil:
+		return SyncNodeCatalogResult{}, fmt.Errorf("dataset catalog of %s: %w", p.Node.Name, err)
+	}
+	if resp.GetNode() != p.Node.Name {
+		return SyncNodeCatalogResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("%s answered as node %q", p.Node.Name, resp.GetNode()), ErrTypeInvalid, nil)
+	}
+	datasets, skipped := catalogDatasets(resp.GetDatasets())
+	if skipped > 0 {
+		activity.GetLogger(ctx).Warn("node reported datasets without a UUID or twice: left out", "node", p.Node.Name, "skipped", skipped)
+	}
+	ch, err := a.store.ReplaceCatalog(ctx, p.Node.Name, datasets, fetched, p.WorkflowID)
+	if err != nil {
+		return SyncNodeCatalogResult{}, err
+	}
+	activity.GetLogger(ctx).Info("node catalog synced", "node", p.Node.Name, "datasets", ch.Datasets, "added", ch.Added,
+		"updated", ch.Updated, "removed", ch.Removed, "stale", ch.Stale, "took", time.Since(fetched))
+	return SyncNodeCatalogResult{CatalogChange: ch, Skipped: skipped}, nil
+}
+
+// catalogDatasets converts a node's datasets, leaving out those whose ID is
+// not a UUID and repeats of an ID (a MergeTree table may hold a row twice):
+// the first reported wins.
+func catalogDatasets(in []*fedpb.Dataset) ([]store.CatalogDataset, int) {
+	out := make([]store.CatalogDataset, 0, len(in))
+	seen := make(map[uuid.UUID]bool, len(in))
+	skipped := 0
+	for _, d := range in {
+		id, err := uuid.Parse(d.GetDatasetId())
+		if err != nil || seen[id] {
+			skipped++
+			continue
+		}
+		seen[id] = true
+		tables := make([]store.TableRows, 0, len(d.GetTables()))
+		for _, t := range d.GetTables() {
+			tables = append(tables, store.TableRows{Table: t.GetTable(), Rows: t.GetRows()})
+		}
+		var created time.Time
+		if d.GetCreatedAt() != nil {
+			created = d.GetCreatedAt().AsTime()
+		}
+		out = append(out, store.CatalogDataset{
+			ID: id, Name: d.GetName(), Owner: d.GetOwner(), Animal: d.GetAnimal(), BrainRegion: d.GetBrainRegion(),
+			GeneticManipulations: d.GetGeneticManipulations(), Microscopy: d.GetMicroscopy(),
+			PublicationDOI: d.GetPublicationDoi(), Notes: d.GetNotes(), CreatedAt: created, Tables: tables,
+		})
+	}
+	return out, skipped
+}

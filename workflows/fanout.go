@@ -1,0 +1,90 @@
+package workflows
+
+import (
+	"errors"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/syndb/federation/activities"
+)
+
+// fanOut calls start for 0..n-1 with at most limit futures pending at once,
+// and done with each future as it completes, in completion order. Each
+// item is its own activity with its own retries, so one slow node holds up
+// no other.
+func fanOut(ctx workflow.Context, n, limit int, start func(i int) workflow.Future, done func(i int, f workflow.Future)) {
+	if limit <= 0 {
+		limit = DefaultSyncConcurrency
+	}
+	sel := workflow.NewSelector(ctx)
+	inflight, next := 0, 0
+	for next < n || inflight > 0 {
+		for inflight < limit && next < n {
+			i := next
+			sel.AddFuture(start(i), func(f workflow.Future) {
+				inflight--
+				done(i, f)
+			})
+			inflight++
+			next++
+		}
+		sel.Select(ctx)
+	}
+}
+
+// nodeStatus classifies a node activity's failure: drift and invalid
+// requests are not retried and are reported as such; anything else means
+// the node could not be reached for now (pending: caught up later).
+func nodeStatus(err error) string {
+	var appErr *temporal.ApplicationError
+	switch {
+	case errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeDrift:
+		return NodeDrift
+	case errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeInvalid:
+		return NodeFailed
+	default:
+		return NodePending
+	}
+}
+
+// listOptions are the activity options of the short hub-side steps of a
+// sync (listing nodes, preparing what to send).
+func listOptions() workflow.ActivityOptions {
+	return workflow.ActivityOptions{
+		StartToCloseTimeout: time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        time.Minute,
+			MaximumAttempts:        10,
+			NonRetryableErrorTypes: []string{activities.ErrTypeInvalid},
+		},
+	}
+}
+
+// nodeOptions are the activity options of one node's part of a catalog or
+// ontology sync: those of schema sync's nodes. activityID names the node's
+// activity so the UI lists each node on its own. A catch-up is patient: its
+// node has just registered, so it is up, but it may still be catching up on
+// its schema (the ontology tables, a new node's datasets table), so it is
+// retried for minutes rather than seconds.
+func nodeOptions(activityID string, catchUp bool) workflow.ActivityOptions {
+	retry := &temporal.RetryPolicy{
+		InitialInterval:        time.Second,
+		BackoffCoefficient:     2,
+		MaximumInterval:        15 * time.Second,
+		MaximumAttempts:        4,
+		NonRetryableErrorTypes: []string{activities.ErrTypeDrift, activities.ErrTypeInvalid},
+	}
+	if catchUp {
+		retry.MaximumInterval, retry.MaximumAttempts = 30*time.Second, 12
+	}
+	return workflow.ActivityOptions{
+		ActivityID:          activityID,
+		StartToCloseTimeout: 3 * time.Minute,
+		HeartbeatTimeout:    20 * time.Second,
+		RetryPolicy:         retry,
+	}
+}

@@ -1,0 +1,116 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+)
+
+// StartCatalogSync starts a catalog sync of the whole fleet, or joins the
+// one already going (the workflow ID is fixed: CatalogSyncID). A finished
+// one may run again.
+func StartCatalogSync(ctx context.Context, c client.Client, p CatalogSyncParams) (Started, error) {
+	p.Nodes, p.CatchUp = nil, false
+	return startOrJoinRun(ctx, c, CatalogSyncID, CatalogSyncName, p)
+}
+
+// StartNodeCatalogSync starts the catalog sync of one node (after it
+// registered, or after its datasets changed), or joins the one going.
+// catchUp makes the node's sync patient, for a node that has just
+// registered and may still be catching up on its schema.
+func StartNodeCatalogSync(ctx context.Context, c client.Client, node string, catchUp bool) (Started, error) {
+	return startOrJoinRun(ctx, c, NodeCatalogSyncID(node), CatalogSyncName, CatalogSyncParams{Nodes: []string{node}, CatchUp: catchUp})
+}
+
+// EnsureCatalogSchedule creates the Temporal Schedule that syncs the whole
+// fleet's catalog every interval (ID CatalogScheduleID), or, when it
+// exists, brings its interval to this one. Runs that would overlap a
+// running one are skipped.
+func EnsureCatalogSchedule(ctx context.Context, c client.Client, every time.Duration) error {
+	if every <= 0 {
+		return fmt.Errorf("catalog sync interval %s must be positive", every)
+	}
+	sc := c.ScheduleClient()
+	_, err := sc.Create(ctx, client.ScheduleOptions{
+		ID:      CatalogScheduleID,
+		Spec:    client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: every}}},
+		Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
+		Note:    "sync every node's dataset catalog into the hub's PostgreSQL",
+		Action: &client.ScheduleWorkflowAction{
+			ID:                    CatalogScheduledID,
+			Workflow:              CatalogSyncName,
+			Args:                  []any{CatalogSyncParams{}},
+			TaskQueue:             TaskQueue,
+			TypedSearchAttributes: temporal.NewSearchAttributes(OutcomeKey.ValueSet(OutcomeRunning)),
+		},
+	})
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
+		return fmt.Errorf("create schedule %s: %w", CatalogScheduleID, err)
+	}
+	err = sc.GetHandle(ctx, CatalogScheduleID).Update(ctx, client.ScheduleUpdateOptions{
+		DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
+			spec := in.Description.Schedule.Spec
+			if spec != nil && len(spec.Intervals) == 1 && spec.Intervals[0].Every == every && spec.Intervals[0].Offset == 0 {
+				return nil, temporal.ErrSkipScheduleUpdate
+			}
+			s := in.Description.Schedule
+			s.Spec = &client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: every}}}
+			return &client.ScheduleUpdate{Schedule: &s}, nil
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("update schedule %s: %w", CatalogScheduleID, err)
+	}
+	return nil
+}
+
+// StartOntologySync starts the sync of ontology version p.Version, or joins
+// the run already going for it: the workflow ID is the version. A finished
+// one may run again (nodes store nothing twice).
+func StartOntologySync(ctx context.Context, c client.Client, p OntologySyncParams) (Started, error) {
+	p.Nodes, p.CatchUp = nil, false
+	return startOrJoinRun(ctx, c, OntologySyncID(p.Version), OntologySyncName, p)
+}
+
+// StartOntologyCatchUp brings one node that was away (or is new) up to
+// ontology version v, as its own run of the ontology sync workflow; a
+// catch-up of that node to that version already going is joined.
+func StartOntologyCatchUp(ctx context.Context, c client.Client, node string, v int) (Started, error) {
+	return startOrJoinRun(ctx, c, OntologyCatchUpID(node, v), OntologySyncName,
+		OntologySyncParams{Version: v, Nodes: []string{node}, CatchUp: true})
+}
+
+// startOrJoinRun starts workflowType under id, or joins the run going under
+// it (conflict policy use-existing); a closed run's ID may be used again.
+func startOrJoinRun(ctx context.Context, c client.Client, id, workflowType string, params any) (Started, error) {
+	joined := false
+	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
+	var nf *serviceerror.NotFound
+	switch {
+	case errors.As(err, &nf):
+	case err != nil:
+		return Started{}, fmt.Errorf("describe workflow %s: %w", id, err)
+	default:
+		joined = desc.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
+	}
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                       id,
+		TaskQueue:                TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		TypedSearchAttributes:    temporal.NewSearchAttributes(OutcomeKey.ValueSet(OutcomeRunning)),
+	}, workflowType, params)
+	if err != nil {
+		return Started{}, fmt.Errorf("start workflow %s: %w", id, err)
+	}
+	return Started{WorkflowID: run.GetID(), RunID: run.GetRunID(), Joined: joined}, nil
+}
