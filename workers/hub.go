@@ -18,6 +18,7 @@ import (
 	"github.com/syndb/federation/internal/chx"
 	"github.com/syndb/federation/internal/config"
 	"github.com/syndb/federation/internal/health"
+	"github.com/syndb/federation/internal/ontology"
 	"github.com/syndb/federation/internal/p2p"
 	"github.com/syndb/federation/internal/store"
 	"github.com/syndb/federation/schemas"
@@ -38,6 +39,10 @@ func Register(w worker.Registry, schema *activities.Schema, hl *activities.Healt
 // (finishing in-flight activities), the libp2p host, the connections.
 func RunHub(ctx context.Context, cfg config.Worker, log *slog.Logger) (err error) {
 	migs, err := schemas.ClickHouseMigrations()
+	if err != nil {
+		return err
+	}
+	onto, err := ontology.Embedded()
 	if err != nil {
 		return err
 	}
@@ -121,7 +126,7 @@ func RunHub(ctx context.Context, cfg config.Worker, log *slog.Logger) (err error
 	if err := workflows.EnsureSearchAttributes(ctx, tc, cfg.Temporal.Namespace); err != nil {
 		return err
 	}
-	catchUp := newCatchUp(st, tc, log)
+	catchUp := newCatchUp(st, tc, onto.Version, log)
 	defer catchUp.Close()
 
 	reg := &Registrar{store: st, target: len(migs), log: log, enrolled: func(ctx context.Context) {
@@ -143,6 +148,7 @@ func RunHub(ctx context.Context, cfg config.Worker, log *slog.Logger) (err error
 		activities.HealthOptions{Concurrency: cfg.Health.Concurrency, PingTimeout: cfg.Health.PingTimeout}, log)
 	w := worker.New(tc, workflows.TaskQueue, worker.Options{})
 	Register(w, activities.NewSchema(st, wh, nodes, migs, log), hl)
+	registerCatalog(w, activities.NewCatalog(st, nodes), activities.NewOntology(st, nodes, onto))
 	s3, err := newS3(cfg.S3)
 	if err != nil {
 		return err
@@ -160,6 +166,10 @@ func RunHub(ctx context.Context, cfg config.Worker, log *slog.Logger) (err error
 		return fmt.Errorf("health settings: %w", err)
 	}
 	if _, err := workflows.StartHealthMonitor(ctx, tc, workflows.HealthMonitorParams{Interval: cfg.Health.Interval, Breaker: breaker}); err != nil {
+		w.Stop()
+		return err
+	}
+	if err := workflows.EnsureCatalogSchedule(ctx, tc, cfg.CatalogInterval); err != nil {
 		w.Stop()
 		return err
 	}

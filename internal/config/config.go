@@ -176,6 +176,9 @@ type Worker struct {
 	// node, so this bounds the fleet (libp2p's own defaults stop near 500).
 	MaxConns int `env:"SYNDB_P2P_MAX_CONNS" envDefault:"4096"`
 	Health   Health
+	// CatalogInterval is how often the catalog-sync schedule pulls every
+	// node's dataset catalog into PostgreSQL.
+	CatalogInterval time.Duration `env:"SYNDB_CATALOG_INTERVAL" envDefault:"15m"`
 }
 
 // Health configures the health monitor and its circuit breaker; the README
@@ -349,6 +352,9 @@ func (c *Worker) Validate() error {
 	}
 	if len(c.Listen) == 0 {
 		errs = append(errs, errors.New("SYNDB_P2P_LISTEN: at least one listen address is required"))
+	}
+	if c.CatalogInterval < 10*time.Second || c.CatalogInterval > 7*24*time.Hour {
+		errs = append(errs, fmt.Errorf("SYNDB_CATALOG_INTERVAL: %s is outside 10s..168h", c.CatalogInterval))
 	}
 	errs = append(errs,
 		checkHostPort("SYNDB_TEMPORAL_ADDRESS", c.Temporal.Address),

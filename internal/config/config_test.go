@@ -2,6 +2,7 @@ package config
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -74,4 +75,19 @@ func TestValidName(t *testing.T) {
 	for name, ok := range map[string]bool{"lab-a": true, "a": true, "Lab": false, "-a": false, "a-": false, "": false, "a_b": false} {
 		require.Equal(t, ok, ValidName(name), name)
 	}
+}
+
+func TestCatalogIntervalIsChecked(t *testing.T) {
+	w, err := Load[Worker]()
+	require.NoError(t, err)
+	require.Equal(t, 15*time.Minute, w.CatalogInterval)
+	for _, bad := range []string{"1s", "200h", "often"} {
+		t.Setenv("SYNDB_CATALOG_INTERVAL", bad)
+		_, err = Load[Worker]()
+		require.ErrorContains(t, err, "SYNDB_CATALOG_INTERVAL", bad)
+	}
+	t.Setenv("SYNDB_CATALOG_INTERVAL", "1h")
+	w, err = Load[Worker]()
+	require.NoError(t, err)
+	require.Equal(t, time.Hour, w.CatalogInterval)
 }
