@@ -67,7 +67,8 @@ func Run(ctx context.Context, cfg config.API, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("s3 client for %s: %w", cfg.S3.Endpoint, err)
 	}
-	srv := New(cfg, Deps{Store: st, Jobs: st, Objects: objects, Registry: reg, Temporal: tc, Warehouse: wh, Log: log, SchemaHead: len(migs), Migrations: migs})
+	srv := New(cfg, Deps{Store: st, Jobs: st, Objects: objects, Registry: reg, Temporal: tc, Warehouse: wh, Log: log, SchemaHead: len(migs), Migrations: migs,
+		Catalog: st})
 	// HTTP and Flight together: either failing stops both.
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()

@@ -51,6 +51,8 @@ type Deps struct {
 	SchemaHead int // the newest embedded migration: the default sync target
 	// Migrations are the hub's embedded ClickHouse migrations, 1..SchemaHead.
 	Migrations []migrate.Migration
+	// Catalog serves the dataset catalog and the nodes' ontology versions.
+	Catalog catalogStore
 }
 
 // Server is the hub's HTTP API.
@@ -91,6 +93,13 @@ func New(cfg config.API, deps Deps) *Server {
 	v1.GET("/jobs/:id", s.getJob)
 	v1.GET("/jobs/:id/result", s.jobResult)
 	v1.DELETE("/jobs/:id", s.cancelJob)
+	v1.GET("/datasets", s.searchDatasets)
+	v1.POST("/datasets/sync", s.startCatalogSync)
+	v1.GET("/datasets/sync/:id", s.catalogSyncStatus)
+	v1.GET("/datasets/:node/:id", s.getDataset)
+	v1.GET("/ontology", s.ontologyStatus)
+	v1.POST("/ontology/sync", s.startOntologySync)
+	v1.GET("/ontology/sync/:id", s.ontologySyncStatus)
 	v1.POST("/federation/clusters", s.createCluster, requireAdmin)
 	v1.DELETE("/federation/clusters/:name", s.revokeCluster, requireAdmin)
 	return s
