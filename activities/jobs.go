@@ -113,22 +113,30 @@ type jobStore interface {
 type objectStore interface {
 	FPutObject(ctx context.Context, bucket, object, filePath string, opts minio.PutObjectOptions) (minio.UploadInfo, error)
 	FGetObject(ctx context.Context, bucket, object, filePath string, opts minio.GetObjectOptions) error
+	GetObject(ctx context.Context, bucket, object string, opts minio.GetObjectOptions) (*minio.Object, error)
+	RemoveObject(ctx context.Context, bucket, object string, opts minio.RemoveObjectOptions) error
 }
 
 // Jobs holds the activities of analytics jobs.
 type Jobs struct {
-	store   jobStore
-	nodes   nodeCaller
-	s3      objectStore
-	bucket  string
-	columns map[string]map[string]int
-	log     *slog.Logger
+	store         jobStore
+	nodes         nodeCaller
+	s3            objectStore
+	bucket        string
+	staging       objectStore
+	stagingBucket string
+	columns       map[string]map[string]int
+	types         map[string]map[string]string
+	// refreshCatalog starts a node's catalog sync (SetCatalogRefresh).
+	refreshCatalog func(ctx context.Context, node string) error
+	log            *slog.Logger
 }
 
-// NewJobs returns the job activities: results go to bucket; migrations
-// tell which schema a job needs.
-func NewJobs(st jobStore, nodes nodeCaller, s3 objectStore, bucket string, migrations []migrate.Migration, log *slog.Logger) *Jobs {
-	return &Jobs{store: st, nodes: nodes, s3: s3, bucket: bucket, columns: migrate.ColumnVersions(migrations), log: log}
+// NewJobs returns the job activities: results go to bucket, uploads are
+// staged in stagingBucket; migrations tell which schema a job needs.
+func NewJobs(st jobStore, nodes nodeCaller, s3 objectStore, bucket, stagingBucket string, migrations []migrate.Migration, log *slog.Logger) *Jobs {
+	return &Jobs{store: st, nodes: nodes, s3: s3, bucket: bucket, staging: s3, stagingBucket: stagingBucket,
+		columns: migrate.ColumnVersions(migrations), types: migrate.ColumnTypes(migrations), log: log}
 }
 
 // JobRef names a job.

@@ -31,3 +31,13 @@ const (
 	MergeJobName     = "MergeJob"
 	FinishJobName    = "FinishJob"
 )
+
+// Activity names of ETL jobs.
+const (
+	EtlTargetName       = "EtlTarget"
+	ValidateStagedName  = "ValidateStaged"
+	LoadStagedName      = "LoadStaged"
+	RegisterDatasetName = "RegisterDataset"
+	DeleteStagedName    = "DeleteStaged"
+	RefreshCatalogName  = "RefreshCatalog"
+)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -27,9 +28,10 @@ type jobsStore interface {
 	Jobs(ctx context.Context, state string, limit, offset int) ([]store.Job, error)
 }
 
-// presigner hands out time-limited download URLs of S3 objects.
+// presigner hands out time-limited URLs of S3 objects.
 type presigner interface {
 	PresignedGetObject(ctx context.Context, bucket, object string, expiry time.Duration, reqParams url.Values) (*url.URL, error)
+	PresignedPutObject(ctx context.Context, bucket, object string, expiry time.Duration) (*url.URL, error)
 }
 
 // resultURLTTL is how long a result download URL is valid.
@@ -78,23 +80,34 @@ func (s *Server) createJob(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	if req.Kind != "analytics" {
-		return errBadRequest(fmt.Sprintf("kind %q: use analytics", req.Kind))
+	id := uuid.New()
+	var (
+		spec any
+		err  error
+	)
+	switch req.Kind {
+	case "analytics":
+		var as activities.AnalyticsSpec
+		if err = decodeStrict(req.Spec, &as); err == nil {
+			err = as.Validate(s.catalog)
+		}
+		spec = as
+	case "etl":
+		var es activities.EtlSpec
+		if err = decodeStrict(req.Spec, &es); err == nil {
+			err = es.Validate(s.types)
+		}
+		spec = es
+	default:
+		return errBadRequest(fmt.Sprintf("kind %q: use analytics or etl", req.Kind))
 	}
-	var spec activities.AnalyticsSpec
-	dec := json.NewDecoder(strings.NewReader(string(req.Spec)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&spec); err != nil {
+	if err != nil {
 		return errBadRequest("invalid spec: " + err.Error())
-	}
-	if err := spec.Validate(s.catalog); err != nil {
-		return errBadRequest(err.Error())
 	}
 	raw, err := json.Marshal(spec)
 	if err != nil {
 		return fmt.Errorf("encode spec: %w", err)
 	}
-	id := uuid.New()
 	var by int64
 	if p, ok := c.Get(principalKey).(store.Principal); ok {
 		by = p.KeyID
@@ -103,12 +116,59 @@ func (s *Server) createJob(c echo.Context) error {
 	if _, err := s.deps.Jobs.CreateJob(ctx, id, req.Kind, raw, workflows.JobID(id.String()), by); err != nil {
 		return err
 	}
-	st, err := workflows.StartAnalyticsJob(ctx, s.deps.Temporal, workflows.AnalyticsJobParams{JobID: id.String(), Spec: spec})
+	var st workflows.Started
+	switch sp := spec.(type) {
+	case activities.AnalyticsSpec:
+		st, err = workflows.StartAnalyticsJob(ctx, s.deps.Temporal, workflows.AnalyticsJobParams{JobID: id.String(), Spec: sp})
+	case activities.EtlSpec:
+		st, err = workflows.StartEtlJob(ctx, s.deps.Temporal, workflows.EtlJobParams{JobID: id.String(), Spec: sp})
+	}
 	if err != nil {
 		return fmt.Errorf("start job: %w", err)
 	}
 	return c.JSON(http.StatusAccepted, JobStarted{JobID: id.String(), WorkflowID: st.WorkflowID,
 		StatusURL: s.cfg.PublicURL + "/v1/jobs/" + id.String(), UIURL: s.uiURL(st.WorkflowID, st.RunID)})
+}
+
+// decodeStrict decodes raw into v, refusing unknown fields.
+func decodeStrict(raw json.RawMessage, v any) error {
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
+
+// UploadRequest is the body of POST /v1/datasets/uploads.
+type UploadRequest struct {
+	// Filename ends in .csv or .parquet.
+	Filename string `json:"filename"`
+}
+
+// Upload is the answer to POST /v1/datasets/uploads: PUT the file to URL,
+// then start an ETL job with the object.
+type Upload struct {
+	Object    string    `json:"object"`
+	URL       string    `json:"url"`
+	Method    string    `json:"method"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+var uploadNameRe = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}\.(csv|parquet)$`)
+
+func (s *Server) createUpload(c echo.Context) error {
+	var req UploadRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if !uploadNameRe.MatchString(req.Filename) || strings.Contains(req.Filename, "..") {
+		return errBadRequest("filename: letters, digits, '.', '_' and '-', ending in .csv or .parquet")
+	}
+	object := fmt.Sprintf("uploads/%s/%s", uuid.New(), req.Filename)
+	u, err := s.deps.Objects.PresignedPutObject(c.Request().Context(), s.cfg.S3.StagingBucket, object, resultURLTTL)
+	if err != nil {
+		return fmt.Errorf("sign upload URL: %w", err)
+	}
+	return c.JSON(http.StatusCreated, Upload{Object: object, URL: u.String(), Method: http.MethodPut,
+		ExpiresAt: time.Now().Add(resultURLTTL).UTC()})
 }
 
 func (s *Server) jobByParam(c echo.Context) (store.Job, error) {

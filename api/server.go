@@ -63,6 +63,8 @@ type Server struct {
 	// catalog is what federated SQL may read: the hub's tables and columns,
 	// each with the schema version that introduced it.
 	catalog fedsql.Catalog
+	// types are the ClickHouse types of the tables' columns.
+	types map[string]map[string]string
 }
 
 // New builds the API with its routes.
@@ -71,6 +73,7 @@ func New(cfg config.API, deps Deps) *Server {
 	e.HideBanner, e.HidePort = true, true
 	s := &Server{cfg: cfg, deps: deps, e: e, catalog: fedsql.Catalog(migrate.ColumnVersions(deps.Migrations))}
 	delete(s.catalog, migrate.LedgerTable)
+	s.types = migrate.ColumnTypes(deps.Migrations)
 	e.HTTPErrorHandler = s.handleError
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, DisablePrintStack: true}))
 	e.Use(middleware.BodyLimit("1M"))
@@ -89,6 +92,7 @@ func New(cfg config.API, deps Deps) *Server {
 	v1.GET("/federation/routing", s.routingPlan)
 	v1.POST("/query", s.query)
 	v1.POST("/jobs", s.createJob)
+	v1.POST("/datasets/uploads", s.createUpload)
 	v1.GET("/jobs", s.listJobs)
 	v1.GET("/jobs/:id", s.getJob)
 	v1.GET("/jobs/:id/result", s.jobResult)

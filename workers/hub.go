@@ -153,7 +153,12 @@ func RunHub(ctx context.Context, cfg config.Worker, log *slog.Logger) (err error
 	if err != nil {
 		return err
 	}
-	registerJobs(w, activities.NewJobs(st, nodes, s3, cfg.S3.ResultsBucket, migs, log))
+	jobs := activities.NewJobs(st, nodes, s3, cfg.S3.ResultsBucket, cfg.S3.StagingBucket, migs, log)
+	jobs.SetCatalogRefresh(func(ctx context.Context, node string) error {
+		_, err := workflows.StartNodeCatalogSync(ctx, tc, node, false)
+		return err
+	})
+	registerJobs(w, jobs)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start temporal worker: %w", err)
 	}

@@ -19,6 +19,12 @@ func registerJobs(w worker.Registry, jobs *activities.Jobs) {
 	w.RegisterActivityWithOptions(jobs.NodeAnalysis, activity.RegisterOptions{Name: activities.NodeAnalysisName})
 	w.RegisterActivityWithOptions(jobs.MergeJob, activity.RegisterOptions{Name: activities.MergeJobName})
 	w.RegisterActivityWithOptions(jobs.FinishJob, activity.RegisterOptions{Name: activities.FinishJobName})
+	w.RegisterActivityWithOptions(jobs.EtlTarget, activity.RegisterOptions{Name: activities.EtlTargetName})
+	w.RegisterActivityWithOptions(jobs.ValidateStaged, activity.RegisterOptions{Name: activities.ValidateStagedName})
+	w.RegisterActivityWithOptions(jobs.LoadStaged, activity.RegisterOptions{Name: activities.LoadStagedName})
+	w.RegisterActivityWithOptions(jobs.RegisterDataset, activity.RegisterOptions{Name: activities.RegisterDatasetName})
+	w.RegisterActivityWithOptions(jobs.DeleteStaged, activity.RegisterOptions{Name: activities.DeleteStagedName})
+	w.RegisterActivityWithOptions(jobs.RefreshCatalog, activity.RegisterOptions{Name: activities.RefreshCatalogName})
 }
 
 // newS3 connects to the hub's object store.

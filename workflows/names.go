@@ -100,4 +100,5 @@ func Register(r WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(CatalogSync, workflow.RegisterOptions{Name: CatalogSyncName})
 	r.RegisterWorkflowWithOptions(OntologySync, workflow.RegisterOptions{Name: OntologySyncName})
 	r.RegisterWorkflowWithOptions(AnalyticsJob, workflow.RegisterOptions{Name: AnalyticsJobName})
+	r.RegisterWorkflowWithOptions(EtlJob, workflow.RegisterOptions{Name: EtlJobName})
 }

@@ -95,6 +95,21 @@ func StartAnalyticsJob(ctx context.Context, c client.Client, p AnalyticsJobParam
 	return Started{WorkflowID: run.GetID(), RunID: run.GetRunID()}, nil
 }
 
+// StartEtlJob starts the workflow of ETL job id (joined when running).
+func StartEtlJob(ctx context.Context, c client.Client, p EtlJobParams) (Started, error) {
+	id := JobID(p.JobID)
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                       id,
+		TaskQueue:                TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+	}, EtlJobName, p)
+	if err != nil {
+		return Started{}, fmt.Errorf("start workflow %s: %w", id, err)
+	}
+	return Started{WorkflowID: run.GetID(), RunID: run.GetRunID()}, nil
+}
+
 // EnsureSearchAttributes registers, in namespace, the search attributes the
 // workflows use that are not registered yet. Starting a workflow with an
 // unregistered attribute fails, so the worker and the API call this at start.

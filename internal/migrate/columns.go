@@ -48,6 +48,43 @@ func ColumnVersions(migs []Migration) map[string]map[string]int {
 	return out
 }
 
+var (
+	columnDefRe = regexp.MustCompile(`^\s*([A-Za-z_][A-Za-z0-9_]*)\s+(.+?)\s*$`)
+	addDefRe    = regexp.MustCompile(`(?is)^\s*ALTER\s+TABLE\s+([A-Za-z_][A-Za-z0-9_]*)\s+ADD\s+COLUMN\s+([A-Za-z_][A-Za-z0-9_]*)\s+(.+?)\s*$`)
+)
+
+// ColumnTypes tells the ClickHouse type of every column the migrations
+// create, by table, as the warehouses have them after the last one.
+func ColumnTypes(migs []Migration) map[string]map[string]string {
+	out := map[string]map[string]string{}
+	for _, m := range migs {
+		for _, stmt := range Statements(m.SQL) {
+			if c := createTableRe.FindStringSubmatch(stmt); c != nil {
+				if out[c[1]] == nil {
+					out[c[1]] = map[string]string{}
+				}
+				for _, line := range splitColumns(c[2]) {
+					if d := columnDefRe.FindStringSubmatch(strings.TrimSpace(line)); d != nil && columnLineRe.MatchString(line) {
+						out[c[1]][d[1]] = d[2]
+					}
+				}
+				continue
+			}
+			if a := addDefRe.FindStringSubmatch(stmt); a != nil {
+				if out[a[1]] == nil {
+					out[a[1]] = map[string]string{}
+				}
+				out[a[1]][a[2]] = a[3]
+				continue
+			}
+			if d := dropColumnRe.FindStringSubmatch(stmt); d != nil {
+				delete(out[d[1]], d[2])
+			}
+		}
+	}
+	return out
+}
+
 // splitColumns splits a CREATE TABLE body at the commas that are not inside
 // parentheses (types such as Nullable(Decimal(10, 2)) hold commas).
 func splitColumns(body string) []string {

@@ -137,4 +137,8 @@ func TestColumnVersions(t *testing.T) {
 		"u": {"x": 2},
 	}, cv)
 	require.Equal(t, "t, u", TableNames(cv))
+	require.Equal(t, map[string]map[string]string{
+		"t": {"id": "UUID", "v": "Nullable(Decimal(10, 2))", "extra": "Nullable(UInt32)"},
+		"u": {"x": "String"},
+	}, ColumnTypes(migs))
 }

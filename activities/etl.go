@@ -1,0 +1,658 @@
+package activities
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/flight"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/google/uuid"
+	"github.com/minio/minio-go/v7"
+	"go.temporal.io/sdk/temporal"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/syndb/federation/internal/arrowch"
+	"github.com/syndb/federation/internal/fedpb"
+	"github.com/syndb/federation/internal/health"
+	"github.com/syndb/federation/internal/p2p"
+)
+
+// DatasetMeta describes a dataset an ETL job loads.
+type DatasetMeta struct {
+	DatasetID            string   `json:"dataset_id"`
+	Name                 string   `json:"name"`
+	Owner                string   `json:"owner,omitempty"`
+	Animal               string   `json:"animal,omitempty"`
+	BrainRegion          string   `json:"brain_region,omitempty"`
+	GeneticManipulations []string `json:"genetic_manipulations,omitempty"`
+	Microscopy           string   `json:"microscopy,omitempty"`
+	PublicationDOI       string   `json:"publication_doi,omitempty"`
+	Notes                string   `json:"notes,omitempty"`
+}
+
+// EtlSpec is what an ETL job loads, and where.
+type EtlSpec struct {
+	// Object is the staged file (CSV with a header, or Parquet) in the
+	// staging bucket, as POST /v1/datasets/uploads named it.
+	Object  string      `json:"object"`
+	Table   string      `json:"table"`
+	Node    string      `json:"node"`
+	Dataset DatasetMeta `json:"dataset"`
+}
+
+// Format of the staged object, from its name.
+func (s *EtlSpec) format() string {
+	if strings.HasSuffix(strings.ToLower(s.Object), ".parquet") {
+		return "parquet"
+	}
+	return "csv"
+}
+
+// Validate checks a spec against the tables the hub knows.
+func (s *EtlSpec) Validate(types map[string]map[string]string) error {
+	if !strings.HasPrefix(s.Object, "uploads/") || strings.Contains(s.Object, "..") {
+		return errors.New("object must be an upload (uploads/…) from POST /v1/datasets/uploads")
+	}
+	if ext := strings.ToLower(path.Ext(s.Object)); ext != ".csv" && ext != ".parquet" {
+		return fmt.Errorf("object %q: CSV (.csv) or Parquet (.parquet)", s.Object)
+	}
+	cols, ok := types[s.Table]
+	if !ok || cols["dataset_id"] == "" || cols["cid"] == "" {
+		return fmt.Errorf("table %q is not a compartment table", s.Table)
+	}
+	if s.Node == "" {
+		return errors.New("node is required")
+	}
+	if _, err := uuid.Parse(s.Dataset.DatasetID); err != nil {
+		return errors.New("dataset.dataset_id must be a UUID")
+	}
+	if strings.TrimSpace(s.Dataset.Name) == "" {
+		return errors.New("dataset.name is required")
+	}
+	return nil
+}
+
+// EtlParams is the input of the ETL activities.
+type EtlParams struct {
+	JobID string  `json:"job_id"`
+	Spec  EtlSpec `json:"spec"`
+	Node  NodeRef `json:"node"`
+	// Rows is the number of rows the validation counted (for the load).
+	Rows int64 `json:"rows,omitempty"`
+}
+
+// Problem is one fault in a staged file.
+type Problem struct {
+	Row     int64  `json:"row"` // 1 is the first data row; 0 the header or file
+	Column  string `json:"column,omitempty"`
+	Value   string `json:"value,omitempty"`
+	Problem string `json:"problem"`
+}
+
+// EtlReport is what the validation found.
+type EtlReport struct {
+	Rows     int64     `json:"rows"`
+	Columns  []string  `json:"columns"`
+	Problems []Problem `json:"problems"`
+	// ProblemCount counts every problem; Problems holds the first ones.
+	ProblemCount int64 `json:"problem_count"`
+}
+
+// maxProblems caps the problems a report lists.
+const maxProblems = 100
+
+func (r *EtlReport) add(p Problem) {
+	r.ProblemCount++
+	if len(r.Problems) < maxProblems {
+		r.Problems = append(r.Problems, p)
+	}
+}
+
+// EtlTarget finds the node an ETL job loads into: registered, active and
+// routable.
+func (a *Jobs) EtlTarget(ctx context.Context, spec EtlSpec) (NodeRef, error) {
+	cs, err := a.store.Clusters(ctx, true)
+	if err != nil {
+		return NodeRef{}, err
+	}
+	for _, c := range cs {
+		if c.Name != spec.Node {
+			continue
+		}
+		if st, _ := health.ParseState(c.Health); !st.Routable() {
+			return NodeRef{}, fmt.Errorf("node %s is %s: the load waits for it", c.Name, c.Health)
+		}
+		return NodeRef{Name: c.Name, PeerID: c.PeerID, Addrs: c.Addrs, SchemaVersion: c.SchemaVersion}, nil
+	}
+	return NodeRef{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("no registered node %q", spec.Node), ErrTypeInvalid, nil)
+}
+
+// flightTo asks node for a ticket (GetFlightEndpoint) and connects to its
+// Flight server.
+func (a *Jobs) flightTo(ctx context.Context, node NodeRef, q *fedpb.FlightQuery, write bool) (flight.Client, []byte, error) {
+	var ep fedpb.GetFlightEndpointResponse
+	req := &fedpb.GetFlightEndpointRequest{Query: q, Write: write}
+	if err := a.nodes.Call(ctx, node.PeerID, node.Addrs, p2p.FlightEndpoint, req, &ep); err != nil {
+		return nil, nil, nodeError(node.Name, err)
+	}
+	addr, ok := strings.CutPrefix(ep.GetLocation(), "grpc://")
+	if !ok {
+		return nil, nil, fmt.Errorf("%s: unsupported Flight location %q", node.Name, ep.GetLocation())
+	}
+	c, err := flight.NewClientWithMiddleware(addr, nil, nil, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: flight client: %w", node.Name, err)
+	}
+	return c, ep.GetTicket(), nil
+}
+
+// readColumn streams one UUID column of a node's table for a dataset and
+// calls fn with each value; it returns the number of rows.
+func (a *Jobs) readColumn(ctx context.Context, node NodeRef, table, column, dataset string, fn func(uuid.UUID)) (int64, error) {
+	c, ticket, err := a.flightTo(ctx, node, &fedpb.FlightQuery{Table: table, Columns: []string{column}, DatasetIds: []string{dataset}}, false)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = c.Close() }()
+	stream, err := c.DoGet(ctx, &flight.Ticket{Ticket: ticket})
+	if err != nil {
+		return 0, fmt.Errorf("%s: read %s.%s: %w", node.Name, table, column, err)
+	}
+	rd, err := flight.NewRecordReader(stream)
+	if err != nil {
+		return 0, fmt.Errorf("%s: read %s.%s: %w", node.Name, table, column, err)
+	}
+	defer rd.Release()
+	var n int64
+	for rd.Next() {
+		rec := rd.RecordBatch()
+		ids, err := uuidColumn(rec.Column(0))
+		if err != nil {
+			return n, err
+		}
+		for i := range ids.Len() {
+			if ids.IsValid(i) {
+				fn(uuid.UUID(ids.Value(i)))
+			}
+		}
+		n += rec.NumRows()
+	}
+	return n, rd.Err()
+}
+
+// openStaged opens the staged object: a CSV stream straight from S3, or a
+// Parquet file downloaded to a temporary file (Parquet needs random
+// access), so memory never holds the file.
+func (a *Jobs) openStaged(ctx context.Context, spec EtlSpec) (io.ReadCloser, string, error) {
+	if spec.format() == "csv" {
+		obj, err := a.staging.GetObject(ctx, a.stagingBucket, spec.Object, minio.GetObjectOptions{})
+		if err != nil {
+			return nil, "", fmt.Errorf("open %s: %w", spec.Object, err)
+		}
+		if _, err := obj.Stat(); err != nil {
+			_ = obj.Close()
+			return nil, "", temporal.NewNonRetryableApplicationError(fmt.Sprintf("staged object %s: %v", spec.Object, err), ErrTypeInvalid, err)
+		}
+		return obj, "", nil
+	}
+	f, err := os.CreateTemp("", "syndb-etl-*.parquet")
+	if err != nil {
+		return nil, "", fmt.Errorf("temp file: %w", err)
+	}
+	_ = f.Close()
+	if err := a.staging.FGetObject(ctx, a.stagingBucket, spec.Object, f.Name(), minio.GetObjectOptions{}); err != nil {
+		_ = os.Remove(f.Name())
+		return nil, "", temporal.NewNonRetryableApplicationError(fmt.Sprintf("staged object %s: %v", spec.Object, err), ErrTypeInvalid, err)
+	}
+	return nil, f.Name(), nil
+}
+
+// etlRows calls fn with the staged file's rows as Arrow records of at most
+// batch rows (CSV: parsed cell by cell; Parquet: as stored), reporting
+// faults to rep. With load set, records with faults stop it.
+func (a *Jobs) etlRows(ctx context.Context, spec EtlSpec, rep *EtlReport, batch int, fn func(arrow.RecordBatch) error) error {
+	tableTypes := a.types[spec.Table]
+	rc, file, err := a.openStaged(ctx, spec)
+	if err != nil {
+		return err
+	}
+	dataset := uuid.MustParse(spec.Dataset.DatasetID)
+	if rc != nil {
+		defer func() { _ = rc.Close() }()
+		return csvRows(ctx, rc, spec.Table, tableTypes, dataset, rep, batch, fn)
+	}
+	defer func() { _ = os.Remove(file) }()
+	return parquetRows(ctx, file, spec.Table, tableTypes, dataset, rep, fn)
+}
+
+func csvRows(ctx context.Context, r io.Reader, table string, tableTypes map[string]string, dataset uuid.UUID, rep *EtlReport, batch int, fn func(arrow.RecordBatch) error) error {
+	cr := csv.NewReader(r)
+	cr.ReuseRecord = true
+	header, err := cr.Read()
+	if err != nil {
+		rep.add(Problem{Problem: "no CSV header: " + err.Error()})
+		return nil
+	}
+	cols := slices.Clone(header)
+	var types []*arrowch.TextColumn
+	seen := map[string]bool{}
+	for _, c := range cols {
+		t, ok := tableTypes[c]
+		if !ok {
+			rep.add(Problem{Column: c, Problem: fmt.Sprintf("table %s has no column %q", table, c)})
+			continue
+		}
+		if seen[c] {
+			rep.add(Problem{Column: c, Problem: "column appears twice"})
+		}
+		seen[c] = true
+		tc, err := arrowch.NewTextColumn(t)
+		if err != nil {
+			return err
+		}
+		types = append(types, tc)
+	}
+	fill := !seen["dataset_id"]
+	for name, t := range tableTypes {
+		if !seen[name] && !strings.HasPrefix(t, "Nullable(") && !strings.HasPrefix(t, "Array(") && name != "dataset_id" {
+			rep.add(Problem{Column: name, Problem: "required column missing"})
+		}
+	}
+	rep.Columns = cols
+	if rep.ProblemCount > 0 {
+		return nil
+	}
+	fields := make([]arrow.Field, 0, len(cols)+1)
+	for i, c := range cols {
+		fields = append(fields, arrow.Field{Name: c, Type: types[i].ArrowType(), Nullable: types[i].Nullable()})
+	}
+	dsType, _ := arrowch.NewTextColumn("UUID")
+	if fill {
+		fields = append(fields, arrow.Field{Name: "dataset_id", Type: dsType.ArrowType()})
+		rep.Columns = append(rep.Columns, "dataset_id")
+	}
+	schema := arrow.NewSchema(fields, nil)
+	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+	defer b.Release()
+	pending := 0
+	flush := func() error {
+		if pending == 0 {
+			return nil
+		}
+		rec := b.NewRecordBatch()
+		defer rec.Release()
+		pending = 0
+		return fn(rec)
+	}
+	vals := make([]any, len(cols))
+	for row := int64(1); ; row++ {
+		if row%10000 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			rep.add(Problem{Row: row, Problem: "malformed CSV: " + err.Error()})
+			if errors.Is(err, csv.ErrFieldCount) {
+				continue
+			}
+			return nil
+		}
+		rep.Rows++
+		ok := true
+		for i, cell := range rec {
+			v, err := types[i].Parse(cell)
+			if err != nil {
+				rep.add(Problem{Row: row, Column: cols[i], Value: clipValue(cell), Problem: err.Error()})
+				ok = false
+				continue
+			}
+			vals[i] = v
+			if cols[i] == "dataset_id" && v.(uuid.UUID) != dataset {
+				rep.add(Problem{Row: row, Column: cols[i], Value: cell, Problem: "belongs to another dataset than the job's " + dataset.String()})
+				ok = false
+			}
+		}
+		if !ok || rep.ProblemCount > 0 {
+			continue // keep validating; nothing is loaded from a bad file
+		}
+		for i, v := range vals {
+			types[i].Append(b.Field(i), v)
+		}
+		if fill {
+			dsType.Append(b.Field(len(cols)), dataset)
+		}
+		pending++
+		if pending >= batch {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if rep.ProblemCount > 0 {
+		return nil
+	}
+	return flush()
+}
+
+func parquetRows(ctx context.Context, path, table string, tableTypes map[string]string, dataset uuid.UUID, rep *EtlReport, fn func(arrow.RecordBatch) error) error {
+	pf, err := file.OpenParquetFile(path, false)
+	if err != nil {
+		rep.add(Problem{Problem: "not a Parquet file: " + err.Error()})
+		return nil
+	}
+	defer func() { _ = pf.Close() }()
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 64 << 10}, memory.DefaultAllocator)
+	if err != nil {
+		rep.add(Problem{Problem: "unreadable Parquet: " + err.Error()})
+		return nil
+	}
+	rr, err := fr.GetRecordReader(ctx, nil, nil)
+	if err != nil {
+		rep.add(Problem{Problem: "unreadable Parquet: " + err.Error()})
+		return nil
+	}
+	defer rr.Release()
+	schema := rr.Schema()
+	nullable := map[string]bool{}
+	for _, f := range schema.Fields() {
+		rep.Columns = append(rep.Columns, f.Name)
+		t, ok := tableTypes[f.Name]
+		if !ok {
+			rep.add(Problem{Column: f.Name, Problem: fmt.Sprintf("table %s has no column %q", table, f.Name)})
+			continue
+		}
+		want, err := arrowch.ArrowType(t)
+		if err != nil {
+			return err
+		}
+		if !arrow.TypeEqual(want, f.Type) && want.String() != f.Type.String() {
+			rep.add(Problem{Column: f.Name, Problem: fmt.Sprintf("type %s, the table needs %s (%s)", f.Type, want, t)})
+		}
+		nullable[f.Name] = strings.HasPrefix(t, "Nullable(")
+	}
+	if _, ok := nullable["dataset_id"]; !ok {
+		rep.add(Problem{Column: "dataset_id", Problem: "a Parquet file must carry dataset_id"})
+	}
+	if rep.ProblemCount > 0 {
+		return nil
+	}
+	var row int64
+	for rr.Next() {
+		rec := rr.RecordBatch()
+		for ci, f := range schema.Fields() {
+			col := rec.Column(ci)
+			if !nullable[f.Name] && col.NullN() > 0 {
+				for i := range col.Len() {
+					if col.IsNull(i) {
+						rep.add(Problem{Row: row + int64(i) + 1, Column: f.Name, Problem: "a value is required"})
+					}
+				}
+			}
+			if f.Name == "dataset_id" {
+				ids, err := uuidColumn(col)
+				if err != nil {
+					return err
+				}
+				for i := range ids.Len() {
+					if ids.IsValid(i) && uuid.UUID(ids.Value(i)) != dataset {
+						rep.add(Problem{Row: row + int64(i) + 1, Column: f.Name, Value: uuid.UUID(ids.Value(i)).String(),
+							Problem: "belongs to another dataset than the job's " + dataset.String()})
+					}
+				}
+			}
+		}
+		row += rec.NumRows()
+		rep.Rows = row
+		if rep.ProblemCount == 0 {
+			if err := fn(rec); err != nil {
+				return err
+			}
+		}
+	}
+	return rr.Err()
+}
+
+func clipValue(s string) string {
+	if len(s) > 60 {
+		return s[:60] + "…"
+	}
+	return s
+}
+
+// ValidateStaged checks the staged file against the table, streaming it:
+// column names and types, required columns, every cell, the dataset, and
+// the parent relation (parent_id must be a neuron of the dataset on the
+// node, or of the file when it loads neurons). It loads nothing.
+func (a *Jobs) ValidateStaged(ctx context.Context, p EtlParams) (EtlReport, error) {
+	rep := EtlReport{Problems: []Problem{}}
+	var rows atomic.Int64
+	stop := heartbeat(ctx, func() any { return map[string]any{"validated_rows": rows.Load()} })
+	defer stop()
+	dataset := p.Spec.Dataset.DatasetID
+	neurons := map[uuid.UUID]bool{}
+	if p.Spec.Table != "neuron" {
+		if _, err := a.readColumn(ctx, p.Node, "neuron", "cid", dataset, func(id uuid.UUID) { neurons[id] = true }); err != nil {
+			return rep, err
+		}
+	}
+	err := a.etlRows(ctx, p.Spec, &rep, 64<<10, func(rec arrow.RecordBatch) error {
+		rows.Add(rec.NumRows())
+		idx := rec.Schema().FieldIndices("parent_id")
+		if len(idx) == 0 {
+			return nil
+		}
+		parents, err := uuidColumn(rec.Column(idx[0]))
+		if err != nil {
+			return err
+		}
+		base := rows.Load() - rec.NumRows()
+		for i := range parents.Len() {
+			if !parents.IsValid(i) {
+				continue
+			}
+			id := uuid.UUID(parents.Value(i))
+			switch {
+			case p.Spec.Table == "neuron":
+				rep.add(Problem{Row: base + int64(i) + 1, Column: "parent_id", Value: id.String(), Problem: "a neuron has no parent"})
+			case !neurons[id]:
+				rep.add(Problem{Row: base + int64(i) + 1, Column: "parent_id", Value: id.String(),
+					Problem: "no neuron with this cid in dataset " + dataset + " on " + p.Node.Name})
+			}
+		}
+		return nil
+	})
+	return rep, err
+}
+
+// EtlLoaded is what LoadStaged loaded.
+type EtlLoaded struct {
+	Rows          int64 `json:"rows"`
+	Batches       int64 `json:"batches"`
+	AlreadyLoaded bool  `json:"already_loaded,omitempty"`
+	DurationMS    int64 `json:"duration_ms"`
+}
+
+// LoadStaged streams the validated file into the node's table over its
+// Flight server (DoPut with a write ticket for that table and dataset),
+// batch by batch. A retry after the rows arrived loads nothing twice; a
+// retry after a partial load stops and says so.
+func (a *Jobs) LoadStaged(ctx context.Context, p EtlParams) (EtlLoaded, error) {
+	started := time.Now()
+	var loaded atomic.Int64
+	stop := heartbeat(ctx, func() any { return map[string]any{"loaded_rows": loaded.Load()} })
+	defer stop()
+	have, err := a.readColumn(ctx, p.Node, p.Spec.Table, "cid", p.Spec.Dataset.DatasetID, func(uuid.UUID) {})
+	if err != nil {
+		return EtlLoaded{}, err
+	}
+	switch {
+	case have == p.Rows && have > 0:
+		return EtlLoaded{Rows: have, AlreadyLoaded: true, DurationMS: time.Since(started).Milliseconds()}, nil
+	case have > 0:
+		return EtlLoaded{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+			"%s already holds %d rows of dataset %s in %s (the file has %d): remove them before loading again",
+			p.Node.Name, have, p.Spec.Dataset.DatasetID, p.Spec.Table, p.Rows), ErrTypeInvalid, nil)
+	}
+	var out EtlLoaded
+	var client flight.Client
+	var writer *flight.Writer
+	var stream flight.FlightService_DoPutClient
+	rep := EtlReport{}
+	err = a.etlRows(ctx, p.Spec, &rep, 64<<10, func(rec arrow.RecordBatch) error {
+		if writer == nil {
+			cols := make([]string, 0, rec.NumCols())
+			for _, f := range rec.Schema().Fields() {
+				cols = append(cols, f.Name)
+			}
+			c, ticket, err := a.flightTo(ctx, p.Node, &fedpb.FlightQuery{Table: p.Spec.Table, Columns: cols,
+				DatasetIds: []string{p.Spec.Dataset.DatasetID}}, true)
+			if err != nil {
+				return err
+			}
+			client = c
+			if stream, err = c.DoPut(ctx); err != nil {
+				return fmt.Errorf("%s: DoPut: %w", p.Node.Name, err)
+			}
+			writer = flight.NewRecordWriter(stream, ipc.WithSchema(rec.Schema()))
+			writer.SetFlightDescriptor(&flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: ticket})
+		}
+		if err := writer.Write(rec); err != nil {
+			return fmt.Errorf("%s: send batch: %w", p.Node.Name, err)
+		}
+		out.Batches++
+		loaded.Add(rec.NumRows())
+		return nil
+	})
+	if client != nil {
+		defer func() { _ = client.Close() }()
+	}
+	if err != nil {
+		return out, err
+	}
+	if rep.ProblemCount > 0 {
+		return out, temporal.NewNonRetryableApplicationError("the staged file changed since it was validated", ErrTypeInvalid, nil)
+	}
+	if writer == nil {
+		return out, nil // an empty file
+	}
+	_ = writer.Close()
+	_ = stream.CloseSend()
+	res, err := stream.Recv()
+	if err != nil {
+		return out, fmt.Errorf("%s: load: %w", p.Node.Name, err)
+	}
+	var put struct {
+		Rows int64 `json:"rows"`
+	}
+	if err := json.Unmarshal(res.GetAppMetadata(), &put); err != nil {
+		return out, fmt.Errorf("%s: load answer: %w", p.Node.Name, err)
+	}
+	out.Rows = put.Rows
+	out.DurationMS = time.Since(started).Milliseconds()
+	if out.Rows != p.Rows {
+		return out, fmt.Errorf("%s loaded %d rows of %d", p.Node.Name, out.Rows, p.Rows)
+	}
+	return out, nil
+}
+
+// RegisterDataset writes the dataset's metadata into the node's datasets
+// table (once: a dataset already there is left as it is).
+func (a *Jobs) RegisterDataset(ctx context.Context, p EtlParams) (bool, error) {
+	have, err := a.readColumn(ctx, p.Node, "datasets", "dataset_id", p.Spec.Dataset.DatasetID, func(uuid.UUID) {})
+	if err != nil {
+		return false, err
+	}
+	if have > 0 {
+		return false, nil
+	}
+	d := p.Spec.Dataset
+	cols := []string{"dataset_id", "name", "owner", "animal", "brain_region", "genetic_manipulations", "microscopy",
+		"publication_doi", "notes", "created_at"}
+	fields := make([]arrow.Field, len(cols))
+	tcs := make([]*arrowch.TextColumn, len(cols))
+	for i, c := range cols {
+		tc, err := arrowch.NewTextColumn(a.types["datasets"][c])
+		if err != nil {
+			return false, err
+		}
+		tcs[i], fields[i] = tc, arrow.Field{Name: c, Type: tc.ArrowType()}
+	}
+	b := array.NewRecordBuilder(memory.DefaultAllocator, arrow.NewSchema(fields, nil))
+	defer b.Release()
+	manip := d.GeneticManipulations
+	if manip == nil {
+		manip = []string{}
+	}
+	vals := []any{uuid.MustParse(d.DatasetID), d.Name, d.Owner, d.Animal, d.BrainRegion, manip, d.Microscopy,
+		d.PublicationDOI, d.Notes, time.Now().UTC().Truncate(time.Second)}
+	for i, v := range vals {
+		tcs[i].Append(b.Field(i), v)
+	}
+	rec := b.NewRecordBatch()
+	defer rec.Release()
+	c, ticket, err := a.flightTo(ctx, p.Node, &fedpb.FlightQuery{Table: "datasets", Columns: cols, DatasetIds: []string{d.DatasetID}}, true)
+	if err != nil {
+		return false, err
+	}
+	defer func() { _ = c.Close() }()
+	stream, err := c.DoPut(ctx)
+	if err != nil {
+		return false, fmt.Errorf("%s: DoPut: %w", p.Node.Name, err)
+	}
+	w := flight.NewRecordWriter(stream, ipc.WithSchema(rec.Schema()))
+	w.SetFlightDescriptor(&flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: ticket})
+	if err := w.Write(rec); err != nil {
+		return false, fmt.Errorf("%s: send dataset: %w", p.Node.Name, err)
+	}
+	_ = w.Close()
+	_ = stream.CloseSend()
+	if _, err := stream.Recv(); err != nil {
+		return false, fmt.Errorf("%s: register dataset: %w", p.Node.Name, err)
+	}
+	return true, nil
+}
+
+// DeleteStaged removes the staged object once its rows are loaded.
+func (a *Jobs) DeleteStaged(ctx context.Context, p EtlParams) error {
+	if err := a.staging.RemoveObject(ctx, a.stagingBucket, p.Spec.Object, minio.RemoveObjectOptions{}); err != nil {
+		return fmt.Errorf("remove staged %s: %w", p.Spec.Object, err)
+	}
+	return nil
+}
+
+// SetCatalogRefresh sets how a finished load refreshes the hub's catalog
+// of the node (a catalog sync of that node).
+func (a *Jobs) SetCatalogRefresh(fn func(ctx context.Context, node string) error) {
+	a.refreshCatalog = fn
+}
+
+// RefreshCatalog starts the catalog sync of the node a dataset was loaded
+// into, so searches find it.
+func (a *Jobs) RefreshCatalog(ctx context.Context, p EtlParams) error {
+	if a.refreshCatalog == nil {
+		return nil
+	}
+	if err := a.refreshCatalog(ctx, p.Node.Name); err != nil {
+		return fmt.Errorf("refresh catalog of %s: %w", p.Node.Name, err)
+	}
+	return nil
+}
