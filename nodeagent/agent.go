@@ -332,7 +332,7 @@ func (a *Agent) registerWith(ctx context.Context, hub peer.AddrInfo) error {
 		addrs = append(addrs, m.String())
 	}
 	req := &fedpb.RegisterRequest{
-		Name: a.cfg.Name, Addrs: addrs, FlightAddr: a.cfg.FlightAddr, ClickhouseAddr: a.cfg.ClickHousePublicAddr,
+		Name: a.cfg.Name, Addrs: addrs, FlightAddr: a.flightPublicAddr(), ClickhouseAddr: a.cfg.ClickHousePublicAddr,
 		SchemaVersion: int32(v), AgentVersion: version.String(), EnrollmentToken: a.cfg.EnrollmentToken,
 	}
 	var resp fedpb.RegisterResponse

@@ -80,8 +80,16 @@ func (a *Agent) handleFlightEndpoint(ctx context.Context, from peer.ID, req *fed
 		return nil, p2p.Errorf(p2p.CodeInternal, "%v", err)
 	}
 	return &fedpb.GetFlightEndpointResponse{
-		Location: "grpc://" + a.cfg.FlightAddr, Ticket: signed, ExpiresAt: timestamppb.New(expires), Columns: names,
+		Location: "grpc://" + a.flightPublicAddr(), Ticket: signed, ExpiresAt: timestamppb.New(expires), Columns: names,
 	}, nil
+}
+
+// flightPublicAddr is where the hub reaches the node's Flight server.
+func (a *Agent) flightPublicAddr() string {
+	if a.cfg.FlightPublicAddr != "" {
+		return a.cfg.FlightPublicAddr
+	}
+	return a.cfg.FlightAddr
 }
 
 // SignTicket encodes t and signs it with key.

@@ -244,9 +244,12 @@ type Node struct {
 	EnrollmentToken string `env:"SYNDB_ENROLLMENT_TOKEN"`
 	// PSK, 64 hex digits, must match the hub's when the hub sets one.
 	PSK string `env:"SYNDB_P2P_PSK"`
-	// FlightAddr is where the node's Arrow Flight server listens.
-	FlightAddr string `env:"SYNDB_FLIGHT_ADDR" envDefault:"127.0.0.1:50052"`
-	ClickHouse ClickHouse
+	// FlightAddr is where the node's Arrow Flight server listens, and
+	// FlightPublicAddr how the hub reaches it (the location in its tickets;
+	// FlightAddr when empty).
+	FlightAddr       string `env:"SYNDB_FLIGHT_ADDR" envDefault:"127.0.0.1:50052"`
+	FlightPublicAddr string `env:"SYNDB_FLIGHT_PUBLIC_ADDR"`
+	ClickHouse       ClickHouse
 	// ClickHousePublicAddr is the native address the hub's ClickHouse uses in
 	// remote(); it defaults to ClickHouse.Addr.
 	ClickHousePublicAddr string `env:"SYNDB_CLICKHOUSE_PUBLIC_ADDR"`
