@@ -120,7 +120,33 @@ func (x *FlightQuery) Validate() error {
 			return fmt.Errorf("column %.40q is not an identifier", c)
 		}
 	}
+	if x.GetSummaryOf() != "" {
+		if !identRe.MatchString(x.GetSummaryOf()) {
+			return fmt.Errorf("summary_of %.40q is not an identifier", x.GetSummaryOf())
+		}
+		if len(x.GetColumns()) > 0 {
+			return fmt.Errorf("a summary ticket names no columns")
+		}
+		if err := validQuantiles(x.GetQuantiles()); err != nil {
+			return err
+		}
+	} else if len(x.GetQuantiles()) > 0 {
+		return fmt.Errorf("quantiles need summary_of")
+	}
 	return validDatasetIDs(x.GetDatasetIds())
+}
+
+// validQuantiles checks quantile levels: at most 16, each in (0, 1).
+func validQuantiles(qs []float64) error {
+	if len(qs) > 16 {
+		return fmt.Errorf("%d quantiles, at most 16", len(qs))
+	}
+	for _, q := range qs {
+		if !(q > 0 && q < 1) {
+			return fmt.Errorf("quantile %v is outside (0, 1)", q)
+		}
+	}
+	return nil
 }
 
 // Validate checks the analysis asked for.
