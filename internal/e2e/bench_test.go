@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/google/uuid"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -547,4 +549,64 @@ func nodeConnB(b *testing.B, name string) driver.Conn {
 	require.NoError(b, err)
 	b.Cleanup(func() { _ = conn.Close() })
 	return conn
+}
+
+// BenchmarkEtl: ETL jobs of a 200 k-row and a 2 M-row CSV (13 and 130 MB)
+// into a node, with the worker's peak memory while it validates and loads
+// the file (streamed both times: it must not grow with the file).
+func BenchmarkEtl(b *testing.B) {
+	waitHealthB(b, "lab-a")
+	for _, rows := range []int{200_000, 2_000_000} {
+		b.Run(fmt.Sprintf("rows=%d", rows), func(b *testing.B) { benchEtl(b, rows) })
+	}
+}
+
+func benchEtl(b *testing.B, rows int) {
+	f, err := os.CreateTemp(b.TempDir(), "neurons-*.csv")
+	require.NoError(b, err)
+	w := bufio.NewWriterSize(f, 1<<20)
+	_, _ = w.WriteString("cid,voxel_volume,neuron_type,terminal_count\n")
+	for i := range rows {
+		fmt.Fprintf(w, "%s,%g,pyramidal,%d\n", uuid.New(), float64(i)/7, i%13)
+	}
+	require.NoError(b, w.Flush())
+	size, err := f.Seek(0, io.SeekEnd)
+	require.NoError(b, err)
+	pid, ok := fed.HubPid("worker")
+	require.True(b, ok)
+	for range b.N {
+		b.StopTimer()
+		_, err := f.Seek(0, io.SeekStart)
+		require.NoError(b, err)
+		status, raw := apiDo(b, http.MethodPost, "/v1/datasets/uploads", `{"filename": "big.csv"}`)
+		require.Equal(b, http.StatusCreated, status, string(raw))
+		var up api.Upload
+		require.NoError(b, json.Unmarshal(raw, &up))
+		req, err := http.NewRequestWithContext(b.Context(), http.MethodPut, up.URL, f)
+		require.NoError(b, err)
+		req.ContentLength = size
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(b, err)
+		_ = resp.Body.Close()
+		require.Equal(b, http.StatusOK, resp.StatusCode)
+		require.NoError(b, os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0))
+		before := procStatusKB(b, pid, "VmRSS")
+		dataset := uuid.New()
+		spec := fmt.Sprintf(`{"object": %q, "table": "neuron", "node": "lab-a", "dataset": {"dataset_id": %q, "name": "bench"}}`, up.Object, dataset)
+		b.StartTimer()
+		began := time.Now()
+		status, raw = apiDo(b, http.MethodPost, "/v1/jobs", `{"kind": "etl", "spec": `+spec+`}`)
+		require.Equal(b, http.StatusAccepted, status, string(raw))
+		var st api.JobStarted
+		require.NoError(b, json.Unmarshal(raw, &st))
+		var res workflows.EtlResult
+		require.NoError(b, temporalClient(b).GetWorkflow(b.Context(), st.WorkflowID, "").Get(b.Context(), &res))
+		took := time.Since(began)
+		b.StopTimer()
+		require.Equal(b, int64(rows), res.Loaded.Rows, "%+v", res)
+		b.ReportMetric(float64(size)/1e6, "file-MB")
+		b.ReportMetric(float64(rows)/took.Seconds(), "rows/s")
+		b.ReportMetric(float64(before)/1024, "worker-rss-before-MB")
+		b.ReportMetric(float64(procStatusKB(b, pid, "VmHWM"))/1024, "worker-rss-peak-MB")
+	}
 }
