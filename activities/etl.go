@@ -50,11 +50,15 @@ type DatasetMeta struct {
 type EtlSpec struct {
 	// Object is the staged file (CSV with a header, or Parquet) in the
 	// staging bucket, as POST /v1/datasets/uploads named it.
-	Object  string      `json:"object"`
-	Table   string      `json:"table"`
+	Object string `json:"object"`
+	Table  string `json:"table"`
+	// Node is the node to load into, or HubTarget for the hub's warehouse.
 	Node    string      `json:"node"`
 	Dataset DatasetMeta `json:"dataset"`
 }
+
+// HubTarget, as an ETL spec's node, loads into the hub's own warehouse.
+const HubTarget = "hub"
 
 // Format of the staged object, from its name.
 func (s *EtlSpec) format() string {
@@ -127,6 +131,12 @@ func (r *EtlReport) add(p Problem) {
 // EtlTarget finds the node an ETL job loads into: registered, active and
 // routable.
 func (a *Jobs) EtlTarget(ctx context.Context, spec EtlSpec) (NodeRef, error) {
+	if spec.Node == HubTarget {
+		if a.warehouse == nil {
+			return NodeRef{}, temporal.NewNonRetryableApplicationError("this worker has no hub warehouse", ErrTypeInvalid, nil)
+		}
+		return NodeRef{Name: HubTarget}, nil
+	}
 	cs, err := a.store.Clusters(ctx, true)
 	if err != nil {
 		return NodeRef{}, err
@@ -165,6 +175,9 @@ func (a *Jobs) flightTo(ctx context.Context, node NodeRef, q *fedpb.FlightQuery,
 // readColumn streams one UUID column of a node's table for a dataset and
 // calls fn with each value; it returns the number of rows.
 func (a *Jobs) readColumn(ctx context.Context, node NodeRef, table, column, dataset string, fn func(uuid.UUID)) (int64, error) {
+	if node.Name == HubTarget {
+		return a.readHubColumn(ctx, table, column, dataset, fn)
+	}
 	c, ticket, err := a.flightTo(ctx, node, &fedpb.FlightQuery{Table: table, Columns: []string{column}, DatasetIds: []string{dataset}}, false)
 	if err != nil {
 		return 0, err
@@ -513,6 +526,23 @@ func (a *Jobs) LoadStaged(ctx context.Context, p EtlParams) (EtlLoaded, error) {
 			p.Node.Name, have, p.Spec.Dataset.DatasetID, p.Spec.Table, p.Rows), ErrTypeInvalid, nil)
 	}
 	var out EtlLoaded
+	if p.Node.Name == HubTarget {
+		h := &hubLoader{a: a, table: p.Spec.Table}
+		rep := EtlReport{}
+		err := a.etlRows(ctx, p.Spec, &rep, 64<<10, func(rec arrow.RecordBatch) error {
+			out.Batches++
+			loaded.Add(rec.NumRows())
+			return h.write(ctx, rec)
+		})
+		if err != nil {
+			return out, err
+		}
+		if rep.ProblemCount > 0 {
+			return out, temporal.NewNonRetryableApplicationError("the staged file changed since it was validated", ErrTypeInvalid, nil)
+		}
+		out.Rows, out.DurationMS = h.rows, time.Since(started).Milliseconds()
+		return out, nil
+	}
 	var client flight.Client
 	var writer *flight.Writer
 	var stream flight.FlightService_DoPutClient
@@ -609,6 +639,12 @@ func (a *Jobs) RegisterDataset(ctx context.Context, p EtlParams) (bool, error) {
 	}
 	rec := b.NewRecordBatch()
 	defer rec.Release()
+	if p.Node.Name == HubTarget {
+		if err := (&hubLoader{a: a, table: "datasets"}).write(ctx, rec); err != nil {
+			return false, err
+		}
+		return true, nil
+	}
 	c, ticket, err := a.flightTo(ctx, p.Node, &fedpb.FlightQuery{Table: "datasets", Columns: cols, DatasetIds: []string{d.DatasetID}}, true)
 	if err != nil {
 		return false, err
@@ -648,11 +684,68 @@ func (a *Jobs) SetCatalogRefresh(fn func(ctx context.Context, node string) error
 // RefreshCatalog starts the catalog sync of the node a dataset was loaded
 // into, so searches find it.
 func (a *Jobs) RefreshCatalog(ctx context.Context, p EtlParams) error {
-	if a.refreshCatalog == nil {
-		return nil
+	if a.refreshCatalog == nil || p.Node.Name == HubTarget {
+		return nil // the hub's own datasets are not a node's catalog
 	}
 	if err := a.refreshCatalog(ctx, p.Node.Name); err != nil {
 		return fmt.Errorf("refresh catalog of %s: %w", p.Node.Name, err)
+	}
+	return nil
+}
+
+// readHubColumn is readColumn on the hub's warehouse. Identifiers come from
+// the migrations (the spec's table is checked against them) and the
+// dataset is a parsed UUID.
+func (a *Jobs) readHubColumn(ctx context.Context, table, column, dataset string, fn func(uuid.UUID)) (int64, error) {
+	id, err := uuid.Parse(dataset)
+	if err != nil {
+		return 0, temporal.NewNonRetryableApplicationError("bad dataset ID", ErrTypeInvalid, err)
+	}
+	if _, ok := a.types[table][column]; !ok {
+		return 0, temporal.NewNonRetryableApplicationError(fmt.Sprintf("no column %s.%s", table, column), ErrTypeInvalid, nil)
+	}
+	rows, err := a.warehouse.Query(ctx, fmt.Sprintf("SELECT %s FROM %s WHERE dataset_id = toUUID('%s')", column, table, id))
+	if err != nil {
+		return 0, fmt.Errorf("hub warehouse: read %s.%s: %w", table, column, err)
+	}
+	defer func() { _ = rows.Close() }()
+	var n int64
+	for rows.Next() {
+		var v uuid.UUID
+		if err := rows.Scan(&v); err != nil {
+			return n, fmt.Errorf("hub warehouse: read %s.%s: %w", table, column, err)
+		}
+		fn(v)
+		n++
+	}
+	return n, rows.Err()
+}
+
+// hubLoader loads records into the hub's warehouse, one insert per record.
+type hubLoader struct {
+	a     *Jobs
+	table string
+	ins   *arrowch.Inserter
+	rows  int64
+}
+
+func (h *hubLoader) write(ctx context.Context, rec arrow.RecordBatch) error {
+	if h.ins == nil {
+		names := make([]string, 0, len(h.a.types[h.table]))
+		types := make([]string, 0, len(h.a.types[h.table]))
+		for n, t := range h.a.types[h.table] {
+			names, types = append(names, n), append(types, t)
+		}
+		ins, err := arrowch.NewInserter(h.table, names, types, rec.Schema())
+		if err != nil {
+			return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalid, err)
+		}
+		h.ins = ins
+	}
+	n, err := h.ins.Insert(ctx, h.a.warehouse, rec)
+	h.rows += int64(n)
+	if err != nil {
+		return fmt.Errorf("hub warehouse: load %s: %w", h.table, err)
 	}
 	return nil
 }

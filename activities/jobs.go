@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/flight"
@@ -30,6 +31,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/syndb/federation/internal/arrowch"
 	"github.com/syndb/federation/internal/fedpb"
 	"github.com/syndb/federation/internal/migrate"
 	"github.com/syndb/federation/internal/p2p"
@@ -127,6 +129,8 @@ type Jobs struct {
 	stagingBucket string
 	columns       map[string]map[string]int
 	types         map[string]map[string]string
+	// warehouse is the hub's ClickHouse, for ETL into the hub (SetWarehouse).
+	warehouse hubWarehouse
 	// refreshCatalog starts a node's catalog sync (SetCatalogRefresh).
 	refreshCatalog func(ctx context.Context, node string) error
 	log            *slog.Logger
@@ -138,6 +142,15 @@ func NewJobs(st jobStore, nodes nodeCaller, s3 objectStore, bucket, stagingBucke
 	return &Jobs{store: st, nodes: nodes, s3: s3, bucket: bucket, staging: s3, stagingBucket: stagingBucket,
 		columns: migrate.ColumnVersions(migrations), types: migrate.ColumnTypes(migrations), log: log}
 }
+
+// hubWarehouse is what ETL into the hub needs of its ClickHouse.
+type hubWarehouse interface {
+	arrowch.Preparer
+	Query(ctx context.Context, query string, args ...any) (driver.Rows, error)
+}
+
+// SetWarehouse lets ETL jobs load into the hub's own warehouse.
+func (a *Jobs) SetWarehouse(w hubWarehouse) { a.warehouse = w }
 
 // JobRef names a job.
 type JobRef struct {

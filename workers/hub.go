@@ -154,6 +154,7 @@ func RunHub(ctx context.Context, cfg config.Worker, log *slog.Logger) (err error
 		return err
 	}
 	jobs := activities.NewJobs(st, nodes, s3, cfg.S3.ResultsBucket, cfg.S3.StagingBucket, migs, log)
+	jobs.SetWarehouse(wh)
 	jobs.SetCatalogRefresh(func(ctx context.Context, node string) error {
 		_, err := workflows.StartNodeCatalogSync(ctx, tc, node, false)
 		return err
