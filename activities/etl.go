@@ -57,7 +57,7 @@ type EtlSpec struct {
 	Dataset DatasetMeta `json:"dataset"`
 }
 
-// HubTarget, as an ETL spec's node, loads into the hub's own warehouse.
+// HubTarget is the ETL spec node that loads into the hub's own warehouse.
 const HubTarget = "hub"
 
 // Format of the staged object, from its name.
