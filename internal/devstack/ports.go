@@ -3,8 +3,10 @@ package devstack
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"strconv"
+	"sync"
 )
 
 // NodePorts are the ports of one node's ClickHouse.
@@ -64,14 +66,43 @@ func FreePorts(nodes ...string) (Ports, error) {
 	return p, err
 }
 
-// FreePort asks the kernel for a free TCP port on 127.0.0.1.
+// Ports handed out by FreePort come from below the kernel's ephemeral
+// range (32768 and up on Linux), where outgoing connections take their
+// source ports: a port the kernel picked could be taken by any client
+// between the pick and the server's bind.
+const (
+	freePortLow  = 20000
+	freePortHigh = 32767
+)
+
+var (
+	freePortMu sync.Mutex
+	handedOut  = map[int]bool{}
+)
+
+// FreePort returns a port on 127.0.0.1 free for both TCP and UDP (libp2p
+// listens on both), not handed out before by this process.
 func FreePort() (int, error) {
-	l, err := new(net.ListenConfig).Listen(context.Background(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
+	freePortMu.Lock()
+	defer freePortMu.Unlock()
+	for range 2000 {
+		p := freePortLow + rand.IntN(freePortHigh-freePortLow+1)
+		if handedOut[p] || !PortFree(p) || !udpFree(p) {
+			continue
+		}
+		handedOut[p] = true
+		return p, nil
 	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("find a free port: none free in %d-%d", freePortLow, freePortHigh)
+}
+
+func udpFree(port int) bool {
+	c, err := new(net.ListenConfig).ListenPacket(context.Background(), "udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return false
+	}
+	_ = c.Close()
+	return true
 }
 
 // PortFree reports whether nothing listens on 127.0.0.1:port.
