@@ -37,77 +37,43 @@ func StartSchemaCatchUp(ctx context.Context, c client.Client, node string, targe
 }
 
 func startOrJoin(ctx context.Context, c client.Client, id string, p SchemaSyncParams) (Started, error) {
-	joined := false
-	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
-	var nf *serviceerror.NotFound
-	switch {
-	case errors.As(err, &nf):
-	case err != nil:
-		return Started{}, fmt.Errorf("describe workflow %s: %w", id, err)
-	default:
-		joined = desc.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
-	}
+	return startOrJoinRun(ctx, c, id, SchemaSyncName, p, TargetVersionKey.ValueSet(int64(p.Target)))
+}
+
+// start starts workflowType under id, or leaves the run going under it
+// alone (conflict policy use-existing); reuse says whether a closed run's
+// ID may be used again.
+func start(ctx context.Context, c client.Client, id, workflowType string, reuse enumspb.WorkflowIdReusePolicy, params any,
+	attrs ...temporal.SearchAttributeUpdate) (Started, error) {
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                       id,
 		TaskQueue:                TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			TargetVersionKey.ValueSet(int64(p.Target)),
-			OutcomeKey.ValueSet(OutcomeRunning),
-		),
-	}, SchemaSyncName, p)
+		WorkflowIDReusePolicy:    reuse,
+		TypedSearchAttributes:    temporal.NewSearchAttributes(attrs...),
+	}, workflowType, params)
 	if err != nil {
 		return Started{}, fmt.Errorf("start workflow %s: %w", id, err)
 	}
-	return Started{WorkflowID: run.GetID(), RunID: run.GetRunID(), Joined: joined}, nil
+	return Started{WorkflowID: run.GetID(), RunID: run.GetRunID()}, nil
 }
 
 // StartHealthMonitor starts the hub's health monitor, or leaves the one
 // running alone: there is one per hub, under a fixed ID. A running monitor
 // keeps its settings until it continues as new.
 func StartHealthMonitor(ctx context.Context, c client.Client, p HealthMonitorParams) (Started, error) {
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                       HealthMonitorID,
-		TaskQueue:                TaskQueue,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-	}, HealthMonitorName, p)
-	if err != nil {
-		return Started{}, fmt.Errorf("start workflow %s: %w", HealthMonitorID, err)
-	}
-	return Started{WorkflowID: run.GetID(), RunID: run.GetRunID()}, nil
+	return start(ctx, c, HealthMonitorID, HealthMonitorName, enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE, p)
 }
 
 // StartAnalyticsJob starts the workflow of job id; starting it again joins
 // the run (the job ID is the business key).
 func StartAnalyticsJob(ctx context.Context, c client.Client, p AnalyticsJobParams) (Started, error) {
-	id := JobID(p.JobID)
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                       id,
-		TaskQueue:                TaskQueue,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-	}, AnalyticsJobName, p)
-	if err != nil {
-		return Started{}, fmt.Errorf("start workflow %s: %w", id, err)
-	}
-	return Started{WorkflowID: run.GetID(), RunID: run.GetRunID()}, nil
+	return start(ctx, c, JobID(p.JobID), AnalyticsJobName, enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE, p)
 }
 
 // StartEtlJob starts the workflow of ETL job id (joined when running).
 func StartEtlJob(ctx context.Context, c client.Client, p EtlJobParams) (Started, error) {
-	id := JobID(p.JobID)
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                       id,
-		TaskQueue:                TaskQueue,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-	}, EtlJobName, p)
-	if err != nil {
-		return Started{}, fmt.Errorf("start workflow %s: %w", id, err)
-	}
-	return Started{WorkflowID: run.GetID(), RunID: run.GetRunID()}, nil
+	return start(ctx, c, JobID(p.JobID), EtlJobName, enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE, p)
 }
 
 // EnsureSearchAttributes registers, in namespace, the search attributes the

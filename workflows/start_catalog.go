@@ -91,7 +91,9 @@ func StartOntologyCatchUp(ctx context.Context, c client.Client, node string, v i
 
 // startOrJoinRun starts workflowType under id, or joins the run going under
 // it (conflict policy use-existing); a closed run's ID may be used again.
-func startOrJoinRun(ctx context.Context, c client.Client, id, workflowType string, params any) (Started, error) {
+// Every run starts with SyndbOutcome running, and attrs.
+func startOrJoinRun(ctx context.Context, c client.Client, id, workflowType string, params any,
+	attrs ...temporal.SearchAttributeUpdate) (Started, error) {
 	joined := false
 	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
 	var nf *serviceerror.NotFound
@@ -102,15 +104,8 @@ func startOrJoinRun(ctx context.Context, c client.Client, id, workflowType strin
 	default:
 		joined = desc.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
 	}
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                       id,
-		TaskQueue:                TaskQueue,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		TypedSearchAttributes:    temporal.NewSearchAttributes(OutcomeKey.ValueSet(OutcomeRunning)),
-	}, workflowType, params)
-	if err != nil {
-		return Started{}, fmt.Errorf("start workflow %s: %w", id, err)
-	}
-	return Started{WorkflowID: run.GetID(), RunID: run.GetRunID(), Joined: joined}, nil
+	st, err := start(ctx, c, id, workflowType, enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE, params,
+		append(attrs, OutcomeKey.ValueSet(OutcomeRunning))...)
+	st.Joined = joined
+	return st, err
 }
