@@ -1,7 +1,6 @@
 package workflows
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -56,9 +55,8 @@ func EtlJob(ctx workflow.Context, p EtlJobParams) (EtlResult, error) {
 			MaximumAttempts: 5, NonRetryableErrorTypes: []string{activities.ErrTypeInvalid}},
 	})
 	finish := func(ctx, short workflow.Context) error {
-		raw, _ := json.Marshal(res)
-		return workflow.ExecuteActivity(short, activities.FinishJobName, activities.FinishParams{
-			JobID: p.JobID, State: res.State, Nodes: json.RawMessage(`[]`), Result: raw, Error: res.Error,
+		return workflow.ExecuteActivity(short, activities.FinishJobName, finishInput{
+			JobID: p.JobID, State: res.State, Nodes: []JobNode{}, Result: res, Error: res.Error,
 		}).Get(ctx, nil)
 	}
 	err := etl(ctx, short, long, p, &res)

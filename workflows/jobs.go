@@ -57,6 +57,17 @@ type JobResult struct {
 	Error    string              `json:"error,omitempty"`
 }
 
+// finishInput is activities.FinishParams as a workflow sends it: typed
+// values the data converter encodes (no encoding/json in workflow code).
+type finishInput struct {
+	JobID        string `json:"job_id"`
+	State        string `json:"state"`
+	Nodes        any    `json:"nodes"`
+	Result       any    `json:"result,omitempty"`
+	ResultObject string `json:"result_object,omitempty"`
+	Error        string `json:"error,omitempty"`
+}
+
 // AnalyticsJob runs an analysis across the federation: it picks the
 // routable nodes, runs the analysis on each (its own activity, retried),
 // stores each node's part in S3, merges the parts, and records the job's
@@ -74,9 +85,8 @@ func AnalyticsJob(ctx workflow.Context, p AnalyticsJobParams) (JobResult, error)
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 5, NonRetryableErrorTypes: []string{activities.ErrTypeInvalid}},
 	})
 	finish := func(ctx workflow.Context) error {
-		nodes, _ := json.Marshal(res.Nodes)
-		return workflow.ExecuteActivity(short, activities.FinishJobName, activities.FinishParams{
-			JobID: p.JobID, State: res.State, Nodes: nodes, Result: res.Result, ResultObject: res.Object, Error: res.Error,
+		return workflow.ExecuteActivity(short, activities.FinishJobName, finishInput{
+			JobID: p.JobID, State: res.State, Nodes: res.Nodes, Result: res.Result, ResultObject: res.Object, Error: res.Error,
 		}).Get(ctx, nil)
 	}
 	err := run(ctx, short, p, &res)
