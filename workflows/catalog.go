@@ -87,22 +87,15 @@ func CatalogSync(ctx workflow.Context, p CatalogSyncParams) (CatalogSyncResult, 
 		n.Datasets, n.Added, n.Updated, n.Removed = out.Datasets, out.Added, out.Updated, out.Removed
 		n.Skipped, n.Rows, n.Stale = out.Skipped, out.Rows, out.Stale
 	})
+	t := tally(res.Nodes, func(n NodeCatalogResult) string { return n.Status })
+	// A catalog has no drift: a node's catalog either arrived or did not.
+	res.Synced, res.Pending, res.Failed = t.synced, t.pending, t.failed+t.drift
 	for _, n := range res.Nodes {
-		switch n.Status {
-		case NodeSynced:
-			res.Synced++
+		if n.Status == NodeSynced {
 			res.Datasets += n.Datasets
-		case NodePending:
-			res.Pending++
-		default:
-			res.Failed++
 		}
 	}
-	outcome := OutcomeComplete
-	if res.Pending+res.Failed > 0 {
-		outcome = OutcomePartial
-	}
-	upsertOutcome(ctx, outcome)
+	upsertOutcome(ctx, t.outcome())
 	log.Info("catalog sync finished", "synced", res.Synced, "pending", res.Pending, "failed", res.Failed, "datasets", res.Datasets)
 	return res, nil
 }

@@ -49,6 +49,36 @@ func nodeStatus(err error) string {
 	}
 }
 
+// nodeTally counts a fan-out's nodes by status.
+type nodeTally struct{ synced, pending, drift, failed int }
+
+// tally counts nodes by the status each has: synced, pending, drift, and
+// any other status as failed.
+func tally[T any](nodes []T, status func(T) string) nodeTally {
+	var t nodeTally
+	for _, n := range nodes {
+		switch status(n) {
+		case NodeSynced:
+			t.synced++
+		case NodePending:
+			t.pending++
+		case NodeDrift:
+			t.drift++
+		default:
+			t.failed++
+		}
+	}
+	return t
+}
+
+// outcome is the run's SyndbOutcome: complete when every node synced.
+func (t nodeTally) outcome() string {
+	if t.pending+t.drift+t.failed > 0 {
+		return OutcomePartial
+	}
+	return OutcomeComplete
+}
+
 // listOptions are the activity options of the short hub-side steps of a
 // sync (listing nodes, preparing what to send).
 func listOptions() workflow.ActivityOptions {

@@ -138,33 +138,23 @@ func run(ctx, short workflow.Context, p AnalyticsJobParams, res *JobResult) erro
 			MaximumAttempts: 3, NonRetryableErrorTypes: []string{activities.ErrTypeInvalid}},
 	})
 	var parts []activities.NodePart
-	sel := workflow.NewSelector(ctx)
-	inflight, next := 0, 0
-	for next < len(targets.Nodes) || inflight > 0 {
-		for inflight < jobConcurrency && next < len(targets.Nodes) {
-			i := next
-			next++
-			inflight++
-			res.Nodes[i].State = JobNodeRunning
-			opts := workflow.GetActivityOptions(nodeCtx)
-			opts.ActivityID = "analyze-" + targets.Nodes[i].Name
-			f := workflow.ExecuteActivity(workflow.WithActivityOptions(nodeCtx, opts), activities.NodeAnalysisName,
-				activities.NodeAnalysisParams{JobID: p.JobID, Node: targets.Nodes[i], Spec: p.Spec})
-			sel.AddFuture(f, func(f workflow.Future) {
-				inflight--
-				var part activities.NodePart
-				if err := f.Get(ctx, &part); err != nil {
-					res.Nodes[i].State, res.Nodes[i].Error = JobNodeMissing, rootMessage(err)
-					return
-				}
-				res.Nodes[i].State, res.Nodes[i].Rows, res.Nodes[i].Bytes, res.Nodes[i].DurationMS = JobNodeDone, part.Rows, part.Bytes, part.DurationMS
-				parts = append(parts, part)
-			})
+	fanOut(ctx, len(targets.Nodes), jobConcurrency, func(i int) workflow.Future {
+		res.Nodes[i].State = JobNodeRunning
+		opts := workflow.GetActivityOptions(nodeCtx)
+		opts.ActivityID = "analyze-" + targets.Nodes[i].Name
+		return workflow.ExecuteActivity(workflow.WithActivityOptions(nodeCtx, opts), activities.NodeAnalysisName,
+			activities.NodeAnalysisParams{JobID: p.JobID, Node: targets.Nodes[i], Spec: p.Spec})
+	}, func(i int, f workflow.Future) {
+		var part activities.NodePart
+		if err := f.Get(ctx, &part); err != nil {
+			res.Nodes[i].State, res.Nodes[i].Error = JobNodeMissing, rootMessage(err)
+			return
 		}
-		sel.Select(ctx)
-		if ctx.Err() != nil {
-			return temporal.NewCanceledError()
-		}
+		res.Nodes[i].State, res.Nodes[i].Rows, res.Nodes[i].Bytes, res.Nodes[i].DurationMS = JobNodeDone, part.Rows, part.Bytes, part.DurationMS
+		parts = append(parts, part)
+	})
+	if ctx.Err() != nil {
+		return temporal.NewCanceledError()
 	}
 	missing := len(targets.Nodes) - len(parts)
 	if len(parts) == 0 {

@@ -100,23 +100,9 @@ func OntologySync(ctx workflow.Context, p OntologySyncParams) (OntologySyncResul
 		}
 		n.Status, n.From, n.To, n.TermsWritten = NodeSynced, out.From, out.To, out.TermsWritten
 	})
-	for _, n := range res.Nodes {
-		switch n.Status {
-		case NodeSynced:
-			res.Synced++
-		case NodePending:
-			res.Pending++
-		case NodeDrift:
-			res.Drift++
-		default:
-			res.Failed++
-		}
-	}
-	outcome := OutcomeComplete
-	if res.Pending+res.Drift+res.Failed > 0 {
-		outcome = OutcomePartial
-	}
-	upsertOutcome(ctx, outcome)
+	t := tally(res.Nodes, func(n NodeOntologyResult) string { return n.Status })
+	res.Synced, res.Pending, res.Drift, res.Failed = t.synced, t.pending, t.drift, t.failed
+	upsertOutcome(ctx, t.outcome())
 	log.Info("ontology sync finished", "version", p.Version, "synced", res.Synced, "pending", res.Pending,
 		"drift", res.Drift, "failed", res.Failed)
 	return res, nil

@@ -146,10 +146,9 @@ func SchemaSync(ctx workflow.Context, p SchemaSyncParams) (SchemaSyncResult, err
 		nodeOpts.HeartbeatTimeout = 20 * time.Second
 	}
 	wid := workflow.GetInfo(ctx).WorkflowExecution.ID
-	sel := workflow.NewSelector(ctx)
-	inflight, next := 0, 0
-	start := func(i int) {
-		started := workflow.Now(ctx)
+	started := make([]time.Time, len(nodes))
+	fanOut(ctx, len(nodes), limit, func(i int) workflow.Future {
+		started[i] = workflow.Now(ctx)
 		res.Nodes[i].Status = NodeSyncing
 		opts := nodeOpts
 		if v2 {
@@ -157,40 +156,16 @@ func SchemaSync(ctx workflow.Context, p SchemaSyncParams) (SchemaSyncResult, err
 			opts.ActivityID = "sync-" + nodes[i].Name
 		}
 		nodeCtx := workflow.WithActivityOptions(ctx, opts)
-		f := workflow.ExecuteActivity(nodeCtx, activities.SyncNodeSchemaName, activities.SyncNodeParams{
+		return workflow.ExecuteActivity(nodeCtx, activities.SyncNodeSchemaName, activities.SyncNodeParams{
 			Node: nodes[i], Target: p.Target, WorkflowID: wid,
 		})
-		sel.AddFuture(f, func(f workflow.Future) {
-			inflight--
-			finish(ctx, &res.Nodes[i], f, workflow.Now(ctx).Sub(started))
-		})
-		inflight++
-	}
-	for next < len(nodes) || inflight > 0 {
-		for inflight < limit && next < len(nodes) {
-			start(next)
-			next++
-		}
-		sel.Select(ctx)
-	}
-	for _, n := range res.Nodes {
-		switch n.Status {
-		case NodeSynced:
-			res.Synced++
-		case NodePending:
-			res.Pending++
-		case NodeDrift:
-			res.Drift++
-		default:
-			res.Failed++
-		}
-	}
+	}, func(i int, f workflow.Future) {
+		finish(ctx, &res.Nodes[i], f, workflow.Now(ctx).Sub(started[i]))
+	})
+	t := tally(res.Nodes, func(n NodeSyncResult) string { return n.Status })
+	res.Synced, res.Pending, res.Drift, res.Failed = t.synced, t.pending, t.drift, t.failed
 	if v2 {
-		outcome := OutcomeComplete
-		if res.Pending+res.Drift+res.Failed > 0 {
-			outcome = OutcomePartial
-		}
-		upsertOutcome(ctx, outcome)
+		upsertOutcome(ctx, t.outcome())
 	}
 	log.Info("schema sync finished", "target", p.Target, "synced", res.Synced, "pending", res.Pending, "drift", res.Drift, "failed", res.Failed)
 	return res, nil
@@ -229,16 +204,7 @@ func finish(ctx workflow.Context, n *NodeSyncResult, f workflow.Future, took tim
 		}
 		return
 	}
-	n.Error = rootMessage(err)
-	var appErr *temporal.ApplicationError
-	switch {
-	case errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeDrift:
-		n.Status = NodeDrift
-	case errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeInvalid:
-		n.Status = NodeFailed
-	default:
-		n.Status = NodePending
-	}
+	n.Status, n.Error = nodeStatus(err), rootMessage(err)
 }
 
 // rootMessage returns the innermost error's message: the activity's own words
