@@ -9,11 +9,9 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"time"
 
 	"github.com/labstack/echo/v4"
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
 
 	"github.com/syndb/federation/internal/config"
 	"github.com/syndb/federation/internal/schemastate"
@@ -76,13 +74,7 @@ func (s *Server) startSchemaSync(c echo.Context) error {
 
 // SchemaSyncStatus is the answer to GET /v1/federation/schema/sync/{id}.
 type SchemaSyncStatus struct {
-	WorkflowID string     `json:"workflow_id"`
-	RunID      string     `json:"run_id"`
-	Status     string     `json:"status"`
-	StartedAt  time.Time  `json:"started_at"`
-	ClosedAt   *time.Time `json:"closed_at,omitempty"`
-	UIURL      string     `json:"ui_url"`
-	Error      string     `json:"error,omitempty"`
+	RunStatus
 	workflows.SchemaSyncResult
 }
 
@@ -95,41 +87,12 @@ func (s *Server) schemaSyncStatus(c echo.Context) error {
 	if !workflowIDRe.MatchString(id) {
 		return errNotFound(fmt.Sprintf("no schema sync %q: IDs look like schema-sync-v3", id))
 	}
-	ctx := c.Request().Context()
-	desc, err := s.deps.Temporal.DescribeWorkflowExecution(ctx, id, "")
-	var nf *serviceerror.NotFound
-	if errors.As(err, &nf) {
-		return errNotFound(fmt.Sprintf("no schema sync %q", id))
-	}
+	var out SchemaSyncStatus
+	st, err := s.runStatus(c.Request().Context(), id, "schema sync", &out.SchemaSyncResult)
 	if err != nil {
-		return fmt.Errorf("describe %s: %w", id, err)
+		return err
 	}
-	info := desc.GetWorkflowExecutionInfo()
-	out := SchemaSyncStatus{
-		WorkflowID: id,
-		RunID:      info.GetExecution().GetRunId(),
-		Status:     statusName(info.GetStatus()),
-		StartedAt:  info.GetStartTime().AsTime().UTC(),
-	}
-	out.UIURL = s.uiURL(id, out.RunID)
-	if info.GetCloseTime() != nil {
-		t := info.GetCloseTime().AsTime().UTC()
-		out.ClosedAt = &t
-	}
-	switch info.GetStatus() {
-	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
-		v, err := s.deps.Temporal.QueryWorkflow(ctx, id, out.RunID, workflows.ProgressQuery)
-		if err != nil {
-			return fmt.Errorf("query progress of %s: %w", id, err)
-		}
-		if err := v.Get(&out.SchemaSyncResult); err != nil {
-			return fmt.Errorf("decode progress of %s: %w", id, err)
-		}
-	default:
-		if err := s.deps.Temporal.GetWorkflow(ctx, id, out.RunID).Get(ctx, &out.SchemaSyncResult); err != nil {
-			out.Error = err.Error()
-		}
-	}
+	out.RunStatus = st
 	return c.JSON(http.StatusOK, out)
 }
 
@@ -190,36 +153,41 @@ func decodeJSON(c echo.Context, v any) error {
 	if c.Request().Body == nil || c.Request().ContentLength == 0 {
 		return errBadRequest("a JSON body is required")
 	}
-	body := c.Request().Body
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		if errors.Is(err, io.EOF) {
-			return errBadRequest("a JSON body is required")
-		}
-		return errBadRequest("invalid JSON body: " + err.Error())
+	err := decodeStrict(c.Request().Body, v)
+	if errors.Is(err, io.EOF) {
+		return errBadRequest("a JSON body is required")
 	}
-	if dec.More() {
-		return errBadRequest("invalid JSON body: more than one JSON value")
+	if err != nil {
+		return errBadRequest("invalid JSON body: " + err.Error())
 	}
 	return nil
 }
 
+// decodeOptionalJSON reads a JSON body into v, if there is one.
 func decodeOptionalJSON(c echo.Context, v any) error {
-	body := c.Request().Body
-	if body == nil {
+	if c.Request().Body == nil {
 		return nil
 	}
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
+	err := decodeStrict(c.Request().Body, v)
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	if err != nil {
 		return errBadRequest("invalid JSON body: " + err.Error())
 	}
+	return nil
+}
+
+// decodeStrict decodes one JSON value from r into v, refusing unknown
+// fields and anything after the value (io.EOF when r holds nothing).
+func decodeStrict(r io.Reader, v any) error {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
 	if dec.More() {
-		return errBadRequest("invalid JSON body: more than one JSON value")
+		return errors.New("more than one JSON value")
 	}
 	return nil
 }

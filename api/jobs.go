@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -88,13 +89,13 @@ func (s *Server) createJob(c echo.Context) error {
 	switch req.Kind {
 	case "analytics":
 		var as activities.AnalyticsSpec
-		if err = decodeStrict(req.Spec, &as); err == nil {
+		if err = decodeStrict(bytes.NewReader(req.Spec), &as); err == nil {
 			err = as.Validate(s.catalog)
 		}
 		spec = as
 	case "etl":
 		var es activities.EtlSpec
-		if err = decodeStrict(req.Spec, &es); err == nil {
+		if err = decodeStrict(bytes.NewReader(req.Spec), &es); err == nil {
 			err = es.Validate(s.types)
 		}
 		spec = es
@@ -128,13 +129,6 @@ func (s *Server) createJob(c echo.Context) error {
 	}
 	return c.JSON(http.StatusAccepted, JobStarted{JobID: id.String(), WorkflowID: st.WorkflowID,
 		StatusURL: s.cfg.PublicURL + "/v1/jobs/" + id.String(), UIURL: s.uiURL(st.WorkflowID, st.RunID)})
-}
-
-// decodeStrict decodes raw into v, refusing unknown fields.
-func decodeStrict(raw json.RawMessage, v any) error {
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
-	dec.DisallowUnknownFields()
-	return dec.Decode(v)
 }
 
 // UploadRequest is the body of POST /v1/datasets/uploads.
