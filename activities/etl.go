@@ -163,7 +163,7 @@ func (a *Jobs) flightTo(ctx context.Context, node NodeRef, q *fedpb.FlightQuery,
 	}
 	addr, ok := strings.CutPrefix(ep.GetLocation(), "grpc://")
 	if !ok {
-		return nil, nil, fmt.Errorf("%s: unsupported Flight location %q", node.Name, ep.GetLocation())
+		return nil, nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: unsupported Flight location %q", node.Name, ep.GetLocation()), ErrTypeInvalid, nil)
 	}
 	c, err := flight.NewClientWithMiddleware(addr, nil, nil, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -172,26 +172,86 @@ func (a *Jobs) flightTo(ctx context.Context, node NodeRef, q *fedpb.FlightQuery,
 	return c, ep.GetTicket(), nil
 }
 
+// readFlight reads q from node over Flight (a read ticket from
+// GetFlightEndpoint, then DoGet). done releases the reader and the client.
+func (a *Jobs) readFlight(ctx context.Context, node NodeRef, q *fedpb.FlightQuery) (rd *flight.Reader, done func(), err error) {
+	c, ticket, err := a.flightTo(ctx, node, q, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	stream, err := c.DoGet(ctx, &flight.Ticket{Ticket: ticket})
+	if err == nil {
+		rd, err = flight.NewRecordReader(stream)
+	}
+	if err != nil {
+		_ = c.Close()
+		return nil, nil, fmt.Errorf("%s: read %s over Flight: %w", node.Name, q.GetTable(), err)
+	}
+	return rd, func() { rd.Release(); _ = c.Close() }, nil
+}
+
+// flightPut loads records of schema into node over Flight: a write
+// ticket for q from GetFlightEndpoint, then DoPut. Write each record with
+// write; finish ends the stream and returns the rows the node loaded;
+// close releases the client (after finish, or on error).
+type flightPut struct {
+	node   string
+	client flight.Client
+	stream flight.FlightService_DoPutClient
+	w      *flight.Writer
+}
+
+func (a *Jobs) putFlight(ctx context.Context, node NodeRef, q *fedpb.FlightQuery, schema *arrow.Schema) (*flightPut, error) {
+	c, ticket, err := a.flightTo(ctx, node, q, true)
+	if err != nil {
+		return nil, err
+	}
+	stream, err := c.DoPut(ctx)
+	if err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("%s: DoPut: %w", node.Name, err)
+	}
+	w := flight.NewRecordWriter(stream, ipc.WithSchema(schema))
+	w.SetFlightDescriptor(&flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: ticket})
+	return &flightPut{node: node.Name, client: c, stream: stream, w: w}, nil
+}
+
+func (f *flightPut) write(rec arrow.RecordBatch) error {
+	if err := f.w.Write(rec); err != nil {
+		return fmt.Errorf("%s: send batch: %w", f.node, err)
+	}
+	return nil
+}
+
+func (f *flightPut) finish() (int64, error) {
+	_ = f.w.Close()
+	_ = f.stream.CloseSend()
+	res, err := f.stream.Recv()
+	if err != nil {
+		return 0, fmt.Errorf("%s: load: %w", f.node, err)
+	}
+	var put struct {
+		Rows int64 `json:"rows"`
+	}
+	if err := json.Unmarshal(res.GetAppMetadata(), &put); err != nil {
+		return 0, fmt.Errorf("%s: load answer: %w", f.node, err)
+	}
+	return put.Rows, nil
+}
+
+func (f *flightPut) close() { _ = f.client.Close() }
+
 // readColumn streams one UUID column of a node's table for a dataset and
 // calls fn with each value; it returns the number of rows.
 func (a *Jobs) readColumn(ctx context.Context, node NodeRef, table, column, dataset string, fn func(uuid.UUID)) (int64, error) {
 	if node.Name == HubTarget {
 		return a.readHubColumn(ctx, table, column, dataset, fn)
 	}
-	c, ticket, err := a.flightTo(ctx, node, &fedpb.FlightQuery{Table: table, Columns: []string{column}, DatasetIds: []string{dataset}}, false)
+	rd, done, err := a.readFlight(ctx, node, &fedpb.FlightQuery{Table: table, Columns: []string{column}, DatasetIds: []string{dataset}})
 	if err != nil {
 		return 0, err
 	}
-	defer func() { _ = c.Close() }()
-	stream, err := c.DoGet(ctx, &flight.Ticket{Ticket: ticket})
-	if err != nil {
-		return 0, fmt.Errorf("%s: read %s.%s: %w", node.Name, table, column, err)
-	}
-	rd, err := flight.NewRecordReader(stream)
-	if err != nil {
-		return 0, fmt.Errorf("%s: read %s.%s: %w", node.Name, table, column, err)
-	}
-	defer rd.Release()
+	defer done()
 	var n int64
 	for rd.Next() {
 		rec := rd.RecordBatch()
@@ -543,37 +603,30 @@ func (a *Jobs) LoadStaged(ctx context.Context, p EtlParams) (EtlLoaded, error) {
 		out.Rows, out.DurationMS = h.rows, time.Since(started).Milliseconds()
 		return out, nil
 	}
-	var client flight.Client
-	var writer *flight.Writer
-	var stream flight.FlightService_DoPutClient
+	var put *flightPut
 	rep := EtlReport{}
 	err = a.etlRows(ctx, p.Spec, &rep, 64<<10, func(rec arrow.RecordBatch) error {
-		if writer == nil {
+		if put == nil {
 			cols := make([]string, 0, rec.NumCols())
 			for _, f := range rec.Schema().Fields() {
 				cols = append(cols, f.Name)
 			}
-			c, ticket, err := a.flightTo(ctx, p.Node, &fedpb.FlightQuery{Table: p.Spec.Table, Columns: cols,
-				DatasetIds: []string{p.Spec.Dataset.DatasetID}}, true)
+			var err error
+			put, err = a.putFlight(ctx, p.Node, &fedpb.FlightQuery{Table: p.Spec.Table, Columns: cols,
+				DatasetIds: []string{p.Spec.Dataset.DatasetID}}, rec.Schema())
 			if err != nil {
 				return err
 			}
-			client = c
-			if stream, err = c.DoPut(ctx); err != nil {
-				return fmt.Errorf("%s: DoPut: %w", p.Node.Name, err)
-			}
-			writer = flight.NewRecordWriter(stream, ipc.WithSchema(rec.Schema()))
-			writer.SetFlightDescriptor(&flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: ticket})
 		}
-		if err := writer.Write(rec); err != nil {
-			return fmt.Errorf("%s: send batch: %w", p.Node.Name, err)
+		if err := put.write(rec); err != nil {
+			return err
 		}
 		out.Batches++
 		loaded.Add(rec.NumRows())
 		return nil
 	})
-	if client != nil {
-		defer func() { _ = client.Close() }()
+	if put != nil {
+		defer put.close()
 	}
 	if err != nil {
 		return out, err
@@ -581,22 +634,12 @@ func (a *Jobs) LoadStaged(ctx context.Context, p EtlParams) (EtlLoaded, error) {
 	if rep.ProblemCount > 0 {
 		return out, temporal.NewNonRetryableApplicationError("the staged file changed since it was validated", ErrTypeInvalid, nil)
 	}
-	if writer == nil {
+	if put == nil {
 		return out, nil // an empty file
 	}
-	_ = writer.Close()
-	_ = stream.CloseSend()
-	res, err := stream.Recv()
-	if err != nil {
-		return out, fmt.Errorf("%s: load: %w", p.Node.Name, err)
+	if out.Rows, err = put.finish(); err != nil {
+		return out, err
 	}
-	var put struct {
-		Rows int64 `json:"rows"`
-	}
-	if err := json.Unmarshal(res.GetAppMetadata(), &put); err != nil {
-		return out, fmt.Errorf("%s: load answer: %w", p.Node.Name, err)
-	}
-	out.Rows = put.Rows
 	out.DurationMS = time.Since(started).Milliseconds()
 	if out.Rows != p.Rows {
 		return out, fmt.Errorf("%s loaded %d rows of %d", p.Node.Name, out.Rows, p.Rows)
@@ -645,24 +688,16 @@ func (a *Jobs) RegisterDataset(ctx context.Context, p EtlParams) (bool, error) {
 		}
 		return true, nil
 	}
-	c, ticket, err := a.flightTo(ctx, p.Node, &fedpb.FlightQuery{Table: "datasets", Columns: cols, DatasetIds: []string{d.DatasetID}}, true)
+	put, err := a.putFlight(ctx, p.Node, &fedpb.FlightQuery{Table: "datasets", Columns: cols, DatasetIds: []string{d.DatasetID}}, rec.Schema())
 	if err != nil {
 		return false, err
 	}
-	defer func() { _ = c.Close() }()
-	stream, err := c.DoPut(ctx)
-	if err != nil {
-		return false, fmt.Errorf("%s: DoPut: %w", p.Node.Name, err)
+	defer put.close()
+	if err := put.write(rec); err != nil {
+		return false, err
 	}
-	w := flight.NewRecordWriter(stream, ipc.WithSchema(rec.Schema()))
-	w.SetFlightDescriptor(&flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: ticket})
-	if err := w.Write(rec); err != nil {
-		return false, fmt.Errorf("%s: send dataset: %w", p.Node.Name, err)
-	}
-	_ = w.Close()
-	_ = stream.CloseSend()
-	if _, err := stream.Recv(); err != nil {
-		return false, fmt.Errorf("%s: register dataset: %w", p.Node.Name, err)
+	if _, err := put.finish(); err != nil {
+		return false, fmt.Errorf("register dataset: %w", err)
 	}
 	return true, nil
 }

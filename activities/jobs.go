@@ -18,7 +18,6 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
@@ -28,8 +27,6 @@ import (
 	"github.com/minio/minio-go/v7"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/syndb/federation/internal/arrowch"
 	"github.com/syndb/federation/internal/fedpb"
@@ -286,21 +283,12 @@ func nodeError(node string, err error) error {
 // nodeSummary has the node compute the summary on its ClickHouse and
 // offer it over its Flight server, and reads it from there.
 func (a *Jobs) nodeSummary(ctx context.Context, p NodeAnalysisParams) (arrow.RecordBatch, error) {
-	client, ticket, err := a.flightTo(ctx, p.Node, &fedpb.FlightQuery{Table: p.Spec.Table, SummaryOf: p.Spec.Column,
-		Quantiles: p.Spec.Quantiles, DatasetIds: p.Spec.DatasetIDs}, false)
+	rd, done, err := a.readFlight(ctx, p.Node, &fedpb.FlightQuery{Table: p.Spec.Table, SummaryOf: p.Spec.Column,
+		Quantiles: p.Spec.Quantiles, DatasetIds: p.Spec.DatasetIDs})
 	if err != nil {
 		return nil, err
 	}
-	defer func() { _ = client.Close() }()
-	stream, err := client.DoGet(ctx, &flight.Ticket{Ticket: ticket})
-	if err != nil {
-		return nil, fmt.Errorf("%s: flight DoGet: %w", p.Node.Name, err)
-	}
-	rd, err := flight.NewRecordReader(stream)
-	if err != nil {
-		return nil, fmt.Errorf("%s: flight stream: %w", p.Node.Name, err)
-	}
-	defer rd.Release()
+	defer done()
 	b := array.NewRecordBuilder(memory.DefaultAllocator, summarySchema)
 	defer b.Release()
 	for rd.Next() {
@@ -343,30 +331,12 @@ func (a *Jobs) nodeSummary(ctx context.Context, p NodeAnalysisParams) (arrow.Rec
 // nodeGraph pulls the node's synapses (pre, post) over Flight and counts
 // each neuron's in and out degree.
 func (a *Jobs) nodeGraph(ctx context.Context, p NodeAnalysisParams, rows *atomic.Int64) (arrow.RecordBatch, error) {
-	var ep fedpb.GetFlightEndpointResponse
-	req := &fedpb.GetFlightEndpointRequest{Query: &fedpb.FlightQuery{Table: "synapse", Columns: []string{"pre_id", "post_id"},
-		DatasetIds: p.Spec.DatasetIDs}}
-	if err := a.nodes.Call(ctx, p.Node.PeerID, p.Node.Addrs, p2p.FlightEndpoint, req, &ep); err != nil {
-		return nil, nodeError(p.Node.Name, err)
-	}
-	addr, ok := strings.CutPrefix(ep.GetLocation(), "grpc://")
-	if !ok {
-		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: unsupported Flight location %q", p.Node.Name, ep.GetLocation()), ErrTypeInvalid, nil)
-	}
-	client, err := flight.NewClientWithMiddleware(addr, nil, nil, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	rd, done, err := a.readFlight(ctx, p.Node, &fedpb.FlightQuery{Table: "synapse", Columns: []string{"pre_id", "post_id"},
+		DatasetIds: p.Spec.DatasetIDs})
 	if err != nil {
-		return nil, fmt.Errorf("%s: flight client: %w", p.Node.Name, err)
+		return nil, err
 	}
-	defer func() { _ = client.Close() }()
-	stream, err := client.DoGet(ctx, &flight.Ticket{Ticket: ep.GetTicket()})
-	if err != nil {
-		return nil, fmt.Errorf("%s: flight DoGet: %w", p.Node.Name, err)
-	}
-	rd, err := flight.NewRecordReader(stream)
-	if err != nil {
-		return nil, fmt.Errorf("%s: flight stream: %w", p.Node.Name, err)
-	}
-	defer rd.Release()
+	defer done()
 	type degrees struct{ in, out int64 }
 	deg := map[uuid.UUID]*degrees{}
 	get := func(id uuid.UUID) *degrees {
