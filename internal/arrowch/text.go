@@ -22,6 +22,30 @@ type TextColumn struct {
 	t     *chType
 	c     codec
 	arrow arrow.DataType
+	text  *textParser
+}
+
+// textParser reads the cells of one type; the reflect types it needs are
+// worked out once, when the column is made, not for every cell.
+type textParser struct {
+	t     *chType      // the type without Nullable
+	ptr   reflect.Type // *T when the type is Nullable(T)
+	slice reflect.Type // []E for Array(E)
+	elem  *textParser  // reads E for Array(E)
+}
+
+func newTextParser(t *chType) *textParser {
+	p := &textParser{t: t}
+	if t.nullable {
+		inner := *t
+		inner.nullable = false
+		p.t, p.ptr = &inner, reflect.PointerTo(newCodec(&inner).goType())
+	}
+	if p.t.kind == kindArray {
+		p.elem = newTextParser(p.t.elem)
+		p.slice = reflect.SliceOf(newCodec(p.t.elem).goType())
+	}
+	return p
 }
 
 // NewTextColumn returns the TextColumn of a ClickHouse type.
@@ -34,7 +58,7 @@ func NewTextColumn(chType string) (*TextColumn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &TextColumn{t: t, c: newCodec(t), arrow: at}, nil
+	return &TextColumn{t: t, c: newCodec(t), arrow: at, text: newTextParser(t)}, nil
 }
 
 // ArrowType is the column's Arrow type.
@@ -53,25 +77,28 @@ var ErrNull = errors.New("a value is required")
 // for a Nullable column, the empty string for a String one, and an error
 // (ErrNull) otherwise. Arrays are JSON arrays.
 func (tc *TextColumn) Parse(s string) (any, error) {
-	return parseText(tc.t, s)
+	return tc.text.parse(s)
 }
 
-func parseText(t *chType, s string) (any, error) {
-	if t.nullable {
-		inner := *t
-		inner.nullable = false
-		ptr := reflect.PointerTo(newCodec(&inner).goType())
-		if s == "" {
-			return reflect.Zero(ptr).Interface(), nil
-		}
-		v, err := parseText(&inner, s)
-		if err != nil {
-			return nil, err
-		}
-		p := reflect.New(ptr.Elem())
-		p.Elem().Set(reflect.ValueOf(v))
-		return p.Interface(), nil
+func (p *textParser) parse(s string) (any, error) {
+	if p.ptr == nil {
+		return p.value(s)
 	}
+	if s == "" {
+		return reflect.Zero(p.ptr).Interface(), nil
+	}
+	v, err := p.value(s)
+	if err != nil {
+		return nil, err
+	}
+	ptr := reflect.New(p.ptr.Elem())
+	ptr.Elem().Set(reflect.ValueOf(v))
+	return ptr.Interface(), nil
+}
+
+// value reads s as a value of the type without Nullable.
+func (p *textParser) value(s string) (any, error) {
+	t := p.t
 	if s == "" && t.kind != kindString && t.kind != kindFixedString && t.kind != kindArray {
 		return nil, ErrNull
 	}
@@ -164,14 +191,13 @@ func parseText(t *chType, s string) (any, error) {
 		if err := json.Unmarshal([]byte(s), &raw); err != nil {
 			return nil, fmt.Errorf("not a JSON array: %q", clip(s))
 		}
-		elemType := newCodec(t.elem).goType()
-		out := reflect.MakeSlice(reflect.SliceOf(elemType), 0, len(raw))
+		out := reflect.MakeSlice(p.slice, 0, len(raw))
 		for i, r := range raw {
 			var text string
 			if err := json.Unmarshal(r, &text); err != nil {
 				text = string(r) // numbers and booleans as written
 			}
-			v, err := parseText(t.elem, text)
+			v, err := p.elem.parse(text)
 			if err != nil {
 				return nil, fmt.Errorf("element %d: %w", i, err)
 			}
