@@ -1,7 +1,7 @@
 package e2e
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -69,7 +69,7 @@ func benchFanout(b *testing.B, n int) {
 
 	// The fleet's target one below the head, so nodes registering there
 	// are not caught up before the timed sync.
-	postSync(b, head-1)
+	postSync(b, head-1, 5*time.Minute)
 
 	chAddr := fed.Stack.Nodes["lab-a"].Addr()
 	nodes := make([]string, n)
@@ -87,7 +87,7 @@ func benchFanout(b *testing.B, n int) {
 
 	b.StartTimer()
 	began := time.Now()
-	res := postSync(b, head)
+	res := postSync(b, head, 5*time.Minute)
 	syncTook := time.Since(began)
 	b.StopTimer()
 	synced := 0
@@ -109,20 +109,6 @@ func benchFanout(b *testing.B, n int) {
 	b.ReportMetric(directTook.Seconds(), "direct-s")
 	b.ReportMetric(syncTook.Seconds()/directTook.Seconds(), "x-direct")
 	b.ReportMetric(float64(n)/syncTook.Seconds(), "nodes/s")
-}
-
-// postSync POSTs a sync to target and waits for its result.
-func postSync(b *testing.B, target int) workflows.SchemaSyncResult {
-	b.Helper()
-	status, raw := apiDo(b, http.MethodPost, "/v1/federation/schema/sync", fmt.Sprintf(`{"target_version": %d}`, target))
-	require.Equal(b, http.StatusAccepted, status, string(raw))
-	var started api.SchemaSyncStarted
-	require.NoError(b, json.Unmarshal(raw, &started))
-	ctx, cancel := context.WithTimeout(b.Context(), 5*time.Minute)
-	defer cancel()
-	var res workflows.SchemaSyncResult
-	require.NoError(b, temporalClient(b).GetWorkflow(ctx, started.WorkflowID, started.RunID).Get(ctx, &res))
-	return res
 }
 
 // prepareDatabases makes a fresh database per node (name + suffix) at
@@ -391,11 +377,11 @@ func readLastSweep(ctx context.Context, tc client.Client) (time.Duration, int, e
 // memory while it streams (it must not grow with the result).
 func BenchmarkQuery(b *testing.B) {
 	for _, n := range []string{"lab-a", "lab-b"} {
-		waitHealthB(b, n)
+		waitHealth(b, n, health.Healthy, time.Minute)
 	}
 	b.Run("aggregate", func(b *testing.B) {
 		const sql = "SELECT count() AS n, avg(voxel_volume) AS v FROM neuron"
-		direct := nodeConnB(b, "lab-a")
+		direct := nodeConn(b, "lab-a")
 		// 50 samples per iteration, after a warm-up, for stable medians.
 		_, _ = apiDo(b, http.MethodPost, "/v1/query", fmt.Sprintf(`{"sql": %q, "nodes": ["lab-a"]}`, sql))
 		viaAPI := make([]time.Duration, 0, 50*b.N)
@@ -520,82 +506,35 @@ func restartAPI(b *testing.B, env map[string]string) {
 	}))
 }
 
-func waitHealthB(b *testing.B, node string) {
-	b.Helper()
-	ctx, cancel := context.WithTimeout(b.Context(), time.Minute)
-	defer cancel()
-	require.NoError(b, pollUntil(ctx, func() error {
-		snapCtx, c := context.WithTimeout(ctx, 5*time.Second)
-		defer c()
-		st, err := store.Open(snapCtx, fed.Env["SYNDB_POSTGRES_DSN"])
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		cl, err := st.Cluster(snapCtx, node)
-		if err != nil {
-			return err
-		}
-		if cl.Health != string(health.Healthy) {
-			return fmt.Errorf("%s is %s", node, cl.Health)
-		}
-		return nil
-	}))
-}
-
-func nodeConnB(b *testing.B, name string) driver.Conn {
-	b.Helper()
-	conn, err := chx.Open(b.Context(), config.ClickHouse{Addr: fed.Stack.Nodes[name].Addr(), User: "default", Database: "syndb"})
-	require.NoError(b, err)
-	b.Cleanup(func() { _ = conn.Close() })
-	return conn
-}
-
 // BenchmarkEtl: ETL jobs of a 200 k-row and a 2 M-row CSV (13 and 130 MB)
 // into a node, with the worker's peak memory while it validates and loads
 // the file (streamed both times: it must not grow with the file).
 func BenchmarkEtl(b *testing.B) {
-	waitHealthB(b, "lab-a")
+	waitHealth(b, "lab-a", health.Healthy, time.Minute)
 	for _, rows := range []int{200_000, 2_000_000} {
 		b.Run(fmt.Sprintf("rows=%d", rows), func(b *testing.B) { benchEtl(b, rows) })
 	}
 }
 
 func benchEtl(b *testing.B, rows int) {
-	f, err := os.CreateTemp(b.TempDir(), "neurons-*.csv")
-	require.NoError(b, err)
-	w := bufio.NewWriterSize(f, 1<<20)
-	_, _ = w.WriteString("cid,voxel_volume,neuron_type,terminal_count\n")
+	var csv bytes.Buffer
+	csv.WriteString("cid,voxel_volume,neuron_type,terminal_count\n")
 	for i := range rows {
-		fmt.Fprintf(w, "%s,%g,pyramidal,%d\n", uuid.New(), float64(i)/7, i%13)
+		fmt.Fprintf(&csv, "%s,%g,pyramidal,%d\n", uuid.New(), float64(i)/7, i%13)
 	}
-	require.NoError(b, w.Flush())
-	size, err := f.Seek(0, io.SeekEnd)
-	require.NoError(b, err)
+	size := int64(csv.Len())
 	pid, ok := fed.HubPid("worker")
 	require.True(b, ok)
 	for range b.N {
 		b.StopTimer()
-		_, err := f.Seek(0, io.SeekStart)
-		require.NoError(b, err)
-		status, raw := apiDo(b, http.MethodPost, "/v1/datasets/uploads", `{"filename": "big.csv"}`)
-		require.Equal(b, http.StatusCreated, status, string(raw))
-		var up api.Upload
-		require.NoError(b, json.Unmarshal(raw, &up))
-		req, err := http.NewRequestWithContext(b.Context(), http.MethodPut, up.URL, f)
-		require.NoError(b, err)
-		req.ContentLength = size
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(b, err)
-		_ = resp.Body.Close()
-		require.Equal(b, http.StatusOK, resp.StatusCode)
+		object := upload(b, "big.csv", csv.Bytes())
 		require.NoError(b, os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0))
 		before := procStatusKB(b, pid, "VmRSS")
 		dataset := uuid.New()
-		spec := fmt.Sprintf(`{"object": %q, "table": "neuron", "node": "lab-a", "dataset": {"dataset_id": %q, "name": "bench"}}`, up.Object, dataset)
+		spec := fmt.Sprintf(`{"object": %q, "table": "neuron", "node": "lab-a", "dataset": {"dataset_id": %q, "name": "bench"}}`, object, dataset)
 		b.StartTimer()
 		began := time.Now()
-		status, raw = apiDo(b, http.MethodPost, "/v1/jobs", `{"kind": "etl", "spec": `+spec+`}`)
+		status, raw := apiDo(b, http.MethodPost, "/v1/jobs", `{"kind": "etl", "spec": `+spec+`}`)
 		require.Equal(b, http.StatusAccepted, status, string(raw))
 		var st api.JobStarted
 		require.NoError(b, json.Unmarshal(raw, &st))

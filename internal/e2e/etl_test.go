@@ -28,7 +28,7 @@ import (
 )
 
 // upload stages body under filename and returns the object.
-func upload(t *testing.T, filename string, body []byte) string {
+func upload(t testing.TB, filename string, body []byte) string {
 	t.Helper()
 	status, raw := apiDo(t, http.MethodPost, "/v1/datasets/uploads", fmt.Sprintf(`{"filename": %q}`, filename))
 	require.Equal(t, http.StatusCreated, status, string(raw))

@@ -16,7 +16,7 @@ import (
 	"github.com/syndb/federation/workflows"
 )
 
-func healthOf(t *testing.T, name string) api.NodeHealth {
+func healthOf(t testing.TB, name string) api.NodeHealth {
 	t.Helper()
 	status, raw := apiDo(t, http.MethodGet, "/v1/federation/health", "")
 	require.Equal(t, http.StatusOK, status, string(raw))
@@ -31,7 +31,7 @@ func healthOf(t *testing.T, name string) api.NodeHealth {
 }
 
 // waitHealth polls GET /v1/federation/health until node is in state.
-func waitHealth(t *testing.T, node string, state health.State, within time.Duration) api.NodeHealth {
+func waitHealth(t testing.TB, node string, state health.State, within time.Duration) api.NodeHealth {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), within)
 	defer cancel()

@@ -55,7 +55,7 @@ func temporalClient(t testing.TB) client.Client {
 	return c
 }
 
-func nodeConn(t *testing.T, name string) driver.Conn {
+func nodeConn(t testing.TB, name string) driver.Conn {
 	t.Helper()
 	conn, err := chx.Open(t.Context(), config.ClickHouse{Addr: fed.Stack.Nodes[name].Addr(), User: "default", Database: "syndb"})
 	require.NoError(t, err)

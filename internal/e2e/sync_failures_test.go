@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
 
+	"github.com/syndb/federation/api"
 	"github.com/syndb/federation/internal/chx"
 	"github.com/syndb/federation/internal/config"
 	"github.com/syndb/federation/internal/devfed"
@@ -29,8 +30,18 @@ import (
 // syncFleet POSTs a sync to the head and waits for it.
 func syncFleet(t *testing.T) workflows.SchemaSyncResult {
 	t.Helper()
-	started := startSync(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	return postSync(t, 0, 2*time.Minute)
+}
+
+// postSync POSTs a sync to target (0: the head) and waits, at most within,
+// for its result.
+func postSync(t testing.TB, target int, within time.Duration) workflows.SchemaSyncResult {
+	t.Helper()
+	status, raw := apiDo(t, http.MethodPost, "/v1/federation/schema/sync", fmt.Sprintf(`{"target_version": %d}`, target))
+	require.Equal(t, http.StatusAccepted, status, string(raw))
+	var started api.SchemaSyncStarted
+	require.NoError(t, json.Unmarshal(raw, &started))
+	ctx, cancel := context.WithTimeout(t.Context(), within)
 	defer cancel()
 	var res workflows.SchemaSyncResult
 	require.NoError(t, temporalClient(t).GetWorkflow(ctx, started.WorkflowID, started.RunID).Get(ctx, &res))
