@@ -18,6 +18,33 @@ const KeyPrefix = "sdb_"
 // ErrUnauthorized is returned for a missing, unknown or revoked API key.
 var ErrUnauthorized = errors.New("unauthorized")
 
+// Roles of an API key, from the least to the most it may do. Each role may
+// do everything the roles before it may.
+const (
+	// RoleReader reads the federation and runs federated queries.
+	RoleReader = "reader"
+	// RoleOperator also starts syncs, jobs, uploads and health sweeps, and
+	// cancels its own jobs.
+	RoleOperator = "operator"
+	// RoleAdmin also enrols and revokes nodes, manages API keys and cancels
+	// any job.
+	RoleAdmin = "admin"
+)
+
+// Roles lists every role, least first.
+var Roles = []string{RoleReader, RoleOperator, RoleAdmin}
+
+// RoleRank orders roles: 1 for a reader up to 3 for an admin, 0 for
+// anything else.
+func RoleRank(role string) int {
+	for i, r := range Roles {
+		if r == role {
+			return i + 1
+		}
+	}
+	return 0
+}
+
 // Principal is the identity behind an API key.
 type Principal struct {
 	KeyID   int64
@@ -33,7 +60,10 @@ func (s *Store) CreateAPIKey(ctx context.Context, account, name, role string) (s
 		return "", errors.New("api key name must not be empty")
 	}
 	if role == "" {
-		role = "admin"
+		role = RoleAdmin
+	}
+	if RoleRank(role) == 0 {
+		return "", fmt.Errorf("api key role %q: use one of %s", role, strings.Join(Roles, ", "))
 	}
 	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {
