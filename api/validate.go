@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -45,9 +46,19 @@ func queryText(c echo.Context, name string, limit int) (string, error) {
 	return v, nil
 }
 
-// pathText is the path parameter name, checked by checkText.
+// pathText is the path parameter name, unescaped and checked by checkText.
 func pathText(c echo.Context, name string) (string, error) {
 	v := c.Param(name)
+	// Echo routes on the escaped path when it differs from the decoded one
+	// ("%ff" is not how Go would escape 0xff), and then leaves parameters
+	// escaped.
+	if c.Request().URL.RawPath != "" {
+		u, err := url.PathUnescape(v)
+		if err != nil {
+			return "", errBadRequest(fmt.Sprintf("{%s} %.40q is not a valid escaped path segment", name, v))
+		}
+		v = u
+	}
 	if err := checkText("{"+name+"}", v, maxTextParam); err != nil {
 		return "", err
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -109,4 +110,60 @@ func (s *Store) Authenticate(ctx context.Context, key string) (Principal, error)
 		return Principal{}, fmt.Errorf("look up api key: %w", err)
 	}
 	return p, nil
+}
+
+// APIKey is the record of an API key (never the key itself: only its hash
+// is stored).
+type APIKey struct {
+	ID         int64      `json:"id"`
+	Name       string     `json:"name"`
+	Account    string     `json:"account"`
+	Prefix     string     `json:"prefix"`
+	Role       string     `json:"role"`
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
+}
+
+const apiKeySelect = `SELECT k.id, k.name, a.name, k.prefix, k.role, k.created_at, k.last_used_at, k.revoked_at
+	FROM api_keys k JOIN accounts a ON a.id = k.account_id`
+
+func scanAPIKey(row pgx.Row) (APIKey, error) {
+	var k APIKey
+	err := row.Scan(&k.ID, &k.Name, &k.Account, &k.Prefix, &k.Role, &k.CreatedAt, &k.LastUsedAt, &k.RevokedAt)
+	k.CreatedAt = k.CreatedAt.UTC()
+	return k, err
+}
+
+// APIKeys lists every API key, revoked ones too, oldest first.
+func (s *Store) APIKeys(ctx context.Context) ([]APIKey, error) {
+	rows, err := s.pool.Query(ctx, apiKeySelect+` ORDER BY k.id`)
+	if err != nil {
+		return nil, fmt.Errorf("list api keys: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (APIKey, error) { return scanAPIKey(r) })
+	if err != nil {
+		return nil, fmt.Errorf("list api keys: %w", err)
+	}
+	if out == nil {
+		out = []APIKey{}
+	}
+	return out, nil
+}
+
+// RevokeAPIKey revokes the key id: it authenticates no more. Revoking a
+// revoked key changes nothing; an unknown id is ErrNotFound.
+func (s *Store) RevokeAPIKey(ctx context.Context, id int64) (APIKey, error) {
+	_, err := s.pool.Exec(ctx, `UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1`, id)
+	if err != nil {
+		return APIKey{}, fmt.Errorf("revoke api key %d: %w", id, err)
+	}
+	k, err := scanAPIKey(s.pool.QueryRow(ctx, apiKeySelect+` WHERE k.id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return APIKey{}, fmt.Errorf("api key %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return APIKey{}, fmt.Errorf("read api key %d: %w", id, err)
+	}
+	return k, nil
 }
