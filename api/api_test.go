@@ -63,6 +63,21 @@ func (fakeStore) RevokeCluster(_ context.Context, name string) (store.Cluster, e
 
 func (fakeStore) Ping(context.Context) error { return errors.New("down for the test") }
 
+func (fakeStore) NewAPIKey(_ context.Context, account, name, role string) (string, store.APIKey, error) {
+	return "sdb_new", store.APIKey{ID: 42, Name: name, Account: account, Role: role, Prefix: "sdb_new"}, nil
+}
+
+func (fakeStore) APIKeys(context.Context) ([]store.APIKey, error) {
+	return []store.APIKey{{ID: 1, Name: "test", Account: "default", Role: store.RoleAdmin}}, nil
+}
+
+func (fakeStore) RevokeAPIKey(_ context.Context, id int64) (store.APIKey, error) {
+	if id != 1 {
+		return store.APIKey{}, store.ErrNotFound
+	}
+	return store.APIKey{ID: 1, Name: "test", Account: "default", Role: store.RoleAdmin}, nil
+}
+
 func (fakeStore) SchemaTarget(context.Context) (int, error) { return 3, nil }
 
 func (fakeStore) HealthHistory(_ context.Context, cluster string, limit int, before int64) ([]store.HealthTransition, error) {
@@ -189,6 +204,11 @@ func TestBadInput(t *testing.T) {
 		{"routing schema too big", http.MethodGet, "/v1/federation/routing?min_schema=99999999999", "", 400, "outside"},
 		{"cluster exists", http.MethodPost, "/v1/federation/clusters", `{"name":"lab-a"}`, 409, "already enrolled"},
 		{"revoke unknown", http.MethodDelete, "/v1/federation/clusters/lab-z", "", 404, "no cluster"},
+		{"key without name", http.MethodPost, "/v1/apikeys", `{"role":"reader"}`, 400, "name is required"},
+		{"key with unknown role", http.MethodPost, "/v1/apikeys", `{"name":"k","role":"root"}`, 400, "use one of reader, operator, admin"},
+		{"key name with NUL", http.MethodPost, "/v1/apikeys", `{"name":"k\u0000"}`, 400, "NUL"},
+		{"revoke unknown key", http.MethodDelete, "/v1/apikeys/99", "", 404, "no api key"},
+		{"revoke key not a number", http.MethodDelete, "/v1/apikeys/x", "", 404, "no api key"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -343,7 +363,7 @@ func TestRoleTableWalk(t *testing.T) {
 	srv, _ := newCatalogTestServer(t)
 	keys := map[string]string{store.RoleReader: readerKey, store.RoleOperator: operatorKey, store.RoleAdmin: goodKey}
 	routes := New(config.API{}, Deps{}).Routes()
-	require.Len(t, routes, 26)
+	require.Len(t, routes, 29)
 	registered := map[string]bool{}
 	for _, r := range New(config.API{}, Deps{Store: fakeStore{}}).e.Routes() {
 		registered[r.Method+" "+r.Path] = true
@@ -441,4 +461,23 @@ func TestDecodeStrictText(t *testing.T) {
 	for _, bad := range []string{`{"a": "x\u0000"}`, `{"a\u0000": 1}`, `{"a": ["ok", {"b": "\u0000"}]}`, "{\"a\": \"\xff\"}"} {
 		require.Error(t, decodeStrict(strings.NewReader(bad), &v), bad)
 	}
+}
+
+func TestKeyManagement(t *testing.T) {
+	t.Parallel()
+	srv := newTestServer(t)
+	status, _, raw := do(t, srv, http.MethodPost, "/v1/apikeys", "Bearer "+goodKey, `{"name":"ci","role":"operator"}`)
+	require.Equal(t, http.StatusCreated, status, string(raw))
+	var ck CreatedKey
+	require.NoError(t, json.Unmarshal(raw, &ck))
+	require.Equal(t, CreatedKey{Key: "sdb_new", APIKey: store.APIKey{ID: 42, Name: "ci", Account: "default", Role: store.RoleOperator, Prefix: "sdb_new"}}, ck)
+	status, _, raw = do(t, srv, http.MethodPost, "/v1/apikeys", "Bearer "+goodKey, `{"name":"ro"}`)
+	require.Equal(t, http.StatusCreated, status, string(raw))
+	require.NoError(t, json.Unmarshal(raw, &ck))
+	require.Equal(t, store.RoleReader, ck.Role, "a key is a reader unless asked")
+	status, _, raw = do(t, srv, http.MethodGet, "/v1/apikeys", "Bearer "+goodKey, "")
+	require.Equal(t, http.StatusOK, status, string(raw))
+	require.NotContains(t, string(raw), "key_hash")
+	status, _, raw = do(t, srv, http.MethodDelete, "/v1/apikeys/1", "Bearer "+goodKey, "")
+	require.Equal(t, http.StatusOK, status, string(raw))
 }

@@ -142,6 +142,9 @@ func (s *Server) routes() []Route {
 		{get, "/v1/federation/routing", reader, s.routingPlan},
 		{post, "/v1/federation/clusters", admin, s.createCluster},
 		{del, "/v1/federation/clusters/:name", admin, s.revokeCluster},
+		{post, "/v1/apikeys", admin, s.createKey},
+		{get, "/v1/apikeys", admin, s.listKeys},
+		{del, "/v1/apikeys/:id", admin, s.revokeKey},
 	}
 }
 

@@ -395,3 +395,40 @@ func TestInputValidation(t *testing.T) {
 		WHERE cluster = 'sec-ttl' AND used_at IS NULL`).Scan(&left))
 	require.InDelta(t, ttl, left, 10)
 }
+
+// TestKeyManagement: an admin creates an operator key through the API; the
+// key has its role at once, PostgreSQL holds only its hash, and once
+// revoked it is refused.
+func TestKeyManagement(t *testing.T) {
+	conn := pg(t)
+	name := fmt.Sprintf("sec-api-key-%d", time.Now().UnixNano())
+	status, raw := apiDo(t, http.MethodPost, "/v1/apikeys", `{"name": "`+name+`", "account": "sec-keys", "role": "operator"}`)
+	require.Equal(t, http.StatusCreated, status, string(raw))
+	var ck api.CreatedKey
+	require.NoError(t, json.Unmarshal(raw, &ck))
+	t.Cleanup(func() {
+		_, err := conn.Exec(context.Background(), `UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL`, ck.ID)
+		require.NoError(t, err)
+	})
+	require.Equal(t, store.RoleOperator, ck.Role)
+	var role string
+	var stored int
+	require.NoError(t, conn.QueryRow(t.Context(), `SELECT k.role, count(*) OVER () FROM api_keys k JOIN accounts a ON a.id = k.account_id
+		WHERE k.name = $1 AND a.name = 'sec-keys' AND k.key_hash = sha256(convert_to($2, 'UTF8'))`, name, ck.Key).Scan(&role, &stored))
+	require.Equal(t, store.RoleOperator, role)
+	require.Equal(t, 1, stored)
+
+	status, raw = keyDo(t, ck.Key, http.MethodPost, "/v1/federation/schema/sync", `{"sec_probe": 1}`)
+	requireError(t, http.StatusBadRequest, status, raw, "bad_request", "an operator passes the role check of a sync")
+	status, raw = keyDo(t, ck.Key, http.MethodPost, "/v1/apikeys", `{"name": "escalate", "role": "admin"}`)
+	requireError(t, http.StatusForbidden, status, raw, "forbidden", "an operator makes no keys")
+	status, raw = apiDo(t, http.MethodGet, "/v1/apikeys", "")
+	require.Equal(t, http.StatusOK, status, string(raw))
+	require.Contains(t, string(raw), name)
+	require.NotContains(t, string(raw), ck.Key)
+
+	status, raw = apiDo(t, http.MethodDelete, fmt.Sprintf("/v1/apikeys/%d", ck.ID), "")
+	require.Equal(t, http.StatusOK, status, string(raw))
+	status, raw = keyDo(t, ck.Key, http.MethodGet, "/v1/jobs", "")
+	requireError(t, http.StatusUnauthorized, status, raw, "unauthorized", "a revoked key")
+}

@@ -57,39 +57,51 @@ type Principal struct {
 // CreateAPIKey creates a key named name for account (created when missing)
 // and returns the key. Only its hash is stored: the key cannot be shown again.
 func (s *Store) CreateAPIKey(ctx context.Context, account, name, role string) (string, error) {
+	key, _, err := s.NewAPIKey(ctx, account, name, role)
+	return key, err
+}
+
+// NewAPIKey is CreateAPIKey that also returns the key's record. An empty
+// role is an admin key.
+func (s *Store) NewAPIKey(ctx context.Context, account, name, role string) (string, APIKey, error) {
 	if strings.TrimSpace(name) == "" {
-		return "", errors.New("api key name must not be empty")
+		return "", APIKey{}, errors.New("api key name must not be empty")
 	}
 	if role == "" {
 		role = RoleAdmin
 	}
 	if RoleRank(role) == 0 {
-		return "", fmt.Errorf("api key role %q: use one of %s", role, strings.Join(Roles, ", "))
+		return "", APIKey{}, fmt.Errorf("api key role %q: use one of %s", role, strings.Join(Roles, ", "))
 	}
 	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {
-		return "", fmt.Errorf("generate api key: %w", err)
+		return "", APIKey{}, fmt.Errorf("generate api key: %w", err)
 	}
 	key := KeyPrefix + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(raw[:]))
 	hash := sha256.Sum256([]byte(key))
+	var rec APIKey
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var accountID int64
+		var accountID, id int64
 		err := tx.QueryRow(ctx, `INSERT INTO accounts (name) VALUES ($1)
 			ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id`, account).Scan(&accountID)
 		if err != nil {
 			return fmt.Errorf("upsert account %q: %w", account, err)
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO api_keys (account_id, name, prefix, key_hash, role) VALUES ($1, $2, $3, $4, $5)`,
-			accountID, name, key[:len(KeyPrefix)+6], hash[:], role)
+		err = tx.QueryRow(ctx, `INSERT INTO api_keys (account_id, name, prefix, key_hash, role) VALUES ($1, $2, $3, $4, $5)
+			RETURNING id`, accountID, name, key[:len(KeyPrefix)+6], hash[:], role).Scan(&id)
 		if err != nil {
 			return fmt.Errorf("insert api key %q: %w", name, err)
+		}
+		rec, err = scanAPIKey(tx.QueryRow(ctx, apiKeySelect+` WHERE k.id = $1`, id))
+		if err != nil {
+			return fmt.Errorf("read api key %q: %w", name, err)
 		}
 		return nil
 	})
 	if err != nil {
-		return "", err
+		return "", APIKey{}, err
 	}
-	return key, nil
+	return key, rec, nil
 }
 
 // Authenticate returns the principal behind key, or ErrUnauthorized.
