@@ -148,8 +148,7 @@ func (s *Server) routes() []Route {
 	}
 }
 
-// Routes lists the API's routes and the role each needs, in the order the
-// README's API table lists them.
+// Routes lists the API's routes and the least role each needs.
 func (s *Server) Routes() []Route { return s.routes() }
 
 // Handler returns the HTTP handler, for tests.
