@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -21,19 +22,22 @@ import (
 )
 
 const (
-	goodKey   = "sdb_good"
-	readerKey = "sdb_reader"
+	goodKey     = "sdb_good"
+	operatorKey = "sdb_operator"
+	readerKey   = "sdb_reader"
 )
 
-// fakeStore is a small in-memory stand-in for PostgreSQL: one valid key.
+// fakeStore is a small in-memory stand-in for PostgreSQL: a key of each role.
 type fakeStore struct{}
 
 func (fakeStore) Authenticate(_ context.Context, key string) (store.Principal, error) {
 	switch key {
 	case goodKey:
-		return store.Principal{KeyName: "test", Account: "default", Role: "admin"}, nil
+		return store.Principal{KeyID: 1, KeyName: "test", Account: "default", Role: store.RoleAdmin}, nil
+	case operatorKey:
+		return store.Principal{KeyID: 7, KeyName: "operator", Account: "default", Role: store.RoleOperator}, nil
 	case readerKey:
-		return store.Principal{KeyName: "reader", Account: "default", Role: "reader"}, nil
+		return store.Principal{KeyID: 8, KeyName: "reader", Account: "default", Role: store.RoleReader}, nil
 	}
 	return store.Principal{}, store.ErrUnauthorized
 }
@@ -58,6 +62,21 @@ func (fakeStore) RevokeCluster(_ context.Context, name string) (store.Cluster, e
 }
 
 func (fakeStore) Ping(context.Context) error { return errors.New("down for the test") }
+
+func (fakeStore) NewAPIKey(_ context.Context, account, name, role string) (string, store.APIKey, error) {
+	return "sdb_new", store.APIKey{ID: 42, Name: name, Account: account, Role: role, Prefix: "sdb_new"}, nil
+}
+
+func (fakeStore) APIKeys(context.Context) ([]store.APIKey, error) {
+	return []store.APIKey{{ID: 1, Name: "test", Account: "default", Role: store.RoleAdmin}}, nil
+}
+
+func (fakeStore) RevokeAPIKey(_ context.Context, id int64) (store.APIKey, error) {
+	if id != 1 {
+		return store.APIKey{}, store.ErrNotFound
+	}
+	return store.APIKey{ID: 1, Name: "test", Account: "default", Role: store.RoleAdmin}, nil
+}
 
 func (fakeStore) SchemaTarget(context.Context) (int, error) { return 3, nil }
 
@@ -170,8 +189,26 @@ func TestBadInput(t *testing.T) {
 		{"cluster bad name", http.MethodPost, "/v1/federation/clusters", `{"name":"Lab A"}`, 400, "must be 1-63"},
 		{"cluster no name", http.MethodPost, "/v1/federation/clusters", `{}`, 400, "must be 1-63"},
 		{"cluster bad ttl", http.MethodPost, "/v1/federation/clusters", `{"name":"lab-c","ttl_seconds":-5}`, 400, "ttl_seconds"},
+		{"cluster ttl overflows a duration", http.MethodPost, "/v1/federation/clusters", `{"name":"lab-c","ttl_seconds":18446744075}`, 400, "outside 1..2592000"},
+		{"cluster ttl past int64", http.MethodPost, "/v1/federation/clusters", `{"name":"lab-c","ttl_seconds":18446744073709551616}`, 400, "invalid JSON"},
+		{"cluster ttl a day too long", http.MethodPost, "/v1/federation/clusters", `{"name":"lab-c","ttl_seconds":2592001}`, 400, "outside 1..2592000"},
+		{"NUL in a JSON string", http.MethodPost, "/v1/federation/clusters", `{"name":"lab\u0000c"}`, 400, "NUL"},
+		{"JSON not UTF-8", http.MethodPost, "/v1/federation/clusters", "{\"name\":\"lab-\xffc\"}", 400, "UTF-8"},
+		{"revoke NUL name", http.MethodDelete, "/v1/federation/clusters/lab%00a", "", 400, "NUL"},
+		{"revoke name not UTF-8", http.MethodDelete, "/v1/federation/clusters/lab%ff", "", 400, "UTF-8"},
+		{"history NUL name", http.MethodGet, "/v1/federation/clusters/%00/health/history", "", 400, "NUL"},
+		{"history name not UTF-8", http.MethodGet, "/v1/federation/clusters/%ff/health/history", "", 400, "UTF-8"},
+		{"history name not UTF-8, upper case", http.MethodGet, "/v1/federation/clusters/%FF/health/history", "", 400, "UTF-8"},
+		{"history before negative", http.MethodGet, "/v1/federation/clusters/lab-a/health/history?before=-1", "", 400, "outside"},
+		{"routing nodes NUL", http.MethodGet, "/v1/federation/routing?nodes=lab-a,%00", "", 400, "NUL"},
+		{"routing schema too big", http.MethodGet, "/v1/federation/routing?min_schema=99999999999", "", 400, "outside"},
 		{"cluster exists", http.MethodPost, "/v1/federation/clusters", `{"name":"lab-a"}`, 409, "already enrolled"},
 		{"revoke unknown", http.MethodDelete, "/v1/federation/clusters/lab-z", "", 404, "no cluster"},
+		{"key without name", http.MethodPost, "/v1/apikeys", `{"role":"reader"}`, 400, "name is required"},
+		{"key with unknown role", http.MethodPost, "/v1/apikeys", `{"name":"k","role":"root"}`, 400, "use one of reader, operator, admin"},
+		{"key name with NUL", http.MethodPost, "/v1/apikeys", `{"name":"k\u0000"}`, 400, "NUL"},
+		{"revoke unknown key", http.MethodDelete, "/v1/apikeys/99", "", 404, "no api key"},
+		{"revoke key not a number", http.MethodDelete, "/v1/apikeys/x", "", 404, "no api key"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -207,6 +244,7 @@ func TestClusterAdmin(t *testing.T) {
 	require.NoError(t, json.Unmarshal(raw, &e))
 	require.Equal(t, "lab-c", e.Name)
 	require.NotEmpty(t, e.Token)
+	require.WithinDuration(t, time.Now().Add(60*time.Second), e.ExpiresAt, 5*time.Second)
 
 	status, eb, _ := do(t, srv, http.MethodPost, "/v1/federation/clusters", "Bearer "+readerKey, `{"name":"lab-d"}`)
 	require.Equal(t, http.StatusForbidden, status)
@@ -241,6 +279,33 @@ func TestHealthHistoryPages(t *testing.T) {
 	}
 	status, _, _ = do(t, srv, http.MethodGet, "/v1/federation/clusters/nope/health/history", "Bearer "+goodKey, "")
 	require.Equal(t, http.StatusNotFound, status)
+	status, _, raw = do(t, srv, http.MethodGet, "/v1/federation/clusters/lab%2Da/health/history", "Bearer "+goodKey, "")
+	require.Equal(t, http.StatusOK, status, "an escaped name is unescaped: %s", raw)
+}
+
+// TestTextParams: NUL, invalid UTF-8 and overlong text in every text
+// parameter that reaches PostgreSQL is a 400, before the store sees it.
+func TestTextParams(t *testing.T) {
+	t.Parallel()
+	srv, cat := newCatalogTestServer(t)
+	long := strings.Repeat("x", 300)
+	for _, bad := range []string{"%00", "%ff", "%FF", "a%00b", "lab%c3", long} {
+		for _, path := range []string{
+			"/v1/datasets?q=" + bad, "/v1/datasets?animal=" + bad, "/v1/datasets?microscopy=" + bad, "/v1/datasets?node=" + bad,
+			"/v1/datasets/" + bad + "/" + labADataset.String(),
+		} {
+			if bad == long && strings.Contains(path, "?q=") {
+				continue // q may be 500 bytes
+			}
+			status, eb, raw := do(t, srv, http.MethodGet, path, "Bearer "+readerKey, "")
+			require.Equal(t, http.StatusBadRequest, status, "%s: %s", path, raw)
+			require.Equal(t, codeBadRequest, eb.Error.Code)
+		}
+	}
+	require.Equal(t, store.DatasetQuery{}, cat.lastQuery(), "no search reached the store")
+	status, _, raw := do(t, srv, http.MethodGet, "/v1/datasets?animal=m%C3%A4use&microscopy=SBEM", "Bearer "+readerKey, "")
+	require.Equal(t, http.StatusOK, status, string(raw))
+	require.Equal(t, "mäuse", cat.lastQuery().Animal)
 }
 
 func TestHealthReportFromSnapshot(t *testing.T) {
@@ -278,4 +343,141 @@ func TestRoutingPlan(t *testing.T) {
 	require.Equal(t, "lab-old", plan.Excluded[0].Name)
 	status, _, _ = do(t, srv, http.MethodGet, "/v1/federation/routing?min_schema=3&max_schema=2", "Bearer "+goodKey, "")
 	require.Equal(t, http.StatusBadRequest, status)
+}
+
+// walkPath fills a route's parameters with values no fake knows.
+func walkPath(path string) string {
+	return regexp.MustCompile(`:[a-z_]+`).ReplaceAllStringFunc(path, func(p string) string {
+		if p == ":id" {
+			return "00000000-0000-4000-8000-00000000dead"
+		}
+		return "walk"
+	})
+}
+
+// TestRoleTableWalk calls every route of the table on the real router with
+// no key and with each role's key: below the route's role is a 403 with a
+// JSON error, no key a 401, at or above it anything but 401 and 403.
+func TestRoleTableWalk(t *testing.T) {
+	t.Parallel()
+	srv, _ := newCatalogTestServer(t)
+	keys := map[string]string{store.RoleReader: readerKey, store.RoleOperator: operatorKey, store.RoleAdmin: goodKey}
+	routes := New(config.API{}, Deps{}).Routes()
+	require.Len(t, routes, 29)
+	registered := map[string]bool{}
+	for _, r := range New(config.API{}, Deps{Store: fakeStore{}}).e.Routes() {
+		registered[r.Method+" "+r.Path] = true
+	}
+	for _, r := range routes {
+		require.True(t, registered[r.Method+" "+r.Path], "%s %s is registered", r.Method, r.Path)
+		if r.Role != Public {
+			require.NotZero(t, store.RoleRank(r.Role), "%s %s: role %q", r.Method, r.Path, r.Role)
+		}
+		path := walkPath(r.Path)
+		// An unknown field: an allowed POST is refused by its handler.
+		body := `{"role_walk": true}`
+		status, eb, _ := do(t, srv, r.Method, path, "", body)
+		if r.Role == Public {
+			require.NotContains(t, []int{401, 403}, status, path)
+			continue
+		}
+		require.Equal(t, http.StatusUnauthorized, status, "no key: %s %s", r.Method, path)
+		require.Equal(t, codeUnauthorized, eb.Error.Code)
+		for _, role := range store.Roles {
+			status, eb, raw := do(t, srv, r.Method, path, "Bearer "+keys[role], body)
+			if store.RoleRank(role) < store.RoleRank(r.Role) {
+				require.Equal(t, http.StatusForbidden, status, "%s key: %s %s: %s", role, r.Method, path, raw)
+				require.Equal(t, codeForbidden, eb.Error.Code)
+				require.Contains(t, eb.Error.Message, "needs the "+r.Role+" role")
+				continue
+			}
+			require.NotContains(t, []int{401, 403}, status, "%s key: %s %s: %s", role, r.Method, path, raw)
+		}
+	}
+}
+
+// TestREADMEListsEveryRoute: the README's API table has a row for every
+// route of the table, with its role, and no other rows.
+func TestREADMEListsEveryRoute(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile("../README.md")
+	require.NoError(t, err)
+	row := regexp.MustCompile("(?m)^\\| `(GET|POST|DELETE) (/[^`]*)` \\| (none|reader|operator|admin) \\|")
+	param := regexp.MustCompile(`\{[a-z_]+\}|:[a-z_]+`)
+	documented := map[string]string{}
+	for _, m := range row.FindAllStringSubmatch(string(raw), -1) {
+		documented[m[1]+" "+param.ReplaceAllString(m[2], "{}")] = m[3]
+	}
+	routes := New(config.API{}, Deps{}).Routes()
+	want := map[string]string{}
+	for _, r := range routes {
+		role := r.Role
+		if role == Public {
+			role = "none"
+		}
+		want[r.Method+" "+param.ReplaceAllString(r.Path, "{}")] = role
+	}
+	require.Equal(t, want, documented)
+}
+
+func TestMayCancel(t *testing.T) {
+	t.Parallel()
+	owned := store.Job{Owner: &store.JobOwner{KeyID: 7, KeyName: "operator", Account: "default"}}
+	ownerGone := store.Job{Owner: &store.JobOwner{Account: "default"}}
+	cases := []struct {
+		name string
+		p    store.Principal
+		j    store.Job
+		ok   bool
+	}{
+		{"owner operator", store.Principal{KeyID: 7, Role: store.RoleOperator}, owned, true},
+		{"other operator", store.Principal{KeyID: 9, Role: store.RoleOperator}, owned, false},
+		{"owner demoted to reader", store.Principal{KeyID: 7, Role: store.RoleReader}, owned, false},
+		{"admin", store.Principal{KeyID: 1, Role: store.RoleAdmin}, owned, true},
+		{"operator, job without owner", store.Principal{KeyID: 7, Role: store.RoleOperator}, store.Job{}, false},
+		{"operator, owner key gone", store.Principal{Role: store.RoleOperator}, ownerGone, false},
+		{"admin, job without owner", store.Principal{KeyID: 1, Role: store.RoleAdmin}, store.Job{}, true},
+		{"unknown role", store.Principal{KeyID: 7, Role: "root"}, owned, false},
+	}
+	for _, tc := range cases {
+		require.Equal(t, tc.ok, mayCancel(tc.p, tc.j), tc.name)
+	}
+}
+
+func TestCheckText(t *testing.T) {
+	t.Parallel()
+	require.NoError(t, checkText("q", "Thy1-GFP mäuse", 100))
+	require.NoError(t, checkText("q", "", 100))
+	for _, bad := range []string{"a\x00b", "\xff", "lab\xc3", strings.Repeat("x", 101)} {
+		require.Error(t, checkText("q", bad, 100), "%q", bad)
+	}
+}
+
+func TestDecodeStrictText(t *testing.T) {
+	t.Parallel()
+	var v map[string]any
+	require.NoError(t, decodeStrict(strings.NewReader(`{"a": "back\\u0000slash is text"}`), &v), "an escaped backslash then u0000")
+	require.NoError(t, decodeStrict(strings.NewReader(`{"a": "é\u00e9"}`), &v))
+	for _, bad := range []string{`{"a": "x\u0000"}`, `{"a\u0000": 1}`, `{"a": ["ok", {"b": "\u0000"}]}`, "{\"a\": \"\xff\"}"} {
+		require.Error(t, decodeStrict(strings.NewReader(bad), &v), bad)
+	}
+}
+
+func TestKeyManagement(t *testing.T) {
+	t.Parallel()
+	srv := newTestServer(t)
+	status, _, raw := do(t, srv, http.MethodPost, "/v1/apikeys", "Bearer "+goodKey, `{"name":"ci","role":"operator"}`)
+	require.Equal(t, http.StatusCreated, status, string(raw))
+	var ck CreatedKey
+	require.NoError(t, json.Unmarshal(raw, &ck))
+	require.Equal(t, CreatedKey{Key: "sdb_new", APIKey: store.APIKey{ID: 42, Name: "ci", Account: "default", Role: store.RoleOperator, Prefix: "sdb_new"}}, ck)
+	status, _, raw = do(t, srv, http.MethodPost, "/v1/apikeys", "Bearer "+goodKey, `{"name":"ro"}`)
+	require.Equal(t, http.StatusCreated, status, string(raw))
+	require.NoError(t, json.Unmarshal(raw, &ck))
+	require.Equal(t, store.RoleReader, ck.Role, "a key is a reader unless asked")
+	status, _, raw = do(t, srv, http.MethodGet, "/v1/apikeys", "Bearer "+goodKey, "")
+	require.Equal(t, http.StatusOK, status, string(raw))
+	require.NotContains(t, string(raw), "key_hash")
+	status, _, raw = do(t, srv, http.MethodDelete, "/v1/apikeys/1", "Bearer "+goodKey, "")
+	require.Equal(t, http.StatusOK, status, string(raw))
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -34,13 +35,24 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// requireAdmin lets only admin keys through.
-func requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		p, ok := c.Get(principalKey).(store.Principal)
-		if !ok || p.Role != "admin" {
-			return errForbidden("this needs an admin API key")
+// principal is the caller authenticated on c.
+func principal(c echo.Context) (store.Principal, bool) {
+	p, ok := c.Get(principalKey).(store.Principal)
+	return p, ok
+}
+
+// requireRole lets through keys whose role is least or above it (see
+// store.Roles); the others get a 403.
+func requireRole(least string) echo.MiddlewareFunc {
+	need := store.RoleRank(least)
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			p, ok := principal(c)
+			if !ok || store.RoleRank(p.Role) < need {
+				return errForbidden(fmt.Sprintf("%s %s needs the %s role or above; this key's role is %s",
+					c.Request().Method, c.Path(), least, p.Role))
+			}
+			return next(c)
 		}
-		return next(c)
 	}
 }

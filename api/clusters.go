@@ -22,7 +22,7 @@ const (
 type CreateClusterRequest struct {
 	Name string `json:"name"`
 	// TTLSeconds is how long the enrollment token is valid (default a day).
-	TTLSeconds int `json:"ttl_seconds"`
+	TTLSeconds int64 `json:"ttl_seconds"`
 }
 
 func (s *Server) createCluster(c echo.Context) error {
@@ -35,10 +35,12 @@ func (s *Server) createCluster(c echo.Context) error {
 	}
 	ttl := defaultEnrollTTL
 	if req.TTLSeconds != 0 {
+		// Checked in seconds: a count of seconds that is valid as an int can
+		// overflow time.Duration.
+		if req.TTLSeconds < 1 || req.TTLSeconds > int64(maxEnrollTTL/time.Second) {
+			return errBadRequest(fmt.Sprintf("ttl_seconds %d is outside 1..%d", req.TTLSeconds, int64(maxEnrollTTL/time.Second)))
+		}
 		ttl = time.Duration(req.TTLSeconds) * time.Second
-	}
-	if ttl < time.Second || ttl > maxEnrollTTL {
-		return errBadRequest(fmt.Sprintf("ttl_seconds %d is outside 1..%d", req.TTLSeconds, int(maxEnrollTTL.Seconds())))
 	}
 	e, err := s.deps.Store.CreateCluster(c.Request().Context(), req.Name, ttl)
 	if errors.Is(err, store.ErrExists) {
@@ -51,7 +53,10 @@ func (s *Server) createCluster(c echo.Context) error {
 }
 
 func (s *Server) revokeCluster(c echo.Context) error {
-	name := c.Param("name")
+	name, err := pathText(c, "name")
+	if err != nil {
+		return err
+	}
 	if !config.ValidName(name) {
 		return errNotFound(fmt.Sprintf("no cluster %q", name))
 	}

@@ -52,27 +52,28 @@ func (s *Server) searchDatasets(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	q := store.DatasetQuery{
-		Text: strings.TrimSpace(c.QueryParam("q")), Animal: c.QueryParam("animal"),
-		Microscopy: c.QueryParam("microscopy"), Node: c.QueryParam("node"),
+	var q store.DatasetQuery
+	if q.Text, err = queryText(c, "q", maxSearchText); err != nil {
+		return err
 	}
-	if len(q.Text) > maxSearchText {
-		return errBadRequest(fmt.Sprintf("q is %d bytes, at most %d", len(q.Text), maxSearchText))
+	q.Text = strings.TrimSpace(q.Text)
+	if q.Animal, err = queryText(c, "animal", maxTextParam); err != nil {
+		return err
+	}
+	if q.Microscopy, err = queryText(c, "microscopy", maxTextParam); err != nil {
+		return err
+	}
+	if q.Node, err = queryText(c, "node", maxTextParam); err != nil {
+		return err
 	}
 	if q.Node != "" && !config.ValidName(q.Node) {
 		return errBadRequest(fmt.Sprintf("node %q is not a node name", q.Node))
 	}
-	if q.Limit, err = queryInt(c, "limit", store.DefaultDatasetLimit); err != nil {
+	if q.Limit, err = queryInt(c, "limit", store.DefaultDatasetLimit, 1, store.MaxDatasetLimit); err != nil {
 		return err
 	}
-	if q.Limit < 1 || q.Limit > store.MaxDatasetLimit {
-		return errBadRequest(fmt.Sprintf("limit %d is outside 1..%d", q.Limit, store.MaxDatasetLimit))
-	}
-	if q.Offset, err = queryInt(c, "offset", 0); err != nil {
+	if q.Offset, err = queryInt(c, "offset", 0, 0, maxOffset); err != nil {
 		return err
-	}
-	if q.Offset < 0 {
-		return errBadRequest(fmt.Sprintf("offset %d is negative", q.Offset))
 	}
 	page, err := cat.SearchDatasets(c.Request().Context(), q)
 	if err != nil {
@@ -89,7 +90,11 @@ func (s *Server) searchDatasets(c echo.Context) error {
 }
 
 func (s *Server) getDataset(c echo.Context) error {
-	return s.dataset(c, c.Param("node"), c.Param("id"))
+	node, err := pathText(c, "node")
+	if err != nil {
+		return err
+	}
+	return s.dataset(c, node, c.Param("id"))
 }
 
 func (s *Server) dataset(c echo.Context, node, rawID string) error {
@@ -100,6 +105,9 @@ func (s *Server) dataset(c echo.Context, node, rawID string) error {
 	id, err := uuid.Parse(rawID)
 	if err != nil {
 		return errBadRequest(fmt.Sprintf("dataset ID %.60q is not a UUID", rawID))
+	}
+	if !config.ValidName(node) {
+		return errNotFound(fmt.Sprintf("no dataset %s on node %q", id, node))
 	}
 	d, err := cat.Dataset(c.Request().Context(), node, id)
 	if errors.Is(err, store.ErrNotFound) {

@@ -85,7 +85,7 @@ func TestDatasetSearchInput(t *testing.T) {
 		{"limit not a number", "limit=ten", 400, `limit="ten" is not a number`},
 		{"limit zero", "limit=0", 400, "outside 1..1000"},
 		{"limit too high", "limit=1001", 400, "outside 1..1000"},
-		{"offset negative", "offset=-1", 400, "negative"},
+		{"offset negative", "offset=-1", 400, "outside 0.."},
 		{"offset not a number", "offset=1e3", 400, "not a number"},
 		{"bad node", "node=Lab%20A", 400, "not a node name"},
 		{"q too long", "q=" + strings.Repeat("a", maxSearchText+1), 400, "at most 500"},

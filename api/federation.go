@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -146,9 +145,7 @@ func statusName(st enumspb.WorkflowExecutionStatus) string {
 	return b.String()
 }
 
-// decodeOptionalJSON decodes a JSON body into v when there is one. Unknown
-// fields and trailing data are errors; an empty body leaves v as it is.
-// decodeJSON reads a required JSON body into v.
+// decodeJSON reads a required JSON body into v (see decodeStrict).
 func decodeJSON(c echo.Context, v any) error {
 	if c.Request().Body == nil || c.Request().ContentLength == 0 {
 		return errBadRequest("a JSON body is required")
@@ -163,7 +160,8 @@ func decodeJSON(c echo.Context, v any) error {
 	return nil
 }
 
-// decodeOptionalJSON reads a JSON body into v, if there is one.
+// decodeOptionalJSON reads a JSON body into v, if there is one: an empty
+// body leaves v as it is.
 func decodeOptionalJSON(c echo.Context, v any) error {
 	if c.Request().Body == nil {
 		return nil
@@ -174,20 +172,6 @@ func decodeOptionalJSON(c echo.Context, v any) error {
 	}
 	if err != nil {
 		return errBadRequest("invalid JSON body: " + err.Error())
-	}
-	return nil
-}
-
-// decodeStrict decodes one JSON value from r into v, refusing unknown
-// fields and anything after the value (io.EOF when r holds nothing).
-func decodeStrict(r io.Reader, v any) error {
-	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errors.New("more than one JSON value")
 	}
 	return nil
 }

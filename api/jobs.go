@@ -110,7 +110,7 @@ func (s *Server) createJob(c echo.Context) error {
 		return fmt.Errorf("encode spec: %w", err)
 	}
 	var by int64
-	if p, ok := c.Get(principalKey).(store.Principal); ok {
+	if p, ok := principal(c); ok {
 		by = p.KeyID
 	}
 	ctx := c.Request().Context()
@@ -199,16 +199,13 @@ func (s *Server) listJobs(c echo.Context) error {
 	if state != "" && !slices.Contains(store.JobStates, state) {
 		return errBadRequest(fmt.Sprintf("state %q: use one of %s", state, strings.Join(store.JobStates, ", ")))
 	}
-	limit, err := queryInt(c, "limit", 50)
+	limit, err := queryInt(c, "limit", 50, 1, 500)
 	if err != nil {
 		return err
 	}
-	offset, err := queryInt(c, "offset", 0)
+	offset, err := queryInt(c, "offset", 0, 0, maxOffset)
 	if err != nil {
 		return err
-	}
-	if limit < 1 || limit > 500 || offset < 0 {
-		return errBadRequest("limit is 1..500 and offset at least 0")
 	}
 	jobs, err := s.deps.Jobs.Jobs(c.Request().Context(), state, limit, offset)
 	if err != nil {
@@ -241,10 +238,22 @@ func (s *Server) jobResult(c echo.Context) error {
 		ExpiresAt: time.Now().Add(resultURLTTL).UTC(), Summary: j.Result})
 }
 
+// mayCancel says whether p may cancel j: an admin may cancel any job, an
+// operator only the jobs its own key created.
+func mayCancel(p store.Principal, j store.Job) bool {
+	if p.Role == store.RoleAdmin {
+		return true
+	}
+	return p.Role == store.RoleOperator && j.Owner != nil && j.Owner.KeyID != 0 && j.Owner.KeyID == p.KeyID
+}
+
 func (s *Server) cancelJob(c echo.Context) error {
 	j, err := s.jobByParam(c)
 	if err != nil {
 		return err
+	}
+	if p, _ := principal(c); !mayCancel(p, j) {
+		return errForbidden(fmt.Sprintf("job %s belongs to another key: only its owner or an admin may cancel it", j.ID))
 	}
 	if j.State != store.JobPending && j.State != store.JobRunning {
 		return errConflict(fmt.Sprintf("job %s already ended (%s)", j.ID, j.State))

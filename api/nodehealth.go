@@ -3,14 +3,15 @@ package api
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/syndb/federation/internal/config"
 	"github.com/syndb/federation/internal/routing"
 	"github.com/syndb/federation/internal/store"
 	"github.com/syndb/federation/workflows"
@@ -57,20 +58,25 @@ type HealthHistory struct {
 const (
 	defaultHistoryPage = 50
 	maxHistoryPage     = 1000
+	// maxRoutingNodes bounds the nodes a routing plan may name.
+	maxRoutingNodes = 1000
 )
 
 func (s *Server) healthHistory(c echo.Context) error {
-	name := c.Param("name")
-	limit, err := queryInt(c, "limit", defaultHistoryPage)
+	name, err := pathText(c, "name")
 	if err != nil {
 		return err
 	}
-	if limit < 1 || limit > maxHistoryPage {
-		return errBadRequest(fmt.Sprintf("limit %d is outside 1..%d", limit, maxHistoryPage))
-	}
-	before, err := queryInt(c, "before", 0)
+	limit, err := queryInt(c, "limit", defaultHistoryPage, 1, maxHistoryPage)
 	if err != nil {
 		return err
+	}
+	before, err := queryInt(c, "before", 0, 0, math.MaxInt64)
+	if err != nil {
+		return err
+	}
+	if !config.ValidName(name) {
+		return errNotFound(fmt.Sprintf("no cluster %q", name))
 	}
 	trs, err := s.deps.Store.HealthHistory(c.Request().Context(), name, limit, int64(before))
 	if errors.Is(err, store.ErrNotFound) {
@@ -85,18 +91,6 @@ func (s *Server) healthHistory(c echo.Context) error {
 			s.cfg.PublicURL, url.PathEscape(name), limit, trs[len(trs)-1].ID)
 	}
 	return c.JSON(http.StatusOK, out)
-}
-
-func queryInt(c echo.Context, name string, def int) (int, error) {
-	raw := c.QueryParam(name)
-	if raw == "" {
-		return def, nil
-	}
-	v, err := strconv.Atoi(raw)
-	if err != nil {
-		return 0, errBadRequest(fmt.Sprintf("%s=%q is not a number", name, raw))
-	}
-	return v, nil
 }
 
 // SweepRequested is the answer to POST /v1/federation/health/sweep.
@@ -123,13 +117,17 @@ type RoutingPlan struct {
 func (s *Server) routingPlan(c echo.Context) error {
 	need := routing.Need{}
 	var err error
-	if need.MinSchema, err = queryInt(c, "min_schema", 0); err != nil {
+	if need.MinSchema, err = queryInt(c, "min_schema", 0, 0, math.MaxInt32); err != nil {
 		return err
 	}
-	if need.MaxSchema, err = queryInt(c, "max_schema", 0); err != nil {
+	if need.MaxSchema, err = queryInt(c, "max_schema", 0, 0, math.MaxInt32); err != nil {
 		return err
 	}
-	if raw := c.QueryParam("nodes"); raw != "" {
+	raw, err := queryText(c, "nodes", maxRoutingNodes*64)
+	if err != nil {
+		return err
+	}
+	if raw != "" {
 		need.Nodes = strings.Split(raw, ",")
 	}
 	if err := routing.Validate(need); err != nil {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -79,35 +80,76 @@ func New(cfg config.API, deps Deps) *Server {
 	e.Use(middleware.BodyLimit("1M"))
 	e.Use(s.logRequests)
 
-	e.GET("/healthz", s.healthz)
-	e.GET("/readyz", s.readyz)
 	v1 := e.Group("/v1", s.authenticate)
-	v1.GET("/federation/schema", s.schemaStatus)
-	v1.POST("/federation/schema/sync", s.startSchemaSync)
-	v1.GET("/federation/schema/sync/:id", s.schemaSyncStatus)
-	v1.GET("/federation/clusters", s.listClusters)
-	v1.GET("/federation/clusters/:name/health/history", s.healthHistory)
-	v1.GET("/federation/health", s.healthReport)
-	v1.POST("/federation/health/sweep", s.sweepNow)
-	v1.GET("/federation/routing", s.routingPlan)
-	v1.POST("/query", s.query)
-	v1.POST("/jobs", s.createJob)
-	v1.POST("/datasets/uploads", s.createUpload)
-	v1.GET("/jobs", s.listJobs)
-	v1.GET("/jobs/:id", s.getJob)
-	v1.GET("/jobs/:id/result", s.jobResult)
-	v1.DELETE("/jobs/:id", s.cancelJob)
-	v1.GET("/datasets", s.searchDatasets)
-	v1.POST("/datasets/sync", s.startCatalogSync)
-	v1.GET("/datasets/sync/:id", s.catalogSyncStatus)
-	v1.GET("/datasets/:node/:id", s.getDataset)
-	v1.GET("/ontology", s.ontologyStatus)
-	v1.POST("/ontology/sync", s.startOntologySync)
-	v1.GET("/ontology/sync/:id", s.ontologySyncStatus)
-	v1.POST("/federation/clusters", s.createCluster, requireAdmin)
-	v1.DELETE("/federation/clusters/:name", s.revokeCluster, requireAdmin)
+	for _, r := range s.routes() {
+		if r.Role == Public {
+			e.Add(r.Method, r.Path, r.handler)
+			continue
+		}
+		v1.Add(r.Method, strings.TrimPrefix(r.Path, "/v1"), r.handler, requireRole(r.Role))
+	}
 	return s
 }
+
+// Public is the Role of the routes that need no API key.
+const Public = ""
+
+// Route is one route of the API and the least role a key needs to call it.
+type Route struct {
+	Method string
+	// Path is Echo's pattern: /v1/jobs/:id.
+	Path string
+	// Role is store.RoleReader, store.RoleOperator, store.RoleAdmin or
+	// Public.
+	Role    string
+	handler echo.HandlerFunc
+}
+
+// routes is the API: every route is registered from this table, and its
+// role is checked by requireRole. The README's API table lists the same
+// routes and roles.
+func (s *Server) routes() []Route {
+	const (
+		get, post, del = http.MethodGet, http.MethodPost, http.MethodDelete
+		reader         = store.RoleReader
+		operator       = store.RoleOperator
+		admin          = store.RoleAdmin
+	)
+	return []Route{
+		{get, "/healthz", Public, s.healthz},
+		{get, "/readyz", Public, s.readyz},
+		{get, "/v1/federation/schema", reader, s.schemaStatus},
+		{post, "/v1/federation/schema/sync", operator, s.startSchemaSync},
+		{get, "/v1/federation/schema/sync/:id", reader, s.schemaSyncStatus},
+		{get, "/v1/federation/clusters", reader, s.listClusters},
+		{get, "/v1/federation/health", reader, s.healthReport},
+		{get, "/v1/federation/clusters/:name/health/history", reader, s.healthHistory},
+		{post, "/v1/federation/health/sweep", operator, s.sweepNow},
+		{post, "/v1/query", reader, s.query},
+		{post, "/v1/jobs", operator, s.createJob},
+		{post, "/v1/datasets/uploads", operator, s.createUpload},
+		{get, "/v1/jobs", reader, s.listJobs},
+		{get, "/v1/jobs/:id", reader, s.getJob},
+		{get, "/v1/jobs/:id/result", reader, s.jobResult},
+		{del, "/v1/jobs/:id", operator, s.cancelJob},
+		{get, "/v1/datasets", reader, s.searchDatasets},
+		{get, "/v1/datasets/:node/:id", reader, s.getDataset},
+		{post, "/v1/datasets/sync", operator, s.startCatalogSync},
+		{get, "/v1/datasets/sync/:id", reader, s.catalogSyncStatus},
+		{get, "/v1/ontology", reader, s.ontologyStatus},
+		{post, "/v1/ontology/sync", operator, s.startOntologySync},
+		{get, "/v1/ontology/sync/:id", reader, s.ontologySyncStatus},
+		{get, "/v1/federation/routing", reader, s.routingPlan},
+		{post, "/v1/federation/clusters", admin, s.createCluster},
+		{del, "/v1/federation/clusters/:name", admin, s.revokeCluster},
+		{post, "/v1/apikeys", admin, s.createKey},
+		{get, "/v1/apikeys", admin, s.listKeys},
+		{del, "/v1/apikeys/:id", admin, s.revokeKey},
+	}
+}
+
+// Routes lists the API's routes and the least role each needs.
+func (s *Server) Routes() []Route { return s.routes() }
 
 // Handler returns the HTTP handler, for tests.
 func (s *Server) Handler() http.Handler { return s.e }

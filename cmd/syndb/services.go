@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -122,6 +123,9 @@ func apikeyCmd() *cobra.Command {
 		Short: "Create an API key and print it (it cannot be shown again)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if store.RoleRank(role) == 0 {
+				return fmt.Errorf("--role %q: use one of %s", role, strings.Join(store.Roles, ", "))
+			}
 			cfg, err := config.Load[config.Postgres]()
 			if err != nil {
 				return err
@@ -141,7 +145,7 @@ func apikeyCmd() *cobra.Command {
 	}
 	create.Flags().StringVar(&name, "name", "", "a name for the key (required)")
 	create.Flags().StringVar(&account, "account", "default", "the account that owns the key")
-	create.Flags().StringVar(&role, "role", "admin", "admin or reader")
+	create.Flags().StringVar(&role, "role", store.RoleAdmin, "reader (read and query), operator (also syncs, jobs, uploads, sweeps) or admin (also enrolment, revocation, any job)")
 	_ = create.MarkFlagRequired("name")
 	cmd.AddCommand(create)
 	return cmd

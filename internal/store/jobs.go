@@ -38,39 +38,68 @@ type Job struct {
 	CreatedAt    time.Time       `json:"created_at"`
 	StartedAt    *time.Time      `json:"started_at,omitempty"`
 	FinishedAt   *time.Time      `json:"finished_at,omitempty"`
+	// Owner is who created the job; nil for a job no API key created.
+	Owner *JobOwner `json:"owner,omitempty"`
 }
 
-const jobColumns = `id, kind, state, spec, workflow_id, coalesce(error, ''), nodes, result, result_object, created_at, started_at, finished_at`
+// JobOwner is the API key that created a job and the key's account. Only
+// the owner key and admin keys may cancel the job.
+type JobOwner struct {
+	// KeyID is 0 once the key is gone; Account still names its account.
+	KeyID   int64  `json:"key_id"`
+	KeyName string `json:"key_name"`
+	Account string `json:"account"`
+}
+
+// jobSelect reads jobs (aliased j) with their owner.
+const jobSelect = `SELECT j.id, j.kind, j.state, j.spec, j.workflow_id, coalesce(j.error, ''), j.nodes, j.result, j.result_object,
+	j.created_at, j.started_at, j.finished_at, j.created_by, coalesce(k.name, ''), a.name
+	FROM jobs j LEFT JOIN api_keys k ON k.id = j.created_by LEFT JOIN accounts a ON a.id = j.owner_account_id`
 
 func scanJob(row pgx.Row) (Job, error) {
-	var j Job
-	var result []byte
+	var (
+		j       Job
+		result  []byte
+		keyID   *int64
+		keyName string
+		account *string
+	)
 	err := row.Scan(&j.ID, &j.Kind, &j.State, &j.Spec, &j.WorkflowID, &j.Error, &j.Nodes, &result, &j.ResultObject,
-		&j.CreatedAt, &j.StartedAt, &j.FinishedAt)
+		&j.CreatedAt, &j.StartedAt, &j.FinishedAt, &keyID, &keyName, &account)
 	if len(result) > 0 {
 		j.Result = result
+	}
+	if keyID != nil || account != nil {
+		j.Owner = &JobOwner{KeyName: keyName}
+		if keyID != nil {
+			j.Owner.KeyID = *keyID
+		}
+		if account != nil {
+			j.Owner.Account = *account
+		}
 	}
 	j.CreatedAt = j.CreatedAt.UTC()
 	return j, err
 }
 
-// CreateJob queues a job (state pending) run by workflowID.
+// CreateJob queues a job (state pending) run by workflowID, owned by the
+// API key createdBy (none when 0) and its account.
 func (s *Store) CreateJob(ctx context.Context, id uuid.UUID, kind string, spec json.RawMessage, workflowID string, createdBy int64) (Job, error) {
 	var by *int64
 	if createdBy > 0 {
 		by = &createdBy
 	}
-	j, err := scanJob(s.pool.QueryRow(ctx, `INSERT INTO jobs (id, kind, spec, workflow_id, created_by)
-		VALUES ($1, $2, $3, $4, $5) RETURNING `+jobColumns, id, kind, spec, workflowID, by))
+	_, err := s.pool.Exec(ctx, `INSERT INTO jobs (id, kind, spec, workflow_id, created_by, owner_account_id)
+		VALUES ($1, $2, $3, $4, $5, (SELECT account_id FROM api_keys WHERE id = $5))`, id, kind, spec, workflowID, by)
 	if err != nil {
 		return Job{}, fmt.Errorf("create job: %w", err)
 	}
-	return j, nil
+	return s.Job(ctx, id)
 }
 
 // Job returns one job, or ErrNotFound.
 func (s *Store) Job(ctx context.Context, id uuid.UUID) (Job, error) {
-	j, err := scanJob(s.pool.QueryRow(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = $1`, id))
+	j, err := scanJob(s.pool.QueryRow(ctx, jobSelect+` WHERE j.id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Job{}, fmt.Errorf("job %s: %w", id, ErrNotFound)
 	}
@@ -82,8 +111,8 @@ func (s *Store) Job(ctx context.Context, id uuid.UUID) (Job, error) {
 
 // Jobs lists jobs, newest first, in state (any when empty).
 func (s *Store) Jobs(ctx context.Context, state string, limit, offset int) ([]Job, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+jobColumns+` FROM jobs WHERE ($1 = '' OR state = $1)
-		ORDER BY created_at DESC, id LIMIT $2 OFFSET $3`, state, limit, offset)
+	rows, err := s.pool.Query(ctx, jobSelect+` WHERE ($1 = '' OR j.state = $1)
+		ORDER BY j.created_at DESC, j.id LIMIT $2 OFFSET $3`, state, limit, offset)
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}
