@@ -75,9 +75,9 @@ type chunkScan struct {
 	bigCell, bigRow int64
 }
 
-// scanChunk reads one column chunk value by value without building arrays
-// (values alias the page or the dictionary: a dictionary value repeated on
-// every row costs its size once), checks each value against the cell cap,
+// scanChunk reads one column chunk page by page without building arrays
+// or copying values (they alias the page or the dictionary: a dictionary
+// value repeated on every row costs its size once), checks each value against the cell cap,
 // and measures the largest row. It stops at a value over the cap, or at
 // more values or rows than the footer declared.
 func scanChunk[T any](cr file.ColumnChunkReader, read func(int64, []T, []int16, []int16) (int64, int, error),
@@ -88,14 +88,16 @@ func scanChunk[T any](cr file.ColumnChunkReader, read func(int64, []T, []int16, 
 	maxDef, maxRep := desc.MaxDefinitionLevel(), desc.MaxRepetitionLevel()
 	var s chunkScan
 	var row int64
-	for cr.HasNext() {
+	for empty := 0; cr.HasNext() && empty < 2; {
 		total, nv, err := read(n, vals, def, rep)
 		if err != nil {
 			return s, err
 		}
-		if total == 0 {
-			break
+		if total == 0 { // the end of a page: HasNext turns to the next
+			empty++
+			continue
 		}
+		empty = 0
 		vi := 0
 		for i := range total {
 			if maxRep == 0 || rep[i] == 0 {
@@ -127,21 +129,21 @@ func scanChunk[T any](cr file.ColumnChunkReader, read func(int64, []T, []int16, 
 func scanColumn(cr file.ColumnChunkReader, maxCell, values, rows int64) (chunkScan, error) {
 	switch r := cr.(type) {
 	case *file.ByteArrayColumnChunkReader:
-		return scanChunk(r, r.ReadBatch, func(v parquet.ByteArray) int64 { return int64(len(v)) }, maxCell, values, rows)
+		return scanChunk(r, r.ReadBatchInPage, func(v parquet.ByteArray) int64 { return int64(len(v)) }, maxCell, values, rows)
 	case *file.FixedLenByteArrayColumnChunkReader:
-		return scanChunk(r, r.ReadBatch, func(v parquet.FixedLenByteArray) int64 { return int64(len(v)) }, maxCell, values, rows)
+		return scanChunk(r, r.ReadBatchInPage, func(v parquet.FixedLenByteArray) int64 { return int64(len(v)) }, maxCell, values, rows)
 	case *file.Int32ColumnChunkReader:
-		return scanChunk(r, r.ReadBatch, func(int32) int64 { return 4 }, maxCell, values, rows)
+		return scanChunk(r, r.ReadBatchInPage, func(int32) int64 { return 4 }, maxCell, values, rows)
 	case *file.Int64ColumnChunkReader:
-		return scanChunk(r, r.ReadBatch, func(int64) int64 { return 8 }, maxCell, values, rows)
+		return scanChunk(r, r.ReadBatchInPage, func(int64) int64 { return 8 }, maxCell, values, rows)
 	case *file.Int96ColumnChunkReader:
-		return scanChunk(r, r.ReadBatch, func(parquet.Int96) int64 { return 12 }, maxCell, values, rows)
+		return scanChunk(r, r.ReadBatchInPage, func(parquet.Int96) int64 { return 12 }, maxCell, values, rows)
 	case *file.Float32ColumnChunkReader:
-		return scanChunk(r, r.ReadBatch, func(float32) int64 { return 4 }, maxCell, values, rows)
+		return scanChunk(r, r.ReadBatchInPage, func(float32) int64 { return 4 }, maxCell, values, rows)
 	case *file.Float64ColumnChunkReader:
-		return scanChunk(r, r.ReadBatch, func(float64) int64 { return 8 }, maxCell, values, rows)
+		return scanChunk(r, r.ReadBatchInPage, func(float64) int64 { return 8 }, maxCell, values, rows)
 	case *file.BooleanColumnChunkReader:
-		return scanChunk(r, r.ReadBatch, func(bool) int64 { return 1 }, maxCell, values, rows)
+		return scanChunk(r, r.ReadBatchInPage, func(bool) int64 { return 1 }, maxCell, values, rows)
 	default:
 		return chunkScan{}, fmt.Errorf("unsupported physical type %s", cr.Type())
 	}
