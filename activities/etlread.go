@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -87,7 +88,7 @@ func (a *Jobs) openStaged(ctx context.Context, spec EtlSpec, rep *EtlReport) (io
 	}
 	if err != nil {
 		_ = os.Remove(f.Name())
-		if err == errUploadTooBig {
+		if errors.Is(err, errUploadTooBig) {
 			rep.add(Problem{Problem: fmt.Sprintf("the staged file is over the %d-byte upload cap (SYNDB_ETL_MAX_UPLOAD_BYTES)", limit)})
 			return nil, "", nil
 		}
@@ -97,7 +98,7 @@ func (a *Jobs) openStaged(ctx context.Context, spec EtlSpec, rep *EtlReport) (io
 }
 
 // errUploadTooBig ends the read of an object that grew past the upload cap.
-var errUploadTooBig = fmt.Errorf("staged file over the upload cap")
+var errUploadTooBig = errors.New("staged file over the upload cap")
 
 // cappedBody reads an object, failing with errUploadTooBig past limit bytes.
 type cappedBody struct {
