@@ -114,6 +114,7 @@ type objectStore interface {
 	FGetObject(ctx context.Context, bucket, object, filePath string, opts minio.GetObjectOptions) error
 	GetObject(ctx context.Context, bucket, object string, opts minio.GetObjectOptions) (*minio.Object, error)
 	RemoveObject(ctx context.Context, bucket, object string, opts minio.RemoveObjectOptions) error
+	StatObject(ctx context.Context, bucket, object string, opts minio.StatObjectOptions) (minio.ObjectInfo, error)
 }
 
 // Jobs holds the activities of analytics jobs.
@@ -130,14 +131,16 @@ type Jobs struct {
 	warehouse hubWarehouse
 	// refreshCatalog starts a node's catalog sync (SetCatalogRefresh).
 	refreshCatalog func(ctx context.Context, node string) error
-	log            *slog.Logger
+	// limits bound what reading a staged file may cost (SetUploadLimits).
+	limits UploadLimits
+	log    *slog.Logger
 }
 
 // NewJobs returns the job activities: results go to bucket, uploads are
 // staged in stagingBucket; migrations tell which schema a job needs.
 func NewJobs(st jobStore, nodes nodeCaller, s3 objectStore, bucket, stagingBucket string, migrations []migrate.Migration, log *slog.Logger) *Jobs {
 	return &Jobs{store: st, nodes: nodes, s3: s3, bucket: bucket, staging: s3, stagingBucket: stagingBucket,
-		columns: migrate.ColumnVersions(migrations), types: migrate.ColumnTypes(migrations), log: log}
+		limits: DefaultUploadLimits, columns: migrate.ColumnVersions(migrations), types: migrate.ColumnTypes(migrations), log: log}
 }
 
 // hubWarehouse is what ETL into the hub needs of its ClickHouse.

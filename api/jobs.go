@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
+	"github.com/minio/minio-go/v7"
 	enumspb "go.temporal.io/api/enums/v1"
 
 	"github.com/syndb/federation/activities"
@@ -29,10 +30,11 @@ type jobsStore interface {
 	Jobs(ctx context.Context, state string, limit, offset int) ([]store.Job, error)
 }
 
-// presigner hands out time-limited URLs of S3 objects.
+// presigner hands out time-limited URLs of S3 objects: downloads, and
+// uploads under a POST policy (which S3 enforces, size included).
 type presigner interface {
 	PresignedGetObject(ctx context.Context, bucket, object string, expiry time.Duration, reqParams url.Values) (*url.URL, error)
-	PresignedPutObject(ctx context.Context, bucket, object string, expiry time.Duration) (*url.URL, error)
+	PresignedPostPolicy(ctx context.Context, p *minio.PostPolicy) (*url.URL, map[string]string, error)
 }
 
 // resultURLTTL is how long a result download URL is valid.
@@ -137,13 +139,16 @@ type UploadRequest struct {
 	Filename string `json:"filename"`
 }
 
-// Upload is the answer to POST /v1/datasets/uploads: PUT the file to URL,
-// then start an ETL job with the object.
+// Upload is the answer to POST /v1/datasets/uploads: POST the file to URL
+// as a multipart form (Fields, then the file as the field "file"), then
+// start an ETL job with the object. The store refuses a file over MaxBytes.
 type Upload struct {
-	Object    string    `json:"object"`
-	URL       string    `json:"url"`
-	Method    string    `json:"method"`
-	ExpiresAt time.Time `json:"expires_at"`
+	Object    string            `json:"object"`
+	URL       string            `json:"url"`
+	Method    string            `json:"method"`
+	Fields    map[string]string `json:"fields"`
+	MaxBytes  int64             `json:"max_bytes"`
+	ExpiresAt time.Time         `json:"expires_at"`
 }
 
 var uploadNameRe = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}\.(csv|parquet)$`)
@@ -157,12 +162,22 @@ func (s *Server) createUpload(c echo.Context) error {
 		return errBadRequest("filename: letters, digits, '.', '_' and '-', ending in .csv or .parquet")
 	}
 	object := fmt.Sprintf("uploads/%s/%s", uuid.New(), req.Filename)
-	u, err := s.deps.Objects.PresignedPutObject(c.Request().Context(), s.cfg.S3.StagingBucket, object, resultURLTTL)
-	if err != nil {
-		return fmt.Errorf("sign upload URL: %w", err)
+	expires := time.Now().Add(resultURLTTL).UTC()
+	policy := minio.NewPostPolicy()
+	for _, err := range []error{
+		policy.SetBucket(s.cfg.S3.StagingBucket), policy.SetKey(object), policy.SetExpires(expires),
+		policy.SetContentLengthRange(0, s.cfg.ETL.MaxUploadBytes),
+	} {
+		if err != nil {
+			return fmt.Errorf("upload policy: %w", err)
+		}
 	}
-	return c.JSON(http.StatusCreated, Upload{Object: object, URL: u.String(), Method: http.MethodPut,
-		ExpiresAt: time.Now().Add(resultURLTTL).UTC()})
+	u, fields, err := s.deps.Objects.PresignedPostPolicy(c.Request().Context(), policy)
+	if err != nil {
+		return fmt.Errorf("sign upload policy: %w", err)
+	}
+	return c.JSON(http.StatusCreated, Upload{Object: object, URL: u.String(), Method: http.MethodPost, Fields: fields,
+		MaxBytes: s.cfg.ETL.MaxUploadBytes, ExpiresAt: expires})
 }
 
 func (s *Server) jobByParam(c echo.Context) (store.Job, error) {

@@ -155,6 +155,9 @@ func RunHub(ctx context.Context, cfg config.Worker, log *slog.Logger) (err error
 	}
 	jobs := activities.NewJobs(st, nodes, s3, cfg.S3.ResultsBucket, cfg.S3.StagingBucket, migs, log)
 	jobs.SetWarehouse(wh)
+	jobs.SetUploadLimits(activities.UploadLimits{MaxUploadBytes: cfg.ETL.MaxUploadBytes, MaxCellBytes: cfg.ETL.MaxCellBytes,
+		MaxRowBytes: cfg.ETL.MaxRowBytes, MaxPageBytes: cfg.ETL.MaxPageBytes, MaxColumnChunkBytes: cfg.ETL.MaxColumnChunkBytes,
+		MinRowBytes: cfg.ETL.MinRowBytes, MaxBatchBytes: cfg.ETL.MaxBatchBytes})
 	jobs.SetCatalogRefresh(func(ctx context.Context, node string) error {
 		_, err := workflows.StartNodeCatalogSync(ctx, tc, node, false)
 		return err

@@ -66,6 +66,7 @@ type API struct {
 	ClickHouse ClickHouse
 	S3         S3
 	Query      Query
+	ETL        ETL
 	// FlightAddr is where the hub's Arrow Flight server listens, and
 	// FlightPublicAddr how clients reach it (the location in FlightInfo).
 	FlightAddr       string `env:"SYNDB_API_FLIGHT_ADDR" envDefault:"127.0.0.1:50051"`
@@ -166,6 +167,7 @@ type Worker struct {
 	Temporal         Temporal
 	ClickHouse       ClickHouse
 	S3               S3
+	ETL              ETL
 	// Listen holds the libp2p listen multiaddrs of the hub.
 	Listen []string `env:"SYNDB_P2P_LISTEN" envSeparator:"," envDefault:"/ip4/127.0.0.1/udp/4001/quic-v1,/ip4/127.0.0.1/tcp/4001"`
 	// KeyFile is the hub's persistent Ed25519 identity, created on first start.
@@ -338,7 +340,7 @@ func (c *API) Validate() error {
 	if c.Query.MaxRows < 1 || c.Query.Timeout < time.Second {
 		query = errors.New("SYNDB_QUERY_MAX_ROWS must be positive and SYNDB_QUERY_TIMEOUT at least 1s")
 	}
-	return errors.Join(concurrency, query,
+	return errors.Join(concurrency, query, c.ETL.Validate(),
 		checkHostPort("SYNDB_API_ADDR", c.Addr),
 		checkHostPort("SYNDB_TEMPORAL_ADDRESS", c.Temporal.Address),
 		checkHostPort("SYNDB_CLICKHOUSE_ADDR", c.ClickHouse.Addr),
@@ -349,7 +351,7 @@ func (c *API) Validate() error {
 
 // Validate checks the worker configuration.
 func (c *Worker) Validate() error {
-	errs := []error{c.Health.Validate()}
+	errs := []error{c.Health.Validate(), c.ETL.Validate()}
 	if c.MaxConns < 64 || c.MaxConns > 1<<20 {
 		errs = append(errs, fmt.Errorf("SYNDB_P2P_MAX_CONNS: %d is outside 64..1048576", c.MaxConns))
 	}

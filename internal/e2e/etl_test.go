@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"mime/multipart"
 	"net/http"
 	"os"
 	"strings"
@@ -30,17 +32,46 @@ import (
 // upload stages body under filename and returns the object.
 func upload(t testing.TB, filename string, body []byte) string {
 	t.Helper()
+	up := newUpload(t, filename)
+	resp, err := postUpload(t.Context(), up, filename, bytes.NewReader(body), int64(len(body)))
+	require.NoError(t, err)
+	raw, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	require.Equal(t, http.StatusNoContent, resp.StatusCode, string(raw))
+	return up.Object
+}
+
+// newUpload asks the API for an upload of filename.
+func newUpload(t testing.TB, filename string) api.Upload {
+	t.Helper()
 	status, raw := apiDo(t, http.MethodPost, "/v1/datasets/uploads", fmt.Sprintf(`{"filename": %q}`, filename))
 	require.Equal(t, http.StatusCreated, status, string(raw))
 	var up api.Upload
 	require.NoError(t, json.Unmarshal(raw, &up))
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPut, up.URL, bytes.NewReader(body))
-	require.NoError(t, err)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	_ = resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	return up.Object
+	return up
+}
+
+// postUpload sends size bytes of body to an upload's pre-signed POST
+// policy as a multipart form (the policy's fields, then the file).
+func postUpload(ctx context.Context, up api.Upload, filename string, body io.Reader, size int64) (*http.Response, error) {
+	var head bytes.Buffer
+	mw := multipart.NewWriter(&head)
+	for k, v := range up.Fields {
+		if err := mw.WriteField(k, v); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := mw.CreateFormFile("file", filename); err != nil {
+		return nil, err
+	}
+	tail := "\r\n--" + mw.Boundary() + "--\r\n"
+	req, err := http.NewRequestWithContext(ctx, up.Method, up.URL, io.MultiReader(&head, body, strings.NewReader(tail)))
+	if err != nil {
+		return nil, err
+	}
+	req.ContentLength = int64(head.Len()) + size + int64(len(tail))
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	return http.DefaultClient.Do(req)
 }
 
 func startEtl(t *testing.T, object, table, dataset string) api.JobStarted {
