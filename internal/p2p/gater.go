@@ -9,6 +9,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	circuit "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
+	"github.com/libp2p/go-libp2p/p2p/protocol/identify"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -29,10 +31,13 @@ type Access struct {
 // StrangerProtocol is the one protocol a stranger may open a stream on.
 var StrangerProtocol = Register.ID
 
-// identifyProtocol is opened by every libp2p host on every new connection;
-// a stranger's is refused without closing the connection, so it can still
-// Register.
-const identifyProtocol protocol.ID = "/ipfs/id/1.0.0"
+// quietRefusals are the protocols a node's host opens to the hub by itself,
+// while still a stranger: identify (on every new connection) and a relay
+// reservation (when the hub is its relay). They are refused without closing
+// the connection, so the node can still Register on it.
+var quietRefusals = map[protocol.ID]bool{
+	identify.ID: true, identify.IDPush: true, circuit.ProtoIDv2Hop: true,
+}
 
 // errStranger refuses a stranger's stream on any protocol but Register.
 var errStranger = errors.New("peer is not enrolled: only registration is open to it")
@@ -40,9 +45,9 @@ var errStranger = errors.New("peer is not enrolled: only registration is open to
 // Gater is a connection gater over an Access snapshot that is swapped
 // atomically: checks never lock. On a host built with it (NewHost), it also
 // gates inbound streams: a stranger may open only StrangerProtocol, and a
-// stranger that opens another (but identify) loses its connections. Its
-// Guard rate-limits strangers' registrations and closes a stranger's
-// connection after a refused one.
+// stranger that opens another (but those in quietRefusals) loses its
+// connections. Its Guard rate-limits strangers' registrations and closes a
+// stranger's connection after a refused one.
 type Gater struct {
 	v      atomic.Pointer[Access]
 	limits *strangerLimits
@@ -119,12 +124,12 @@ func (g *Gater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason)
 
 // admitStream decides an inbound stream of p on proto, once negotiated. A
 // stranger gets only StrangerProtocol; its other streams are refused and,
-// but for identify, its connections closed.
+// but for quietRefusals, its connections closed.
 func (g *Gater) admitStream(p peer.ID, proto protocol.ID) error {
 	if proto == StrangerProtocol || g.Known(p) {
 		return nil
 	}
-	if proto != identifyProtocol {
+	if !quietRefusals[proto] {
 		g.closePeer(p)
 	}
 	return errStranger

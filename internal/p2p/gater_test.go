@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/stretchr/testify/require"
@@ -198,4 +199,26 @@ func TestRemoteIP(t *testing.T) {
 		require.True(t, ok, tc.addr)
 		require.Equal(t, tc.want, ip.String(), tc.addr)
 	}
+}
+
+// A node whose relay is the hub asks for a reservation as soon as it
+// starts: refused while it is a stranger, but its connection stays, so its
+// registration on it goes through.
+func TestStrangerReservationRefusedQuietly(t *testing.T) {
+	t.Parallel()
+	g := NewGater()
+	g.Set(Access{Open: true})
+	hub := hostWith(t, HostConfig{Gater: g, RelayService: true, RelayLimit: RelayLimit{Duration: time.Minute, Data: 1 << 20}})
+	Handle(hub, Register, slog.New(slog.DiscardHandler), g,
+		func(_ context.Context, from peer.ID, req *fedpb.RegisterRequest) (*fedpb.RegisterResponse, error) {
+			g.Set(Access{Open: true, Enrolled: map[peer.ID]string{from: req.GetName()}})
+			return &fedpb.RegisterResponse{Name: req.GetName()}, nil
+		})
+	node := newTestHost(t)
+	_, err := client.Reserve(t.Context(), node, info(hub))
+	require.Error(t, err, "a stranger reserved a relay slot")
+	require.Equal(t, network.Connected, node.Network().Connectedness(hub.ID()), "a refused reservation keeps the connection")
+	require.NoError(t, Call(t.Context(), node, hub.ID(), Register, &fedpb.RegisterRequest{Name: "lab-nat"}, &fedpb.RegisterResponse{}))
+	_, err = client.Reserve(t.Context(), node, info(hub))
+	require.NoError(t, err, "an enrolled node reserves a slot")
 }
