@@ -46,8 +46,12 @@ var refusals = []error{store.ErrPeerMismatch, store.ErrTokenInvalid, store.ErrTo
 // The request arrives validated (fedpb.RegisterRequest.Validate).
 func (r *Registrar) Handle(ctx context.Context, from peer.ID, req *fedpb.RegisterRequest) (*fedpb.RegisterResponse, error) {
 	origins, relayed := r.origins(from)
+	addrs := req.GetAddrs()
+	if addrs == nil {
+		addrs = []string{} // the registry's addrs column is NOT NULL
+	}
 	c, err := r.store.Register(ctx, store.Registration{
-		Name: req.GetName(), PeerID: from.String(), Addrs: req.GetAddrs(), FlightAddr: req.GetFlightAddr(),
+		Name: req.GetName(), PeerID: from.String(), Addrs: addrs, FlightAddr: req.GetFlightAddr(),
 		ClickHouseAddr: req.GetClickhouseAddr(), AgentVersion: req.GetAgentVersion(), SchemaVersion: int(req.GetSchemaVersion()),
 		Token: req.GetEnrollmentToken(),
 		CheckData: func(dataHost string) error {
