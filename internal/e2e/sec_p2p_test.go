@@ -42,6 +42,11 @@ func register(t *testing.T, h host.Host, req *fedpb.RegisterRequest) error {
 	t.Helper()
 	hub := hubInfo(t)
 	h.Peerstore().AddAddrs(hub.ID, hub.Addrs, time.Hour)
+	if len(req.GetAddrs()) == 0 {
+		for _, a := range h.Addrs() {
+			req.Addrs = append(req.Addrs, a.String())
+		}
+	}
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	for {
