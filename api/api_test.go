@@ -47,7 +47,7 @@ func (fakeStore) Clusters(context.Context, bool) ([]store.Cluster, error) {
 		{Name: "lab-old", Health: "unknown", Status: "revoked"}}, nil
 }
 
-func (fakeStore) CreateCluster(_ context.Context, name string, ttl time.Duration) (store.Enrollment, error) {
+func (fakeStore) CreateCluster(_ context.Context, name string, ttl time.Duration, _ string) (store.Enrollment, error) {
 	if name == "lab-a" {
 		return store.Enrollment{}, store.ErrExists
 	}

@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -23,6 +26,11 @@ type CreateClusterRequest struct {
 	Name string `json:"name"`
 	// TTLSeconds is how long the enrollment token is valid (default a day).
 	TTLSeconds int64 `json:"ttl_seconds"`
+	// DataHost, when set, is a host (IP address or DNS name, no port) the
+	// node's data addresses may be on besides the host its connection
+	// comes from: needed for a node behind a relay, or whose ClickHouse
+	// runs on another machine than its agent.
+	DataHost string `json:"data_host"`
 }
 
 func (s *Server) createCluster(c echo.Context) error {
@@ -42,7 +50,10 @@ func (s *Server) createCluster(c echo.Context) error {
 		}
 		ttl = time.Duration(req.TTLSeconds) * time.Second
 	}
-	e, err := s.deps.Store.CreateCluster(c.Request().Context(), req.Name, ttl)
+	if req.DataHost != "" && !validDataHost(req.DataHost) {
+		return errBadRequest(fmt.Sprintf("data_host %q must be an IP address or a DNS name, without a port", req.DataHost))
+	}
+	e, err := s.deps.Store.CreateCluster(c.Request().Context(), req.Name, ttl, req.DataHost)
 	if errors.Is(err, store.ErrExists) {
 		return errConflict(err.Error())
 	}
@@ -68,4 +79,23 @@ func (s *Server) revokeCluster(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, cl)
+}
+
+// hostLabel is one label of a DNS name.
+var hostLabel = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
+
+// validDataHost reports whether h is an IP address or a DNS name.
+func validDataHost(h string) bool {
+	if _, err := netip.ParseAddr(h); err == nil {
+		return true
+	}
+	if len(h) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(strings.TrimSuffix(h, "."), ".") {
+		if !hostLabel.MatchString(l) {
+			return false
+		}
+	}
+	return true
 }

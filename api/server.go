@@ -28,7 +28,7 @@ import (
 type apiStore interface {
 	Authenticate(ctx context.Context, key string) (store.Principal, error)
 	Clusters(ctx context.Context, activeOnly bool) ([]store.Cluster, error)
-	CreateCluster(ctx context.Context, name string, ttl time.Duration) (store.Enrollment, error)
+	CreateCluster(ctx context.Context, name string, ttl time.Duration, dataHost string) (store.Enrollment, error)
 	RevokeCluster(ctx context.Context, name string) (store.Cluster, error)
 	Ping(ctx context.Context) error
 	SchemaTarget(ctx context.Context) (int, error)

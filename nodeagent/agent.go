@@ -122,26 +122,44 @@ func New(cfg config.Node, log *slog.Logger) (*Agent, error) {
 		a.close()
 		return nil, err
 	}
-	allow := func(p peer.ID) bool {
-		if id := a.HubID(); id != "" {
-			return p == id
-		}
-		c := a.candidate.Load().(peer.ID)
-		return c != "" && p == c
-	}
+	hubOnly := a.hubOnly(p2p.NewRefusalLog(a.log, refusalLogWindow))
 	d := cfg.AnswerDelay
-	p2p.Handle(a.host, p2p.HealthPing, a.log, allow, delayed(d, a.handlePing))
-	p2p.Handle(a.host, p2p.SchemaSync, a.log, allow, delayed(d, a.handleSchemaSync))
-	p2p.Handle(a.host, p2p.DatasetCatalog, a.log, allow, delayed(d, a.handleCatalog))
-	p2p.Handle(a.host, p2p.FlightEndpoint, a.log, allow, delayed(d, a.handleFlightEndpoint))
-	p2p.Handle(a.host, p2p.AnalyticsQuery, a.log, allow, delayed(d, a.handleAnalytics))
-	p2p.Handle(a.host, p2p.OntologySync, a.log, allow, delayed(d, a.handleOntologySync))
+	p2p.Handle(a.host, p2p.HealthPing, a.log, hubOnly(p2p.HealthPing), delayed(d, a.handlePing))
+	p2p.Handle(a.host, p2p.SchemaSync, a.log, hubOnly(p2p.SchemaSync), delayed(d, a.handleSchemaSync))
+	p2p.Handle(a.host, p2p.DatasetCatalog, a.log, hubOnly(p2p.DatasetCatalog), delayed(d, a.handleCatalog))
+	p2p.Handle(a.host, p2p.FlightEndpoint, a.log, hubOnly(p2p.FlightEndpoint), delayed(d, a.handleFlightEndpoint))
+	p2p.Handle(a.host, p2p.AnalyticsQuery, a.log, hubOnly(p2p.AnalyticsQuery), delayed(d, a.handleAnalytics))
+	p2p.Handle(a.host, p2p.OntologySync, a.log, hubOnly(p2p.OntologySync), delayed(d, a.handleOntologySync))
 	if d > 0 {
 		a.log.Warn("every answer to the hub is held back", "delay", d)
 	}
 	a.log.Info("node agent listening", "peer_id", a.host.ID(), "addrs", a.host.Addrs(), "hub", a.HubID(),
 		"bootstrap", len(boot), "mdns", cfg.MDNS, "relays", len(a.relays))
 	return a, nil
+}
+
+// refusalLogWindow is how often, at most, the agent logs refused streams of
+// one peer (each line counts the refusals since the previous one).
+const refusalLogWindow = time.Minute
+
+// hubOnly returns, per protocol, the guard that serves only the hub (or the
+// hub a first registration is under way with) and logs refusals through
+// refusals, so strangers cannot flood the log.
+func (a *Agent) hubOnly(refusals *p2p.RefusalLog) func(p2p.Spec) p2p.Guard {
+	return func(spec p2p.Spec) p2p.Guard {
+		return p2p.AllowFunc(func(c network.Conn) error {
+			p := c.RemotePeer()
+			hub := a.HubID()
+			if hub == "" {
+				hub = a.candidate.Load().(peer.ID)
+			}
+			if hub != "" && p == hub {
+				return nil
+			}
+			refusals.Refused(p, spec.ID)
+			return p2p.Errorf(p2p.CodeUnauthorized, "peer %s is not allowed to use %s", p, spec.ID)
+		})
+	}
 }
 
 // PeerID returns the agent's libp2p identity.

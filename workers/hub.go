@@ -92,7 +92,10 @@ func RunHub(ctx context.Context, cfg config.Worker, log *slog.Logger) (err error
 	}()
 	p2pCtx, stopP2P := context.WithCancel(ctx)
 	defer stopP2P()
-	disc, err := p2p.StartDiscovery(p2pCtx, h, p2p.DiscoveryConfig{Bootstrap: boot, Server: true, MDNS: cfg.MDNS}, log)
+	// Strangers never enter the hub's DHT routing table (nor may they use
+	// the DHT: the gater opens only Register to them).
+	disc, err := p2p.StartDiscovery(p2pCtx, h, p2p.DiscoveryConfig{Bootstrap: boot, Server: true, MDNS: cfg.MDNS,
+		RoutingFilter: gater.Known}, log)
 	if err != nil {
 		return err
 	}
@@ -129,12 +132,14 @@ func RunHub(ctx context.Context, cfg config.Worker, log *slog.Logger) (err error
 	catchUp := newCatchUp(st, tc, onto.Version, log)
 	defer catchUp.Close()
 
-	reg := &Registrar{store: st, target: len(migs), log: log, enrolled: func(ctx context.Context) {
+	reg := &Registrar{store: st, target: len(migs), log: log, conns: h.Network().ConnsToPeer, enrolled: func(ctx context.Context) {
 		if err := access.load(ctx); err != nil {
 			log.Warn("refresh peer access", "err", err)
 		}
 	}, registered: catchUp.registered}
-	p2p.Handle(h, p2p.Register, log, gater.Admits, reg.Handle)
+	// The gater rate-limits strangers' registrations and closes a
+	// stranger's connection after a refused one.
+	p2p.Handle(h, p2p.Register, log, gater, reg.Handle)
 	for _, a := range h.Addrs() {
 		log.Info("hub libp2p listening", "addr", fmt.Sprintf("%s/p2p/%s", a, h.ID()))
 	}

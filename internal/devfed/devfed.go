@@ -440,7 +440,7 @@ func (f *Federation) enroll(ctx context.Context, names []string) error {
 		case err != nil && !errors.Is(err, store.ErrNotFound):
 			return err
 		}
-		e, err := st.CreateCluster(ctx, name, time.Hour)
+		e, err := st.CreateCluster(ctx, name, time.Hour, "")
 		if err != nil {
 			return fmt.Errorf("enroll %s: %w", name, err)
 		}

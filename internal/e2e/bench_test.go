@@ -163,7 +163,7 @@ func startAgents(b *testing.B, st *store.Store, chAddr string, nodes []string) (
 		}
 	}
 	for _, name := range nodes {
-		e, err := st.CreateCluster(b.Context(), name, time.Hour)
+		e, err := st.CreateCluster(b.Context(), name, time.Hour, "")
 		require.NoError(b, err)
 		flightPort, err := devstack.FreePort()
 		require.NoError(b, err)
@@ -229,7 +229,7 @@ func benchSweep(b *testing.B, n int) {
 		p2p.Handle(h, p2p.HealthPing, log, nil, func(_ context.Context, _ peer.ID, req *fedpb.HealthPingRequest) (*fedpb.HealthPingResponse, error) {
 			return &fedpb.HealthPingResponse{Nonce: req.GetNonce(), ClickhouseOk: true, SchemaVersion: 0}, nil
 		})
-		e, err := st.CreateCluster(ctx, names[i], time.Hour)
+		e, err := st.CreateCluster(ctx, names[i], time.Hour, "")
 		require.NoError(b, err)
 		addrs := make([]string, 0, 1)
 		for _, a := range h.Addrs() {

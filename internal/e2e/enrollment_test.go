@@ -123,28 +123,29 @@ func TestEnrollment(t *testing.T) {
 	}
 
 	// While one is open (lab-d's), unknown peers get in to present a token,
-	// and a name never enrolled is refused with the reason.
+	// and a name never enrolled is refused (like any name without a valid
+	// token: the refusal does not say whether the name exists).
 	enroll(t, "lab-d")
-	refusedWith(t, startAgent(t, "lab-never", "", ""), "not enrolled")
+	refusedWith(t, startAgent(t, "lab-never", "", ""), "no valid enrollment")
 
 	// A wrong token is refused and binds nothing.
-	refusedWith(t, startAgent(t, "lab-d", store.EnrollmentPrefix+"wrong", ""), "not valid")
+	refusedWith(t, startAgent(t, "lab-d", store.EnrollmentPrefix+"wrong", ""), "no valid enrollment")
 	require.Empty(t, peerOf("lab-d"))
 
 	// Another cluster's token is refused too.
-	refusedWith(t, startAgent(t, "lab-d", c.Token, ""), "not valid")
+	refusedWith(t, startAgent(t, "lab-d", c.Token, ""), "no valid enrollment")
 	require.Empty(t, peerOf("lab-d"))
 
 	// An expired token is refused.
-	_, err = st.CreateCluster(t.Context(), "lab-f", -time.Minute)
+	_, err = st.CreateCluster(t.Context(), "lab-f", -time.Minute, "")
 	require.NoError(t, err)
-	f, err := st.CreateCluster(t.Context(), "lab-f", -time.Minute)
+	f, err := st.CreateCluster(t.Context(), "lab-f", -time.Minute, "")
 	require.NoError(t, err)
 	refusedWith(t, startAgent(t, "lab-f", f.Token, ""), "expired")
 	require.Empty(t, peerOf("lab-f"))
 
 	// A known name from another peer is refused; the binding stays.
-	refusedWith(t, startAgent(t, "lab-c", c.Token, ""), "registered to peer")
+	refusedWith(t, startAgent(t, "lab-c", c.Token, ""), "already been used")
 	require.Equal(t, agentC.PeerID().String(), peerOf("lab-c"))
 
 	// Revocation: the node's connections are closed and it is refused.

@@ -40,6 +40,9 @@ type DiscoveryConfig struct {
 	Server bool
 	// MDNS announces the host on the LAN and reports peers found there.
 	MDNS bool
+	// RoutingFilter, when set, keeps the peers it refuses out of the DHT's
+	// routing table: the hub never queries or refers others to them.
+	RoutingFilter func(peer.ID) bool
 }
 
 // Discovery finds peers through the federation DHT and mDNS.
@@ -74,7 +77,11 @@ func StartDiscovery(ctx context.Context, h host.Host, c DiscoveryConfig, log *sl
 		if c.Server {
 			mode = dht.ModeServer
 		}
-		kad, err := dht.New(h, dht.ProtocolPrefix(DHTPrefix), dht.Mode(mode), dht.BootstrapPeers(c.Bootstrap...))
+		opts := []dht.Option{dht.ProtocolPrefix(DHTPrefix), dht.Mode(mode), dht.BootstrapPeers(c.Bootstrap...)}
+		if c.RoutingFilter != nil {
+			opts = append(opts, dht.RoutingTableFilter(func(_ any, p peer.ID) bool { return c.RoutingFilter(p) }))
+		}
+		kad, err := dht.New(h, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("start DHT: %w", err)
 		}

@@ -12,8 +12,10 @@ import (
 	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/pnet"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	bconnmgr "github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
@@ -114,23 +116,46 @@ func NewHost(c HostConfig) (host.Host, error) {
 	if c.Gater != nil {
 		opts = append(opts, libp2p.ConnectionGater(c.Gater))
 	}
+	var rm network.ResourceManager
 	if c.MaxConns > 0 {
-		sized, err := sizedFor(c.MaxConns)
-		if err != nil {
+		var (
+			cm  *bconnmgr.BasicConnMgr
+			err error
+		)
+		if rm, cm, err = sizedFor(c.MaxConns); err != nil {
 			return nil, err
 		}
-		opts = append(opts, sized...)
+		opts = append(opts, libp2p.ConnectionManager(cm))
+	}
+	gater, gatesStreams := c.Gater.(*Gater)
+	if gatesStreams {
+		if rm == nil {
+			scaling := rcmgr.DefaultLimits
+			libp2p.SetDefaultServiceLimits(&scaling)
+			var err error
+			if rm, err = rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(scaling.AutoScale())); err != nil {
+				return nil, fmt.Errorf("libp2p resource manager: %w", err)
+			}
+		}
+		rm = &gatedResources{ResourceManager: rm, gate: gater}
+	}
+	if rm != nil {
+		opts = append(opts, libp2p.ResourceManager(rm))
 	}
 	h, err := libp2p.New(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("start libp2p host on %v: %w", c.Listen, err)
 	}
+	if gatesStreams {
+		gater.bind(h.Network())
+	}
 	return h, nil
 }
 
-// sizedFor returns the options that let a host hold n connections, with a
-// few streams each, before libp2p refuses or trims any.
-func sizedFor(n int) ([]libp2p.Option, error) {
+// sizedFor returns the resource and connection managers that let a host
+// hold n connections, with a few streams each, before libp2p refuses or
+// trims any.
+func sizedFor(n int) (network.ResourceManager, *bconnmgr.BasicConnMgr, error) {
 	scaling := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&scaling)
 	conns, streams := rcmgr.LimitVal(n), rcmgr.LimitVal(8*n)
@@ -142,13 +167,56 @@ func sizedFor(n int) ([]libp2p.Option, error) {
 	partial := rcmgr.PartialLimitConfig{System: wide, Transient: wide}
 	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(partial.Build(scaling.AutoScale())))
 	if err != nil {
-		return nil, fmt.Errorf("libp2p resource manager for %d connections: %w", n, err)
+		return nil, nil, fmt.Errorf("libp2p resource manager for %d connections: %w", n, err)
 	}
 	cm, err := bconnmgr.NewConnManager(n*8/10, n*9/10, bconnmgr.WithGracePeriod(time.Minute))
 	if err != nil {
-		return nil, fmt.Errorf("libp2p connection manager for %d connections: %w", n, err)
+		return nil, nil, fmt.Errorf("libp2p connection manager for %d connections: %w", n, err)
 	}
-	return []libp2p.Option{libp2p.ResourceManager(rm), libp2p.ConnectionManager(cm)}, nil
+	return rm, cm, nil
+}
+
+// gatedResources is the host's resource manager with the Gater's say over
+// which protocols an inbound stream may be set to: libp2p resets a stream
+// whose protocol its resource scope refuses, before any handler runs (the
+// DHT's, identify's and ping's included).
+type gatedResources struct {
+	network.ResourceManager
+	gate *Gater
+}
+
+// OpenStream wraps the scope of inbound streams.
+func (r *gatedResources) OpenStream(p peer.ID, dir network.Direction) (network.StreamManagementScope, error) {
+	s, err := r.ResourceManager.OpenStream(p, dir)
+	if err != nil || dir != network.DirInbound {
+		return s, err
+	}
+	return &gatedStream{StreamManagementScope: s, peer: p, gate: r.gate}, nil
+}
+
+// GetConnLimit passes the wrapped manager's connection limit on, for
+// libp2p's check against the connection manager.
+func (r *gatedResources) GetConnLimit() int {
+	if l, ok := r.ResourceManager.(connmgr.GetConnLimiter); ok {
+		return l.GetConnLimit()
+	}
+	return 0
+}
+
+// gatedStream is an inbound stream's scope that asks the Gater before
+// taking a protocol.
+type gatedStream struct {
+	network.StreamManagementScope
+	peer peer.ID
+	gate *Gater
+}
+
+// SetProtocol refuses a protocol the Gater does not open to the peer.
+func (s *gatedStream) SetProtocol(proto protocol.ID) error {
+	if err := s.gate.admitStream(s.peer, proto); err != nil {
+		return fmt.Errorf("stream of %s on %s: %w", s.peer, proto, err)
+	}
+	return s.StreamManagementScope.SetProtocol(proto)
 }
 
 // circuitAddrs are the relayed addresses of a host that holds reservations

@@ -5,12 +5,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/stretchr/testify/require"
 
@@ -65,7 +67,7 @@ func TestHandleRefusesUnknownPeers(t *testing.T) {
 	t.Parallel()
 	server, client := newTestHost(t), newTestHost(t)
 	called := false
-	Handle(server, HealthPing, slog.New(slog.DiscardHandler), func(peer.ID) bool { return false },
+	Handle(server, HealthPing, slog.New(slog.DiscardHandler), AllowFunc(func(network.Conn) error { return errors.New("not my hub") }),
 		func(context.Context, peer.ID, *fedpb.HealthPingRequest) (*fedpb.HealthPingResponse, error) {
 			called = true
 			return &fedpb.HealthPingResponse{}, nil

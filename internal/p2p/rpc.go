@@ -112,12 +112,34 @@ func Call(ctx context.Context, h host.Host, p peer.ID, spec Spec, req, resp prot
 // HandlerFunc serves one validated request from peer from.
 type HandlerFunc[Req, Resp proto.Message] func(ctx context.Context, from peer.ID, req Req) (Resp, error)
 
+// Guard decides which connections a handler serves. A nil Guard serves
+// every peer the host admits.
+type Guard interface {
+	// Admit is asked before anything is read. An error refuses the stream
+	// and is the caller's answer: a *RemoteError keeps its code, any other
+	// error is unauthorized.
+	Admit(c network.Conn) error
+	// Refused is told, once the answer is written, that the exchange
+	// ended in a refusal (Admit's or the handler's error).
+	Refused(c network.Conn)
+}
+
+// AllowFunc is a Guard that only admits: fn returns nil to serve a
+// connection.
+type AllowFunc func(c network.Conn) error
+
+// Admit calls fn.
+func (fn AllowFunc) Admit(c network.Conn) error { return fn(c) }
+
+// Refused does nothing.
+func (AllowFunc) Refused(network.Conn) {}
+
 // Handle registers fn for spec's protocol on h. Each stream gets its
-// deadline first; allow, when not nil, is consulted before anything is read;
-// the request is size-capped, decoded and validated before fn sees it; the
-// answer (or the error, as a typed Error) is written back. The stream is
-// Reset on any transport error and closed on success.
-func Handle[Req, Resp proto.Message](h host.Host, spec Spec, log *slog.Logger, allow func(peer.ID) bool, fn HandlerFunc[Req, Resp]) {
+// deadline first; guard, when not nil, is consulted before anything is
+// read; the request is size-capped, decoded and validated before fn sees
+// it; the answer (or the error, as a typed Error) is written back. The
+// stream is Reset on any transport error and closed on success.
+func Handle[Req, Resp proto.Message](h host.Host, spec Spec, log *slog.Logger, guard Guard, fn HandlerFunc[Req, Resp]) {
 	var zero Req
 	newReq := func() Req { return zero.ProtoReflect().Type().New().Interface().(Req) }
 	h.SetStreamHandler(spec.ID, func(s network.Stream) {
@@ -128,26 +150,34 @@ func Handle[Req, Resp proto.Message](h host.Host, spec Spec, log *slog.Logger, a
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), spec.Timeout)
 		defer cancel()
-		reply := serve(ctx, s, spec, log, allow, newReq, fn)
+		reply := serve(ctx, s, spec, log, guard, newReq, fn)
 		if err := writeFrame(s, reply, spec.MaxResponse+64); err != nil {
 			log.Warn("write response failed", "protocol", spec.ID, "peer", from, "err", err)
 			_ = s.Reset()
 			return
 		}
 		_ = s.Close()
+		if reply.GetError() != nil && guard != nil {
+			guard.Refused(s.Conn())
+		}
 	})
 }
 
 func serve[Req, Resp proto.Message](ctx context.Context, s network.Stream, spec Spec, log *slog.Logger,
-	allow func(peer.ID) bool, newReq func() Req, fn HandlerFunc[Req, Resp],
+	guard Guard, newReq func() Req, fn HandlerFunc[Req, Resp],
 ) *fedpb.Reply {
 	from := s.Conn().RemotePeer()
 	fail := func(e *RemoteError) *fedpb.Reply {
 		return &fedpb.Reply{Error: &fedpb.Error{Code: e.Code, Message: e.Message}}
 	}
-	if allow != nil && !allow(from) {
-		log.Warn("refused stream from unknown peer", "protocol", spec.ID, "peer", from)
-		return fail(Errorf(CodeUnauthorized, "peer %s is not allowed to use %s", from, spec.ID))
+	if guard != nil {
+		if err := guard.Admit(s.Conn()); err != nil {
+			var re *RemoteError
+			if !errors.As(err, &re) {
+				re = Errorf(CodeUnauthorized, "%v", err)
+			}
+			return fail(re)
+		}
 	}
 	req := newReq()
 	if err := readFrame(bufio.NewReader(s), req, spec.MaxRequest); err != nil {

@@ -10,8 +10,9 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// ErrPeerMismatch is returned when a name already belongs to another peer.
-var ErrPeerMismatch = errors.New("cluster name is bound to another peer")
+// ErrPeerMismatch is returned when the registering peer is already bound
+// to another cluster name.
+var ErrPeerMismatch = errors.New("this peer is already registered under another name")
 
 // Cluster is one node in the registry.
 type Cluster struct {
@@ -53,32 +54,50 @@ type Registration struct {
 	SchemaVersion  int
 	// Token is the enrollment token; needed only until the name is bound.
 	Token string
+	// CheckData, when set, is called once the peer is known to own the
+	// name, with the data host an admin set at enrolment ("" if none); an
+	// error refuses the registration and changes nothing.
+	CheckData func(dataHost string) error
 }
 
 // Register writes a node's registration. The name must have been enrolled
 // (CreateCluster). The first registration presents the enrollment token and
 // binds the name to the node's peer ID; later ones come from that peer and
-// need no token. A wrong, used or expired token, a revoked name, or a name
-// bound to another peer is refused and nothing changes.
+// need no token. Anything else is refused and nothing changes. A refusal
+// tells the asking peer nothing about other peers or names: a name that is
+// not enrolled, revoked, or bound to another peer is ErrTokenInvalid like a
+// wrong token (the wrapped detail, for the hub's log, says which).
 func (s *Store) Register(ctx context.Context, r Registration) (Cluster, error) {
 	var c Cluster
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var (
 			existing *string
 			status   string
+			dataHost string
 		)
-		err := tx.QueryRow(ctx, `SELECT peer_id, status FROM clusters WHERE name = $1 FOR UPDATE`, r.Name).Scan(&existing, &status)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-			return fmt.Errorf("%w (%q)", ErrNotEnrolled, r.Name)
-		case err != nil:
+		err := tx.QueryRow(ctx, `SELECT peer_id, status, data_host FROM clusters WHERE name = $1 FOR UPDATE`, r.Name).
+			Scan(&existing, &status, &dataHost)
+		found := err == nil
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("look up cluster %q: %w", r.Name, err)
-		case status == "revoked":
-			return fmt.Errorf("%w: %q", ErrRevoked, r.Name)
-		case existing != nil && *existing != r.PeerID:
-			return fmt.Errorf("%w: %q is registered to peer %s", ErrPeerMismatch, r.Name, *existing)
-		case existing == nil:
-			if err := redeem(ctx, tx, r); err != nil {
+		}
+		owned := found && status == "active" && existing != nil && *existing == r.PeerID
+		if !owned {
+			var why string
+			switch {
+			case !found:
+				why = "name not enrolled"
+			case status == "revoked":
+				why = "name revoked"
+			case existing != nil:
+				why = "name bound to peer " + *existing
+			}
+			if err := redeem(ctx, tx, r, why); err != nil {
+				return err
+			}
+		}
+		if r.CheckData != nil {
+			if err := r.CheckData(dataHost); err != nil {
 				return err
 			}
 		}
@@ -89,7 +108,7 @@ func (s *Store) Register(ctx context.Context, r Registration) (Cluster, error) {
 		if err != nil {
 			return fmt.Errorf("write cluster %q: %w", r.Name, err)
 		}
-		if existing == nil {
+		if !owned {
 			if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, ClusterChannel, r.Name); err != nil {
 				return fmt.Errorf("announce enrollment of %q: %w", r.Name, err)
 			}
@@ -100,17 +119,12 @@ func (s *Store) Register(ctx context.Context, r Registration) (Cluster, error) {
 }
 
 // redeem checks and consumes the enrollment token of a first registration.
-func redeem(ctx context.Context, tx pgx.Tx, r Registration) error {
+// closed, when not empty, says why the name cannot be bound whatever the
+// token (it is kept from the asker, who learns only that its token is not
+// valid, unless the token is its own, used or expired).
+func redeem(ctx context.Context, tx pgx.Tx, r Registration, closed string) error {
 	if r.Token == "" {
-		return fmt.Errorf("%w: %q has not registered yet, so its first registration needs the enrollment token", ErrTokenInvalid, r.Name)
-	}
-	var other string
-	err := tx.QueryRow(ctx, `SELECT name FROM clusters WHERE peer_id = $1`, r.PeerID).Scan(&other)
-	if err == nil {
-		return fmt.Errorf("%w: peer %s is already registered as %q", ErrPeerMismatch, r.PeerID, other)
-	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("look up peer %s: %w", r.PeerID, err)
+		return fmt.Errorf("%w (no token presented for %q; %s)", ErrTokenInvalid, r.Name, orOpen(closed))
 	}
 	hash := sha256.Sum256([]byte(r.Token))
 	var (
@@ -118,22 +132,41 @@ func redeem(ctx context.Context, tx pgx.Tx, r Registration) error {
 		expired bool
 		usedAt  *time.Time
 	)
-	err = tx.QueryRow(ctx, `SELECT cluster, expires_at <= now(), used_at FROM enrollment_tokens WHERE token_hash = $1 FOR UPDATE`,
+	err := tx.QueryRow(ctx, `SELECT cluster, expires_at <= now(), used_at FROM enrollment_tokens WHERE token_hash = $1 FOR UPDATE`,
 		hash[:]).Scan(&cluster, &expired, &usedAt)
 	switch {
-	case errors.Is(err, pgx.ErrNoRows), err == nil && cluster != r.Name:
-		return ErrTokenInvalid
+	case errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("%w (unknown token for %q; %s)", ErrTokenInvalid, r.Name, orOpen(closed))
 	case err != nil:
 		return fmt.Errorf("look up enrollment token: %w", err)
+	case cluster != r.Name:
+		return fmt.Errorf("%w (token of %q presented for %q)", ErrTokenInvalid, cluster, r.Name)
 	case usedAt != nil:
 		return ErrTokenUsed
 	case expired:
 		return ErrTokenExpired
+	case closed != "":
+		return fmt.Errorf("%w (%q: %s)", ErrTokenInvalid, r.Name, closed)
+	}
+	var other string
+	err = tx.QueryRow(ctx, `SELECT name FROM clusters WHERE peer_id = $1`, r.PeerID).Scan(&other)
+	if err == nil {
+		return fmt.Errorf("%w: peer %s is %q", ErrPeerMismatch, r.PeerID, other)
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("look up peer %s: %w", r.PeerID, err)
 	}
 	if _, err := tx.Exec(ctx, `UPDATE enrollment_tokens SET used_at = now(), used_by = $2 WHERE token_hash = $1`, hash[:], r.PeerID); err != nil {
 		return fmt.Errorf("redeem enrollment token: %w", err)
 	}
 	return nil
+}
+
+func orOpen(closed string) string {
+	if closed == "" {
+		return "name open for enrolment"
+	}
+	return closed
 }
 
 const clusterColumns = `name, coalesce(peer_id, ''), addrs, flight_addr, clickhouse_addr, agent_version,

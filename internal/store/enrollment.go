@@ -20,11 +20,12 @@ const EnrollmentPrefix = "sdbenroll_"
 // (enrolment, revocation) are announced, with the cluster name as payload.
 const ClusterChannel = "syndb_clusters"
 
-// Registration refusals. Each is reported to the node, which logs it.
+// Registration refusals. The hub reports each sentinel's own text to the
+// node (never the detail wrapped around it, which may name other peers),
+// and the node logs it.
 var (
-	ErrNotEnrolled  = errors.New("cluster is not enrolled: create it with POST /v1/federation/clusters")
-	ErrRevoked      = errors.New("cluster has been revoked")
-	ErrTokenInvalid = errors.New("enrollment token is not valid for this cluster")
+	ErrTokenInvalid = errors.New("no valid enrollment for this name: a first registration needs the token its enrolment returned " +
+		"(POST /v1/federation/clusters)")
 	ErrTokenUsed    = errors.New("enrollment token has already been used")
 	ErrTokenExpired = errors.New("enrollment token has expired")
 	ErrExists       = errors.New("cluster already enrolled")
@@ -35,20 +36,25 @@ type Enrollment struct {
 	Name      string    `json:"name"`
 	Token     string    `json:"enrollment_token"`
 	ExpiresAt time.Time `json:"expires_at"`
+	// DataHost is the host an admin allowed the node's data addresses on,
+	// besides the host its connection comes from ("" for none).
+	DataHost string `json:"data_host,omitempty"`
 }
 
 // CreateCluster creates the entry for a new node (or renews the token of one
 // that has not registered yet, or re-opens a revoked name) and returns a
-// single-use enrollment token valid for ttl. An enrolled, active name is
+// single-use enrollment token valid for ttl. dataHost, when not empty, is a
+// host the node's data addresses may be on besides the host its connection
+// comes from (replacing any set before). An enrolled, active name is
 // ErrExists. It announces the change on ClusterChannel.
-func (s *Store) CreateCluster(ctx context.Context, name string, ttl time.Duration) (Enrollment, error) {
+func (s *Store) CreateCluster(ctx context.Context, name string, ttl time.Duration, dataHost string) (Enrollment, error) {
 	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {
 		return Enrollment{}, fmt.Errorf("generate enrollment token: %w", err)
 	}
 	token := EnrollmentPrefix + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(raw[:]))
 	hash := sha256.Sum256([]byte(token))
-	e := Enrollment{Name: name, Token: token}
+	e := Enrollment{Name: name, Token: token, DataHost: dataHost}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var (
 			peerID *string
@@ -57,7 +63,7 @@ func (s *Store) CreateCluster(ctx context.Context, name string, ttl time.Duratio
 		err := tx.QueryRow(ctx, `SELECT peer_id, status FROM clusters WHERE name = $1 FOR UPDATE`, name).Scan(&peerID, &status)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
-			if _, err := tx.Exec(ctx, `INSERT INTO clusters (name) VALUES ($1)`, name); err != nil {
+			if _, err := tx.Exec(ctx, `INSERT INTO clusters (name, data_host) VALUES ($1, $2)`, name, dataHost); err != nil {
 				return fmt.Errorf("create cluster %q: %w", name, err)
 			}
 		case err != nil:
@@ -66,9 +72,13 @@ func (s *Store) CreateCluster(ctx context.Context, name string, ttl time.Duratio
 			return fmt.Errorf("%w: %q is bound to peer %s (revoke it first to re-enroll)", ErrExists, name, *peerID)
 		case status == "revoked":
 			_, err := tx.Exec(ctx, `UPDATE clusters SET status = 'active', peer_id = NULL, addrs = '{}', revoked_at = NULL,
-				health = 'unknown', health_since = now(), updated_at = now() WHERE name = $1`, name)
+				health = 'unknown', health_since = now(), data_host = $2, updated_at = now() WHERE name = $1`, name, dataHost)
 			if err != nil {
 				return fmt.Errorf("re-open cluster %q: %w", name, err)
+			}
+		default:
+			if _, err := tx.Exec(ctx, `UPDATE clusters SET data_host = $2, updated_at = now() WHERE name = $1`, name, dataHost); err != nil {
+				return fmt.Errorf("set data host of %q: %w", name, err)
 			}
 		}
 		// A new token replaces any open one.
