@@ -64,8 +64,14 @@ type API struct {
 	Postgres   Postgres
 	Temporal   Temporal
 	ClickHouse ClickHouse
-	S3         S3
-	Query      Query
+	// QueryUser and QueryPassword are the hub ClickHouse user federated
+	// queries run as: read-only, no DDL, with a profile that caps memory,
+	// time, result rows and query size. The API's other reads of the hub
+	// warehouse (health, schema status) use SYNDB_CLICKHOUSE_USER.
+	QueryUser     string `env:"SYNDB_CLICKHOUSE_QUERY_USER" envDefault:"syndb_query"`
+	QueryPassword string `env:"SYNDB_CLICKHOUSE_QUERY_PASSWORD"`
+	S3            S3
+	Query         Query
 	// FlightAddr is where the hub's Arrow Flight server listens, and
 	// FlightPublicAddr how clients reach it (the location in FlightInfo).
 	FlightAddr       string `env:"SYNDB_API_FLIGHT_ADDR" envDefault:"127.0.0.1:50051"`
@@ -328,6 +334,14 @@ func explain(rt reflect.Type, err error) error {
 	return errors.Join(out...)
 }
 
+// QueryClickHouse is the hub warehouse connection of federated queries:
+// ClickHouse's address and database, as the query user.
+func (c *API) QueryClickHouse() ClickHouse {
+	ch := c.ClickHouse
+	ch.User, ch.Password = c.QueryUser, c.QueryPassword
+	return ch
+}
+
 // Validate checks the API configuration.
 func (c *API) Validate() error {
 	var concurrency error
@@ -344,6 +358,7 @@ func (c *API) Validate() error {
 		checkHostPort("SYNDB_CLICKHOUSE_ADDR", c.ClickHouse.Addr),
 		checkHostPort("SYNDB_S3_ENDPOINT", c.S3.Endpoint),
 		checkNonEmpty("SYNDB_POSTGRES_DSN", c.Postgres.DSN),
+		checkNonEmpty("SYNDB_CLICKHOUSE_QUERY_USER", c.QueryUser),
 	)
 }
 

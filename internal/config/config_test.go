@@ -91,3 +91,18 @@ func TestCatalogIntervalIsChecked(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, time.Hour, w.CatalogInterval)
 }
+
+func TestFederatedQueriesRunAsTheQueryUser(t *testing.T) {
+	t.Setenv("SYNDB_CLICKHOUSE_USER", "admin")
+	t.Setenv("SYNDB_CLICKHOUSE_PASSWORD", "admin-secret")
+	t.Setenv("SYNDB_CLICKHOUSE_QUERY_PASSWORD", "query-secret")
+	c, err := Load[API]()
+	require.NoError(t, err)
+	q := c.QueryClickHouse()
+	require.Equal(t, ClickHouse{Addr: c.ClickHouse.Addr, User: "syndb_query", Password: "query-secret", Database: "syndb"}, q)
+	require.Equal(t, "admin", c.ClickHouse.User, "the API's other reads keep the admin user")
+
+	t.Setenv("SYNDB_CLICKHOUSE_QUERY_USER", " ")
+	_, err = Load[API]()
+	require.ErrorContains(t, err, "SYNDB_CLICKHOUSE_QUERY_USER")
+}

@@ -62,7 +62,8 @@ func (s *Stack) Start(ctx context.Context) error {
 	s.Postgres = &Postgres{Dir: filepath.Join(s.Root, "postgres", "data"), Port: s.Ports.Postgres, User: "syndb",
 		Password: "syndb", Database: "syndb", Fast: s.Fast, Out: s.Out, LogFile: filepath.Join(logs, "postgres.log")}
 	s.Hub = &ClickHouse{Name: "clickhouse-hub", Dir: filepath.Join(s.Root, "clickhouse", "hub"), HTTPPort: s.Ports.ClickHouseHTTP,
-		TCPPort: s.Ports.ClickHouseTCP, Out: s.Out, LogFile: filepath.Join(logs, "clickhouse-hub.log")}
+		TCPPort: s.Ports.ClickHouseTCP, QueryUser: QueryUser, QueryPassword: QueryPassword,
+		Out: s.Out, LogFile: filepath.Join(logs, "clickhouse-hub.log")}
 	s.Nodes = map[string]*ClickHouse{}
 	s.MinIO = &MinIO{Bin: minio, Dir: filepath.Join(s.Root, "minio"), Port: s.Ports.MinIO, ConsolePort: s.Ports.MinIOConsole,
 		Out: s.Out, LogFile: filepath.Join(logs, "minio.log")}
