@@ -167,19 +167,22 @@ func Start(ctx context.Context, o Options) (f *Federation, err error) {
 	f.RelayAddr = fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1/p2p/%s", o.RelayP2PPort, relayID)
 	f.APIURL = fmt.Sprintf("http://127.0.0.1:%d", o.APIPort)
 	f.Env = map[string]string{
-		"SYNDB_POSTGRES_DSN":           f.Stack.Postgres.DSN(),
-		"SYNDB_TEMPORAL_ADDRESS":       fmt.Sprintf("127.0.0.1:%d", o.Ports.Temporal),
-		"SYNDB_TEMPORAL_UI_URL":        fmt.Sprintf("http://127.0.0.1:%d", o.Ports.TemporalUI),
-		"SYNDB_CLICKHOUSE_ADDR":        f.Stack.Hub.Addr(),
-		"SYNDB_S3_ENDPOINT":            fmt.Sprintf("127.0.0.1:%d", o.Ports.MinIO),
-		"SYNDB_API_ADDR":               fmt.Sprintf("127.0.0.1:%d", o.APIPort),
-		"SYNDB_API_PUBLIC_URL":         f.APIURL,
-		"SYNDB_API_FLIGHT_ADDR":        fmt.Sprintf("127.0.0.1:%d", o.HubFlightPort),
-		"SYNDB_API_FLIGHT_PUBLIC_ADDR": fmt.Sprintf("127.0.0.1:%d", o.HubFlightPort),
-		"SYNDB_P2P_LISTEN":             fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1,/ip4/127.0.0.1/tcp/%d", o.HubP2PPort, o.HubP2PPort),
-		"SYNDB_P2P_KEY_FILE":           hubKey,
-		"SYNDB_HUB_ID":                 hubID.String(),
-		"SYNDB_P2P_BOOTSTRAP":          f.RelayAddr,
+		"SYNDB_POSTGRES_DSN":     f.Stack.Postgres.DSN(),
+		"SYNDB_TEMPORAL_ADDRESS": fmt.Sprintf("127.0.0.1:%d", o.Ports.Temporal),
+		"SYNDB_TEMPORAL_UI_URL":  fmt.Sprintf("http://127.0.0.1:%d", o.Ports.TemporalUI),
+		"SYNDB_CLICKHOUSE_ADDR":  f.Stack.Hub.Addr(),
+		// Federated queries run as the hub's read-only query user.
+		"SYNDB_CLICKHOUSE_QUERY_USER":     f.Stack.Hub.QueryUser,
+		"SYNDB_CLICKHOUSE_QUERY_PASSWORD": f.Stack.Hub.QueryPassword,
+		"SYNDB_S3_ENDPOINT":               fmt.Sprintf("127.0.0.1:%d", o.Ports.MinIO),
+		"SYNDB_API_ADDR":                  fmt.Sprintf("127.0.0.1:%d", o.APIPort),
+		"SYNDB_API_PUBLIC_URL":            f.APIURL,
+		"SYNDB_API_FLIGHT_ADDR":           fmt.Sprintf("127.0.0.1:%d", o.HubFlightPort),
+		"SYNDB_API_FLIGHT_PUBLIC_ADDR":    fmt.Sprintf("127.0.0.1:%d", o.HubFlightPort),
+		"SYNDB_P2P_LISTEN":                fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1,/ip4/127.0.0.1/tcp/%d", o.HubP2PPort, o.HubP2PPort),
+		"SYNDB_P2P_KEY_FILE":              hubKey,
+		"SYNDB_HUB_ID":                    hubID.String(),
+		"SYNDB_P2P_BOOTSTRAP":             f.RelayAddr,
 		// Every dev process shares one host: mDNS would only echo it, and
 		// would let concurrent federations (dev and tests) find each other.
 		"SYNDB_P2P_MDNS":            "false",

@@ -51,3 +51,6 @@ func (m *MinIO) Stop(ctx context.Context) error {
 	}
 	return m.proc.Stop(ctx, 20*time.Second)
 }
+
+// Process returns the server process (nil before Start).
+func (m *MinIO) Process() *Process { return m.proc }

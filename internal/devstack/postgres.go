@@ -160,3 +160,6 @@ func chownTree(dir string, uid, gid int) error {
 	}
 	return nil
 }
+
+// Process returns the server process (nil before Start).
+func (p *Postgres) Process() *Process { return p.proc }

@@ -21,6 +21,9 @@ type Stack struct {
 	Fast     bool
 	// SearchAttributes are registered with Temporal (name -> type).
 	SearchAttributes map[string]string
+	// Restart, when set, supervises every service once all are ready: one
+	// that exits is restarted by this policy (see Process.Supervise).
+	Restart *RestartPolicy
 
 	Postgres *Postgres
 	Hub      *ClickHouse
@@ -32,6 +35,7 @@ type Stack struct {
 type service interface {
 	Start(ctx context.Context) error
 	Stop(ctx context.Context) error
+	Process() *Process
 }
 
 // Start installs what is missing and starts every service, concurrently,
@@ -100,7 +104,38 @@ func (s *Stack) Start(ctx context.Context) error {
 		_ = s.Stop(stopCtx)
 		return err
 	}
+	if s.Restart != nil {
+		for _, p := range s.Processes() {
+			p.Supervise(*s.Restart, s.Log)
+		}
+	}
 	return nil
+}
+
+// Processes returns the process of every started service, by service name.
+func (s *Stack) Processes() map[string]*Process {
+	out := map[string]*Process{}
+	add := func(name string, svc service) {
+		if p := svc.Process(); p != nil {
+			out[name] = p
+		}
+	}
+	if s.Postgres != nil {
+		add("postgres", s.Postgres)
+	}
+	if s.Hub != nil {
+		add("clickhouse-hub", s.Hub)
+	}
+	if s.MinIO != nil {
+		add("minio", s.MinIO)
+	}
+	if s.Temporal != nil {
+		add("temporal", s.Temporal)
+	}
+	for name, ch := range s.Nodes {
+		add("clickhouse-"+name, ch)
+	}
+	return out
 }
 
 // Stop stops every service that was started; all are stopped even if one fails.

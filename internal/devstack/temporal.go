@@ -97,3 +97,6 @@ func (t *Temporal) Stop(ctx context.Context) error {
 	}
 	return t.proc.Stop(ctx, 20*time.Second)
 }
+
+// Process returns the server process (nil before Start).
+func (t *Temporal) Process() *Process { return t.proc }
