@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/syndb/federation/internal/chx"
@@ -183,4 +186,65 @@ func expandingAliases(n int) string {
 		parts = append(parts, fmt.Sprintf("a%d + a%d AS a%d", i-1, i-1, i))
 	}
 	return "SELECT " + strings.Join(parts, ", ")
+}
+
+// answers polls until the server answers SELECT 1 on a new connection.
+func answers(t *testing.T, c config.ClickHouse, within time.Duration) {
+	t.Helper()
+	require.EventuallyWithT(t, func(ct *assert.CollectT) {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		defer cancel()
+		conn, err := chx.Dial(ctx, c)
+		if !assert.NoError(ct, err) {
+			return
+		}
+		defer func() { _ = conn.Close() }()
+		var one uint8
+		assert.NoError(ct, conn.QueryRow(ctx, "SELECT 1").Scan(&one))
+		assert.Equal(ct, uint8(1), one)
+	}, within, 100*time.Millisecond)
+}
+
+func TestSupervisedClickHouseIsRestartedAfterItDies(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a real ClickHouse server")
+	}
+	t.Parallel()
+	var logs logRecords
+	hub := startClickHouse(t, "clickhouse-hub", true)
+	hub.Process().Supervise(RestartPolicy{Backoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second, MaxRestarts: 5,
+		Window: time.Minute}, logs.logger())
+	ctx := t.Context()
+	a := open(t, admin(hub))
+	require.NoError(t, a.Exec(ctx, "CREATE TABLE kept (x UInt64) ENGINE = MergeTree() ORDER BY x"))
+	require.NoError(t, a.Exec(ctx, "INSERT INTO kept SELECT number FROM numbers(42)"))
+
+	first := hub.Process().Pid()
+	require.NoError(t, syscall.Kill(first, syscall.SIGKILL))
+	answers(t, admin(hub), time.Minute)
+	require.NotEqual(t, first, hub.Process().Pid())
+	recs := logs.with(t, "process exited, restarting")
+	require.Len(t, recs, 1)
+	require.Equal(t, "clickhouse-hub", recs[0]["process"])
+	require.Equal(t, "signal: killed", recs[0]["status"])
+	b := open(t, admin(hub))
+	var n uint64
+	require.NoError(t, b.QueryRow(ctx, "SELECT count() FROM kept").Scan(&n))
+	require.Equal(t, uint64(42), n, "the restarted server serves its data")
+
+	// 1,000 nested CASE expressions, as the query user. max_ast_depth is
+	// checked after parsing; 18.16's parser has no depth limit of its own.
+	q := open(t, hub.QueryConfig())
+	before := hub.Process().Pid()
+	err := drain(ctx, q, nestedCase(1000))
+	require.Error(t, err, "the deep query is refused or kills the server")
+	if code := exceptionCode(err); code == codeTooDeepAST {
+		t.Logf("max_ast_depth stopped the deep query at the server: %v", err)
+	} else {
+		t.Logf("the deep query killed ClickHouse even as the query user (max_ast_depth did not stop it): %v", err)
+		require.Eventually(t, func() bool { return len(logs.with(t, "process exited, restarting")) == 2 }, time.Minute,
+			50*time.Millisecond, "the server's death is a logged restart")
+	}
+	answers(t, admin(hub), time.Minute)
+	t.Logf("server pid before the deep query %d, after %d", before, hub.Process().Pid())
 }
