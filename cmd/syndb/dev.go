@@ -115,9 +115,12 @@ func (d devDirs) run(ctx context.Context, out io.Writer) error {
 		if err := os.WriteFile(d.readyFile(), []byte(banner), 0o644); err != nil {
 			runErr = fmt.Errorf("write ready file: %w", err)
 		} else {
+			// A crashed process is restarted (logged); one that keeps
+			// crashing ends Wait, and everything stops with the reason.
 			runErr = fed.Wait(ctx)
 			if runErr != nil {
-				log.Error("a federation process exited; stopping everything", "err", runErr)
+				log.Error("a federation process is down for good; stopping everything", "err", runErr)
+				runErr = fmt.Errorf("dev federation stopped: %w", runErr)
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"encoding/xml"
 	"net"
 	"net/url"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/syndb/federation/internal/config"
+	"github.com/syndb/federation/internal/devstack"
 )
 
 // defaults maps every SYNDB_* variable the components' configs read to its
@@ -53,11 +55,15 @@ func load(t *testing.T) *types.Project {
 	p, err := loader.LoadWithContext(t.Context(), types.ConfigDetails{
 		WorkingDir:  root,
 		ConfigFiles: []types.ConfigFile{{Filename: filepath.Join(root, "docker-compose.yml")}},
-		Environment: types.Mapping{"SYNDB_HUB_ADDR": "/dns4/worker/udp/4001/quic-v1/p2p/12D3KooWTest"},
+		Environment: types.Mapping{"SYNDB_HUB_ADDR": "/dns4/worker/tcp/4001/p2p/12D3KooWTest", "SYNDB_P2P_PSK": testPSK,
+			"SYNDB_CLICKHOUSE_QUERY_PASSWORD": "query-secret"},
 	}, func(o *loader.Options) { o.SetProjectName("syndb", true) })
 	require.NoError(t, err)
 	return p
 }
+
+// testPSK is a private-network key given to the compose file.
+const testPSK = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 
 var portRe = regexp.MustCompile(`(?:[:/])(\d{2,5})(?:/|$|\?)`)
 
@@ -199,5 +205,145 @@ func TestComposeHubPointsAtItsServices(t *testing.T) {
 		require.Equal(t, name+"-clickhouse", h, "each node uses its own warehouse")
 		exposes(h, prt)
 		require.Contains(t, env(t, s, "SYNDB_HUB_ADDR"), "/p2p/")
+	}
+}
+
+// libp2pCommands are the syndb commands that run a libp2p host.
+var libp2pCommands = map[string]bool{"worker": true, "node": true, "relay": true}
+
+func TestComposeSetsOnePrivateNetworkKeyOnEveryLibp2pService(t *testing.T) {
+	t.Parallel()
+	p := load(t)
+	var hosts []string
+	for _, s := range p.Services {
+		if len(s.Command) == 0 || !libp2pCommands[s.Command[0]] {
+			continue
+		}
+		hosts = append(hosts, s.Name)
+		psk := env(t, s, "SYNDB_P2P_PSK")
+		require.Equal(t, testPSK, psk, "service %s takes its key from SYNDB_P2P_PSK", s.Name)
+		key, err := config.DecodePSK(psk)
+		require.NoError(t, err)
+		require.Len(t, key, 32)
+		// A private network runs over TCP only: the host drops QUIC, so a
+		// peer it dials must be given a TCP address.
+		if hub, ok := s.Environment["SYNDB_HUB_ADDR"]; ok && hub != nil {
+			require.NotContains(t, *hub, "quic", "service %s dials the hub over QUIC, which a private network cannot use", s.Name)
+		}
+		listen := env(t, s, "SYNDB_P2P_LISTEN")
+		require.Contains(t, listen, "/tcp/", "service %s needs a TCP listen address under a private network", s.Name)
+	}
+	require.ElementsMatch(t, []string{"worker", "lab-a", "lab-b"}, hosts)
+}
+
+func TestComposeRefusesToStartWithoutTheKeys(t *testing.T) {
+	t.Parallel()
+	wd, err := os.Getwd()
+	require.NoError(t, err)
+	root := filepath.Join(wd, "..", "..")
+	for _, missing := range []string{"SYNDB_P2P_PSK", "SYNDB_CLICKHOUSE_QUERY_PASSWORD"} {
+		envs := types.Mapping{"SYNDB_HUB_ADDR": "/dns4/worker/tcp/4001/p2p/12D3KooWTest", "SYNDB_P2P_PSK": testPSK,
+			"SYNDB_CLICKHOUSE_QUERY_PASSWORD": "query-secret"}
+		delete(envs, missing)
+		_, err := loader.LoadWithContext(t.Context(), types.ConfigDetails{
+			WorkingDir:  root,
+			ConfigFiles: []types.ConfigFile{{Filename: filepath.Join(root, "docker-compose.yml")}},
+			Environment: envs,
+		}, func(o *loader.Options) { o.SetProjectName("syndb", true) })
+		require.ErrorContains(t, err, missing)
+	}
+}
+
+// usersFile is the part of a ClickHouse users.d file the test reads.
+type usersFile struct {
+	Profiles struct {
+		Profiles []struct {
+			XMLName     xml.Name
+			Settings    []xmlSetting `xml:",any"`
+			Constraints struct {
+				Settings []struct {
+					XMLName xml.Name
+					Const   *struct{} `xml:"const"`
+					Min     string    `xml:"min"`
+					Max     string    `xml:"max"`
+				} `xml:",any"`
+			} `xml:"constraints"`
+		} `xml:",any"`
+	} `xml:"profiles"`
+	Users struct {
+		Users []struct {
+			XMLName  xml.Name
+			Password struct {
+				FromEnv string `xml:"from_env,attr"`
+			} `xml:"password"`
+			Profile string `xml:"profile"`
+		} `xml:",any"`
+	} `xml:"users"`
+}
+
+type xmlSetting struct {
+	XMLName xml.Name
+	Value   string `xml:",chardata"`
+}
+
+func TestComposeHubClickHouseHasTheQueryUser(t *testing.T) {
+	t.Parallel()
+	p := load(t)
+	ch, err := p.GetService("clickhouse")
+	require.NoError(t, err)
+	var source string
+	for _, v := range ch.Volumes {
+		if v.Target == "/etc/clickhouse-server/users.d/syndb_query.xml" {
+			source = v.Source
+			require.True(t, v.ReadOnly, "the users file is mounted read-only")
+		}
+	}
+	require.NotEmpty(t, source, "the hub ClickHouse mounts the query user's users.d file")
+	raw, err := os.ReadFile(source)
+	require.NoError(t, err)
+	var f usersFile
+	require.NoError(t, xml.Unmarshal(raw, &f))
+
+	api, err := p.GetService("api")
+	require.NoError(t, err)
+	user := env(t, api, "SYNDB_CLICKHOUSE_QUERY_USER")
+	require.Len(t, f.Users.Users, 1)
+	u := f.Users.Users[0]
+	require.Equal(t, user, u.XMLName.Local, "the API logs in as the user the file creates")
+	require.Equal(t, "SYNDB_CLICKHOUSE_QUERY_PASSWORD", u.Password.FromEnv)
+	require.Equal(t, env(t, api, "SYNDB_CLICKHOUSE_QUERY_PASSWORD"), env(t, ch, "SYNDB_CLICKHOUSE_QUERY_PASSWORD"),
+		"server and API share one password")
+
+	require.Len(t, f.Profiles.Profiles, 1)
+	prof := f.Profiles.Profiles[0]
+	require.Equal(t, u.Profile, prof.XMLName.Local)
+	got := map[string]string{}
+	for _, s := range prof.Settings {
+		if s.XMLName.Local != "constraints" {
+			got[s.XMLName.Local] = strings.TrimSpace(s.Value)
+		}
+	}
+	want := map[string]string{}
+	for _, s := range devstack.QueryLimits {
+		want[s.Name] = s.Value
+	}
+	require.Equal(t, want, got, "the compose profile is the dev stack's")
+	require.Equal(t, "2", got["readonly"])
+	require.Equal(t, "0", got["allow_ddl"])
+
+	// Every limit is pinned: const, or a range from 1 (0 means unlimited)
+	// up to the profile's value.
+	pinned := map[string]bool{}
+	for _, c := range prof.Constraints.Settings {
+		name := c.XMLName.Local
+		pinned[name] = true
+		if c.Const != nil {
+			continue
+		}
+		require.Equal(t, "1", c.Min, name)
+		require.Equal(t, got[name], c.Max, name)
+	}
+	for name := range want {
+		require.True(t, pinned[name], "%s has no constraint", name)
 	}
 }

@@ -58,6 +58,11 @@ type Options struct {
 	Fast bool
 	// HubEnv adds settings (SYNDB_*) to the hub processes' environment.
 	HubEnv map[string]string
+	// Restart, when set, makes the federation a supervisor tree: every
+	// service once the stack is ready, and every hub and node process once
+	// the federation is, is restarted by this policy when it exits; one that
+	// crash-loops ends Wait. Nil: a process that exits stays down.
+	Restart *devstack.RestartPolicy
 }
 
 // DevOptions returns the options of `syndb dev`: the ports of the README.
@@ -76,6 +81,7 @@ func DevOptions(repoRoot string) Options {
 		},
 		SeedDatasets: 3,
 		SeedRows:     200,
+		Restart:      &devstack.DefaultRestartPolicy,
 	}
 }
 
@@ -125,6 +131,9 @@ type Federation struct {
 	hub    map[string]*devstack.Process
 	nodes  map[string]*devstack.Process
 	tokens map[string]string
+	// supervised is set once the federation is ready under a restart policy:
+	// from then on every process it starts is supervised.
+	supervised bool
 }
 
 // Start starts everything and returns once the API is ready and every node
@@ -148,7 +157,8 @@ func Start(ctx context.Context, o Options) (f *Federation, err error) {
 	if len(o.Ports.Nodes) != len(o.Nodes) {
 		return f, fmt.Errorf("ports for %d nodes, specs for %d", len(o.Ports.Nodes), len(o.Nodes))
 	}
-	f.Stack = &devstack.Stack{Root: o.Root, RepoRoot: o.RepoRoot, Ports: o.Ports, Out: o.Out, Log: o.Log, Fast: o.Fast}
+	f.Stack = &devstack.Stack{Root: o.Root, RepoRoot: o.RepoRoot, Ports: o.Ports, Out: o.Out, Log: o.Log, Fast: o.Fast,
+		Restart: o.Restart}
 	if err := f.Stack.Start(ctx); err != nil {
 		return f, err
 	}
@@ -229,6 +239,15 @@ func Start(ctx context.Context, o Options) (f *Federation, err error) {
 	}
 	if err := f.waitReady(ctx, names); err != nil {
 		return f, err
+	}
+	if o.Restart != nil {
+		f.supervised = true
+		for _, p := range f.hub {
+			p.Supervise(*o.Restart, o.Log)
+		}
+		for _, p := range f.nodes {
+			p.Supervise(*o.Restart, o.Log)
+		}
 	}
 	return f, nil
 }
@@ -381,7 +400,7 @@ func (f *Federation) env(extra map[string]string) []string {
 }
 
 func (f *Federation) spawn(ctx context.Context, name string, args, env []string) (*devstack.Process, error) {
-	return devstack.StartProcess(ctx, devstack.ProcessSpec{
+	p, err := devstack.StartProcess(ctx, devstack.ProcessSpec{
 		Name: name,
 		Path: f.opts.Binary,
 		Args: args,
@@ -392,6 +411,10 @@ func (f *Federation) spawn(ctx context.Context, name string, args, env []string)
 		LogFile: filepath.Join(f.opts.Root, "logs", name+".log"),
 		Out:     f.opts.Out,
 	})
+	if err == nil && f.supervised {
+		p.Supervise(*f.opts.Restart, f.opts.Log)
+	}
+	return p, err
 }
 
 // seed writes synthetic datasets into every node's warehouse, bringing it to
@@ -560,20 +583,20 @@ func (f *Federation) died() error {
 	return nil
 }
 
-// Wait blocks until ctx ends or a process exits on its own.
+// Wait blocks until ctx ends (nil) or a process of the federation is down
+// for good: it exited unsupervised, or crash-looped under Options.Restart.
 func (f *Federation) Wait(ctx context.Context) error {
-	tick := time.NewTicker(500 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if err := f.died(); err != nil {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		}
+	procs := map[string]*devstack.Process{}
+	if f.Stack != nil {
+		procs = f.Stack.Processes()
 	}
+	for name, p := range f.hub {
+		procs[name] = p
+	}
+	for name, p := range f.nodes {
+		procs[name] = p
+	}
+	return devstack.WaitAny(ctx, procs)
 }
 
 // Stop stops the nodes, the API, the worker, then the services.
