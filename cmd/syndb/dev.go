@@ -28,6 +28,9 @@ func devCmd() *cobra.Command {
 		Long: `Run the whole federation on 127.0.0.1 with data under .dev/: PostgreSQL, Temporal,
 ClickHouse for the hub and each node, MinIO, the hub's worker and API, and the node agents
 lab-a and lab-b with seeded data. Whatever is missing is installed first.
+A process that dies is restarted with backoff (0.5 s doubling, at most 10 s) and the restart
+logged; one that dies more than 5 times in a minute stops everything, and dev exits non-zero.
+Federated queries run on the hub's ClickHouse as the read-only user syndb_query.
 In the foreground, Ctrl-C stops everything. --detach starts it in the background and returns
 once it is ready; --stop stops a detached federation.`,
 		Args: cobra.NoArgs,

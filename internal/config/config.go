@@ -139,7 +139,8 @@ func (c *Relay) Validate() error {
 	if c.MaxCircuitDuration <= 0 || c.MaxCircuitData <= 0 {
 		errs = append(errs, errors.New("SYNDB_RELAY_MAX_DURATION and SYNDB_RELAY_MAX_DATA must be positive"))
 	}
-	errs = append(errs, c.Discovery.Validate(), checkNonEmpty("SYNDB_P2P_KEY_FILE", c.KeyFile), checkPSK(c.PSK))
+	errs = append(errs, c.Discovery.Validate(), checkNonEmpty("SYNDB_P2P_KEY_FILE", c.KeyFile), checkPSK(c.PSK),
+		checkPrivateNetwork(c.PSK, c.Discovery, ""))
 	return errors.Join(errs...)
 }
 
@@ -381,6 +382,7 @@ func (c *Worker) Validate() error {
 		checkNonEmpty("SYNDB_P2P_KEY_FILE", c.KeyFile),
 		checkPSK(c.PSK),
 		c.Discovery.Validate(),
+		checkPrivateNetwork(c.PSK, c.Discovery, ""),
 	)
 	return errors.Join(errs...)
 }
@@ -417,6 +419,7 @@ func (c *Node) Validate() error {
 		checkHostPort("SYNDB_CLICKHOUSE_PUBLIC_ADDR", c.ClickHousePublicAddr),
 		checkNonEmpty("SYNDB_P2P_KEY_FILE", c.KeyFile),
 		checkPSK(c.PSK),
+		checkPrivateNetwork(c.PSK, c.Discovery, c.Hub),
 	)
 	return errors.Join(errs...)
 }
@@ -446,6 +449,29 @@ func checkPeerAddr(name, s string) error {
 func checkPSK(s string) error {
 	_, err := DecodePSK(s)
 	return err
+}
+
+// checkPrivateNetwork refuses QUIC peer addresses under a private-network
+// key: libp2p private networks run over TCP only (the host drops its QUIC
+// listen addresses), so a peer dialled over QUIC is never reached.
+func checkPrivateNetwork(psk string, d Discovery, hub string) error {
+	if strings.TrimSpace(psk) == "" {
+		return nil
+	}
+	var errs []error
+	check := func(name string, addrs ...string) {
+		for _, a := range addrs {
+			if strings.Contains(a, "/quic") {
+				errs = append(errs, fmt.Errorf("%s: %q is a QUIC address, but SYNDB_P2P_PSK makes a private network, which runs over TCP only", name, a))
+			}
+		}
+	}
+	check("SYNDB_P2P_BOOTSTRAP", d.Bootstrap...)
+	check("SYNDB_P2P_RELAYS", d.Relays...)
+	if hub != "" {
+		check("SYNDB_HUB_ADDR", hub)
+	}
+	return errors.Join(errs...)
 }
 
 // validName reports whether s is a valid cluster name: a DNS label.

@@ -324,7 +324,7 @@ func TestComposeHubClickHouseHasTheQueryUser(t *testing.T) {
 		}
 	}
 	want := map[string]string{}
-	for _, s := range devstack.QueryLimits {
+	for _, s := range devstack.QueryProfile {
 		want[s.Name] = s.Value
 	}
 	require.Equal(t, want, got, "the compose profile is the dev stack's")

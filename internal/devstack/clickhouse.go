@@ -29,7 +29,7 @@ type ClickHouse struct {
 	// ClientNets are networks, besides loopback, whose clients may log in.
 	Host       string
 	ClientNets []string
-	// QueryUser, when set, is a read-only user with the QueryLimits
+	// QueryUser, when set, is a read-only user with the QueryProfile
 	// profile (the hub's, for federated queries), logging in from loopback
 	// with QueryPassword.
 	QueryUser, QueryPassword string
@@ -69,6 +69,7 @@ var chConfig = template.Must(template.New("config").Parse(`<?xml version="1.0"?>
   <default_database>default</default_database>
   <timezone>UTC</timezone>
   <mlock_executable>false</mlock_executable>
+  <query_log><database>system</database><table>query_log</table><flush_interval_milliseconds>1000</flush_interval_milliseconds></query_log>
 </yandex>
 `))
 
@@ -78,14 +79,15 @@ const (
 	QueryPassword = "syndb-query-dev"
 )
 
-// QueryLimits is the profile of the query user, setting by setting, as
-// ClickHouse 18.16 and current releases both know them. readonly=2 is the
+// QueryProfile is the profile of the query user, setting by setting, as
+// ClickHouse 18.16 and current releases both know them: its limits, and
+// every query it runs logged in system.query_log with its user. readonly=2 is the
 // strictest level that allows remote() (1 forbids every table function);
 // it still refuses every write, DDL and a change of readonly itself.
 // 18.16 has no settings constraints, so there the user may lower or raise
 // the other limits with SET; docker-compose.yml's current ClickHouse
 // pins them with constraints.
-var QueryLimits = []Setting{
+var QueryProfile = []Setting{
 	{"readonly", "2"},
 	{"allow_ddl", "0"},
 	{"max_memory_usage", "1000000000"},
@@ -96,6 +98,7 @@ var QueryLimits = []Setting{
 	{"max_ast_elements", "50000"},
 	{"max_expanded_ast_elements", "200000"},
 	{"max_query_size", "262144"},
+	{"log_queries", "1"},
 }
 
 // Setting is one ClickHouse setting of a profile.
@@ -136,7 +139,7 @@ func (c *ClickHouse) Start(ctx context.Context) error {
 	view := struct {
 		*ClickHouse
 		Limits []Setting
-	}{c, QueryLimits}
+	}{c, QueryProfile}
 	for name, tmpl := range map[string]*template.Template{"config.xml": chConfig, "users.xml": chUsers} {
 		var b strings.Builder
 		if err := tmpl.Execute(&b, view); err != nil {

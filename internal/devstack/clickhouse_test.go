@@ -116,8 +116,24 @@ func TestQueryUserIsReadOnlyWithLimits(t *testing.T) {
 		require.Equal(t, nodeSum, sum)
 	})
 
+	t.Run("logged with its user", func(t *testing.T) {
+		require.NoError(t, drain(ctx, q, "SELECT 'query-user-log-probe'"))
+		require.NoError(t, hubAdmin.Exec(ctx, "SYSTEM FLUSH LOGS"))
+		// type 2 is QueryFinish (a number on 18.16, an enum later).
+		var users []string
+		rows, err := hubAdmin.Query(ctx, "SELECT user FROM system.query_log WHERE type = 2 AND query LIKE '%query-user-log-probe%' AND query NOT LIKE '%system.query_log%'")
+		require.NoError(t, err)
+		for rows.Next() {
+			var u string
+			require.NoError(t, rows.Scan(&u))
+			users = append(users, u)
+		}
+		require.NoError(t, rows.Err())
+		require.Equal(t, []string{QueryUser}, users)
+	})
+
 	t.Run("profile", func(t *testing.T) {
-		for _, s := range QueryLimits {
+		for _, s := range QueryProfile {
 			var v string
 			require.NoError(t, q.QueryRow(ctx, "SELECT value FROM system.settings WHERE name = '"+s.Name+"'").Scan(&v))
 			require.Equal(t, s.Value, v, s.Name)
