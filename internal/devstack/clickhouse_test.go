@@ -118,18 +118,28 @@ func TestQueryUserIsReadOnlyWithLimits(t *testing.T) {
 
 	t.Run("logged with its user", func(t *testing.T) {
 		require.NoError(t, drain(ctx, q, "SELECT 'query-user-log-probe'"))
-		require.NoError(t, hubAdmin.Exec(ctx, "SYSTEM FLUSH LOGS"))
-		// type 2 is QueryFinish (a number on 18.16, an enum later).
-		var users []string
-		rows, err := hubAdmin.Query(ctx, "SELECT user FROM system.query_log WHERE type = 2 AND query LIKE '%query-user-log-probe%' AND query NOT LIKE '%system.query_log%'")
-		require.NoError(t, err)
-		for rows.Next() {
-			var u string
-			require.NoError(t, rows.Scan(&u))
-			users = append(users, u)
-		}
-		require.NoError(t, rows.Err())
-		require.Equal(t, []string{QueryUser}, users)
+		// The server logs a query once it finished it, which may be just
+		// after the client read its end: poll.
+		require.EventuallyWithT(t, func(ct *assert.CollectT) {
+			if !assert.NoError(ct, hubAdmin.Exec(ctx, "SYSTEM FLUSH LOGS")) {
+				return
+			}
+			// type 2 is QueryFinish (a number on 18.16, an enum later).
+			rows, err := hubAdmin.Query(ctx, "SELECT user FROM system.query_log WHERE type = 2 AND "+
+				"query LIKE '%query-user-log-probe%' AND query NOT LIKE '%system.query_log%'")
+			if !assert.NoError(ct, err) {
+				return
+			}
+			defer func() { _ = rows.Close() }()
+			var users []string
+			for rows.Next() {
+				var u string
+				assert.NoError(ct, rows.Scan(&u))
+				users = append(users, u)
+			}
+			assert.NoError(ct, rows.Err())
+			assert.Equal(ct, []string{QueryUser}, users)
+		}, 30*time.Second, 200*time.Millisecond)
 	})
 
 	t.Run("profile", func(t *testing.T) {

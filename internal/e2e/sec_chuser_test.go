@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/syndb/federation/internal/chx"
@@ -33,23 +34,32 @@ func TestSecFederatedQueriesRunAsTheQueryUser(t *testing.T) {
 	require.Len(t, res.rows, 1)
 	require.InDelta(t, float64(want), res.rows[0][alias], 0)
 
-	require.NoError(t, hub.Exec(ctx, "SYSTEM FLUSH LOGS"))
-	// type 2 is QueryFinish (a number on 18.16, an enum later).
-	rows, err := hub.Query(ctx, "SELECT user, countIf(position(query, 'remote(') > 0) FROM system.query_log "+
-		"WHERE type = 2 AND position(query, '"+alias+"') > 0 AND position(query, 'system.query_log') = 0 GROUP BY user")
-	require.NoError(t, err)
-	users := map[string]uint64{}
-	for rows.Next() {
-		var (
-			u string
-			n uint64
-		)
-		require.NoError(t, rows.Scan(&u, &n))
-		users[u] = n
-	}
-	require.NoError(t, rows.Err())
-	require.Equal(t, map[string]uint64{fed.Env["SYNDB_CLICKHOUSE_QUERY_USER"]: 1}, users,
-		"the federated query ran once, as the query user, through remote()")
+	// The server logs a query once it finished it, which may be just after
+	// the API read its end: poll.
+	require.EventuallyWithT(t, func(ct *assert.CollectT) {
+		if !assert.NoError(ct, hub.Exec(ctx, "SYSTEM FLUSH LOGS")) {
+			return
+		}
+		// type 2 is QueryFinish (a number on 18.16, an enum later).
+		rows, err := hub.Query(ctx, "SELECT user, countIf(position(query, 'remote(') > 0) FROM system.query_log "+
+			"WHERE type = 2 AND position(query, '"+alias+"') > 0 AND position(query, 'system.query_log') = 0 GROUP BY user")
+		if !assert.NoError(ct, err) {
+			return
+		}
+		defer func() { _ = rows.Close() }()
+		users := map[string]uint64{}
+		for rows.Next() {
+			var (
+				u string
+				n uint64
+			)
+			assert.NoError(ct, rows.Scan(&u, &n))
+			users[u] = n
+		}
+		assert.NoError(ct, rows.Err())
+		assert.Equal(ct, map[string]uint64{fed.Env["SYNDB_CLICKHOUSE_QUERY_USER"]: 1}, users,
+			"the federated query ran once, as the query user, through remote()")
+	}, 30*time.Second, 200*time.Millisecond)
 
 	// The same user, straight to the hub's ClickHouse, changes nothing.
 	q, err := chx.Dial(ctx, config.ClickHouse{Addr: fed.Stack.Hub.Addr(), User: fed.Env["SYNDB_CLICKHOUSE_QUERY_USER"],
