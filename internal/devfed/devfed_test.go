@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os/exec"
@@ -44,10 +45,12 @@ func (r *records) restarts(name string) []map[string]any {
 	return out
 }
 
-func ready(ctx context.Context, url string) bool {
+func ready(ctx context.Context, url string) bool { return httpOK(ctx, url+"/readyz") }
+
+func httpOK(ctx context.Context, url string) bool {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/readyz", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return false
 	}
@@ -60,10 +63,10 @@ func ready(ctx context.Context, url string) bool {
 }
 
 // TestSupervisedFederationRestartsAndGivesUp runs a federation without
-// nodes under a restart policy: a killed worker and a killed hub
-// ClickHouse come back (the API is ready again), and an API that keeps
-// dying ends Wait within the policy's bound, after which Stop frees every
-// port.
+// nodes under a restart policy: a killed worker comes back; a killed hub
+// ClickHouse, PostgreSQL or Temporal comes back and the API is ready again;
+// a killed MinIO comes back; and an API that keeps dying ends Wait within
+// the policy's bound, after which Stop frees every port.
 func TestSupervisedFederationRestartsAndGivesUp(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real federation")
@@ -103,13 +106,25 @@ func TestSupervisedFederationRestartsAndGivesUp(t *testing.T) {
 	}, time.Minute, 100*time.Millisecond)
 	require.Equal(t, "signal: killed", logs.restarts("worker")[0]["status"])
 
-	// kill -9 the hub's ClickHouse: the API is not ready without it, then
+	// kill -9 each service the API needs: it is not ready without it, then
 	// ready again once the supervisor restarted it.
-	ch := f.Stack.Hub.Process()
-	chPid := ch.Pid()
-	require.NoError(t, syscall.Kill(chPid, syscall.SIGKILL))
-	require.Eventually(t, func() bool { return len(logs.restarts("clickhouse-hub")) == 1 }, time.Minute, 50*time.Millisecond)
-	require.Eventually(t, func() bool { return ch.Pid() != chPid && ready(ctx, f.APIURL) }, 2*time.Minute, 200*time.Millisecond)
+	for _, name := range []string{"clickhouse-hub", "postgres", "temporal"} {
+		proc := f.Stack.Processes()[name]
+		pid := proc.Pid()
+		require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+		require.Eventually(t, func() bool { return len(logs.restarts(name)) == 1 }, time.Minute, 50*time.Millisecond, name)
+		require.Equal(t, "signal: killed", logs.restarts(name)[0]["status"], name)
+		require.Eventually(t, func() bool { return proc.Pid() != pid && ready(ctx, f.APIURL) }, 2*time.Minute,
+			200*time.Millisecond, "the API is not ready again after %s was restarted", name)
+	}
+	// MinIO answers its health check again.
+	minio := f.Stack.MinIO.Process()
+	minioPid := minio.Pid()
+	require.NoError(t, syscall.Kill(minioPid, syscall.SIGKILL))
+	live := fmt.Sprintf("http://127.0.0.1:%d/minio/health/live", opts.Ports.MinIO)
+	require.Eventually(t, func() bool {
+		return minio.Pid() != minioPid && len(logs.restarts("minio")) == 1 && httpOK(ctx, live)
+	}, time.Minute, 100*time.Millisecond)
 
 	// An API that dies every time it comes up crash-loops: Wait gives up
 	// within the policy's bound and names it.
