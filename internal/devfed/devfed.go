@@ -410,6 +410,9 @@ func (f *Federation) spawn(ctx context.Context, name string, args, env []string)
 		Dir:     f.opts.Root,
 		LogFile: filepath.Join(f.opts.Root, "logs", name+".log"),
 		Out:     f.opts.Out,
+		// Hub and node processes need the services: a supervised one that
+		// exits is restarted once they answer.
+		BeforeRestart: f.Stack.Ready,
 	})
 	if err == nil && f.supervised {
 		p.Supervise(*f.opts.Restart, f.opts.Log)

@@ -177,6 +177,11 @@ func (c *ClickHouse) Start(ctx context.Context) error {
 	})
 }
 
+// Ready checks that the server answers its HTTP ping.
+func (c *ClickHouse) Ready(ctx context.Context) error {
+	return httpOK(ctx, "http://"+net.JoinHostPort(c.host(), strconv.Itoa(c.HTTPPort))+"/ping")
+}
+
 // QueryConfig is the connection of the query user to database syndb.
 func (c *ClickHouse) QueryConfig() config.ClickHouse {
 	return config.ClickHouse{Addr: c.Addr(), User: c.QueryUser, Password: c.QueryPassword, Database: "syndb"}

@@ -36,6 +36,11 @@ type ProcessSpec struct {
 	Credential *syscall.Credential
 	// StopSignal is sent by Stop; SIGTERM when zero.
 	StopSignal syscall.Signal
+	// BeforeRestart, when set, is polled after a supervised run's backoff
+	// until it succeeds (for at most the policy's window): a process is
+	// restarted once what it depends on answers again, so an outage of a
+	// dependency costs it one exit rather than a crash loop.
+	BeforeRestart func(ctx context.Context) error
 }
 
 // Process is a child process. It runs in its own process group and is
@@ -149,6 +154,10 @@ func (p *Process) watch(r *run) {
 			p.finish(err)
 			return
 		}
+		if !p.awaitDependencies() {
+			p.finish(err)
+			return
+		}
 		p.mu.Lock()
 		if p.stopping {
 			p.mu.Unlock()
@@ -165,6 +174,41 @@ func (p *Process) watch(r *run) {
 		p.cmd = next.cmd
 		p.mu.Unlock()
 		r = next
+	}
+}
+
+// awaitDependencies polls spec.BeforeRestart until it succeeds or the
+// policy's window passed; it returns false when the process is stopped
+// meanwhile.
+func (p *Process) awaitDependencies() bool {
+	if p.spec.BeforeRestart == nil {
+		return true
+	}
+	p.mu.Lock()
+	window := p.policy.Window
+	p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), window)
+	defer cancel()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for logged := false; ; {
+		cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
+		err := p.spec.BeforeRestart(cctx)
+		ccancel()
+		if err == nil {
+			return true
+		}
+		if !logged {
+			p.log.Warn("process waits for its dependencies before restarting", "process", p.spec.Name, "err", err)
+			logged = true
+		}
+		select {
+		case <-p.stopCh:
+			return false
+		case <-ctx.Done():
+			return true
+		case <-tick.C:
+		}
 	}
 }
 

@@ -2,10 +2,13 @@ package devstack
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -157,4 +160,34 @@ func TestWaitAnyStopsAtTheFirstProcessGivenUp(t *testing.T) {
 	require.True(t, alive(pid))
 	require.NoError(t, steady.Stop(t.Context(), 5*time.Second))
 	require.False(t, alive(pid))
+}
+
+func TestRestartWaitsForDependencies(t *testing.T) {
+	t.Parallel()
+	var logs logRecords
+	var up atomic.Bool
+	p, err := StartProcess(t.Context(), ProcessSpec{Name: "dependent", Path: "/bin/sh", Args: []string{"-c", "exec sleep 600"},
+		LogFile: filepath.Join(t.TempDir(), "dependent.log"),
+		BeforeRestart: func(context.Context) error {
+			if !up.Load() {
+				return errors.New("dependency down")
+			}
+			return nil
+		}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Kill() })
+	p.Supervise(RestartPolicy{Backoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, MaxRestarts: 1, Window: time.Minute},
+		logs.logger())
+	first := p.Pid()
+	require.NoError(t, syscall.Kill(first, syscall.SIGKILL))
+	require.Eventually(t, func() bool { return len(logs.with(t, "process waits for its dependencies before restarting")) == 1 },
+		10*time.Second, 10*time.Millisecond)
+	require.Equal(t, first, p.Pid(), "not restarted while its dependency is down")
+	up.Store(true)
+	require.Eventually(t, func() bool { return p.Pid() != first && alive(p.Pid()) }, 10*time.Second, 10*time.Millisecond)
+	select {
+	case <-p.Done():
+		t.Fatal("waiting for a dependency is not an exit")
+	default:
+	}
 }

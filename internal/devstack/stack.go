@@ -35,6 +35,7 @@ type Stack struct {
 type service interface {
 	Start(ctx context.Context) error
 	Stop(ctx context.Context) error
+	Ready(ctx context.Context) error
 	Process() *Process
 }
 
@@ -112,28 +113,55 @@ func (s *Stack) Start(ctx context.Context) error {
 	return nil
 }
 
+// Ready checks, concurrently, that every service answers (a restarted hub
+// process waits for it).
+func (s *Stack) Ready(ctx context.Context) error {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for name, svc := range s.services() {
+		wg.Go(func() {
+			if err := svc.Ready(ctx); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// services returns the started services by name.
+func (s *Stack) services() map[string]service {
+	out := map[string]service{}
+	if s.Postgres != nil {
+		out["postgres"] = s.Postgres
+	}
+	if s.Hub != nil {
+		out["clickhouse-hub"] = s.Hub
+	}
+	if s.MinIO != nil {
+		out["minio"] = s.MinIO
+	}
+	if s.Temporal != nil {
+		out["temporal"] = s.Temporal
+	}
+	for name, ch := range s.Nodes {
+		out["clickhouse-"+name] = ch
+	}
+	return out
+}
+
 // Processes returns the process of every started service, by service name.
 func (s *Stack) Processes() map[string]*Process {
 	out := map[string]*Process{}
-	add := func(name string, svc service) {
+	for name, svc := range s.services() {
 		if p := svc.Process(); p != nil {
 			out[name] = p
 		}
-	}
-	if s.Postgres != nil {
-		add("postgres", s.Postgres)
-	}
-	if s.Hub != nil {
-		add("clickhouse-hub", s.Hub)
-	}
-	if s.MinIO != nil {
-		add("minio", s.MinIO)
-	}
-	if s.Temporal != nil {
-		add("temporal", s.Temporal)
-	}
-	for name, ch := range s.Nodes {
-		add("clickhouse-"+name, ch)
 	}
 	return out
 }
