@@ -111,11 +111,13 @@ func TestSupervisedFederationRestartsAndGivesUp(t *testing.T) {
 	for _, name := range []string{"clickhouse-hub", "postgres", "temporal"} {
 		proc := f.Stack.Processes()[name]
 		pid := proc.Pid()
+		killedAt := time.Now()
 		require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
 		require.Eventually(t, func() bool { return len(logs.restarts(name)) == 1 }, time.Minute, 50*time.Millisecond, name)
 		require.Equal(t, "signal: killed", logs.restarts(name)[0]["status"], name)
 		require.Eventually(t, func() bool { return proc.Pid() != pid && ready(ctx, f.APIURL) }, 2*time.Minute,
 			200*time.Millisecond, "the API is not ready again after %s was restarted", name)
+		t.Logf("%s killed: the API was ready again after %s", name, time.Since(killedAt).Round(100*time.Millisecond))
 	}
 	// MinIO answers its health check again.
 	minio := f.Stack.MinIO.Process()
@@ -128,6 +130,7 @@ func TestSupervisedFederationRestartsAndGivesUp(t *testing.T) {
 
 	// An API that dies every time it comes up crash-loops: Wait gives up
 	// within the policy's bound and names it.
+	loopStart := time.Now()
 	waitErr := make(chan error, 1)
 	go func() { waitErr <- f.Wait(ctx) }()
 	deadline := time.After(2 * time.Minute)
@@ -139,6 +142,7 @@ func TestSupervisedFederationRestartsAndGivesUp(t *testing.T) {
 		case err := <-waitErr:
 			require.ErrorIs(t, err, devstack.ErrCrashLoop)
 			require.ErrorContains(t, err, "api exited")
+			t.Logf("crash-looping api given up after %s: %v", time.Since(loopStart).Round(100*time.Millisecond), err)
 			require.Len(t, logs.restarts("api"), 5, "restarts before giving up")
 			require.LessOrEqual(t, len(killed), 6)
 			// The worker, which exits when PostgreSQL or Temporal goes, was

@@ -246,8 +246,10 @@ func TestSupervisedClickHouseIsRestartedAfterItDies(t *testing.T) {
 	require.NoError(t, a.Exec(ctx, "INSERT INTO kept SELECT number FROM numbers(42)"))
 
 	first := hub.Process().Pid()
+	killedAt := time.Now()
 	require.NoError(t, syscall.Kill(first, syscall.SIGKILL))
 	answers(t, admin(hub), time.Minute)
+	t.Logf("killed ClickHouse answers again after %s", time.Since(killedAt).Round(10*time.Millisecond))
 	require.NotEqual(t, first, hub.Process().Pid())
 	recs := logs.with(t, "process exited, restarting")
 	require.Len(t, recs, 1)
