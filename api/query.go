@@ -158,7 +158,7 @@ func (s *Server) runFederated(ctx context.Context, parsed *fedsql.Parsed, nodes 
 		if err != nil {
 			return nil, meta, err
 		}
-		rows, err := s.deps.Warehouse.Query(ctx, sql)
+		rows, err := s.deps.Query.Query(ctx, sql)
 		if err == nil {
 			return rows, meta, nil
 		}

@@ -40,6 +40,11 @@ func Run(ctx context.Context, cfg config.API, log *slog.Logger) error {
 		return fmt.Errorf("hub warehouse: %w", err)
 	}
 	defer func() { _ = wh.Close() }()
+	qwh, err := chx.Dial(ctx, cfg.QueryClickHouse())
+	if err != nil {
+		return fmt.Errorf("hub warehouse as query user %s: %w", cfg.QueryUser, err)
+	}
+	defer func() { _ = qwh.Close() }()
 	if err := ensureBuckets(ctx, cfg.S3); err != nil {
 		return err
 	}
@@ -67,7 +72,7 @@ func Run(ctx context.Context, cfg config.API, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("s3 client for %s: %w", cfg.S3.Endpoint, err)
 	}
-	srv := New(cfg, Deps{Store: st, Jobs: st, Objects: objects, Registry: reg, Temporal: tc, Warehouse: wh, Log: log, SchemaHead: len(migs), Migrations: migs,
+	srv := New(cfg, Deps{Store: st, Jobs: st, Objects: objects, Registry: reg, Temporal: tc, Warehouse: wh, Query: qwh, Log: log, SchemaHead: len(migs), Migrations: migs,
 		Catalog: st})
 	// HTTP and Flight together: either failing stops both.
 	ctx, stop := context.WithCancel(ctx)

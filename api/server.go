@@ -54,6 +54,9 @@ type Deps struct {
 	Migrations []migrate.Migration
 	// Catalog serves the dataset catalog and the nodes' ontology versions.
 	Catalog catalogStore
+	// Query is the hub warehouse as the read-only query user: federated
+	// SQL runs there. Warehouse when nil.
+	Query driver.Conn
 }
 
 // Server is the hub's HTTP API.
@@ -70,6 +73,9 @@ type Server struct {
 
 // New builds the API with its routes.
 func New(cfg config.API, deps Deps) *Server {
+	if deps.Query == nil {
+		deps.Query = deps.Warehouse
+	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	s := &Server{cfg: cfg, deps: deps, e: e, catalog: fedsql.Catalog(migrate.ColumnVersions(deps.Migrations))}

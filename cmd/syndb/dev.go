@@ -28,6 +28,9 @@ func devCmd() *cobra.Command {
 		Long: `Run the whole federation on 127.0.0.1 with data under .dev/: PostgreSQL, Temporal,
 ClickHouse for the hub and each node, MinIO, the hub's worker and API, and the node agents
 lab-a and lab-b with seeded data. Whatever is missing is installed first.
+A process that dies is restarted with backoff (0.5 s doubling, at most 10 s) and the restart
+logged; one that dies more than 5 times in a minute stops everything, and dev exits non-zero.
+Federated queries run on the hub's ClickHouse as the read-only user syndb_query.
 In the foreground, Ctrl-C stops everything. --detach starts it in the background and returns
 once it is ready; --stop stops a detached federation.`,
 		Args: cobra.NoArgs,
@@ -115,9 +118,12 @@ func (d devDirs) run(ctx context.Context, out io.Writer) error {
 		if err := os.WriteFile(d.readyFile(), []byte(banner), 0o644); err != nil {
 			runErr = fmt.Errorf("write ready file: %w", err)
 		} else {
+			// A crashed process is restarted (logged); one that keeps
+			// crashing ends Wait, and everything stops with the reason.
 			runErr = fed.Wait(ctx)
 			if runErr != nil {
-				log.Error("a federation process exited; stopping everything", "err", runErr)
+				log.Error("a federation process is down for good; stopping everything", "err", runErr)
+				runErr = fmt.Errorf("dev federation stopped: %w", runErr)
 			}
 		}
 	}

@@ -45,6 +45,16 @@ func Open(ctx context.Context, c config.ClickHouse) (driver.Conn, error) {
 	return dial(ctx, c, c.Database)
 }
 
+// Dial connects to the server in c with c.Database as the default database,
+// which must exist: a read-only user (the hub's query user) cannot create it.
+// The caller closes the connection.
+func Dial(ctx context.Context, c config.ClickHouse) (driver.Conn, error) {
+	if !ValidIdent(c.Database) {
+		return nil, fmt.Errorf("clickhouse database name %q is not a valid identifier", c.Database)
+	}
+	return dial(ctx, c, c.Database)
+}
+
 func dial(ctx context.Context, c config.ClickHouse, database string) (driver.Conn, error) {
 	conn, err := clickhouse.Open(&clickhouse.Options{
 		Addr:            []string{c.Addr},

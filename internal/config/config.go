@@ -64,9 +64,15 @@ type API struct {
 	Postgres   Postgres
 	Temporal   Temporal
 	ClickHouse ClickHouse
-	S3         S3
-	Query      Query
-	ETL        ETL
+	// QueryUser and QueryPassword are the hub ClickHouse user federated
+	// queries run as: read-only, no DDL, with a profile that caps memory,
+	// time, result rows and query size. The API's other reads of the hub
+	// warehouse (health, schema status) use SYNDB_CLICKHOUSE_USER.
+	QueryUser     string `env:"SYNDB_CLICKHOUSE_QUERY_USER" envDefault:"syndb_query"`
+	QueryPassword string `env:"SYNDB_CLICKHOUSE_QUERY_PASSWORD"`
+	S3            S3
+	Query         Query
+	ETL           ETL
 	// FlightAddr is where the hub's Arrow Flight server listens, and
 	// FlightPublicAddr how clients reach it (the location in FlightInfo).
 	FlightAddr       string `env:"SYNDB_API_FLIGHT_ADDR" envDefault:"127.0.0.1:50051"`
@@ -134,7 +140,8 @@ func (c *Relay) Validate() error {
 	if c.MaxCircuitDuration <= 0 || c.MaxCircuitData <= 0 {
 		errs = append(errs, errors.New("SYNDB_RELAY_MAX_DURATION and SYNDB_RELAY_MAX_DATA must be positive"))
 	}
-	errs = append(errs, c.Discovery.Validate(), checkNonEmpty("SYNDB_P2P_KEY_FILE", c.KeyFile), checkPSK(c.PSK))
+	errs = append(errs, c.Discovery.Validate(), checkNonEmpty("SYNDB_P2P_KEY_FILE", c.KeyFile), checkPSK(c.PSK),
+		checkPrivateNetwork(c.PSK, c.Discovery, ""))
 	return errors.Join(errs...)
 }
 
@@ -330,6 +337,14 @@ func explain(rt reflect.Type, err error) error {
 	return errors.Join(out...)
 }
 
+// QueryClickHouse is the hub warehouse connection of federated queries:
+// ClickHouse's address and database, as the query user.
+func (c *API) QueryClickHouse() ClickHouse {
+	ch := c.ClickHouse
+	ch.User, ch.Password = c.QueryUser, c.QueryPassword
+	return ch
+}
+
 // Validate checks the API configuration.
 func (c *API) Validate() error {
 	var concurrency error
@@ -346,6 +361,7 @@ func (c *API) Validate() error {
 		checkHostPort("SYNDB_CLICKHOUSE_ADDR", c.ClickHouse.Addr),
 		checkHostPort("SYNDB_S3_ENDPOINT", c.S3.Endpoint),
 		checkNonEmpty("SYNDB_POSTGRES_DSN", c.Postgres.DSN),
+		checkNonEmpty("SYNDB_CLICKHOUSE_QUERY_USER", c.QueryUser),
 	)
 }
 
@@ -368,6 +384,7 @@ func (c *Worker) Validate() error {
 		checkNonEmpty("SYNDB_P2P_KEY_FILE", c.KeyFile),
 		checkPSK(c.PSK),
 		c.Discovery.Validate(),
+		checkPrivateNetwork(c.PSK, c.Discovery, ""),
 	)
 	return errors.Join(errs...)
 }
@@ -404,6 +421,7 @@ func (c *Node) Validate() error {
 		checkHostPort("SYNDB_CLICKHOUSE_PUBLIC_ADDR", c.ClickHousePublicAddr),
 		checkNonEmpty("SYNDB_P2P_KEY_FILE", c.KeyFile),
 		checkPSK(c.PSK),
+		checkPrivateNetwork(c.PSK, c.Discovery, c.Hub),
 	)
 	return errors.Join(errs...)
 }
@@ -433,6 +451,29 @@ func checkPeerAddr(name, s string) error {
 func checkPSK(s string) error {
 	_, err := DecodePSK(s)
 	return err
+}
+
+// checkPrivateNetwork refuses QUIC peer addresses under a private-network
+// key: libp2p private networks run over TCP only (the host drops its QUIC
+// listen addresses), so a peer dialled over QUIC is never reached.
+func checkPrivateNetwork(psk string, d Discovery, hub string) error {
+	if strings.TrimSpace(psk) == "" {
+		return nil
+	}
+	var errs []error
+	check := func(name string, addrs ...string) {
+		for _, a := range addrs {
+			if strings.Contains(a, "/quic") {
+				errs = append(errs, fmt.Errorf("%s: %q is a QUIC address, but SYNDB_P2P_PSK makes a private network, which runs over TCP only", name, a))
+			}
+		}
+	}
+	check("SYNDB_P2P_BOOTSTRAP", d.Bootstrap...)
+	check("SYNDB_P2P_RELAYS", d.Relays...)
+	if hub != "" {
+		check("SYNDB_HUB_ADDR", hub)
+	}
+	return errors.Join(errs...)
 }
 
 // validName reports whether s is a valid cluster name: a DNS label.

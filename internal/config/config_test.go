@@ -91,3 +91,44 @@ func TestCatalogIntervalIsChecked(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, time.Hour, w.CatalogInterval)
 }
+
+func TestFederatedQueriesRunAsTheQueryUser(t *testing.T) {
+	t.Setenv("SYNDB_CLICKHOUSE_USER", "admin")
+	t.Setenv("SYNDB_CLICKHOUSE_PASSWORD", "admin-secret")
+	t.Setenv("SYNDB_CLICKHOUSE_QUERY_PASSWORD", "query-secret")
+	c, err := Load[API]()
+	require.NoError(t, err)
+	q := c.QueryClickHouse()
+	require.Equal(t, ClickHouse{Addr: c.ClickHouse.Addr, User: "syndb_query", Password: "query-secret", Database: "syndb"}, q)
+	require.Equal(t, "admin", c.ClickHouse.User, "the API's other reads keep the admin user")
+
+	t.Setenv("SYNDB_CLICKHOUSE_QUERY_USER", " ")
+	_, err = Load[API]()
+	require.ErrorContains(t, err, "SYNDB_CLICKHOUSE_QUERY_USER")
+}
+
+func TestPrivateNetworkRefusesQUICPeers(t *testing.T) {
+	const psk = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+	const id = "12D3KooWRBhwfeP2Y4TCx1SM6s9rUoHhR5STiGwxBhgFRcw3UERE"
+	t.Setenv("SYNDB_NODE_NAME", "lab-a")
+	t.Setenv("SYNDB_HUB_ADDR", "/ip4/127.0.0.1/udp/4001/quic-v1/p2p/"+id)
+	_, err := Load[Node]()
+	require.NoError(t, err, "without a key QUIC is fine")
+
+	t.Setenv("SYNDB_P2P_PSK", psk)
+	_, err = Load[Node]()
+	require.ErrorContains(t, err, "SYNDB_HUB_ADDR")
+	require.ErrorContains(t, err, "TCP only")
+	t.Setenv("SYNDB_HUB_ADDR", "/ip4/127.0.0.1/tcp/4001/p2p/"+id)
+	_, err = Load[Node]()
+	require.NoError(t, err)
+
+	t.Setenv("SYNDB_P2P_BOOTSTRAP", "/ip4/127.0.0.1/udp/4000/quic-v1/p2p/"+id)
+	_, err = Load[Worker]()
+	require.ErrorContains(t, err, "SYNDB_P2P_BOOTSTRAP")
+	_, err = Load[Relay]()
+	require.ErrorContains(t, err, "SYNDB_P2P_BOOTSTRAP")
+	t.Setenv("SYNDB_P2P_BOOTSTRAP", "/ip4/127.0.0.1/tcp/4000/p2p/"+id)
+	_, err = Load[Worker]()
+	require.NoError(t, err)
+}

@@ -58,6 +58,11 @@ type Options struct {
 	Fast bool
 	// HubEnv adds settings (SYNDB_*) to the hub processes' environment.
 	HubEnv map[string]string
+	// Restart, when set, makes the federation a supervisor tree: every
+	// service once the stack is ready, and every hub and node process once
+	// the federation is, is restarted by this policy when it exits; one that
+	// crash-loops ends Wait. Nil: a process that exits stays down.
+	Restart *devstack.RestartPolicy
 }
 
 // DevOptions returns the options of `syndb dev`: the ports of the README.
@@ -76,6 +81,7 @@ func DevOptions(repoRoot string) Options {
 		},
 		SeedDatasets: 3,
 		SeedRows:     200,
+		Restart:      &devstack.DefaultRestartPolicy,
 	}
 }
 
@@ -125,6 +131,9 @@ type Federation struct {
 	hub    map[string]*devstack.Process
 	nodes  map[string]*devstack.Process
 	tokens map[string]string
+	// supervised is set once the federation is ready under a restart policy:
+	// from then on every process it starts is supervised.
+	supervised bool
 }
 
 // Start starts everything and returns once the API is ready and every node
@@ -148,7 +157,8 @@ func Start(ctx context.Context, o Options) (f *Federation, err error) {
 	if len(o.Ports.Nodes) != len(o.Nodes) {
 		return f, fmt.Errorf("ports for %d nodes, specs for %d", len(o.Ports.Nodes), len(o.Nodes))
 	}
-	f.Stack = &devstack.Stack{Root: o.Root, RepoRoot: o.RepoRoot, Ports: o.Ports, Out: o.Out, Log: o.Log, Fast: o.Fast}
+	f.Stack = &devstack.Stack{Root: o.Root, RepoRoot: o.RepoRoot, Ports: o.Ports, Out: o.Out, Log: o.Log, Fast: o.Fast,
+		Restart: o.Restart}
 	if err := f.Stack.Start(ctx); err != nil {
 		return f, err
 	}
@@ -167,19 +177,22 @@ func Start(ctx context.Context, o Options) (f *Federation, err error) {
 	f.RelayAddr = fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1/p2p/%s", o.RelayP2PPort, relayID)
 	f.APIURL = fmt.Sprintf("http://127.0.0.1:%d", o.APIPort)
 	f.Env = map[string]string{
-		"SYNDB_POSTGRES_DSN":           f.Stack.Postgres.DSN(),
-		"SYNDB_TEMPORAL_ADDRESS":       fmt.Sprintf("127.0.0.1:%d", o.Ports.Temporal),
-		"SYNDB_TEMPORAL_UI_URL":        fmt.Sprintf("http://127.0.0.1:%d", o.Ports.TemporalUI),
-		"SYNDB_CLICKHOUSE_ADDR":        f.Stack.Hub.Addr(),
-		"SYNDB_S3_ENDPOINT":            fmt.Sprintf("127.0.0.1:%d", o.Ports.MinIO),
-		"SYNDB_API_ADDR":               fmt.Sprintf("127.0.0.1:%d", o.APIPort),
-		"SYNDB_API_PUBLIC_URL":         f.APIURL,
-		"SYNDB_API_FLIGHT_ADDR":        fmt.Sprintf("127.0.0.1:%d", o.HubFlightPort),
-		"SYNDB_API_FLIGHT_PUBLIC_ADDR": fmt.Sprintf("127.0.0.1:%d", o.HubFlightPort),
-		"SYNDB_P2P_LISTEN":             fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1,/ip4/127.0.0.1/tcp/%d", o.HubP2PPort, o.HubP2PPort),
-		"SYNDB_P2P_KEY_FILE":           hubKey,
-		"SYNDB_HUB_ID":                 hubID.String(),
-		"SYNDB_P2P_BOOTSTRAP":          f.RelayAddr,
+		"SYNDB_POSTGRES_DSN":     f.Stack.Postgres.DSN(),
+		"SYNDB_TEMPORAL_ADDRESS": fmt.Sprintf("127.0.0.1:%d", o.Ports.Temporal),
+		"SYNDB_TEMPORAL_UI_URL":  fmt.Sprintf("http://127.0.0.1:%d", o.Ports.TemporalUI),
+		"SYNDB_CLICKHOUSE_ADDR":  f.Stack.Hub.Addr(),
+		// Federated queries run as the hub's read-only query user.
+		"SYNDB_CLICKHOUSE_QUERY_USER":     f.Stack.Hub.QueryUser,
+		"SYNDB_CLICKHOUSE_QUERY_PASSWORD": f.Stack.Hub.QueryPassword,
+		"SYNDB_S3_ENDPOINT":               fmt.Sprintf("127.0.0.1:%d", o.Ports.MinIO),
+		"SYNDB_API_ADDR":                  fmt.Sprintf("127.0.0.1:%d", o.APIPort),
+		"SYNDB_API_PUBLIC_URL":            f.APIURL,
+		"SYNDB_API_FLIGHT_ADDR":           fmt.Sprintf("127.0.0.1:%d", o.HubFlightPort),
+		"SYNDB_API_FLIGHT_PUBLIC_ADDR":    fmt.Sprintf("127.0.0.1:%d", o.HubFlightPort),
+		"SYNDB_P2P_LISTEN":                fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1,/ip4/127.0.0.1/tcp/%d", o.HubP2PPort, o.HubP2PPort),
+		"SYNDB_P2P_KEY_FILE":              hubKey,
+		"SYNDB_HUB_ID":                    hubID.String(),
+		"SYNDB_P2P_BOOTSTRAP":             f.RelayAddr,
 		// Every dev process shares one host: mDNS would only echo it, and
 		// would let concurrent federations (dev and tests) find each other.
 		"SYNDB_P2P_MDNS":            "false",
@@ -226,6 +239,15 @@ func Start(ctx context.Context, o Options) (f *Federation, err error) {
 	}
 	if err := f.waitReady(ctx, names); err != nil {
 		return f, err
+	}
+	if o.Restart != nil {
+		f.supervised = true
+		for _, p := range f.hub {
+			p.Supervise(*o.Restart, o.Log)
+		}
+		for _, p := range f.nodes {
+			p.Supervise(*o.Restart, o.Log)
+		}
 	}
 	return f, nil
 }
@@ -378,7 +400,7 @@ func (f *Federation) env(extra map[string]string) []string {
 }
 
 func (f *Federation) spawn(ctx context.Context, name string, args, env []string) (*devstack.Process, error) {
-	return devstack.StartProcess(ctx, devstack.ProcessSpec{
+	p, err := devstack.StartProcess(ctx, devstack.ProcessSpec{
 		Name: name,
 		Path: f.opts.Binary,
 		Args: args,
@@ -388,7 +410,14 @@ func (f *Federation) spawn(ctx context.Context, name string, args, env []string)
 		Dir:     f.opts.Root,
 		LogFile: filepath.Join(f.opts.Root, "logs", name+".log"),
 		Out:     f.opts.Out,
+		// Hub and node processes need the services: a supervised one that
+		// exits is restarted once they answer.
+		BeforeRestart: f.Stack.Ready,
 	})
+	if err == nil && f.supervised {
+		p.Supervise(*f.opts.Restart, f.opts.Log)
+	}
+	return p, err
 }
 
 // seed writes synthetic datasets into every node's warehouse, bringing it to
@@ -557,20 +586,20 @@ func (f *Federation) died() error {
 	return nil
 }
 
-// Wait blocks until ctx ends or a process exits on its own.
+// Wait blocks until ctx ends (nil) or a process of the federation is down
+// for good: it exited unsupervised, or crash-looped under Options.Restart.
 func (f *Federation) Wait(ctx context.Context) error {
-	tick := time.NewTicker(500 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if err := f.died(); err != nil {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		}
+	procs := map[string]*devstack.Process{}
+	if f.Stack != nil {
+		procs = f.Stack.Processes()
 	}
+	for name, p := range f.hub {
+		procs[name] = p
+	}
+	for name, p := range f.nodes {
+		procs[name] = p
+	}
+	return devstack.WaitAny(ctx, procs)
 }
 
 // Stop stops the nodes, the API, the worker, then the services.

@@ -29,8 +29,12 @@ type ClickHouse struct {
 	// ClientNets are networks, besides loopback, whose clients may log in.
 	Host       string
 	ClientNets []string
-	Out        io.Writer
-	LogFile    string
+	// QueryUser, when set, is a read-only user with the QueryProfile
+	// profile (the hub's, for federated queries), logging in from loopback
+	// with QueryPassword.
+	QueryUser, QueryPassword string
+	Out                      io.Writer
+	LogFile                  string
 
 	proc *Process
 }
@@ -65,13 +69,55 @@ var chConfig = template.Must(template.New("config").Parse(`<?xml version="1.0"?>
   <default_database>default</default_database>
   <timezone>UTC</timezone>
   <mlock_executable>false</mlock_executable>
+  <query_log><database>system</database><table>query_log</table><flush_interval_milliseconds>1000</flush_interval_milliseconds></query_log>
 </yandex>
 `))
 
+// The hub's query user and its dev password.
+const (
+	QueryUser     = "syndb_query"
+	QueryPassword = "syndb-query-dev"
+)
+
+// QueryProfile is the profile of the query user, setting by setting, as
+// ClickHouse 18.16 and current releases both know them: its limits, and
+// every query it runs logged in system.query_log with its user. readonly=2 is the
+// strictest level that allows remote() (1 forbids every table function);
+// it still refuses every write, DDL and a change of readonly itself.
+// 18.16 has no settings constraints, so there the user may lower or raise
+// the other limits with SET; docker-compose.yml's current ClickHouse
+// pins them with constraints.
+var QueryProfile = []Setting{
+	{"readonly", "2"},
+	{"allow_ddl", "0"},
+	{"max_memory_usage", "1000000000"},
+	{"max_execution_time", "60"},
+	{"max_result_rows", "1000000"},
+	{"result_overflow_mode", "throw"},
+	{"max_ast_depth", "200"},
+	{"max_ast_elements", "50000"},
+	{"max_expanded_ast_elements", "200000"},
+	{"max_query_size", "262144"},
+	{"log_queries", "1"},
+}
+
+// Setting is one ClickHouse setting of a profile.
+type Setting struct{ Name, Value string }
+
 var chUsers = template.Must(template.New("users").Parse(`<?xml version="1.0"?>
 <yandex>
-  <profiles><default><max_memory_usage>4000000000</max_memory_usage><load_balancing>random</load_balancing></default></profiles>
-  <users><default><password>{{.Password}}</password><networks><ip>127.0.0.1</ip><ip>::1</ip>{{range .ClientNets}}<ip>{{.}}</ip>{{end}}</networks><profile>default</profile><quota>default</quota></default></users>
+  <profiles>
+    <default><max_memory_usage>4000000000</max_memory_usage><load_balancing>random</load_balancing></default>
+{{- if .QueryUser}}
+    <{{.QueryUser}}>{{range .Limits}}<{{.Name}}>{{.Value}}</{{.Name}}>{{end}}</{{.QueryUser}}>
+{{- end}}
+  </profiles>
+  <users>
+    <default><password>{{.Password}}</password><networks><ip>127.0.0.1</ip><ip>::1</ip>{{range .ClientNets}}<ip>{{.}}</ip>{{end}}</networks><profile>default</profile><quota>default</quota></default>
+{{- if .QueryUser}}
+    <{{.QueryUser}}><password>{{.QueryPassword}}</password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks><profile>{{.QueryUser}}</profile><quota>default</quota></{{.QueryUser}}>
+{{- end}}
+  </users>
   <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors><result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>
 </yandex>
 `))
@@ -87,9 +133,16 @@ func (c *ClickHouse) Start(ctx context.Context) error {
 	if err := os.MkdirAll(filepath.Join(c.Dir, "data"), 0o755); err != nil {
 		return fmt.Errorf("create clickhouse dir: %w", err)
 	}
+	if c.QueryUser != "" && !chx.ValidIdent(c.QueryUser) {
+		return fmt.Errorf("clickhouse query user %q is not a valid name", c.QueryUser)
+	}
+	view := struct {
+		*ClickHouse
+		Limits []Setting
+	}{c, QueryProfile}
 	for name, tmpl := range map[string]*template.Template{"config.xml": chConfig, "users.xml": chUsers} {
 		var b strings.Builder
-		if err := tmpl.Execute(&b, c); err != nil {
+		if err := tmpl.Execute(&b, view); err != nil {
 			return fmt.Errorf("render clickhouse %s: %w", name, err)
 		}
 		if err := os.WriteFile(filepath.Join(c.Dir, name), []byte(b.String()), 0o600); err != nil {
@@ -112,8 +165,26 @@ func (c *ClickHouse) Start(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		return conn.Close()
+		if err := conn.Close(); err != nil || c.QueryUser == "" {
+			return err
+		}
+		// The query user logs in too (its profile is read at login).
+		q, err := chx.Dial(ctx, c.QueryConfig())
+		if err != nil {
+			return fmt.Errorf("query user %s: %w", c.QueryUser, err)
+		}
+		return q.Close()
 	})
+}
+
+// Ready checks that the server answers its HTTP ping.
+func (c *ClickHouse) Ready(ctx context.Context) error {
+	return httpOK(ctx, "http://"+net.JoinHostPort(c.host(), strconv.Itoa(c.HTTPPort))+"/ping")
+}
+
+// QueryConfig is the connection of the query user to database syndb.
+func (c *ClickHouse) QueryConfig() config.ClickHouse {
+	return config.ClickHouse{Addr: c.Addr(), User: c.QueryUser, Password: c.QueryPassword, Database: "syndb"}
 }
 
 // Stop shuts the server down.

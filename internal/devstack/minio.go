@@ -40,8 +40,12 @@ func (m *MinIO) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	live := fmt.Sprintf("http://127.0.0.1:%d/minio/health/live", m.Port)
-	return waitFor(ctx, m.proc, time.Minute, func(ctx context.Context) error { return httpOK(ctx, live) })
+	return waitFor(ctx, m.proc, time.Minute, m.Ready)
+}
+
+// Ready checks that the server is live.
+func (m *MinIO) Ready(ctx context.Context) error {
+	return httpOK(ctx, fmt.Sprintf("http://127.0.0.1:%d/minio/health/live", m.Port))
 }
 
 // Stop stops the server.
@@ -51,3 +55,6 @@ func (m *MinIO) Stop(ctx context.Context) error {
 	}
 	return m.proc.Stop(ctx, 20*time.Second)
 }
+
+// Process returns the server process (nil before Start).
+func (m *MinIO) Process() *Process { return m.proc }

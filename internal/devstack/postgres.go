@@ -104,6 +104,15 @@ func (p *Postgres) Start(ctx context.Context) error {
 	return err
 }
 
+// Ready checks that the cluster accepts a login to its database.
+func (p *Postgres) Ready(ctx context.Context) error {
+	c, err := pgx.Connect(ctx, p.DSN())
+	if err != nil {
+		return err
+	}
+	return c.Close(ctx)
+}
+
 // Stop shuts the cluster down.
 func (p *Postgres) Stop(ctx context.Context) error {
 	if p.proc == nil {
@@ -160,3 +169,6 @@ func chownTree(dir string, uid, gid int) error {
 	}
 	return nil
 }
+
+// Process returns the server process (nil before Start).
+func (p *Postgres) Process() *Process { return p.proc }

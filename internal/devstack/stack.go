@@ -21,6 +21,9 @@ type Stack struct {
 	Fast     bool
 	// SearchAttributes are registered with Temporal (name -> type).
 	SearchAttributes map[string]string
+	// Restart, when set, supervises every service once all are ready: one
+	// that exits is restarted by this policy (see Process.Supervise).
+	Restart *RestartPolicy
 
 	Postgres *Postgres
 	Hub      *ClickHouse
@@ -32,6 +35,8 @@ type Stack struct {
 type service interface {
 	Start(ctx context.Context) error
 	Stop(ctx context.Context) error
+	Ready(ctx context.Context) error
+	Process() *Process
 }
 
 // Start installs what is missing and starts every service, concurrently,
@@ -62,7 +67,8 @@ func (s *Stack) Start(ctx context.Context) error {
 	s.Postgres = &Postgres{Dir: filepath.Join(s.Root, "postgres", "data"), Port: s.Ports.Postgres, User: "syndb",
 		Password: "syndb", Database: "syndb", Fast: s.Fast, Out: s.Out, LogFile: filepath.Join(logs, "postgres.log")}
 	s.Hub = &ClickHouse{Name: "clickhouse-hub", Dir: filepath.Join(s.Root, "clickhouse", "hub"), HTTPPort: s.Ports.ClickHouseHTTP,
-		TCPPort: s.Ports.ClickHouseTCP, Out: s.Out, LogFile: filepath.Join(logs, "clickhouse-hub.log")}
+		TCPPort: s.Ports.ClickHouseTCP, QueryUser: QueryUser, QueryPassword: QueryPassword,
+		Out: s.Out, LogFile: filepath.Join(logs, "clickhouse-hub.log")}
 	s.Nodes = map[string]*ClickHouse{}
 	s.MinIO = &MinIO{Bin: minio, Dir: filepath.Join(s.Root, "minio"), Port: s.Ports.MinIO, ConsolePort: s.Ports.MinIOConsole,
 		Out: s.Out, LogFile: filepath.Join(logs, "minio.log")}
@@ -99,7 +105,65 @@ func (s *Stack) Start(ctx context.Context) error {
 		_ = s.Stop(stopCtx)
 		return err
 	}
+	if s.Restart != nil {
+		for _, p := range s.Processes() {
+			p.Supervise(*s.Restart, s.Log)
+		}
+	}
 	return nil
+}
+
+// Ready checks, concurrently, that every service answers (a restarted hub
+// process waits for it).
+func (s *Stack) Ready(ctx context.Context) error {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for name, svc := range s.services() {
+		wg.Go(func() {
+			if err := svc.Ready(ctx); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// services returns the started services by name.
+func (s *Stack) services() map[string]service {
+	out := map[string]service{}
+	if s.Postgres != nil {
+		out["postgres"] = s.Postgres
+	}
+	if s.Hub != nil {
+		out["clickhouse-hub"] = s.Hub
+	}
+	if s.MinIO != nil {
+		out["minio"] = s.MinIO
+	}
+	if s.Temporal != nil {
+		out["temporal"] = s.Temporal
+	}
+	for name, ch := range s.Nodes {
+		out["clickhouse-"+name] = ch
+	}
+	return out
+}
+
+// Processes returns the process of every started service, by service name.
+func (s *Stack) Processes() map[string]*Process {
+	out := map[string]*Process{}
+	for name, svc := range s.services() {
+		if p := svc.Process(); p != nil {
+			out[name] = p
+		}
+	}
+	return out
 }
 
 // Stop stops every service that was started; all are stopped even if one fails.

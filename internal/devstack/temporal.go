@@ -90,6 +90,18 @@ func (t *Temporal) start(ctx context.Context) error {
 	})
 }
 
+// Ready checks that the server passes a client's health check.
+func (t *Temporal) Ready(ctx context.Context) error {
+	c, err := client.DialContext(ctx, client.Options{HostPort: fmt.Sprintf("127.0.0.1:%d", t.Port),
+		Logger: tlog.NewStructuredLogger(slog.New(slog.DiscardHandler))})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = c.CheckHealth(ctx, nil)
+	return err
+}
+
 // Stop stops the server.
 func (t *Temporal) Stop(ctx context.Context) error {
 	if t.proc == nil {
@@ -97,3 +109,6 @@ func (t *Temporal) Stop(ctx context.Context) error {
 	}
 	return t.proc.Stop(ctx, 20*time.Second)
 }
+
+// Process returns the server process (nil before Start).
+func (t *Temporal) Process() *Process { return t.proc }
