@@ -35,7 +35,10 @@ func Run(ctx context.Context, cfg config.API, log *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
-	wh, err := chx.Open(ctx, cfg.ClickHouse)
+	// Every query, and each probe of a node after a failed one, holds a
+	// connection: the pool is sized by the query settings.
+	wh, err := chx.OpenPool(ctx, cfg.ClickHouse, chx.Pool{MaxOpen: cfg.Query.MaxConns, MaxIdle: cfg.Query.MaxConns / 4,
+		Wait: cfg.Query.ConnWait})
 	if err != nil {
 		return fmt.Errorf("hub warehouse: %w", err)
 	}

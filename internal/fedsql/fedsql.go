@@ -86,9 +86,9 @@ func Parse(sql string, cat Catalog, maxRows int) (*Parsed, error) {
 	if strings.Contains(text, ";") && hasStatementBreak(text) {
 		return nil, invalid("one statement only")
 	}
-	stmt, err := sqlparser.Parse(text)
+	stmt, err := parse(text)
 	if err != nil {
-		return nil, invalid("cannot parse: %v", err)
+		return nil, err
 	}
 	sel, ok := stmt.(*sqlparser.Select)
 	if !ok {
@@ -174,6 +174,21 @@ func Parse(sql string, cat Catalog, maxRows int) (*Parsed, error) {
 	return p, nil
 }
 
+// parse runs the SQL parser, which panics on some malformed input (an
+// empty MySQL comment "/*!*/"): that is a refusal too.
+func parse(text string) (stmt sqlparser.Statement, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			stmt, err = nil, invalid("cannot parse the query")
+		}
+	}()
+	stmt, err = sqlparser.Parse(text)
+	if err != nil {
+		return nil, invalid("cannot parse: %v", err)
+	}
+	return stmt, nil
+}
+
 // WithLimit returns a copy of p that reads at most n rows (n = 0 reads
 // none: the result's columns and types only).
 func (p *Parsed) WithLimit(n int) *Parsed {
@@ -248,8 +263,8 @@ func (p *Parsed) Compile(targets []Target) (string, error) {
 	}
 	parts := make([]string, 0, len(targets))
 	for _, t := range targets {
-		if !nodeNameRe.MatchString(t.Name) || !hostPortRe.MatchString(t.Addr) || !identRe.MatchString(t.Database) {
-			return "", fmt.Errorf("registry entry %q has an unusable address or database", t.Name)
+		if err := t.check(); err != nil {
+			return "", err
 		}
 		parts = append(parts, fmt.Sprintf("SELECT %s AS %s, * FROM remote(%s, %s, %s, %s, %s)",
 			quote(t.Name), NodeColumn, quote(t.Addr), quote(t.Database), quote(p.Table), quote(t.User), quote(t.Password)))
@@ -264,6 +279,23 @@ func (p *Parsed) Compile(targets []Target) (string, error) {
 		return "", fmt.Errorf("%w: %w", ErrUnsafe, err)
 	}
 	return out, nil
+}
+
+// ProbeSQL is the statement that checks, from the hub's ClickHouse, that
+// t's warehouse answers at all: one row of its system.one through remote().
+// The result holds credentials: never log it.
+func ProbeSQL(t Target) (string, error) {
+	if err := t.check(); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("SELECT dummy FROM remote(%s, system.one, %s, %s)", quote(t.Addr), quote(t.User), quote(t.Password)), nil
+}
+
+func (t Target) check() error {
+	if !nodeNameRe.MatchString(t.Name) || !hostPortRe.MatchString(t.Addr) || !identRe.MatchString(t.Database) {
+		return fmt.Errorf("registry entry %q has an unusable address or database", t.Name)
+	}
+	return nil
 }
 
 // quote makes a ClickHouse string literal.
