@@ -316,9 +316,9 @@ func (s *Server) targets(snap registrySnapshot, names []string) []fedsql.Target 
 type peekState int
 
 const (
-	peekedEnd peekState = iota // the result had no row
-	peekedRow                  // the first row is read, not yet consumed
-	peekedDone                 // the first row was consumed
+	peekedEnd  peekState = iota // the result had no row
+	peekedRow                   // the first row is read, not yet consumed
+	peekedDone                  // the first row was consumed
 )
 
 // peekedRows is a result whose first Next already happened.
