@@ -1,6 +1,7 @@
 package fedsql
 
 import (
+	"regexp"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -39,7 +40,13 @@ func (c *checker) visit(node sqlparser.SQLNode) (bool, error) {
 		return c.column(n)
 	case *sqlparser.SQLVal:
 		switch n.Type {
-		case sqlparser.StrVal, sqlparser.IntVal, sqlparser.FloatVal:
+		case sqlparser.StrVal:
+			return true, nil
+		case sqlparser.IntVal, sqlparser.FloatVal:
+			// Printed as written: only numbers both dialects read alike.
+			if !numberRe.Match(n.Val) {
+				return false, invalid("number %q is not supported", n.Val)
+			}
 			return true, nil
 		case sqlparser.ValArg:
 			return false, invalid("placeholders (%s) are not supported: write the value into the query", n.Val)
@@ -111,6 +118,8 @@ func (c *checker) column(n *sqlparser.ColName) (bool, error) {
 	c.p.MinSchema = max(c.p.MinSchema, v)
 	return true, nil
 }
+
+var numberRe = regexp.MustCompile(`^([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$`)
 
 var intervalUnits = setOf("second", "minute", "hour", "day", "week", "month", "quarter", "year")
 
