@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -229,7 +230,7 @@ func (a *Agent) registerWithBackoff(ctx context.Context) error {
 			a.lastErr.Store(nil)
 			return nil
 		}
-		if ctx.Err() != nil {
+		if ne, ok := errors.AsType[net.Error](err); ctx.Err() != nil || (ok && ne.Timeout()) {
 			return ctx.Err()
 		}
 		a.lastErr.Store(&err)
@@ -424,7 +425,7 @@ func (a *Agent) probeClickHouse(ctx context.Context) (time.Duration, int, error)
 	start := time.Now()
 	var one uint8
 	if err := conn.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
-		if ctx.Err() != nil {
+		if ne, ok := errors.AsType[net.Error](err); ctx.Err() != nil || (ok && ne.Timeout()) {
 			return 0, 0, fmt.Errorf("clickhouse did not answer SELECT 1 within %s", clickhouseProbeTimeout)
 		}
 		return 0, 0, fmt.Errorf("clickhouse SELECT 1: %w", err)
