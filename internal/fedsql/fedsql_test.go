@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"github.com/xwb1989/sqlparser"
 )
 
 var testCatalog = Catalog{
@@ -234,4 +235,30 @@ func requireSafe(t testing.TB, out string) {
 	for _, tg := range targets {
 		require.Contains(t, out, "remote("+quote(tg.Addr)+", "+quote(tg.Database)+", ")
 	}
+}
+
+// TestCompiledCheckCatchesTheTrick: were a name like the trick's to pass
+// Parse, the check of the printed statement, read as ClickHouse reads it,
+// still refuses it: the federated table ends up inside a comment, and the
+// remote() and system table are the user's.
+func TestCompiledCheckCatchesTheTrick(t *testing.T) {
+	t.Parallel()
+	stmt, err := sqlparser.Parse(injection)
+	require.NoError(t, err)
+	sel := stmt.(*sqlparser.Select)
+	sel.From[0].(*sqlparser.AliasedTableExpr).Expr = sqlparser.TableName{Name: sqlparser.NewTableIdent(placeholder)}
+	body := sqlparser.String(sel)
+	require.Contains(t, body, "`x\\`", "sqlparser prints the backslash unchanged")
+	require.Error(t, checkBody(body))
+
+	// A compiled statement with a remote() the compiler did not write.
+	p, err := Parse("SELECT cid FROM neuron", testCatalog, 10)
+	require.NoError(t, err)
+	out, err := p.Compile(targets)
+	require.NoError(t, err)
+	require.NoError(t, checkCompiled(out, "neuron", targets))
+	extra := strings.Replace(out, " limit 10", " UNION ALL SELECT * FROM remote('127.0.0.1:9004', 'system', 'databases') limit 10", 1)
+	require.Error(t, checkCompiled(extra, "neuron", targets))
+	moved := strings.Replace(out, "'127.0.0.1:9003'", "'127.0.0.1:9004'", 1)
+	require.Error(t, checkCompiled(moved, "neuron", targets))
 }
