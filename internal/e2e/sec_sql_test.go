@@ -233,6 +233,17 @@ func TestSecQueryDeadAddressExcluded(t *testing.T) {
 	require.ElementsMatch(t, []string{"lab-a", "lab-b"}, res.meta.Included)
 	require.InDelta(t, float64(want), res.rows[0]["n"], 0)
 
+	// The exclusion's keys are snake_case, in the query's meta line and in
+	// the routing plan alike.
+	resp := postQuery(t, queryBody(t, "SELECT count() AS n FROM neuron"), "")
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	require.Contains(t, string(raw), `{"name":"`+name+`","reason":"unreachable_at_query","detail":"`)
+	status, plan := apiDo(t, http.MethodGet, "/v1/federation/routing?nodes=lab-zz", "")
+	require.Equal(t, http.StatusOK, status, string(plan))
+	require.Contains(t, string(plan), `{"name":"lab-zz","reason":"not_registered","detail":"`)
+
 	// Only the node is blamed: asked for alone, it is the 503 of a query
 	// no node can answer, and the reason names it.
 	res = runQuery(t, queryBody(t, "SELECT count() AS n FROM neuron", name))
