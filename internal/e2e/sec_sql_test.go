@@ -37,6 +37,10 @@ func queryBody(t testing.TB, sql string, nodes ...string) string {
 // and its variants that read system.processes, call url() or set
 // max_execution_time, are a 400 and nothing of lab-b comes back.
 func TestSecQueryInjectionRefused(t *testing.T) {
+	// Both nodes routable: a refusal here is the parser's, not routing's.
+	for _, n := range []string{"lab-a", "lab-b"} {
+		waitHealth(t, n, health.Healthy, time.Minute)
+	}
 	labB := fed.Stack.Nodes["lab-b"].Addr()
 	// The oracle: lab-b's databases, read straight from its ClickHouse.
 	rows, err := nodeConn(t, "lab-b").Query(t.Context(), "SELECT name FROM system.databases")
@@ -68,10 +72,27 @@ func TestSecQueryInjectionRefused(t *testing.T) {
 	}
 }
 
+// TestSecQueryPlaceholderRefused (finding 9): a `?` placeholder is the
+// parser's 400, not blamed on the nodes.
+func TestSecQueryPlaceholderRefused(t *testing.T) {
+	// Both nodes routable: a refusal here is the parser's, not routing's.
+	for _, n := range []string{"lab-a", "lab-b"} {
+		waitHealth(t, n, health.Healthy, time.Minute)
+	}
+	res := runQuery(t, queryBody(t, "SELECT voxel_volume = ? FROM neuron"))
+	require.Equal(t, http.StatusBadRequest, res.status, "%+v", res.err)
+	require.Contains(t, res.err.Error.Message, "placeholders")
+	require.NotContains(t, res.err.Error.Message, "unreachable")
+}
+
 // TestSecQueryDeepNestingRefused (finding 2): 1,000 nested CASE (about
 // 21 KB) is a 400 from the API's parser and never reaches the hub's
 // ClickHouse, which stays up.
 func TestSecQueryDeepNestingRefused(t *testing.T) {
+	// Both nodes routable: a refusal here is the parser's, not routing's.
+	for _, n := range []string{"lab-a", "lab-b"} {
+		waitHealth(t, n, health.Healthy, time.Minute)
+	}
 	hub, err := chx.Open(t.Context(), config.ClickHouse{Addr: fed.Stack.Hub.Addr(), User: "default", Database: "syndb"})
 	require.NoError(t, err)
 	defer func() { _ = hub.Close() }()
@@ -93,15 +114,6 @@ func TestSecQueryDeepNestingRefused(t *testing.T) {
 	var after uint32
 	require.NoError(t, hub.QueryRow(t.Context(), "SELECT uptime()").Scan(&after))
 	require.GreaterOrEqual(t, after, before)
-}
-
-// TestSecQueryPlaceholderRefused (finding 9): a `?` placeholder is the
-// parser's 400, not blamed on the nodes.
-func TestSecQueryPlaceholderRefused(t *testing.T) {
-	res := runQuery(t, queryBody(t, "SELECT voxel_volume = ? FROM neuron"))
-	require.Equal(t, http.StatusBadRequest, res.status, "%+v", res.err)
-	require.Contains(t, res.err.Error.Message, "placeholders")
-	require.NotContains(t, res.err.Error.Message, "unreachable")
 }
 
 // secDataset holds lab-a vesicle rows this file adds and removes.
