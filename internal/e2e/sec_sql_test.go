@@ -21,6 +21,7 @@ import (
 	"github.com/syndb/federation/internal/devfed"
 	"github.com/syndb/federation/internal/devstack"
 	"github.com/syndb/federation/internal/health"
+	"github.com/syndb/federation/internal/store"
 )
 
 // queryBody is the JSON body of /v1/query for sql (and nodes).
@@ -42,6 +43,7 @@ func TestSecQueryInjectionRefused(t *testing.T) {
 		waitHealth(t, n, health.Healthy, time.Minute)
 	}
 	labB := fed.Stack.Nodes["lab-b"].Addr()
+	reader := newKey(t, "sec-sql-reader", store.RoleReader)
 	// The oracle: lab-b's databases, read straight from its ClickHouse.
 	rows, err := nodeConn(t, "lab-b").Query(t.Context(), "SELECT name FROM system.databases")
 	require.NoError(t, err)
@@ -60,13 +62,15 @@ func TestSecQueryInjectionRefused(t *testing.T) {
 		"SELECT count() AS `x\\`, 1 AS ` , 1 FROM url('http://127.0.0.1:1/', 'CSV', 'x String') -- ` FROM neuron",
 		"SELECT count() AS `x\\`, 1 AS ` FROM neuron SETTINGS max_execution_time = 0 -- ` FROM neuron",
 	} {
-		res := runQuery(t, queryBody(t, sql))
-		require.Equal(t, http.StatusBadRequest, res.status, sql)
-		require.Equal(t, "bad_request", res.err.Error.Code)
-		require.Empty(t, res.rows)
+		// As filed: with a reader key.
+		status, raw := keyDo(t, reader.key, http.MethodPost, "/v1/query", queryBody(t, sql))
+		require.Equal(t, http.StatusBadRequest, status, "%s: %s", sql, raw)
+		var body api.ErrorBody
+		require.NoError(t, json.Unmarshal(raw, &body), "one JSON error, no rows: %s", raw)
+		require.Equal(t, "bad_request", body.Error.Code)
 		for _, db := range dbs {
 			if !strings.Contains(sql, db) {
-				require.NotContains(t, res.err.Error.Message, db, "lab-b's database %s leaked", db)
+				require.NotContains(t, string(raw), db, "lab-b's database %s leaked", db)
 			}
 		}
 	}
