@@ -13,12 +13,14 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/labstack/echo/v4"
 
+	"github.com/syndb/federation/internal/chx"
 	"github.com/syndb/federation/internal/fedsql"
 	"github.com/syndb/federation/internal/routing"
 	"github.com/syndb/federation/internal/store"
@@ -86,6 +88,8 @@ func (s *Server) query(c echo.Context) error {
 	started := time.Now()
 	ctx, cancel := context.WithTimeout(c.Request().Context(), q.Timeout)
 	defer cancel()
+	// The first row (or the end) has been read: a query that fails before
+	// any row is an error status, never a 200.
 	rows, meta, err := s.runFederated(ctx, parsed, req.Nodes)
 	if err != nil {
 		return err
@@ -116,14 +120,19 @@ func (s *Server) query(c echo.Context) error {
 		werr = rows.Err()
 	}
 	meta.ElapsedMS = time.Since(started).Milliseconds()
+	var failed *ErrorDetail
 	if werr != nil {
-		meta.Error = s.redact(werr.Error())
-		s.deps.Log.Warn("query ended early", "rows", meta.Rows, "err", meta.Error)
+		failed = s.streamError(werr)
+		meta.Error = failed.Message
+		s.deps.Log.Warn("query failed after streaming began", "rows", meta.Rows, "err", meta.Error)
 	}
 	h.Set(TrailerRows, fmt.Sprint(meta.Rows))
 	h.Set(TrailerError, meta.Error)
 	if format == formatJSON {
-		line, _ := json.Marshal(map[string]QueryMeta{"_meta": meta})
+		// The last line: the query's meta and, when it failed, the error in
+		// the shape of every error body, so a reader of lines cannot take
+		// a cut-short answer for a whole one.
+		line, _ := json.Marshal(queryEnd{Meta: meta, Error: failed})
 		_, _ = c.Response().Write(append(line, '\n'))
 	}
 	s.deps.Log.Info("query", "table", parsed.Table, "nodes", len(meta.Included), "excluded", len(meta.Excluded),
@@ -131,10 +140,27 @@ func (s *Server) query(c echo.Context) error {
 	return nil
 }
 
-// runFederated routes a checked query, compiles it for the included nodes
-// and starts it on the hub's ClickHouse. A node that fails the query itself
-// (stopped since the last sweep) is excluded and the query started again
-// without it; the caller then streams the rows before anything else.
+// queryEnd is the last line of a JSON-lines answer.
+type queryEnd struct {
+	Meta  QueryMeta    `json:"_meta"`
+	Error *ErrorDetail `json:"error,omitempty"`
+}
+
+// streamError is the client's account of a query that failed after its
+// answer began.
+func (s *Server) streamError(err error) *ErrorDetail {
+	var ae *apiError
+	if errors.As(s.queryError(err), &ae) {
+		return &ErrorDetail{Code: ae.code, Message: ae.message}
+	}
+	return &ErrorDetail{Code: "upstream", Message: s.redact(err.Error())}
+}
+
+// runFederated routes a checked query, compiles it for the included nodes,
+// starts it on the hub's ClickHouse and reads its first row. A query that
+// fails on a connection to a node is followed by a probe of each included
+// node alone; those that fail it are excluded and the query started again
+// without them. The caller streams the rows before anything else.
 func (s *Server) runFederated(ctx context.Context, parsed *fedsql.Parsed, nodes []string) (driver.Rows, QueryMeta, error) {
 	need := routing.Need{MinSchema: parsed.MinSchema, Nodes: nodes}
 	if err := routing.Validate(need); err != nil {
@@ -146,31 +172,115 @@ func (s *Server) runFederated(ctx context.Context, parsed *fedsql.Parsed, nodes 
 	if meta.Excluded == nil {
 		meta.Excluded = []routing.Exclusion{}
 	}
-	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{
-		"max_execution_time": int(s.cfg.Query.Timeout.Seconds()),
-	}))
+	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(s.querySettings(int(s.cfg.Query.Timeout.Seconds()))))
 	for {
 		if len(meta.Included) == 0 {
 			return nil, meta, &apiError{http.StatusServiceUnavailable, codeUnavailable,
 				"no node can answer this query: " + describeExclusions(meta.Excluded)}
 		}
-		sql, err := parsed.Compile(s.targets(snap, meta.Included))
+		targets := s.targets(snap, meta.Included)
+		sql, err := parsed.Compile(targets)
+		if errors.Is(err, fedsql.ErrInvalid) {
+			s.deps.Log.Warn("query refused after compiling", "err", err)
+			return nil, meta, errBadRequest(err.Error())
+		}
 		if err != nil {
 			return nil, meta, err
 		}
-		rows, err := s.deps.Query.Query(ctx, sql)
+		rows, err := s.start(ctx, sql)
 		if err == nil {
 			return rows, meta, nil
 		}
-		node := s.failedNode(err, snap, meta.Included)
-		if node == "" {
+		if !chx.IsNetwork(err) {
 			return nil, meta, s.queryError(err)
 		}
-		meta.Included = slices.DeleteFunc(meta.Included, func(n string) bool { return n == node })
-		meta.Excluded = append(meta.Excluded, routing.Exclusion{Name: node, Reason: ReasonUnreachableNow,
-			Detail: "its warehouse did not answer the query"})
-		s.deps.Log.Warn("query: node failed, running without it", "node", node)
+		failed := s.probe(ctx, targets)
+		if len(failed) == 0 {
+			return nil, meta, s.queryError(err)
+		}
+		for _, f := range failed {
+			meta.Included = slices.DeleteFunc(meta.Included, func(n string) bool { return n == f.Name })
+			meta.Excluded = append(meta.Excluded, f)
+			s.deps.Log.Warn("query: node failed, running without it", "node", f.Name, "detail", f.Detail)
+		}
 	}
+}
+
+// querySettings are the ClickHouse settings of every federated statement:
+// the query's time bound and, for each remote() connection to a node,
+// connect and receive timeouts with a single try, so a stalled node fails
+// its share within seconds.
+func (s *Server) querySettings(maxSeconds int) clickhouse.Settings {
+	q := s.cfg.Query
+	return clickhouse.Settings{
+		"max_execution_time":                  maxSeconds,
+		"connect_timeout":                     max(1, int(q.RemoteConnectTimeout.Seconds())),
+		"connect_timeout_with_failover_ms":    int(q.RemoteConnectTimeout.Milliseconds()),
+		"receive_timeout":                     int(q.RemoteReceiveTimeout.Seconds()),
+		"send_timeout":                        int(q.RemoteReceiveTimeout.Seconds()),
+		"connections_with_failover_max_tries": 1,
+	}
+}
+
+// start runs sql and reads up to its first row, so an error ClickHouse
+// raises before any row is an error here.
+func (s *Server) start(ctx context.Context, sql string) (driver.Rows, error) {
+	rows, err := s.deps.Query.Query(ctx, sql)
+	if err != nil {
+		return nil, err
+	}
+	has := rows.Next()
+	if !has {
+		if err := rows.Err(); err != nil {
+			_ = rows.Close()
+			return nil, err
+		}
+	}
+	state := peekedEnd
+	if has {
+		state = peekedRow
+	}
+	return &peekedRows{Rows: rows, state: state}, nil
+}
+
+// probe checks each target's warehouse alone, concurrently, from the hub's
+// ClickHouse, and returns the exclusions of those that fail. When the hub's
+// own ClickHouse does not answer, no node is blamed.
+func (s *Server) probe(ctx context.Context, targets []fedsql.Target) []routing.Exclusion {
+	q := s.cfg.Query
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), q.ProbeTimeout)
+	defer cancel()
+	pctx := clickhouse.Context(ctx, clickhouse.WithSettings(s.querySettings(max(1, int(q.ProbeTimeout.Seconds())))))
+	errs := make([]error, len(targets))
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Go(func() {
+			sql, err := fedsql.ProbeSQL(t)
+			if err == nil {
+				var one uint8
+				err = s.deps.Query.QueryRow(pctx, sql).Scan(&one)
+			}
+			errs[i] = err
+		})
+	}
+	hubErr := s.deps.Query.Ping(ctx)
+	wg.Wait()
+	if hubErr != nil {
+		s.deps.Log.Warn("query: hub warehouse does not answer; no node blamed", "err", hubErr)
+		return nil
+	}
+	var out []routing.Exclusion
+	for i, err := range errs {
+		if err == nil {
+			continue
+		}
+		detail := "its warehouse did not answer the query"
+		if chx.Code(err) != 0 || errors.Is(err, context.DeadlineExceeded) {
+			detail += ": " + s.redact(firstLine(err.Error()))
+		}
+		out = append(out, routing.Exclusion{Name: targets[i].Name, Reason: ReasonUnreachableNow, Detail: detail})
+	}
+	return out
 }
 
 func queryFormat(format, accept string) (string, error) {
@@ -202,40 +312,50 @@ func (s *Server) targets(snap registrySnapshot, names []string) []fedsql.Target 
 	return out
 }
 
+// peekState is where peekedRows is: its first row read, or the end.
+type peekState int
+
+const (
+	peekedEnd  peekState = iota // the result had no row
+	peekedRow                   // the first row is read, not yet consumed
+	peekedDone                  // the first row was consumed
+)
+
+// peekedRows is a result whose first Next already happened.
+type peekedRows struct {
+	driver.Rows
+	state peekState
+}
+
+func (r *peekedRows) Next() bool {
+	switch r.state {
+	case peekedEnd:
+		return false
+	case peekedRow:
+		r.state = peekedDone
+		return true
+	}
+	return r.Rows.Next()
+}
+
 // registrySnapshot is what the query needs of a registry snapshot.
 type registrySnapshot interface {
 	Get(name string) (store.Cluster, bool)
-}
-
-// failedNode names the included node whose warehouse address appears in a
-// ClickHouse network error, or "".
-func (s *Server) failedNode(err error, snap registrySnapshot, included []string) string {
-	var ex *clickhouse.Exception
-	if !errors.As(err, &ex) {
-		return ""
-	}
-	for _, n := range included {
-		c, ok := snap.Get(n)
-		if ok && c.ClickHouseAddr != "" && strings.Contains(ex.Message, c.ClickHouseAddr) {
-			return n
-		}
-	}
-	return ""
 }
 
 // queryError turns a ClickHouse error into the client's answer: its
 // message (without credentials) for a query ClickHouse refused, a 504 for a
 // timeout.
 func (s *Server) queryError(err error) error {
-	if errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, context.DeadlineExceeded) || chx.Code(err) == chx.CodeTimeoutExceeded {
 		return &apiError{http.StatusGatewayTimeout, "timeout", fmt.Sprintf("query exceeded %s", s.cfg.Query.Timeout)}
+	}
+	if errors.Is(err, clickhouse.ErrAcquireConnTimeout) {
+		return &apiError{http.StatusServiceUnavailable, codeUnavailable, "the hub is answering as many queries as it can; try again shortly"}
 	}
 	var ex *clickhouse.Exception
 	if errors.As(err, &ex) {
-		switch ex.Code {
-		case 159: // TIMEOUT_EXCEEDED
-			return &apiError{http.StatusGatewayTimeout, "timeout", fmt.Sprintf("query exceeded %s", s.cfg.Query.Timeout)}
-		case 62, 43, 44, 46, 47, 53, 215, 184, 386: // syntax, types, unknown identifiers, aggregates
+		if chx.IsQueryFault(err) {
 			return errBadRequest("clickhouse refused the query: " + s.redact(firstLine(ex.Message)))
 		}
 		return &apiError{http.StatusBadGateway, "upstream", "the hub warehouse failed the query: " + s.redact(firstLine(ex.Message))}

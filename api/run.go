@@ -40,7 +40,11 @@ func Run(ctx context.Context, cfg config.API, log *slog.Logger) error {
 		return fmt.Errorf("hub warehouse: %w", err)
 	}
 	defer func() { _ = wh.Close() }()
-	qwh, err := chx.Dial(ctx, cfg.QueryClickHouse())
+	// Every federated query, and each probe of a node after a failed one,
+	// holds a connection of the query user: the pool is sized by the query
+	// settings.
+	qwh, err := chx.Dial(ctx, cfg.QueryClickHouse(), chx.Pool{MaxOpen: cfg.Query.MaxConns, MaxIdle: cfg.Query.MaxConns / 4,
+		Wait: cfg.Query.ConnWait})
 	if err != nil {
 		return fmt.Errorf("hub warehouse as query user %s: %w", cfg.QueryUser, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -229,7 +230,7 @@ func (a *Agent) registerWithBackoff(ctx context.Context) error {
 			a.lastErr.Store(nil)
 			return nil
 		}
-		if ctx.Err() != nil {
+		if ne, ok := errors.AsType[net.Error](err); ctx.Err() != nil || (ok && ne.Timeout()) {
 			return ctx.Err()
 		}
 		a.lastErr.Store(&err)
@@ -396,25 +397,45 @@ func (a *Agent) close() {
 	a.log.Info("node agent stopped")
 }
 
+// clickhouseProbeTimeout bounds the warehouse check of a health ping, well
+// inside the hub's ping timeout: a stalled warehouse is reported as failing
+// (the node is Degraded) instead of making the whole ping time out.
+const clickhouseProbeTimeout = 2 * time.Second
+
 func (a *Agent) handlePing(ctx context.Context, _ peer.ID, req *fedpb.HealthPingRequest) (*fedpb.HealthPingResponse, error) {
 	resp := &fedpb.HealthPingResponse{Nonce: req.GetNonce(), Name: a.cfg.Name, AgentVersion: version.String()}
-	conn, err := a.conn(ctx)
-	var (
-		took time.Duration
-		v    int
-	)
-	if err == nil {
-		took, err = chx.Ping(ctx, conn)
-	}
-	if err == nil {
-		v, err = migrate.Version(ctx, conn)
-	}
+	took, v, err := a.probeClickHouse(ctx)
 	if err != nil {
 		resp.ClickhouseError = err.Error()
 		return resp, nil
 	}
 	resp.ClickhouseOk, resp.ClickhouseLatency, resp.SchemaVersion = true, durationpb.New(took), int32(v)
 	return resp, nil
+}
+
+// probeClickHouse runs SELECT 1 on the warehouse and reads its schema
+// version, within clickhouseProbeTimeout.
+func (a *Agent) probeClickHouse(ctx context.Context) (time.Duration, int, error) {
+	ctx, cancel := context.WithTimeout(ctx, clickhouseProbeTimeout)
+	defer cancel()
+	conn, err := a.conn(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	start := time.Now()
+	var one uint8
+	if err := conn.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+		if ne, ok := errors.AsType[net.Error](err); ctx.Err() != nil || (ok && ne.Timeout()) {
+			return 0, 0, fmt.Errorf("clickhouse did not answer SELECT 1 within %s", clickhouseProbeTimeout)
+		}
+		return 0, 0, fmt.Errorf("clickhouse SELECT 1: %w", err)
+	}
+	took := time.Since(start)
+	v, err := migrate.Version(ctx, conn)
+	if err != nil {
+		return 0, 0, err
+	}
+	return took, v, nil
 }
 
 func (a *Agent) handleSchemaSync(ctx context.Context, _ peer.ID, req *fedpb.SchemaSyncRequest) (*fedpb.SchemaSyncResponse, error) {

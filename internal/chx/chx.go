@@ -28,10 +28,27 @@ func ValidIdent(s string) bool { return identRe.MatchString(s) }
 // not exist, and returns a pooled connection whose default database is
 // c.Database. The caller closes it.
 func Open(ctx context.Context, c config.ClickHouse) (driver.Conn, error) {
+	return OpenPool(ctx, c, DefaultPool)
+}
+
+// Pool sizes a connection pool: at most MaxOpen connections, MaxIdle of
+// them kept, and a caller waits at most Wait for one (then the call fails
+// with clickhouse.ErrAcquireConnTimeout).
+type Pool struct {
+	MaxOpen, MaxIdle int
+	Wait             time.Duration
+}
+
+// DefaultPool is the pool of a process that talks to ClickHouse now and
+// then (workers, node agents, tools).
+var DefaultPool = Pool{MaxOpen: 8, MaxIdle: 4, Wait: 5 * time.Second}
+
+// OpenPool is Open with the pool p.
+func OpenPool(ctx context.Context, c config.ClickHouse, p Pool) (driver.Conn, error) {
 	if !ValidIdent(c.Database) {
 		return nil, fmt.Errorf("clickhouse database name %q is not a valid identifier", c.Database)
 	}
-	boot, err := dial(ctx, c, "default")
+	boot, err := dial(ctx, c, "default", DefaultPool)
 	if err != nil {
 		return nil, err
 	}
@@ -42,26 +59,26 @@ func Open(ctx context.Context, c config.ClickHouse) (driver.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create clickhouse database %s on %s: %w", c.Database, c.Addr, err)
 	}
-	return dial(ctx, c, c.Database)
+	return dial(ctx, c, c.Database, p)
 }
 
 // Dial connects to the server in c with c.Database as the default database,
 // which must exist: a read-only user (the hub's query user) cannot create it.
-// The caller closes the connection.
-func Dial(ctx context.Context, c config.ClickHouse) (driver.Conn, error) {
+// The pool is p. The caller closes the connection.
+func Dial(ctx context.Context, c config.ClickHouse, p Pool) (driver.Conn, error) {
 	if !ValidIdent(c.Database) {
 		return nil, fmt.Errorf("clickhouse database name %q is not a valid identifier", c.Database)
 	}
-	return dial(ctx, c, c.Database)
+	return dial(ctx, c, c.Database, p)
 }
 
-func dial(ctx context.Context, c config.ClickHouse, database string) (driver.Conn, error) {
+func dial(ctx context.Context, c config.ClickHouse, database string, p Pool) (driver.Conn, error) {
 	conn, err := clickhouse.Open(&clickhouse.Options{
 		Addr:            []string{c.Addr},
 		Auth:            clickhouse.Auth{Database: database, Username: c.User, Password: c.Password},
-		DialTimeout:     5 * time.Second,
-		MaxOpenConns:    8,
-		MaxIdleConns:    4,
+		DialTimeout:     p.Wait,
+		MaxOpenConns:    p.MaxOpen,
+		MaxIdleConns:    p.MaxIdle,
 		ConnMaxLifetime: 30 * time.Minute,
 	})
 	if err != nil {

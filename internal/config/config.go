@@ -156,6 +156,44 @@ type Query struct {
 	RemoteUser     string `env:"SYNDB_REMOTE_USER" envDefault:"default"`
 	RemotePassword string `env:"SYNDB_REMOTE_PASSWORD"`
 	RemoteDatabase string `env:"SYNDB_REMOTE_DATABASE" envDefault:"syndb"`
+	// RemoteConnectTimeout and RemoteReceiveTimeout bound how long the
+	// hub's ClickHouse waits on one node's warehouse, to connect and then
+	// for each packet: a stalled node fails its share of a query within
+	// them, and is excluded, instead of holding the whole query.
+	RemoteConnectTimeout time.Duration `env:"SYNDB_QUERY_REMOTE_CONNECT_TIMEOUT" envDefault:"2s"`
+	RemoteReceiveTimeout time.Duration `env:"SYNDB_QUERY_REMOTE_RECEIVE_TIMEOUT" envDefault:"5s"`
+	// ProbeTimeout bounds the check of each node, one by one, after a
+	// query failed on a connection to a node.
+	ProbeTimeout time.Duration `env:"SYNDB_QUERY_PROBE_TIMEOUT" envDefault:"3s"`
+	// MaxConns sizes the API's pool of connections to the hub's
+	// ClickHouse; keep it at least 4× the queries expected at once. A query
+	// waits at most ConnWait for a connection, then is answered 503.
+	MaxConns int           `env:"SYNDB_QUERY_MAX_CONNS" envDefault:"64"`
+	ConnWait time.Duration `env:"SYNDB_QUERY_CONN_WAIT" envDefault:"2s"`
+}
+
+// Validate checks the query settings.
+func (q *Query) Validate() error {
+	var errs []error
+	if q.MaxRows < 1 || q.Timeout < time.Second {
+		errs = append(errs, errors.New("SYNDB_QUERY_MAX_ROWS must be positive and SYNDB_QUERY_TIMEOUT at least 1s"))
+	}
+	if q.RemoteConnectTimeout < 100*time.Millisecond || q.RemoteConnectTimeout > q.Timeout {
+		errs = append(errs, fmt.Errorf("SYNDB_QUERY_REMOTE_CONNECT_TIMEOUT: %s is outside 100ms..SYNDB_QUERY_TIMEOUT", q.RemoteConnectTimeout))
+	}
+	if q.RemoteReceiveTimeout < time.Second || q.RemoteReceiveTimeout > q.Timeout {
+		errs = append(errs, fmt.Errorf("SYNDB_QUERY_REMOTE_RECEIVE_TIMEOUT: %s is outside 1s..SYNDB_QUERY_TIMEOUT", q.RemoteReceiveTimeout))
+	}
+	if q.ProbeTimeout < time.Second || q.ProbeTimeout > time.Minute {
+		errs = append(errs, fmt.Errorf("SYNDB_QUERY_PROBE_TIMEOUT: %s is outside 1s..1m", q.ProbeTimeout))
+	}
+	if q.MaxConns < 4 || q.MaxConns > 10000 {
+		errs = append(errs, fmt.Errorf("SYNDB_QUERY_MAX_CONNS: %d is outside 4..10000", q.MaxConns))
+	}
+	if q.ConnWait < 100*time.Millisecond || q.ConnWait > time.Minute {
+		errs = append(errs, fmt.Errorf("SYNDB_QUERY_CONN_WAIT: %s is outside 100ms..1m", q.ConnWait))
+	}
+	return errors.Join(errs...)
 }
 
 // MaxSyncConcurrency caps a sync's fan-out, well below Temporal's 2,000
@@ -351,11 +389,7 @@ func (c *API) Validate() error {
 	if c.SyncConcurrency < 1 || c.SyncConcurrency > MaxSyncConcurrency {
 		concurrency = fmt.Errorf("SYNDB_SYNC_CONCURRENCY: %d is outside 1..%d", c.SyncConcurrency, MaxSyncConcurrency)
 	}
-	var query error
-	if c.Query.MaxRows < 1 || c.Query.Timeout < time.Second {
-		query = errors.New("SYNDB_QUERY_MAX_ROWS must be positive and SYNDB_QUERY_TIMEOUT at least 1s")
-	}
-	return errors.Join(concurrency, query, c.ETL.Validate(),
+	return errors.Join(concurrency, c.Query.Validate(), c.ETL.Validate(),
 		checkHostPort("SYNDB_API_ADDR", c.Addr),
 		checkHostPort("SYNDB_TEMPORAL_ADDRESS", c.Temporal.Address),
 		checkHostPort("SYNDB_CLICKHOUSE_ADDR", c.ClickHouse.Addr),

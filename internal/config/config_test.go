@@ -132,3 +132,23 @@ func TestPrivateNetworkRefusesQUICPeers(t *testing.T) {
 	_, err = Load[Worker]()
 	require.NoError(t, err)
 }
+
+func TestQuerySettingsAreChecked(t *testing.T) {
+	for _, tc := range []struct{ key, value string }{
+		{"SYNDB_QUERY_MAX_CONNS", "2"},
+		{"SYNDB_QUERY_CONN_WAIT", "0s"},
+		{"SYNDB_QUERY_REMOTE_CONNECT_TIMEOUT", "10ms"},
+		{"SYNDB_QUERY_REMOTE_RECEIVE_TIMEOUT", "2m"},
+		{"SYNDB_QUERY_PROBE_TIMEOUT", "0s"},
+	} {
+		t.Run(tc.key, func(t *testing.T) {
+			t.Setenv(tc.key, tc.value)
+			_, err := Load[API]()
+			require.ErrorContains(t, err, tc.key)
+		})
+	}
+	c, err := Load[API]()
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, c.Query.MaxConns, 32, "room for 8 queries at once and their probes")
+	require.Less(t, c.Query.RemoteReceiveTimeout, c.Query.Timeout)
+}

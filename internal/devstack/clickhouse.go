@@ -169,7 +169,7 @@ func (c *ClickHouse) Start(ctx context.Context) error {
 			return err
 		}
 		// The query user logs in too (its profile is read at login).
-		q, err := chx.Dial(ctx, c.QueryConfig())
+		q, err := chx.Dial(ctx, c.QueryConfig(), chx.DefaultPool)
 		if err != nil {
 			return fmt.Errorf("query user %s: %w", c.QueryUser, err)
 		}

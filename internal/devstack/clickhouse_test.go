@@ -51,7 +51,7 @@ func startClickHouse(t *testing.T, name string, query bool) *ClickHouse {
 
 func open(t *testing.T, c config.ClickHouse) driver.Conn {
 	t.Helper()
-	conn, err := chx.Dial(t.Context(), c)
+	conn, err := chx.Dial(t.Context(), c, chx.DefaultPool)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
 	return conn
@@ -220,7 +220,7 @@ func answers(t *testing.T, c config.ClickHouse, within time.Duration) {
 	require.EventuallyWithT(t, func(ct *assert.CollectT) {
 		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 		defer cancel()
-		conn, err := chx.Dial(ctx, c)
+		conn, err := chx.Dial(ctx, c, chx.DefaultPool)
 		if !assert.NoError(ct, err) {
 			return
 		}

@@ -63,7 +63,7 @@ func TestSecFederatedQueriesRunAsTheQueryUser(t *testing.T) {
 
 	// The same user, straight to the hub's ClickHouse, changes nothing.
 	q, err := chx.Dial(ctx, config.ClickHouse{Addr: fed.Stack.Hub.Addr(), User: fed.Env["SYNDB_CLICKHOUSE_QUERY_USER"],
-		Password: fed.Env["SYNDB_CLICKHOUSE_QUERY_PASSWORD"], Database: "syndb"})
+		Password: fed.Env["SYNDB_CLICKHOUSE_QUERY_PASSWORD"], Database: "syndb"}, chx.DefaultPool)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = q.Close() })
 	for _, sql := range []string{

@@ -27,6 +27,12 @@ const placeholder = "syndb_federated_source"
 // ErrInvalid is the root of every refusal of the user's SQL (a 400).
 var ErrInvalid = errors.New("invalid query")
 
+// ErrUnsafe is returned by Compile when the compiled statement, read as
+// ClickHouse reads it, is not what the compiler meant to write: another
+// table function, a function off the allowlist, a clause or a comment the
+// checked query cannot hold. It wraps ErrInvalid: the user's text caused it.
+var ErrUnsafe = fmt.Errorf("%w: the query does not compile to a safe statement", ErrInvalid)
+
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 }
@@ -60,21 +66,10 @@ type Parsed struct {
 	Truncated bool
 }
 
-// Aggregate functions beyond MySQL's (sqlparser knows avg, count, max, min,
-// sum, …): ClickHouse's common ones.
-var chAggregates = map[string]bool{
-	"uniq": true, "uniqexact": true, "median": true, "stddevpop": true, "stddevsamp": true, "varpop": true,
-	"varsamp": true, "any": true, "anylast": true, "argmin": true, "argmax": true, "grouparray": true,
-	"groupuniqarray": true, "quantile": true, "quantiles": true, "countif": true, "sumif": true, "avgif": true,
-	"corr": true, "covarpop": true, "covarsamp": true, "topk": true,
-}
-
-// Functions that reach outside the warehouse or stall it; never allowed.
-var deniedFunctions = map[string]bool{
-	"remote": true, "remotesecure": true, "cluster": true, "clusterallreplicas": true, "url": true, "file": true,
-	"s3": true, "hdfs": true, "input": true, "mysql": true, "postgresql": true, "jdbc": true, "odbc": true,
-	"sleep": true, "sleepeachrow": true, "dictget": true, "joinget": true, "currentuser": true,
-}
+// MaxDepth bounds how deeply the query's expressions nest. ClickHouse
+// parses and analyses a query recursively; a deep one (1,000 nested CASE)
+// overflows its stack, so it is refused before ClickHouse sees it.
+const MaxDepth = 64
 
 // Parse checks sql: one SELECT over one known table, known columns and
 // allowed functions only, no subqueries, joins, unions or INTO. maxRows caps
@@ -91,9 +86,9 @@ func Parse(sql string, cat Catalog, maxRows int) (*Parsed, error) {
 	if strings.Contains(text, ";") && hasStatementBreak(text) {
 		return nil, invalid("one statement only")
 	}
-	stmt, err := sqlparser.Parse(text)
+	stmt, err := parse(text)
 	if err != nil {
-		return nil, invalid("cannot parse: %v", err)
+		return nil, err
 	}
 	sel, ok := stmt.(*sqlparser.Select)
 	if !ok {
@@ -102,6 +97,11 @@ func Parse(sql string, cat Catalog, maxRows int) (*Parsed, error) {
 	if sel.Lock != "" {
 		return nil, invalid("locking clauses are not allowed")
 	}
+	if sel.Hints != "" {
+		return nil, invalid("query hints are not supported")
+	}
+	// Comments are dropped: only the syntax tree is printed.
+	sel.Comments = nil
 	if len(sel.From) != 1 {
 		return nil, invalid("one table per query: joins are not supported")
 	}
@@ -141,46 +141,16 @@ func Parse(sql string, cat Catalog, maxRows int) (*Parsed, error) {
 			star = true
 		}
 	}
-	err = sqlparser.Walk(func(node sqlparser.SQLNode) (bool, error) {
-		switch n := node.(type) {
-		case *sqlparser.Subquery:
-			return false, invalid("subqueries are not supported")
-		case *sqlparser.StarExpr:
-			if !n.TableName.IsEmpty() && n.TableName.Name.String() != alias {
-				return false, invalid("unknown table %q in %s.*", n.TableName.Name.String(), n.TableName.Name.String())
-			}
-		case *sqlparser.ColName:
-			if !n.Qualifier.IsEmpty() && (n.Qualifier.Name.String() != alias || !n.Qualifier.Qualifier.IsEmpty()) {
-				return false, invalid("unknown table %q", sqlparser.String(n.Qualifier))
-			}
-			name := n.Name.String()
-			if name == NodeColumn || aliases[n.Name.Lowered()] {
-				return true, nil
-			}
-			v, ok := cols[name]
-			if !ok {
-				return false, invalid("table %s has no column %q", table, name)
-			}
-			p.MinSchema = max(p.MinSchema, v)
-		case *sqlparser.FuncExpr:
-			fn := n.Name.Lowered()
-			if deniedFunctions[fn] || strings.HasPrefix(fn, "dict") {
-				return false, invalid("function %s is not allowed", n.Name.String())
-			}
-			if !n.Qualifier.IsEmpty() {
-				return false, invalid("qualified function %s.%s is not allowed", n.Qualifier.String(), n.Name.String())
-			}
-			if n.IsAggregate() || chAggregates[fn] {
-				p.Aggregate = true
-			}
-		case *sqlparser.GroupConcatExpr:
-			p.Aggregate = true
-		case *sqlparser.Default, *sqlparser.MatchExpr, *sqlparser.ConvertUsingExpr:
-			return false, invalid("%s is not supported", strings.TrimSpace(sqlparser.String(n)))
+	if err := checkDepth(MaxDepth, sel.SelectExprs, sel.Where, sel.GroupBy, sel.Having, sel.OrderBy); err != nil {
+		return nil, err
+	}
+	if !ate.As.IsEmpty() {
+		if err := checkIdent(ate.As.String()); err != nil {
+			return nil, err
 		}
-		return true, nil
-	}, sel.SelectExprs, sel.Where, sel.GroupBy, sel.Having, sel.OrderBy)
-	if err != nil {
+	}
+	c := &checker{p: p, cols: cols, table: table, alias: alias, aliases: aliases}
+	if err := sqlparser.Walk(c.visit, sel.SelectExprs, sel.Where, sel.GroupBy, sel.Having, sel.OrderBy); err != nil {
 		return nil, err
 	}
 	if star {
@@ -202,6 +172,21 @@ func Parse(sql string, cat Catalog, maxRows int) (*Parsed, error) {
 	ate.Expr = sqlparser.TableName{Name: sqlparser.NewTableIdent(placeholder)}
 	ate.As = sqlparser.NewTableIdent(alias)
 	return p, nil
+}
+
+// parse runs the SQL parser, which panics on some malformed input (an
+// empty MySQL comment "/*!*/"): that is a refusal too.
+func parse(text string) (stmt sqlparser.Statement, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			stmt, err = nil, invalid("cannot parse the query")
+		}
+	}()
+	stmt, err = sqlparser.Parse(text)
+	if err != nil {
+		return nil, invalid("cannot parse: %v", err)
+	}
+	return stmt, nil
 }
 
 // WithLimit returns a copy of p that reads at most n rows (n = 0 reads
@@ -278,19 +263,39 @@ func (p *Parsed) Compile(targets []Target) (string, error) {
 	}
 	parts := make([]string, 0, len(targets))
 	for _, t := range targets {
-		if !nodeNameRe.MatchString(t.Name) || !hostPortRe.MatchString(t.Addr) || !identRe.MatchString(t.Database) {
-			return "", fmt.Errorf("registry entry %q has an unusable address or database", t.Name)
+		if err := t.check(); err != nil {
+			return "", err
 		}
 		parts = append(parts, fmt.Sprintf("SELECT %s AS %s, * FROM remote(%s, %s, %s, %s, %s)",
 			quote(t.Name), NodeColumn, quote(t.Addr), quote(t.Database), quote(p.Table), quote(t.User), quote(t.Password)))
 	}
 	body := sqlparser.String(p.sel)
+	if err := checkBody(body); err != nil {
+		return "", fmt.Errorf("%w: %w", ErrUnsafe, err)
+	}
 	source := "(" + strings.Join(parts, " UNION ALL ") + ")"
 	out := strings.Replace(body, placeholder, source, 1)
-	if out == body {
-		return "", errors.New("internal: federated table placeholder not found")
+	if err := checkCompiled(out, p.Table, targets); err != nil {
+		return "", fmt.Errorf("%w: %w", ErrUnsafe, err)
 	}
 	return out, nil
+}
+
+// ProbeSQL is the statement that checks, from the hub's ClickHouse, that
+// t's warehouse answers at all: one row of its system.one through remote().
+// The result holds credentials: never log it.
+func ProbeSQL(t Target) (string, error) {
+	if err := t.check(); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("SELECT dummy FROM remote(%s, system.one, %s, %s)", quote(t.Addr), quote(t.User), quote(t.Password)), nil
+}
+
+func (t Target) check() error {
+	if !nodeNameRe.MatchString(t.Name) || !hostPortRe.MatchString(t.Addr) || !identRe.MatchString(t.Database) {
+		return fmt.Errorf("registry entry %q has an unusable address or database", t.Name)
+	}
+	return nil
 }
 
 // quote makes a ClickHouse string literal.

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"github.com/xwb1989/sqlparser"
 )
 
 var testCatalog = Catalog{
@@ -119,4 +120,145 @@ func TestCompileRefusesBadRegistryEntries(t *testing.T) {
 	}
 	_, err = p.Compile(nil)
 	require.Error(t, err)
+}
+
+// injection is the trick of issue 11: a backtick name ending in a backslash,
+// which ClickHouse reads as an escaped backtick, so the rest of the text
+// became the user's own SQL reading another server's system tables.
+const injection = "SELECT count() AS `x\\`, 1 AS ` , groupArray(name) FROM remote('127.0.0.1:9004', system.databases) -- ` FROM neuron"
+
+func TestInjectionRefused(t *testing.T) {
+	t.Parallel()
+	for _, sql := range []string{
+		injection,
+		// The same trick without a backslash, and with the names elsewhere.
+		"SELECT cid AS ` , 1 FROM remote('127.0.0.1:9004', system.processes) -- ` FROM neuron",
+		"SELECT `x\\`.cid FROM neuron AS `x\\`",
+		"SELECT cid FROM neuron AS `n\\` WHERE 1 = 1",
+		"SELECT count() AS `settings` FROM neuron",
+		"SELECT cid AS `a\nb` FROM neuron",
+		"SELECT cid AS `system` FROM neuron",
+		"SELECT cid FROM neuron WHERE cid > interval 1 `day) FROM remote('h:1', system.one) --`",
+		"SELECT url('http://evil/', 'CSV', 'x String') FROM neuron",
+		"SELECT dictGet('d', 'a', toUInt64(1)) FROM neuron",
+		"SELECT currentUser() FROM neuron",
+		"SELECT sleep(3) FROM neuron",
+		"SELECT `remote`('h:1', 'system', 'one') FROM neuron",
+		"SELECT cid FROM neuron WHERE neuron_type REGEXP 'a'",
+		"SELECT cid FROM neuron WHERE cid <=> 1",
+		"SELECT voxel_volume -> '$.a' FROM neuron",
+	} {
+		_, err := Parse(sql, testCatalog, 1000)
+		require.ErrorIs(t, err, ErrInvalid, "%s", sql)
+	}
+}
+
+func TestPlaceholdersRefused(t *testing.T) {
+	t.Parallel()
+	for _, sql := range []string{"SELECT voxel_volume = ? FROM neuron", "SELECT cid FROM neuron WHERE cid = :id"} {
+		_, err := Parse(sql, testCatalog, 1000)
+		require.ErrorIs(t, err, ErrInvalid)
+		require.Contains(t, err.Error(), "placeholders")
+	}
+}
+
+// nestedCase is n CASE expressions, each inside the previous one's THEN.
+func nestedCase(n int) string {
+	return "SELECT " + strings.Repeat("CASE WHEN cid = 1 THEN ", n) + "1" + strings.Repeat(" ELSE 0 END", n) + " AS x FROM neuron"
+}
+
+func TestDepthBound(t *testing.T) {
+	t.Parallel()
+	deep := nestedCase(1000)
+	require.Greater(t, len(deep), 20_000)
+	_, err := Parse(deep, testCatalog, 1000)
+	require.ErrorIs(t, err, ErrInvalid)
+	require.Contains(t, err.Error(), "nest more than")
+
+	_, err = Parse("SELECT "+strings.Repeat("(", 200)+"cid"+strings.Repeat(")", 200)+" FROM neuron", testCatalog, 1000)
+	require.ErrorIs(t, err, ErrInvalid)
+
+	// Everyday nesting is well inside the bound.
+	p, err := Parse(nestedCase(10), testCatalog, 1000)
+	require.NoError(t, err)
+	_, err = p.Compile(targets)
+	require.NoError(t, err)
+}
+
+func TestAllowedShapesCompile(t *testing.T) {
+	t.Parallel()
+	for _, sql := range []string{
+		"SELECT count() AS `my count`, avg(voxel_volume) AS `mean volume` FROM neuron",
+		"SELECT cid FROM neuron WHERE neuron_type IN ('a', 'b') AND voxel_volume BETWEEN 1 AND 2",
+		"SELECT if(voxel_volume > 1, 'big', 'small') AS size, count() FROM neuron GROUP BY size",
+		"SELECT cid FROM neuron WHERE neuron_type LIKE 'py%' AND dataset_id IS NOT NULL ORDER BY cid DESC LIMIT 5",
+		"SELECT -voxel_volume, - -voxel_volume, toString(cid) FROM neuron",
+		"SELECT cid FROM neuron WHERE neuron_type = 'it''s \\' -- not a comment'",
+		"SELECT CASE WHEN voxel_volume > 1 THEN 'a' ELSE 'b' END AS k FROM neuron",
+	} {
+		p, err := Parse(sql, testCatalog, 1000)
+		require.NoError(t, err, sql)
+		out, err := p.Compile(targets)
+		require.NoError(t, err, sql)
+		requireSafe(t, out)
+	}
+}
+
+// requireSafe asserts the invariant of a compiled statement, read as
+// ClickHouse reads it: its table functions are exactly the compiler's
+// remote() calls, every function is allowlisted, and no SETTINGS, FORMAT or
+// system table appears outside string literals.
+func requireSafe(t testing.TB, out string) {
+	t.Helper()
+	toks, err := chTokens(out)
+	require.NoError(t, err, out)
+	remotes := 0
+	for i, tk := range toks {
+		if tk.kind != tokWord && tk.kind != tokQuoted {
+			continue
+		}
+		low := strings.ToLower(tk.text)
+		require.NotContains(t, []string{"settings", "format", "system", "into", "join"}, low, out)
+		if i+1 < len(toks) && toks[i+1].text == "(" && toks[i+1].kind == tokPunct {
+			if low == "remote" {
+				remotes++
+				require.Equal(t, tokWord, tk.kind)
+				continue
+			}
+			if tk.kind == tokWord && notFunctions[low] {
+				continue
+			}
+			require.True(t, allowedFunctions[low], "function %s in %s", tk.text, out)
+		}
+	}
+	require.Equal(t, len(targets), remotes, out)
+	for _, tg := range targets {
+		require.Contains(t, out, "remote("+quote(tg.Addr)+", "+quote(tg.Database)+", ")
+	}
+}
+
+// TestCompiledCheckCatchesTheTrick: were a name like the trick's to pass
+// Parse, the check of the printed statement, read as ClickHouse reads it,
+// still refuses it: the federated table ends up inside a comment, and the
+// remote() and system table are the user's.
+func TestCompiledCheckCatchesTheTrick(t *testing.T) {
+	t.Parallel()
+	stmt, err := sqlparser.Parse(injection)
+	require.NoError(t, err)
+	sel := stmt.(*sqlparser.Select)
+	sel.From[0].(*sqlparser.AliasedTableExpr).Expr = sqlparser.TableName{Name: sqlparser.NewTableIdent(placeholder)}
+	body := sqlparser.String(sel)
+	require.Contains(t, body, "`x\\`", "sqlparser prints the backslash unchanged")
+	require.Error(t, checkBody(body))
+
+	// A compiled statement with a remote() the compiler did not write.
+	p, err := Parse("SELECT cid FROM neuron", testCatalog, 10)
+	require.NoError(t, err)
+	out, err := p.Compile(targets)
+	require.NoError(t, err)
+	require.NoError(t, checkCompiled(out, "neuron", targets))
+	extra := strings.Replace(out, " limit 10", " UNION ALL SELECT * FROM remote('127.0.0.1:9004', 'system', 'databases') limit 10", 1)
+	require.Error(t, checkCompiled(extra, "neuron", targets))
+	moved := strings.Replace(out, "'127.0.0.1:9003'", "'127.0.0.1:9004'", 1)
+	require.Error(t, checkCompiled(moved, "neuron", targets))
 }

@@ -74,10 +74,10 @@ const (
 
 // Exclusion says why a node was left out of a Plan.
 type Exclusion struct {
-	Name   string
-	Reason Reason
+	Name   string `json:"name"`
+	Reason Reason `json:"reason"`
 	// Detail is a human-readable explanation, e.g. "schema version 2 < required 3".
-	Detail string
+	Detail string `json:"detail"`
 }
 
 // Plan is a routing decision. Included is in priority order: Healthy nodes

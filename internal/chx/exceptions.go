@@ -1,0 +1,76 @@
+package chx
+
+import (
+	"errors"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+)
+
+// ClickHouse exception codes the federation tells apart (the same numbers
+// on 18.16 and current releases).
+const (
+	CodeAttemptToReadAfterEOF     int32 = 32
+	CodeNumberOfArgumentsMismatch int32 = 42
+	CodeIllegalTypeOfArgument     int32 = 43
+	CodeIllegalColumn             int32 = 44
+	CodeUnknownFunction           int32 = 46
+	CodeUnknownIdentifier         int32 = 47
+	CodeTypeMismatch              int32 = 53
+	CodeSyntaxError               int32 = 62
+	CodeArgumentOutOfBound        int32 = 69
+	CodeCannotConvertType         int32 = 70
+	CodeUnexpectedPacket          int32 = 101
+	CodeIllegalDivision           int32 = 153
+	CodeTooManyRows               int32 = 158
+	CodeTimeoutExceeded           int32 = 159
+	CodeTooDeepAST                int32 = 167
+	CodeTooBigAST                 int32 = 168
+	CodeIllegalAggregation        int32 = 184
+	CodeSocketTimeout             int32 = 209
+	CodeNetworkError              int32 = 210
+	CodeNotAnAggregate            int32 = 215
+	CodeMemoryLimitExceeded       int32 = 241
+	CodeAllConnectionTriesFailed  int32 = 279
+	CodeTooDeepRecursion          int32 = 306
+	CodeTooManyBytes              int32 = 307
+	CodeTooManyRowsOrBytes        int32 = 396
+	CodeFunctionThrowIfValue      int32 = 395
+	CodeAggregateInWrongPlace     int32 = 386
+	CodeQueryWasCancelled         int32 = 394
+)
+
+// Code returns the code of the ClickHouse exception err holds, or 0.
+func Code(err error) int32 {
+	var ex *clickhouse.Exception
+	if errors.As(err, &ex) {
+		return ex.Code
+	}
+	return 0
+}
+
+// IsNetwork reports whether err is a ClickHouse exception about a
+// connection between servers: a remote() peer that refused, stalled, or
+// broke the connection. Such an error says a node failed, not which one.
+func IsNetwork(err error) bool {
+	switch Code(err) {
+	case CodeAllConnectionTriesFailed, CodeNetworkError, CodeSocketTimeout, CodeAttemptToReadAfterEOF,
+		CodeUnexpectedPacket, CodeTimeoutExceeded:
+		return true
+	}
+	return false
+}
+
+// IsQueryFault reports whether err is an exception the query itself caused
+// (its text, its types, the values it computes or the resources it asks
+// for): the client's mistake, not the warehouse's.
+func IsQueryFault(err error) bool {
+	switch Code(err) {
+	case CodeSyntaxError, CodeIllegalTypeOfArgument, CodeIllegalColumn, CodeUnknownFunction, CodeUnknownIdentifier,
+		CodeTypeMismatch, CodeNotAnAggregate, CodeIllegalAggregation, CodeAggregateInWrongPlace,
+		CodeNumberOfArgumentsMismatch, CodeArgumentOutOfBound, CodeCannotConvertType, CodeIllegalDivision,
+		CodeFunctionThrowIfValue, CodeTooDeepAST, CodeTooBigAST, CodeTooDeepRecursion, CodeMemoryLimitExceeded,
+		CodeTooManyRows, CodeTooManyBytes, CodeTooManyRowsOrBytes:
+		return true
+	}
+	return false
+}

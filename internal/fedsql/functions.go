@@ -1,0 +1,71 @@
+package fedsql
+
+// allowedFunctions are the ClickHouse functions a query may call (lower
+// case): arithmetic, comparisons, conditionals, conversions, strings, dates,
+// arrays and aggregates over the rows the federation reads. A function not
+// listed is refused, so one that reaches outside the warehouse (remote, url,
+// file, s3, dictGet …), stalls it (sleep) or reads the server's state
+// (currentUser …) can never be called.
+var allowedFunctions = setOf(
+	// arithmetic and operators as functions
+	"plus", "minus", "multiply", "divide", "intdiv", "intdivorzero", "modulo", "negate", "abs", "gcd", "lcm",
+	"equals", "notequals", "less", "greater", "lessorequals", "greaterorequals", "and", "or", "not", "xor",
+	"round", "floor", "ceil", "ceiling", "trunc", "truncate", "roundtoexp2", "sqrt", "cbrt", "exp", "exp2",
+	"exp10", "log", "ln", "log2", "log10", "pow", "power", "sin", "cos", "tan", "asin", "acos", "atan", "pi", "e",
+	"erf", "erfc", "lgamma", "tgamma", "greatest", "least",
+	// conditionals and nulls
+	"if", "multiif", "ifnull", "nullif", "coalesce", "isnull", "isnotnull", "assumenotnull", "tonullable",
+	// conversions
+	"tostring", "tofixedstring", "toint8", "toint16", "toint32", "toint64", "touint8", "touint16", "touint32",
+	"touint64", "tofloat32", "tofloat64", "todate", "todatetime", "touuid", "todecimal32", "todecimal64",
+	"todecimal128", "toint32orzero", "toint64orzero", "touint32orzero", "touint64orzero", "tofloat32orzero",
+	"tofloat64orzero", "toint32ornull", "toint64ornull", "tofloat64ornull", "todateorzero", "todatetimeorzero",
+	"totypename",
+	// strings
+	"length", "lengthutf8", "char_length", "character_length", "empty", "notempty", "lower", "upper", "lcase",
+	"ucase", "lowerutf8", "upperutf8", "reverse", "reverseutf8", "concat", "substring", "substr", "substringutf8",
+	"position", "positioncaseinsensitive", "positionutf8", "startswith", "endswith", "like", "notlike", "match",
+	"extract", "replaceone", "replaceall", "replace", "replaceregexpone", "replaceregexpall", "trimleft",
+	"trimright", "trimboth", "splitbychar", "splitbystring", "arraystringconcat",
+	// dates and times
+	"now", "today", "yesterday", "toyear", "toquarter", "tomonth", "todayofyear", "todayofmonth", "todayofweek",
+	"tohour", "tominute", "tosecond", "tomonday", "tostartofyear", "tostartofquarter", "tostartofmonth",
+	"tostartofday", "tostartofhour", "tostartofminute", "tostartoffiveminute", "tostartoffifteenminutes",
+	"toyyyymm", "toyyyymmdd", "toyyyymmddhhmmss", "tounixtimestamp", "formatdatetime", "torelativeyearnum",
+	"torelativemonthnum", "torelativeweeknum", "torelativedaynum", "torelativehournum", "addseconds",
+	"addminutes", "addhours", "adddays", "addweeks", "addmonths", "addyears", "subtractseconds",
+	"subtractminutes", "subtracthours", "subtractdays", "subtractweeks", "subtractmonths", "subtractyears",
+	"timeslot",
+	// arrays and tuples
+	"array", "has", "hasall", "hasany", "indexof", "countequal", "arrayelement", "arrayconcat", "arrayslice",
+	"arrayuniq", "arraydistinct", "arrayenumerate", "arrayreverse", "arraysum", "arraypushback",
+	"arraypushfront", "tuple", "tupleelement", "range",
+	// hashes
+	"cityhash64", "siphash64", "inthash32", "inthash64", "murmurhash2_64", "murmurhash3_64",
+	// aggregates
+	"count", "sum", "avg", "min", "max", "any", "anylast", "anyheavy", "argmin", "argmax", "uniq", "uniqexact",
+	"uniqcombined", "uniqhll12", "median", "medianexact", "quantile", "quantiles", "quantileexact",
+	"quantilesexact", "quantiletiming", "quantiletdigest", "stddevpop", "stddevsamp", "varpop", "varsamp",
+	"covarpop", "covarsamp", "corr", "grouparray", "groupuniqarray", "topk", "summap", "countif", "sumif",
+	"avgif", "minif", "maxif", "uniqif", "uniqexactif", "anyif", "argminif", "argmaxif", "medianif",
+	"quantileif", "grouparrayif", "groupbitand", "groupbitor", "groupbitxor",
+)
+
+// chAggregates are the allowlisted aggregate functions beyond MySQL's
+// (sqlparser knows avg, count, max, min, sum, …).
+var chAggregates = setOf(
+	"any", "anylast", "anyheavy", "argmin", "argmax", "uniq", "uniqexact", "uniqcombined", "uniqhll12", "median",
+	"medianexact", "quantile", "quantiles", "quantileexact", "quantilesexact", "quantiletiming",
+	"quantiletdigest", "stddevpop", "stddevsamp", "varpop", "varsamp", "covarpop", "covarsamp", "corr",
+	"grouparray", "groupuniqarray", "topk", "summap", "countif", "sumif", "avgif", "minif", "maxif", "uniqif",
+	"uniqexactif", "anyif", "argminif", "argmaxif", "medianif", "quantileif", "grouparrayif", "groupbitand",
+	"groupbitor", "groupbitxor",
+)
+
+func setOf(names ...string) map[string]bool {
+	m := make(map[string]bool, len(names))
+	for _, n := range names {
+		m[n] = true
+	}
+	return m
+}
