@@ -108,9 +108,9 @@ func (a *Agent) handleFlightEndpoint(ctx context.Context, from peer.ID, req *fed
 	}, nil
 }
 
-// peerIPs are the IP addresses of direct connections, each once, in the
-// form net.IP.String gives; relayed connections, which carry no address of
-// the peer's own, are left out.
+// peerIPs are the IP addresses of direct connections, each once, spelled
+// as canonicalIP does; relayed connections, which carry no address of the
+// peer's own, are left out.
 func peerIPs(conns []network.Conn) []string {
 	var out []string
 	for _, c := range conns {
@@ -263,8 +263,8 @@ func (u *usedTickets) use(t *fedpb.FlightTicket, now time.Time) error {
 	return nil
 }
 
-// len is how many IDs are remembered.
-func (u *usedTickets) len() int {
+// size is how many IDs are remembered.
+func (u *usedTickets) size() int {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return len(u.expires)

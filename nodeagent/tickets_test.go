@@ -270,13 +270,13 @@ func TestUsedTickets(t *testing.T) {
 	require.ErrorIs(t, u.use(tk(1, now.Add(time.Minute)), now.Add(59*time.Second)), ErrTicketUsed)
 	require.NoError(t, u.use(tk(2, now.Add(2*time.Minute)), now))
 	require.ErrorIs(t, u.use(tk(3, now.Add(time.Minute)), now.Add(30*time.Second)), errTicketsFull, "full: nothing forgotten early")
-	require.Equal(t, 2, u.len())
+	require.Equal(t, 2, u.size())
 
 	// A minute on, 1 has expired (VerifyTicket refuses it as expired) and
 	// its place is free; 2 is still remembered.
 	later := now.Add(time.Minute)
 	require.NoError(t, u.use(tk(3, later.Add(time.Minute)), later))
-	require.Equal(t, 2, u.len())
+	require.Equal(t, 2, u.size())
 	require.ErrorIs(t, u.use(tk(2, now.Add(2*time.Minute)), later), ErrTicketUsed)
 
 	// Expired IDs go at the next prune even when the set is not full.
@@ -285,5 +285,5 @@ func TestUsedTickets(t *testing.T) {
 		require.NoError(t, u.use(tk(i, now.Add(time.Second)), now))
 	}
 	require.NoError(t, u.use(tk(99, now.Add(3*time.Minute)), now.Add(2*time.Minute)))
-	require.Equal(t, 1, u.len())
+	require.Equal(t, 1, u.size())
 }
