@@ -88,13 +88,14 @@ func (a *Agent) handleFlightEndpoint(ctx context.Context, from peer.ID, req *fed
 	if d := req.GetTtl().AsDuration(); req.GetTtl() != nil && d > 0 {
 		ttl = min(d, MaxTicketTTL)
 	}
-	expires := time.Now().Add(ttl).UTC()
+	issued := time.Now().UTC()
+	expires := issued.Add(ttl)
 	id := make([]byte, ticketIDLen)
 	if _, err := rand.Read(id); err != nil {
 		return nil, p2p.Errorf(p2p.CodeInternal, "ticket ID: %v", err)
 	}
 	t := &fedpb.FlightTicket{
-		Node: a.cfg.Name, Holder: from.String(), HolderIps: ips, ExpiresAt: timestamppb.New(expires), Id: id,
+		Node: a.cfg.Name, Holder: from.String(), HolderIps: ips, IssuedAt: timestamppb.New(issued), ExpiresAt: timestamppb.New(expires), Id: id,
 		Query: &fedpb.FlightQuery{Table: q.GetTable(), Columns: ticketColumns(q, names), DatasetIds: q.GetDatasetIds(), Limit: q.GetLimit(),
 			SummaryOf: q.GetSummaryOf(), Quantiles: q.GetQuantiles()},
 		Write: req.GetWrite(),
@@ -173,11 +174,11 @@ func SignTicket(key crypto.PrivKey, t *fedpb.FlightTicket) ([]byte, error) {
 }
 
 // VerifyTicket checks a ticket presented to node's Flight server: signed by
-// pub, issued by that node, not expired at now, with an ID, an address it is
-// bound to, a valid query, and for a write the rows it may load. It returns
-// what the ticket reads; whether it was used already, and from where it is
-// presented, are the Flight server's to check. Every failure wraps
-// ErrTicket.
+// pub, issued by that node at a stated time, not expired at now, with an
+// ID, an address it is bound to, a valid query, and for a write the rows it
+// may load. It returns what the ticket reads; whether it was used already,
+// and from where it is presented, are the Flight server's to check. Every
+// failure wraps ErrTicket.
 func VerifyTicket(pub crypto.PubKey, node string, signed []byte, now time.Time) (*fedpb.FlightTicket, error) {
 	var st fedpb.SignedTicket
 	if err := proto.Unmarshal(signed, &st); err != nil {
@@ -196,6 +197,9 @@ func VerifyTicket(pub crypto.PubKey, node string, signed []byte, now time.Time) 
 	}
 	if !now.Before(t.GetExpiresAt().AsTime()) {
 		return nil, fmt.Errorf("%w: expired at %s", ErrTicket, t.GetExpiresAt().AsTime().Format(time.RFC3339))
+	}
+	if t.GetIssuedAt() == nil {
+		return nil, fmt.Errorf("%w: no issue time", ErrTicket)
 	}
 	if len(t.GetId()) != ticketIDLen {
 		return nil, fmt.Errorf("%w: no ticket ID", ErrTicket)

@@ -55,8 +55,11 @@ type flightService struct {
 	name string
 	key  crypto.PrivKey
 	used *usedTickets
-	conn func(ctx context.Context) (driver.Conn, error)
-	log  *slog.Logger
+	// started is when the service started: tickets issued before then may
+	// have been used by a process whose used set is gone.
+	started time.Time
+	conn    func(ctx context.Context) (driver.Conn, error)
+	log     *slog.Logger
 	// mem allocates record batches (the Go allocator when nil).
 	mem memory.Allocator
 	// batchRows caps the rows of one DoGet batch (arrowch's default when 0).
@@ -71,6 +74,7 @@ func newFlightServer(svc *flightService) *grpc.Server {
 	if svc.used == nil {
 		svc.used = newUsedTickets(maxUsedTickets)
 	}
+	svc.started = time.Now()
 	s := grpc.NewServer(grpc.MaxRecvMsgSize(maxPutMessage))
 	flight.RegisterFlightServiceServer(s, svc)
 	return s
@@ -147,7 +151,10 @@ func (s *flightService) verify(ctx context.Context, method string, signed []byte
 	code := codes.Unauthenticated
 	if err == nil {
 		code = codes.PermissionDenied
-		if !slices.Contains(t.GetHolderIps(), clientIP(from)) {
+		if t.GetIssuedAt().AsTime().Before(s.started) {
+			err = fmt.Errorf("%w: issued at %s, before this node's Flight server started", ErrTicketUsed,
+				t.GetIssuedAt().AsTime().Format(time.RFC3339))
+		} else if !slices.Contains(t.GetHolderIps(), clientIP(from)) {
 			err = fmt.Errorf("%w: the ticket was issued to a peer at %s, not %s", errTicketBound,
 				strings.Join(t.GetHolderIps(), ", "), from)
 		} else if err = s.used.use(t, now); errors.Is(err, errTicketsFull) {

@@ -197,9 +197,13 @@ func signedTicket(tb testing.TB, key crypto.PrivKey, node string, exp time.Time,
 		ExpiresAt: timestamppb.New(exp), Query: q, Write: write})
 }
 
-// signTicket gives t a random ID, unless it has one, and signs it.
+// signTicket gives t a random ID and an issue time of now, unless it has
+// them, and signs it.
 func signTicket(tb testing.TB, key crypto.PrivKey, t *fedpb.FlightTicket) []byte {
 	tb.Helper()
+	if t.IssuedAt == nil {
+		t.IssuedAt = timestamppb.Now()
+	}
 	if t.Id == nil {
 		t.Id = make([]byte, ticketIDLen)
 		_, err := rand.Read(t.Id)
@@ -530,6 +534,15 @@ func TestFlightTicketsRefused(t *testing.T) {
 		_, _, err := f.getRows(t, other)
 		requireCode(t, codes.PermissionDenied, err)
 		require.ErrorContains(t, err, "issued to a peer at 192.0.2.1, ::1, not 127.0.0.1:")
+	})
+	t.Run("issued before the server started", func(t *testing.T) {
+		t.Parallel()
+		// As by the same node before a restart, which forgot what was used.
+		old := signTicket(t, f.key, &fedpb.FlightTicket{Node: f.name, HolderIps: []string{"127.0.0.1"},
+			IssuedAt: timestamppb.New(time.Now().Add(-10 * time.Second)), ExpiresAt: timestamppb.New(soon), Query: q})
+		_, _, err := f.getRows(t, old)
+		requireCode(t, codes.PermissionDenied, err)
+		require.ErrorContains(t, err, "before this node's Flight server started")
 	})
 }
 

@@ -1223,7 +1223,10 @@ type FlightTicket struct {
 	Write bool `protobuf:"varint,6,opt,name=write,proto3" json:"write,omitempty"`
 	// The IP addresses the holder's libp2p connections to the node came from
 	// when it asked for the ticket: the Flight client must connect from one.
-	HolderIps     []string `protobuf:"bytes,7,rep,name=holder_ips,json=holderIps,proto3" json:"holder_ips,omitempty"`
+	HolderIps []string `protobuf:"bytes,7,rep,name=holder_ips,json=holderIps,proto3" json:"holder_ips,omitempty"`
+	// When the node issued the ticket. A node's Flight server refuses tickets
+	// issued before it started: it does not know which of those were used.
+	IssuedAt      *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=issued_at,json=issuedAt,proto3" json:"issued_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1303,6 +1306,13 @@ func (x *FlightTicket) GetWrite() bool {
 func (x *FlightTicket) GetHolderIps() []string {
 	if x != nil {
 		return x.HolderIps
+	}
+	return nil
+}
+
+func (x *FlightTicket) GetIssuedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.IssuedAt
 	}
 	return nil
 }
@@ -1923,7 +1933,7 @@ const file_syndb_federation_v1_federation_proto_rawDesc = "" +
 	"\x06ticket\x18\x02 \x01(\fR\x06ticket\x129\n" +
 	"\n" +
 	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x18\n" +
-	"\acolumns\x18\x04 \x03(\tR\acolumns\"\xf2\x01\n" +
+	"\acolumns\x18\x04 \x03(\tR\acolumns\"\xab\x02\n" +
 	"\fFlightTicket\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x16\n" +
 	"\x06holder\x18\x02 \x01(\tR\x06holder\x126\n" +
@@ -1933,7 +1943,8 @@ const file_syndb_federation_v1_federation_proto_rawDesc = "" +
 	"\x02id\x18\x05 \x01(\fR\x02id\x12\x14\n" +
 	"\x05write\x18\x06 \x01(\bR\x05write\x12\x1d\n" +
 	"\n" +
-	"holder_ips\x18\a \x03(\tR\tholderIps\"D\n" +
+	"holder_ips\x18\a \x03(\tR\tholderIps\x127\n" +
+	"\tissued_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bissuedAt\"D\n" +
 	"\fSignedTicket\x12\x16\n" +
 	"\x06ticket\x18\x01 \x01(\fR\x06ticket\x12\x1c\n" +
 	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xaf\x01\n" +
@@ -2035,14 +2046,15 @@ var file_syndb_federation_v1_federation_proto_depIdxs = []int32{
 	26, // 12: syndb.federation.v1.GetFlightEndpointResponse.expires_at:type_name -> google.protobuf.Timestamp
 	14, // 13: syndb.federation.v1.FlightTicket.query:type_name -> syndb.federation.v1.FlightQuery
 	26, // 14: syndb.federation.v1.FlightTicket.expires_at:type_name -> google.protobuf.Timestamp
-	20, // 15: syndb.federation.v1.AnalyticsQueryResponse.summaries:type_name -> syndb.federation.v1.Summary
-	25, // 16: syndb.federation.v1.AnalyticsQueryResponse.took:type_name -> google.protobuf.Duration
-	22, // 17: syndb.federation.v1.OntologySyncRequest.terms:type_name -> syndb.federation.v1.OntologyTerm
-	18, // [18:18] is the sub-list for method output_type
-	18, // [18:18] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	26, // 15: syndb.federation.v1.FlightTicket.issued_at:type_name -> google.protobuf.Timestamp
+	20, // 16: syndb.federation.v1.AnalyticsQueryResponse.summaries:type_name -> syndb.federation.v1.Summary
+	25, // 17: syndb.federation.v1.AnalyticsQueryResponse.took:type_name -> google.protobuf.Duration
+	22, // 18: syndb.federation.v1.OntologySyncRequest.terms:type_name -> syndb.federation.v1.OntologyTerm
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_syndb_federation_v1_federation_proto_init() }
