@@ -148,7 +148,10 @@ func (a *Jobs) EtlTarget(ctx context.Context, spec EtlSpec) (NodeRef, error) {
 }
 
 // flightTo asks node for a ticket (GetFlightEndpoint) and connects to its
-// Flight server.
+// Flight server. The ticket is good for one stream, started within its
+// lifetime (a minute) over a connection from the address this host's libp2p
+// connection to the node comes from: each stream asks for its own, right
+// before it starts.
 func (a *Jobs) flightTo(ctx context.Context, node NodeRef, q *fedpb.FlightQuery, write bool) (flight.Client, []byte, error) {
 	var ep fedpb.GetFlightEndpointResponse
 	req := &fedpb.GetFlightEndpointRequest{Query: q, Write: write}
@@ -185,7 +188,8 @@ func (a *Jobs) readFlight(ctx context.Context, node NodeRef, q *fedpb.FlightQuer
 }
 
 // flightPut loads records of schema into node over Flight: a write
-// ticket for q from GetFlightEndpoint, then DoPut. Write each record with
+// ticket for q (q.Limit: the rows it may load) from GetFlightEndpoint, then
+// DoPut. Write each record with
 // write; finish ends the stream and returns the rows the node loaded;
 // close releases the client (after finish, or on error).
 type flightPut struct {
@@ -359,13 +363,18 @@ func (a *Jobs) LoadStaged(ctx context.Context, p EtlParams) (EtlLoaded, error) {
 	rep := EtlReport{}
 	err = a.etlRows(ctx, p.Spec, &rep, 64<<10, func(rec arrow.RecordBatch) error {
 		if put == nil {
+			if p.Rows <= 0 {
+				return temporal.NewNonRetryableApplicationError("the staged file changed since it was validated", ErrTypeInvalid, nil)
+			}
 			cols := make([]string, 0, rec.NumCols())
 			for _, f := range rec.Schema().Fields() {
 				cols = append(cols, f.Name)
 			}
+			// The write ticket allows the rows the validation counted, and
+			// the node loads no more.
 			var err error
 			put, err = a.putFlight(ctx, p.Node, &fedpb.FlightQuery{Table: p.Spec.Table, Columns: cols,
-				DatasetIds: []string{p.Spec.Dataset.DatasetID}}, rec.Schema())
+				DatasetIds: []string{p.Spec.Dataset.DatasetID}, Limit: uint64(p.Rows)}, rec.Schema())
 			if err != nil {
 				return err
 			}
@@ -440,7 +449,7 @@ func (a *Jobs) RegisterDataset(ctx context.Context, p EtlParams) (bool, error) {
 		}
 		return true, nil
 	}
-	put, err := a.putFlight(ctx, p.Node, &fedpb.FlightQuery{Table: "datasets", Columns: cols, DatasetIds: []string{d.DatasetID}}, rec.Schema())
+	put, err := a.putFlight(ctx, p.Node, &fedpb.FlightQuery{Table: "datasets", Columns: cols, DatasetIds: []string{d.DatasetID}, Limit: 1}, rec.Schema())
 	if err != nil {
 		return false, err
 	}

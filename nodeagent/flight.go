@@ -5,10 +5,16 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	manet "github.com/multiformats/go-multiaddr/net"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -16,22 +22,31 @@ import (
 	"github.com/syndb/federation/internal/p2p"
 )
 
-// Ticket lifetimes: short by default, capped, so a leaked ticket is of
-// little use.
+// Ticket lifetimes: long enough to start a stream (the stream itself may
+// run longer), capped, so a leaked ticket is of little use.
 const (
-	DefaultTicketTTL = 5 * time.Minute
-	MaxTicketTTL     = time.Hour
+	DefaultTicketTTL = time.Minute
+	MaxTicketTTL     = 5 * time.Minute
 )
+
+// ticketIDLen is the length of a ticket's random ID.
+const ticketIDLen = 16
 
 // ErrTicket is the root of every ticket refusal.
 var ErrTicket = errors.New("flight ticket refused")
 
 // handleFlightEndpoint answers where to read a query and with what: the
 // node's Flight location and a ticket for exactly that query, signed with
-// the node's key, bound to the asking peer, expiring soon.
+// the node's key, good for one stream from the IP addresses the asking
+// peer's connections come from, expiring soon.
 func (a *Agent) handleFlightEndpoint(ctx context.Context, from peer.ID, req *fedpb.GetFlightEndpointRequest) (*fedpb.GetFlightEndpointResponse, error) {
 	if a.cfg.FlightAddr == "" {
 		return nil, p2p.Errorf(p2p.CodeUnavailable, "this node serves no Flight endpoint")
+	}
+	ips := peerIPs(a.host.Network().ConnsToPeer(from))
+	if len(ips) == 0 {
+		return nil, p2p.Errorf(p2p.CodeUnavailable,
+			"no direct connection from %s: Flight tickets are bound to the IP address the asking peer connects from", from)
 	}
 	conn, err := a.conn(ctx)
 	if err != nil {
@@ -73,13 +88,14 @@ func (a *Agent) handleFlightEndpoint(ctx context.Context, from peer.ID, req *fed
 	if d := req.GetTtl().AsDuration(); req.GetTtl() != nil && d > 0 {
 		ttl = min(d, MaxTicketTTL)
 	}
-	expires := time.Now().Add(ttl).UTC()
-	nonce := make([]byte, 16)
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, p2p.Errorf(p2p.CodeInternal, "ticket nonce: %v", err)
+	issued := time.Now().UTC()
+	expires := issued.Add(ttl)
+	id := make([]byte, ticketIDLen)
+	if _, err := rand.Read(id); err != nil {
+		return nil, p2p.Errorf(p2p.CodeInternal, "ticket ID: %v", err)
 	}
 	t := &fedpb.FlightTicket{
-		Node: a.cfg.Name, Holder: from.String(), ExpiresAt: timestamppb.New(expires), Nonce: nonce,
+		Node: a.cfg.Name, Holder: from.String(), HolderIps: ips, IssuedAt: timestamppb.New(issued), ExpiresAt: timestamppb.New(expires), Id: id,
 		Query: &fedpb.FlightQuery{Table: q.GetTable(), Columns: ticketColumns(q, names), DatasetIds: q.GetDatasetIds(), Limit: q.GetLimit(),
 			SummaryOf: q.GetSummaryOf(), Quantiles: q.GetQuantiles()},
 		Write: req.GetWrite(),
@@ -91,6 +107,36 @@ func (a *Agent) handleFlightEndpoint(ctx context.Context, from peer.ID, req *fed
 	return &fedpb.GetFlightEndpointResponse{
 		Location: "grpc://" + a.flightPublicAddr(), Ticket: signed, ExpiresAt: timestamppb.New(expires), Columns: names,
 	}, nil
+}
+
+// peerIPs are the IP addresses of direct connections, each once, spelled
+// as canonicalIP does; relayed connections, which carry no address of the
+// peer's own, are left out.
+func peerIPs(conns []network.Conn) []string {
+	var out []string
+	for _, c := range conns {
+		if c.Stat().Limited {
+			continue
+		}
+		ip, err := manet.ToIP(c.RemoteMultiaddr())
+		if err != nil {
+			continue
+		}
+		if s := canonicalIP(ip); s != "" && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// canonicalIP is ip as holder_ips spell it (an IPv4 address in IPv6 form
+// unmapped), or "" when it is not an address.
+func canonicalIP(ip net.IP) string {
+	a, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		return ""
+	}
+	return a.Unmap().String()
 }
 
 // ticketColumns are the columns a ticket names: none for a summary (its
@@ -128,8 +174,11 @@ func SignTicket(key crypto.PrivKey, t *fedpb.FlightTicket) ([]byte, error) {
 }
 
 // VerifyTicket checks a ticket presented to node's Flight server: signed by
-// pub, issued by that node, not expired at now. It returns what the ticket
-// reads. Every failure wraps ErrTicket.
+// pub, issued by that node at a stated time, not expired at now, with an
+// ID, an address it is bound to, a valid query, and for a write the rows it
+// may load. It returns what the ticket reads; whether it was used already,
+// and from where it is presented, are the Flight server's to check. Every
+// failure wraps ErrTicket.
 func VerifyTicket(pub crypto.PubKey, node string, signed []byte, now time.Time) (*fedpb.FlightTicket, error) {
 	var st fedpb.SignedTicket
 	if err := proto.Unmarshal(signed, &st); err != nil {
@@ -149,11 +198,78 @@ func VerifyTicket(pub crypto.PubKey, node string, signed []byte, now time.Time) 
 	if !now.Before(t.GetExpiresAt().AsTime()) {
 		return nil, fmt.Errorf("%w: expired at %s", ErrTicket, t.GetExpiresAt().AsTime().Format(time.RFC3339))
 	}
+	if t.GetIssuedAt() == nil {
+		return nil, fmt.Errorf("%w: no issue time", ErrTicket)
+	}
+	if len(t.GetId()) != ticketIDLen {
+		return nil, fmt.Errorf("%w: no ticket ID", ErrTicket)
+	}
+	if len(t.GetHolderIps()) == 0 {
+		return nil, fmt.Errorf("%w: bound to no address", ErrTicket)
+	}
 	if t.GetQuery() == nil {
 		return nil, fmt.Errorf("%w: no query", ErrTicket)
 	}
 	if err := t.GetQuery().Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrTicket, err)
 	}
+	if t.GetWrite() && t.GetQuery().GetLimit() == 0 {
+		return nil, fmt.Errorf("%w: a write ticket without a row count", ErrTicket)
+	}
 	return &t, nil
+}
+
+// ErrTicketUsed is the refusal of a ticket presented a second time.
+var ErrTicketUsed = fmt.Errorf("%w: ticket already used", ErrTicket)
+
+// errTicketsFull refuses a ticket when the node remembers as many unexpired
+// used tickets as it may.
+var errTicketsFull = fmt.Errorf("%w: too many tickets in use; ask again later", ErrTicket)
+
+// maxUsedTickets bounds the used-ticket IDs a node remembers at once.
+const maxUsedTickets = 1 << 16
+
+// usedTickets remembers the IDs of the tickets presented to a node, each
+// until its ticket expires, so that each ticket is used once. It holds at
+// most max IDs: expired ones are dropped when it fills, and at most once a
+// minute otherwise.
+type usedTickets struct {
+	mu        sync.Mutex
+	max       int
+	expires   map[[ticketIDLen]byte]time.Time
+	nextPrune time.Time
+}
+
+func newUsedTickets(limit int) *usedTickets {
+	return &usedTickets{max: limit, expires: make(map[[ticketIDLen]byte]time.Time)}
+}
+
+// use records t's ID as used at now; ErrTicketUsed when it was already.
+func (u *usedTickets) use(t *fedpb.FlightTicket, now time.Time) error {
+	id := [ticketIDLen]byte(t.GetId()) // VerifyTicket checked the length
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if exp, ok := u.expires[id]; ok && now.Before(exp) {
+		return ErrTicketUsed
+	}
+	if len(u.expires) >= u.max || !now.Before(u.nextPrune) {
+		for k, exp := range u.expires {
+			if !now.Before(exp) {
+				delete(u.expires, k)
+			}
+		}
+		u.nextPrune = now.Add(time.Minute)
+	}
+	if len(u.expires) >= u.max {
+		return errTicketsFull
+	}
+	u.expires[id] = t.GetExpiresAt().AsTime()
+	return nil
+}
+
+// size is how many IDs are remembered.
+func (u *usedTickets) size() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.expires)
 }

@@ -46,15 +46,20 @@ const (
 // DoGet streams what a ticket this node signed reads; DoPut loads records
 // into the table a ticket names. Every other method is Unimplemented.
 //
-// Tickets are bearer tokens here: gRPC carries no libp2p identity, so the
-// holder a ticket names is not checked; their short lives and the node's
-// signature are what protect them.
+// gRPC carries no libp2p identity, so a ticket stands in for one: signed
+// by this node, short-lived, good for one stream (used records its ID until
+// it expires), and only over a connection from an IP address the hub's
+// libp2p connections came from when it asked for the ticket.
 type flightService struct {
 	flight.BaseFlightServer
 	name string
 	key  crypto.PrivKey
-	conn func(ctx context.Context) (driver.Conn, error)
-	log  *slog.Logger
+	used *usedTickets
+	// started is when the service started: tickets issued before then may
+	// have been used by a process whose used set is gone.
+	started time.Time
+	conn    func(ctx context.Context) (driver.Conn, error)
+	log     *slog.Logger
 	// mem allocates record batches (the Go allocator when nil).
 	mem memory.Allocator
 	// batchRows caps the rows of one DoGet batch (arrowch's default when 0).
@@ -66,6 +71,10 @@ func newFlightServer(svc *flightService) *grpc.Server {
 	if svc.mem == nil {
 		svc.mem = memory.DefaultAllocator
 	}
+	if svc.used == nil {
+		svc.used = newUsedTickets(maxUsedTickets)
+	}
+	svc.started = time.Now()
 	s := grpc.NewServer(grpc.MaxRecvMsgSize(maxPutMessage))
 	flight.RegisterFlightServiceServer(s, svc)
 	return s
@@ -117,10 +126,21 @@ func (a *Agent) stopFlight() {
 	}
 }
 
-// verify checks a ticket presented to this node: Unauthenticated unless it
-// is valid.
+// errTicketBound refuses a ticket presented over a connection from an
+// address it is not bound to.
+var errTicketBound = fmt.Errorf("%w: bound to another address", ErrTicket)
+
+// verify checks a ticket presented to this node and uses it up:
+// Unauthenticated unless it is a valid ticket for method, PermissionDenied
+// when it was used already or comes over a connection from an address it
+// is not bound to.
 func (s *flightService) verify(ctx context.Context, method string, signed []byte) (*fedpb.FlightTicket, error) {
-	t, err := VerifyTicket(s.key.GetPublic(), s.name, signed, time.Now())
+	now := time.Now()
+	from := ""
+	if p, ok := peer.FromContext(ctx); ok {
+		from = p.Addr.String()
+	}
+	t, err := VerifyTicket(s.key.GetPublic(), s.name, signed, now)
 	if err == nil && t.GetWrite() != (method == "DoPut") {
 		kind := "read"
 		if t.GetWrite() {
@@ -128,15 +148,34 @@ func (s *flightService) verify(ctx context.Context, method string, signed []byte
 		}
 		err = fmt.Errorf("%w: a %s ticket does not allow %s", ErrTicket, kind, method)
 	}
-	if err != nil {
-		from := ""
-		if p, ok := peer.FromContext(ctx); ok {
-			from = p.Addr.String()
+	code := codes.Unauthenticated
+	if err == nil {
+		code = codes.PermissionDenied
+		if t.GetIssuedAt().AsTime().Before(s.started) {
+			err = fmt.Errorf("%w: issued at %s, before this node's Flight server started", ErrTicketUsed,
+				t.GetIssuedAt().AsTime().Format(time.RFC3339))
+		} else if !slices.Contains(t.GetHolderIps(), clientIP(from)) {
+			err = fmt.Errorf("%w: the ticket was issued to a peer at %s, not %s", errTicketBound,
+				strings.Join(t.GetHolderIps(), ", "), from)
+		} else if err = s.used.use(t, now); errors.Is(err, errTicketsFull) {
+			code = codes.ResourceExhausted
 		}
+	}
+	if err != nil {
 		s.log.Warn("flight ticket refused", "method", method, "from", from, "err", err)
-		return nil, status.Error(codes.Unauthenticated, err.Error())
+		return nil, status.Error(code, err.Error())
 	}
 	return t, nil
+}
+
+// clientIP is the IP address of a gRPC peer address as holder_ips spell
+// it ("" when it has none).
+func clientIP(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ""
+	}
+	return canonicalIP(net.ParseIP(host))
 }
 
 // table returns the node's ClickHouse connection and the columns of table;
@@ -281,9 +320,12 @@ type putResult struct {
 // the table (and Path[0], when set, must name it too), its columns are the
 // ones the records may fill (any when it lists none), its dataset IDs the
 // only datasets the rows may belong to, and its limit the most rows the
-// stream may load. The ticket is checked before any data is read. Each
-// record is one INSERT with an explicit column list; the single PutResult
-// reports {"rows": N, "batches": B} as app metadata.
+// stream may load. The ticket is checked (and used up) before any data is
+// read. Each record is one INSERT with an explicit column list, checked
+// before it is inserted: a record that would take the stream past the
+// ticket's rows is refused whole, and the stream ends with the records
+// before it loaded. The single PutResult reports {"rows": N, "batches": B}
+// as app metadata.
 func (s *flightService) DoPut(stream flight.FlightService_DoPutServer) error {
 	ctx := stream.Context()
 	first, err := stream.Recv()
@@ -341,8 +383,9 @@ func (s *flightService) DoPut(stream flight.FlightService_DoPutServer) error {
 	var res putResult
 	for rdr.Next() {
 		rec := rdr.RecordBatch()
-		if q.GetLimit() > 0 && uint64(res.Rows)+uint64(rec.NumRows()) > q.GetLimit() {
-			return status.Errorf(codes.PermissionDenied, "the ticket allows at most %d rows; %d loaded", q.GetLimit(), res.Rows)
+		if uint64(res.Rows)+uint64(rec.NumRows()) > q.GetLimit() {
+			return status.Errorf(codes.PermissionDenied, "the ticket allows at most %d rows: a batch of %d after %d loaded is refused",
+				q.GetLimit(), rec.NumRows(), res.Rows)
 		}
 		if datasets != nil {
 			if err := checkDatasets(rec.Column(dsCol), datasets); err != nil {

@@ -193,8 +193,23 @@ func writeTicket(tb testing.TB, key crypto.PrivKey, node string, exp time.Time, 
 
 func signedTicket(tb testing.TB, key crypto.PrivKey, node string, exp time.Time, q *fedpb.FlightQuery, write bool) []byte {
 	tb.Helper()
-	signed, err := SignTicket(key, &fedpb.FlightTicket{Node: node, Holder: "12D3KooWHub", ExpiresAt: timestamppb.New(exp),
-		Nonce: []byte("nonce"), Query: q, Write: write})
+	return signTicket(tb, key, &fedpb.FlightTicket{Node: node, Holder: "12D3KooWHub", HolderIps: []string{"127.0.0.1"},
+		ExpiresAt: timestamppb.New(exp), Query: q, Write: write})
+}
+
+// signTicket gives t a random ID and an issue time of now, unless it has
+// them, and signs it.
+func signTicket(tb testing.TB, key crypto.PrivKey, t *fedpb.FlightTicket) []byte {
+	tb.Helper()
+	if t.IssuedAt == nil {
+		t.IssuedAt = timestamppb.Now()
+	}
+	if t.Id == nil {
+		t.Id = make([]byte, ticketIDLen)
+		_, err := rand.Read(t.Id)
+		require.NoError(tb, err)
+	}
+	signed, err := SignTicket(key, t)
 	require.NoError(tb, err)
 	return signed
 }
@@ -501,6 +516,9 @@ func TestFlightTicketsRefused(t *testing.T) {
 		"bad query":  ticket(t, f.key, f.name, soon, &fedpb.FlightQuery{Table: "every; DROP TABLE every"}),
 		"garbage":    []byte("not a ticket"),
 		"empty":      nil,
+		"no ID": signTicket(t, f.key, &fedpb.FlightTicket{Node: f.name, HolderIps: []string{"127.0.0.1"},
+			ExpiresAt: timestamppb.New(soon), Id: []byte{}, Query: q}),
+		"bound to no address": signTicket(t, f.key, &fedpb.FlightTicket{Node: f.name, ExpiresAt: timestamppb.New(soon), Query: q}),
 	}
 	for name, signed := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -509,6 +527,23 @@ func TestFlightTicketsRefused(t *testing.T) {
 			requireCode(t, codes.Unauthenticated, err)
 		})
 	}
+	t.Run("bound to another address", func(t *testing.T) {
+		t.Parallel()
+		other := signTicket(t, f.key, &fedpb.FlightTicket{Node: f.name, HolderIps: []string{"192.0.2.1", "::1"},
+			ExpiresAt: timestamppb.New(soon), Query: q})
+		_, _, err := f.getRows(t, other)
+		requireCode(t, codes.PermissionDenied, err)
+		require.ErrorContains(t, err, "issued to a peer at 192.0.2.1, ::1, not 127.0.0.1:")
+	})
+	t.Run("issued before the server started", func(t *testing.T) {
+		t.Parallel()
+		// As by the same node before a restart, which forgot what was used.
+		old := signTicket(t, f.key, &fedpb.FlightTicket{Node: f.name, HolderIps: []string{"127.0.0.1"},
+			IssuedAt: timestamppb.New(time.Now().Add(-10 * time.Second)), ExpiresAt: timestamppb.New(soon), Query: q})
+		_, _, err := f.getRows(t, old)
+		requireCode(t, codes.PermissionDenied, err)
+		require.ErrorContains(t, err, "before this node's Flight server started")
+	})
 }
 
 // put loads recs over DoPut with a descriptor carrying cmd and path.
@@ -584,7 +619,7 @@ func TestFlightDoPut(t *testing.T) {
 	t.Run("loads", func(t *testing.T) {
 		t.Parallel()
 		createEvery(t, conn, "loaded", nil)
-		res, err := f.put(t, f.writeTicket(t, &fedpb.FlightQuery{Table: "loaded"}), []string{"loaded"}, append(recs, recs...)...)
+		res, err := f.put(t, f.writeTicket(t, &fedpb.FlightQuery{Table: "loaded", Limit: 8}), []string{"loaded"}, append(recs, recs...)...)
 		require.NoError(t, err)
 		require.Equal(t, putResult{Rows: 8, Batches: 2 * len(recs)}, res)
 		_, got, err := f.getRows(t, f.ticket(t, &fedpb.FlightQuery{Table: "loaded"}))
@@ -624,7 +659,7 @@ func TestFlightDoPut(t *testing.T) {
 	t.Run("refused", func(t *testing.T) {
 		t.Parallel()
 		createEvery(t, conn, "guarded", nil)
-		q := &fedpb.FlightQuery{Table: "guarded"}
+		q := &fedpb.FlightQuery{Table: "guarded", Limit: 100}
 		soon := time.Now().Add(time.Minute)
 		for _, c := range []struct {
 			name string
@@ -638,11 +673,12 @@ func TestFlightDoPut(t *testing.T) {
 			{"expired", writeTicket(t, f.key, f.name, time.Now().Add(-time.Second), q), nil, codes.Unauthenticated},
 			{"other node", writeTicket(t, f.key, "lab-other", soon, q), nil, codes.Unauthenticated},
 			{"read ticket", f.ticket(t, q), nil, codes.Unauthenticated},
-			{"ticket for another table", f.writeTicket(t, &fedpb.FlightQuery{Table: "every"}), []string{"guarded"}, codes.PermissionDenied},
-			{"column not allowed", f.writeTicket(t, &fedpb.FlightQuery{Table: "guarded", Columns: []string{"id", "name"}}), nil, codes.PermissionDenied},
-			{"other dataset", f.writeTicket(t, &fedpb.FlightQuery{Table: "guarded", DatasetIds: []string{dsA.String()}}), nil, codes.PermissionDenied},
+			{"no row count", f.writeTicket(t, &fedpb.FlightQuery{Table: "guarded"}), nil, codes.Unauthenticated},
+			{"ticket for another table", f.writeTicket(t, &fedpb.FlightQuery{Table: "every", Limit: 100}), []string{"guarded"}, codes.PermissionDenied},
+			{"column not allowed", f.writeTicket(t, &fedpb.FlightQuery{Table: "guarded", Columns: []string{"id", "name"}, Limit: 100}), nil, codes.PermissionDenied},
+			{"other dataset", f.writeTicket(t, &fedpb.FlightQuery{Table: "guarded", DatasetIds: []string{dsA.String()}, Limit: 100}), nil, codes.PermissionDenied},
 			{"too many rows", f.writeTicket(t, &fedpb.FlightQuery{Table: "guarded", Limit: 1}), nil, codes.PermissionDenied},
-			{"missing table", f.writeTicket(t, &fedpb.FlightQuery{Table: "nope"}), nil, codes.NotFound},
+			{"missing table", f.writeTicket(t, &fedpb.FlightQuery{Table: "nope", Limit: 100}), nil, codes.NotFound},
 		} {
 			_, err := f.put(t, c.cmd, c.path, recs...)
 			requireCode(t, c.want, err)

@@ -986,7 +986,9 @@ type FlightQuery struct {
 	Table      string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
 	Columns    []string               `protobuf:"bytes,2,rep,name=columns,proto3" json:"columns,omitempty"`
 	DatasetIds []string               `protobuf:"bytes,3,rep,name=dataset_ids,json=datasetIds,proto3" json:"dataset_ids,omitempty"`
-	Limit      uint64                 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	// For a read, the most rows the stream returns (0: all). For a write,
+	// required: the rows the hub validated, the most the DoPut may load.
+	Limit uint64 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
 	// summary_of, when set, names a numeric column: the ticket reads its
 	// summary per dataset (dataset, n, sx, sxx, mean, sd, lo, hi, qs), as the
 	// node's ClickHouse computes it, instead of rows.
@@ -1072,7 +1074,8 @@ func (x *FlightQuery) GetQuantiles() []float64 {
 type GetFlightEndpointRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Query *FlightQuery           `protobuf:"bytes,1,opt,name=query,proto3" json:"query,omitempty"`
-	// How long the ticket should live; the node caps it.
+	// How long the ticket should live (long enough to start the stream; the
+	// stream itself may run longer); the node caps it.
 	Ttl *durationpb.Duration `protobuf:"bytes,2,opt,name=ttl,proto3" json:"ttl,omitempty"`
 	// Write asks for a ticket that loads rows (DoPut) instead of reading them.
 	Write         bool `protobuf:"varint,3,opt,name=write,proto3" json:"write,omitempty"`
@@ -1203,6 +1206,8 @@ func (x *GetFlightEndpointResponse) GetColumns() []string {
 }
 
 // FlightTicket is what a ticket carries, signed with the node's libp2p key.
+// A ticket is good for one DoGet or DoPut, started before it expires, over
+// a gRPC connection from one of holder_ips.
 type FlightTicket struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Node  string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
@@ -1210,10 +1215,18 @@ type FlightTicket struct {
 	Holder    string                 `protobuf:"bytes,2,opt,name=holder,proto3" json:"holder,omitempty"`
 	Query     *FlightQuery           `protobuf:"bytes,3,opt,name=query,proto3" json:"query,omitempty"`
 	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
-	Nonce     []byte                 `protobuf:"bytes,5,opt,name=nonce,proto3" json:"nonce,omitempty"`
-	// Write tickets authorise DoPut into the query's table and columns; read
-	// tickets authorise DoGet only.
-	Write         bool `protobuf:"varint,6,opt,name=write,proto3" json:"write,omitempty"`
+	// Random, 16 bytes: the node accepts each ID once, and remembers it until
+	// the ticket expires.
+	Id []byte `protobuf:"bytes,5,opt,name=id,proto3" json:"id,omitempty"`
+	// Write tickets authorise DoPut into the query's table and columns, of at
+	// most query.limit rows; read tickets authorise DoGet only.
+	Write bool `protobuf:"varint,6,opt,name=write,proto3" json:"write,omitempty"`
+	// The IP addresses the holder's libp2p connections to the node came from
+	// when it asked for the ticket: the Flight client must connect from one.
+	HolderIps []string `protobuf:"bytes,7,rep,name=holder_ips,json=holderIps,proto3" json:"holder_ips,omitempty"`
+	// When the node issued the ticket. A node's Flight server refuses tickets
+	// issued before it started: it does not know which of those were used.
+	IssuedAt      *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=issued_at,json=issuedAt,proto3" json:"issued_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1276,9 +1289,9 @@ func (x *FlightTicket) GetExpiresAt() *timestamppb.Timestamp {
 	return nil
 }
 
-func (x *FlightTicket) GetNonce() []byte {
+func (x *FlightTicket) GetId() []byte {
 	if x != nil {
-		return x.Nonce
+		return x.Id
 	}
 	return nil
 }
@@ -1288,6 +1301,20 @@ func (x *FlightTicket) GetWrite() bool {
 		return x.Write
 	}
 	return false
+}
+
+func (x *FlightTicket) GetHolderIps() []string {
+	if x != nil {
+		return x.HolderIps
+	}
+	return nil
+}
+
+func (x *FlightTicket) GetIssuedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.IssuedAt
+	}
+	return nil
 }
 
 // SignedTicket is the ticket bytes handed to a Flight client.
@@ -1906,15 +1933,18 @@ const file_syndb_federation_v1_federation_proto_rawDesc = "" +
 	"\x06ticket\x18\x02 \x01(\fR\x06ticket\x129\n" +
 	"\n" +
 	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x18\n" +
-	"\acolumns\x18\x04 \x03(\tR\acolumns\"\xd9\x01\n" +
+	"\acolumns\x18\x04 \x03(\tR\acolumns\"\xab\x02\n" +
 	"\fFlightTicket\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x16\n" +
 	"\x06holder\x18\x02 \x01(\tR\x06holder\x126\n" +
 	"\x05query\x18\x03 \x01(\v2 .syndb.federation.v1.FlightQueryR\x05query\x129\n" +
 	"\n" +
-	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x14\n" +
-	"\x05nonce\x18\x05 \x01(\fR\x05nonce\x12\x14\n" +
-	"\x05write\x18\x06 \x01(\bR\x05write\"D\n" +
+	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x0e\n" +
+	"\x02id\x18\x05 \x01(\fR\x02id\x12\x14\n" +
+	"\x05write\x18\x06 \x01(\bR\x05write\x12\x1d\n" +
+	"\n" +
+	"holder_ips\x18\a \x03(\tR\tholderIps\x127\n" +
+	"\tissued_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bissuedAt\"D\n" +
 	"\fSignedTicket\x12\x16\n" +
 	"\x06ticket\x18\x01 \x01(\fR\x06ticket\x12\x1c\n" +
 	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xaf\x01\n" +
@@ -2016,14 +2046,15 @@ var file_syndb_federation_v1_federation_proto_depIdxs = []int32{
 	26, // 12: syndb.federation.v1.GetFlightEndpointResponse.expires_at:type_name -> google.protobuf.Timestamp
 	14, // 13: syndb.federation.v1.FlightTicket.query:type_name -> syndb.federation.v1.FlightQuery
 	26, // 14: syndb.federation.v1.FlightTicket.expires_at:type_name -> google.protobuf.Timestamp
-	20, // 15: syndb.federation.v1.AnalyticsQueryResponse.summaries:type_name -> syndb.federation.v1.Summary
-	25, // 16: syndb.federation.v1.AnalyticsQueryResponse.took:type_name -> google.protobuf.Duration
-	22, // 17: syndb.federation.v1.OntologySyncRequest.terms:type_name -> syndb.federation.v1.OntologyTerm
-	18, // [18:18] is the sub-list for method output_type
-	18, // [18:18] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	26, // 15: syndb.federation.v1.FlightTicket.issued_at:type_name -> google.protobuf.Timestamp
+	20, // 16: syndb.federation.v1.AnalyticsQueryResponse.summaries:type_name -> syndb.federation.v1.Summary
+	25, // 17: syndb.federation.v1.AnalyticsQueryResponse.took:type_name -> google.protobuf.Duration
+	22, // 18: syndb.federation.v1.OntologySyncRequest.terms:type_name -> syndb.federation.v1.OntologyTerm
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_syndb_federation_v1_federation_proto_init() }

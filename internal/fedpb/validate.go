@@ -16,7 +16,7 @@ const (
 	maxColumns   = 512
 	maxQuantiles = 32
 	maxTerms     = 100000
-	maxTicketTTL = 3600 // seconds
+	maxTicketTTL = 300 // seconds
 )
 
 var (
@@ -92,7 +92,8 @@ func validDatasetIDs(ids []string) error {
 // Validate checks the dataset filter.
 func (x *DatasetCatalogRequest) Validate() error { return validDatasetIDs(x.GetDatasetIds()) }
 
-// Validate checks the query a ticket would read and the ticket's lifetime.
+// Validate checks the query a ticket would read, the ticket's lifetime,
+// and that a write ticket names the rows it may load.
 func (x *GetFlightEndpointRequest) Validate() error {
 	q := x.GetQuery()
 	if q == nil {
@@ -103,6 +104,9 @@ func (x *GetFlightEndpointRequest) Validate() error {
 	}
 	if ttl := x.GetTtl(); ttl != nil && (ttl.AsDuration() < 0 || ttl.GetSeconds() > maxTicketTTL) {
 		return fmt.Errorf("ticket TTL %s is outside 0..%ds", ttl.AsDuration(), maxTicketTTL)
+	}
+	if x.GetWrite() && q.GetLimit() == 0 {
+		return errors.New("a write ticket needs query.limit: the number of rows to load")
 	}
 	return nil
 }
