@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/syndb/federation/internal/fedsql"
+	"github.com/syndb/federation/internal/store"
 )
 
 // A federated query through Flight: GetFlightInfo with a CMD descriptor
@@ -28,7 +29,8 @@ import (
 // answers one endpoint whose ticket reads it; DoGet streams the result.
 // Every call needs "authorization: Bearer <API key>" in its metadata.
 
-// flightTicketTTL is how long a planned query may be read.
+// flightTicketTTL is how long a planned query may be read. A ticket is
+// read once, with the key that planned it.
 const flightTicketTTL = 5 * time.Minute
 
 // Metadata keys of a DoGet answer: the nodes read and left out.
@@ -42,6 +44,8 @@ type flightPlan struct {
 	parsed  *fedsql.Parsed
 	nodes   []string
 	expires time.Time
+	// keyID is the API key that planned the query: only it may read it.
+	keyID int64
 }
 
 // hubFlight is the hub's Arrow Flight service.
@@ -53,7 +57,7 @@ type hubFlight struct {
 	plans map[string]flightPlan
 }
 
-func (f *hubFlight) authenticate(ctx context.Context) error {
+func (f *hubFlight) authenticate(ctx context.Context) (store.Principal, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
 	var key string
 	for _, v := range md.Get("authorization") {
@@ -62,17 +66,19 @@ func (f *hubFlight) authenticate(ctx context.Context) error {
 		}
 	}
 	if key == "" {
-		return status.Error(codes.Unauthenticated, "an API key is required: authorization: Bearer <key>")
+		return store.Principal{}, status.Error(codes.Unauthenticated, "an API key is required: authorization: Bearer <key>")
 	}
-	if _, err := f.s.deps.Store.Authenticate(ctx, key); err != nil {
-		return status.Error(codes.Unauthenticated, "invalid API key")
+	p, err := f.s.deps.Store.Authenticate(ctx, key)
+	if err != nil {
+		return store.Principal{}, status.Error(codes.Unauthenticated, "invalid API key")
 	}
-	return nil
+	return p, nil
 }
 
 // GetFlightInfo plans the query in the descriptor's command.
 func (f *hubFlight) GetFlightInfo(ctx context.Context, desc *flight.FlightDescriptor) (*flight.FlightInfo, error) {
-	if err := f.authenticate(ctx); err != nil {
+	principal, err := f.authenticate(ctx)
+	if err != nil {
 		return nil, err
 	}
 	if desc.GetType() != flight.DescriptorCMD {
@@ -112,7 +118,7 @@ func (f *hubFlight) GetFlightInfo(ctx context.Context, desc *flight.FlightDescri
 			delete(f.plans, k)
 		}
 	}
-	f.plans[ticket] = flightPlan{parsed: parsed, nodes: meta.Included, expires: now.Add(flightTicketTTL)}
+	f.plans[ticket] = flightPlan{parsed: parsed, nodes: meta.Included, expires: now.Add(flightTicketTTL), keyID: principal.KeyID}
 	f.mu.Unlock()
 	return &flight.FlightInfo{
 		Schema:           flight.SerializeSchema(schema, memory.DefaultAllocator),
@@ -129,14 +135,13 @@ func (f *hubFlight) GetFlightInfo(ctx context.Context, desc *flight.FlightDescri
 // DoGet streams a planned query's result as Arrow record batches.
 func (f *hubFlight) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetServer) error {
 	ctx := stream.Context()
-	if err := f.authenticate(ctx); err != nil {
+	principal, err := f.authenticate(ctx)
+	if err != nil {
 		return err
 	}
-	f.mu.Lock()
-	plan, ok := f.plans[string(tkt.GetTicket())]
-	f.mu.Unlock()
-	if !ok || time.Now().After(plan.expires) {
-		return status.Error(codes.NotFound, "unknown or expired ticket: call GetFlightInfo again")
+	plan, err := f.take(string(tkt.GetTicket()), principal.KeyID)
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.s.cfg.Query.Timeout)
 	defer cancel()
@@ -164,6 +169,22 @@ func (f *hubFlight) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetS
 		return status.Error(codes.Internal, f.s.redact(err.Error()))
 	}
 	return nil
+}
+
+// take hands out the plan of ticket once, to the key that planned it; a
+// ticket another key presents stays for its owner.
+func (f *hubFlight) take(ticket string, keyID int64) (flightPlan, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	plan, ok := f.plans[ticket]
+	if !ok || time.Now().After(plan.expires) {
+		return flightPlan{}, status.Error(codes.NotFound, "unknown, used or expired ticket: call GetFlightInfo again")
+	}
+	if plan.keyID != keyID {
+		return flightPlan{}, status.Error(codes.PermissionDenied, "this ticket was planned with another API key")
+	}
+	delete(f.plans, ticket)
+	return plan, nil
 }
 
 // grpcError maps the API's errors to gRPC status codes.

@@ -296,6 +296,14 @@ func TestHubFlight(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"_node", "cid", "voxel_volume", "neuron_type"}, fieldNames(schema.Fields()))
 
+	// A ticket is read only with the key that planned it, and only once.
+	other := newKey(t, "flight-other", "reader")
+	otherCtx := metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+other.key)
+	stolen, err := cl.DoGet(otherCtx, info.GetEndpoint()[0].GetTicket())
+	require.NoError(t, err)
+	_, err = stolen.Recv()
+	require.Equal(t, codes.PermissionDenied, status.Code(err), "another key's ticket: %v", err)
+
 	stream, err := cl.DoGet(ctx, info.GetEndpoint()[0].GetTicket())
 	require.NoError(t, err)
 	rd, err := flight.NewRecordReader(stream)
@@ -315,6 +323,11 @@ func TestHubFlight(t *testing.T) {
 	want := nodeCount(t, "lab-a", "neuron") + nodeCount(t, "lab-b", "neuron")
 	require.Equal(t, int64(want), n)
 	require.Equal(t, int64(nodeCount(t, "lab-a", "neuron")), perNode["lab-a"])
+
+	replay, err := cl.DoGet(ctx, info.GetEndpoint()[0].GetTicket())
+	require.NoError(t, err)
+	_, err = replay.Recv()
+	require.Equal(t, codes.NotFound, status.Code(err), "a used ticket is not read again: %v", err)
 
 	_, err = cl.GetFlightInfo(ctx, &flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: []byte(`{"sql": "DROP TABLE neuron"}`)})
 	require.Equal(t, codes.InvalidArgument, status.Code(err))
