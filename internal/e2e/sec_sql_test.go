@@ -393,3 +393,26 @@ func TestSecStalledWarehouseDegraded(t *testing.T) {
 	require.Equal(t, string(health.Healthy), healthOf(t, "lab-a").State)
 	t.Logf("lab-b Degraded %s after the stall: %s", time.Since(start).Round(time.Millisecond), h.Reason)
 }
+
+// TestSecQueryMemoryHungryRefused: a query that needs far more memory than
+// the query user's profile allows is an error answer, not a 200 with the
+// error in _meta, and the hub's ClickHouse stays up.
+func TestSecQueryMemoryHungryRefused(t *testing.T) {
+	for _, n := range []string{"lab-a", "lab-b"} {
+		waitHealth(t, n, health.Healthy, time.Minute)
+	}
+	rows := nodeCount(t, "lab-a", "neuron") + nodeCount(t, "lab-b", "neuron")
+	// Each row becomes a string of six printed ranges of 400,000 numbers
+	// (about 16 MB), all kept by groupArray: well past the profile's 1 GB.
+	const perRow = 6 * 2_700_000
+	require.Greater(t, rows*perRow, uint64(2_000_000_000), "too few rows (%d) to need more than the memory cap", rows)
+	one := "toString(range(400000))"
+	sql := "SELECT length(groupArray(concat(" + strings.Repeat(one+", ", 5) + one + "))) AS n FROM neuron"
+
+	res := runQuery(t, queryBody(t, sql))
+	require.Equal(t, http.StatusBadRequest, res.status, "%+v", res.err)
+	require.Contains(t, strings.ToLower(res.err.Error.Message), "memory")
+
+	status, raw := apiDo(t, http.MethodGet, "/readyz", "")
+	require.Equal(t, http.StatusOK, status, string(raw))
+}
