@@ -334,6 +334,7 @@ func (r *peekedRows) Next() bool {
 	case peekedRow:
 		r.state = peekedDone
 		return true
+	case peekedDone:
 	}
 	return r.Rows.Next()
 }

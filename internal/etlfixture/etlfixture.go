@@ -57,7 +57,10 @@ func write(w io.Writer, props *parquet.WriterProperties, c columns) error {
 		return err
 	}
 	pw := file.NewParquetWriter(w, sc, file.WithWriterProps(props))
-	rg := pw.AppendRowGroup()
+	rg, err := pw.AppendRowGroupChecked()
+	if err != nil {
+		return err
+	}
 	for col := range 4 {
 		cw, err := rg.NextColumn()
 		if err != nil {

@@ -50,6 +50,7 @@ func (c *checker) visit(node sqlparser.SQLNode) (bool, error) {
 			return true, nil
 		case sqlparser.ValArg:
 			return false, invalid("placeholders (%s) are not supported: write the value into the query", n.Val)
+		case sqlparser.HexNum, sqlparser.HexVal, sqlparser.BitVal:
 		}
 		return false, invalid("literal %s is not supported", sqlparser.String(n))
 	case *sqlparser.ComparisonExpr:

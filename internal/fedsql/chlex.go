@@ -86,14 +86,14 @@ func chQuoted(s string) (string, int, error) {
 	q := s[0]
 	var b strings.Builder
 	for i := 1; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '\\':
+		switch c := s[i]; c {
+		case '\\':
 			if i+1 >= len(s) {
 				return "", 0, fmt.Errorf("unterminated %c", q)
 			}
 			i++
 			b.WriteByte(unescape(s[i]))
-		case c == q:
+		case q:
 			if i+1 < len(s) && s[i+1] == q {
 				b.WriteByte(q)
 				i++
