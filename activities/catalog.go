@@ -54,11 +54,8 @@ func (a *Catalog) SyncNodeCatalog(ctx context.Context, p SyncNodeCatalogParams) 
 	stopBeats := heartbeat(ctx, func() any { return p.Node.Name })
 	err := a.nodes.Call(ctx, p.Node.PeerID, p.Node.Addrs, p2p.DatasetCatalog, &fedpb.DatasetCatalogRequest{WithRowCounts: true}, &resp)
 	stopBeats()
-	switch {
-	case p2p.IsCode(err, p2p.CodeInvalid), p2p.IsCode(err, p2p.CodeUnauthorized):
-		return SyncNodeCatalogResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalid, err)
-	case err != nil:
-		return SyncNodeCatalogResult{}, fmt.Errorf("dataset catalog of %s: %w", p.Node.Name, err)
+	if err != nil {
+		return SyncNodeCatalogResult{}, classify(fmt.Errorf("dataset catalog of %s: %w", p.Node.Name, err))
 	}
 	if resp.GetNode() != p.Node.Name {
 		return SyncNodeCatalogResult{}, temporal.NewNonRetryableApplicationError(

@@ -126,6 +126,7 @@ func TestSyncNodeCatalogErrors(t *testing.T) {
 		{"unreachable is retried", &scriptedNode{err: p2p.ErrUnreachable}, "", "peer unreachable"},
 		{"no schema yet is retried", &scriptedNode{err: p2p.Errorf(p2p.CodeUnavailable, "warehouse has no schema yet")}, "", "no schema"},
 		{"refused is not", &scriptedNode{err: p2p.Errorf(p2p.CodeUnauthorized, "not my hub")}, activities.ErrTypeInvalid, "not my hub"},
+		{"not found is not", &scriptedNode{err: p2p.Errorf(p2p.CodeNotFound, "no such table")}, activities.ErrTypeInvalid, "dataset catalog of lab-a: remote not_found"},
 		{"another node answering is not", &scriptedNode{resp: &fedpb.DatasetCatalogResponse{Node: "lab-x"}}, activities.ErrTypeInvalid, `as node "lab-x"`},
 	}
 	for _, tc := range cases {

@@ -2,88 +2,69 @@ package activities
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"path"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/flight"
-	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/google/uuid"
 	"github.com/minio/minio-go/v7"
 	"go.temporal.io/sdk/temporal"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/syndb/federation/internal/arrowch"
-	"github.com/syndb/federation/internal/fedpb"
 	"github.com/syndb/federation/internal/health"
-	"github.com/syndb/federation/internal/p2p"
+	"github.com/syndb/federation/internal/migrate"
 )
 
-// DatasetMeta describes a dataset an ETL job loads.
-type DatasetMeta struct {
-	DatasetID            string   `json:"dataset_id"`
-	Name                 string   `json:"name"`
-	Owner                string   `json:"owner,omitempty"`
-	Animal               string   `json:"animal,omitempty"`
-	BrainRegion          string   `json:"brain_region,omitempty"`
-	GeneticManipulations []string `json:"genetic_manipulations,omitempty"`
-	Microscopy           string   `json:"microscopy,omitempty"`
-	PublicationDOI       string   `json:"publication_doi,omitempty"`
-	Notes                string   `json:"notes,omitempty"`
+// stagingStore is what the ETL activities need of the staging bucket.
+type stagingStore interface {
+	StatObject(ctx context.Context, bucket, object string, opts minio.StatObjectOptions) (minio.ObjectInfo, error)
+	GetObject(ctx context.Context, bucket, object string, opts minio.GetObjectOptions) (*minio.Object, error)
+	RemoveObject(ctx context.Context, bucket, object string, opts minio.RemoveObjectOptions) error
 }
 
-// EtlSpec is what an ETL job loads, and where.
-type EtlSpec struct {
-	// Object is the staged file (CSV with a header, or Parquet) in the
-	// staging bucket, as POST /v1/datasets/uploads named it.
-	Object string `json:"object"`
-	Table  string `json:"table"`
-	// Node is the node to load into, or HubTarget for the hub's warehouse.
-	Node    string      `json:"node"`
-	Dataset DatasetMeta `json:"dataset"`
+// Etl holds the activities of ETL jobs: a staged file is validated, then
+// loaded into a node's warehouse or the hub's, and its dataset registered.
+type Etl struct {
+	store          clusterStore
+	flight         nodeFlight
+	staging        stagingStore
+	bucket         string
+	types          map[string]map[string]string
+	warehouse      hubWarehouse
+	refreshCatalog func(ctx context.Context, node string) error
+	limits         UploadLimits
 }
 
-// HubTarget is the ETL spec node that loads into the hub's own warehouse.
-const HubTarget = "hub"
-
-// Format of the staged object, from its name.
-func (s *EtlSpec) format() string {
-	if strings.HasSuffix(strings.ToLower(s.Object), ".parquet") {
-		return "parquet"
-	}
-	return "csv"
+// EtlDeps are what the ETL activities need.
+type EtlDeps struct {
+	Store clusterStore
+	Nodes nodeCaller
+	// Staging holds the uploads, in StagingBucket.
+	Staging       stagingStore
+	StagingBucket string
+	// Migrations give the tables' column types.
+	Migrations []migrate.Migration
+	// Warehouse is the hub's ClickHouse, for loads into HubTarget; nil
+	// refuses them.
+	Warehouse hubWarehouse
+	// RefreshCatalog starts the catalog sync of a node a dataset was
+	// loaded into; nil skips it.
+	RefreshCatalog func(ctx context.Context, node string) error
+	// Limits bound what reading a staged file may cost; the zero value
+	// means DefaultUploadLimits.
+	Limits UploadLimits
 }
 
-// Validate checks a spec against the tables the hub knows.
-func (s *EtlSpec) Validate(types map[string]map[string]string) error {
-	if !strings.HasPrefix(s.Object, "uploads/") || strings.Contains(s.Object, "..") {
-		return errors.New("object must be an upload (uploads/…) from POST /v1/datasets/uploads")
+// NewEtl returns the ETL activities.
+func NewEtl(d EtlDeps) *Etl {
+	if d.Limits == (UploadLimits{}) {
+		d.Limits = DefaultUploadLimits
 	}
-	if ext := strings.ToLower(path.Ext(s.Object)); ext != ".csv" && ext != ".parquet" {
-		return fmt.Errorf("object %q: CSV (.csv) or Parquet (.parquet)", s.Object)
-	}
-	cols, ok := types[s.Table]
-	if !ok || cols["dataset_id"] == "" || cols["cid"] == "" {
-		return fmt.Errorf("table %q is not a compartment table", s.Table)
-	}
-	if s.Node == "" {
-		return errors.New("node is required")
-	}
-	if _, err := uuid.Parse(s.Dataset.DatasetID); err != nil {
-		return errors.New("dataset.dataset_id must be a UUID")
-	}
-	if strings.TrimSpace(s.Dataset.Name) == "" {
-		return errors.New("dataset.name is required")
-	}
-	return nil
+	return &Etl{store: d.Store, flight: nodeFlight{nodes: d.Nodes}, staging: d.Staging, bucket: d.StagingBucket,
+		types: migrate.ColumnTypes(d.Migrations), warehouse: d.Warehouse, refreshCatalog: d.RefreshCatalog, limits: d.Limits}
 }
 
 // EtlParams is the input of the ETL activities.
@@ -95,41 +76,25 @@ type EtlParams struct {
 	Rows int64 `json:"rows,omitempty"`
 }
 
-// Problem is one fault in a staged file.
-type Problem struct {
-	Row     int64  `json:"row"` // 1 is the first data row; 0 the header or file
-	Column  string `json:"column,omitempty"`
-	Value   string `json:"value,omitempty"`
-	Problem string `json:"problem"`
-}
-
-// EtlReport is what the validation found.
-type EtlReport struct {
-	Rows     int64     `json:"rows"`
-	Columns  []string  `json:"columns"`
-	Problems []Problem `json:"problems"`
-	// ProblemCount counts every problem; Problems holds the first ones.
-	ProblemCount int64 `json:"problem_count"`
-}
-
-// maxProblems caps the problems a report lists.
-const maxProblems = 100
-
-func (r *EtlReport) add(p Problem) {
-	r.ProblemCount++
-	if len(r.Problems) < maxProblems {
-		r.Problems = append(r.Problems, p)
+// sink is where a job's target loads: the hub's warehouse for HubTarget,
+// else the node over its Flight server.
+func (a *Etl) sink(node NodeRef) (sink, error) {
+	if node.Name != HubTarget {
+		return nodeSink{flight: a.flight, node: node}, nil
 	}
+	if a.warehouse == nil {
+		return nil, temporal.NewNonRetryableApplicationError("this worker has no hub warehouse", ErrTypeInvalid, nil)
+	}
+	return hubSink{warehouse: a.warehouse, types: a.types}, nil
 }
 
-// EtlTarget finds the node an ETL job loads into: registered, active and
-// routable.
-func (a *Jobs) EtlTarget(ctx context.Context, spec EtlSpec) (NodeRef, error) {
+// EtlTarget finds where an ETL job loads: the hub's warehouse, or a
+// registered, active and routable node.
+func (a *Etl) EtlTarget(ctx context.Context, spec EtlSpec) (NodeRef, error) {
 	if spec.Node == HubTarget {
-		if a.warehouse == nil {
-			return NodeRef{}, temporal.NewNonRetryableApplicationError("this worker has no hub warehouse", ErrTypeInvalid, nil)
-		}
-		return NodeRef{Name: HubTarget}, nil
+		hub := NodeRef{Name: HubTarget}
+		_, err := a.sink(hub)
+		return hub, err
 	}
 	cs, err := a.store.Clusters(ctx, true)
 	if err != nil {
@@ -142,172 +107,33 @@ func (a *Jobs) EtlTarget(ctx context.Context, spec EtlSpec) (NodeRef, error) {
 		if st, _ := health.ParseState(c.Health); !st.Routable() {
 			return NodeRef{}, fmt.Errorf("node %s is %s: the load waits for it", c.Name, c.Health)
 		}
-		return NodeRef{Name: c.Name, PeerID: c.PeerID, Addrs: c.Addrs, SchemaVersion: c.SchemaVersion}, nil
+		return nodeRef(c), nil
 	}
 	return NodeRef{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("no registered node %q", spec.Node), ErrTypeInvalid, nil)
-}
-
-// flightTo asks node for a ticket (GetFlightEndpoint) and connects to its
-// Flight server. The ticket is good for one stream, started within its
-// lifetime (a minute) over a connection from the address this host's libp2p
-// connection to the node comes from: each stream asks for its own, right
-// before it starts.
-func (a *Jobs) flightTo(ctx context.Context, node NodeRef, q *fedpb.FlightQuery, write bool) (flight.Client, []byte, error) {
-	var ep fedpb.GetFlightEndpointResponse
-	req := &fedpb.GetFlightEndpointRequest{Query: q, Write: write}
-	if err := a.nodes.Call(ctx, node.PeerID, node.Addrs, p2p.FlightEndpoint, req, &ep); err != nil {
-		return nil, nil, nodeError(node.Name, err)
-	}
-	addr, ok := strings.CutPrefix(ep.GetLocation(), "grpc://")
-	if !ok {
-		return nil, nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: unsupported Flight location %q", node.Name, ep.GetLocation()), ErrTypeInvalid, nil)
-	}
-	c, err := flight.NewClientWithMiddleware(addr, nil, nil, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: flight client: %w", node.Name, err)
-	}
-	return c, ep.GetTicket(), nil
-}
-
-// readFlight reads q from node over Flight (a read ticket from
-// GetFlightEndpoint, then DoGet). done releases the reader and the client.
-func (a *Jobs) readFlight(ctx context.Context, node NodeRef, q *fedpb.FlightQuery) (rd *flight.Reader, done func(), err error) {
-	c, ticket, err := a.flightTo(ctx, node, q, false)
-	if err != nil {
-		return nil, nil, err
-	}
-	stream, err := c.DoGet(ctx, &flight.Ticket{Ticket: ticket})
-	if err == nil {
-		rd, err = flight.NewRecordReader(stream)
-	}
-	if err != nil {
-		_ = c.Close()
-		return nil, nil, fmt.Errorf("%s: read %s over Flight: %w", node.Name, q.GetTable(), err)
-	}
-	return rd, func() { rd.Release(); _ = c.Close() }, nil
-}
-
-// flightPut loads records of schema into node over Flight: a write
-// ticket for q (q.Limit: the rows it may load) from GetFlightEndpoint, then
-// DoPut. Write each record with
-// write; finish ends the stream and returns the rows the node loaded;
-// close releases the client (after finish, or on error).
-type flightPut struct {
-	node   string
-	client flight.Client
-	stream flight.FlightService_DoPutClient
-	w      *flight.Writer
-}
-
-func (a *Jobs) putFlight(ctx context.Context, node NodeRef, q *fedpb.FlightQuery, schema *arrow.Schema) (*flightPut, error) {
-	c, ticket, err := a.flightTo(ctx, node, q, true)
-	if err != nil {
-		return nil, err
-	}
-	stream, err := c.DoPut(ctx)
-	if err != nil {
-		_ = c.Close()
-		return nil, fmt.Errorf("%s: DoPut: %w", node.Name, err)
-	}
-	w := flight.NewRecordWriter(stream, ipc.WithSchema(schema))
-	w.SetFlightDescriptor(&flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: ticket})
-	return &flightPut{node: node.Name, client: c, stream: stream, w: w}, nil
-}
-
-func (f *flightPut) write(rec arrow.RecordBatch) error {
-	if err := f.w.Write(rec); err != nil {
-		return fmt.Errorf("%s: send batch: %w", f.node, err)
-	}
-	return nil
-}
-
-func (f *flightPut) finish() (int64, error) {
-	_ = f.w.Close()
-	_ = f.stream.CloseSend()
-	res, err := f.stream.Recv()
-	if err != nil {
-		return 0, fmt.Errorf("%s: load: %w", f.node, err)
-	}
-	var put struct {
-		Rows int64 `json:"rows"`
-	}
-	if err := json.Unmarshal(res.GetAppMetadata(), &put); err != nil {
-		return 0, fmt.Errorf("%s: load answer: %w", f.node, err)
-	}
-	return put.Rows, nil
-}
-
-func (f *flightPut) close() { _ = f.client.Close() }
-
-// readColumn streams one UUID column of a node's table for a dataset and
-// calls fn with each value; it returns the number of rows.
-func (a *Jobs) readColumn(ctx context.Context, node NodeRef, table, column, dataset string, fn func(uuid.UUID)) (int64, error) {
-	if node.Name == HubTarget {
-		return a.readHubColumn(ctx, table, column, dataset, fn)
-	}
-	rd, done, err := a.readFlight(ctx, node, &fedpb.FlightQuery{Table: table, Columns: []string{column}, DatasetIds: []string{dataset}})
-	if err != nil {
-		return 0, err
-	}
-	defer done()
-	var n int64
-	for rd.Next() {
-		rec := rd.RecordBatch()
-		ids, err := uuidColumn(rec.Column(0))
-		if err != nil {
-			return n, err
-		}
-		for i := range ids.Len() {
-			if ids.IsValid(i) {
-				fn(uuid.UUID(ids.Value(i)))
-			}
-		}
-		n += rec.NumRows()
-	}
-	return n, rd.Err()
 }
 
 // ValidateStaged checks the staged file against the table, streaming it:
 // column names and types, required columns, every cell, the dataset, and
 // the parent relation (parent_id must be a neuron of the dataset on the
-// node, or of the file when it loads neurons). It loads nothing.
-func (a *Jobs) ValidateStaged(ctx context.Context, p EtlParams) (EtlReport, error) {
+// target, or of the file when it loads neurons). It loads nothing.
+func (a *Etl) ValidateStaged(ctx context.Context, p EtlParams) (EtlReport, error) {
 	rep := EtlReport{Problems: []Problem{}}
 	var rows atomic.Int64
 	stop := heartbeat(ctx, func() any { return map[string]any{"validated_rows": rows.Load()} })
 	defer stop()
-	dataset := p.Spec.Dataset.DatasetID
-	neurons := map[uuid.UUID]bool{}
+	s, err := a.sink(p.Node)
+	if err != nil {
+		return rep, err
+	}
+	pc := parentCheck{table: p.Spec.Table, dataset: p.Spec.Dataset.DatasetID, node: p.Node.Name, neurons: map[uuid.UUID]bool{}}
 	if p.Spec.Table != "neuron" {
-		if _, err := a.readColumn(ctx, p.Node, "neuron", "cid", dataset, func(id uuid.UUID) { neurons[id] = true }); err != nil {
+		if _, err := s.scan(ctx, "neuron", "cid", pc.dataset, func(id uuid.UUID) { pc.neurons[id] = true }); err != nil {
 			return rep, err
 		}
 	}
-	err := a.etlRows(ctx, p.Spec, &rep, 64<<10, func(rec arrow.RecordBatch) error {
-		rows.Add(rec.NumRows())
-		idx := rec.Schema().FieldIndices("parent_id")
-		if len(idx) == 0 {
-			return nil
-		}
-		parents, err := uuidColumn(rec.Column(idx[0]))
-		if err != nil {
-			return err
-		}
-		base := rows.Load() - rec.NumRows()
-		for i := range parents.Len() {
-			if !parents.IsValid(i) {
-				continue
-			}
-			id := uuid.UUID(parents.Value(i))
-			switch {
-			case p.Spec.Table == "neuron":
-				rep.add(Problem{Row: base + int64(i) + 1, Column: "parent_id", Value: id.String(), Problem: "a neuron has no parent"})
-			case !neurons[id]:
-				rep.add(Problem{Row: base + int64(i) + 1, Column: "parent_id", Value: id.String(),
-					Problem: "no neuron with this cid in dataset " + dataset + " on " + p.Node.Name})
-			}
-		}
-		return nil
+	err = a.rows(ctx, p.Spec, &rep, func(rec arrow.RecordBatch) error {
+		base := rows.Add(rec.NumRows()) - rec.NumRows()
+		return pc.check(rec, base, &rep)
 	})
 	return rep, err
 }
@@ -320,16 +146,26 @@ type EtlLoaded struct {
 	DurationMS    int64 `json:"duration_ms"`
 }
 
-// LoadStaged streams the validated file into the node's table over its
-// Flight server (DoPut with a write ticket for that table and dataset),
-// batch by batch. A retry after the rows arrived loads nothing twice; a
-// retry after a partial load stops and says so.
-func (a *Jobs) LoadStaged(ctx context.Context, p EtlParams) (EtlLoaded, error) {
+// errStagedChanged fails a load whose file is no longer the one validated.
+func errStagedChanged() error {
+	return temporal.NewNonRetryableApplicationError("the staged file changed since it was validated", ErrTypeInvalid, nil)
+}
+
+// LoadStaged streams the validated file into the target's table, batch by
+// batch (a node's over Flight, with a write ticket for that table and
+// dataset that allows the rows the validation counted). A retry after the
+// rows arrived loads nothing twice; a retry after a partial load stops and
+// says so.
+func (a *Etl) LoadStaged(ctx context.Context, p EtlParams) (EtlLoaded, error) {
 	started := time.Now()
 	var loaded atomic.Int64
 	stop := heartbeat(ctx, func() any { return map[string]any{"loaded_rows": loaded.Load()} })
 	defer stop()
-	have, err := a.readColumn(ctx, p.Node, p.Spec.Table, "cid", p.Spec.Dataset.DatasetID, func(uuid.UUID) {})
+	s, err := a.sink(p.Node)
+	if err != nil {
+		return EtlLoaded{}, err
+	}
+	have, err := s.scan(ctx, p.Spec.Table, "cid", p.Spec.Dataset.DatasetID, func(uuid.UUID) {})
 	if err != nil {
 		return EtlLoaded{}, err
 	}
@@ -341,64 +177,37 @@ func (a *Jobs) LoadStaged(ctx context.Context, p EtlParams) (EtlLoaded, error) {
 			"%s already holds %d rows of dataset %s in %s (the file has %d): remove them before loading again",
 			p.Node.Name, have, p.Spec.Dataset.DatasetID, p.Spec.Table, p.Rows), ErrTypeInvalid, nil)
 	}
-	var out EtlLoaded
-	if p.Node.Name == HubTarget {
-		h := &hubLoader{a: a, table: p.Spec.Table}
-		rep := EtlReport{}
-		err := a.etlRows(ctx, p.Spec, &rep, 64<<10, func(rec arrow.RecordBatch) error {
-			out.Batches++
-			loaded.Add(rec.NumRows())
-			return h.write(ctx, rec)
-		})
-		if err != nil {
-			return out, err
-		}
-		if rep.ProblemCount > 0 {
-			return out, temporal.NewNonRetryableApplicationError("the staged file changed since it was validated", ErrTypeInvalid, nil)
-		}
-		out.Rows, out.DurationMS = h.rows, time.Since(started).Milliseconds()
-		return out, nil
-	}
-	var put *flightPut
-	rep := EtlReport{}
-	err = a.etlRows(ctx, p.Spec, &rep, 64<<10, func(rec arrow.RecordBatch) error {
-		if put == nil {
+	var (
+		out EtlLoaded
+		l   load
+		rep EtlReport
+	)
+	err = a.rows(ctx, p.Spec, &rep, func(rec arrow.RecordBatch) error {
+		if l == nil {
 			if p.Rows <= 0 {
-				return temporal.NewNonRetryableApplicationError("the staged file changed since it was validated", ErrTypeInvalid, nil)
+				return errStagedChanged()
 			}
-			cols := make([]string, 0, rec.NumCols())
-			for _, f := range rec.Schema().Fields() {
-				cols = append(cols, f.Name)
-			}
-			// The write ticket allows the rows the validation counted, and
-			// the node loads no more.
 			var err error
-			put, err = a.putFlight(ctx, p.Node, &fedpb.FlightQuery{Table: p.Spec.Table, Columns: cols,
-				DatasetIds: []string{p.Spec.Dataset.DatasetID}, Limit: uint64(p.Rows)}, rec.Schema())
-			if err != nil {
+			if l, err = s.open(ctx, p.Spec.Table, p.Spec.Dataset.DatasetID, p.Rows, rec.Schema()); err != nil {
 				return err
 			}
 		}
-		if err := put.write(rec); err != nil {
-			return err
-		}
 		out.Batches++
 		loaded.Add(rec.NumRows())
-		return nil
+		return l.write(ctx, rec)
 	})
-	if put != nil {
-		defer put.close()
+	if l != nil {
+		defer l.close()
 	}
-	if err != nil {
+	switch {
+	case err != nil:
 		return out, err
-	}
-	if rep.ProblemCount > 0 {
-		return out, temporal.NewNonRetryableApplicationError("the staged file changed since it was validated", ErrTypeInvalid, nil)
-	}
-	if put == nil {
+	case rep.ProblemCount > 0:
+		return out, errStagedChanged()
+	case l == nil:
 		return out, nil // an empty file
 	}
-	if out.Rows, err = put.finish(); err != nil {
+	if out.Rows, err = l.finish(ctx); err != nil {
 		return out, err
 	}
 	out.DurationMS = time.Since(started).Milliseconds()
@@ -408,25 +217,49 @@ func (a *Jobs) LoadStaged(ctx context.Context, p EtlParams) (EtlLoaded, error) {
 	return out, nil
 }
 
-// RegisterDataset writes the dataset's metadata into the node's datasets
+// datasetColumns are the columns RegisterDataset writes.
+var datasetColumns = []string{"dataset_id", "name", "owner", "animal", "brain_region", "genetic_manipulations", "microscopy",
+	"publication_doi", "notes", "created_at"}
+
+// RegisterDataset writes the dataset's metadata into the target's datasets
 // table (once: a dataset already there is left as it is).
-func (a *Jobs) RegisterDataset(ctx context.Context, p EtlParams) (bool, error) {
-	have, err := a.readColumn(ctx, p.Node, "datasets", "dataset_id", p.Spec.Dataset.DatasetID, func(uuid.UUID) {})
+func (a *Etl) RegisterDataset(ctx context.Context, p EtlParams) (bool, error) {
+	s, err := a.sink(p.Node)
 	if err != nil {
 		return false, err
 	}
-	if have > 0 {
-		return false, nil
-	}
 	d := p.Spec.Dataset
-	cols := []string{"dataset_id", "name", "owner", "animal", "brain_region", "genetic_manipulations", "microscopy",
-		"publication_doi", "notes", "created_at"}
-	fields := make([]arrow.Field, len(cols))
-	tcs := make([]*arrowch.TextColumn, len(cols))
-	for i, c := range cols {
+	have, err := s.scan(ctx, "datasets", "dataset_id", d.DatasetID, func(uuid.UUID) {})
+	if err != nil || have > 0 {
+		return false, err
+	}
+	rec, err := a.datasetRecord(d, time.Now().UTC().Truncate(time.Second))
+	if err != nil {
+		return false, err
+	}
+	defer rec.Release()
+	l, err := s.open(ctx, "datasets", d.DatasetID, 1, rec.Schema())
+	if err != nil {
+		return false, err
+	}
+	defer l.close()
+	if err := l.write(ctx, rec); err != nil {
+		return false, err
+	}
+	if _, err := l.finish(ctx); err != nil {
+		return false, fmt.Errorf("register dataset: %w", err)
+	}
+	return true, nil
+}
+
+// datasetRecord is the datasets row of d, created at created.
+func (a *Etl) datasetRecord(d DatasetMeta, created time.Time) (arrow.RecordBatch, error) {
+	fields := make([]arrow.Field, len(datasetColumns))
+	tcs := make([]*arrowch.TextColumn, len(datasetColumns))
+	for i, c := range datasetColumns {
 		tc, err := arrowch.NewTextColumn(a.types["datasets"][c])
 		if err != nil {
-			return false, err
+			return nil, err
 		}
 		tcs[i], fields[i] = tc, arrow.Field{Name: c, Type: tc.ArrowType()}
 	}
@@ -437,111 +270,34 @@ func (a *Jobs) RegisterDataset(ctx context.Context, p EtlParams) (bool, error) {
 		manip = []string{}
 	}
 	vals := []any{uuid.MustParse(d.DatasetID), d.Name, d.Owner, d.Animal, d.BrainRegion, manip, d.Microscopy,
-		d.PublicationDOI, d.Notes, time.Now().UTC().Truncate(time.Second)}
+		d.PublicationDOI, d.Notes, created}
 	for i, v := range vals {
 		tcs[i].Append(b.Field(i), v)
 	}
-	rec := b.NewRecordBatch()
-	defer rec.Release()
-	if p.Node.Name == HubTarget {
-		if err := (&hubLoader{a: a, table: "datasets"}).write(ctx, rec); err != nil {
-			return false, err
-		}
-		return true, nil
-	}
-	put, err := a.putFlight(ctx, p.Node, &fedpb.FlightQuery{Table: "datasets", Columns: cols, DatasetIds: []string{d.DatasetID}, Limit: 1}, rec.Schema())
-	if err != nil {
-		return false, err
-	}
-	defer put.close()
-	if err := put.write(rec); err != nil {
-		return false, err
-	}
-	if _, err := put.finish(); err != nil {
-		return false, fmt.Errorf("register dataset: %w", err)
-	}
-	return true, nil
+	return b.NewRecordBatch(), nil
 }
 
 // DeleteStaged removes the staged object once its rows are loaded.
-func (a *Jobs) DeleteStaged(ctx context.Context, p EtlParams) error {
-	if err := a.staging.RemoveObject(ctx, a.stagingBucket, p.Spec.Object, minio.RemoveObjectOptions{}); err != nil {
+func (a *Etl) DeleteStaged(ctx context.Context, p EtlParams) error {
+	if err := a.staging.RemoveObject(ctx, a.bucket, p.Spec.Object, minio.RemoveObjectOptions{}); err != nil {
 		return fmt.Errorf("remove staged %s: %w", p.Spec.Object, err)
 	}
 	return nil
 }
 
-// SetCatalogRefresh sets how a finished load refreshes the hub's catalog
-// of the node (a catalog sync of that node).
-func (a *Jobs) SetCatalogRefresh(fn func(ctx context.Context, node string) error) {
-	a.refreshCatalog = fn
-}
-
 // RefreshCatalog starts the catalog sync of the node a dataset was loaded
-// into, so searches find it.
-func (a *Jobs) RefreshCatalog(ctx context.Context, p EtlParams) error {
-	if a.refreshCatalog == nil || p.Node.Name == HubTarget {
-		return nil // the hub's own datasets are not a node's catalog
-	}
-	if err := a.refreshCatalog(ctx, p.Node.Name); err != nil {
-		return fmt.Errorf("refresh catalog of %s: %w", p.Node.Name, err)
-	}
-	return nil
-}
-
-// readHubColumn is readColumn on the hub's warehouse. Identifiers come from
-// the migrations (the spec's table is checked against them) and the
-// dataset is a parsed UUID.
-func (a *Jobs) readHubColumn(ctx context.Context, table, column, dataset string, fn func(uuid.UUID)) (int64, error) {
-	id, err := uuid.Parse(dataset)
+// into, so searches find it. The hub's own datasets are no node's catalog.
+func (a *Etl) RefreshCatalog(ctx context.Context, p EtlParams) error {
+	s, err := a.sink(p.Node)
 	if err != nil {
-		return 0, temporal.NewNonRetryableApplicationError("bad dataset ID", ErrTypeInvalid, err)
+		return err
 	}
-	if _, ok := a.types[table][column]; !ok {
-		return 0, temporal.NewNonRetryableApplicationError(fmt.Sprintf("no column %s.%s", table, column), ErrTypeInvalid, nil)
+	node := s.catalogNode()
+	if a.refreshCatalog == nil || node == "" {
+		return nil
 	}
-	rows, err := a.warehouse.Query(ctx, fmt.Sprintf("SELECT %s FROM %s WHERE dataset_id = toUUID('%s')", column, table, id))
-	if err != nil {
-		return 0, fmt.Errorf("hub warehouse: read %s.%s: %w", table, column, err)
-	}
-	defer func() { _ = rows.Close() }()
-	var n int64
-	for rows.Next() {
-		var v uuid.UUID
-		if err := rows.Scan(&v); err != nil {
-			return n, fmt.Errorf("hub warehouse: read %s.%s: %w", table, column, err)
-		}
-		fn(v)
-		n++
-	}
-	return n, rows.Err()
-}
-
-// hubLoader loads records into the hub's warehouse, one insert per record.
-type hubLoader struct {
-	a     *Jobs
-	table string
-	ins   *arrowch.Inserter
-	rows  int64
-}
-
-func (h *hubLoader) write(ctx context.Context, rec arrow.RecordBatch) error {
-	if h.ins == nil {
-		names := make([]string, 0, len(h.a.types[h.table]))
-		types := make([]string, 0, len(h.a.types[h.table]))
-		for n, t := range h.a.types[h.table] {
-			names, types = append(names, n), append(types, t)
-		}
-		ins, err := arrowch.NewInserter(h.table, names, types, rec.Schema())
-		if err != nil {
-			return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalid, err)
-		}
-		h.ins = ins
-	}
-	n, err := h.ins.Insert(ctx, h.a.warehouse, rec)
-	h.rows += int64(n)
-	if err != nil {
-		return fmt.Errorf("hub warehouse: load %s: %w", h.table, err)
+	if err := a.refreshCatalog(ctx, node); err != nil {
+		return fmt.Errorf("refresh catalog of %s: %w", node, err)
 	}
 	return nil
 }

@@ -63,13 +63,6 @@ func newCSVReader(r io.Reader, maxRow int64) *csv.Reader {
 	return cr
 }
 
-// csvTarget is the table a CSV loads into, and the job's dataset.
-type csvTarget struct {
-	table   string
-	types   map[string]string
-	dataset uuid.UUID
-}
-
 // readProblem reports a read error that a cap caused, and says whether it was one.
 func readProblem(rep *EtlReport, row int64, lim UploadLimits, err error) bool {
 	switch {
@@ -85,33 +78,33 @@ func readProblem(rep *EtlReport, row int64, lim UploadLimits, err error) bool {
 
 // csvHeader reads the header and checks it against the table: the
 // columns' parsers, and whether dataset_id is to be filled in.
-func csvHeader(cr *csv.Reader, t csvTarget, lim UploadLimits, rep *EtlReport) (cols []string, types []*arrowch.TextColumn, fill bool, err error) {
+func (c fileCheck) csvHeader(cr *csv.Reader, rep *EtlReport) (cols []string, types []*arrowch.TextColumn, fill bool, err error) {
 	header, err := cr.Read()
 	if err != nil {
-		if !readProblem(rep, 0, lim, err) {
+		if !readProblem(rep, 0, c.limits, err) {
 			rep.add(Problem{Problem: "no CSV header: " + err.Error()})
 		}
 		return nil, nil, false, nil
 	}
 	cols = slices.Clone(header)
 	seen := map[string]bool{}
-	for _, c := range cols {
-		typ, ok := t.types[c]
+	for _, col := range cols {
+		typ, ok := c.types[col]
 		if !ok {
-			rep.add(Problem{Column: clipValue(c), Problem: fmt.Sprintf("table %s has no column %q", t.table, clipValue(c))})
+			rep.add(Problem{Column: clipValue(col), Problem: fmt.Sprintf("table %s has no column %q", c.table, clipValue(col))})
 			continue
 		}
-		if seen[c] {
-			rep.add(Problem{Column: c, Problem: "column appears twice"})
+		if seen[col] {
+			rep.add(Problem{Column: col, Problem: "column appears twice"})
 		}
-		seen[c] = true
+		seen[col] = true
 		tc, err := arrowch.NewTextColumn(typ)
 		if err != nil {
 			return nil, nil, false, err
 		}
 		types = append(types, tc)
 	}
-	for name, typ := range t.types {
+	for name, typ := range c.types {
 		if !seen[name] && !strings.HasPrefix(typ, "Nullable(") && !strings.HasPrefix(typ, "Array(") && name != "dataset_id" {
 			rep.add(Problem{Column: name, Problem: "required column missing"})
 		}
@@ -120,38 +113,101 @@ func csvHeader(cr *csv.Reader, t csvTarget, lim UploadLimits, rep *EtlReport) (c
 	return cols, types, !seen["dataset_id"], nil
 }
 
-// csvRows streams a CSV file into records of at most batch rows and about
-// lim.MaxBatchBytes of cells, checking every cell. A record over the row
-// cap or a cell over the cell cap is a problem that names the cap.
-func csvRows(ctx context.Context, r io.Reader, t csvTarget, lim UploadLimits, rep *EtlReport, batch int, fn func(arrow.RecordBatch) error) error {
-	cr := newCSVReader(r, lim.MaxRowBytes)
-	cols, types, fill, err := csvHeader(cr, t, lim, rep)
-	if err != nil || rep.ProblemCount > 0 {
-		return err
-	}
+// csvBatches parses a CSV file's checked rows into record batches.
+type csvBatches struct {
+	fileCheck
+	cols  []string
+	types []*arrowch.TextColumn
+	// fill is set when the file has no dataset_id: dsType fills it in.
+	fill   bool
+	dsType *arrowch.TextColumn
+	b      *array.RecordBuilder
+	vals   []any
+	// pending rows and their cells' bytes are in b, not yet flushed.
+	pending      int
+	pendingBytes int64
+	fn           func(arrow.RecordBatch) error
+}
+
+func (c fileCheck) newCSVBatches(cols []string, types []*arrowch.TextColumn, fill bool, rep *EtlReport, fn func(arrow.RecordBatch) error) *csvBatches {
 	fields := make([]arrow.Field, 0, len(cols)+1)
-	for i, c := range cols {
-		fields = append(fields, arrow.Field{Name: c, Type: types[i].ArrowType(), Nullable: types[i].Nullable()})
+	for i, col := range cols {
+		fields = append(fields, arrow.Field{Name: col, Type: types[i].ArrowType(), Nullable: types[i].Nullable()})
 	}
 	dsType, _ := arrowch.NewTextColumn("UUID")
 	if fill {
 		fields = append(fields, arrow.Field{Name: "dataset_id", Type: dsType.ArrowType()})
 		rep.Columns = append(rep.Columns, "dataset_id")
 	}
-	schema := arrow.NewSchema(fields, nil)
-	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
-	defer b.Release()
-	pending, pendingBytes := 0, int64(0)
-	flush := func() error {
-		if pending == 0 {
-			return nil
+	return &csvBatches{fileCheck: c, cols: cols, types: types, fill: fill, dsType: dsType,
+		b: array.NewRecordBuilder(memory.DefaultAllocator, arrow.NewSchema(fields, nil)), vals: make([]any, len(cols)), fn: fn}
+}
+
+// check parses every cell of a record, the file's row row, under the cell
+// cap, and reports whether all of them are good.
+func (cb *csvBatches) check(rec []string, row int64, rep *EtlReport) bool {
+	ok := true
+	for i, cell := range rec {
+		if int64(len(cell)) > cb.limits.MaxCellBytes {
+			rep.add(Problem{Row: row, Column: cb.cols[i], Value: clipValue(cell),
+				Problem: fmt.Sprintf("a cell of %d bytes, over the %d-byte cell cap (SYNDB_ETL_MAX_CELL_BYTES)", len(cell), cb.limits.MaxCellBytes)})
+			ok = false
+			continue
 		}
-		rec := b.NewRecordBatch()
-		defer rec.Release()
-		pending, pendingBytes = 0, 0
-		return fn(rec)
+		v, err := cb.types[i].Parse(cell)
+		if err != nil {
+			rep.add(Problem{Row: row, Column: cb.cols[i], Value: clipValue(cell), Problem: err.Error()})
+			ok = false
+			continue
+		}
+		cb.vals[i] = v
+		if cb.cols[i] == "dataset_id" && v.(uuid.UUID) != cb.dataset {
+			rep.add(Problem{Row: row, Column: cb.cols[i], Value: cell, Problem: "belongs to another dataset than the job's " + cb.dataset.String()})
+			ok = false
+		}
 	}
-	vals := make([]any, len(cols))
+	return ok
+}
+
+// add appends the checked record to the batch, flushing a full one: at
+// most batch rows and about MaxBatchBytes of cells.
+func (cb *csvBatches) add(rec []string) error {
+	for i, v := range cb.vals {
+		cb.types[i].Append(cb.b.Field(i), v)
+		cb.pendingBytes += int64(len(rec[i]))
+	}
+	if cb.fill {
+		cb.dsType.Append(cb.b.Field(len(cb.cols)), cb.dataset)
+	}
+	cb.pending++
+	if cb.pending >= cb.batch || cb.pendingBytes >= cb.limits.MaxBatchBytes {
+		return cb.flush()
+	}
+	return nil
+}
+
+func (cb *csvBatches) flush() error {
+	if cb.pending == 0 {
+		return nil
+	}
+	rec := cb.b.NewRecordBatch()
+	defer rec.Release()
+	cb.pending, cb.pendingBytes = 0, 0
+	return cb.fn(rec)
+}
+
+// readCSV streams a CSV file into records of at most c.batch rows and
+// about MaxBatchBytes of cells, checking every cell; fn gets the records
+// only while the file has no problem. A record over the row cap or a cell
+// over the cell cap is a problem that names the cap.
+func (c fileCheck) readCSV(ctx context.Context, r io.Reader, rep *EtlReport, fn func(arrow.RecordBatch) error) error {
+	cr := newCSVReader(r, c.limits.MaxRowBytes)
+	cols, types, fill, err := c.csvHeader(cr, rep)
+	if err != nil || rep.ProblemCount > 0 {
+		return err
+	}
+	cb := c.newCSVBatches(cols, types, fill, rep, fn)
+	defer cb.b.Release()
 	for row := int64(1); ; row++ {
 		if row%10000 == 0 && ctx.Err() != nil {
 			return ctx.Err()
@@ -161,7 +217,7 @@ func csvRows(ctx context.Context, r io.Reader, t csvTarget, lim UploadLimits, re
 			break
 		}
 		if err != nil {
-			if readProblem(rep, row, lim, err) {
+			if readProblem(rep, row, c.limits, err) {
 				return nil
 			}
 			rep.add(Problem{Row: row, Problem: "malformed CSV: " + err.Error()})
@@ -171,52 +227,15 @@ func csvRows(ctx context.Context, r io.Reader, t csvTarget, lim UploadLimits, re
 			return nil
 		}
 		rep.Rows++
-		ok := true
-		for i, cell := range rec {
-			if int64(len(cell)) > lim.MaxCellBytes {
-				rep.add(Problem{Row: row, Column: cols[i], Value: clipValue(cell),
-					Problem: fmt.Sprintf("a cell of %d bytes, over the %d-byte cell cap (SYNDB_ETL_MAX_CELL_BYTES)", len(cell), lim.MaxCellBytes)})
-				ok = false
-				continue
-			}
-			v, err := types[i].Parse(cell)
-			if err != nil {
-				rep.add(Problem{Row: row, Column: cols[i], Value: clipValue(cell), Problem: err.Error()})
-				ok = false
-				continue
-			}
-			vals[i] = v
-			if cols[i] == "dataset_id" && v.(uuid.UUID) != t.dataset {
-				rep.add(Problem{Row: row, Column: cols[i], Value: cell, Problem: "belongs to another dataset than the job's " + t.dataset.String()})
-				ok = false
-			}
-		}
-		if !ok || rep.ProblemCount > 0 {
+		if !cb.check(rec, row, rep) || rep.ProblemCount > 0 {
 			continue // keep validating; nothing is loaded from a bad file
 		}
-		for i, v := range vals {
-			types[i].Append(b.Field(i), v)
-			pendingBytes += int64(len(rec[i]))
-		}
-		if fill {
-			dsType.Append(b.Field(len(cols)), t.dataset)
-		}
-		pending++
-		if pending >= batch || pendingBytes >= lim.MaxBatchBytes {
-			if err := flush(); err != nil {
-				return err
-			}
+		if err := cb.add(rec); err != nil {
+			return err
 		}
 	}
 	if rep.ProblemCount > 0 {
 		return nil
 	}
-	return flush()
-}
-
-func clipValue(s string) string {
-	if len(s) > 60 {
-		return s[:60] + "…"
-	}
-	return s
+	return cb.flush()
 }

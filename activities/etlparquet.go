@@ -192,11 +192,12 @@ func parquetScan(ctx context.Context, pf *file.Reader, lim UploadLimits, rep *Et
 	return min(maxBatchRows, max(1, lim.MaxBatchBytes/max(width, 1))), nil
 }
 
-// parquetRows reads a Parquet file in batches: the footer is checked first
+// readParquet reads a Parquet file in batches: the footer is checked first
 // (declared rows against the file's size, column-chunk sizes), then every
 // column is scanned under the page and cell caps, then the rows are read
 // in batches sized so a batch stays near lim.MaxBatchBytes decoded.
-func parquetRows(ctx context.Context, path, table string, tableTypes map[string]string, dataset uuid.UUID, lim UploadLimits, rep *EtlReport, fn func(arrow.RecordBatch) error) error {
+func (c fileCheck) readParquet(ctx context.Context, path string, rep *EtlReport, fn func(arrow.RecordBatch) error) error {
+	lim := c.limits
 	st, err := os.Stat(path)
 	if err != nil {
 		return fmt.Errorf("staged file: %w", err)
@@ -220,7 +221,7 @@ func parquetRows(ctx context.Context, path, table string, tableTypes map[string]
 		rep.add(Problem{Problem: "unreadable Parquet: " + err.Error()})
 		return nil
 	}
-	nullable, err := parquetColumns(schema, table, tableTypes, rep)
+	nullable, err := parquetColumns(schema, c.table, c.types, rep)
 	if err != nil || rep.ProblemCount > 0 {
 		return err
 	}
@@ -238,7 +239,7 @@ func parquetRows(ctx context.Context, path, table string, tableTypes map[string]
 	var row int64
 	for rr.Next() {
 		rec := rr.RecordBatch()
-		if err := parquetRecordProblems(rec, row, nullable, dataset, rep); err != nil {
+		if err := parquetRecordProblems(rec, row, nullable, c.dataset, rep); err != nil {
 			return err
 		}
 		row += rec.NumRows()

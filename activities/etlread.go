@@ -44,9 +44,6 @@ var DefaultUploadLimits = UploadLimits{
 	MaxBatchBytes:       32 << 20,
 }
 
-// SetUploadLimits sets the caps staged files are read under.
-func (a *Jobs) SetUploadLimits(l UploadLimits) { a.limits = l }
-
 // maxBatchRows is the most rows a batch of a staged file holds.
 const maxBatchRows = 64 << 10
 
@@ -55,8 +52,8 @@ const maxBatchRows = 64 << 10
 // ways): a CSV stream straight from S3, or a Parquet file downloaded to a
 // temporary file (Parquet needs random access), so memory never holds the
 // file. A file over the cap is a problem in rep, and nothing is opened.
-func (a *Jobs) openStaged(ctx context.Context, spec EtlSpec, rep *EtlReport) (io.ReadCloser, string, error) {
-	info, err := a.staging.StatObject(ctx, a.stagingBucket, spec.Object, minio.StatObjectOptions{})
+func (a *Etl) openStaged(ctx context.Context, spec EtlSpec, rep *EtlReport) (io.ReadCloser, string, error) {
+	info, err := a.staging.StatObject(ctx, a.bucket, spec.Object, minio.StatObjectOptions{})
 	if err != nil {
 		if minio.ToErrorResponse(err).Code == minio.NoSuchKey {
 			return nil, "", temporal.NewNonRetryableApplicationError(fmt.Sprintf("staged object %s: %v", spec.Object, err), ErrTypeInvalid, err)
@@ -68,7 +65,7 @@ func (a *Jobs) openStaged(ctx context.Context, spec EtlSpec, rep *EtlReport) (io
 		rep.add(Problem{Problem: fmt.Sprintf("the staged file is %d bytes, over the %d-byte upload cap (SYNDB_ETL_MAX_UPLOAD_BYTES)", info.Size, limit)})
 		return nil, "", nil
 	}
-	obj, err := a.staging.GetObject(ctx, a.stagingBucket, spec.Object, minio.GetObjectOptions{})
+	obj, err := a.staging.GetObject(ctx, a.bucket, spec.Object, minio.GetObjectOptions{})
 	if err != nil {
 		return nil, "", fmt.Errorf("open %s: %w", spec.Object, err)
 	}
@@ -119,21 +116,21 @@ func (b *cappedBody) Read(p []byte) (int, error) {
 
 func (b *cappedBody) Close() error { return b.c.Close() }
 
-// etlRows calls fn with the staged file's rows as Arrow records of at most
-// batch rows and about MaxBatchBytes decoded bytes (CSV: parsed cell by
-// cell; Parquet: as stored), reporting faults to rep. With load set,
-// records with faults stop it.
-func (a *Jobs) etlRows(ctx context.Context, spec EtlSpec, rep *EtlReport, batch int, fn func(arrow.RecordBatch) error) error {
-	tableTypes := a.types[spec.Table]
+// rows calls fn with the staged file's rows as Arrow records of at most
+// maxBatchRows rows and about MaxBatchBytes decoded bytes (CSV: parsed
+// cell by cell; Parquet: as stored), reporting faults to rep; once the
+// file has a fault, fn is no longer called.
+func (a *Etl) rows(ctx context.Context, spec EtlSpec, rep *EtlReport, fn func(arrow.RecordBatch) error) error {
 	rc, file, err := a.openStaged(ctx, spec, rep)
 	if err != nil || (rc == nil && file == "") {
 		return err
 	}
-	dataset := uuid.MustParse(spec.Dataset.DatasetID)
+	c := fileCheck{table: spec.Table, types: a.types[spec.Table], dataset: uuid.MustParse(spec.Dataset.DatasetID),
+		limits: a.limits, batch: maxBatchRows}
 	if rc != nil {
 		defer func() { _ = rc.Close() }()
-		return csvRows(ctx, rc, csvTarget{table: spec.Table, types: tableTypes, dataset: dataset}, a.limits, rep, batch, fn)
+		return c.readCSV(ctx, rc, rep, fn)
 	}
 	defer func() { _ = os.Remove(file) }()
-	return parquetRows(ctx, file, spec.Table, tableTypes, dataset, a.limits, rep, fn)
+	return c.readParquet(ctx, file, rep, fn)
 }

@@ -25,6 +25,11 @@ import (
 var neuronTypes = map[string]string{"dataset_id": "UUID", "cid": "UUID", "s3_mesh_location": "Nullable(String)",
 	"voxel_volume": "Nullable(Float64)", "neuron_type": "Nullable(String)"}
 
+// neuronCheck checks files of the neuron table for dataset under lim.
+func neuronCheck(dataset uuid.UUID, lim UploadLimits) fileCheck {
+	return fileCheck{table: "neuron", types: neuronTypes, dataset: dataset, limits: lim, batch: maxBatchRows}
+}
+
 // heapPeak samples the heap in use while fn runs and returns its peak
 // above the heap before, and the bytes fn allocated in all (an upper bound
 // of the peak, exact whatever the sampling misses).
@@ -108,7 +113,7 @@ func TestParquetCaps(t *testing.T) {
 			rep := EtlReport{}
 			loaded := 0
 			peak, total := heapPeak(t, func() {
-				err = parquetRows(t.Context(), path, "neuron", neuronTypes, dataset, DefaultUploadLimits, &rep,
+				err = neuronCheck(dataset, DefaultUploadLimits).readParquet(t.Context(), path, &rep,
 					func(arrow.RecordBatch) error { loaded++; return nil })
 			})
 			require.NoError(t, err)
@@ -134,7 +139,7 @@ func TestParquetDictionaryBatches(t *testing.T) {
 	var batches, seen int64
 	var err error
 	peak, total := heapPeak(t, func() {
-		err = parquetRows(t.Context(), path, "neuron", neuronTypes, dataset, DefaultUploadLimits, &rep, func(rec arrow.RecordBatch) error {
+		err = neuronCheck(dataset, DefaultUploadLimits).readParquet(t.Context(), path, &rep, func(rec arrow.RecordBatch) error {
 			batches++
 			seen += rec.NumRows()
 			return nil
@@ -167,7 +172,8 @@ func (e endless) Read(p []byte) (int, error) {
 // byte-order mark before the header is dropped.
 func TestCSVCaps(t *testing.T) {
 	dataset := uuid.New()
-	target := csvTarget{table: "neuron", types: neuronTypes, dataset: dataset}
+	target := neuronCheck(dataset, DefaultUploadLimits)
+	target.batch = 1000
 	cid := uuid.New()
 	for _, tc := range []struct {
 		name    string
@@ -189,7 +195,7 @@ func TestCSVCaps(t *testing.T) {
 			var got []arrow.RecordBatch
 			var err error
 			peak, total := heapPeak(t, func() {
-				err = csvRows(t.Context(), tc.in, target, DefaultUploadLimits, &rep, 1000, func(rec arrow.RecordBatch) error {
+				err = target.readCSV(t.Context(), tc.in, &rep, func(rec arrow.RecordBatch) error {
 					rec.Retain()
 					got = append(got, rec)
 					return nil
@@ -229,7 +235,7 @@ func TestCSVBatchBytes(t *testing.T) {
 	lim.MaxBatchBytes = 8 << 20
 	rep := EtlReport{}
 	var batches []int64
-	err := csvRows(context.Background(), &b, csvTarget{table: "neuron", types: neuronTypes, dataset: dataset}, lim, &rep, 64<<10,
+	err := neuronCheck(dataset, lim).readCSV(context.Background(), &b, &rep,
 		func(rec arrow.RecordBatch) error { batches = append(batches, rec.NumRows()); return nil })
 	require.NoError(t, err)
 	require.Zero(t, rep.ProblemCount, problemText(rep))

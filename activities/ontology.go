@@ -100,14 +100,11 @@ func (a *Ontology) SyncNodeOntology(ctx context.Context, p SyncNodeOntologyParam
 	stopBeats := heartbeat(ctx, func() any { return p.Node.Name })
 	err := a.nodes.Call(ctx, p.Node.PeerID, p.Node.Addrs, p2p.OntologySync, a.onto.Request(), &resp)
 	stopBeats()
-	switch {
-	case p2p.IsCode(err, p2p.CodeDrift):
+	if p2p.IsCode(err, p2p.CodeDrift) {
 		activity.GetLogger(ctx).Warn("node ontology drift: left untouched", "node", p.Node.Name, "version", p.Version, "err", err)
-		return SyncNodeOntologyResult{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: %v", p.Node.Name, err), ErrTypeDrift, err)
-	case p2p.IsCode(err, p2p.CodeInvalid), p2p.IsCode(err, p2p.CodeUnauthorized):
-		return SyncNodeOntologyResult{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: %v", p.Node.Name, err), ErrTypeInvalid, err)
-	case err != nil:
-		return SyncNodeOntologyResult{}, fmt.Errorf("ontology sync of %s: %w", p.Node.Name, err)
+	}
+	if err != nil {
+		return SyncNodeOntologyResult{}, classify(fmt.Errorf("ontology sync of %s: %w", p.Node.Name, err))
 	}
 	to := int(resp.GetTo())
 	checksum := ""

@@ -10,7 +10,6 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/syndb/federation/internal/fedpb"
 	"github.com/syndb/federation/internal/migrate"
@@ -29,11 +28,6 @@ type schemaStore interface {
 	RecordSchemaDrift(ctx context.Context, cluster string, version int, reason string) error
 	SetSchemaTarget(ctx context.Context, version int, workflowID string) error
 	WithAdvisoryLock(ctx context.Context, key int64, fn func(ctx context.Context) error) error
-}
-
-// nodeCaller sends one request to a node over libp2p.
-type nodeCaller interface {
-	Call(ctx context.Context, peerID string, addrs []string, spec p2p.Spec, req, resp proto.Message) error
 }
 
 // Schema holds the activities of the schema sync workflow.
@@ -100,14 +94,6 @@ func (a *Schema) ApplyHubSchema(ctx context.Context, p ApplyHubParams) (ApplyHub
 	return ApplyHubResult{From: res.From, To: res.To, Applied: summarize(res.Applied)}, nil
 }
 
-// NodeRef names a node and how to reach it.
-type NodeRef struct {
-	Name          string   `json:"name"`
-	PeerID        string   `json:"peer_id"`
-	Addrs         []string `json:"addrs"`
-	SchemaVersion int      `json:"schema_version"`
-}
-
 // ListSyncTargets returns the active, registered nodes, by name.
 func (a *Schema) ListSyncTargets(ctx context.Context) ([]NodeRef, error) {
 	cs, err := a.store.Clusters(ctx, true)
@@ -116,7 +102,7 @@ func (a *Schema) ListSyncTargets(ctx context.Context) ([]NodeRef, error) {
 	}
 	out := make([]NodeRef, 0, len(cs))
 	for _, c := range cs {
-		out = append(out, NodeRef{Name: c.Name, PeerID: c.PeerID, Addrs: c.Addrs, SchemaVersion: c.SchemaVersion})
+		out = append(out, nodeRef(c))
 	}
 	return out, nil
 }
@@ -161,10 +147,8 @@ func (a *Schema) SyncNodeSchema(ctx context.Context, p SyncNodeParams) (SyncNode
 		activity.GetLogger(ctx).Warn("node schema drift: left untouched", "node", p.Node.Name, "version", d.Version, "reason", d.Reason)
 		return SyncNodeResult{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("%s: %s", p.Node.Name, d.Error()), ErrTypeDrift, err)
-	case p2p.IsCode(err, p2p.CodeInvalid), p2p.IsCode(err, p2p.CodeUnauthorized):
-		return SyncNodeResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalid, err)
 	case err != nil:
-		return SyncNodeResult{}, fmt.Errorf("schema sync of %s: %w", p.Node.Name, err)
+		return SyncNodeResult{}, classify(fmt.Errorf("schema sync of %s: %w", p.Node.Name, err))
 	}
 	ledger := make([]store.AppliedVersion, 0, len(resp.GetLedger()))
 	for _, l := range resp.GetLedger() {
@@ -178,35 +162,6 @@ func (a *Schema) SyncNodeSchema(ctx context.Context, p SyncNodeParams) (SyncNode
 	activity.GetLogger(ctx).Info("node schema synced", "node", p.Node.Name, "from", from, "to", to,
 		"applied", len(applied), "took", time.Since(start))
 	return SyncNodeResult{From: from, To: to, Applied: summarize(applied)}, nil
-}
-
-// heartbeatEvery is how often a long activity tells Temporal it is alive;
-// the workflows' heartbeat timeouts are a few times this.
-const heartbeatEvery = 5 * time.Second
-
-// heartbeat records a heartbeat every heartbeatEvery until the returned stop
-// is called, so a worker that dies mid-call is noticed within the heartbeat
-// timeout rather than the whole start-to-close timeout. It heartbeats with
-// the activity's own context: a heartbeat cut short would fail the activity.
-// progress gives each heartbeat's details.
-func heartbeat(ctx context.Context, progress func() any) (stop func()) {
-	done, finished := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(heartbeatEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				activity.RecordHeartbeat(ctx, progress())
-			}
-		}
-	}()
-	return func() { close(done); <-finished }
 }
 
 func summarize(applied []migrate.Applied) []MigrationResult {

@@ -29,6 +29,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/syndb/federation/internal/arrowch"
+	"github.com/syndb/federation/internal/chx"
 	"github.com/syndb/federation/internal/fedpb"
 	"github.com/syndb/federation/internal/p2p"
 )
@@ -469,18 +470,6 @@ func checkDatasets(col arrow.Array, ids map[uuid.UUID]bool) error {
 	return nil
 }
 
-// ClickHouse exception codes chStatus maps.
-const (
-	chNoSuchColumn      = 16
-	chIllegalColumn     = 44
-	chUnknownIdentifier = 47
-	chTypeMismatch      = 53
-	chUnknownTable      = 60
-	chUnknownDatabase   = 81
-	chTooManyQueries    = 202
-	chMemoryLimit       = 241
-)
-
 // chStatus maps a ClickHouse error to a gRPC status: NotFound for what does
 // not exist, Unavailable when the server cannot be reached, Internal
 // otherwise.
@@ -494,14 +483,14 @@ func chStatus(err error, format string, args ...any) error {
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, msg)
 	case errors.As(err, &ex):
-		switch ex.Code {
-		case chUnknownTable, chUnknownDatabase, chNoSuchColumn, chUnknownIdentifier:
+		switch {
+		case chx.IsMissing(ex):
 			return status.Error(codes.NotFound, msg)
-		case chTypeMismatch, chIllegalColumn:
+		case ex.Code == chx.CodeTypeMismatch, ex.Code == chx.CodeIllegalColumn:
 			return status.Error(codes.InvalidArgument, msg)
-		case chTooManyQueries:
+		case ex.Code == chx.CodeTooManySimultaneousQueries:
 			return status.Error(codes.Unavailable, msg)
-		case chMemoryLimit:
+		case ex.Code == chx.CodeMemoryLimitExceeded:
 			return status.Error(codes.ResourceExhausted, msg)
 		}
 		return status.Error(codes.Internal, msg)

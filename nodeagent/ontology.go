@@ -14,9 +14,6 @@ import (
 // ontologySchema is the schema version that creates the ontology tables.
 const ontologySchema = 4
 
-// errUnknownTable is ClickHouse's UNKNOWN_TABLE.
-const errUnknownTable = 60
-
 // handleOntologySync stores an ontology version exactly once. Its terms go
 // in as one insert block (atomic on ClickHouse), then the version goes in
 // the ledger; a retry after a crash between the two finds the terms and
@@ -31,7 +28,7 @@ func (a *Agent) handleOntologySync(ctx context.Context, _ peer.ID, req *fedpb.On
 	defer a.ontoMu.Unlock()
 	var current uint32
 	if err := conn.QueryRow(ctx, `SELECT max(version) FROM ontology_versions`).Scan(&current); err != nil {
-		if chx.IsCode(err, errUnknownTable) {
+		if chx.IsCode(err, chx.CodeUnknownTable) {
 			return nil, p2p.Errorf(p2p.CodeUnavailable, "the ontology tables arrive with schema version %d: sync the schema first", ontologySchema)
 		}
 		return nil, p2p.Errorf(p2p.CodeUnavailable, "read ontology version: %v", err)

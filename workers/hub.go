@@ -158,16 +158,18 @@ func RunHub(ctx context.Context, cfg config.Worker, log *slog.Logger) (err error
 	if err != nil {
 		return err
 	}
-	jobs := activities.NewJobs(st, nodes, s3, cfg.S3.ResultsBucket, cfg.S3.StagingBucket, migs, log)
-	jobs.SetWarehouse(wh)
-	jobs.SetUploadLimits(activities.UploadLimits{MaxUploadBytes: cfg.ETL.MaxUploadBytes, MaxCellBytes: cfg.ETL.MaxCellBytes,
-		MaxRowBytes: cfg.ETL.MaxRowBytes, MaxPageBytes: cfg.ETL.MaxPageBytes, MaxColumnChunkBytes: cfg.ETL.MaxColumnChunkBytes,
-		MinRowBytes: cfg.ETL.MinRowBytes, MaxBatchBytes: cfg.ETL.MaxBatchBytes})
-	jobs.SetCatalogRefresh(func(ctx context.Context, node string) error {
-		_, err := workflows.StartNodeCatalogSync(ctx, tc, node, false)
-		return err
-	})
-	registerJobs(w, jobs)
+	jobs := activities.NewJobs(activities.JobsDeps{Store: st, Nodes: nodes, Results: s3, Bucket: cfg.S3.ResultsBucket,
+		Migrations: migs, Log: log})
+	etl := activities.NewEtl(activities.EtlDeps{Store: st, Nodes: nodes, Staging: s3, StagingBucket: cfg.S3.StagingBucket,
+		Migrations: migs, Warehouse: wh,
+		RefreshCatalog: func(ctx context.Context, node string) error {
+			_, err := workflows.StartNodeCatalogSync(ctx, tc, node, false)
+			return err
+		},
+		Limits: activities.UploadLimits{MaxUploadBytes: cfg.ETL.MaxUploadBytes, MaxCellBytes: cfg.ETL.MaxCellBytes,
+			MaxRowBytes: cfg.ETL.MaxRowBytes, MaxPageBytes: cfg.ETL.MaxPageBytes, MaxColumnChunkBytes: cfg.ETL.MaxColumnChunkBytes,
+			MinRowBytes: cfg.ETL.MinRowBytes, MaxBatchBytes: cfg.ETL.MaxBatchBytes}})
+	registerJobs(w, jobs, etl)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start temporal worker: %w", err)
 	}

@@ -12,19 +12,19 @@ import (
 	"github.com/syndb/federation/internal/config"
 )
 
-// registerJobs registers the activities of analytics jobs.
-func registerJobs(w worker.Registry, jobs *activities.Jobs) {
+// registerJobs registers the activities of analytics and ETL jobs.
+func registerJobs(w worker.Registry, jobs *activities.Jobs, etl *activities.Etl) {
 	w.RegisterActivityWithOptions(jobs.StartJob, activity.RegisterOptions{Name: activities.StartJobName})
 	w.RegisterActivityWithOptions(jobs.JobTargets, activity.RegisterOptions{Name: activities.JobTargetsName})
 	w.RegisterActivityWithOptions(jobs.NodeAnalysis, activity.RegisterOptions{Name: activities.NodeAnalysisName})
 	w.RegisterActivityWithOptions(jobs.MergeJob, activity.RegisterOptions{Name: activities.MergeJobName})
 	w.RegisterActivityWithOptions(jobs.FinishJob, activity.RegisterOptions{Name: activities.FinishJobName})
-	w.RegisterActivityWithOptions(jobs.EtlTarget, activity.RegisterOptions{Name: activities.EtlTargetName})
-	w.RegisterActivityWithOptions(jobs.ValidateStaged, activity.RegisterOptions{Name: activities.ValidateStagedName})
-	w.RegisterActivityWithOptions(jobs.LoadStaged, activity.RegisterOptions{Name: activities.LoadStagedName})
-	w.RegisterActivityWithOptions(jobs.RegisterDataset, activity.RegisterOptions{Name: activities.RegisterDatasetName})
-	w.RegisterActivityWithOptions(jobs.DeleteStaged, activity.RegisterOptions{Name: activities.DeleteStagedName})
-	w.RegisterActivityWithOptions(jobs.RefreshCatalog, activity.RegisterOptions{Name: activities.RefreshCatalogName})
+	w.RegisterActivityWithOptions(etl.EtlTarget, activity.RegisterOptions{Name: activities.EtlTargetName})
+	w.RegisterActivityWithOptions(etl.ValidateStaged, activity.RegisterOptions{Name: activities.ValidateStagedName})
+	w.RegisterActivityWithOptions(etl.LoadStaged, activity.RegisterOptions{Name: activities.LoadStagedName})
+	w.RegisterActivityWithOptions(etl.RegisterDataset, activity.RegisterOptions{Name: activities.RegisterDatasetName})
+	w.RegisterActivityWithOptions(etl.DeleteStaged, activity.RegisterOptions{Name: activities.DeleteStagedName})
+	w.RegisterActivityWithOptions(etl.RefreshCatalog, activity.RegisterOptions{Name: activities.RefreshCatalogName})
 }
 
 // newS3 connects to the hub's object store.

@@ -9,34 +9,38 @@ import (
 // ClickHouse exception codes the federation tells apart (the same numbers
 // on 18.16 and current releases).
 const (
-	CodeAttemptToReadAfterEOF     int32 = 32
-	CodeNumberOfArgumentsMismatch int32 = 42
-	CodeIllegalTypeOfArgument     int32 = 43
-	CodeIllegalColumn             int32 = 44
-	CodeUnknownFunction           int32 = 46
-	CodeUnknownIdentifier         int32 = 47
-	CodeTypeMismatch              int32 = 53
-	CodeSyntaxError               int32 = 62
-	CodeArgumentOutOfBound        int32 = 69
-	CodeCannotConvertType         int32 = 70
-	CodeUnexpectedPacket          int32 = 101
-	CodeIllegalDivision           int32 = 153
-	CodeTooManyRows               int32 = 158
-	CodeTimeoutExceeded           int32 = 159
-	CodeTooDeepAST                int32 = 167
-	CodeTooBigAST                 int32 = 168
-	CodeIllegalAggregation        int32 = 184
-	CodeSocketTimeout             int32 = 209
-	CodeNetworkError              int32 = 210
-	CodeNotAnAggregate            int32 = 215
-	CodeMemoryLimitExceeded       int32 = 241
-	CodeAllConnectionTriesFailed  int32 = 279
-	CodeTooDeepRecursion          int32 = 306
-	CodeTooManyBytes              int32 = 307
-	CodeTooManyRowsOrBytes        int32 = 396
-	CodeFunctionThrowIfValue      int32 = 395
-	CodeAggregateInWrongPlace     int32 = 386
-	CodeQueryWasCancelled         int32 = 394
+	CodeNoSuchColumnInTable        int32 = 16
+	CodeAttemptToReadAfterEOF      int32 = 32
+	CodeNumberOfArgumentsMismatch  int32 = 42
+	CodeIllegalTypeOfArgument      int32 = 43
+	CodeIllegalColumn              int32 = 44
+	CodeUnknownFunction            int32 = 46
+	CodeUnknownIdentifier          int32 = 47
+	CodeTypeMismatch               int32 = 53
+	CodeUnknownTable               int32 = 60
+	CodeSyntaxError                int32 = 62
+	CodeArgumentOutOfBound         int32 = 69
+	CodeCannotConvertType          int32 = 70
+	CodeUnknownDatabase            int32 = 81
+	CodeUnexpectedPacket           int32 = 101
+	CodeIllegalDivision            int32 = 153
+	CodeTooManyRows                int32 = 158
+	CodeTimeoutExceeded            int32 = 159
+	CodeTooDeepAST                 int32 = 167
+	CodeTooBigAST                  int32 = 168
+	CodeIllegalAggregation         int32 = 184
+	CodeTooManySimultaneousQueries int32 = 202
+	CodeSocketTimeout              int32 = 209
+	CodeNetworkError               int32 = 210
+	CodeNotAnAggregate             int32 = 215
+	CodeMemoryLimitExceeded        int32 = 241
+	CodeAllConnectionTriesFailed   int32 = 279
+	CodeTooDeepRecursion           int32 = 306
+	CodeTooManyBytes               int32 = 307
+	CodeTooManyRowsOrBytes         int32 = 396
+	CodeFunctionThrowIfValue       int32 = 395
+	CodeAggregateInWrongPlace      int32 = 386
+	CodeQueryWasCancelled          int32 = 394
 )
 
 // Code returns the code of the ClickHouse exception err holds, or 0.
@@ -70,6 +74,16 @@ func IsQueryFault(err error) bool {
 		CodeNumberOfArgumentsMismatch, CodeArgumentOutOfBound, CodeCannotConvertType, CodeIllegalDivision,
 		CodeFunctionThrowIfValue, CodeTooDeepAST, CodeTooBigAST, CodeTooDeepRecursion, CodeMemoryLimitExceeded,
 		CodeTooManyRows, CodeTooManyBytes, CodeTooManyRowsOrBytes:
+		return true
+	}
+	return false
+}
+
+// IsMissing reports whether err is an exception about something the query
+// names that does not exist: a database, a table or a column.
+func IsMissing(err error) bool {
+	switch Code(err) {
+	case CodeUnknownTable, CodeUnknownDatabase, CodeNoSuchColumnInTable, CodeUnknownIdentifier:
 		return true
 	}
 	return false

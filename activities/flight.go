@@ -1,0 +1,130 @@
+package activities
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/flight"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"go.temporal.io/sdk/temporal"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/syndb/federation/internal/fedpb"
+	"github.com/syndb/federation/internal/p2p"
+)
+
+// nodeFlight reads and writes nodes' tables over their Flight servers.
+type nodeFlight struct {
+	nodes nodeCaller
+}
+
+// dial asks node for a ticket (GetFlightEndpoint) and connects to its
+// Flight server. The ticket is good for one stream, started within its
+// lifetime (a minute) over a connection from the address this host's libp2p
+// connection to the node comes from: each stream asks for its own, right
+// before it starts.
+func (f nodeFlight) dial(ctx context.Context, node NodeRef, q *fedpb.FlightQuery, write bool) (flight.Client, []byte, error) {
+	var ep fedpb.GetFlightEndpointResponse
+	req := &fedpb.GetFlightEndpointRequest{Query: q, Write: write}
+	if err := f.nodes.Call(ctx, node.PeerID, node.Addrs, p2p.FlightEndpoint, req, &ep); err != nil {
+		return nil, nil, classify(fmt.Errorf("%s: %w", node.Name, err))
+	}
+	addr, ok := strings.CutPrefix(ep.GetLocation(), "grpc://")
+	if !ok {
+		return nil, nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: unsupported Flight location %q", node.Name, ep.GetLocation()), ErrTypeInvalid, nil)
+	}
+	c, err := flight.NewClientWithMiddleware(addr, nil, nil, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: flight client: %w", node.Name, err)
+	}
+	return c, ep.GetTicket(), nil
+}
+
+// read reads q from node over Flight (a read ticket from
+// GetFlightEndpoint, then DoGet). done releases the reader and the client.
+func (f nodeFlight) read(ctx context.Context, node NodeRef, q *fedpb.FlightQuery) (rd *flight.Reader, done func(), err error) {
+	c, ticket, err := f.dial(ctx, node, q, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	stream, err := c.DoGet(ctx, &flight.Ticket{Ticket: ticket})
+	if err == nil {
+		rd, err = flight.NewRecordReader(stream)
+	}
+	if err != nil {
+		_ = c.Close()
+		return nil, nil, fmt.Errorf("%s: read %s over Flight: %w", node.Name, q.GetTable(), err)
+	}
+	return rd, func() { rd.Release(); _ = c.Close() }, nil
+}
+
+// flightPut loads records of one schema into a node over Flight: a write
+// ticket for a query (its Limit: the rows it may load) from
+// GetFlightEndpoint, then DoPut. Write each record with write; finish ends
+// the stream and returns the rows the node loaded; close releases the
+// client (after finish, or on error).
+type flightPut struct {
+	node   string
+	client flight.Client
+	stream flight.FlightService_DoPutClient
+	w      *flight.Writer
+}
+
+// put starts a load of q into node: records of schema, at most q.Limit rows.
+func (f nodeFlight) put(ctx context.Context, node NodeRef, q *fedpb.FlightQuery, schema *arrow.Schema) (*flightPut, error) {
+	c, ticket, err := f.dial(ctx, node, q, true)
+	if err != nil {
+		return nil, err
+	}
+	stream, err := c.DoPut(ctx)
+	if err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("%s: DoPut: %w", node.Name, err)
+	}
+	w := flight.NewRecordWriter(stream, ipc.WithSchema(schema))
+	w.SetFlightDescriptor(&flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: ticket})
+	return &flightPut{node: node.Name, client: c, stream: stream, w: w}, nil
+}
+
+func (p *flightPut) write(_ context.Context, rec arrow.RecordBatch) error {
+	if err := p.w.Write(rec); err != nil {
+		return fmt.Errorf("%s: send batch: %w", p.node, err)
+	}
+	return nil
+}
+
+func (p *flightPut) finish(context.Context) (int64, error) {
+	_ = p.w.Close()
+	_ = p.stream.CloseSend()
+	res, err := p.stream.Recv()
+	if err != nil {
+		return 0, fmt.Errorf("%s: load: %w", p.node, err)
+	}
+	var put struct {
+		Rows int64 `json:"rows"`
+	}
+	if err := json.Unmarshal(res.GetAppMetadata(), &put); err != nil {
+		return 0, fmt.Errorf("%s: load answer: %w", p.node, err)
+	}
+	return put.Rows, nil
+}
+
+func (p *flightPut) close() { _ = p.client.Close() }
+
+// uuidColumn returns the 16-byte values of a UUID column (the arrow.uuid
+// extension, or its FixedSizeBinary(16) storage).
+func uuidColumn(a arrow.Array) (*array.FixedSizeBinary, error) {
+	if ext, ok := a.(array.ExtensionArray); ok {
+		a = ext.Storage()
+	}
+	fsb, ok := a.(*array.FixedSizeBinary)
+	if !ok || fsb.DataType().(*arrow.FixedSizeBinaryType).ByteWidth != 16 {
+		return nil, fmt.Errorf("column of type %s is not a UUID", a.DataType())
+	}
+	return fsb, nil
+}
