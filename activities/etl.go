@@ -3,9 +3,7 @@ package activities
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"path"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -22,129 +20,35 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/syndb/federation/internal/arrowch"
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/fedpb"
 	"github.com/syndb/federation/internal/health"
 	"github.com/syndb/federation/internal/p2p"
 )
 
-// DatasetMeta describes a dataset an ETL job loads.
-type DatasetMeta struct {
-	DatasetID            string   `json:"dataset_id"`
-	Name                 string   `json:"name"`
-	Owner                string   `json:"owner,omitempty"`
-	Animal               string   `json:"animal,omitempty"`
-	BrainRegion          string   `json:"brain_region,omitempty"`
-	GeneticManipulations []string `json:"genetic_manipulations,omitempty"`
-	Microscopy           string   `json:"microscopy,omitempty"`
-	PublicationDOI       string   `json:"publication_doi,omitempty"`
-	Notes                string   `json:"notes,omitempty"`
-}
-
-// EtlSpec is what an ETL job loads, and where.
-type EtlSpec struct {
-	// Object is the staged file (CSV with a header, or Parquet) in the
-	// staging bucket, as POST /v1/datasets/uploads named it.
-	Object string `json:"object"`
-	Table  string `json:"table"`
-	// Node is the node to load into, or HubTarget for the hub's warehouse.
-	Node    string      `json:"node"`
-	Dataset DatasetMeta `json:"dataset"`
-}
-
-// HubTarget is the ETL spec node that loads into the hub's own warehouse.
-const HubTarget = "hub"
-
-// Format of the staged object, from its name.
-func (s *EtlSpec) format() string {
-	if strings.HasSuffix(strings.ToLower(s.Object), ".parquet") {
-		return "parquet"
-	}
-	return "csv"
-}
-
-// Validate checks a spec against the tables the hub knows.
-func (s *EtlSpec) Validate(types map[string]map[string]string) error {
-	if !strings.HasPrefix(s.Object, "uploads/") || strings.Contains(s.Object, "..") {
-		return errors.New("object must be an upload (uploads/…) from POST /v1/datasets/uploads")
-	}
-	if ext := strings.ToLower(path.Ext(s.Object)); ext != ".csv" && ext != ".parquet" {
-		return fmt.Errorf("object %q: CSV (.csv) or Parquet (.parquet)", s.Object)
-	}
-	cols, ok := types[s.Table]
-	if !ok || cols["dataset_id"] == "" || cols["cid"] == "" {
-		return fmt.Errorf("table %q is not a compartment table", s.Table)
-	}
-	if s.Node == "" {
-		return errors.New("node is required")
-	}
-	if _, err := uuid.Parse(s.Dataset.DatasetID); err != nil {
-		return errors.New("dataset.dataset_id must be a UUID")
-	}
-	if strings.TrimSpace(s.Dataset.Name) == "" {
-		return errors.New("dataset.name is required")
-	}
-	return nil
-}
-
-// EtlParams is the input of the ETL activities.
-type EtlParams struct {
-	JobID string  `json:"job_id"`
-	Spec  EtlSpec `json:"spec"`
-	Node  NodeRef `json:"node"`
-	// Rows is the number of rows the validation counted (for the load).
-	Rows int64 `json:"rows,omitempty"`
-}
-
-// Problem is one fault in a staged file.
-type Problem struct {
-	Row     int64  `json:"row"` // 1 is the first data row; 0 the header or file
-	Column  string `json:"column,omitempty"`
-	Value   string `json:"value,omitempty"`
-	Problem string `json:"problem"`
-}
-
-// EtlReport is what the validation found.
-type EtlReport struct {
-	Rows     int64     `json:"rows"`
-	Columns  []string  `json:"columns"`
-	Problems []Problem `json:"problems"`
-	// ProblemCount counts every problem; Problems holds the first ones.
-	ProblemCount int64 `json:"problem_count"`
-}
-
-// maxProblems caps the problems a report lists.
-const maxProblems = 100
-
-func (r *EtlReport) add(p Problem) {
-	r.ProblemCount++
-	if len(r.Problems) < maxProblems {
-		r.Problems = append(r.Problems, p)
-	}
-}
-
 // EtlTarget finds the node an ETL job loads into: registered, active and
 // routable.
-func (a *Jobs) EtlTarget(ctx context.Context, spec EtlSpec) (NodeRef, error) {
-	if spec.Node == HubTarget {
+func (a *Jobs) EtlTarget(ctx context.Context, spec domain.EtlSpec) (domain.NodeRef, error) {
+	if spec.Node == domain.HubTarget {
 		if a.warehouse == nil {
-			return NodeRef{}, temporal.NewNonRetryableApplicationError("this worker has no hub warehouse", ErrTypeInvalid, nil)
+			return domain.NodeRef{}, temporal.NewNonRetryableApplicationError("this worker has no hub warehouse", domain.ErrTypeInvalid, nil)
 		}
-		return NodeRef{Name: HubTarget}, nil
+		return domain.NodeRef{Name: domain.HubTarget}, nil
 	}
 	cs, err := a.store.Clusters(ctx, true)
 	if err != nil {
-		return NodeRef{}, err
+		return domain.NodeRef{}, err
 	}
 	for _, c := range cs {
 		if c.Name != spec.Node {
 			continue
 		}
 		if st, _ := health.ParseState(c.Health); !st.Routable() {
-			return NodeRef{}, fmt.Errorf("node %s is %s: the load waits for it", c.Name, c.Health)
+			return domain.NodeRef{}, fmt.Errorf("node %s is %s: the load waits for it", c.Name, c.Health)
 		}
-		return NodeRef{Name: c.Name, PeerID: c.PeerID, Addrs: c.Addrs, SchemaVersion: c.SchemaVersion}, nil
+		return domain.NodeRef{Name: c.Name, PeerID: c.PeerID, Addrs: c.Addrs, SchemaVersion: c.SchemaVersion}, nil
 	}
-	return NodeRef{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("no registered node %q", spec.Node), ErrTypeInvalid, nil)
+	return domain.NodeRef{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("no registered node %q", spec.Node), domain.ErrTypeInvalid, nil)
 }
 
 // flightTo asks node for a ticket (GetFlightEndpoint) and connects to its
@@ -152,7 +56,7 @@ func (a *Jobs) EtlTarget(ctx context.Context, spec EtlSpec) (NodeRef, error) {
 // lifetime (a minute) over a connection from the address this host's libp2p
 // connection to the node comes from: each stream asks for its own, right
 // before it starts.
-func (a *Jobs) flightTo(ctx context.Context, node NodeRef, q *fedpb.FlightQuery, write bool) (flight.Client, []byte, error) {
+func (a *Jobs) flightTo(ctx context.Context, node domain.NodeRef, q *fedpb.FlightQuery, write bool) (flight.Client, []byte, error) {
 	var ep fedpb.GetFlightEndpointResponse
 	req := &fedpb.GetFlightEndpointRequest{Query: q, Write: write}
 	if err := a.nodes.Call(ctx, node.PeerID, node.Addrs, p2p.FlightEndpoint, req, &ep); err != nil {
@@ -160,7 +64,7 @@ func (a *Jobs) flightTo(ctx context.Context, node NodeRef, q *fedpb.FlightQuery,
 	}
 	addr, ok := strings.CutPrefix(ep.GetLocation(), "grpc://")
 	if !ok {
-		return nil, nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: unsupported Flight location %q", node.Name, ep.GetLocation()), ErrTypeInvalid, nil)
+		return nil, nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: unsupported Flight location %q", node.Name, ep.GetLocation()), domain.ErrTypeInvalid, nil)
 	}
 	c, err := flight.NewClientWithMiddleware(addr, nil, nil, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -171,7 +75,7 @@ func (a *Jobs) flightTo(ctx context.Context, node NodeRef, q *fedpb.FlightQuery,
 
 // readFlight reads q from node over Flight (a read ticket from
 // GetFlightEndpoint, then DoGet). done releases the reader and the client.
-func (a *Jobs) readFlight(ctx context.Context, node NodeRef, q *fedpb.FlightQuery) (rd *flight.Reader, done func(), err error) {
+func (a *Jobs) readFlight(ctx context.Context, node domain.NodeRef, q *fedpb.FlightQuery) (rd *flight.Reader, done func(), err error) {
 	c, ticket, err := a.flightTo(ctx, node, q, false)
 	if err != nil {
 		return nil, nil, err
@@ -199,7 +103,7 @@ type flightPut struct {
 	w      *flight.Writer
 }
 
-func (a *Jobs) putFlight(ctx context.Context, node NodeRef, q *fedpb.FlightQuery, schema *arrow.Schema) (*flightPut, error) {
+func (a *Jobs) putFlight(ctx context.Context, node domain.NodeRef, q *fedpb.FlightQuery, schema *arrow.Schema) (*flightPut, error) {
 	c, ticket, err := a.flightTo(ctx, node, q, true)
 	if err != nil {
 		return nil, err
@@ -241,8 +145,8 @@ func (f *flightPut) close() { _ = f.client.Close() }
 
 // readColumn streams one UUID column of a node's table for a dataset and
 // calls fn with each value; it returns the number of rows.
-func (a *Jobs) readColumn(ctx context.Context, node NodeRef, table, column, dataset string, fn func(uuid.UUID)) (int64, error) {
-	if node.Name == HubTarget {
+func (a *Jobs) readColumn(ctx context.Context, node domain.NodeRef, table, column, dataset string, fn func(uuid.UUID)) (int64, error) {
+	if node.Name == domain.HubTarget {
 		return a.readHubColumn(ctx, table, column, dataset, fn)
 	}
 	rd, done, err := a.readFlight(ctx, node, &fedpb.FlightQuery{Table: table, Columns: []string{column}, DatasetIds: []string{dataset}})
@@ -271,8 +175,8 @@ func (a *Jobs) readColumn(ctx context.Context, node NodeRef, table, column, data
 // column names and types, required columns, every cell, the dataset, and
 // the parent relation (parent_id must be a neuron of the dataset on the
 // node, or of the file when it loads neurons). It loads nothing.
-func (a *Jobs) ValidateStaged(ctx context.Context, p EtlParams) (EtlReport, error) {
-	rep := EtlReport{Problems: []Problem{}}
+func (a *Jobs) ValidateStaged(ctx context.Context, p domain.EtlParams) (domain.EtlReport, error) {
+	rep := domain.EtlReport{Problems: []domain.Problem{}}
 	var rows atomic.Int64
 	stop := heartbeat(ctx, func() any { return map[string]any{"validated_rows": rows.Load()} })
 	defer stop()
@@ -301,9 +205,9 @@ func (a *Jobs) ValidateStaged(ctx context.Context, p EtlParams) (EtlReport, erro
 			id := uuid.UUID(parents.Value(i))
 			switch {
 			case p.Spec.Table == "neuron":
-				rep.add(Problem{Row: base + int64(i) + 1, Column: "parent_id", Value: id.String(), Problem: "a neuron has no parent"})
+				rep.Add(domain.Problem{Row: base + int64(i) + 1, Column: "parent_id", Value: id.String(), Problem: "a neuron has no parent"})
 			case !neurons[id]:
-				rep.add(Problem{Row: base + int64(i) + 1, Column: "parent_id", Value: id.String(),
+				rep.Add(domain.Problem{Row: base + int64(i) + 1, Column: "parent_id", Value: id.String(),
 					Problem: "no neuron with this cid in dataset " + dataset + " on " + p.Node.Name})
 			}
 		}
@@ -312,39 +216,31 @@ func (a *Jobs) ValidateStaged(ctx context.Context, p EtlParams) (EtlReport, erro
 	return rep, err
 }
 
-// EtlLoaded is what LoadStaged loaded.
-type EtlLoaded struct {
-	Rows          int64 `json:"rows"`
-	Batches       int64 `json:"batches"`
-	AlreadyLoaded bool  `json:"already_loaded,omitempty"`
-	DurationMS    int64 `json:"duration_ms"`
-}
-
 // LoadStaged streams the validated file into the node's table over its
 // Flight server (DoPut with a write ticket for that table and dataset),
 // batch by batch. A retry after the rows arrived loads nothing twice; a
 // retry after a partial load stops and says so.
-func (a *Jobs) LoadStaged(ctx context.Context, p EtlParams) (EtlLoaded, error) {
+func (a *Jobs) LoadStaged(ctx context.Context, p domain.EtlParams) (domain.EtlLoaded, error) {
 	started := time.Now()
 	var loaded atomic.Int64
 	stop := heartbeat(ctx, func() any { return map[string]any{"loaded_rows": loaded.Load()} })
 	defer stop()
 	have, err := a.readColumn(ctx, p.Node, p.Spec.Table, "cid", p.Spec.Dataset.DatasetID, func(uuid.UUID) {})
 	if err != nil {
-		return EtlLoaded{}, err
+		return domain.EtlLoaded{}, err
 	}
 	switch {
 	case have == p.Rows && have > 0:
-		return EtlLoaded{Rows: have, AlreadyLoaded: true, DurationMS: time.Since(started).Milliseconds()}, nil
+		return domain.EtlLoaded{Rows: have, AlreadyLoaded: true, DurationMS: time.Since(started).Milliseconds()}, nil
 	case have > 0:
-		return EtlLoaded{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+		return domain.EtlLoaded{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf(
 			"%s already holds %d rows of dataset %s in %s (the file has %d): remove them before loading again",
-			p.Node.Name, have, p.Spec.Dataset.DatasetID, p.Spec.Table, p.Rows), ErrTypeInvalid, nil)
+			p.Node.Name, have, p.Spec.Dataset.DatasetID, p.Spec.Table, p.Rows), domain.ErrTypeInvalid, nil)
 	}
-	var out EtlLoaded
-	if p.Node.Name == HubTarget {
+	var out domain.EtlLoaded
+	if p.Node.Name == domain.HubTarget {
 		h := &hubLoader{a: a, table: p.Spec.Table}
-		rep := EtlReport{}
+		rep := domain.EtlReport{}
 		err := a.etlRows(ctx, p.Spec, &rep, 64<<10, func(rec arrow.RecordBatch) error {
 			out.Batches++
 			loaded.Add(rec.NumRows())
@@ -354,17 +250,17 @@ func (a *Jobs) LoadStaged(ctx context.Context, p EtlParams) (EtlLoaded, error) {
 			return out, err
 		}
 		if rep.ProblemCount > 0 {
-			return out, temporal.NewNonRetryableApplicationError("the staged file changed since it was validated", ErrTypeInvalid, nil)
+			return out, temporal.NewNonRetryableApplicationError("the staged file changed since it was validated", domain.ErrTypeInvalid, nil)
 		}
 		out.Rows, out.DurationMS = h.rows, time.Since(started).Milliseconds()
 		return out, nil
 	}
 	var put *flightPut
-	rep := EtlReport{}
+	rep := domain.EtlReport{}
 	err = a.etlRows(ctx, p.Spec, &rep, 64<<10, func(rec arrow.RecordBatch) error {
 		if put == nil {
 			if p.Rows <= 0 {
-				return temporal.NewNonRetryableApplicationError("the staged file changed since it was validated", ErrTypeInvalid, nil)
+				return temporal.NewNonRetryableApplicationError("the staged file changed since it was validated", domain.ErrTypeInvalid, nil)
 			}
 			cols := make([]string, 0, rec.NumCols())
 			for _, f := range rec.Schema().Fields() {
@@ -393,7 +289,7 @@ func (a *Jobs) LoadStaged(ctx context.Context, p EtlParams) (EtlLoaded, error) {
 		return out, err
 	}
 	if rep.ProblemCount > 0 {
-		return out, temporal.NewNonRetryableApplicationError("the staged file changed since it was validated", ErrTypeInvalid, nil)
+		return out, temporal.NewNonRetryableApplicationError("the staged file changed since it was validated", domain.ErrTypeInvalid, nil)
 	}
 	if put == nil {
 		return out, nil // an empty file
@@ -410,7 +306,7 @@ func (a *Jobs) LoadStaged(ctx context.Context, p EtlParams) (EtlLoaded, error) {
 
 // RegisterDataset writes the dataset's metadata into the node's datasets
 // table (once: a dataset already there is left as it is).
-func (a *Jobs) RegisterDataset(ctx context.Context, p EtlParams) (bool, error) {
+func (a *Jobs) RegisterDataset(ctx context.Context, p domain.EtlParams) (bool, error) {
 	have, err := a.readColumn(ctx, p.Node, "datasets", "dataset_id", p.Spec.Dataset.DatasetID, func(uuid.UUID) {})
 	if err != nil {
 		return false, err
@@ -443,7 +339,7 @@ func (a *Jobs) RegisterDataset(ctx context.Context, p EtlParams) (bool, error) {
 	}
 	rec := b.NewRecordBatch()
 	defer rec.Release()
-	if p.Node.Name == HubTarget {
+	if p.Node.Name == domain.HubTarget {
 		if err := (&hubLoader{a: a, table: "datasets"}).write(ctx, rec); err != nil {
 			return false, err
 		}
@@ -464,7 +360,7 @@ func (a *Jobs) RegisterDataset(ctx context.Context, p EtlParams) (bool, error) {
 }
 
 // DeleteStaged removes the staged object once its rows are loaded.
-func (a *Jobs) DeleteStaged(ctx context.Context, p EtlParams) error {
+func (a *Jobs) DeleteStaged(ctx context.Context, p domain.EtlParams) error {
 	if err := a.staging.RemoveObject(ctx, a.stagingBucket, p.Spec.Object, minio.RemoveObjectOptions{}); err != nil {
 		return fmt.Errorf("remove staged %s: %w", p.Spec.Object, err)
 	}
@@ -479,8 +375,8 @@ func (a *Jobs) SetCatalogRefresh(fn func(ctx context.Context, node string) error
 
 // RefreshCatalog starts the catalog sync of the node a dataset was loaded
 // into, so searches find it.
-func (a *Jobs) RefreshCatalog(ctx context.Context, p EtlParams) error {
-	if a.refreshCatalog == nil || p.Node.Name == HubTarget {
+func (a *Jobs) RefreshCatalog(ctx context.Context, p domain.EtlParams) error {
+	if a.refreshCatalog == nil || p.Node.Name == domain.HubTarget {
 		return nil // the hub's own datasets are not a node's catalog
 	}
 	if err := a.refreshCatalog(ctx, p.Node.Name); err != nil {
@@ -495,10 +391,10 @@ func (a *Jobs) RefreshCatalog(ctx context.Context, p EtlParams) error {
 func (a *Jobs) readHubColumn(ctx context.Context, table, column, dataset string, fn func(uuid.UUID)) (int64, error) {
 	id, err := uuid.Parse(dataset)
 	if err != nil {
-		return 0, temporal.NewNonRetryableApplicationError("bad dataset ID", ErrTypeInvalid, err)
+		return 0, temporal.NewNonRetryableApplicationError("bad dataset ID", domain.ErrTypeInvalid, err)
 	}
 	if _, ok := a.types[table][column]; !ok {
-		return 0, temporal.NewNonRetryableApplicationError(fmt.Sprintf("no column %s.%s", table, column), ErrTypeInvalid, nil)
+		return 0, temporal.NewNonRetryableApplicationError(fmt.Sprintf("no column %s.%s", table, column), domain.ErrTypeInvalid, nil)
 	}
 	rows, err := a.warehouse.Query(ctx, fmt.Sprintf("SELECT %s FROM %s WHERE dataset_id = toUUID('%s')", column, table, id))
 	if err != nil {
@@ -534,7 +430,7 @@ func (h *hubLoader) write(ctx context.Context, rec arrow.RecordBatch) error {
 		}
 		ins, err := arrowch.NewInserter(h.table, names, types, rec.Schema())
 		if err != nil {
-			return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalid, err)
+			return temporal.NewNonRetryableApplicationError(err.Error(), domain.ErrTypeInvalid, err)
 		}
 		h.ins = ins
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/syndb/federation/internal/arrowch"
+	"github.com/syndb/federation/internal/domain"
 )
 
 // utf8BOM is the byte-order mark some spreadsheets write before a CSV's header.
@@ -71,12 +72,12 @@ type csvTarget struct {
 }
 
 // readProblem reports a read error that a cap caused, and says whether it was one.
-func readProblem(rep *EtlReport, row int64, lim UploadLimits, err error) bool {
+func readProblem(rep *domain.EtlReport, row int64, lim UploadLimits, err error) bool {
 	switch {
 	case errors.Is(err, errRecordTooLong):
-		rep.add(Problem{Row: row, Problem: fmt.Sprintf("a CSV record over the %d-byte row cap (SYNDB_ETL_MAX_ROW_BYTES)", lim.MaxRowBytes)})
+		rep.Add(domain.Problem{Row: row, Problem: fmt.Sprintf("a CSV record over the %d-byte row cap (SYNDB_ETL_MAX_ROW_BYTES)", lim.MaxRowBytes)})
 	case errors.Is(err, errUploadTooBig):
-		rep.add(Problem{Row: row, Problem: fmt.Sprintf("the staged file is over the %d-byte upload cap (SYNDB_ETL_MAX_UPLOAD_BYTES)", lim.MaxUploadBytes)})
+		rep.Add(domain.Problem{Row: row, Problem: fmt.Sprintf("the staged file is over the %d-byte upload cap (SYNDB_ETL_MAX_UPLOAD_BYTES)", lim.MaxUploadBytes)})
 	default:
 		return false
 	}
@@ -85,11 +86,11 @@ func readProblem(rep *EtlReport, row int64, lim UploadLimits, err error) bool {
 
 // csvHeader reads the header and checks it against the table: the
 // columns' parsers, and whether dataset_id is to be filled in.
-func csvHeader(cr *csv.Reader, t csvTarget, lim UploadLimits, rep *EtlReport) (cols []string, types []*arrowch.TextColumn, fill bool, err error) {
+func csvHeader(cr *csv.Reader, t csvTarget, lim UploadLimits, rep *domain.EtlReport) (cols []string, types []*arrowch.TextColumn, fill bool, err error) {
 	header, err := cr.Read()
 	if err != nil {
 		if !readProblem(rep, 0, lim, err) {
-			rep.add(Problem{Problem: "no CSV header: " + err.Error()})
+			rep.Add(domain.Problem{Problem: "no CSV header: " + err.Error()})
 		}
 		return nil, nil, false, nil
 	}
@@ -98,11 +99,11 @@ func csvHeader(cr *csv.Reader, t csvTarget, lim UploadLimits, rep *EtlReport) (c
 	for _, c := range cols {
 		typ, ok := t.types[c]
 		if !ok {
-			rep.add(Problem{Column: clipValue(c), Problem: fmt.Sprintf("table %s has no column %q", t.table, clipValue(c))})
+			rep.Add(domain.Problem{Column: clipValue(c), Problem: fmt.Sprintf("table %s has no column %q", t.table, clipValue(c))})
 			continue
 		}
 		if seen[c] {
-			rep.add(Problem{Column: c, Problem: "column appears twice"})
+			rep.Add(domain.Problem{Column: c, Problem: "column appears twice"})
 		}
 		seen[c] = true
 		tc, err := arrowch.NewTextColumn(typ)
@@ -113,7 +114,7 @@ func csvHeader(cr *csv.Reader, t csvTarget, lim UploadLimits, rep *EtlReport) (c
 	}
 	for name, typ := range t.types {
 		if !seen[name] && !strings.HasPrefix(typ, "Nullable(") && !strings.HasPrefix(typ, "Array(") && name != "dataset_id" {
-			rep.add(Problem{Column: name, Problem: "required column missing"})
+			rep.Add(domain.Problem{Column: name, Problem: "required column missing"})
 		}
 	}
 	rep.Columns = cols
@@ -123,7 +124,7 @@ func csvHeader(cr *csv.Reader, t csvTarget, lim UploadLimits, rep *EtlReport) (c
 // csvRows streams a CSV file into records of at most batch rows and about
 // lim.MaxBatchBytes of cells, checking every cell. A record over the row
 // cap or a cell over the cell cap is a problem that names the cap.
-func csvRows(ctx context.Context, r io.Reader, t csvTarget, lim UploadLimits, rep *EtlReport, batch int, fn func(arrow.RecordBatch) error) error {
+func csvRows(ctx context.Context, r io.Reader, t csvTarget, lim UploadLimits, rep *domain.EtlReport, batch int, fn func(arrow.RecordBatch) error) error {
 	cr := newCSVReader(r, lim.MaxRowBytes)
 	cols, types, fill, err := csvHeader(cr, t, lim, rep)
 	if err != nil || rep.ProblemCount > 0 {
@@ -164,7 +165,7 @@ func csvRows(ctx context.Context, r io.Reader, t csvTarget, lim UploadLimits, re
 			if readProblem(rep, row, lim, err) {
 				return nil
 			}
-			rep.add(Problem{Row: row, Problem: "malformed CSV: " + err.Error()})
+			rep.Add(domain.Problem{Row: row, Problem: "malformed CSV: " + err.Error()})
 			if errors.Is(err, csv.ErrFieldCount) {
 				continue
 			}
@@ -174,20 +175,20 @@ func csvRows(ctx context.Context, r io.Reader, t csvTarget, lim UploadLimits, re
 		ok := true
 		for i, cell := range rec {
 			if int64(len(cell)) > lim.MaxCellBytes {
-				rep.add(Problem{Row: row, Column: cols[i], Value: clipValue(cell),
+				rep.Add(domain.Problem{Row: row, Column: cols[i], Value: clipValue(cell),
 					Problem: fmt.Sprintf("a cell of %d bytes, over the %d-byte cell cap (SYNDB_ETL_MAX_CELL_BYTES)", len(cell), lim.MaxCellBytes)})
 				ok = false
 				continue
 			}
 			v, err := types[i].Parse(cell)
 			if err != nil {
-				rep.add(Problem{Row: row, Column: cols[i], Value: clipValue(cell), Problem: err.Error()})
+				rep.Add(domain.Problem{Row: row, Column: cols[i], Value: clipValue(cell), Problem: err.Error()})
 				ok = false
 				continue
 			}
 			vals[i] = v
 			if cols[i] == "dataset_id" && v.(uuid.UUID) != t.dataset {
-				rep.add(Problem{Row: row, Column: cols[i], Value: cell, Problem: "belongs to another dataset than the job's " + t.dataset.String()})
+				rep.Add(domain.Problem{Row: row, Column: cols[i], Value: cell, Problem: "belongs to another dataset than the job's " + t.dataset.String()})
 				ok = false
 			}
 		}

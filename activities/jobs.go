@@ -3,7 +3,6 @@ package activities
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -29,6 +28,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/syndb/federation/internal/arrowch"
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/fedpb"
 	"github.com/syndb/federation/internal/migrate"
 	"github.com/syndb/federation/internal/p2p"
@@ -36,74 +36,9 @@ import (
 	"github.com/syndb/federation/internal/store"
 )
 
-// Analyses a job can run.
-const (
-	// AnalysisSummary: count, mean, standard deviation, min, max and
-	// quantiles of one numeric column, per dataset, and over all of them.
-	AnalysisSummary = "summary"
-	// AnalysisSynapseGraph: the synapse connectivity graph (pre → post):
-	// each neuron's in and out degree, and the degree distributions.
-	AnalysisSynapseGraph = "synapse_graph"
-)
-
-// AnalyticsSpec is what an analytics job computes, and where.
-type AnalyticsSpec struct {
-	Analysis   string    `json:"analysis"`
-	Table      string    `json:"table,omitempty"`
-	Column     string    `json:"column,omitempty"`
-	Quantiles  []float64 `json:"quantiles,omitempty"`
-	DatasetIDs []string  `json:"dataset_ids,omitempty"`
-	// Nodes limits the job to these nodes (all routable nodes when empty).
-	Nodes []string `json:"nodes,omitempty"`
-	// RequireAll fails the job when a node cannot take part, instead of
-	// completing it as partial.
-	RequireAll bool `json:"require_all,omitempty"`
-}
-
-// Validate checks a spec against the tables the hub knows.
-func (s *AnalyticsSpec) Validate(columns map[string]map[string]int) error {
-	switch s.Analysis {
-	case AnalysisSummary:
-		if _, ok := columns[s.Table][s.Column]; !ok {
-			return fmt.Errorf("summary needs a known table and column: %q.%q", s.Table, s.Column)
-		}
-		for _, q := range s.Quantiles {
-			if q <= 0 || q >= 1 || math.IsNaN(q) {
-				return fmt.Errorf("quantile %v is outside (0, 1)", q)
-			}
-		}
-		if len(s.Quantiles) > 16 {
-			return errors.New("at most 16 quantiles")
-		}
-	case AnalysisSynapseGraph:
-		if s.Table != "" || s.Column != "" {
-			return errors.New("synapse_graph reads the synapse table: name no table or column")
-		}
-	default:
-		return fmt.Errorf("unknown analysis %q (known: %s, %s)", s.Analysis, AnalysisSummary, AnalysisSynapseGraph)
-	}
-	if len(s.DatasetIDs) > 1000 {
-		return errors.New("at most 1000 dataset_ids")
-	}
-	for _, id := range s.DatasetIDs {
-		if _, err := uuid.Parse(id); err != nil {
-			return fmt.Errorf("dataset_id %q is not a UUID", id)
-		}
-	}
-	return nil
-}
-
-// minSchema is the schema version a node needs for the spec.
-func (s *AnalyticsSpec) minSchema(columns map[string]map[string]int) int {
-	if s.Analysis == AnalysisSynapseGraph {
-		return max(columns["synapse"]["pre_id"], columns["synapse"]["post_id"])
-	}
-	return columns[s.Table][s.Column]
-}
-
 // jobStore is what the job activities need of PostgreSQL.
 type jobStore interface {
-	Clusters(ctx context.Context, activeOnly bool) ([]store.Cluster, error)
+	Clusters(ctx context.Context, activeOnly bool) ([]domain.Cluster, error)
 	StartJob(ctx context.Context, id uuid.UUID) error
 	FinishJob(ctx context.Context, id uuid.UUID, o store.JobOutcome) error
 }
@@ -152,69 +87,37 @@ type hubWarehouse interface {
 // SetWarehouse lets ETL jobs load into the hub's own warehouse.
 func (a *Jobs) SetWarehouse(w hubWarehouse) { a.warehouse = w }
 
-// JobRef names a job.
-type JobRef struct {
-	JobID string `json:"job_id"`
-}
-
 // StartJob marks the job running.
-func (a *Jobs) StartJob(ctx context.Context, p JobRef) error {
+func (a *Jobs) StartJob(ctx context.Context, p domain.JobRef) error {
 	id, err := uuid.Parse(p.JobID)
 	if err != nil {
-		return temporal.NewNonRetryableApplicationError("bad job ID", ErrTypeInvalid, err)
+		return temporal.NewNonRetryableApplicationError("bad job ID", domain.ErrTypeInvalid, err)
 	}
 	return a.store.StartJob(ctx, id)
 }
 
-// JobTargetsParams is the input of JobTargets.
-type JobTargetsParams struct {
-	Spec AnalyticsSpec `json:"spec"`
-}
-
-// JobTargetsResult lists the nodes a job runs on, and those left out.
-type JobTargetsResult struct {
-	Nodes    []NodeRef           `json:"nodes"`
-	Excluded []routing.Exclusion `json:"excluded"`
-}
-
 // JobTargets routes a job: Healthy, then Degraded nodes whose schema has
 // what the analysis reads.
-func (a *Jobs) JobTargets(ctx context.Context, p JobTargetsParams) (JobTargetsResult, error) {
+func (a *Jobs) JobTargets(ctx context.Context, p domain.JobTargetsParams) (domain.JobTargetsResult, error) {
 	// Active, registered nodes: revoked ones are no longer the federation's.
 	cs, err := a.store.Clusters(ctx, true)
 	if err != nil {
-		return JobTargetsResult{}, err
+		return domain.JobTargetsResult{}, err
 	}
-	plan := routing.Route(routing.FromClusters(cs), routing.Need{MinSchema: p.Spec.minSchema(a.columns), Nodes: p.Spec.Nodes})
-	byName := map[string]store.Cluster{}
+	plan := routing.Route(routing.FromClusters(cs), routing.Need{MinSchema: p.Spec.MinSchema(a.columns), Nodes: p.Spec.Nodes})
+	byName := map[string]domain.Cluster{}
 	for _, c := range cs {
 		byName[c.Name] = c
 	}
-	out := JobTargetsResult{Nodes: []NodeRef{}, Excluded: plan.Excluded}
+	out := domain.JobTargetsResult{Nodes: []domain.NodeRef{}, Excluded: plan.Excluded}
 	for _, n := range plan.Included {
 		c := byName[n.Name]
-		out.Nodes = append(out.Nodes, NodeRef{Name: c.Name, PeerID: c.PeerID, Addrs: c.Addrs, SchemaVersion: c.SchemaVersion})
+		out.Nodes = append(out.Nodes, domain.NodeRef{Name: c.Name, PeerID: c.PeerID, Addrs: c.Addrs, SchemaVersion: c.SchemaVersion})
 	}
 	if out.Excluded == nil {
-		out.Excluded = []routing.Exclusion{}
+		out.Excluded = []domain.Exclusion{}
 	}
 	return out, nil
-}
-
-// NodeAnalysisParams is the input of NodeAnalysis.
-type NodeAnalysisParams struct {
-	JobID string        `json:"job_id"`
-	Node  NodeRef       `json:"node"`
-	Spec  AnalyticsSpec `json:"spec"`
-}
-
-// NodePart is one node's part of a job's result, stored in S3 as Parquet.
-type NodePart struct {
-	Node       string `json:"node"`
-	Object     string `json:"object"`
-	Rows       int64  `json:"rows"`
-	Bytes      int64  `json:"bytes"`
-	DurationMS int64  `json:"duration_ms"`
 }
 
 // NodeAnalysis runs the analysis on one node and stores its part in S3.
@@ -223,7 +126,7 @@ type NodePart struct {
 // synapse graph is pulled as rows and its degrees computed here, batch by
 // batch. It
 // heartbeats its progress, so a cancelled job stops it promptly.
-func (a *Jobs) NodeAnalysis(ctx context.Context, p NodeAnalysisParams) (NodePart, error) {
+func (a *Jobs) NodeAnalysis(ctx context.Context, p domain.NodeAnalysisParams) (domain.NodePart, error) {
 	started := time.Now()
 	var rows atomic.Int64
 	stop := heartbeat(ctx, func() any { return map[string]any{"node": p.Node.Name, "rows": rows.Load()} })
@@ -233,23 +136,23 @@ func (a *Jobs) NodeAnalysis(ctx context.Context, p NodeAnalysisParams) (NodePart
 		err error
 	)
 	switch p.Spec.Analysis {
-	case AnalysisSummary:
+	case domain.AnalysisSummary:
 		rec, err = a.nodeSummary(ctx, p)
-	case AnalysisSynapseGraph:
+	case domain.AnalysisSynapseGraph:
 		rec, err = a.nodeGraph(ctx, p, &rows)
 	default:
-		return NodePart{}, temporal.NewNonRetryableApplicationError("unknown analysis "+p.Spec.Analysis, ErrTypeInvalid, nil)
+		return domain.NodePart{}, temporal.NewNonRetryableApplicationError("unknown analysis "+p.Spec.Analysis, domain.ErrTypeInvalid, nil)
 	}
 	if err != nil {
-		return NodePart{}, err
+		return domain.NodePart{}, err
 	}
 	defer rec.Release()
 	object := fmt.Sprintf("jobs/%s/parts/%s.parquet", p.JobID, p.Node.Name)
 	size, err := a.putParquet(ctx, object, rec)
 	if err != nil {
-		return NodePart{}, err
+		return domain.NodePart{}, err
 	}
-	part := NodePart{Node: p.Node.Name, Object: object, Rows: rec.NumRows(), Bytes: size, DurationMS: time.Since(started).Milliseconds()}
+	part := domain.NodePart{Node: p.Node.Name, Object: object, Rows: rec.NumRows(), Bytes: size, DurationMS: time.Since(started).Milliseconds()}
 	activity.GetLogger(ctx).Info("node part stored", "node", p.Node.Name, "rows", part.Rows, "bytes", size, "took", time.Since(started))
 	return part, nil
 }
@@ -278,14 +181,14 @@ var degreeSchema = arrow.NewSchema([]arrow.Field{
 // are not retried.
 func nodeError(node string, err error) error {
 	if p2p.IsCode(err, p2p.CodeInvalid) || p2p.IsCode(err, p2p.CodeNotFound) || p2p.IsCode(err, p2p.CodeUnauthorized) {
-		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: %v", node, err), ErrTypeInvalid, err)
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: %v", node, err), domain.ErrTypeInvalid, err)
 	}
 	return fmt.Errorf("%s: %w", node, err)
 }
 
 // nodeSummary has the node compute the summary on its ClickHouse and
 // offer it over its Flight server, and reads it from there.
-func (a *Jobs) nodeSummary(ctx context.Context, p NodeAnalysisParams) (arrow.RecordBatch, error) {
+func (a *Jobs) nodeSummary(ctx context.Context, p domain.NodeAnalysisParams) (arrow.RecordBatch, error) {
 	rd, done, err := a.readFlight(ctx, p.Node, &fedpb.FlightQuery{Table: p.Spec.Table, SummaryOf: p.Spec.Column,
 		Quantiles: p.Spec.Quantiles, DatasetIds: p.Spec.DatasetIDs})
 	if err != nil {
@@ -297,13 +200,13 @@ func (a *Jobs) nodeSummary(ctx context.Context, p NodeAnalysisParams) (arrow.Rec
 	for rd.Next() {
 		rec := rd.RecordBatch()
 		if rec.NumCols() != 9 {
-			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: a summary has 9 columns, got %d", p.Node.Name, rec.NumCols()), ErrTypeInvalid, nil)
+			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: a summary has 9 columns, got %d", p.Node.Name, rec.NumCols()), domain.ErrTypeInvalid, nil)
 		}
 		ids, okID := rec.Column(0).(*array.String)
 		counts, okN := rec.Column(1).(*array.Uint64)
 		qs, okQ := rec.Column(8).(*array.List)
 		if !okID || !okN || !okQ {
-			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: unexpected summary types %s", p.Node.Name, rec.Schema()), ErrTypeInvalid, nil)
+			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: unexpected summary types %s", p.Node.Name, rec.Schema()), domain.ErrTypeInvalid, nil)
 		}
 		qv, _ := qs.ListValues().(*array.Float64)
 		for i := range int(rec.NumRows()) {
@@ -313,7 +216,7 @@ func (a *Jobs) nodeSummary(ctx context.Context, p NodeAnalysisParams) (arrow.Rec
 			for c := 2; c <= 7; c++ {
 				f, ok := rec.Column(c).(*array.Float64)
 				if !ok {
-					return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: summary column %d is %s", p.Node.Name, c, rec.Column(c).DataType()), ErrTypeInvalid, nil)
+					return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: summary column %d is %s", p.Node.Name, c, rec.Column(c).DataType()), domain.ErrTypeInvalid, nil)
 				}
 				b.Field(c + 1).(*array.Float64Builder).Append(f.Value(i))
 			}
@@ -333,7 +236,7 @@ func (a *Jobs) nodeSummary(ctx context.Context, p NodeAnalysisParams) (arrow.Rec
 
 // nodeGraph pulls the node's synapses (pre, post) over Flight and counts
 // each neuron's in and out degree.
-func (a *Jobs) nodeGraph(ctx context.Context, p NodeAnalysisParams, rows *atomic.Int64) (arrow.RecordBatch, error) {
+func (a *Jobs) nodeGraph(ctx context.Context, p domain.NodeAnalysisParams, rows *atomic.Int64) (arrow.RecordBatch, error) {
 	rd, done, err := a.readFlight(ctx, p.Node, &fedpb.FlightQuery{Table: "synapse", Columns: []string{"pre_id", "post_id"},
 		DatasetIds: p.Spec.DatasetIDs})
 	if err != nil {
@@ -354,11 +257,11 @@ func (a *Jobs) nodeGraph(ctx context.Context, p NodeAnalysisParams, rows *atomic
 		rec := rd.RecordBatch()
 		pre, err := uuidColumn(rec.Column(0))
 		if err != nil {
-			return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalid, err)
+			return nil, temporal.NewNonRetryableApplicationError(err.Error(), domain.ErrTypeInvalid, err)
 		}
 		post, err := uuidColumn(rec.Column(1))
 		if err != nil {
-			return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalid, err)
+			return nil, temporal.NewNonRetryableApplicationError(err.Error(), domain.ErrTypeInvalid, err)
 		}
 		for i := range int(rec.NumRows()) {
 			if pre.IsValid(i) {
@@ -456,22 +359,6 @@ func (a *Jobs) readParquet(ctx context.Context, object string) (arrow.Table, err
 	return tbl, nil
 }
 
-// MergeParams is the input of MergeJob.
-type MergeParams struct {
-	JobID string        `json:"job_id"`
-	Spec  AnalyticsSpec `json:"spec"`
-	Parts []NodePart    `json:"parts"`
-}
-
-// MergeResult is the merged result: a Parquet object and a JSON summary
-// small enough for the job's row.
-type MergeResult struct {
-	Object  string          `json:"object"`
-	Rows    int64           `json:"rows"`
-	Bytes   int64           `json:"bytes"`
-	Summary json.RawMessage `json:"summary"`
-}
-
 // DatasetStats are the merged statistics of one dataset (or of all).
 type DatasetStats struct {
 	Node      string    `json:"node,omitempty"`
@@ -508,7 +395,7 @@ type GraphResult struct {
 
 // MergeJob reads every node's part from S3 and merges them into the job's
 // result: a Parquet object beside the parts and a JSON summary.
-func (a *Jobs) MergeJob(ctx context.Context, p MergeParams) (MergeResult, error) {
+func (a *Jobs) MergeJob(ctx context.Context, p domain.MergeParams) (domain.MergeResult, error) {
 	stop := heartbeat(ctx, func() any { return "merging" })
 	defer stop()
 	parts := slices.Clone(p.Parts)
@@ -522,36 +409,36 @@ func (a *Jobs) MergeJob(ctx context.Context, p MergeParams) (MergeResult, error)
 	for _, part := range parts {
 		t, err := a.readParquet(ctx, part.Object)
 		if err != nil {
-			return MergeResult{}, err
+			return domain.MergeResult{}, err
 		}
 		tables = append(tables, t)
 	}
 	schema := summarySchema
-	if p.Spec.Analysis == AnalysisSynapseGraph {
+	if p.Spec.Analysis == domain.AnalysisSynapseGraph {
 		schema = degreeSchema
 	}
 	merged, err := concat(schema, tables)
 	if err != nil {
-		return MergeResult{}, err
+		return domain.MergeResult{}, err
 	}
 	defer merged.Release()
 	var summary any
 	switch p.Spec.Analysis {
-	case AnalysisSummary:
+	case domain.AnalysisSummary:
 		summary = mergeSummary(p.Spec, merged)
 	default:
 		summary = mergeGraph(merged)
 	}
 	raw, err := json.Marshal(summary)
 	if err != nil {
-		return MergeResult{}, fmt.Errorf("encode summary: %w", err)
+		return domain.MergeResult{}, fmt.Errorf("encode summary: %w", err)
 	}
 	object := fmt.Sprintf("jobs/%s/result.parquet", p.JobID)
 	size, err := a.putParquet(ctx, object, merged)
 	if err != nil {
-		return MergeResult{}, err
+		return domain.MergeResult{}, err
 	}
-	return MergeResult{Object: object, Rows: merged.NumRows(), Bytes: size, Summary: raw}, nil
+	return domain.MergeResult{Object: object, Rows: merged.NumRows(), Bytes: size, Summary: raw}, nil
 }
 
 // concat joins the tables' rows into one record batch of schema.
@@ -595,7 +482,7 @@ func concat(schema *arrow.Schema, tables []arrow.Table) (arrow.RecordBatch, erro
 	return rec, nil
 }
 
-func mergeSummary(spec AnalyticsSpec, rec arrow.RecordBatch) SummaryResult {
+func mergeSummary(spec domain.AnalyticsSpec, rec arrow.RecordBatch) SummaryResult {
 	out := SummaryResult{Table: spec.Table, Column: spec.Column, Quantiles: spec.Quantiles, Datasets: []DatasetStats{}}
 	nodes := rec.Column(0).(*array.String)
 	ids := rec.Column(1).(*array.String)
@@ -647,26 +534,22 @@ func mergeGraph(rec arrow.RecordBatch) GraphResult {
 	return out
 }
 
-// FinishParams is the input of FinishJob.
-type FinishParams struct {
-	JobID        string          `json:"job_id"`
-	State        string          `json:"state"`
-	Nodes        json.RawMessage `json:"nodes"`
-	Result       json.RawMessage `json:"result,omitempty"`
-	ResultObject string          `json:"result_object,omitempty"`
-	Error        string          `json:"error,omitempty"`
-}
-
 // FinishJob records how the job ended.
-func (a *Jobs) FinishJob(ctx context.Context, p FinishParams) error {
+func (a *Jobs) FinishJob(ctx context.Context, p domain.FinishParams) error {
 	id, err := uuid.Parse(p.JobID)
 	if err != nil {
-		return temporal.NewNonRetryableApplicationError("bad job ID", ErrTypeInvalid, err)
+		return temporal.NewNonRetryableApplicationError("bad job ID", domain.ErrTypeInvalid, err)
 	}
-	if !slices.Contains(store.JobStates, p.State) {
-		return temporal.NewNonRetryableApplicationError("bad job state "+p.State, ErrTypeInvalid, nil)
+	if !slices.Contains(domain.JobStates, p.State) {
+		return temporal.NewNonRetryableApplicationError("bad job state "+p.State, domain.ErrTypeInvalid, nil)
+	}
+	var nodes json.RawMessage
+	if p.Nodes != nil {
+		if nodes, err = json.Marshal(p.Nodes); err != nil {
+			return temporal.NewNonRetryableApplicationError("encode the job's nodes", domain.ErrTypeInvalid, err)
+		}
 	}
 	a.log.Info("job finished", "job", p.JobID, "state", p.State, "err", p.Error)
-	return a.store.FinishJob(ctx, id, store.JobOutcome{State: p.State, Nodes: p.Nodes, Result: p.Result,
+	return a.store.FinishJob(ctx, id, store.JobOutcome{State: p.State, Nodes: nodes, Result: p.Result.Raw,
 		ResultObject: p.ResultObject, Error: p.Error})
 }

@@ -5,7 +5,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io/fs"
 	"time"
@@ -17,9 +16,6 @@ import (
 
 	"github.com/syndb/federation/schemas"
 )
-
-// ErrNotFound is returned when a row does not exist.
-var ErrNotFound = errors.New("not found")
 
 // Store is the hub's PostgreSQL store. It is safe for concurrent use.
 type Store struct {
