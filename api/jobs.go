@@ -17,6 +17,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/minio/minio-go/v7"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/store"
@@ -55,11 +56,14 @@ type JobStarted struct {
 }
 
 // JobStatus is the answer to GET /v1/jobs/{id}: the job's row and, while
-// it runs, its live per-node progress.
+// it runs, its live progress.
 type JobStatus struct {
 	domain.Job
-	UIURL    string            `json:"ui_url"`
-	Progress *domain.JobResult `json:"progress,omitempty"`
+	UIURL string `json:"ui_url"`
+	// Progress is in the shape of the job's kind: a domain.JobResult (per
+	// node) for an analytics job, a domain.EtlResult (step, report, loaded)
+	// for an ETL job.
+	Progress json.RawMessage `json:"progress,omitempty"`
 }
 
 // JobList is the answer to GET /v1/jobs.
@@ -89,13 +93,13 @@ func (s *Server) createJob(c echo.Context) error {
 		err  error
 	)
 	switch req.Kind {
-	case "analytics":
+	case domain.JobKindAnalytics:
 		var as domain.AnalyticsSpec
 		if err = decodeStrict(bytes.NewReader(req.Spec), &as); err == nil {
 			err = as.Validate(s.catalog)
 		}
 		spec = as
-	case "etl":
+	case domain.JobKindEtl:
 		var es domain.EtlSpec
 		if err = decodeStrict(bytes.NewReader(req.Spec), &es); err == nil {
 			err = es.Validate(s.types)
@@ -199,14 +203,38 @@ func (s *Server) getJob(c echo.Context) error {
 	}
 	out := JobStatus{Job: j, UIURL: s.uiURL(j.WorkflowID, "")}
 	if j.State == domain.JobPending || j.State == domain.JobRunning {
+		// A job whose workflow has not started yet has no progress to show.
 		if v, err := s.deps.Temporal.QueryWorkflow(c.Request().Context(), j.WorkflowID, "", workflows.ProgressQuery); err == nil {
-			var p domain.JobResult
-			if v.Get(&p) == nil {
-				out.Progress = &p
+			p, err := jobProgress(j.Kind, v)
+			if err != nil {
+				s.deps.Log.Warn("job progress unreadable", "job", j.ID, "kind", j.Kind, "err", err)
 			}
+			out.Progress = p
 		}
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+// jobProgress decodes a progress query's answer into the progress type of
+// the job's kind.
+func jobProgress(kind string, v converter.EncodedValue) (json.RawMessage, error) {
+	var p any
+	switch kind {
+	case domain.JobKindAnalytics:
+		p = &domain.JobResult{}
+	case domain.JobKindEtl:
+		p = &domain.EtlResult{}
+	default:
+		return nil, fmt.Errorf("job kind %q has no progress type", kind)
+	}
+	if err := v.Get(p); err != nil {
+		return nil, fmt.Errorf("decode %s job progress: %w", kind, err)
+	}
+	raw, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s job progress: %w", kind, err)
+	}
+	return raw, nil
 }
 
 func (s *Server) listJobs(c echo.Context) error {

@@ -25,6 +25,12 @@ type FinishParams struct {
 	Error        string    `json:"error,omitempty"`
 }
 
+// Job kinds.
+const (
+	JobKindAnalytics = "analytics"
+	JobKindEtl       = "etl"
+)
+
 // Job states.
 const (
 	JobPending   = "pending"

@@ -230,7 +230,7 @@ func TestAnalyticsCancel(t *testing.T) {
 	defer cancel()
 	require.NoError(t, pollUntil(ctx, func() error {
 		js := jobStatus(t, st.JobID)
-		if js.Progress == nil || len(js.Progress.Nodes) == 0 || js.Progress.Nodes[0].State != domain.JobNodeRunning {
+		if p := analyticsProgress(t, js); len(p.Nodes) == 0 || p.Nodes[0].State != domain.JobNodeRunning {
 			return fmt.Errorf("job not running on lab-b yet: %s", js.State)
 		}
 		return nil
