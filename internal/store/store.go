@@ -1,6 +1,8 @@
 // Package store is the hub's PostgreSQL access: accounts and API keys, the
 // cluster registry and the schema versions nodes report. PostgreSQL is the
 // federation's source of truth; the schema is applied at Open by goose.
+// The store maps rows to the types of package domain (a cluster, a job),
+// which it does not define.
 package store
 
 import (
