@@ -33,7 +33,7 @@ func TestEtlProgressWhileRunning(t *testing.T) {
 		_ = fed.StopNode(ctx, "lab-b", false)
 		require.NoError(t, fed.StartNode(ctx, "lab-b"))
 		for _, table := range []string{"neuron", "datasets"} {
-			_ = conn.Exec(ctx, fmt.Sprintf("ALTER TABLE %s DELETE WHERE dataset_id = toUUID('%s')", table, dataset))
+			require.NoError(t, conn.Exec(ctx, fmt.Sprintf("ALTER TABLE %s DELETE WHERE dataset_id = toUUID('%s')", table, dataset)))
 		}
 	})
 	waitHealth(t, "lab-b", health.Healthy, time.Minute)
@@ -85,6 +85,7 @@ func TestEtlProgressWhileRunning(t *testing.T) {
 			}
 			if step == "loading" {
 				loading = js.Progress
+				t.Logf("progress while loading: %s", raw)
 			}
 		}
 		select {
