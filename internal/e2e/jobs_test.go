@@ -202,7 +202,7 @@ func TestAnalyticsNodeDown(t *testing.T) {
 	require.Equal(t, domain.JobNodeDone, nodes["lab-a"].State)
 	missing := nodes["lab-b"].State == domain.JobNodeMissing
 	if !missing { // the health monitor saw it first: excluded before the run
-		require.Contains(t, string(js.Nodes)+fmt.Sprint(js.Progress), "lab-a")
+		require.Contains(t, string(js.Nodes)+string(js.Progress), "lab-a")
 	}
 	var res activities.SummaryResult
 	require.NoError(t, json.Unmarshal(js.Result, &res))
