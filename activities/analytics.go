@@ -15,24 +15,9 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/fedpb"
 )
-
-// NodeAnalysisParams is the input of NodeAnalysis.
-type NodeAnalysisParams struct {
-	JobID string        `json:"job_id"`
-	Node  NodeRef       `json:"node"`
-	Spec  AnalyticsSpec `json:"spec"`
-}
-
-// NodePart is one node's part of a job's result, stored in S3 as Parquet.
-type NodePart struct {
-	Node       string `json:"node"`
-	Object     string `json:"object"`
-	Rows       int64  `json:"rows"`
-	Bytes      int64  `json:"bytes"`
-	DurationMS int64  `json:"duration_ms"`
-}
 
 // NodeAnalysis runs the analysis on one node and stores its part in S3.
 // Both read the node's Flight server with a ticket from GetFlightEndpoint:
@@ -40,7 +25,7 @@ type NodePart struct {
 // synapse graph is pulled as rows and its degrees computed here, batch by
 // batch. It
 // heartbeats its progress, so a cancelled job stops it promptly.
-func (a *Jobs) NodeAnalysis(ctx context.Context, p NodeAnalysisParams) (NodePart, error) {
+func (a *Jobs) NodeAnalysis(ctx context.Context, p domain.NodeAnalysisParams) (domain.NodePart, error) {
 	started := time.Now()
 	var rows atomic.Int64
 	stop := heartbeat(ctx, func() any { return map[string]any{"node": p.Node.Name, "rows": rows.Load()} })
@@ -50,23 +35,23 @@ func (a *Jobs) NodeAnalysis(ctx context.Context, p NodeAnalysisParams) (NodePart
 		err error
 	)
 	switch p.Spec.Analysis {
-	case AnalysisSummary:
+	case domain.AnalysisSummary:
 		rec, err = a.nodeSummary(ctx, p)
-	case AnalysisSynapseGraph:
+	case domain.AnalysisSynapseGraph:
 		rec, err = a.nodeGraph(ctx, p, &rows)
 	default:
-		return NodePart{}, temporal.NewNonRetryableApplicationError("unknown analysis "+p.Spec.Analysis, ErrTypeInvalid, nil)
+		return domain.NodePart{}, temporal.NewNonRetryableApplicationError("unknown analysis "+p.Spec.Analysis, domain.ErrTypeInvalid, nil)
 	}
 	if err != nil {
-		return NodePart{}, err
+		return domain.NodePart{}, err
 	}
 	defer rec.Release()
 	object := fmt.Sprintf("jobs/%s/parts/%s.parquet", p.JobID, p.Node.Name)
 	size, err := a.putParquet(ctx, object, rec)
 	if err != nil {
-		return NodePart{}, err
+		return domain.NodePart{}, err
 	}
-	part := NodePart{Node: p.Node.Name, Object: object, Rows: rec.NumRows(), Bytes: size, DurationMS: time.Since(started).Milliseconds()}
+	part := domain.NodePart{Node: p.Node.Name, Object: object, Rows: rec.NumRows(), Bytes: size, DurationMS: time.Since(started).Milliseconds()}
 	activity.GetLogger(ctx).Info("node part stored", "node", p.Node.Name, "rows", part.Rows, "bytes", size, "took", time.Since(started))
 	return part, nil
 }
@@ -80,7 +65,7 @@ var degreeSchema = arrow.NewSchema([]arrow.Field{
 
 // nodeGraph pulls the node's synapses (pre, post) over Flight and counts
 // each neuron's in and out degree.
-func (a *Jobs) nodeGraph(ctx context.Context, p NodeAnalysisParams, rows *atomic.Int64) (arrow.RecordBatch, error) {
+func (a *Jobs) nodeGraph(ctx context.Context, p domain.NodeAnalysisParams, rows *atomic.Int64) (arrow.RecordBatch, error) {
 	rd, done, err := a.flight.read(ctx, p.Node, &fedpb.FlightQuery{Table: "synapse", Columns: []string{"pre_id", "post_id"},
 		DatasetIds: p.Spec.DatasetIDs})
 	if err != nil {
@@ -101,11 +86,11 @@ func (a *Jobs) nodeGraph(ctx context.Context, p NodeAnalysisParams, rows *atomic
 		rec := rd.RecordBatch()
 		pre, err := uuidColumn(rec.Column(0))
 		if err != nil {
-			return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalid, err)
+			return nil, temporal.NewNonRetryableApplicationError(err.Error(), domain.ErrTypeInvalid, err)
 		}
 		post, err := uuidColumn(rec.Column(1))
 		if err != nil {
-			return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalid, err)
+			return nil, temporal.NewNonRetryableApplicationError(err.Error(), domain.ErrTypeInvalid, err)
 		}
 		for i := range int(rec.NumRows()) {
 			if pre.IsValid(i) {

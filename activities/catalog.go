@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/fedpb"
 	"github.com/syndb/federation/internal/p2p"
 	"github.com/syndb/federation/internal/store"
@@ -16,7 +17,7 @@ import (
 
 // catalogStore is what the catalog activities need of PostgreSQL.
 type catalogStore interface {
-	ReplaceCatalog(ctx context.Context, cluster string, datasets []store.CatalogDataset, fetchedAt time.Time, workflowID string) (store.CatalogChange, error)
+	ReplaceCatalog(ctx context.Context, cluster string, datasets []store.CatalogDataset, fetchedAt time.Time, workflowID string) (domain.CatalogChange, error)
 }
 
 // Catalog holds the activities of the catalog sync workflow.
@@ -30,36 +31,21 @@ func NewCatalog(st catalogStore, nodes nodeCaller) *Catalog {
 	return &Catalog{store: st, nodes: nodes}
 }
 
-// SyncNodeCatalogParams is the input of SyncNodeCatalog.
-type SyncNodeCatalogParams struct {
-	Node       NodeRef `json:"node"`
-	WorkflowID string  `json:"workflow_id"`
-}
-
-// SyncNodeCatalogResult is the output of SyncNodeCatalog: counts only, the
-// catalog itself goes straight to PostgreSQL.
-type SyncNodeCatalogResult struct {
-	store.CatalogChange
-	// Skipped counts datasets the node reported with an ID that is not a
-	// UUID, or a second time.
-	Skipped int `json:"skipped,omitempty"`
-}
-
 // SyncNodeCatalog asks one node for its dataset catalog, with each
 // dataset's row count per table, and writes it to PostgreSQL: the node's
 // datasets are upserted and the ones it no longer reports removed.
-func (a *Catalog) SyncNodeCatalog(ctx context.Context, p SyncNodeCatalogParams) (SyncNodeCatalogResult, error) {
+func (a *Catalog) SyncNodeCatalog(ctx context.Context, p domain.SyncNodeCatalogParams) (domain.SyncNodeCatalogResult, error) {
 	fetched := time.Now()
 	var resp fedpb.DatasetCatalogResponse
 	stopBeats := heartbeat(ctx, func() any { return p.Node.Name })
 	err := a.nodes.Call(ctx, p.Node.PeerID, p.Node.Addrs, p2p.DatasetCatalog, &fedpb.DatasetCatalogRequest{WithRowCounts: true}, &resp)
 	stopBeats()
 	if err != nil {
-		return SyncNodeCatalogResult{}, classify(fmt.Errorf("dataset catalog of %s: %w", p.Node.Name, err))
+		return domain.SyncNodeCatalogResult{}, classify(fmt.Errorf("dataset catalog of %s: %w", p.Node.Name, err))
 	}
 	if resp.GetNode() != p.Node.Name {
-		return SyncNodeCatalogResult{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("%s answered as node %q", p.Node.Name, resp.GetNode()), ErrTypeInvalid, nil)
+		return domain.SyncNodeCatalogResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("%s answered as node %q", p.Node.Name, resp.GetNode()), domain.ErrTypeInvalid, nil)
 	}
 	datasets, skipped := catalogDatasets(resp.GetDatasets())
 	if skipped > 0 {
@@ -67,11 +53,11 @@ func (a *Catalog) SyncNodeCatalog(ctx context.Context, p SyncNodeCatalogParams) 
 	}
 	ch, err := a.store.ReplaceCatalog(ctx, p.Node.Name, datasets, fetched, p.WorkflowID)
 	if err != nil {
-		return SyncNodeCatalogResult{}, err
+		return domain.SyncNodeCatalogResult{}, err
 	}
 	activity.GetLogger(ctx).Info("node catalog synced", "node", p.Node.Name, "datasets", ch.Datasets, "added", ch.Added,
 		"updated", ch.Updated, "removed", ch.Removed, "stale", ch.Stale, "took", time.Since(fetched))
-	return SyncNodeCatalogResult{CatalogChange: ch, Skipped: skipped}, nil
+	return domain.SyncNodeCatalogResult{CatalogChange: ch, Skipped: skipped}, nil
 }
 
 // catalogDatasets converts a node's datasets, leaving out those whose ID is

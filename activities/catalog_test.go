@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/syndb/federation/activities"
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/fedpb"
 	"github.com/syndb/federation/internal/ontology"
 	"github.com/syndb/federation/internal/p2p"
@@ -50,11 +51,11 @@ type catalogRecorder struct {
 	sums     map[string]string
 }
 
-func (r *catalogRecorder) ReplaceCatalog(_ context.Context, cluster string, ds []store.CatalogDataset, _ time.Time, _ string) (store.CatalogChange, error) {
+func (r *catalogRecorder) ReplaceCatalog(_ context.Context, cluster string, ds []store.CatalogDataset, _ time.Time, _ string) (domain.CatalogChange, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.cluster, r.datasets = cluster, ds
-	return store.CatalogChange{Datasets: len(ds), Added: len(ds)}, nil
+	return domain.CatalogChange{Datasets: len(ds), Added: len(ds)}, nil
 }
 
 func (r *catalogRecorder) SetOntologyTarget(_ context.Context, version int, _, _ string) error {
@@ -74,7 +75,7 @@ func (r *catalogRecorder) RecordOntologyVersion(_ context.Context, cluster strin
 	return nil
 }
 
-var labA = activities.NodeRef{Name: "lab-a", PeerID: "peer-a"}
+var labA = domain.NodeRef{Name: "lab-a", PeerID: "peer-a"}
 
 // errorType returns the type of the application error in err's chain.
 func errorType(err error) string {
@@ -98,9 +99,9 @@ func TestSyncNodeCatalog(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
 	env.RegisterActivity(activities.NewCatalog(rec, node))
-	v, err := env.ExecuteActivity(activities.SyncNodeCatalogName, activities.SyncNodeCatalogParams{Node: labA, WorkflowID: "wf"})
+	v, err := env.ExecuteActivity(domain.SyncNodeCatalogName, domain.SyncNodeCatalogParams{Node: labA, WorkflowID: "wf"})
 	require.NoError(t, err)
-	var res activities.SyncNodeCatalogResult
+	var res domain.SyncNodeCatalogResult
 	require.NoError(t, v.Get(&res))
 	require.Equal(t, 2, res.Skipped, "a bad ID and a repeat are left out")
 	require.Equal(t, 1, res.Added)
@@ -125,9 +126,9 @@ func TestSyncNodeCatalogErrors(t *testing.T) {
 	}{
 		{"unreachable is retried", &scriptedNode{err: p2p.ErrUnreachable}, "", "peer unreachable"},
 		{"no schema yet is retried", &scriptedNode{err: p2p.Errorf(p2p.CodeUnavailable, "warehouse has no schema yet")}, "", "no schema"},
-		{"refused is not", &scriptedNode{err: p2p.Errorf(p2p.CodeUnauthorized, "not my hub")}, activities.ErrTypeInvalid, "not my hub"},
-		{"not found is not", &scriptedNode{err: p2p.Errorf(p2p.CodeNotFound, "no such table")}, activities.ErrTypeInvalid, "dataset catalog of lab-a: remote not_found"},
-		{"another node answering is not", &scriptedNode{resp: &fedpb.DatasetCatalogResponse{Node: "lab-x"}}, activities.ErrTypeInvalid, `as node "lab-x"`},
+		{"refused is not", &scriptedNode{err: p2p.Errorf(p2p.CodeUnauthorized, "not my hub")}, domain.ErrTypeInvalid, "not my hub"},
+		{"not found is not", &scriptedNode{err: p2p.Errorf(p2p.CodeNotFound, "no such table")}, domain.ErrTypeInvalid, "dataset catalog of lab-a: remote not_found"},
+		{"another node answering is not", &scriptedNode{resp: &fedpb.DatasetCatalogResponse{Node: "lab-x"}}, domain.ErrTypeInvalid, `as node "lab-x"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -135,7 +136,7 @@ func TestSyncNodeCatalogErrors(t *testing.T) {
 			var s testsuite.WorkflowTestSuite
 			env := s.NewTestActivityEnvironment()
 			env.RegisterActivity(activities.NewCatalog(&catalogRecorder{}, tc.node))
-			_, err := env.ExecuteActivity(activities.SyncNodeCatalogName, activities.SyncNodeCatalogParams{Node: labA})
+			_, err := env.ExecuteActivity(domain.SyncNodeCatalogName, domain.SyncNodeCatalogParams{Node: labA})
 			require.Error(t, err)
 			require.Contains(t, err.Error(), tc.contains)
 			var appErr *temporal.ApplicationError
@@ -158,35 +159,35 @@ func TestOntologyActivities(t *testing.T) {
 	env := s.NewTestActivityEnvironment()
 	env.RegisterActivity(activities.NewOntology(rec, node, onto))
 
-	v, err := env.ExecuteActivity(activities.PrepareOntologyName, activities.PrepareOntologyParams{Version: onto.Version, CatchUp: true})
+	v, err := env.ExecuteActivity(domain.PrepareOntologyName, domain.PrepareOntologyParams{Version: onto.Version, CatchUp: true})
 	require.NoError(t, err)
-	var prep activities.PrepareOntologyResult
+	var prep domain.PrepareOntologyResult
 	require.NoError(t, v.Get(&prep))
 	require.Equal(t, onto.Checksum, prep.Checksum)
 	require.Equal(t, len(onto.Terms), prep.Terms)
 	require.Zero(t, rec.target, "a catch-up leaves the fleet's target alone")
-	_, err = env.ExecuteActivity(activities.PrepareOntologyName, activities.PrepareOntologyParams{Version: onto.Version})
+	_, err = env.ExecuteActivity(domain.PrepareOntologyName, domain.PrepareOntologyParams{Version: onto.Version})
 	require.NoError(t, err)
 	require.Equal(t, onto.Version, rec.target)
-	_, err = env.ExecuteActivity(activities.PrepareOntologyName, activities.PrepareOntologyParams{Version: onto.Version + 1})
+	_, err = env.ExecuteActivity(domain.PrepareOntologyName, domain.PrepareOntologyParams{Version: onto.Version + 1})
 	require.Error(t, err)
-	require.Equal(t, activities.ErrTypeInvalid, errorType(err))
+	require.Equal(t, domain.ErrTypeInvalid, errorType(err))
 
-	v, err = env.ExecuteActivity(activities.SyncNodeOntologyName, activities.SyncNodeOntologyParams{Node: labA, Version: onto.Version, WorkflowID: "wf"})
+	v, err = env.ExecuteActivity(domain.SyncNodeOntologyName, domain.SyncNodeOntologyParams{Node: labA, Version: onto.Version, WorkflowID: "wf"})
 	require.NoError(t, err)
-	var res activities.SyncNodeOntologyResult
+	var res domain.SyncNodeOntologyResult
 	require.NoError(t, v.Get(&res))
-	require.Equal(t, activities.SyncNodeOntologyResult{From: 0, To: onto.Version, TermsWritten: len(onto.Terms)}, res)
+	require.Equal(t, domain.SyncNodeOntologyResult{From: 0, To: onto.Version, TermsWritten: len(onto.Terms)}, res)
 	require.Equal(t, onto.Version, rec.versions["lab-a"])
 	require.Equal(t, onto.Checksum, rec.sums["lab-a"])
 	sent := node.sent[0].(*fedpb.OntologySyncRequest)
 	require.NoError(t, sent.Validate(), "the node is sent a request it accepts")
 	require.Len(t, sent.GetTerms(), len(onto.Terms))
 
-	for code, want := range map[string]string{p2p.CodeDrift: activities.ErrTypeDrift, p2p.CodeInvalid: activities.ErrTypeInvalid, p2p.CodeUnavailable: ""} {
+	for code, want := range map[string]string{p2p.CodeDrift: domain.ErrTypeDrift, p2p.CodeInvalid: domain.ErrTypeInvalid, p2p.CodeUnavailable: ""} {
 		env := s.NewTestActivityEnvironment()
 		env.RegisterActivity(activities.NewOntology(&catalogRecorder{}, &scriptedNode{err: p2p.Errorf(code, "said no")}, onto))
-		_, err := env.ExecuteActivity(activities.SyncNodeOntologyName, activities.SyncNodeOntologyParams{Node: labA, Version: onto.Version})
+		_, err := env.ExecuteActivity(domain.SyncNodeOntologyName, domain.SyncNodeOntologyParams{Node: labA, Version: onto.Version})
 		require.Error(t, err, code)
 		require.Contains(t, err.Error(), "said no", code)
 		var appErr *temporal.ApplicationError

@@ -3,6 +3,7 @@ package activities
 import (
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/p2p"
 )
 
@@ -11,10 +12,10 @@ import (
 // classify keeps that message and decides only whether a retry can help:
 //
 //   - drift (the node's ledger disagrees with the hub's): non-retryable,
-//     ErrTypeDrift;
+//     domain.ErrTypeDrift;
 //   - invalid, unauthorized, not_found (the node refused this very request,
 //     or it names something the node does not have): non-retryable,
-//     ErrTypeInvalid, since a retry sends the same request and gets the
+//     domain.ErrTypeInvalid, since a retry sends the same request and gets the
 //     same answer;
 //   - anything else (unavailable, internal, a node that cannot be reached,
 //     a stream that broke or timed out, a cancelled activity): returned as
@@ -24,9 +25,9 @@ func classify(err error) error {
 	case err == nil:
 		return nil
 	case p2p.IsCode(err, p2p.CodeDrift):
-		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeDrift, err)
+		return temporal.NewNonRetryableApplicationError(err.Error(), domain.ErrTypeDrift, err)
 	case p2p.IsCode(err, p2p.CodeInvalid), p2p.IsCode(err, p2p.CodeUnauthorized), p2p.IsCode(err, p2p.CodeNotFound):
-		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalid, err)
+		return temporal.NewNonRetryableApplicationError(err.Error(), domain.ErrTypeInvalid, err)
 	default:
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/p2p"
 )
 
@@ -22,10 +23,10 @@ func TestClassify(t *testing.T) {
 		// errType is the non-retryable type, "" for an error that is retried.
 		errType string
 	}{
-		{"drift", p2p.Errorf(p2p.CodeDrift, "version 3 has checksum x"), ErrTypeDrift},
-		{"invalid", p2p.Errorf(p2p.CodeInvalid, "table t has no column c"), ErrTypeInvalid},
-		{"unauthorized", p2p.Errorf(p2p.CodeUnauthorized, "not my hub"), ErrTypeInvalid},
-		{"not found", p2p.Errorf(p2p.CodeNotFound, "no table t on lab-a"), ErrTypeInvalid},
+		{"drift", p2p.Errorf(p2p.CodeDrift, "version 3 has checksum x"), domain.ErrTypeDrift},
+		{"invalid", p2p.Errorf(p2p.CodeInvalid, "table t has no column c"), domain.ErrTypeInvalid},
+		{"unauthorized", p2p.Errorf(p2p.CodeUnauthorized, "not my hub"), domain.ErrTypeInvalid},
+		{"not found", p2p.Errorf(p2p.CodeNotFound, "no table t on lab-a"), domain.ErrTypeInvalid},
 		{"unavailable", p2p.Errorf(p2p.CodeUnavailable, "clickhouse: connection refused"), ""},
 		{"internal", p2p.Errorf(p2p.CodeInternal, "read datasets"), ""},
 		{"unreachable", fmt.Errorf("%w: open stream: no addresses", p2p.ErrUnreachable), ""},

@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/syndb/federation/internal/arrowch"
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/health"
 	"github.com/syndb/federation/internal/migrate"
 )
@@ -47,7 +48,7 @@ type EtlDeps struct {
 	StagingBucket string
 	// Migrations give the tables' column types.
 	Migrations []migrate.Migration
-	// Warehouse is the hub's ClickHouse, for loads into HubTarget; nil
+	// Warehouse is the hub's ClickHouse, for loads into domain.HubTarget; nil
 	// refuses them.
 	Warehouse hubWarehouse
 	// RefreshCatalog starts the catalog sync of a node a dataset was
@@ -67,57 +68,48 @@ func NewEtl(d EtlDeps) *Etl {
 		types: migrate.ColumnTypes(d.Migrations), warehouse: d.Warehouse, refreshCatalog: d.RefreshCatalog, limits: d.Limits}
 }
 
-// EtlParams is the input of the ETL activities.
-type EtlParams struct {
-	JobID string  `json:"job_id"`
-	Spec  EtlSpec `json:"spec"`
-	Node  NodeRef `json:"node"`
-	// Rows is the number of rows the validation counted (for the load).
-	Rows int64 `json:"rows,omitempty"`
-}
-
-// sink is where a job's target loads: the hub's warehouse for HubTarget,
+// sink is where a job's target loads: the hub's warehouse for domain.HubTarget,
 // else the node over its Flight server.
-func (a *Etl) sink(node NodeRef) (sink, error) {
-	if node.Name != HubTarget {
+func (a *Etl) sink(node domain.NodeRef) (sink, error) {
+	if node.Name != domain.HubTarget {
 		return nodeSink{flight: a.flight, node: node}, nil
 	}
 	if a.warehouse == nil {
-		return nil, temporal.NewNonRetryableApplicationError("this worker has no hub warehouse", ErrTypeInvalid, nil)
+		return nil, temporal.NewNonRetryableApplicationError("this worker has no hub warehouse", domain.ErrTypeInvalid, nil)
 	}
 	return hubSink{warehouse: a.warehouse, types: a.types}, nil
 }
 
 // EtlTarget finds where an ETL job loads: the hub's warehouse, or a
 // registered, active and routable node.
-func (a *Etl) EtlTarget(ctx context.Context, spec EtlSpec) (NodeRef, error) {
-	if spec.Node == HubTarget {
-		hub := NodeRef{Name: HubTarget}
+func (a *Etl) EtlTarget(ctx context.Context, spec domain.EtlSpec) (domain.NodeRef, error) {
+	if spec.Node == domain.HubTarget {
+		hub := domain.NodeRef{Name: domain.HubTarget}
 		_, err := a.sink(hub)
 		return hub, err
 	}
 	cs, err := a.store.Clusters(ctx, true)
 	if err != nil {
-		return NodeRef{}, err
+		return domain.NodeRef{}, err
 	}
 	for _, c := range cs {
 		if c.Name != spec.Node {
 			continue
 		}
 		if st, _ := health.ParseState(c.Health); !st.Routable() {
-			return NodeRef{}, fmt.Errorf("node %s is %s: the load waits for it", c.Name, c.Health)
+			return domain.NodeRef{}, fmt.Errorf("node %s is %s: the load waits for it", c.Name, c.Health)
 		}
 		return nodeRef(c), nil
 	}
-	return NodeRef{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("no registered node %q", spec.Node), ErrTypeInvalid, nil)
+	return domain.NodeRef{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("no registered node %q", spec.Node), domain.ErrTypeInvalid, nil)
 }
 
 // ValidateStaged checks the staged file against the table, streaming it:
 // column names and types, required columns, every cell, the dataset, and
 // the parent relation (parent_id must be a neuron of the dataset on the
 // target, or of the file when it loads neurons). It loads nothing.
-func (a *Etl) ValidateStaged(ctx context.Context, p EtlParams) (EtlReport, error) {
-	rep := EtlReport{Problems: []Problem{}}
+func (a *Etl) ValidateStaged(ctx context.Context, p domain.EtlParams) (domain.EtlReport, error) {
+	rep := domain.EtlReport{Problems: []domain.Problem{}}
 	var rows atomic.Int64
 	stop := heartbeat(ctx, func() any { return map[string]any{"validated_rows": rows.Load()} })
 	defer stop()
@@ -138,17 +130,9 @@ func (a *Etl) ValidateStaged(ctx context.Context, p EtlParams) (EtlReport, error
 	return rep, err
 }
 
-// EtlLoaded is what LoadStaged loaded.
-type EtlLoaded struct {
-	Rows          int64 `json:"rows"`
-	Batches       int64 `json:"batches"`
-	AlreadyLoaded bool  `json:"already_loaded,omitempty"`
-	DurationMS    int64 `json:"duration_ms"`
-}
-
 // errStagedChanged fails a load whose file is no longer the one validated.
 func errStagedChanged() error {
-	return temporal.NewNonRetryableApplicationError("the staged file changed since it was validated", ErrTypeInvalid, nil)
+	return temporal.NewNonRetryableApplicationError("the staged file changed since it was validated", domain.ErrTypeInvalid, nil)
 }
 
 // LoadStaged streams the validated file into the target's table, batch by
@@ -156,31 +140,31 @@ func errStagedChanged() error {
 // dataset that allows the rows the validation counted). A retry after the
 // rows arrived loads nothing twice; a retry after a partial load stops and
 // says so.
-func (a *Etl) LoadStaged(ctx context.Context, p EtlParams) (EtlLoaded, error) {
+func (a *Etl) LoadStaged(ctx context.Context, p domain.EtlParams) (domain.EtlLoaded, error) {
 	started := time.Now()
 	var loaded atomic.Int64
 	stop := heartbeat(ctx, func() any { return map[string]any{"loaded_rows": loaded.Load()} })
 	defer stop()
 	s, err := a.sink(p.Node)
 	if err != nil {
-		return EtlLoaded{}, err
+		return domain.EtlLoaded{}, err
 	}
 	have, err := s.scan(ctx, p.Spec.Table, "cid", p.Spec.Dataset.DatasetID, func(uuid.UUID) {})
 	if err != nil {
-		return EtlLoaded{}, err
+		return domain.EtlLoaded{}, err
 	}
 	switch {
 	case have == p.Rows && have > 0:
-		return EtlLoaded{Rows: have, AlreadyLoaded: true, DurationMS: time.Since(started).Milliseconds()}, nil
+		return domain.EtlLoaded{Rows: have, AlreadyLoaded: true, DurationMS: time.Since(started).Milliseconds()}, nil
 	case have > 0:
-		return EtlLoaded{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+		return domain.EtlLoaded{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf(
 			"%s already holds %d rows of dataset %s in %s (the file has %d): remove them before loading again",
-			p.Node.Name, have, p.Spec.Dataset.DatasetID, p.Spec.Table, p.Rows), ErrTypeInvalid, nil)
+			p.Node.Name, have, p.Spec.Dataset.DatasetID, p.Spec.Table, p.Rows), domain.ErrTypeInvalid, nil)
 	}
 	var (
-		out EtlLoaded
+		out domain.EtlLoaded
 		l   load
-		rep EtlReport
+		rep domain.EtlReport
 	)
 	err = a.rows(ctx, p.Spec, &rep, func(rec arrow.RecordBatch) error {
 		if l == nil {
@@ -223,7 +207,7 @@ var datasetColumns = []string{"dataset_id", "name", "owner", "animal", "brain_re
 
 // RegisterDataset writes the dataset's metadata into the target's datasets
 // table (once: a dataset already there is left as it is).
-func (a *Etl) RegisterDataset(ctx context.Context, p EtlParams) (bool, error) {
+func (a *Etl) RegisterDataset(ctx context.Context, p domain.EtlParams) (bool, error) {
 	s, err := a.sink(p.Node)
 	if err != nil {
 		return false, err
@@ -253,7 +237,7 @@ func (a *Etl) RegisterDataset(ctx context.Context, p EtlParams) (bool, error) {
 }
 
 // datasetRecord is the datasets row of d, created at created.
-func (a *Etl) datasetRecord(d DatasetMeta, created time.Time) (arrow.RecordBatch, error) {
+func (a *Etl) datasetRecord(d domain.DatasetMeta, created time.Time) (arrow.RecordBatch, error) {
 	fields := make([]arrow.Field, len(datasetColumns))
 	tcs := make([]*arrowch.TextColumn, len(datasetColumns))
 	for i, c := range datasetColumns {
@@ -278,7 +262,7 @@ func (a *Etl) datasetRecord(d DatasetMeta, created time.Time) (arrow.RecordBatch
 }
 
 // DeleteStaged removes the staged object once its rows are loaded.
-func (a *Etl) DeleteStaged(ctx context.Context, p EtlParams) error {
+func (a *Etl) DeleteStaged(ctx context.Context, p domain.EtlParams) error {
 	if err := a.staging.RemoveObject(ctx, a.bucket, p.Spec.Object, minio.RemoveObjectOptions{}); err != nil {
 		return fmt.Errorf("remove staged %s: %w", p.Spec.Object, err)
 	}
@@ -287,7 +271,7 @@ func (a *Etl) DeleteStaged(ctx context.Context, p EtlParams) error {
 
 // RefreshCatalog starts the catalog sync of the node a dataset was loaded
 // into, so searches find it. The hub's own datasets are no node's catalog.
-func (a *Etl) RefreshCatalog(ctx context.Context, p EtlParams) error {
+func (a *Etl) RefreshCatalog(ctx context.Context, p domain.EtlParams) error {
 	s, err := a.sink(p.Node)
 	if err != nil {
 		return err

@@ -3,34 +3,9 @@ package activities
 import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/google/uuid"
+
+	"github.com/syndb/federation/internal/domain"
 )
-
-// Problem is one fault in a staged file.
-type Problem struct {
-	Row     int64  `json:"row"` // 1 is the first data row; 0 the header or file
-	Column  string `json:"column,omitempty"`
-	Value   string `json:"value,omitempty"`
-	Problem string `json:"problem"`
-}
-
-// EtlReport is what the validation found.
-type EtlReport struct {
-	Rows     int64     `json:"rows"`
-	Columns  []string  `json:"columns"`
-	Problems []Problem `json:"problems"`
-	// ProblemCount counts every problem; Problems holds the first ones.
-	ProblemCount int64 `json:"problem_count"`
-}
-
-// maxProblems caps the problems a report lists.
-const maxProblems = 100
-
-func (r *EtlReport) add(p Problem) {
-	r.ProblemCount++
-	if len(r.Problems) < maxProblems {
-		r.Problems = append(r.Problems, p)
-	}
-}
 
 func clipValue(s string) string {
 	if len(s) > 60 {
@@ -42,7 +17,7 @@ func clipValue(s string) string {
 // fileCheck is what a staged file is read and checked against: the table
 // it loads into, that table's column types, the job's dataset, and the
 // caps. Its readers (readCSV, readParquet) do no I/O but reading the file,
-// and report every fault to an EtlReport.
+// and report every fault to a domain.EtlReport.
 type fileCheck struct {
 	table   string
 	types   map[string]string
@@ -62,7 +37,7 @@ type parentCheck struct {
 
 // check reports the parent faults of rec, whose first row is the file's
 // row base+1.
-func (c parentCheck) check(rec arrow.RecordBatch, base int64, rep *EtlReport) error {
+func (c parentCheck) check(rec arrow.RecordBatch, base int64, rep *domain.EtlReport) error {
 	idx := rec.Schema().FieldIndices("parent_id")
 	if len(idx) == 0 {
 		return nil
@@ -78,9 +53,9 @@ func (c parentCheck) check(rec arrow.RecordBatch, base int64, rep *EtlReport) er
 		id := uuid.UUID(parents.Value(i))
 		switch {
 		case c.table == "neuron":
-			rep.add(Problem{Row: base + int64(i) + 1, Column: "parent_id", Value: id.String(), Problem: "a neuron has no parent"})
+			rep.Add(domain.Problem{Row: base + int64(i) + 1, Column: "parent_id", Value: id.String(), Problem: "a neuron has no parent"})
 		case !c.neurons[id]:
-			rep.add(Problem{Row: base + int64(i) + 1, Column: "parent_id", Value: id.String(),
+			rep.Add(domain.Problem{Row: base + int64(i) + 1, Column: "parent_id", Value: id.String(),
 				Problem: "no neuron with this cid in dataset " + c.dataset + " on " + c.node})
 		}
 	}

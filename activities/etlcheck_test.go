@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/syndb/federation/internal/arrowch"
+	"github.com/syndb/federation/internal/domain"
 )
 
 // axonTypes is a compartment table with a parent.
@@ -41,7 +42,7 @@ func TestCSVProblems(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			c := fileCheck{table: "axon", types: axonTypes, dataset: dataset, limits: DefaultUploadLimits, batch: 1000}
-			rep := EtlReport{}
+			rep := domain.EtlReport{}
 			var loaded int64
 			err := c.readCSV(t.Context(), strings.NewReader(tc.in), &rep, func(rec arrow.RecordBatch) error {
 				loaded += rec.NumRows()
@@ -70,20 +71,20 @@ func TestParentCheck(t *testing.T) {
 	dataset, known, unknown := uuid.New(), uuid.New(), uuid.New()
 	for _, tc := range []struct {
 		name, table, parents string
-		want                 []Problem
+		want                 []domain.Problem
 	}{
 		{"known parent", "axon", known.String(), nil},
 		{"no parent", "axon", "", nil},
-		{"unknown parent", "axon", unknown.String(), []Problem{{Row: 1, Column: "parent_id", Value: unknown.String(),
+		{"unknown parent", "axon", unknown.String(), []domain.Problem{{Row: 1, Column: "parent_id", Value: unknown.String(),
 			Problem: "no neuron with this cid in dataset " + dataset.String() + " on lab-a"}}},
-		{"a neuron with a parent", "neuron", known.String(), []Problem{{Row: 1, Column: "parent_id", Value: known.String(),
+		{"a neuron with a parent", "neuron", known.String(), []domain.Problem{{Row: 1, Column: "parent_id", Value: known.String(),
 			Problem: "a neuron has no parent"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			c := fileCheck{table: tc.table, types: axonTypes, dataset: dataset, limits: DefaultUploadLimits, batch: 1000}
 			pc := parentCheck{table: tc.table, dataset: dataset.String(), node: "lab-a", neurons: map[uuid.UUID]bool{known: true}}
-			rep := EtlReport{}
+			rep := domain.EtlReport{}
 			in := "cid,parent_id\n" + uuid.NewString() + "," + tc.parents + "\n"
 			require.NoError(t, c.readCSV(t.Context(), strings.NewReader(in), &rep, func(rec arrow.RecordBatch) error {
 				return pc.check(rec, 0, &rep)
@@ -119,7 +120,7 @@ func TestParquetColumns(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			rep := EtlReport{}
+			rep := domain.EtlReport{}
 			nullable, err := parquetColumns(arrow.NewSchema(tc.fields, nil), "axon", axonTypes, &rep)
 			require.NoError(t, err)
 			if tc.problem == "" {

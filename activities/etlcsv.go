@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/syndb/federation/internal/arrowch"
+	"github.com/syndb/federation/internal/domain"
 )
 
 // utf8BOM is the byte-order mark some spreadsheets write before a CSV's header.
@@ -64,12 +65,12 @@ func newCSVReader(r io.Reader, maxRow int64) *csv.Reader {
 }
 
 // readProblem reports a read error that a cap caused, and says whether it was one.
-func readProblem(rep *EtlReport, row int64, lim UploadLimits, err error) bool {
+func readProblem(rep *domain.EtlReport, row int64, lim UploadLimits, err error) bool {
 	switch {
 	case errors.Is(err, errRecordTooLong):
-		rep.add(Problem{Row: row, Problem: fmt.Sprintf("a CSV record over the %d-byte row cap (SYNDB_ETL_MAX_ROW_BYTES)", lim.MaxRowBytes)})
+		rep.Add(domain.Problem{Row: row, Problem: fmt.Sprintf("a CSV record over the %d-byte row cap (SYNDB_ETL_MAX_ROW_BYTES)", lim.MaxRowBytes)})
 	case errors.Is(err, errUploadTooBig):
-		rep.add(Problem{Row: row, Problem: fmt.Sprintf("the staged file is over the %d-byte upload cap (SYNDB_ETL_MAX_UPLOAD_BYTES)", lim.MaxUploadBytes)})
+		rep.Add(domain.Problem{Row: row, Problem: fmt.Sprintf("the staged file is over the %d-byte upload cap (SYNDB_ETL_MAX_UPLOAD_BYTES)", lim.MaxUploadBytes)})
 	default:
 		return false
 	}
@@ -78,11 +79,11 @@ func readProblem(rep *EtlReport, row int64, lim UploadLimits, err error) bool {
 
 // csvHeader reads the header and checks it against the table: the
 // columns' parsers, and whether dataset_id is to be filled in.
-func (c fileCheck) csvHeader(cr *csv.Reader, rep *EtlReport) (cols []string, types []*arrowch.TextColumn, fill bool, err error) {
+func (c fileCheck) csvHeader(cr *csv.Reader, rep *domain.EtlReport) (cols []string, types []*arrowch.TextColumn, fill bool, err error) {
 	header, err := cr.Read()
 	if err != nil {
 		if !readProblem(rep, 0, c.limits, err) {
-			rep.add(Problem{Problem: "no CSV header: " + err.Error()})
+			rep.Add(domain.Problem{Problem: "no CSV header: " + err.Error()})
 		}
 		return nil, nil, false, nil
 	}
@@ -91,11 +92,11 @@ func (c fileCheck) csvHeader(cr *csv.Reader, rep *EtlReport) (cols []string, typ
 	for _, col := range cols {
 		typ, ok := c.types[col]
 		if !ok {
-			rep.add(Problem{Column: clipValue(col), Problem: fmt.Sprintf("table %s has no column %q", c.table, clipValue(col))})
+			rep.Add(domain.Problem{Column: clipValue(col), Problem: fmt.Sprintf("table %s has no column %q", c.table, clipValue(col))})
 			continue
 		}
 		if seen[col] {
-			rep.add(Problem{Column: col, Problem: "column appears twice"})
+			rep.Add(domain.Problem{Column: col, Problem: "column appears twice"})
 		}
 		seen[col] = true
 		tc, err := arrowch.NewTextColumn(typ)
@@ -106,7 +107,7 @@ func (c fileCheck) csvHeader(cr *csv.Reader, rep *EtlReport) (cols []string, typ
 	}
 	for name, typ := range c.types {
 		if !seen[name] && !strings.HasPrefix(typ, "Nullable(") && !strings.HasPrefix(typ, "Array(") && name != "dataset_id" {
-			rep.add(Problem{Column: name, Problem: "required column missing"})
+			rep.Add(domain.Problem{Column: name, Problem: "required column missing"})
 		}
 	}
 	rep.Columns = cols
@@ -129,7 +130,7 @@ type csvBatches struct {
 	fn           func(arrow.RecordBatch) error
 }
 
-func (c fileCheck) newCSVBatches(cols []string, types []*arrowch.TextColumn, fill bool, rep *EtlReport, fn func(arrow.RecordBatch) error) *csvBatches {
+func (c fileCheck) newCSVBatches(cols []string, types []*arrowch.TextColumn, fill bool, rep *domain.EtlReport, fn func(arrow.RecordBatch) error) *csvBatches {
 	fields := make([]arrow.Field, 0, len(cols)+1)
 	for i, col := range cols {
 		fields = append(fields, arrow.Field{Name: col, Type: types[i].ArrowType(), Nullable: types[i].Nullable()})
@@ -145,24 +146,24 @@ func (c fileCheck) newCSVBatches(cols []string, types []*arrowch.TextColumn, fil
 
 // check parses every cell of a record, the file's row row, under the cell
 // cap, and reports whether all of them are good.
-func (cb *csvBatches) check(rec []string, row int64, rep *EtlReport) bool {
+func (cb *csvBatches) check(rec []string, row int64, rep *domain.EtlReport) bool {
 	ok := true
 	for i, cell := range rec {
 		if int64(len(cell)) > cb.limits.MaxCellBytes {
-			rep.add(Problem{Row: row, Column: cb.cols[i], Value: clipValue(cell),
+			rep.Add(domain.Problem{Row: row, Column: cb.cols[i], Value: clipValue(cell),
 				Problem: fmt.Sprintf("a cell of %d bytes, over the %d-byte cell cap (SYNDB_ETL_MAX_CELL_BYTES)", len(cell), cb.limits.MaxCellBytes)})
 			ok = false
 			continue
 		}
 		v, err := cb.types[i].Parse(cell)
 		if err != nil {
-			rep.add(Problem{Row: row, Column: cb.cols[i], Value: clipValue(cell), Problem: err.Error()})
+			rep.Add(domain.Problem{Row: row, Column: cb.cols[i], Value: clipValue(cell), Problem: err.Error()})
 			ok = false
 			continue
 		}
 		cb.vals[i] = v
 		if cb.cols[i] == "dataset_id" && v.(uuid.UUID) != cb.dataset {
-			rep.add(Problem{Row: row, Column: cb.cols[i], Value: cell, Problem: "belongs to another dataset than the job's " + cb.dataset.String()})
+			rep.Add(domain.Problem{Row: row, Column: cb.cols[i], Value: cell, Problem: "belongs to another dataset than the job's " + cb.dataset.String()})
 			ok = false
 		}
 	}
@@ -200,7 +201,7 @@ func (cb *csvBatches) flush() error {
 // about MaxBatchBytes of cells, checking every cell; fn gets the records
 // only while the file has no problem. A record over the row cap or a cell
 // over the cell cap is a problem that names the cap.
-func (c fileCheck) readCSV(ctx context.Context, r io.Reader, rep *EtlReport, fn func(arrow.RecordBatch) error) error {
+func (c fileCheck) readCSV(ctx context.Context, r io.Reader, rep *domain.EtlReport, fn func(arrow.RecordBatch) error) error {
 	cr := newCSVReader(r, c.limits.MaxRowBytes)
 	cols, types, fill, err := c.csvHeader(cr, rep)
 	if err != nil || rep.ProblemCount > 0 {
@@ -220,7 +221,7 @@ func (c fileCheck) readCSV(ctx context.Context, r io.Reader, rep *EtlReport, fn 
 			if readProblem(rep, row, c.limits, err) {
 				return nil
 			}
-			rep.add(Problem{Row: row, Problem: "malformed CSV: " + err.Error()})
+			rep.Add(domain.Problem{Row: row, Problem: "malformed CSV: " + err.Error()})
 			if errors.Is(err, csv.ErrFieldCount) {
 				continue
 			}

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/syndb/federation/internal/arrowch"
+	"github.com/syndb/federation/internal/domain"
 )
 
 // openParquet opens a staged Parquet file whose pages are streamed from
@@ -29,9 +30,9 @@ func openParquet(path string, lim UploadLimits) (*file.Reader, error) {
 
 // parquetMetaProblems checks what the footer declares before anything is
 // read: rows against the file's size, and each column chunk's sizes.
-func parquetMetaProblems(pf *file.Reader, size int64, lim UploadLimits, rep *EtlReport) {
+func parquetMetaProblems(pf *file.Reader, size int64, lim UploadLimits, rep *domain.EtlReport) {
 	if rows := pf.NumRows(); rows < 0 || rows > size/lim.MinRowBytes {
-		rep.add(Problem{Problem: fmt.Sprintf("the file declares %d rows in %d bytes: more than one row per %d bytes (SYNDB_ETL_MIN_ROW_BYTES)",
+		rep.Add(domain.Problem{Problem: fmt.Sprintf("the file declares %d rows in %d bytes: more than one row per %d bytes (SYNDB_ETL_MIN_ROW_BYTES)",
 			rows, size, lim.MinRowBytes)})
 		return
 	}
@@ -41,19 +42,19 @@ func parquetMetaProblems(pf *file.Reader, size int64, lim UploadLimits, rep *Etl
 		for c := range rg.NumColumns() {
 			cc, err := rg.ColumnChunk(c)
 			if err != nil {
-				rep.add(Problem{Problem: fmt.Sprintf("row group %d, column %d: %v", g, c, err)})
+				rep.Add(domain.Problem{Problem: fmt.Sprintf("row group %d, column %d: %v", g, c, err)})
 				return
 			}
 			name := columnName(cc.PathInSchema())
 			switch {
 			case cc.TotalCompressedSize() < 0 || cc.TotalCompressedSize() > size:
-				rep.add(Problem{Column: name, Problem: fmt.Sprintf("row group %d declares a column chunk of %d bytes in a file of %d",
+				rep.Add(domain.Problem{Column: name, Problem: fmt.Sprintf("row group %d declares a column chunk of %d bytes in a file of %d",
 					g, cc.TotalCompressedSize(), size)})
 			case cc.TotalUncompressedSize() < 0 || cc.TotalUncompressedSize() > lim.MaxColumnChunkBytes:
-				rep.add(Problem{Column: name, Problem: fmt.Sprintf("row group %d: a column chunk of %d bytes uncompressed, over the %d-byte column-chunk cap (SYNDB_ETL_MAX_COLUMN_CHUNK_BYTES)",
+				rep.Add(domain.Problem{Column: name, Problem: fmt.Sprintf("row group %d: a column chunk of %d bytes uncompressed, over the %d-byte column-chunk cap (SYNDB_ETL_MAX_COLUMN_CHUNK_BYTES)",
 					g, cc.TotalUncompressedSize(), lim.MaxColumnChunkBytes)})
 			case cc.NumValues() < 0 || cc.NumValues() > size:
-				rep.add(Problem{Column: name, Problem: fmt.Sprintf("row group %d declares %d values in a file of %d bytes", g, cc.NumValues(), size)})
+				rep.Add(domain.Problem{Column: name, Problem: fmt.Sprintf("row group %d declares %d values in a file of %d bytes", g, cc.NumValues(), size)})
 			}
 		}
 	}
@@ -152,7 +153,7 @@ func scanColumn(cr file.ColumnChunkReader, maxCell, values, rows int64) (chunkSc
 // parquetScan reads every column chunk once under the caps (page, cell,
 // declared values) and returns how many rows a batch may hold so that its
 // decoded bytes stay near lim.MaxBatchBytes.
-func parquetScan(ctx context.Context, pf *file.Reader, lim UploadLimits, rep *EtlReport) (int64, error) {
+func parquetScan(ctx context.Context, pf *file.Reader, lim UploadLimits, rep *domain.EtlReport) (int64, error) {
 	widths := make([]int64, pf.MetaData().Schema.NumColumns())
 	var base int64
 	for g := range pf.NumRowGroups() {
@@ -163,23 +164,23 @@ func parquetScan(ctx context.Context, pf *file.Reader, lim UploadLimits, rep *Et
 		for c := range rg.NumColumns() {
 			cc, err := rg.MetaData().ColumnChunk(c)
 			if err != nil {
-				rep.add(Problem{Problem: fmt.Sprintf("row group %d, column %d: %v", g, c, err)})
+				rep.Add(domain.Problem{Problem: fmt.Sprintf("row group %d, column %d: %v", g, c, err)})
 				return 0, nil
 			}
 			name := columnName(cc.PathInSchema())
 			cr, err := rg.Column(c)
 			if err != nil {
-				rep.add(Problem{Column: name, Problem: "unreadable Parquet: " + err.Error()})
+				rep.Add(domain.Problem{Column: name, Problem: "unreadable Parquet: " + err.Error()})
 				return 0, nil
 			}
 			s, err := scanColumn(cr, lim.MaxCellBytes, cc.NumValues(), rg.NumRows())
 			switch {
 			case err != nil && strings.Contains(err.Error(), "exceeds configured limit"):
-				rep.add(Problem{Column: name, Problem: fmt.Sprintf("row group %d: a page over the %d-byte page cap (SYNDB_ETL_MAX_PAGE_BYTES): %v", g, lim.MaxPageBytes, err)})
+				rep.Add(domain.Problem{Column: name, Problem: fmt.Sprintf("row group %d: a page over the %d-byte page cap (SYNDB_ETL_MAX_PAGE_BYTES): %v", g, lim.MaxPageBytes, err)})
 			case err != nil:
-				rep.add(Problem{Column: name, Problem: fmt.Sprintf("unreadable Parquet: row group %d: %v", g, err)})
+				rep.Add(domain.Problem{Column: name, Problem: fmt.Sprintf("unreadable Parquet: row group %d: %v", g, err)})
 			case s.bigCell > 0:
-				rep.add(Problem{Row: base + s.bigRow, Column: name, Problem: fmt.Sprintf("a value of %d bytes, over the %d-byte cell cap (SYNDB_ETL_MAX_CELL_BYTES)", s.bigCell, lim.MaxCellBytes)})
+				rep.Add(domain.Problem{Row: base + s.bigRow, Column: name, Problem: fmt.Sprintf("a value of %d bytes, over the %d-byte cell cap (SYNDB_ETL_MAX_CELL_BYTES)", s.bigCell, lim.MaxCellBytes)})
 			}
 			widths[c] = max(widths[c], s.rowBytes)
 		}
@@ -196,7 +197,7 @@ func parquetScan(ctx context.Context, pf *file.Reader, lim UploadLimits, rep *Et
 // (declared rows against the file's size, column-chunk sizes), then every
 // column is scanned under the page and cell caps, then the rows are read
 // in batches sized so a batch stays near lim.MaxBatchBytes decoded.
-func (c fileCheck) readParquet(ctx context.Context, path string, rep *EtlReport, fn func(arrow.RecordBatch) error) error {
+func (c fileCheck) readParquet(ctx context.Context, path string, rep *domain.EtlReport, fn func(arrow.RecordBatch) error) error {
 	lim := c.limits
 	st, err := os.Stat(path)
 	if err != nil {
@@ -204,7 +205,7 @@ func (c fileCheck) readParquet(ctx context.Context, path string, rep *EtlReport,
 	}
 	pf, err := openParquet(path, lim)
 	if err != nil {
-		rep.add(Problem{Problem: "not a Parquet file: " + err.Error()})
+		rep.Add(domain.Problem{Problem: "not a Parquet file: " + err.Error()})
 		return nil
 	}
 	defer func() { _ = pf.Close() }()
@@ -213,12 +214,12 @@ func (c fileCheck) readParquet(ctx context.Context, path string, rep *EtlReport,
 	}
 	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: maxBatchRows}, memory.DefaultAllocator)
 	if err != nil {
-		rep.add(Problem{Problem: "unreadable Parquet: " + err.Error()})
+		rep.Add(domain.Problem{Problem: "unreadable Parquet: " + err.Error()})
 		return nil
 	}
 	schema, err := fr.Schema()
 	if err != nil {
-		rep.add(Problem{Problem: "unreadable Parquet: " + err.Error()})
+		rep.Add(domain.Problem{Problem: "unreadable Parquet: " + err.Error()})
 		return nil
 	}
 	nullable, err := parquetColumns(schema, c.table, c.types, rep)
@@ -232,7 +233,7 @@ func (c fileCheck) readParquet(ctx context.Context, path string, rep *EtlReport,
 	fr.Props.BatchSize = batch
 	rr, err := fr.GetRecordReader(ctx, nil, nil)
 	if err != nil {
-		rep.add(Problem{Problem: "unreadable Parquet: " + err.Error()})
+		rep.Add(domain.Problem{Problem: "unreadable Parquet: " + err.Error()})
 		return nil
 	}
 	defer rr.Release()
@@ -255,13 +256,13 @@ func (c fileCheck) readParquet(ctx context.Context, path string, rep *EtlReport,
 
 // parquetColumns checks the file's columns against the table (names,
 // types, required columns) and returns which of them are nullable.
-func parquetColumns(schema *arrow.Schema, table string, tableTypes map[string]string, rep *EtlReport) (map[string]bool, error) {
+func parquetColumns(schema *arrow.Schema, table string, tableTypes map[string]string, rep *domain.EtlReport) (map[string]bool, error) {
 	nullable := map[string]bool{}
 	for _, f := range schema.Fields() {
 		rep.Columns = append(rep.Columns, f.Name)
 		t, ok := tableTypes[f.Name]
 		if !ok {
-			rep.add(Problem{Column: clipValue(f.Name), Problem: fmt.Sprintf("table %s has no column %q", table, clipValue(f.Name))})
+			rep.Add(domain.Problem{Column: clipValue(f.Name), Problem: fmt.Sprintf("table %s has no column %q", table, clipValue(f.Name))})
 			continue
 		}
 		want, err := arrowch.ArrowType(t)
@@ -269,16 +270,16 @@ func parquetColumns(schema *arrow.Schema, table string, tableTypes map[string]st
 			return nil, err
 		}
 		if !arrow.TypeEqual(want, f.Type) && want.String() != f.Type.String() {
-			rep.add(Problem{Column: f.Name, Problem: fmt.Sprintf("type %s, the table needs %s (%s)", f.Type, want, t)})
+			rep.Add(domain.Problem{Column: f.Name, Problem: fmt.Sprintf("type %s, the table needs %s (%s)", f.Type, want, t)})
 		}
 		nullable[f.Name] = strings.HasPrefix(t, "Nullable(")
 	}
 	if _, ok := nullable["dataset_id"]; !ok {
-		rep.add(Problem{Column: "dataset_id", Problem: "a Parquet file must carry dataset_id"})
+		rep.Add(domain.Problem{Column: "dataset_id", Problem: "a Parquet file must carry dataset_id"})
 	}
 	for name, t := range tableTypes {
 		if _, ok := nullable[name]; !ok && name != "dataset_id" && !strings.HasPrefix(t, "Nullable(") && !strings.HasPrefix(t, "Array(") {
-			rep.add(Problem{Column: name, Problem: "required column missing"})
+			rep.Add(domain.Problem{Column: name, Problem: "required column missing"})
 		}
 	}
 	return nullable, nil
@@ -286,13 +287,13 @@ func parquetColumns(schema *arrow.Schema, table string, tableTypes map[string]st
 
 // parquetRecordProblems checks one batch: required values present, and
 // every row of the job's dataset. row is the rows before the batch.
-func parquetRecordProblems(rec arrow.RecordBatch, row int64, nullable map[string]bool, dataset uuid.UUID, rep *EtlReport) error {
+func parquetRecordProblems(rec arrow.RecordBatch, row int64, nullable map[string]bool, dataset uuid.UUID, rep *domain.EtlReport) error {
 	for ci, f := range rec.Schema().Fields() {
 		col := rec.Column(ci)
 		if !nullable[f.Name] && col.NullN() > 0 {
 			for i := range col.Len() {
 				if col.IsNull(i) {
-					rep.add(Problem{Row: row + int64(i) + 1, Column: f.Name, Problem: "a value is required"})
+					rep.Add(domain.Problem{Row: row + int64(i) + 1, Column: f.Name, Problem: "a value is required"})
 				}
 			}
 		}
@@ -303,7 +304,7 @@ func parquetRecordProblems(rec arrow.RecordBatch, row int64, nullable map[string
 			}
 			for i := range ids.Len() {
 				if ids.IsValid(i) && uuid.UUID(ids.Value(i)) != dataset {
-					rep.add(Problem{Row: row + int64(i) + 1, Column: f.Name, Value: uuid.UUID(ids.Value(i)).String(),
+					rep.Add(domain.Problem{Row: row + int64(i) + 1, Column: f.Name, Value: uuid.UUID(ids.Value(i)).String(),
 						Problem: "belongs to another dataset than the job's " + dataset.String()})
 				}
 			}

@@ -11,6 +11,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/minio/minio-go/v7"
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/syndb/federation/internal/domain"
 )
 
 // UploadLimits bounds what reading a staged file may cost. A file over a
@@ -52,17 +54,17 @@ const maxBatchRows = 64 << 10
 // ways): a CSV stream straight from S3, or a Parquet file downloaded to a
 // temporary file (Parquet needs random access), so memory never holds the
 // file. A file over the cap is a problem in rep, and nothing is opened.
-func (a *Etl) openStaged(ctx context.Context, spec EtlSpec, rep *EtlReport) (io.ReadCloser, string, error) {
+func (a *Etl) openStaged(ctx context.Context, spec domain.EtlSpec, rep *domain.EtlReport) (io.ReadCloser, string, error) {
 	info, err := a.staging.StatObject(ctx, a.bucket, spec.Object, minio.StatObjectOptions{})
 	if err != nil {
 		if minio.ToErrorResponse(err).Code == minio.NoSuchKey {
-			return nil, "", temporal.NewNonRetryableApplicationError(fmt.Sprintf("staged object %s: %v", spec.Object, err), ErrTypeInvalid, err)
+			return nil, "", temporal.NewNonRetryableApplicationError(fmt.Sprintf("staged object %s: %v", spec.Object, err), domain.ErrTypeInvalid, err)
 		}
 		return nil, "", fmt.Errorf("stat %s: %w", spec.Object, err)
 	}
 	limit := a.limits.MaxUploadBytes
 	if info.Size > limit {
-		rep.add(Problem{Problem: fmt.Sprintf("the staged file is %d bytes, over the %d-byte upload cap (SYNDB_ETL_MAX_UPLOAD_BYTES)", info.Size, limit)})
+		rep.Add(domain.Problem{Problem: fmt.Sprintf("the staged file is %d bytes, over the %d-byte upload cap (SYNDB_ETL_MAX_UPLOAD_BYTES)", info.Size, limit)})
 		return nil, "", nil
 	}
 	obj, err := a.staging.GetObject(ctx, a.bucket, spec.Object, minio.GetObjectOptions{})
@@ -71,7 +73,7 @@ func (a *Etl) openStaged(ctx context.Context, spec EtlSpec, rep *EtlReport) (io.
 	}
 	// An object replaced since the stat is still read only up to the cap.
 	body := &cappedBody{r: io.LimitReader(obj, limit+1), c: obj, limit: limit}
-	if spec.format() == "csv" {
+	if spec.Format() == "csv" {
 		return body, "", nil
 	}
 	defer func() { _ = body.Close() }()
@@ -86,7 +88,7 @@ func (a *Etl) openStaged(ctx context.Context, spec EtlSpec, rep *EtlReport) (io.
 	if err != nil {
 		_ = os.Remove(f.Name())
 		if errors.Is(err, errUploadTooBig) {
-			rep.add(Problem{Problem: fmt.Sprintf("the staged file is over the %d-byte upload cap (SYNDB_ETL_MAX_UPLOAD_BYTES)", limit)})
+			rep.Add(domain.Problem{Problem: fmt.Sprintf("the staged file is over the %d-byte upload cap (SYNDB_ETL_MAX_UPLOAD_BYTES)", limit)})
 			return nil, "", nil
 		}
 		return nil, "", fmt.Errorf("download %s: %w", spec.Object, err)
@@ -120,7 +122,7 @@ func (b *cappedBody) Close() error { return b.c.Close() }
 // maxBatchRows rows and about MaxBatchBytes decoded bytes (CSV: parsed
 // cell by cell; Parquet: as stored), reporting faults to rep; once the
 // file has a fault, fn is no longer called.
-func (a *Etl) rows(ctx context.Context, spec EtlSpec, rep *EtlReport, fn func(arrow.RecordBatch) error) error {
+func (a *Etl) rows(ctx context.Context, spec domain.EtlSpec, rep *domain.EtlReport, fn func(arrow.RecordBatch) error) error {
 	rc, file, err := a.openStaged(ctx, spec, rep)
 	if err != nil || (rc == nil && file == "") {
 		return err

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/syndb/federation/internal/config"
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/etlfixture"
 )
 
@@ -76,7 +77,7 @@ func writeFixture(t *testing.T, name string, fn func(io.Writer) error) string {
 	return p
 }
 
-func problemText(rep EtlReport) string {
+func problemText(rep domain.EtlReport) string {
 	var b strings.Builder
 	for _, p := range rep.Problems {
 		fmt.Fprintf(&b, "row %d column %s: %s\n", p.Row, p.Column, p.Problem)
@@ -110,7 +111,7 @@ func TestParquetCaps(t *testing.T) {
 			path := writeFixture(t, "f.parquet", tc.write)
 			st, err := os.Stat(path)
 			require.NoError(t, err)
-			rep := EtlReport{}
+			rep := domain.EtlReport{}
 			loaded := 0
 			peak, total := heapPeak(t, func() {
 				err = neuronCheck(dataset, DefaultUploadLimits).readParquet(t.Context(), path, &rep,
@@ -135,7 +136,7 @@ func TestParquetDictionaryBatches(t *testing.T) {
 	dataset := uuid.New()
 	const rows, size = 8 << 10, 256 << 10
 	path := writeFixture(t, "dict.parquet", func(w io.Writer) error { return etlfixture.Dictionary(w, dataset, rows, size) })
-	rep := EtlReport{}
+	rep := domain.EtlReport{}
 	var batches, seen int64
 	var err error
 	peak, total := heapPeak(t, func() {
@@ -191,7 +192,7 @@ func TestCSVCaps(t *testing.T) {
 		{"endless header", endless{"c"}, "a CSV record over the 8388608-byte row cap", "", 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rep := EtlReport{}
+			rep := domain.EtlReport{}
 			var got []arrow.RecordBatch
 			var err error
 			peak, total := heapPeak(t, func() {
@@ -233,7 +234,7 @@ func TestCSVBatchBytes(t *testing.T) {
 	}
 	lim := DefaultUploadLimits
 	lim.MaxBatchBytes = 8 << 20
-	rep := EtlReport{}
+	rep := domain.EtlReport{}
 	var batches []int64
 	err := neuronCheck(dataset, lim).readCSV(context.Background(), &b, &rep,
 		func(rec arrow.RecordBatch) error { batches = append(batches, rec.NumRows()); return nil })

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/syndb/federation/internal/arrowch"
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/fedpb"
 )
 
@@ -44,7 +45,7 @@ type hubWarehouse interface {
 // nodeSink loads into a node over its Flight server.
 type nodeSink struct {
 	flight nodeFlight
-	node   NodeRef
+	node   domain.NodeRef
 }
 
 func (s nodeSink) scan(ctx context.Context, table, column, dataset string, fn func(uuid.UUID)) (int64, error) {
@@ -94,10 +95,10 @@ type hubSink struct {
 func (s hubSink) scan(ctx context.Context, table, column, dataset string, fn func(uuid.UUID)) (int64, error) {
 	id, err := uuid.Parse(dataset)
 	if err != nil {
-		return 0, temporal.NewNonRetryableApplicationError("bad dataset ID", ErrTypeInvalid, err)
+		return 0, temporal.NewNonRetryableApplicationError("bad dataset ID", domain.ErrTypeInvalid, err)
 	}
 	if _, ok := s.types[table][column]; !ok {
-		return 0, temporal.NewNonRetryableApplicationError(fmt.Sprintf("no column %s.%s", table, column), ErrTypeInvalid, nil)
+		return 0, temporal.NewNonRetryableApplicationError(fmt.Sprintf("no column %s.%s", table, column), domain.ErrTypeInvalid, nil)
 	}
 	rows, err := s.warehouse.Query(ctx, fmt.Sprintf("SELECT %s FROM %s WHERE dataset_id = toUUID('%s')", column, table, id))
 	if err != nil {
@@ -126,7 +127,7 @@ func (s hubSink) open(_ context.Context, table, _ string, _ int64, schema *arrow
 	}
 	ins, err := arrowch.NewInserter(table, names, types, schema)
 	if err != nil {
-		return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalid, err)
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), domain.ErrTypeInvalid, err)
 	}
 	return &hubLoad{warehouse: s.warehouse, table: table, ins: ins}, nil
 }

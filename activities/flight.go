@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/fedpb"
 	"github.com/syndb/federation/internal/p2p"
 )
@@ -28,7 +29,7 @@ type nodeFlight struct {
 // lifetime (a minute) over a connection from the address this host's libp2p
 // connection to the node comes from: each stream asks for its own, right
 // before it starts.
-func (f nodeFlight) dial(ctx context.Context, node NodeRef, q *fedpb.FlightQuery, write bool) (flight.Client, []byte, error) {
+func (f nodeFlight) dial(ctx context.Context, node domain.NodeRef, q *fedpb.FlightQuery, write bool) (flight.Client, []byte, error) {
 	var ep fedpb.GetFlightEndpointResponse
 	req := &fedpb.GetFlightEndpointRequest{Query: q, Write: write}
 	if err := f.nodes.Call(ctx, node.PeerID, node.Addrs, p2p.FlightEndpoint, req, &ep); err != nil {
@@ -36,7 +37,7 @@ func (f nodeFlight) dial(ctx context.Context, node NodeRef, q *fedpb.FlightQuery
 	}
 	addr, ok := strings.CutPrefix(ep.GetLocation(), "grpc://")
 	if !ok {
-		return nil, nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: unsupported Flight location %q", node.Name, ep.GetLocation()), ErrTypeInvalid, nil)
+		return nil, nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: unsupported Flight location %q", node.Name, ep.GetLocation()), domain.ErrTypeInvalid, nil)
 	}
 	c, err := flight.NewClientWithMiddleware(addr, nil, nil, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -47,7 +48,7 @@ func (f nodeFlight) dial(ctx context.Context, node NodeRef, q *fedpb.FlightQuery
 
 // read reads q from node over Flight (a read ticket from
 // GetFlightEndpoint, then DoGet). done releases the reader and the client.
-func (f nodeFlight) read(ctx context.Context, node NodeRef, q *fedpb.FlightQuery) (rd *flight.Reader, done func(), err error) {
+func (f nodeFlight) read(ctx context.Context, node domain.NodeRef, q *fedpb.FlightQuery) (rd *flight.Reader, done func(), err error) {
 	c, ticket, err := f.dial(ctx, node, q, false)
 	if err != nil {
 		return nil, nil, err
@@ -76,7 +77,7 @@ type flightPut struct {
 }
 
 // put starts a load of q into node: records of schema, at most q.Limit rows.
-func (f nodeFlight) put(ctx context.Context, node NodeRef, q *fedpb.FlightQuery, schema *arrow.Schema) (*flightPut, error) {
+func (f nodeFlight) put(ctx context.Context, node domain.NodeRef, q *fedpb.FlightQuery, schema *arrow.Schema) (*flightPut, error) {
 	c, ticket, err := f.dial(ctx, node, q, true)
 	if err != nil {
 		return nil, err

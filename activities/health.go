@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/fedpb"
 	"github.com/syndb/federation/internal/health"
 	"github.com/syndb/federation/internal/p2p"
@@ -17,7 +18,7 @@ import (
 
 // healthStore is what the health activities need of the registry.
 type healthStore interface {
-	Clusters(ctx context.Context, activeOnly bool) ([]store.Cluster, error)
+	Clusters(ctx context.Context, activeOnly bool) ([]domain.Cluster, error)
 	SchemaTarget(ctx context.Context) (int, error)
 	RecordHealth(ctx context.Context, transitions []store.HealthTransition, pings []store.PingResult) ([]store.HealthTransition, error)
 }
@@ -53,42 +54,19 @@ func NewHealth(st healthStore, nodes nodeCaller, catchUp CatchUpFunc, opts Healt
 	return &Health{store: st, nodes: nodes, catchUp: catchUp, opts: opts, log: log}
 }
 
-// SweepParams is the input of HealthSweep.
-type SweepParams struct {
-	// Skip names nodes not to ping this time (Unreachable nodes whose next
-	// half-open probe is not due).
-	Skip []string `json:"skip,omitempty"`
-}
-
-// NodePing is one node's ping in a sweep.
-type NodePing struct {
-	Name string `json:"name"`
-	health.Observation
-	// ClickHouseLatency is how long the node's own ClickHouse took to answer it.
-	ClickHouseLatency time.Duration `json:"clickhouse_latency,omitempty"`
-}
-
-// SweepResult is the output of HealthSweep: one compact result per active
-// node that was pinged, by name, and the fleet's schema target.
-type SweepResult struct {
-	Target  int        `json:"target"`
-	Nodes   []NodePing `json:"nodes"`
-	Skipped []string   `json:"skipped,omitempty"`
-}
-
 // HealthSweep pings every active node not in Skip, at most
 // HealthOptions.Concurrency at once, and reports each one's answer.
-func (a *Health) HealthSweep(ctx context.Context, p SweepParams) (SweepResult, error) {
+func (a *Health) HealthSweep(ctx context.Context, p domain.SweepParams) (domain.SweepResult, error) {
 	target, err := a.store.SchemaTarget(ctx)
 	if err != nil {
-		return SweepResult{}, err
+		return domain.SweepResult{}, err
 	}
 	clusters, err := a.store.Clusters(ctx, true)
 	if err != nil {
-		return SweepResult{}, err
+		return domain.SweepResult{}, err
 	}
-	res := SweepResult{Target: target, Nodes: make([]NodePing, 0, len(clusters))}
-	var todo []store.Cluster
+	res := domain.SweepResult{Target: target, Nodes: make([]domain.NodePing, 0, len(clusters))}
+	var todo []domain.Cluster
 	for _, c := range clusters {
 		if slices.Contains(p.Skip, c.Name) {
 			res.Skipped = append(res.Skipped, c.Name)
@@ -96,7 +74,7 @@ func (a *Health) HealthSweep(ctx context.Context, p SweepParams) (SweepResult, e
 		}
 		todo = append(todo, c)
 	}
-	out := make([]NodePing, len(todo))
+	out := make([]domain.NodePing, len(todo))
 	var done atomic.Int64
 	stop := heartbeat(ctx, func() any { return fmt.Sprintf("%d/%d pinged", done.Load(), len(todo)) })
 	defer stop()
@@ -107,12 +85,12 @@ func (a *Health) HealthSweep(ctx context.Context, p SweepParams) (SweepResult, e
 		case sem <- struct{}{}:
 		case <-ctx.Done():
 			wg.Wait()
-			return SweepResult{}, ctx.Err()
+			return domain.SweepResult{}, ctx.Err()
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
 			obs, chLatency := a.ping(ctx, c)
-			out[i] = NodePing{Name: c.Name, Observation: obs, ClickHouseLatency: chLatency}
+			out[i] = domain.NodePing{Name: c.Name, Observation: obs, ClickHouseLatency: chLatency}
 			done.Add(1)
 		})
 	}
@@ -123,7 +101,7 @@ func (a *Health) HealthSweep(ctx context.Context, p SweepParams) (SweepResult, e
 
 // ping sends one HealthPing and turns the answer into an observation, and
 // the latency of the node's ClickHouse as the node measured it.
-func (a *Health) ping(ctx context.Context, c store.Cluster) (health.Observation, time.Duration) {
+func (a *Health) ping(ctx context.Context, c domain.Cluster) (health.Observation, time.Duration) {
 	ctx, cancel := context.WithTimeout(ctx, a.opts.PingTimeout)
 	defer cancel()
 	var resp fedpb.HealthPingResponse
@@ -139,43 +117,10 @@ func (a *Health) ping(ctx context.Context, c store.Cluster) (health.Observation,
 	}, resp.GetClickhouseLatency().AsDuration()
 }
 
-// Transition is a node's change of health state, to record.
-type Transition struct {
-	Node      string       `json:"node"`
-	From      health.State `json:"from"`
-	To        health.State `json:"to"`
-	Reason    string       `json:"reason"`
-	LatencyMS float64      `json:"latency_ms"`
-	At        time.Time    `json:"at"`
-}
-
-// PingSummary is what is kept of a node's latest ping.
-type PingSummary struct {
-	Node          string  `json:"node"`
-	Answered      bool    `json:"answered"`
-	LatencyMS     float64 `json:"latency_ms"`
-	SchemaVersion int     `json:"schema_version"`
-}
-
-// RecordHealthParams is the input of RecordHealth.
-type RecordHealthParams struct {
-	Transitions []Transition  `json:"transitions,omitempty"`
-	Pings       []PingSummary `json:"pings,omitempty"`
-	// Target is the fleet's schema target: a node that turns Healthy or
-	// Degraded below it is caught up.
-	Target int `json:"target"`
-}
-
-// RecordHealthResult is the output of RecordHealth.
-type RecordHealthResult struct {
-	Recorded int      `json:"recorded"`
-	CatchUps []string `json:"catch_ups,omitempty"`
-}
-
 // RecordHealth writes a sweep's transitions (audited once each, however
 // often the activity is retried) and pings to PostgreSQL, then starts the
 // schema catch-up of every node that came back behind the fleet's target.
-func (a *Health) RecordHealth(ctx context.Context, p RecordHealthParams) (RecordHealthResult, error) {
+func (a *Health) RecordHealth(ctx context.Context, p domain.RecordHealthParams) (domain.RecordHealthResult, error) {
 	trs := make([]store.HealthTransition, 0, len(p.Transitions))
 	for _, t := range p.Transitions {
 		trs = append(trs, store.HealthTransition{Cluster: t.Node, From: string(t.From), To: string(t.To), Reason: t.Reason,
@@ -192,9 +137,9 @@ func (a *Health) RecordHealth(ctx context.Context, p RecordHealthParams) (Record
 	}
 	recorded, err := a.store.RecordHealth(ctx, trs, pings)
 	if err != nil {
-		return RecordHealthResult{}, err
+		return domain.RecordHealthResult{}, err
 	}
-	res := RecordHealthResult{Recorded: len(recorded)}
+	res := domain.RecordHealthResult{Recorded: len(recorded)}
 	for _, t := range recorded {
 		a.log.Info("node health changed", "node", t.Cluster, "from", t.From, "to", t.To, "reason", t.Reason, "latency_ms", t.LatencyMS)
 	}

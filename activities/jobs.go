@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"slices"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/migrate"
 	"github.com/syndb/federation/internal/routing"
 	"github.com/syndb/federation/internal/store"
@@ -16,7 +18,7 @@ import (
 
 // jobStore is what the job activities need of PostgreSQL.
 type jobStore interface {
-	Clusters(ctx context.Context, activeOnly bool) ([]store.Cluster, error)
+	Clusters(ctx context.Context, activeOnly bool) ([]domain.Cluster, error)
 	StartJob(ctx context.Context, id uuid.UUID) error
 	FinishJob(ctx context.Context, id uuid.UUID, o store.JobOutcome) error
 }
@@ -56,64 +58,54 @@ func NewJobs(d JobsDeps) *Jobs {
 		columns: migrate.ColumnVersions(d.Migrations), log: d.Log}
 }
 
-// JobRef names a job.
-type JobRef struct {
-	JobID string `json:"job_id"`
-}
-
 // StartJob marks the job running.
-func (a *Jobs) StartJob(ctx context.Context, p JobRef) error {
+func (a *Jobs) StartJob(ctx context.Context, p domain.JobRef) error {
 	id, err := uuid.Parse(p.JobID)
 	if err != nil {
-		return temporal.NewNonRetryableApplicationError("bad job ID", ErrTypeInvalid, err)
+		return temporal.NewNonRetryableApplicationError("bad job ID", domain.ErrTypeInvalid, err)
 	}
 	return a.store.StartJob(ctx, id)
 }
 
-// JobTargetsParams is the input of JobTargets.
-type JobTargetsParams struct {
-	Spec AnalyticsSpec `json:"spec"`
-}
-
-// JobTargetsResult lists the nodes a job runs on, and those left out.
-type JobTargetsResult struct {
-	Nodes    []NodeRef           `json:"nodes"`
-	Excluded []routing.Exclusion `json:"excluded"`
-}
-
 // JobTargets routes a job: Healthy, then Degraded nodes whose schema has
 // what the analysis reads.
-func (a *Jobs) JobTargets(ctx context.Context, p JobTargetsParams) (JobTargetsResult, error) {
+func (a *Jobs) JobTargets(ctx context.Context, p domain.JobTargetsParams) (domain.JobTargetsResult, error) {
 	// Active, registered nodes: revoked ones are no longer the federation's.
 	cs, err := a.store.Clusters(ctx, true)
 	if err != nil {
-		return JobTargetsResult{}, err
+		return domain.JobTargetsResult{}, err
 	}
-	plan := routing.Route(routing.FromClusters(cs), routing.Need{MinSchema: p.Spec.minSchema(a.columns), Nodes: p.Spec.Nodes})
-	byName := map[string]store.Cluster{}
+	plan := routing.Route(routing.FromClusters(cs), routing.Need{MinSchema: p.Spec.MinSchema(a.columns), Nodes: p.Spec.Nodes})
+	byName := map[string]domain.Cluster{}
 	for _, c := range cs {
 		byName[c.Name] = c
 	}
-	out := JobTargetsResult{Nodes: []NodeRef{}, Excluded: plan.Excluded}
+	out := domain.JobTargetsResult{Nodes: []domain.NodeRef{}, Excluded: plan.Excluded}
 	for _, n := range plan.Included {
 		out.Nodes = append(out.Nodes, nodeRef(byName[n.Name]))
 	}
 	if out.Excluded == nil {
-		out.Excluded = []routing.Exclusion{}
+		out.Excluded = []domain.Exclusion{}
 	}
 	return out, nil
 }
 
 // FinishJob records how the job ended.
-func (a *Jobs) FinishJob(ctx context.Context, p FinishParams) error {
+func (a *Jobs) FinishJob(ctx context.Context, p domain.FinishParams) error {
 	id, err := uuid.Parse(p.JobID)
 	if err != nil {
-		return temporal.NewNonRetryableApplicationError("bad job ID", ErrTypeInvalid, err)
+		return temporal.NewNonRetryableApplicationError("bad job ID", domain.ErrTypeInvalid, err)
 	}
-	if !slices.Contains(store.JobStates, p.State) {
-		return temporal.NewNonRetryableApplicationError("bad job state "+p.State, ErrTypeInvalid, nil)
+	if !slices.Contains(domain.JobStates, p.State) {
+		return temporal.NewNonRetryableApplicationError("bad job state "+p.State, domain.ErrTypeInvalid, nil)
+	}
+	var nodes json.RawMessage
+	if p.Nodes != nil {
+		if nodes, err = json.Marshal(p.Nodes); err != nil {
+			return temporal.NewNonRetryableApplicationError("encode the job's nodes", domain.ErrTypeInvalid, err)
+		}
 	}
 	a.log.Info("job finished", "job", p.JobID, "state", p.State, "err", p.Error)
-	return a.store.FinishJob(ctx, id, store.JobOutcome{State: p.State, Nodes: p.Nodes, Result: p.Result,
+	return a.store.FinishJob(ctx, id, store.JobOutcome{State: p.State, Nodes: nodes, Result: p.Result.Raw,
 		ResultObject: p.ResultObject, Error: p.Error})
 }

@@ -17,23 +17,9 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/minio/minio-go/v7"
+
+	"github.com/syndb/federation/internal/domain"
 )
-
-// MergeParams is the input of MergeJob.
-type MergeParams struct {
-	JobID string        `json:"job_id"`
-	Spec  AnalyticsSpec `json:"spec"`
-	Parts []NodePart    `json:"parts"`
-}
-
-// MergeResult is the merged result: a Parquet object and a JSON summary
-// small enough for the job's row.
-type MergeResult struct {
-	Object  string          `json:"object"`
-	Rows    int64           `json:"rows"`
-	Bytes   int64           `json:"bytes"`
-	Summary json.RawMessage `json:"summary"`
-}
 
 // GraphResult is the JSON summary of a synapse graph job.
 type GraphResult struct {
@@ -48,7 +34,7 @@ type GraphResult struct {
 
 // MergeJob reads every node's part from S3 and merges them into the job's
 // result: a Parquet object beside the parts and a JSON summary.
-func (a *Jobs) MergeJob(ctx context.Context, p MergeParams) (MergeResult, error) {
+func (a *Jobs) MergeJob(ctx context.Context, p domain.MergeParams) (domain.MergeResult, error) {
 	stop := heartbeat(ctx, func() any { return "merging" })
 	defer stop()
 	parts := slices.Clone(p.Parts)
@@ -62,36 +48,36 @@ func (a *Jobs) MergeJob(ctx context.Context, p MergeParams) (MergeResult, error)
 	for _, part := range parts {
 		t, err := a.readParquet(ctx, part.Object)
 		if err != nil {
-			return MergeResult{}, err
+			return domain.MergeResult{}, err
 		}
 		tables = append(tables, t)
 	}
 	schema := summarySchema
-	if p.Spec.Analysis == AnalysisSynapseGraph {
+	if p.Spec.Analysis == domain.AnalysisSynapseGraph {
 		schema = degreeSchema
 	}
 	merged, err := concat(schema, tables)
 	if err != nil {
-		return MergeResult{}, err
+		return domain.MergeResult{}, err
 	}
 	defer merged.Release()
 	var summary any
 	switch p.Spec.Analysis {
-	case AnalysisSummary:
+	case domain.AnalysisSummary:
 		summary = mergeSummary(p.Spec, merged)
 	default:
 		summary = mergeGraph(merged)
 	}
 	raw, err := json.Marshal(summary)
 	if err != nil {
-		return MergeResult{}, fmt.Errorf("encode summary: %w", err)
+		return domain.MergeResult{}, fmt.Errorf("encode summary: %w", err)
 	}
 	object := fmt.Sprintf("jobs/%s/result.parquet", p.JobID)
 	size, err := a.putParquet(ctx, object, merged)
 	if err != nil {
-		return MergeResult{}, err
+		return domain.MergeResult{}, err
 	}
-	return MergeResult{Object: object, Rows: merged.NumRows(), Bytes: size, Summary: raw}, nil
+	return domain.MergeResult{Object: object, Rows: merged.NumRows(), Bytes: size, Summary: raw}, nil
 }
 
 // concat joins the tables' rows into one record batch of schema.

@@ -7,8 +7,8 @@ import (
 	"go.temporal.io/sdk/activity"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/p2p"
-	"github.com/syndb/federation/internal/store"
 )
 
 // nodeCaller sends one request to a node over libp2p.
@@ -18,20 +18,12 @@ type nodeCaller interface {
 
 // clusterStore lists the registered nodes.
 type clusterStore interface {
-	Clusters(ctx context.Context, activeOnly bool) ([]store.Cluster, error)
-}
-
-// NodeRef names a node and how to reach it.
-type NodeRef struct {
-	Name          string   `json:"name"`
-	PeerID        string   `json:"peer_id"`
-	Addrs         []string `json:"addrs"`
-	SchemaVersion int      `json:"schema_version"`
+	Clusters(ctx context.Context, activeOnly bool) ([]domain.Cluster, error)
 }
 
 // nodeRef is how an activity's payload names a registered node.
-func nodeRef(c store.Cluster) NodeRef {
-	return NodeRef{Name: c.Name, PeerID: c.PeerID, Addrs: c.Addrs, SchemaVersion: c.SchemaVersion}
+func nodeRef(c domain.Cluster) domain.NodeRef {
+	return domain.NodeRef{Name: c.Name, PeerID: c.PeerID, Addrs: c.Addrs, SchemaVersion: c.SchemaVersion}
 }
 
 // heartbeatEvery is how often a long activity tells Temporal it is alive;

@@ -8,6 +8,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/fedpb"
 	"github.com/syndb/federation/internal/ontology"
 	"github.com/syndb/federation/internal/p2p"
@@ -33,57 +34,27 @@ func NewOntology(st ontologyStore, nodes nodeCaller, onto *ontology.Ontology) *O
 	return &Ontology{store: st, nodes: nodes, onto: onto}
 }
 
-// PrepareOntologyParams is the input of PrepareOntology.
-type PrepareOntologyParams struct {
-	Version int `json:"version"`
-	// CatchUp is set when the sync only catches some nodes up to the
-	// fleet's ontology; otherwise Version becomes the fleet's target.
-	CatchUp bool `json:"catch_up,omitempty"`
-}
-
-// PrepareOntologyResult describes the ontology a sync pushes.
-type PrepareOntologyResult struct {
-	Version  int            `json:"version"`
-	Checksum string         `json:"checksum"`
-	Terms    int            `json:"terms"`
-	Kinds    map[string]int `json:"kinds"`
-}
-
 // PrepareOntology checks that the hub holds the ontology version asked for
 // and, unless the sync is a catch-up, records it as the fleet's target, so
 // nodes that are away now are caught up when they register.
-func (a *Ontology) PrepareOntology(ctx context.Context, p PrepareOntologyParams) (PrepareOntologyResult, error) {
+func (a *Ontology) PrepareOntology(ctx context.Context, p domain.PrepareOntologyParams) (domain.PrepareOntologyResult, error) {
 	if err := a.check(p.Version); err != nil {
-		return PrepareOntologyResult{}, err
+		return domain.PrepareOntologyResult{}, err
 	}
 	if !p.CatchUp {
 		if err := a.store.SetOntologyTarget(ctx, a.onto.Version, a.onto.Checksum, activity.GetInfo(ctx).WorkflowExecution.ID); err != nil {
-			return PrepareOntologyResult{}, err
+			return domain.PrepareOntologyResult{}, err
 		}
 	}
-	return PrepareOntologyResult{Version: a.onto.Version, Checksum: a.onto.Checksum, Terms: len(a.onto.Terms), Kinds: a.onto.Kinds()}, nil
+	return domain.PrepareOntologyResult{Version: a.onto.Version, Checksum: a.onto.Checksum, Terms: len(a.onto.Terms), Kinds: a.onto.Kinds()}, nil
 }
 
 func (a *Ontology) check(version int) error {
 	if version != a.onto.Version {
 		return temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("the hub holds ontology version %d, not %d", a.onto.Version, version), ErrTypeInvalid, nil)
+			fmt.Sprintf("the hub holds ontology version %d, not %d", a.onto.Version, version), domain.ErrTypeInvalid, nil)
 	}
 	return nil
-}
-
-// SyncNodeOntologyParams is the input of SyncNodeOntology.
-type SyncNodeOntologyParams struct {
-	Node       NodeRef `json:"node"`
-	Version    int     `json:"version"`
-	WorkflowID string  `json:"workflow_id"`
-}
-
-// SyncNodeOntologyResult is the output of SyncNodeOntology.
-type SyncNodeOntologyResult struct {
-	From         int `json:"from"`
-	To           int `json:"to"`
-	TermsWritten int `json:"terms_written"`
 }
 
 // SyncNodeOntology sends the ontology to one node, which stores it once
@@ -91,9 +62,9 @@ type SyncNodeOntologyResult struct {
 // version the node holds. A node that holds the version with other content
 // is in drift and a node that holds a newer version refuses an older one:
 // neither is retried.
-func (a *Ontology) SyncNodeOntology(ctx context.Context, p SyncNodeOntologyParams) (SyncNodeOntologyResult, error) {
+func (a *Ontology) SyncNodeOntology(ctx context.Context, p domain.SyncNodeOntologyParams) (domain.SyncNodeOntologyResult, error) {
 	if err := a.check(p.Version); err != nil {
-		return SyncNodeOntologyResult{}, err
+		return domain.SyncNodeOntologyResult{}, err
 	}
 	start := time.Now()
 	var resp fedpb.OntologySyncResponse
@@ -104,7 +75,7 @@ func (a *Ontology) SyncNodeOntology(ctx context.Context, p SyncNodeOntologyParam
 		activity.GetLogger(ctx).Warn("node ontology drift: left untouched", "node", p.Node.Name, "version", p.Version, "err", err)
 	}
 	if err != nil {
-		return SyncNodeOntologyResult{}, classify(fmt.Errorf("ontology sync of %s: %w", p.Node.Name, err))
+		return domain.SyncNodeOntologyResult{}, classify(fmt.Errorf("ontology sync of %s: %w", p.Node.Name, err))
 	}
 	to := int(resp.GetTo())
 	checksum := ""
@@ -112,9 +83,9 @@ func (a *Ontology) SyncNodeOntology(ctx context.Context, p SyncNodeOntologyParam
 		checksum = a.onto.Checksum
 	}
 	if err := a.store.RecordOntologyVersion(ctx, p.Node.Name, to, checksum, p.WorkflowID); err != nil {
-		return SyncNodeOntologyResult{}, err
+		return domain.SyncNodeOntologyResult{}, err
 	}
-	res := SyncNodeOntologyResult{From: int(resp.GetFrom()), To: to, TermsWritten: int(resp.GetTermsWritten())}
+	res := domain.SyncNodeOntologyResult{From: int(resp.GetFrom()), To: to, TermsWritten: int(resp.GetTermsWritten())}
 	activity.GetLogger(ctx).Info("node ontology synced", "node", p.Node.Name, "from", res.From, "to", res.To,
 		"terms_written", res.TermsWritten, "took", time.Since(start))
 	return res, nil

@@ -11,10 +11,10 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/fedpb"
 	"github.com/syndb/federation/internal/migrate"
 	"github.com/syndb/federation/internal/p2p"
-	"github.com/syndb/federation/internal/store"
 )
 
 // hubSchemaLock is the advisory lock key that serialises migrations of the
@@ -23,8 +23,8 @@ const hubSchemaLock int64 = 0x5359_4e44_4201 // "SYNDB" + 1
 
 // schemaStore is what the schema activities need of the registry.
 type schemaStore interface {
-	Clusters(ctx context.Context, activeOnly bool) ([]store.Cluster, error)
-	RecordSchemaVersion(ctx context.Context, cluster string, version int, applied []store.AppliedVersion, workflowID string) error
+	Clusters(ctx context.Context, activeOnly bool) ([]domain.Cluster, error)
+	RecordSchemaVersion(ctx context.Context, cluster string, version int, applied []domain.AppliedVersion, workflowID string) error
 	RecordSchemaDrift(ctx context.Context, cluster string, version int, reason string) error
 	SetSchemaTarget(ctx context.Context, version int, workflowID string) error
 	WithAdvisoryLock(ctx context.Context, key int64, fn func(ctx context.Context) error) error
@@ -45,33 +45,11 @@ func NewSchema(st schemaStore, warehouse driver.Conn, nodes nodeCaller, migratio
 	return &Schema{store: st, warehouse: warehouse, nodes: nodes, migrations: migrations, log: log}
 }
 
-// ApplyHubParams is the input of ApplyHubSchema.
-type ApplyHubParams struct {
-	Target int `json:"target"`
-	// CatchUp is set when the sync only catches some nodes up to the
-	// fleet's target; otherwise Target becomes the fleet's target.
-	CatchUp bool `json:"catch_up,omitempty"`
-}
-
-// MigrationResult summarises one applied migration.
-type MigrationResult struct {
-	Version    int    `json:"version"`
-	Name       string `json:"name"`
-	DurationMS int64  `json:"duration_ms"`
-}
-
-// ApplyHubResult is the output of ApplyHubSchema.
-type ApplyHubResult struct {
-	From    int               `json:"from"`
-	To      int               `json:"to"`
-	Applied []MigrationResult `json:"applied"`
-}
-
 // ApplyHubSchema applies the pending migrations, up to Target, to the hub warehouse.
-func (a *Schema) ApplyHubSchema(ctx context.Context, p ApplyHubParams) (ApplyHubResult, error) {
+func (a *Schema) ApplyHubSchema(ctx context.Context, p domain.ApplyHubParams) (domain.ApplyHubResult, error) {
 	if p.Target < 1 || p.Target > len(a.migrations) {
-		return ApplyHubResult{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("target version %d is outside 1..%d", p.Target, len(a.migrations)), ErrTypeInvalid, nil)
+		return domain.ApplyHubResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("target version %d is outside 1..%d", p.Target, len(a.migrations)), domain.ErrTypeInvalid, nil)
 	}
 	var res migrate.Result
 	err := a.store.WithAdvisoryLock(ctx, hubSchemaLock, func(ctx context.Context) error {
@@ -80,54 +58,40 @@ func (a *Schema) ApplyHubSchema(ctx context.Context, p ApplyHubParams) (ApplyHub
 		return err
 	})
 	if errors.Is(err, migrate.ErrDrift) {
-		return ApplyHubResult{}, temporal.NewNonRetryableApplicationError("hub warehouse: "+err.Error(), ErrTypeDrift, err)
+		return domain.ApplyHubResult{}, temporal.NewNonRetryableApplicationError("hub warehouse: "+err.Error(), domain.ErrTypeDrift, err)
 	}
 	if err != nil {
-		return ApplyHubResult{}, fmt.Errorf("migrate hub warehouse: %w", err)
+		return domain.ApplyHubResult{}, fmt.Errorf("migrate hub warehouse: %w", err)
 	}
 	if !p.CatchUp {
 		if err := a.store.SetSchemaTarget(ctx, p.Target, activity.GetInfo(ctx).WorkflowExecution.ID); err != nil {
-			return ApplyHubResult{}, err
+			return domain.ApplyHubResult{}, err
 		}
 	}
 	a.log.Info("hub warehouse migrated", "from", res.From, "to", res.To, "applied", len(res.Applied))
-	return ApplyHubResult{From: res.From, To: res.To, Applied: summarize(res.Applied)}, nil
+	return domain.ApplyHubResult{From: res.From, To: res.To, Applied: summarize(res.Applied)}, nil
 }
 
 // ListSyncTargets returns the active, registered nodes, by name.
-func (a *Schema) ListSyncTargets(ctx context.Context) ([]NodeRef, error) {
+func (a *Schema) ListSyncTargets(ctx context.Context) ([]domain.NodeRef, error) {
 	cs, err := a.store.Clusters(ctx, true)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]NodeRef, 0, len(cs))
+	out := make([]domain.NodeRef, 0, len(cs))
 	for _, c := range cs {
 		out = append(out, nodeRef(c))
 	}
 	return out, nil
 }
 
-// SyncNodeParams is the input of SyncNodeSchema.
-type SyncNodeParams struct {
-	Node       NodeRef `json:"node"`
-	Target     int     `json:"target"`
-	WorkflowID string  `json:"workflow_id"`
-}
-
-// SyncNodeResult is the output of SyncNodeSchema.
-type SyncNodeResult struct {
-	From    int               `json:"from"`
-	To      int               `json:"to"`
-	Applied []MigrationResult `json:"applied"`
-}
-
 // SyncNodeSchema sends SchemaSync to one node, which applies what it lacks up
 // to Target, and records the node's new version in the registry. A node in
 // drift fails without retry.
-func (a *Schema) SyncNodeSchema(ctx context.Context, p SyncNodeParams) (SyncNodeResult, error) {
+func (a *Schema) SyncNodeSchema(ctx context.Context, p domain.SyncNodeParams) (domain.SyncNodeResult, error) {
 	if p.Target < 1 || p.Target > len(a.migrations) {
-		return SyncNodeResult{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("target version %d is outside 1..%d", p.Target, len(a.migrations)), ErrTypeInvalid, nil)
+		return domain.SyncNodeResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("target version %d is outside 1..%d", p.Target, len(a.migrations)), domain.ErrTypeInvalid, nil)
 	}
 	start := time.Now()
 	req := &fedpb.SchemaSyncRequest{Target: int32(p.Target), Migrations: fedpb.FromMigrations(a.migrations[:p.Target])}
@@ -142,32 +106,32 @@ func (a *Schema) SyncNodeSchema(ctx context.Context, p SyncNodeParams) (SyncNode
 			d = &migrate.DriftError{Reason: err.Error()}
 		}
 		if rerr := a.store.RecordSchemaDrift(ctx, p.Node.Name, d.Version, d.Reason); rerr != nil {
-			return SyncNodeResult{}, rerr
+			return domain.SyncNodeResult{}, rerr
 		}
 		activity.GetLogger(ctx).Warn("node schema drift: left untouched", "node", p.Node.Name, "version", d.Version, "reason", d.Reason)
-		return SyncNodeResult{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("%s: %s", p.Node.Name, d.Error()), ErrTypeDrift, err)
+		return domain.SyncNodeResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("%s: %s", p.Node.Name, d.Error()), domain.ErrTypeDrift, err)
 	case err != nil:
-		return SyncNodeResult{}, classify(fmt.Errorf("schema sync of %s: %w", p.Node.Name, err))
+		return domain.SyncNodeResult{}, classify(fmt.Errorf("schema sync of %s: %w", p.Node.Name, err))
 	}
-	ledger := make([]store.AppliedVersion, 0, len(resp.GetLedger()))
+	ledger := make([]domain.AppliedVersion, 0, len(resp.GetLedger()))
 	for _, l := range resp.GetLedger() {
-		ledger = append(ledger, store.AppliedVersion{Version: int(l.GetVersion()), Checksum: l.GetChecksum()})
+		ledger = append(ledger, domain.AppliedVersion{Version: int(l.GetVersion()), Checksum: l.GetChecksum()})
 	}
 	from, to := int(resp.GetFrom()), int(resp.GetTo())
 	if err := a.store.RecordSchemaVersion(ctx, p.Node.Name, to, ledger, p.WorkflowID); err != nil {
-		return SyncNodeResult{}, err
+		return domain.SyncNodeResult{}, err
 	}
 	applied := fedpb.ToApplied(resp.GetApplied())
 	activity.GetLogger(ctx).Info("node schema synced", "node", p.Node.Name, "from", from, "to", to,
 		"applied", len(applied), "took", time.Since(start))
-	return SyncNodeResult{From: from, To: to, Applied: summarize(applied)}, nil
+	return domain.SyncNodeResult{From: from, To: to, Applied: summarize(applied)}, nil
 }
 
-func summarize(applied []migrate.Applied) []MigrationResult {
-	out := make([]MigrationResult, 0, len(applied))
+func summarize(applied []migrate.Applied) []domain.MigrationResult {
+	out := make([]domain.MigrationResult, 0, len(applied))
 	for _, a := range applied {
-		out = append(out, MigrationResult{Version: a.Version, Name: a.Name, DurationMS: a.Duration.Milliseconds()})
+		out = append(out, domain.MigrationResult{Version: a.Version, Name: a.Name, DurationMS: a.Duration.Milliseconds()})
 	}
 	return out
 }

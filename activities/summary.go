@@ -10,6 +10,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/fedpb"
 )
 
@@ -28,7 +29,7 @@ var summarySchema = arrow.NewSchema([]arrow.Field{
 
 // nodeSummary has the node compute the summary on its ClickHouse and
 // offer it over its Flight server, and reads it from there.
-func (a *Jobs) nodeSummary(ctx context.Context, p NodeAnalysisParams) (arrow.RecordBatch, error) {
+func (a *Jobs) nodeSummary(ctx context.Context, p domain.NodeAnalysisParams) (arrow.RecordBatch, error) {
 	rd, done, err := a.flight.read(ctx, p.Node, &fedpb.FlightQuery{Table: p.Spec.Table, SummaryOf: p.Spec.Column,
 		Quantiles: p.Spec.Quantiles, DatasetIds: p.Spec.DatasetIDs})
 	if err != nil {
@@ -40,13 +41,13 @@ func (a *Jobs) nodeSummary(ctx context.Context, p NodeAnalysisParams) (arrow.Rec
 	for rd.Next() {
 		rec := rd.RecordBatch()
 		if rec.NumCols() != 9 {
-			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: a summary has 9 columns, got %d", p.Node.Name, rec.NumCols()), ErrTypeInvalid, nil)
+			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: a summary has 9 columns, got %d", p.Node.Name, rec.NumCols()), domain.ErrTypeInvalid, nil)
 		}
 		ids, okID := rec.Column(0).(*array.String)
 		counts, okN := rec.Column(1).(*array.Uint64)
 		qs, okQ := rec.Column(8).(*array.List)
 		if !okID || !okN || !okQ {
-			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: unexpected summary types %s", p.Node.Name, rec.Schema()), ErrTypeInvalid, nil)
+			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: unexpected summary types %s", p.Node.Name, rec.Schema()), domain.ErrTypeInvalid, nil)
 		}
 		qv, _ := qs.ListValues().(*array.Float64)
 		for i := range int(rec.NumRows()) {
@@ -56,7 +57,7 @@ func (a *Jobs) nodeSummary(ctx context.Context, p NodeAnalysisParams) (arrow.Rec
 			for c := 2; c <= 7; c++ {
 				f, ok := rec.Column(c).(*array.Float64)
 				if !ok {
-					return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: summary column %d is %s", p.Node.Name, c, rec.Column(c).DataType()), ErrTypeInvalid, nil)
+					return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: summary column %d is %s", p.Node.Name, c, rec.Column(c).DataType()), domain.ErrTypeInvalid, nil)
 				}
 				b.Field(c + 1).(*array.Float64Builder).Append(f.Value(i))
 			}
@@ -97,7 +98,7 @@ type SummaryResult struct {
 	Overall DatasetStats `json:"overall"`
 }
 
-func mergeSummary(spec AnalyticsSpec, rec arrow.RecordBatch) SummaryResult {
+func mergeSummary(spec domain.AnalyticsSpec, rec arrow.RecordBatch) SummaryResult {
 	out := SummaryResult{Table: spec.Table, Column: spec.Column, Quantiles: spec.Quantiles, Datasets: []DatasetStats{}}
 	nodes := rec.Column(0).(*array.String)
 	ids := rec.Column(1).(*array.String)

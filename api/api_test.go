@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/syndb/federation/internal/config"
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/registry"
 	"github.com/syndb/federation/internal/store"
 )
@@ -39,26 +40,26 @@ func (fakeStore) Authenticate(_ context.Context, key string) (store.Principal, e
 	case readerKey:
 		return store.Principal{KeyID: 8, KeyName: "reader", Account: "default", Role: store.RoleReader}, nil
 	}
-	return store.Principal{}, store.ErrUnauthorized
+	return store.Principal{}, domain.ErrUnauthorized
 }
 
-func (fakeStore) Clusters(context.Context, bool) ([]store.Cluster, error) {
-	return []store.Cluster{{Name: "lab-a", PeerID: "12D3KooW", Health: "degraded", HealthReason: "slow: 2s > 1s", Status: "active"},
+func (fakeStore) Clusters(context.Context, bool) ([]domain.Cluster, error) {
+	return []domain.Cluster{{Name: "lab-a", PeerID: "12D3KooW", Health: "degraded", HealthReason: "slow: 2s > 1s", Status: "active"},
 		{Name: "lab-old", Health: "unknown", Status: "revoked"}}, nil
 }
 
 func (fakeStore) CreateCluster(_ context.Context, name string, ttl time.Duration, _ string) (store.Enrollment, error) {
 	if name == "lab-a" {
-		return store.Enrollment{}, store.ErrExists
+		return store.Enrollment{}, domain.ErrExists
 	}
 	return store.Enrollment{Name: name, Token: "sdbenroll_x", ExpiresAt: time.Now().Add(ttl)}, nil
 }
 
-func (fakeStore) RevokeCluster(_ context.Context, name string) (store.Cluster, error) {
+func (fakeStore) RevokeCluster(_ context.Context, name string) (domain.Cluster, error) {
 	if name != "lab-a" {
-		return store.Cluster{}, store.ErrNotFound
+		return domain.Cluster{}, domain.ErrNotFound
 	}
-	return store.Cluster{Name: name, Status: "revoked"}, nil
+	return domain.Cluster{Name: name, Status: "revoked"}, nil
 }
 
 func (fakeStore) Ping(context.Context) error { return errors.New("down for the test") }
@@ -73,7 +74,7 @@ func (fakeStore) APIKeys(context.Context) ([]store.APIKey, error) {
 
 func (fakeStore) RevokeAPIKey(_ context.Context, id int64) (store.APIKey, error) {
 	if id != 1 {
-		return store.APIKey{}, store.ErrNotFound
+		return store.APIKey{}, domain.ErrNotFound
 	}
 	return store.APIKey{ID: 1, Name: "test", Account: "default", Role: store.RoleAdmin}, nil
 }
@@ -82,7 +83,7 @@ func (fakeStore) SchemaTarget(context.Context) (int, error) { return 3, nil }
 
 func (fakeStore) HealthHistory(_ context.Context, cluster string, limit int, before int64) ([]store.HealthTransition, error) {
 	if cluster != "lab-a" {
-		return nil, store.ErrNotFound
+		return nil, domain.ErrNotFound
 	}
 	var out []store.HealthTransition
 	for id := int64(10); id > 0 && len(out) < limit; id-- {
@@ -422,21 +423,21 @@ func TestREADMEListsEveryRoute(t *testing.T) {
 
 func TestMayCancel(t *testing.T) {
 	t.Parallel()
-	owned := store.Job{Owner: &store.JobOwner{KeyID: 7, KeyName: "operator", Account: "default"}}
-	ownerGone := store.Job{Owner: &store.JobOwner{Account: "default"}}
+	owned := domain.Job{Owner: &domain.JobOwner{KeyID: 7, KeyName: "operator", Account: "default"}}
+	ownerGone := domain.Job{Owner: &domain.JobOwner{Account: "default"}}
 	cases := []struct {
 		name string
 		p    store.Principal
-		j    store.Job
+		j    domain.Job
 		ok   bool
 	}{
 		{"owner operator", store.Principal{KeyID: 7, Role: store.RoleOperator}, owned, true},
 		{"other operator", store.Principal{KeyID: 9, Role: store.RoleOperator}, owned, false},
 		{"owner demoted to reader", store.Principal{KeyID: 7, Role: store.RoleReader}, owned, false},
 		{"admin", store.Principal{KeyID: 1, Role: store.RoleAdmin}, owned, true},
-		{"operator, job without owner", store.Principal{KeyID: 7, Role: store.RoleOperator}, store.Job{}, false},
+		{"operator, job without owner", store.Principal{KeyID: 7, Role: store.RoleOperator}, domain.Job{}, false},
 		{"operator, owner key gone", store.Principal{Role: store.RoleOperator}, ownerGone, false},
-		{"admin, job without owner", store.Principal{KeyID: 1, Role: store.RoleAdmin}, store.Job{}, true},
+		{"admin, job without owner", store.Principal{KeyID: 1, Role: store.RoleAdmin}, domain.Job{}, true},
 		{"unknown role", store.Principal{KeyID: 7, Role: "root"}, owned, false},
 	}
 	for _, tc := range cases {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/store"
 )
 
@@ -103,7 +104,7 @@ func (s *Server) revokeKey(c echo.Context) error {
 		return errNotFound(fmt.Sprintf("no api key %.40q", c.Param("id")))
 	}
 	k, err := ks.RevokeAPIKey(c.Request().Context(), id)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, domain.ErrNotFound) {
 		return errNotFound(fmt.Sprintf("no api key %d", id))
 	}
 	if err != nil {

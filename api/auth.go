@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/store"
 )
 
@@ -24,7 +25,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			return errUnauthorized("malformed Authorization header: want Bearer <key>")
 		}
 		p, err := s.deps.Store.Authenticate(c.Request().Context(), strings.TrimSpace(key))
-		if errors.Is(err, store.ErrUnauthorized) {
+		if errors.Is(err, domain.ErrUnauthorized) {
 			return errUnauthorized("invalid or revoked API key")
 		}
 		if err != nil {

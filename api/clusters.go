@@ -12,7 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/syndb/federation/internal/config"
-	"github.com/syndb/federation/internal/store"
+	"github.com/syndb/federation/internal/domain"
 )
 
 // Enrollment token lifetimes.
@@ -54,7 +54,7 @@ func (s *Server) createCluster(c echo.Context) error {
 		return errBadRequest(fmt.Sprintf("data_host %q must be an IP address or a DNS name, without a port", req.DataHost))
 	}
 	e, err := s.deps.Store.CreateCluster(c.Request().Context(), req.Name, ttl, req.DataHost)
-	if errors.Is(err, store.ErrExists) {
+	if errors.Is(err, domain.ErrExists) {
 		return errConflict(err.Error())
 	}
 	if err != nil {
@@ -72,7 +72,7 @@ func (s *Server) revokeCluster(c echo.Context) error {
 		return errNotFound(fmt.Sprintf("no cluster %q", name))
 	}
 	cl, err := s.deps.Store.RevokeCluster(c.Request().Context(), name)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, domain.ErrNotFound) {
 		return errNotFound(fmt.Sprintf("no cluster %q", name))
 	}
 	if err != nil {

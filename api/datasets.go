@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/syndb/federation/internal/config"
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/store"
 	"github.com/syndb/federation/workflows"
 )
@@ -110,7 +111,7 @@ func (s *Server) dataset(c echo.Context, node, rawID string) error {
 		return errNotFound(fmt.Sprintf("no dataset %s on node %q", id, node))
 	}
 	d, err := cat.Dataset(c.Request().Context(), node, id)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, domain.ErrNotFound) {
 		return errNotFound(fmt.Sprintf("no dataset %s on node %q", id, node))
 	}
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/syndb/federation/internal/config"
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/ontology"
 	"github.com/syndb/federation/internal/registry"
 	"github.com/syndb/federation/internal/store"
@@ -44,7 +45,7 @@ func (f *fakeCatalog) Dataset(_ context.Context, cluster string, id uuid.UUID) (
 	if (cluster == "lab-a" && id == labADataset) || (cluster == "sync" && id == syncDataset) {
 		return store.Dataset{Node: cluster, DatasetID: id.String(), Name: "v1"}, nil
 	}
-	return store.Dataset{}, store.ErrNotFound
+	return store.Dataset{}, domain.ErrNotFound
 }
 
 func (f *fakeCatalog) OntologyTarget(context.Context) (store.OntologyTarget, error) {

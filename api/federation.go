@@ -13,8 +13,8 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 
 	"github.com/syndb/federation/internal/config"
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/schemastate"
-	"github.com/syndb/federation/internal/store"
 	"github.com/syndb/federation/workflows"
 )
 
@@ -108,13 +108,13 @@ func (s *Server) schemaStatus(c echo.Context) error {
 
 // ClusterList is the answer to GET /v1/federation/clusters.
 type ClusterList struct {
-	Clusters []store.Cluster `json:"clusters"`
+	Clusters []domain.Cluster `json:"clusters"`
 }
 
 func (s *Server) listClusters(c echo.Context) error {
 	cs := s.deps.Registry.Snapshot().All()
 	if cs == nil {
-		cs = []store.Cluster{}
+		cs = []domain.Cluster{}
 	}
 	return c.JSON(http.StatusOK, ClusterList{Clusters: cs})
 }

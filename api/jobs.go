@@ -17,17 +17,18 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/minio/minio-go/v7"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/converter"
 
-	"github.com/syndb/federation/activities"
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/store"
 	"github.com/syndb/federation/workflows"
 )
 
 // jobsStore is what the jobs API needs of PostgreSQL.
 type jobsStore interface {
-	CreateJob(ctx context.Context, id uuid.UUID, kind string, spec json.RawMessage, workflowID string, createdBy int64) (store.Job, error)
-	Job(ctx context.Context, id uuid.UUID) (store.Job, error)
-	Jobs(ctx context.Context, state string, limit, offset int) ([]store.Job, error)
+	CreateJob(ctx context.Context, id uuid.UUID, kind string, spec json.RawMessage, workflowID string, createdBy int64) (domain.Job, error)
+	Job(ctx context.Context, id uuid.UUID) (domain.Job, error)
+	Jobs(ctx context.Context, state string, limit, offset int) ([]domain.Job, error)
 }
 
 // presigner hands out time-limited URLs of S3 objects: downloads, and
@@ -55,17 +56,20 @@ type JobStarted struct {
 }
 
 // JobStatus is the answer to GET /v1/jobs/{id}: the job's row and, while
-// it runs, its live per-node progress.
+// it runs, its live progress.
 type JobStatus struct {
-	store.Job
-	UIURL    string               `json:"ui_url"`
-	Progress *workflows.JobResult `json:"progress,omitempty"`
+	domain.Job
+	UIURL string `json:"ui_url"`
+	// Progress is in the shape of the job's kind: a domain.JobResult (per
+	// node) for an analytics job, a domain.EtlResult (step, report, loaded)
+	// for an ETL job.
+	Progress json.RawMessage `json:"progress,omitempty"`
 }
 
 // JobList is the answer to GET /v1/jobs.
 type JobList struct {
-	Jobs []store.Job `json:"jobs"`
-	Next string      `json:"next,omitempty"`
+	Jobs []domain.Job `json:"jobs"`
+	Next string       `json:"next,omitempty"`
 }
 
 // JobResultLink is the answer to GET /v1/jobs/{id}/result.
@@ -89,14 +93,14 @@ func (s *Server) createJob(c echo.Context) error {
 		err  error
 	)
 	switch req.Kind {
-	case "analytics":
-		var as activities.AnalyticsSpec
+	case domain.JobKindAnalytics:
+		var as domain.AnalyticsSpec
 		if err = decodeStrict(bytes.NewReader(req.Spec), &as); err == nil {
 			err = as.Validate(s.catalog)
 		}
 		spec = as
-	case "etl":
-		var es activities.EtlSpec
+	case domain.JobKindEtl:
+		var es domain.EtlSpec
 		if err = decodeStrict(bytes.NewReader(req.Spec), &es); err == nil {
 			err = es.Validate(s.types)
 		}
@@ -121,9 +125,9 @@ func (s *Server) createJob(c echo.Context) error {
 	}
 	var st workflows.Started
 	switch sp := spec.(type) {
-	case activities.AnalyticsSpec:
+	case domain.AnalyticsSpec:
 		st, err = workflows.StartAnalyticsJob(ctx, s.deps.Temporal, workflows.AnalyticsJobParams{JobID: id.String(), Spec: sp})
-	case activities.EtlSpec:
+	case domain.EtlSpec:
 		st, err = workflows.StartEtlJob(ctx, s.deps.Temporal, workflows.EtlJobParams{JobID: id.String(), Spec: sp})
 	}
 	if err != nil {
@@ -180,14 +184,14 @@ func (s *Server) createUpload(c echo.Context) error {
 		MaxBytes: s.cfg.ETL.MaxUploadBytes, ExpiresAt: expires})
 }
 
-func (s *Server) jobByParam(c echo.Context) (store.Job, error) {
+func (s *Server) jobByParam(c echo.Context) (domain.Job, error) {
 	id, err := uuid.Parse(c.Param("id"))
 	if err != nil {
-		return store.Job{}, errNotFound(fmt.Sprintf("no job %q", c.Param("id")))
+		return domain.Job{}, errNotFound(fmt.Sprintf("no job %q", c.Param("id")))
 	}
 	j, err := s.deps.Jobs.Job(c.Request().Context(), id)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.Job{}, errNotFound(fmt.Sprintf("no job %s", id))
+	if errors.Is(err, domain.ErrNotFound) {
+		return domain.Job{}, errNotFound(fmt.Sprintf("no job %s", id))
 	}
 	return j, err
 }
@@ -198,21 +202,45 @@ func (s *Server) getJob(c echo.Context) error {
 		return err
 	}
 	out := JobStatus{Job: j, UIURL: s.uiURL(j.WorkflowID, "")}
-	if j.State == store.JobPending || j.State == store.JobRunning {
+	if j.State == domain.JobPending || j.State == domain.JobRunning {
+		// A job whose workflow has not started yet has no progress to show.
 		if v, err := s.deps.Temporal.QueryWorkflow(c.Request().Context(), j.WorkflowID, "", workflows.ProgressQuery); err == nil {
-			var p workflows.JobResult
-			if v.Get(&p) == nil {
-				out.Progress = &p
+			p, err := jobProgress(j.Kind, v)
+			if err != nil {
+				s.deps.Log.Warn("job progress unreadable", "job", j.ID, "kind", j.Kind, "err", err)
 			}
+			out.Progress = p
 		}
 	}
 	return c.JSON(http.StatusOK, out)
 }
 
+// jobProgress decodes a progress query's answer into the progress type of
+// the job's kind.
+func jobProgress(kind string, v converter.EncodedValue) (json.RawMessage, error) {
+	var p any
+	switch kind {
+	case domain.JobKindAnalytics:
+		p = &domain.JobResult{}
+	case domain.JobKindEtl:
+		p = &domain.EtlResult{}
+	default:
+		return nil, fmt.Errorf("job kind %q has no progress type", kind)
+	}
+	if err := v.Get(p); err != nil {
+		return nil, fmt.Errorf("decode %s job progress: %w", kind, err)
+	}
+	raw, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s job progress: %w", kind, err)
+	}
+	return raw, nil
+}
+
 func (s *Server) listJobs(c echo.Context) error {
 	state := c.QueryParam("state")
-	if state != "" && !slices.Contains(store.JobStates, state) {
-		return errBadRequest(fmt.Sprintf("state %q: use one of %s", state, strings.Join(store.JobStates, ", ")))
+	if state != "" && !slices.Contains(domain.JobStates, state) {
+		return errBadRequest(fmt.Sprintf("state %q: use one of %s", state, strings.Join(domain.JobStates, ", ")))
 	}
 	limit, err := queryInt(c, "limit", 50, 1, 500)
 	if err != nil {
@@ -255,7 +283,7 @@ func (s *Server) jobResult(c echo.Context) error {
 
 // mayCancel says whether p may cancel j: an admin may cancel any job, an
 // operator only the jobs its own key created.
-func mayCancel(p store.Principal, j store.Job) bool {
+func mayCancel(p store.Principal, j domain.Job) bool {
 	if p.Role == store.RoleAdmin {
 		return true
 	}
@@ -270,7 +298,7 @@ func (s *Server) cancelJob(c echo.Context) error {
 	if p, _ := principal(c); !mayCancel(p, j) {
 		return errForbidden(fmt.Sprintf("job %s belongs to another key: only its owner or an admin may cancel it", j.ID))
 	}
-	if j.State != store.JobPending && j.State != store.JobRunning {
+	if j.State != domain.JobPending && j.State != domain.JobRunning {
 		return errConflict(fmt.Sprintf("job %s already ended (%s)", j.ID, j.State))
 	}
 	ctx := c.Request().Context()

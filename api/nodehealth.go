@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/syndb/federation/internal/config"
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/routing"
 	"github.com/syndb/federation/internal/store"
 	"github.com/syndb/federation/workflows"
@@ -79,7 +80,7 @@ func (s *Server) healthHistory(c echo.Context) error {
 		return errNotFound(fmt.Sprintf("no cluster %q", name))
 	}
 	trs, err := s.deps.Store.HealthHistory(c.Request().Context(), name, limit, int64(before))
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, domain.ErrNotFound) {
 		return errNotFound(fmt.Sprintf("no cluster %q", name))
 	}
 	if err != nil {
@@ -110,8 +111,8 @@ func (s *Server) sweepNow(c echo.Context) error {
 // RoutingPlan is the answer to GET /v1/federation/routing: where a query
 // needing the given schema would go now, and why the other nodes would not.
 type RoutingPlan struct {
-	Included []string            `json:"included"`
-	Excluded []routing.Exclusion `json:"excluded"`
+	Included []string           `json:"included"`
+	Excluded []domain.Exclusion `json:"excluded"`
 }
 
 func (s *Server) routingPlan(c echo.Context) error {
@@ -139,7 +140,7 @@ func (s *Server) routingPlan(c echo.Context) error {
 		out.Included = []string{}
 	}
 	if out.Excluded == nil {
-		out.Excluded = []routing.Exclusion{}
+		out.Excluded = []domain.Exclusion{}
 	}
 	return c.JSON(http.StatusOK, out)
 }

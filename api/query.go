@@ -21,9 +21,9 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/syndb/federation/internal/chx"
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/fedsql"
 	"github.com/syndb/federation/internal/routing"
-	"github.com/syndb/federation/internal/store"
 )
 
 // QueryRequest is the body of POST /v1/query.
@@ -40,12 +40,12 @@ type QueryRequest struct {
 // how it ended: the last JSON line of a json answer ({"_meta": …}), and
 // headers and trailers of every answer.
 type QueryMeta struct {
-	Included  []string            `json:"included"`
-	Excluded  []routing.Exclusion `json:"excluded"`
-	Rows      int64               `json:"rows"`
-	Limit     int                 `json:"limit"`
-	Truncated bool                `json:"truncated,omitempty"`
-	ElapsedMS int64               `json:"elapsed_ms"`
+	Included  []string           `json:"included"`
+	Excluded  []domain.Exclusion `json:"excluded"`
+	Rows      int64              `json:"rows"`
+	Limit     int                `json:"limit"`
+	Truncated bool               `json:"truncated,omitempty"`
+	ElapsedMS int64              `json:"elapsed_ms"`
 	// Error is set when the query failed after rows had been sent.
 	Error string `json:"error,omitempty"`
 }
@@ -66,7 +66,7 @@ const (
 )
 
 // ReasonUnreachableNow excludes a node whose warehouse failed the query itself.
-const ReasonUnreachableNow routing.Reason = "unreachable_at_query"
+const ReasonUnreachableNow domain.Reason = "unreachable_at_query"
 
 func (s *Server) query(c echo.Context) error {
 	var req QueryRequest
@@ -170,7 +170,7 @@ func (s *Server) runFederated(ctx context.Context, parsed *fedsql.Parsed, nodes 
 	plan := routing.Route(routing.FromClusters(snap.All()), need)
 	meta := QueryMeta{Included: plan.Names(), Excluded: plan.Excluded, Limit: parsed.Limit, Truncated: parsed.Truncated}
 	if meta.Excluded == nil {
-		meta.Excluded = []routing.Exclusion{}
+		meta.Excluded = []domain.Exclusion{}
 	}
 	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(s.querySettings(int(s.cfg.Query.Timeout.Seconds()))))
 	for {
@@ -246,7 +246,7 @@ func (s *Server) start(ctx context.Context, sql string) (driver.Rows, error) {
 // probe checks each target's warehouse alone, concurrently, from the hub's
 // ClickHouse, and returns the exclusions of those that fail. When the hub's
 // own ClickHouse does not answer, no node is blamed.
-func (s *Server) probe(ctx context.Context, targets []fedsql.Target) []routing.Exclusion {
+func (s *Server) probe(ctx context.Context, targets []fedsql.Target) []domain.Exclusion {
 	q := s.cfg.Query
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), q.ProbeTimeout)
 	defer cancel()
@@ -269,7 +269,7 @@ func (s *Server) probe(ctx context.Context, targets []fedsql.Target) []routing.E
 		s.deps.Log.Warn("query: hub warehouse does not answer; no node blamed", "err", hubErr)
 		return nil
 	}
-	var out []routing.Exclusion
+	var out []domain.Exclusion
 	for i, err := range errs {
 		if err == nil {
 			continue
@@ -278,7 +278,7 @@ func (s *Server) probe(ctx context.Context, targets []fedsql.Target) []routing.E
 		if chx.Code(err) != 0 || errors.Is(err, context.DeadlineExceeded) {
 			detail += ": " + s.redact(firstLine(err.Error()))
 		}
-		out = append(out, routing.Exclusion{Name: targets[i].Name, Reason: ReasonUnreachableNow, Detail: detail})
+		out = append(out, domain.Exclusion{Name: targets[i].Name, Reason: ReasonUnreachableNow, Detail: detail})
 	}
 	return out
 }
@@ -341,7 +341,7 @@ func (r *peekedRows) Next() bool {
 
 // registrySnapshot is what the query needs of a registry snapshot.
 type registrySnapshot interface {
-	Get(name string) (store.Cluster, bool)
+	Get(name string) (domain.Cluster, bool)
 }
 
 // queryError turns a ClickHouse error into the client's answer: its
@@ -386,7 +386,7 @@ func firstLine(s string) string {
 	return s
 }
 
-func describeExclusions(ex []routing.Exclusion) string {
+func describeExclusions(ex []domain.Exclusion) string {
 	parts := make([]string, 0, len(ex))
 	for _, e := range ex {
 		parts = append(parts, fmt.Sprintf("%s (%s)", e.Name, e.Reason))

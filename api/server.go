@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/syndb/federation/internal/config"
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/fedsql"
 	"github.com/syndb/federation/internal/migrate"
 	"github.com/syndb/federation/internal/registry"
@@ -27,9 +28,9 @@ import (
 // apiStore is what the API needs of PostgreSQL.
 type apiStore interface {
 	Authenticate(ctx context.Context, key string) (store.Principal, error)
-	Clusters(ctx context.Context, activeOnly bool) ([]store.Cluster, error)
+	Clusters(ctx context.Context, activeOnly bool) ([]domain.Cluster, error)
 	CreateCluster(ctx context.Context, name string, ttl time.Duration, dataHost string) (store.Enrollment, error)
-	RevokeCluster(ctx context.Context, name string) (store.Cluster, error)
+	RevokeCluster(ctx context.Context, name string) (domain.Cluster, error)
 	Ping(ctx context.Context) error
 	SchemaTarget(ctx context.Context) (int, error)
 	HealthHistory(ctx context.Context, cluster string, limit int, before int64) ([]store.HealthTransition, error)

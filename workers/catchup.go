@@ -8,6 +8,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/store"
 	"github.com/syndb/federation/workflows"
 )
@@ -46,7 +47,7 @@ func newCatchUp(st targetReader, tc client.Client, ontology int, log *slog.Logge
 }
 
 // registered is called after a node registered.
-func (c *catchUp) registered(node store.Cluster) {
+func (c *catchUp) registered(node domain.Cluster) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -64,7 +65,7 @@ func (c *catchUp) registered(node store.Cluster) {
 }
 
 // schema starts the schema catch-up of a node behind the fleet's target.
-func (c *catchUp) schema(ctx context.Context, node store.Cluster) {
+func (c *catchUp) schema(ctx context.Context, node domain.Cluster) {
 	target, err := c.store.SchemaTarget(ctx)
 	if err != nil {
 		c.log.Warn("schema catch-up: read fleet target", "node", node.Name, "err", err)
@@ -88,7 +89,7 @@ func (c *catchUp) schema(ctx context.Context, node store.Cluster) {
 // on a hub upgraded since, a newer version; a catch-up run is patient, so a
 // node that is also catching up on its schema (the ontology tables come
 // with it) is retried until it can store the terms.
-func (c *catchUp) ontologyCatchUp(ctx context.Context, node store.Cluster) {
+func (c *catchUp) ontologyCatchUp(ctx context.Context, node domain.Cluster) {
 	target, err := c.store.OntologyTarget(ctx)
 	if err != nil {
 		c.log.Warn("ontology catch-up: read fleet target", "node", node.Name, "err", err)
@@ -120,7 +121,7 @@ func (c *catchUp) ontologyCatchUp(ctx context.Context, node store.Cluster) {
 }
 
 // catalog starts a sync of the node's dataset catalog, one run per node.
-func (c *catchUp) catalog(ctx context.Context, node store.Cluster) {
+func (c *catchUp) catalog(ctx context.Context, node domain.Cluster) {
 	st, err := workflows.StartNodeCatalogSync(ctx, c.temporal, node.Name, true)
 	if err != nil {
 		c.log.Warn("catalog sync: start", "node", node.Name, "err", err)

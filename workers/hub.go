@@ -17,6 +17,7 @@ import (
 	"github.com/syndb/federation/activities"
 	"github.com/syndb/federation/internal/chx"
 	"github.com/syndb/federation/internal/config"
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/health"
 	"github.com/syndb/federation/internal/ontology"
 	"github.com/syndb/federation/internal/p2p"
@@ -28,11 +29,11 @@ import (
 // Register registers every workflow and activity on w under its explicit name.
 func Register(w worker.Registry, schema *activities.Schema, hl *activities.Health) {
 	workflows.Register(w)
-	w.RegisterActivityWithOptions(hl.HealthSweep, activity.RegisterOptions{Name: activities.HealthSweepName})
-	w.RegisterActivityWithOptions(hl.RecordHealth, activity.RegisterOptions{Name: activities.RecordHealthName})
-	w.RegisterActivityWithOptions(schema.ApplyHubSchema, activity.RegisterOptions{Name: activities.ApplyHubSchemaName})
-	w.RegisterActivityWithOptions(schema.ListSyncTargets, activity.RegisterOptions{Name: activities.ListSyncTargetsName})
-	w.RegisterActivityWithOptions(schema.SyncNodeSchema, activity.RegisterOptions{Name: activities.SyncNodeSchemaName})
+	w.RegisterActivityWithOptions(hl.HealthSweep, activity.RegisterOptions{Name: domain.HealthSweepName})
+	w.RegisterActivityWithOptions(hl.RecordHealth, activity.RegisterOptions{Name: domain.RecordHealthName})
+	w.RegisterActivityWithOptions(schema.ApplyHubSchema, activity.RegisterOptions{Name: domain.ApplyHubSchemaName})
+	w.RegisterActivityWithOptions(schema.ListSyncTargets, activity.RegisterOptions{Name: domain.ListSyncTargetsName})
+	w.RegisterActivityWithOptions(schema.SyncNodeSchema, activity.RegisterOptions{Name: domain.SyncNodeSchemaName})
 }
 
 // RunHub runs `syndb worker` until ctx ends, then stops in order: the worker

@@ -10,21 +10,22 @@ import (
 
 	"github.com/syndb/federation/activities"
 	"github.com/syndb/federation/internal/config"
+	"github.com/syndb/federation/internal/domain"
 )
 
 // registerJobs registers the activities of analytics and ETL jobs.
 func registerJobs(w worker.Registry, jobs *activities.Jobs, etl *activities.Etl) {
-	w.RegisterActivityWithOptions(jobs.StartJob, activity.RegisterOptions{Name: activities.StartJobName})
-	w.RegisterActivityWithOptions(jobs.JobTargets, activity.RegisterOptions{Name: activities.JobTargetsName})
-	w.RegisterActivityWithOptions(jobs.NodeAnalysis, activity.RegisterOptions{Name: activities.NodeAnalysisName})
-	w.RegisterActivityWithOptions(jobs.MergeJob, activity.RegisterOptions{Name: activities.MergeJobName})
-	w.RegisterActivityWithOptions(jobs.FinishJob, activity.RegisterOptions{Name: activities.FinishJobName})
-	w.RegisterActivityWithOptions(etl.EtlTarget, activity.RegisterOptions{Name: activities.EtlTargetName})
-	w.RegisterActivityWithOptions(etl.ValidateStaged, activity.RegisterOptions{Name: activities.ValidateStagedName})
-	w.RegisterActivityWithOptions(etl.LoadStaged, activity.RegisterOptions{Name: activities.LoadStagedName})
-	w.RegisterActivityWithOptions(etl.RegisterDataset, activity.RegisterOptions{Name: activities.RegisterDatasetName})
-	w.RegisterActivityWithOptions(etl.DeleteStaged, activity.RegisterOptions{Name: activities.DeleteStagedName})
-	w.RegisterActivityWithOptions(etl.RefreshCatalog, activity.RegisterOptions{Name: activities.RefreshCatalogName})
+	w.RegisterActivityWithOptions(jobs.StartJob, activity.RegisterOptions{Name: domain.StartJobName})
+	w.RegisterActivityWithOptions(jobs.JobTargets, activity.RegisterOptions{Name: domain.JobTargetsName})
+	w.RegisterActivityWithOptions(jobs.NodeAnalysis, activity.RegisterOptions{Name: domain.NodeAnalysisName})
+	w.RegisterActivityWithOptions(jobs.MergeJob, activity.RegisterOptions{Name: domain.MergeJobName})
+	w.RegisterActivityWithOptions(jobs.FinishJob, activity.RegisterOptions{Name: domain.FinishJobName})
+	w.RegisterActivityWithOptions(etl.EtlTarget, activity.RegisterOptions{Name: domain.EtlTargetName})
+	w.RegisterActivityWithOptions(etl.ValidateStaged, activity.RegisterOptions{Name: domain.ValidateStagedName})
+	w.RegisterActivityWithOptions(etl.LoadStaged, activity.RegisterOptions{Name: domain.LoadStagedName})
+	w.RegisterActivityWithOptions(etl.RegisterDataset, activity.RegisterOptions{Name: domain.RegisterDatasetName})
+	w.RegisterActivityWithOptions(etl.DeleteStaged, activity.RegisterOptions{Name: domain.DeleteStagedName})
+	w.RegisterActivityWithOptions(etl.RefreshCatalog, activity.RegisterOptions{Name: domain.RefreshCatalogName})
 }
 
 // newS3 connects to the hub's object store.

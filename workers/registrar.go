@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/fedpb"
 	"github.com/syndb/federation/internal/p2p"
 	"github.com/syndb/federation/internal/store"
@@ -19,7 +20,7 @@ import (
 
 // registry is what the Registrar needs of the store.
 type registry interface {
-	Register(ctx context.Context, r store.Registration) (store.Cluster, error)
+	Register(ctx context.Context, r store.Registration) (domain.Cluster, error)
 }
 
 // Registrar answers nodes' Register messages on the hub's libp2p host.
@@ -32,13 +33,13 @@ type Registrar struct {
 	// enrolled is called after a peer's first successful registration.
 	enrolled func(ctx context.Context)
 	// registered, when set, is called after every successful registration.
-	registered func(c store.Cluster)
+	registered func(c domain.Cluster)
 }
 
 // refusals are the registration errors a node is told about, as
 // unauthorized: each by its own text only, never the detail wrapped around
 // it (which may name other peers or clusters).
-var refusals = []error{store.ErrPeerMismatch, store.ErrTokenInvalid, store.ErrTokenUsed, store.ErrTokenExpired}
+var refusals = []error{domain.ErrPeerMismatch, domain.ErrTokenInvalid, domain.ErrTokenUsed, domain.ErrTokenExpired}
 
 // Handle validates a registration and writes it to the registry. A name
 // bound to another peer is refused and nothing changes; so are data

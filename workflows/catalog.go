@@ -3,9 +3,8 @@ package workflows
 import (
 	"fmt"
 
+	"github.com/syndb/federation/internal/domain"
 	"go.temporal.io/sdk/workflow"
-
-	"github.com/syndb/federation/activities"
 )
 
 // CatalogSyncParams is the input of the catalog sync workflow.
@@ -55,8 +54,8 @@ func CatalogSync(ctx workflow.Context, p CatalogSyncParams) (CatalogSyncResult, 
 	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (CatalogSyncResult, error) { return res, nil }); err != nil {
 		return res, fmt.Errorf("register progress query: %w", err)
 	}
-	var nodes []activities.NodeRef
-	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, listOptions()), activities.ListSyncTargetsName).Get(ctx, &nodes); err != nil {
+	var nodes []domain.NodeRef
+	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, listOptions()), domain.ListSyncTargetsName).Get(ctx, &nodes); err != nil {
 		upsertOutcome(ctx, OutcomeFailed)
 		return res, fmt.Errorf("list nodes: %w", err)
 	}
@@ -74,11 +73,11 @@ func CatalogSync(ctx workflow.Context, p CatalogSyncParams) (CatalogSyncResult, 
 		started[i] = workflow.Now(ctx).UnixMilli()
 		res.Nodes[i].Status = NodeSyncing
 		nodeCtx := workflow.WithActivityOptions(ctx, nodeOptions("catalog-"+nodes[i].Name, p.CatchUp))
-		return workflow.ExecuteActivity(nodeCtx, activities.SyncNodeCatalogName, activities.SyncNodeCatalogParams{Node: nodes[i], WorkflowID: wid})
+		return workflow.ExecuteActivity(nodeCtx, domain.SyncNodeCatalogName, domain.SyncNodeCatalogParams{Node: nodes[i], WorkflowID: wid})
 	}, func(i int, f workflow.Future) {
 		n := &res.Nodes[i]
 		n.DurationMS = workflow.Now(ctx).UnixMilli() - started[i]
-		var out activities.SyncNodeCatalogResult
+		var out domain.SyncNodeCatalogResult
 		if err := f.Get(ctx, &out); err != nil {
 			n.Status, n.Error = nodeStatus(err), rootMessage(err)
 			return

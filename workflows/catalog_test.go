@@ -14,8 +14,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/syndb/federation/activities"
-	"github.com/syndb/federation/internal/store"
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/workflows"
 )
 
@@ -23,13 +22,13 @@ import (
 // node answers ("ok"), cannot be reached ("down"), is in ontology drift
 // ("drift") or refuses the request ("invalid").
 type syncFleet struct {
-	nodes    []activities.NodeRef
+	nodes    []domain.NodeRef
 	behavior map[string]string
 
 	mu       sync.Mutex
 	calls    map[string]int
 	actIDs   map[string]string
-	prepared []activities.PrepareOntologyParams
+	prepared []domain.PrepareOntologyParams
 	inflight atomic.Int32
 	maxSeen  atomic.Int32
 }
@@ -38,7 +37,7 @@ func newSyncFleet(n int) *syncFleet {
 	f := &syncFleet{behavior: map[string]string{}, calls: map[string]int{}, actIDs: map[string]string{}}
 	for i := range n {
 		name := fmt.Sprintf("lab-%02d", i)
-		f.nodes = append(f.nodes, activities.NodeRef{Name: name, PeerID: "peer-" + name})
+		f.nodes = append(f.nodes, domain.NodeRef{Name: name, PeerID: "peer-" + name})
 		f.behavior[name] = "ok"
 	}
 	return f
@@ -62,9 +61,9 @@ func (f *syncFleet) node(ctx context.Context, name string) error {
 	case "down":
 		return errors.New("dial backoff: no route to " + name)
 	case "drift":
-		return temporal.NewNonRetryableApplicationError(name+": ontology version 1 is recorded with checksum x", activities.ErrTypeDrift, nil)
+		return temporal.NewNonRetryableApplicationError(name+": ontology version 1 is recorded with checksum x", domain.ErrTypeDrift, nil)
 	case "invalid":
-		return temporal.NewNonRetryableApplicationError(name+": refused", activities.ErrTypeInvalid, nil)
+		return temporal.NewNonRetryableApplicationError(name+": refused", domain.ErrTypeInvalid, nil)
 	}
 	return nil
 }
@@ -72,31 +71,31 @@ func (f *syncFleet) node(ctx context.Context, name string) error {
 func (f *syncFleet) register(env *testsuite.TestWorkflowEnvironment) {
 	env.RegisterWorkflowWithOptions(workflows.CatalogSync, workflow.RegisterOptions{Name: workflows.CatalogSyncName})
 	env.RegisterWorkflowWithOptions(workflows.OntologySync, workflow.RegisterOptions{Name: workflows.OntologySyncName})
-	env.RegisterActivityWithOptions(func(context.Context) ([]activities.NodeRef, error) {
+	env.RegisterActivityWithOptions(func(context.Context) ([]domain.NodeRef, error) {
 		return f.nodes, nil
-	}, activity.RegisterOptions{Name: activities.ListSyncTargetsName})
-	env.RegisterActivityWithOptions(func(ctx context.Context, p activities.SyncNodeCatalogParams) (activities.SyncNodeCatalogResult, error) {
+	}, activity.RegisterOptions{Name: domain.ListSyncTargetsName})
+	env.RegisterActivityWithOptions(func(ctx context.Context, p domain.SyncNodeCatalogParams) (domain.SyncNodeCatalogResult, error) {
 		if err := f.node(ctx, p.Node.Name); err != nil {
-			return activities.SyncNodeCatalogResult{}, err
+			return domain.SyncNodeCatalogResult{}, err
 		}
-		return activities.SyncNodeCatalogResult{CatalogChange: store.CatalogChange{Datasets: 3, Added: 2, Updated: 1, Removed: 1, Rows: 300}}, nil
-	}, activity.RegisterOptions{Name: activities.SyncNodeCatalogName})
-	env.RegisterActivityWithOptions(func(_ context.Context, p activities.PrepareOntologyParams) (activities.PrepareOntologyResult, error) {
+		return domain.SyncNodeCatalogResult{CatalogChange: domain.CatalogChange{Datasets: 3, Added: 2, Updated: 1, Removed: 1, Rows: 300}}, nil
+	}, activity.RegisterOptions{Name: domain.SyncNodeCatalogName})
+	env.RegisterActivityWithOptions(func(_ context.Context, p domain.PrepareOntologyParams) (domain.PrepareOntologyResult, error) {
 		f.mu.Lock()
 		f.prepared = append(f.prepared, p)
 		f.mu.Unlock()
 		if p.Version != 1 {
-			return activities.PrepareOntologyResult{}, temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("the hub holds ontology version 1, not %d", p.Version), activities.ErrTypeInvalid, nil)
+			return domain.PrepareOntologyResult{}, temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("the hub holds ontology version 1, not %d", p.Version), domain.ErrTypeInvalid, nil)
 		}
-		return activities.PrepareOntologyResult{Version: 1, Checksum: "sum", Terms: 46}, nil
-	}, activity.RegisterOptions{Name: activities.PrepareOntologyName})
-	env.RegisterActivityWithOptions(func(ctx context.Context, p activities.SyncNodeOntologyParams) (activities.SyncNodeOntologyResult, error) {
+		return domain.PrepareOntologyResult{Version: 1, Checksum: "sum", Terms: 46}, nil
+	}, activity.RegisterOptions{Name: domain.PrepareOntologyName})
+	env.RegisterActivityWithOptions(func(ctx context.Context, p domain.SyncNodeOntologyParams) (domain.SyncNodeOntologyResult, error) {
 		if err := f.node(ctx, p.Node.Name); err != nil {
-			return activities.SyncNodeOntologyResult{}, err
+			return domain.SyncNodeOntologyResult{}, err
 		}
-		return activities.SyncNodeOntologyResult{From: 0, To: p.Version, TermsWritten: 46}, nil
-	}, activity.RegisterOptions{Name: activities.SyncNodeOntologyName})
+		return domain.SyncNodeOntologyResult{From: 0, To: p.Version, TermsWritten: 46}, nil
+	}, activity.RegisterOptions{Name: domain.SyncNodeOntologyName})
 }
 
 func runCatalog(t *testing.T, f *syncFleet, p workflows.CatalogSyncParams) workflows.CatalogSyncResult {

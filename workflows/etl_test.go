@@ -13,8 +13,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/syndb/federation/activities"
-	"github.com/syndb/federation/internal/store"
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/workflows"
 )
 
@@ -26,66 +25,66 @@ type fakeEtl struct {
 	loads     int
 	slow      bool
 	deleted   bool
-	finished  activities.FinishParams
+	finished  domain.FinishParams
 }
 
 func (f *fakeEtl) register(env *testsuite.TestWorkflowEnvironment) {
 	env.RegisterWorkflowWithOptions(workflows.EtlJob, workflow.RegisterOptions{Name: workflows.EtlJobName})
-	env.RegisterActivityWithOptions(func(context.Context, activities.JobRef) error { return nil },
-		activity.RegisterOptions{Name: activities.StartJobName})
-	env.RegisterActivityWithOptions(func(_ context.Context, s activities.EtlSpec) (activities.NodeRef, error) {
-		return activities.NodeRef{Name: s.Node}, nil
-	}, activity.RegisterOptions{Name: activities.EtlTargetName})
-	env.RegisterActivityWithOptions(func(context.Context, activities.EtlParams) (activities.EtlReport, error) {
-		rep := activities.EtlReport{Rows: 10, ProblemCount: f.problems}
+	env.RegisterActivityWithOptions(func(context.Context, domain.JobRef) error { return nil },
+		activity.RegisterOptions{Name: domain.StartJobName})
+	env.RegisterActivityWithOptions(func(_ context.Context, s domain.EtlSpec) (domain.NodeRef, error) {
+		return domain.NodeRef{Name: s.Node}, nil
+	}, activity.RegisterOptions{Name: domain.EtlTargetName})
+	env.RegisterActivityWithOptions(func(context.Context, domain.EtlParams) (domain.EtlReport, error) {
+		rep := domain.EtlReport{Rows: 10, ProblemCount: f.problems}
 		for range f.problems {
-			rep.Problems = append(rep.Problems, activities.Problem{Row: 2, Column: "cid", Problem: "not a UUID"})
+			rep.Problems = append(rep.Problems, domain.Problem{Row: 2, Column: "cid", Problem: "not a UUID"})
 		}
 		return rep, nil
-	}, activity.RegisterOptions{Name: activities.ValidateStagedName})
-	env.RegisterActivityWithOptions(func(ctx context.Context, p activities.EtlParams) (activities.EtlLoaded, error) {
+	}, activity.RegisterOptions{Name: domain.ValidateStagedName})
+	env.RegisterActivityWithOptions(func(ctx context.Context, p domain.EtlParams) (domain.EtlLoaded, error) {
 		f.mu.Lock()
 		f.loads++
 		n := f.loads
 		f.mu.Unlock()
 		if f.slow {
 			<-ctx.Done()
-			return activities.EtlLoaded{}, ctx.Err()
+			return domain.EtlLoaded{}, ctx.Err()
 		}
 		if n <= f.loadFails {
-			return activities.EtlLoaded{}, errors.New("node unreachable")
+			return domain.EtlLoaded{}, errors.New("node unreachable")
 		}
-		return activities.EtlLoaded{Rows: p.Rows}, nil
-	}, activity.RegisterOptions{Name: activities.LoadStagedName})
-	env.RegisterActivityWithOptions(func(context.Context, activities.EtlParams) (bool, error) { return true, nil },
-		activity.RegisterOptions{Name: activities.RegisterDatasetName})
-	env.RegisterActivityWithOptions(func(context.Context, activities.EtlParams) error { return nil },
-		activity.RegisterOptions{Name: activities.RefreshCatalogName})
-	env.RegisterActivityWithOptions(func(context.Context, activities.EtlParams) error {
+		return domain.EtlLoaded{Rows: p.Rows}, nil
+	}, activity.RegisterOptions{Name: domain.LoadStagedName})
+	env.RegisterActivityWithOptions(func(context.Context, domain.EtlParams) (bool, error) { return true, nil },
+		activity.RegisterOptions{Name: domain.RegisterDatasetName})
+	env.RegisterActivityWithOptions(func(context.Context, domain.EtlParams) error { return nil },
+		activity.RegisterOptions{Name: domain.RefreshCatalogName})
+	env.RegisterActivityWithOptions(func(context.Context, domain.EtlParams) error {
 		f.mu.Lock()
 		f.deleted = true
 		f.mu.Unlock()
 		return nil
-	}, activity.RegisterOptions{Name: activities.DeleteStagedName})
-	env.RegisterActivityWithOptions(func(_ context.Context, p activities.FinishParams) error {
+	}, activity.RegisterOptions{Name: domain.DeleteStagedName})
+	env.RegisterActivityWithOptions(func(_ context.Context, p domain.FinishParams) error {
 		f.mu.Lock()
 		f.finished = p
 		f.mu.Unlock()
 		return nil
-	}, activity.RegisterOptions{Name: activities.FinishJobName})
+	}, activity.RegisterOptions{Name: domain.FinishJobName})
 }
 
-var etlSpec = activities.EtlSpec{Object: "uploads/x/n.csv", Table: "neuron", Node: "lab-a",
-	Dataset: activities.DatasetMeta{DatasetID: "8f0ec595-47d4-5cb0-a6d4-cee4d8efb6e8", Name: "n"}}
+var etlSpec = domain.EtlSpec{Object: "uploads/x/n.csv", Table: "neuron", Node: "lab-a",
+	Dataset: domain.DatasetMeta{DatasetID: "8f0ec595-47d4-5cb0-a6d4-cee4d8efb6e8", Name: "n"}}
 
-func runEtl(t *testing.T, f *fakeEtl) (workflows.EtlResult, error) {
+func runEtl(t *testing.T, f *fakeEtl) (domain.EtlResult, error) {
 	t.Helper()
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	f.register(env)
 	env.ExecuteWorkflow(workflows.EtlJobName, workflows.EtlJobParams{JobID: "j", Spec: etlSpec})
 	require.True(t, env.IsWorkflowCompleted())
-	var res workflows.EtlResult
+	var res domain.EtlResult
 	if err := env.GetWorkflowError(); err != nil {
 		return res, err
 	}
@@ -98,12 +97,12 @@ func TestEtlLoads(t *testing.T) {
 	f := &fakeEtl{loadFails: 2}
 	res, err := runEtl(t, f)
 	require.NoError(t, err)
-	require.Equal(t, store.JobCompleted, res.State)
+	require.Equal(t, domain.JobCompleted, res.State)
 	require.Equal(t, int64(10), res.Loaded.Rows)
 	require.Equal(t, 3, f.loads, "the load is retried")
 	require.True(t, f.deleted, "the staged file goes once loaded")
 	require.True(t, res.CatalogRefreshed)
-	require.Equal(t, store.JobCompleted, f.finished.State)
+	require.Equal(t, domain.JobCompleted, f.finished.State)
 }
 
 func TestEtlBadFileLoadsNothing(t *testing.T) {
@@ -111,7 +110,7 @@ func TestEtlBadFileLoadsNothing(t *testing.T) {
 	f := &fakeEtl{problems: 3}
 	res, err := runEtl(t, f)
 	require.NoError(t, err)
-	require.Equal(t, store.JobFailed, res.State)
+	require.Equal(t, domain.JobFailed, res.State)
 	require.Contains(t, res.Error, "3 problems")
 	require.Zero(t, f.loads)
 	require.False(t, f.deleted, "the staged file stays until a load succeeds")
@@ -123,7 +122,7 @@ func TestEtlNodeStaysDown(t *testing.T) {
 	f := &fakeEtl{loadFails: 100}
 	res, err := runEtl(t, f)
 	require.NoError(t, err)
-	require.Equal(t, store.JobFailed, res.State)
+	require.Equal(t, domain.JobFailed, res.State)
 	require.Equal(t, 5, f.loads)
 	require.False(t, f.deleted)
 }
@@ -138,6 +137,6 @@ func TestEtlCancel(t *testing.T) {
 	env.ExecuteWorkflow(workflows.EtlJobName, workflows.EtlJobParams{JobID: "j", Spec: etlSpec})
 	var canceled *temporal.CanceledError
 	require.ErrorAs(t, env.GetWorkflowError(), &canceled)
-	require.Equal(t, store.JobCancelled, f.finished.State)
+	require.Equal(t, domain.JobCancelled, f.finished.State)
 	require.False(t, f.deleted)
 }

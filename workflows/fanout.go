@@ -4,10 +4,9 @@ import (
 	"errors"
 	"time"
 
+	"github.com/syndb/federation/internal/domain"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
-
-	"github.com/syndb/federation/activities"
 )
 
 // fanOut calls start for 0..n-1 with at most limit futures pending at once,
@@ -40,9 +39,9 @@ func fanOut(ctx workflow.Context, n, limit int, start func(i int) workflow.Futur
 func nodeStatus(err error) string {
 	var appErr *temporal.ApplicationError
 	switch {
-	case errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeDrift:
+	case errors.As(err, &appErr) && appErr.Type() == domain.ErrTypeDrift:
 		return NodeDrift
-	case errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeInvalid:
+	case errors.As(err, &appErr) && appErr.Type() == domain.ErrTypeInvalid:
 		return NodeFailed
 	default:
 		return NodePending
@@ -89,7 +88,7 @@ func listOptions() workflow.ActivityOptions {
 			BackoffCoefficient:     2,
 			MaximumInterval:        time.Minute,
 			MaximumAttempts:        10,
-			NonRetryableErrorTypes: []string{activities.ErrTypeInvalid},
+			NonRetryableErrorTypes: []string{domain.ErrTypeInvalid},
 		},
 	}
 }
@@ -106,7 +105,7 @@ func nodeOptions(activityID string, catchUp bool) workflow.ActivityOptions {
 		BackoffCoefficient:     2,
 		MaximumInterval:        15 * time.Second,
 		MaximumAttempts:        4,
-		NonRetryableErrorTypes: []string{activities.ErrTypeDrift, activities.ErrTypeInvalid},
+		NonRetryableErrorTypes: []string{domain.ErrTypeDrift, domain.ErrTypeInvalid},
 	}
 	if catchUp {
 		retry.MaximumInterval, retry.MaximumAttempts = 30*time.Second, 12

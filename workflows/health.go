@@ -9,7 +9,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/syndb/federation/activities"
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/health"
 )
 
@@ -72,7 +72,7 @@ func HealthMonitor(ctx workflow.Context, p HealthMonitorParams) error {
 		p.Breaker = health.DefaultConfig()
 	}
 	if err := p.Breaker.Validate(); err != nil {
-		return temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalid, err)
+		return temporal.NewNonRetryableApplicationError(err.Error(), domain.ErrTypeInvalid, err)
 	}
 	nodes := p.Nodes
 	err := workflow.SetQueryHandler(ctx, HealthQuery, func() (HealthTable, error) {
@@ -108,17 +108,17 @@ func HealthMonitor(ctx workflow.Context, p HealthMonitorParams) error {
 				skip = append(skip, n.Name)
 			}
 		}
-		var res activities.SweepResult
-		if err := workflow.ExecuteActivity(sweepCtx, activities.HealthSweepName, activities.SweepParams{Skip: skip}).Get(ctx, &res); err != nil {
+		var res domain.SweepResult
+		if err := workflow.ExecuteActivity(sweepCtx, domain.HealthSweepName, domain.SweepParams{Skip: skip}).Get(ctx, &res); err != nil {
 			log.Warn("health sweep failed; next sweep as usual", "err", err)
 		} else {
-			var rec activities.RecordHealthParams
+			var rec domain.RecordHealthParams
 			nodes, rec = step(p.Breaker, nodes, res, workflow.Now(ctx))
 			p.Sweeps++
 			p.LastSweep = workflow.Now(ctx)
 			if len(rec.Transitions)+len(rec.Pings) > 0 {
-				var out activities.RecordHealthResult
-				if err := workflow.ExecuteActivity(recordCtx, activities.RecordHealthName, rec).Get(ctx, &out); err != nil {
+				var out domain.RecordHealthResult
+				if err := workflow.ExecuteActivity(recordCtx, domain.RecordHealthName, rec).Get(ctx, &out); err != nil {
 					// The breaker's state stays; PostgreSQL catches up at the
 					// next transition and the audit keeps what was written.
 					log.Warn("record health failed", "err", err)
@@ -140,8 +140,8 @@ func HealthMonitor(ctx workflow.Context, p HealthMonitorParams) error {
 // step feeds a sweep's results to the breakers. Nodes not in the sweep
 // (skipped) keep their state; nodes gone from the registry are dropped;
 // new ones start Unknown. It is pure: same input, same output.
-func step(c health.Config, nodes []NodeHealth, res activities.SweepResult, now time.Time) ([]NodeHealth, activities.RecordHealthParams) {
-	rec := activities.RecordHealthParams{Target: res.Target}
+func step(c health.Config, nodes []NodeHealth, res domain.SweepResult, now time.Time) ([]NodeHealth, domain.RecordHealthParams) {
+	rec := domain.RecordHealthParams{Target: res.Target}
 	prev := map[string]NodeHealth{}
 	for _, n := range nodes {
 		prev[n.Name] = n
@@ -163,10 +163,10 @@ func step(c health.Config, nodes []NodeHealth, res activities.SweepResult, now t
 			chLatency = ping.ClickHouseLatency
 		}
 		next = append(next, NodeHealth{Name: ping.Name, Node: n, ClickHouseLatency: chLatency})
-		rec.Pings = append(rec.Pings, activities.PingSummary{Node: ping.Name, Answered: ping.Answered,
+		rec.Pings = append(rec.Pings, domain.PingSummary{Node: ping.Name, Answered: ping.Answered,
 			LatencyMS: ms(ping.Latency), SchemaVersion: ping.SchemaVersion})
 		if tr != nil {
-			rec.Transitions = append(rec.Transitions, activities.Transition{Node: ping.Name, From: fromState(tr.From), To: tr.To,
+			rec.Transitions = append(rec.Transitions, domain.Transition{Node: ping.Name, From: fromState(tr.From), To: tr.To,
 				Reason: tr.Reason, LatencyMS: ms(tr.Latency), At: tr.At})
 		}
 	}

@@ -13,7 +13,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/syndb/federation/activities"
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/health"
 	"github.com/syndb/federation/workflows"
 )
@@ -26,7 +26,7 @@ type fakeSweeps struct {
 	calls    map[string]int
 	skips    [][]string
 	times    []time.Time
-	recorded []activities.Transition
+	recorded []domain.Transition
 	target   int
 }
 
@@ -38,12 +38,12 @@ func failed() health.Observation { return health.Observation{Error: "dial backof
 
 func (f *fakeSweeps) register(env *testsuite.TestWorkflowEnvironment) {
 	env.RegisterWorkflowWithOptions(workflows.HealthMonitor, workflow.RegisterOptions{Name: workflows.HealthMonitorName})
-	env.RegisterActivityWithOptions(func(ctx context.Context, p activities.SweepParams) (activities.SweepResult, error) {
+	env.RegisterActivityWithOptions(func(ctx context.Context, p domain.SweepParams) (domain.SweepResult, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.skips = append(f.skips, p.Skip)
 		f.times = append(f.times, activity.GetInfo(ctx).StartedTime)
-		res := activities.SweepResult{Target: f.target}
+		res := domain.SweepResult{Target: f.target}
 		names := make([]string, 0, len(f.script))
 		for name := range f.script {
 			names = append(names, name)
@@ -55,16 +55,16 @@ func (f *fakeSweeps) register(env *testsuite.TestWorkflowEnvironment) {
 				continue
 			}
 			f.calls[name]++
-			res.Nodes = append(res.Nodes, activities.NodePing{Name: name, Observation: f.script[name](f.calls[name])})
+			res.Nodes = append(res.Nodes, domain.NodePing{Name: name, Observation: f.script[name](f.calls[name])})
 		}
 		return res, nil
-	}, activity.RegisterOptions{Name: activities.HealthSweepName})
-	env.RegisterActivityWithOptions(func(_ context.Context, p activities.RecordHealthParams) (activities.RecordHealthResult, error) {
+	}, activity.RegisterOptions{Name: domain.HealthSweepName})
+	env.RegisterActivityWithOptions(func(_ context.Context, p domain.RecordHealthParams) (domain.RecordHealthResult, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.recorded = append(f.recorded, p.Transitions...)
-		return activities.RecordHealthResult{Recorded: len(p.Transitions)}, nil
-	}, activity.RegisterOptions{Name: activities.RecordHealthName})
+		return domain.RecordHealthResult{Recorded: len(p.Transitions)}, nil
+	}, activity.RegisterOptions{Name: domain.RecordHealthName})
 }
 
 func newSweeps(script map[string]func(int) health.Observation) *fakeSweeps {

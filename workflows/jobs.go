@@ -1,17 +1,13 @@
 package workflows
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
+	"github.com/syndb/federation/internal/domain"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
-
-	"github.com/syndb/federation/activities"
-	"github.com/syndb/federation/internal/routing"
-	"github.com/syndb/federation/internal/store"
 )
 
 // AnalyticsJobName is the analytics job workflow's type name.
@@ -25,47 +21,8 @@ const jobConcurrency = 16
 
 // AnalyticsJobParams is the input of the analytics job workflow.
 type AnalyticsJobParams struct {
-	JobID string                   `json:"job_id"`
-	Spec  activities.AnalyticsSpec `json:"spec"`
-}
-
-// Node states in a job.
-const (
-	JobNodeQueued  = "queued"
-	JobNodeRunning = "running"
-	JobNodeDone    = "done"
-	JobNodeMissing = "missing" // could not take part, after its retries
-)
-
-// JobNode is one node's progress in a job.
-type JobNode struct {
-	Name       string `json:"name"`
-	State      string `json:"state"`
-	Rows       int64  `json:"rows"`
-	Bytes      int64  `json:"bytes"`
-	DurationMS int64  `json:"duration_ms"`
-	Error      string `json:"error,omitempty"`
-}
-
-// JobResult is the output (and, while running, the progress) of a job.
-type JobResult struct {
-	State    string              `json:"state"`
-	Nodes    []JobNode           `json:"nodes"`
-	Excluded []routing.Exclusion `json:"excluded"`
-	Result   json.RawMessage     `json:"result,omitempty"`
-	Object   string              `json:"result_object,omitempty"`
-	Error    string              `json:"error,omitempty"`
-}
-
-// finishInput is activities.FinishParams as a workflow sends it: typed
-// values the data converter encodes (no encoding/json in workflow code).
-type finishInput struct {
-	JobID        string `json:"job_id"`
-	State        string `json:"state"`
-	Nodes        any    `json:"nodes"`
-	Result       any    `json:"result,omitempty"`
-	ResultObject string `json:"result_object,omitempty"`
-	Error        string `json:"error,omitempty"`
+	JobID string               `json:"job_id"`
+	Spec  domain.AnalyticsSpec `json:"spec"`
 }
 
 // AnalyticsJob runs an analysis across the federation: it picks the
@@ -75,18 +32,18 @@ type finishInput struct {
 // failed when the spec requires every node. Cancelling the workflow
 // cancels the node activities (they heartbeat) and records the job
 // cancelled.
-func AnalyticsJob(ctx workflow.Context, p AnalyticsJobParams) (JobResult, error) {
-	res := JobResult{State: store.JobRunning, Nodes: []JobNode{}, Excluded: []routing.Exclusion{}}
-	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (JobResult, error) { return res, nil }); err != nil {
+func AnalyticsJob(ctx workflow.Context, p AnalyticsJobParams) (domain.JobResult, error) {
+	res := domain.JobResult{State: domain.JobRunning, Nodes: []domain.JobNode{}, Excluded: []domain.Exclusion{}}
+	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (domain.JobResult, error) { return res, nil }); err != nil {
 		return res, fmt.Errorf("register progress query: %w", err)
 	}
 	short := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: time.Minute,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 5, NonRetryableErrorTypes: []string{activities.ErrTypeInvalid}},
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 5, NonRetryableErrorTypes: []string{domain.ErrTypeInvalid}},
 	})
 	finish := func(ctx workflow.Context) error {
-		return workflow.ExecuteActivity(short, activities.FinishJobName, finishInput{
-			JobID: p.JobID, State: res.State, Nodes: res.Nodes, Result: res.Result, ResultObject: res.Object, Error: res.Error,
+		return workflow.ExecuteActivity(short, domain.FinishJobName, domain.FinishParams{
+			JobID: p.JobID, State: res.State, Nodes: res.Nodes, Result: domain.JSONValue{Value: res.Result}, ResultObject: res.Object, Error: res.Error,
 		}).Get(ctx, nil)
 	}
 	err := run(ctx, short, p, &res)
@@ -95,14 +52,14 @@ func AnalyticsJob(ctx workflow.Context, p AnalyticsJobParams) (JobResult, error)
 		dctx, _ := workflow.NewDisconnectedContext(ctx)
 		short = workflow.WithActivityOptions(dctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute,
 			RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 5}})
-		res.State, res.Error = store.JobCancelled, "cancelled"
+		res.State, res.Error = domain.JobCancelled, "cancelled"
 		if ferr := finish(dctx); ferr != nil {
 			return res, fmt.Errorf("record cancellation: %w", ferr)
 		}
 		return res, err
 	}
 	if err != nil {
-		res.State, res.Error = store.JobFailed, rootMessage(err)
+		res.State, res.Error = domain.JobFailed, rootMessage(err)
 	}
 	if ferr := finish(ctx); ferr != nil {
 		return res, fmt.Errorf("record job end: %w", ferr)
@@ -110,47 +67,47 @@ func AnalyticsJob(ctx workflow.Context, p AnalyticsJobParams) (JobResult, error)
 	return res, nil
 }
 
-func run(ctx, short workflow.Context, p AnalyticsJobParams, res *JobResult) error {
-	if err := workflow.ExecuteActivity(short, activities.StartJobName, activities.JobRef{JobID: p.JobID}).Get(ctx, nil); err != nil {
+func run(ctx, short workflow.Context, p AnalyticsJobParams, res *domain.JobResult) error {
+	if err := workflow.ExecuteActivity(short, domain.StartJobName, domain.JobRef{JobID: p.JobID}).Get(ctx, nil); err != nil {
 		return fmt.Errorf("start job: %w", err)
 	}
-	var targets activities.JobTargetsResult
-	if err := workflow.ExecuteActivity(short, activities.JobTargetsName, activities.JobTargetsParams{Spec: p.Spec}).Get(ctx, &targets); err != nil {
+	var targets domain.JobTargetsResult
+	if err := workflow.ExecuteActivity(short, domain.JobTargetsName, domain.JobTargetsParams{Spec: p.Spec}).Get(ctx, &targets); err != nil {
 		return fmt.Errorf("choose nodes: %w", err)
 	}
 	res.Excluded = targets.Excluded
 	if p.Spec.RequireAll && len(targets.Excluded) > 0 {
 		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("the job requires every node, and %d cannot take part (%s)",
-			len(targets.Excluded), exclusionNames(targets.Excluded)), activities.ErrTypeInvalid, nil)
+			len(targets.Excluded), exclusionNames(targets.Excluded)), domain.ErrTypeInvalid, nil)
 	}
 	if len(targets.Nodes) == 0 {
 		return temporal.NewNonRetryableApplicationError("no node can run this job ("+exclusionNames(targets.Excluded)+")",
-			activities.ErrTypeInvalid, nil)
+			domain.ErrTypeInvalid, nil)
 	}
 	for _, n := range targets.Nodes {
-		res.Nodes = append(res.Nodes, JobNode{Name: n.Name, State: JobNodeQueued})
+		res.Nodes = append(res.Nodes, domain.JobNode{Name: n.Name, State: domain.JobNodeQueued})
 	}
 	nodeCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Minute,
 		HeartbeatTimeout:    30 * time.Second,
 		WaitForCancellation: true,
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second,
-			MaximumAttempts: 3, NonRetryableErrorTypes: []string{activities.ErrTypeInvalid}},
+			MaximumAttempts: 3, NonRetryableErrorTypes: []string{domain.ErrTypeInvalid}},
 	})
-	var parts []activities.NodePart
+	var parts []domain.NodePart
 	fanOut(ctx, len(targets.Nodes), jobConcurrency, func(i int) workflow.Future {
-		res.Nodes[i].State = JobNodeRunning
+		res.Nodes[i].State = domain.JobNodeRunning
 		opts := workflow.GetActivityOptions(nodeCtx)
 		opts.ActivityID = "analyze-" + targets.Nodes[i].Name
-		return workflow.ExecuteActivity(workflow.WithActivityOptions(nodeCtx, opts), activities.NodeAnalysisName,
-			activities.NodeAnalysisParams{JobID: p.JobID, Node: targets.Nodes[i], Spec: p.Spec})
+		return workflow.ExecuteActivity(workflow.WithActivityOptions(nodeCtx, opts), domain.NodeAnalysisName,
+			domain.NodeAnalysisParams{JobID: p.JobID, Node: targets.Nodes[i], Spec: p.Spec})
 	}, func(i int, f workflow.Future) {
-		var part activities.NodePart
+		var part domain.NodePart
 		if err := f.Get(ctx, &part); err != nil {
-			res.Nodes[i].State, res.Nodes[i].Error = JobNodeMissing, rootMessage(err)
+			res.Nodes[i].State, res.Nodes[i].Error = domain.JobNodeMissing, rootMessage(err)
 			return
 		}
-		res.Nodes[i].State, res.Nodes[i].Rows, res.Nodes[i].Bytes, res.Nodes[i].DurationMS = JobNodeDone, part.Rows, part.Bytes, part.DurationMS
+		res.Nodes[i].State, res.Nodes[i].Rows, res.Nodes[i].Bytes, res.Nodes[i].DurationMS = domain.JobNodeDone, part.Rows, part.Bytes, part.DurationMS
 		parts = append(parts, part)
 	})
 	if ctx.Err() != nil {
@@ -161,26 +118,26 @@ func run(ctx, short workflow.Context, p AnalyticsJobParams, res *JobResult) erro
 		return fmt.Errorf("every node failed: %s", res.Nodes[0].Error)
 	}
 	if missing > 0 && p.Spec.RequireAll {
-		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("the job requires every node, and %d failed", missing), activities.ErrTypeInvalid, nil)
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("the job requires every node, and %d failed", missing), domain.ErrTypeInvalid, nil)
 	}
 	mergeCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Minute, HeartbeatTimeout: 30 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 3},
 	})
-	var merged activities.MergeResult
-	if err := workflow.ExecuteActivity(mergeCtx, activities.MergeJobName, activities.MergeParams{JobID: p.JobID, Spec: p.Spec, Parts: parts}).Get(ctx, &merged); err != nil {
+	var merged domain.MergeResult
+	if err := workflow.ExecuteActivity(mergeCtx, domain.MergeJobName, domain.MergeParams{JobID: p.JobID, Spec: p.Spec, Parts: parts}).Get(ctx, &merged); err != nil {
 		return fmt.Errorf("merge: %w", err)
 	}
 	res.Result, res.Object = merged.Summary, merged.Object
-	res.State = store.JobCompleted
+	res.State = domain.JobCompleted
 	if missing > 0 || len(res.Excluded) > 0 {
 		// Some node's data is not in the result: say so.
-		res.State = store.JobPartial
+		res.State = domain.JobPartial
 	}
 	return nil
 }
 
-func exclusionNames(ex []routing.Exclusion) string {
+func exclusionNames(ex []domain.Exclusion) string {
 	if len(ex) == 0 {
 		return "no node is registered"
 	}

@@ -14,9 +14,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/syndb/federation/activities"
-	"github.com/syndb/federation/internal/routing"
-	"github.com/syndb/federation/internal/store"
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/workflows"
 )
 
@@ -24,10 +22,10 @@ import (
 type fakeJobs struct {
 	mu       sync.Mutex
 	nodes    []string
-	excluded []routing.Exclusion
+	excluded []domain.Exclusion
 	behavior map[string]string // "ok" | "down" | "slow"
 	calls    map[string]int
-	finished activities.FinishParams
+	finished domain.FinishParams
 	merged   int
 }
 
@@ -41,66 +39,66 @@ func newJobs(nodes ...string) *fakeJobs {
 
 func (f *fakeJobs) register(env *testsuite.TestWorkflowEnvironment) {
 	env.RegisterWorkflowWithOptions(workflows.AnalyticsJob, workflow.RegisterOptions{Name: workflows.AnalyticsJobName})
-	env.RegisterActivityWithOptions(func(context.Context, activities.JobRef) error { return nil },
-		activity.RegisterOptions{Name: activities.StartJobName})
-	env.RegisterActivityWithOptions(func(context.Context, activities.JobTargetsParams) (activities.JobTargetsResult, error) {
-		out := activities.JobTargetsResult{Excluded: f.excluded}
+	env.RegisterActivityWithOptions(func(context.Context, domain.JobRef) error { return nil },
+		activity.RegisterOptions{Name: domain.StartJobName})
+	env.RegisterActivityWithOptions(func(context.Context, domain.JobTargetsParams) (domain.JobTargetsResult, error) {
+		out := domain.JobTargetsResult{Excluded: f.excluded}
 		for _, n := range f.nodes {
-			out.Nodes = append(out.Nodes, activities.NodeRef{Name: n})
+			out.Nodes = append(out.Nodes, domain.NodeRef{Name: n})
 		}
 		return out, nil
-	}, activity.RegisterOptions{Name: activities.JobTargetsName})
-	env.RegisterActivityWithOptions(func(ctx context.Context, p activities.NodeAnalysisParams) (activities.NodePart, error) {
+	}, activity.RegisterOptions{Name: domain.JobTargetsName})
+	env.RegisterActivityWithOptions(func(ctx context.Context, p domain.NodeAnalysisParams) (domain.NodePart, error) {
 		f.mu.Lock()
 		f.calls[p.Node.Name]++
 		b := f.behavior[p.Node.Name]
 		f.mu.Unlock()
 		switch b {
 		case "down":
-			return activities.NodePart{}, errors.New("peer unreachable")
+			return domain.NodePart{}, errors.New("peer unreachable")
 		case "slow":
 			<-ctx.Done()
-			return activities.NodePart{}, ctx.Err()
+			return domain.NodePart{}, ctx.Err()
 		}
-		return activities.NodePart{Node: p.Node.Name, Object: "jobs/x/parts/" + p.Node.Name, Rows: 3}, nil
-	}, activity.RegisterOptions{Name: activities.NodeAnalysisName})
-	env.RegisterActivityWithOptions(func(_ context.Context, p activities.MergeParams) (activities.MergeResult, error) {
+		return domain.NodePart{Node: p.Node.Name, Object: "jobs/x/parts/" + p.Node.Name, Rows: 3}, nil
+	}, activity.RegisterOptions{Name: domain.NodeAnalysisName})
+	env.RegisterActivityWithOptions(func(_ context.Context, p domain.MergeParams) (domain.MergeResult, error) {
 		f.mu.Lock()
 		f.merged = len(p.Parts)
 		f.mu.Unlock()
-		return activities.MergeResult{Object: "jobs/x/result.parquet", Summary: json.RawMessage(`{"ok":true}`)}, nil
-	}, activity.RegisterOptions{Name: activities.MergeJobName})
-	env.RegisterActivityWithOptions(func(_ context.Context, p activities.FinishParams) error {
+		return domain.MergeResult{Object: "jobs/x/result.parquet", Summary: json.RawMessage(`{"ok":true}`)}, nil
+	}, activity.RegisterOptions{Name: domain.MergeJobName})
+	env.RegisterActivityWithOptions(func(_ context.Context, p domain.FinishParams) error {
 		f.mu.Lock()
 		f.finished = p
 		f.mu.Unlock()
 		return nil
-	}, activity.RegisterOptions{Name: activities.FinishJobName})
+	}, activity.RegisterOptions{Name: domain.FinishJobName})
 }
 
-func runJob(t *testing.T, f *fakeJobs, spec activities.AnalyticsSpec) (*testsuite.TestWorkflowEnvironment, workflows.JobResult) {
+func runJob(t *testing.T, f *fakeJobs, spec domain.AnalyticsSpec) (*testsuite.TestWorkflowEnvironment, domain.JobResult) {
 	t.Helper()
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	f.register(env)
 	env.ExecuteWorkflow(workflows.AnalyticsJobName, workflows.AnalyticsJobParams{JobID: "j", Spec: spec})
 	require.True(t, env.IsWorkflowCompleted())
-	var res workflows.JobResult
+	var res domain.JobResult
 	if env.GetWorkflowError() == nil {
 		require.NoError(t, env.GetWorkflowResult(&res))
 	}
 	return env, res
 }
 
-var summarySpec = activities.AnalyticsSpec{Analysis: activities.AnalysisSummary, Table: "neuron", Column: "voxel_volume"}
+var summarySpec = domain.AnalyticsSpec{Analysis: domain.AnalysisSummary, Table: "neuron", Column: "voxel_volume"}
 
 func TestAnalyticsJobAllNodes(t *testing.T) {
 	t.Parallel()
 	f := newJobs("lab-a", "lab-b")
 	_, res := runJob(t, f, summarySpec)
-	require.Equal(t, store.JobCompleted, res.State)
+	require.Equal(t, domain.JobCompleted, res.State)
 	require.Equal(t, 2, f.merged)
-	require.Equal(t, store.JobCompleted, f.finished.State)
+	require.Equal(t, domain.JobCompleted, f.finished.State)
 	require.Equal(t, "jobs/x/result.parquet", f.finished.ResultObject)
 }
 
@@ -109,12 +107,11 @@ func TestAnalyticsJobNodeDownIsPartial(t *testing.T) {
 	f := newJobs("lab-a", "lab-b")
 	f.behavior["lab-b"] = "down"
 	_, res := runJob(t, f, summarySpec)
-	require.Equal(t, store.JobPartial, res.State)
+	require.Equal(t, domain.JobPartial, res.State)
 	require.Equal(t, 3, f.calls["lab-b"], "retried per its policy")
 	require.Equal(t, 1, f.merged)
-	var nodes []workflows.JobNode
-	require.NoError(t, json.Unmarshal(f.finished.Nodes, &nodes))
-	require.Equal(t, workflows.JobNodeMissing, nodes[1].State)
+	nodes := f.finished.Nodes
+	require.Equal(t, domain.JobNodeMissing, nodes[1].State)
 	require.Contains(t, nodes[1].Error, "peer unreachable")
 }
 
@@ -125,24 +122,24 @@ func TestAnalyticsJobRequireAll(t *testing.T) {
 	spec := summarySpec
 	spec.RequireAll = true
 	_, res := runJob(t, f, spec)
-	require.Equal(t, store.JobFailed, res.State)
+	require.Equal(t, domain.JobFailed, res.State)
 	require.Contains(t, f.finished.Error, "requires every node")
 	require.Zero(t, f.merged)
 
 	// An excluded node fails it before any work.
 	g := newJobs("lab-a")
-	g.excluded = []routing.Exclusion{{Name: "lab-b", Reason: routing.ReasonUnreachable}}
+	g.excluded = []domain.Exclusion{{Name: "lab-b", Reason: domain.ReasonUnreachable}}
 	_, res = runJob(t, g, spec)
-	require.Equal(t, store.JobFailed, res.State)
+	require.Equal(t, domain.JobFailed, res.State)
 	require.Zero(t, g.calls["lab-a"])
 }
 
 func TestAnalyticsJobExcludedNodeIsPartial(t *testing.T) {
 	t.Parallel()
 	f := newJobs("lab-a")
-	f.excluded = []routing.Exclusion{{Name: "lab-b", Reason: routing.ReasonUnreachable}}
+	f.excluded = []domain.Exclusion{{Name: "lab-b", Reason: domain.ReasonUnreachable}}
 	_, res := runJob(t, f, summarySpec)
-	require.Equal(t, store.JobPartial, res.State)
+	require.Equal(t, domain.JobPartial, res.State)
 	require.Len(t, res.Excluded, 1)
 }
 
@@ -150,7 +147,7 @@ func TestAnalyticsJobNoNodes(t *testing.T) {
 	t.Parallel()
 	f := newJobs()
 	_, res := runJob(t, f, summarySpec)
-	require.Equal(t, store.JobFailed, res.State)
+	require.Equal(t, domain.JobFailed, res.State)
 	require.Contains(t, f.finished.Error, "no node can run this job")
 }
 
@@ -166,5 +163,5 @@ func TestAnalyticsJobCancel(t *testing.T) {
 	require.True(t, env.IsWorkflowCompleted())
 	var canceled *temporal.CanceledError
 	require.ErrorAs(t, env.GetWorkflowError(), &canceled)
-	require.Equal(t, store.JobCancelled, f.finished.State, "the cancellation is recorded")
+	require.Equal(t, domain.JobCancelled, f.finished.State, "the cancellation is recorded")
 }

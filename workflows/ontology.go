@@ -3,10 +3,9 @@ package workflows
 import (
 	"fmt"
 
+	"github.com/syndb/federation/internal/domain"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
-
-	"github.com/syndb/federation/activities"
 )
 
 // OntologySyncParams is the input of the ontology sync workflow.
@@ -59,17 +58,17 @@ func OntologySync(ctx workflow.Context, p OntologySyncParams) (OntologySyncResul
 		return res, fmt.Errorf("register progress query: %w", err)
 	}
 	if p.Version < 1 {
-		return res, temporal.NewNonRetryableApplicationError(fmt.Sprintf("ontology version %d must be at least 1", p.Version), activities.ErrTypeInvalid, nil)
+		return res, temporal.NewNonRetryableApplicationError(fmt.Sprintf("ontology version %d must be at least 1", p.Version), domain.ErrTypeInvalid, nil)
 	}
 	hubCtx := workflow.WithActivityOptions(ctx, listOptions())
-	var prep activities.PrepareOntologyResult
-	if err := workflow.ExecuteActivity(hubCtx, activities.PrepareOntologyName, activities.PrepareOntologyParams{Version: p.Version, CatchUp: p.CatchUp}).Get(ctx, &prep); err != nil {
+	var prep domain.PrepareOntologyResult
+	if err := workflow.ExecuteActivity(hubCtx, domain.PrepareOntologyName, domain.PrepareOntologyParams{Version: p.Version, CatchUp: p.CatchUp}).Get(ctx, &prep); err != nil {
 		upsertOutcome(ctx, OutcomeFailed)
 		return res, fmt.Errorf("prepare ontology v%d: %w", p.Version, err)
 	}
 	res.Checksum, res.Terms = prep.Checksum, prep.Terms
-	var nodes []activities.NodeRef
-	if err := workflow.ExecuteActivity(hubCtx, activities.ListSyncTargetsName).Get(ctx, &nodes); err != nil {
+	var nodes []domain.NodeRef
+	if err := workflow.ExecuteActivity(hubCtx, domain.ListSyncTargetsName).Get(ctx, &nodes); err != nil {
 		upsertOutcome(ctx, OutcomeFailed)
 		return res, fmt.Errorf("list nodes: %w", err)
 	}
@@ -87,13 +86,13 @@ func OntologySync(ctx workflow.Context, p OntologySyncParams) (OntologySyncResul
 		started[i] = workflow.Now(ctx).UnixMilli()
 		res.Nodes[i].Status = NodeSyncing
 		nodeCtx := workflow.WithActivityOptions(ctx, nodeOptions("ontology-"+nodes[i].Name, p.CatchUp))
-		return workflow.ExecuteActivity(nodeCtx, activities.SyncNodeOntologyName, activities.SyncNodeOntologyParams{
+		return workflow.ExecuteActivity(nodeCtx, domain.SyncNodeOntologyName, domain.SyncNodeOntologyParams{
 			Node: nodes[i], Version: p.Version, WorkflowID: wid,
 		})
 	}, func(i int, f workflow.Future) {
 		n := &res.Nodes[i]
 		n.DurationMS = workflow.Now(ctx).UnixMilli() - started[i]
-		var out activities.SyncNodeOntologyResult
+		var out domain.SyncNodeOntologyResult
 		if err := f.Get(ctx, &out); err != nil {
 			n.Status, n.Error = nodeStatus(err), rootMessage(err)
 			return

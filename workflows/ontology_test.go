@@ -8,7 +8,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
-	"github.com/syndb/federation/activities"
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/workflows"
 )
 
@@ -52,7 +52,7 @@ func TestOntologySyncAllNodes(t *testing.T) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	require.Equal(t, []activities.PrepareOntologyParams{{Version: 1}}, f.prepared, "a fleet sync sets the fleet's target")
+	require.Equal(t, []domain.PrepareOntologyParams{{Version: 1}}, f.prepared, "a fleet sync sets the fleet's target")
 	require.Equal(t, "ontology-lab-01", f.actIDs["lab-01"])
 }
 
@@ -89,7 +89,7 @@ func TestOntologySyncCatchUpOneNode(t *testing.T) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	require.Equal(t, map[string]int{"lab-03": 1}, f.calls, "only the named node is synced")
-	require.Equal(t, []activities.PrepareOntologyParams{{Version: 1, CatchUp: true}}, f.prepared, "a catch-up leaves the fleet's target alone")
+	require.Equal(t, []domain.PrepareOntologyParams{{Version: 1, CatchUp: true}}, f.prepared, "a catch-up leaves the fleet's target alone")
 }
 
 func TestOntologySyncBoundsConcurrency(t *testing.T) {
@@ -108,7 +108,7 @@ func TestOntologySyncRefusesVersions(t *testing.T) {
 		_, err := runOntology(t, f, workflows.OntologySyncParams{Version: v})
 		require.Error(t, err, "version %d", v)
 		require.Contains(t, err.Error(), want)
-		require.True(t, hasErrorType(err, activities.ErrTypeInvalid), "%v", err)
+		require.True(t, hasErrorType(err, domain.ErrTypeInvalid), "%v", err)
 		f.mu.Lock()
 		require.Empty(t, f.calls, "no node is sent a version the hub does not hold")
 		f.mu.Unlock()

@@ -6,10 +6,9 @@ import (
 	"slices"
 	"time"
 
+	"github.com/syndb/federation/internal/domain"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
-
-	"github.com/syndb/federation/activities"
 )
 
 // DefaultSyncConcurrency bounds a sync's fan-out when the params leave it 0:
@@ -56,24 +55,24 @@ const (
 
 // NodeSyncResult is one node's part of a sync.
 type NodeSyncResult struct {
-	Name       string                       `json:"name"`
-	Status     string                       `json:"status"`
-	From       int                          `json:"from"`
-	To         int                          `json:"to"`
-	Applied    []activities.MigrationResult `json:"applied"`
-	Error      string                       `json:"error,omitempty"`
-	DurationMS int64                        `json:"duration_ms"`
+	Name       string                   `json:"name"`
+	Status     string                   `json:"status"`
+	From       int                      `json:"from"`
+	To         int                      `json:"to"`
+	Applied    []domain.MigrationResult `json:"applied"`
+	Error      string                   `json:"error,omitempty"`
+	DurationMS int64                    `json:"duration_ms"`
 }
 
 // SchemaSyncResult is the output (and, while running, the progress) of a sync.
 type SchemaSyncResult struct {
-	Target  int                       `json:"target"`
-	Hub     activities.ApplyHubResult `json:"hub"`
-	Nodes   []NodeSyncResult          `json:"nodes"`
-	Synced  int                       `json:"synced"`
-	Pending int                       `json:"pending"`
-	Drift   int                       `json:"drift"`
-	Failed  int                       `json:"failed"`
+	Target  int                   `json:"target"`
+	Hub     domain.ApplyHubResult `json:"hub"`
+	Nodes   []NodeSyncResult      `json:"nodes"`
+	Synced  int                   `json:"synced"`
+	Pending int                   `json:"pending"`
+	Drift   int                   `json:"drift"`
+	Failed  int                   `json:"failed"`
 }
 
 // SchemaSync applies the pending migrations to the hub warehouse, then sends
@@ -87,7 +86,7 @@ func SchemaSync(ctx workflow.Context, p SchemaSyncParams) (SchemaSyncResult, err
 		return res, fmt.Errorf("register progress query: %w", err)
 	}
 	if p.Target < 1 {
-		return res, temporal.NewNonRetryableApplicationError(fmt.Sprintf("target version %d must be at least 1", p.Target), activities.ErrTypeInvalid, nil)
+		return res, temporal.NewNonRetryableApplicationError(fmt.Sprintf("target version %d must be at least 1", p.Target), domain.ErrTypeInvalid, nil)
 	}
 	limit := p.Concurrency
 	if limit <= 0 {
@@ -102,18 +101,18 @@ func SchemaSync(ctx workflow.Context, p SchemaSyncParams) (SchemaSyncResult, err
 			BackoffCoefficient:     2,
 			MaximumInterval:        time.Minute,
 			MaximumAttempts:        10,
-			NonRetryableErrorTypes: []string{activities.ErrTypeDrift, activities.ErrTypeInvalid},
+			NonRetryableErrorTypes: []string{domain.ErrTypeDrift, domain.ErrTypeInvalid},
 		},
 	})
-	hubParams := activities.ApplyHubParams{Target: p.Target, CatchUp: p.CatchUp}
-	if err := workflow.ExecuteActivity(hubCtx, activities.ApplyHubSchemaName, hubParams).Get(ctx, &res.Hub); err != nil {
+	hubParams := domain.ApplyHubParams{Target: p.Target, CatchUp: p.CatchUp}
+	if err := workflow.ExecuteActivity(hubCtx, domain.ApplyHubSchemaName, hubParams).Get(ctx, &res.Hub); err != nil {
 		if v2 {
 			upsertOutcome(ctx, OutcomeFailed)
 		}
 		return res, fmt.Errorf("migrate hub warehouse: %w", err)
 	}
-	var nodes []activities.NodeRef
-	if err := workflow.ExecuteActivity(hubCtx, activities.ListSyncTargetsName).Get(ctx, &nodes); err != nil {
+	var nodes []domain.NodeRef
+	if err := workflow.ExecuteActivity(hubCtx, domain.ListSyncTargetsName).Get(ctx, &nodes); err != nil {
 		if v2 {
 			upsertOutcome(ctx, OutcomeFailed)
 		}
@@ -137,7 +136,7 @@ func SchemaSync(ctx workflow.Context, p SchemaSyncParams) (SchemaSyncResult, err
 			BackoffCoefficient:     2,
 			MaximumInterval:        15 * time.Second,
 			MaximumAttempts:        4,
-			NonRetryableErrorTypes: []string{activities.ErrTypeDrift, activities.ErrTypeInvalid},
+			NonRetryableErrorTypes: []string{domain.ErrTypeDrift, domain.ErrTypeInvalid},
 		},
 	}
 	if v2 {
@@ -156,7 +155,7 @@ func SchemaSync(ctx workflow.Context, p SchemaSyncParams) (SchemaSyncResult, err
 			opts.ActivityID = "sync-" + nodes[i].Name
 		}
 		nodeCtx := workflow.WithActivityOptions(ctx, opts)
-		return workflow.ExecuteActivity(nodeCtx, activities.SyncNodeSchemaName, activities.SyncNodeParams{
+		return workflow.ExecuteActivity(nodeCtx, domain.SyncNodeSchemaName, domain.SyncNodeParams{
 			Node: nodes[i], Target: p.Target, WorkflowID: wid,
 		})
 	}, func(i int, f workflow.Future) {
@@ -172,11 +171,11 @@ func SchemaSync(ctx workflow.Context, p SchemaSyncParams) (SchemaSyncResult, err
 }
 
 // only keeps the nodes named in names, all of them when names is empty.
-func only(nodes []activities.NodeRef, names []string) []activities.NodeRef {
+func only(nodes []domain.NodeRef, names []string) []domain.NodeRef {
 	if len(names) == 0 {
 		return nodes
 	}
-	out := make([]activities.NodeRef, 0, len(names))
+	out := make([]domain.NodeRef, 0, len(names))
 	for _, n := range nodes {
 		if slices.Contains(names, n.Name) {
 			out = append(out, n)
@@ -195,12 +194,12 @@ func upsertOutcome(ctx workflow.Context, outcome string) {
 
 func finish(ctx workflow.Context, n *NodeSyncResult, f workflow.Future, took time.Duration) {
 	n.DurationMS = took.Milliseconds()
-	var out activities.SyncNodeResult
+	var out domain.SyncNodeResult
 	err := f.Get(ctx, &out)
 	if err == nil {
 		n.Status, n.From, n.To, n.Applied = NodeSynced, out.From, out.To, out.Applied
 		if n.Applied == nil {
-			n.Applied = []activities.MigrationResult{}
+			n.Applied = []domain.MigrationResult{}
 		}
 		return
 	}

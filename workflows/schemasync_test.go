@@ -15,14 +15,14 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/syndb/federation/activities"
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/workflows"
 )
 
 // fakeFleet stands in for the hub's activities: each node either syncs,
 // fails (retryably) or reports drift.
 type fakeFleet struct {
-	nodes    []activities.NodeRef
+	nodes    []domain.NodeRef
 	behavior map[string]string // node -> "ok" | "down" | "drift"
 
 	mu       sync.Mutex
@@ -30,7 +30,7 @@ type fakeFleet struct {
 	inflight atomic.Int32
 	maxSeen  atomic.Int32
 	hubCalls atomic.Int32
-	hubParam activities.ApplyHubParams
+	hubParam domain.ApplyHubParams
 	actIDs   map[string]string // node -> activity ID
 }
 
@@ -38,7 +38,7 @@ func newFleet(n int) *fakeFleet {
 	f := &fakeFleet{behavior: map[string]string{}, calls: map[string]int{}, actIDs: map[string]string{}}
 	for i := range n {
 		name := fmt.Sprintf("lab-%02d", i)
-		f.nodes = append(f.nodes, activities.NodeRef{Name: name, PeerID: "peer-" + name, SchemaVersion: 1})
+		f.nodes = append(f.nodes, domain.NodeRef{Name: name, PeerID: "peer-" + name, SchemaVersion: 1})
 		f.behavior[name] = "ok"
 	}
 	return f
@@ -46,17 +46,17 @@ func newFleet(n int) *fakeFleet {
 
 func (f *fakeFleet) register(env *testsuite.TestWorkflowEnvironment) {
 	env.RegisterWorkflowWithOptions(workflows.SchemaSync, workflow.RegisterOptions{Name: workflows.SchemaSyncName})
-	env.RegisterActivityWithOptions(func(_ context.Context, p activities.ApplyHubParams) (activities.ApplyHubResult, error) {
+	env.RegisterActivityWithOptions(func(_ context.Context, p domain.ApplyHubParams) (domain.ApplyHubResult, error) {
 		f.hubCalls.Add(1)
 		f.mu.Lock()
 		f.hubParam = p
 		f.mu.Unlock()
-		return activities.ApplyHubResult{From: 1, To: p.Target}, nil
-	}, activity.RegisterOptions{Name: activities.ApplyHubSchemaName})
-	env.RegisterActivityWithOptions(func(context.Context) ([]activities.NodeRef, error) {
+		return domain.ApplyHubResult{From: 1, To: p.Target}, nil
+	}, activity.RegisterOptions{Name: domain.ApplyHubSchemaName})
+	env.RegisterActivityWithOptions(func(context.Context) ([]domain.NodeRef, error) {
 		return f.nodes, nil
-	}, activity.RegisterOptions{Name: activities.ListSyncTargetsName})
-	env.RegisterActivityWithOptions(func(ctx context.Context, p activities.SyncNodeParams) (activities.SyncNodeResult, error) {
+	}, activity.RegisterOptions{Name: domain.ListSyncTargetsName})
+	env.RegisterActivityWithOptions(func(ctx context.Context, p domain.SyncNodeParams) (domain.SyncNodeResult, error) {
 		now := f.inflight.Add(1)
 		defer f.inflight.Add(-1)
 		for {
@@ -71,13 +71,13 @@ func (f *fakeFleet) register(env *testsuite.TestWorkflowEnvironment) {
 		f.mu.Unlock()
 		switch f.behavior[p.Node.Name] {
 		case "down":
-			return activities.SyncNodeResult{}, errors.New("dial backoff: no route to " + p.Node.Name)
+			return domain.SyncNodeResult{}, errors.New("dial backoff: no route to " + p.Node.Name)
 		case "drift":
-			return activities.SyncNodeResult{}, temporal.NewNonRetryableApplicationError("schema drift at version 2", activities.ErrTypeDrift, nil)
+			return domain.SyncNodeResult{}, temporal.NewNonRetryableApplicationError("schema drift at version 2", domain.ErrTypeDrift, nil)
 		}
-		return activities.SyncNodeResult{From: p.Node.SchemaVersion, To: p.Target,
-			Applied: []activities.MigrationResult{{Version: p.Target, Name: "m"}}}, nil
-	}, activity.RegisterOptions{Name: activities.SyncNodeSchemaName})
+		return domain.SyncNodeResult{From: p.Node.SchemaVersion, To: p.Target,
+			Applied: []domain.MigrationResult{{Version: p.Target, Name: "m"}}}, nil
+	}, activity.RegisterOptions{Name: domain.SyncNodeSchemaName})
 }
 
 func run(t *testing.T, f *fakeFleet, p workflows.SchemaSyncParams) (workflows.SchemaSyncResult, error) {
@@ -167,7 +167,7 @@ func TestSchemaSyncRejectsBadTarget(t *testing.T) {
 	require.Error(t, err)
 	var appErr *temporal.ApplicationError
 	require.ErrorAs(t, err, &appErr)
-	require.Equal(t, activities.ErrTypeInvalid, appErr.Type())
+	require.Equal(t, domain.ErrTypeInvalid, appErr.Type())
 	require.Zero(t, f.hubCalls.Load())
 }
 
@@ -238,9 +238,9 @@ func TestSchemaSyncHubFailureFailsTheRun(t *testing.T) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	env.RegisterWorkflowWithOptions(workflows.SchemaSync, workflow.RegisterOptions{Name: workflows.SchemaSyncName})
-	env.RegisterActivityWithOptions(func(context.Context, activities.ApplyHubParams) (activities.ApplyHubResult, error) {
-		return activities.ApplyHubResult{}, temporal.NewNonRetryableApplicationError("hub warehouse: schema drift at version 2: x", activities.ErrTypeDrift, nil)
-	}, activity.RegisterOptions{Name: activities.ApplyHubSchemaName})
+	env.RegisterActivityWithOptions(func(context.Context, domain.ApplyHubParams) (domain.ApplyHubResult, error) {
+		return domain.ApplyHubResult{}, temporal.NewNonRetryableApplicationError("hub warehouse: schema drift at version 2: x", domain.ErrTypeDrift, nil)
+	}, activity.RegisterOptions{Name: domain.ApplyHubSchemaName})
 	env.ExecuteWorkflow(workflows.SchemaSyncName, workflows.SchemaSyncParams{Target: 3})
 	require.True(t, env.IsWorkflowCompleted())
 	err := env.GetWorkflowError()

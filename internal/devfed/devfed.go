@@ -21,6 +21,7 @@ import (
 	"github.com/syndb/federation/internal/chx"
 	"github.com/syndb/federation/internal/config"
 	"github.com/syndb/federation/internal/devstack"
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/p2p"
 	"github.com/syndb/federation/internal/seed"
 	"github.com/syndb/federation/internal/store"
@@ -466,7 +467,7 @@ func (f *Federation) enroll(ctx context.Context, names []string) error {
 			if _, err := st.RevokeCluster(ctx, name); err != nil {
 				return err
 			}
-		case err != nil && !errors.Is(err, store.ErrNotFound):
+		case err != nil && !errors.Is(err, domain.ErrNotFound):
 			return err
 		}
 		e, err := st.CreateCluster(ctx, name, time.Hour, "")

@@ -27,7 +27,7 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 
-	"github.com/syndb/federation/activities"
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/fedpb"
 	"github.com/syndb/federation/internal/fedsql"
 	"github.com/syndb/federation/internal/health"
@@ -350,11 +350,11 @@ func readLastSweep(ctx context.Context, tc client.Client) (time.Duration, int, e
 	for i, ev := range evs {
 		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil {
 			scheduled[ev.GetEventId()] = a.GetActivityType().GetName()
-			if a.GetActivityType().GetName() == activities.HealthSweepName {
+			if a.GetActivityType().GetName() == domain.HealthSweepName {
 				sweeps = append(sweeps, i)
 			}
 		}
-		if a := ev.GetActivityTaskCompletedEventAttributes(); a != nil && scheduled[a.GetScheduledEventId()] == activities.RecordHealthName {
+		if a := ev.GetActivityTaskCompletedEventAttributes(); a != nil && scheduled[a.GetScheduledEventId()] == domain.RecordHealthName {
 			lastRecordDone = i
 		}
 	}
@@ -538,7 +538,7 @@ func benchEtl(b *testing.B, rows int) {
 		require.Equal(b, http.StatusAccepted, status, string(raw))
 		var st api.JobStarted
 		require.NoError(b, json.Unmarshal(raw, &st))
-		var res workflows.EtlResult
+		var res domain.EtlResult
 		require.NoError(b, temporalClient(b).GetWorkflow(b.Context(), st.WorkflowID, "").Get(b.Context(), &res))
 		took := time.Since(began)
 		b.StopTimer()

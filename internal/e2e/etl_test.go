@@ -25,8 +25,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/syndb/federation/api"
-	"github.com/syndb/federation/internal/store"
-	"github.com/syndb/federation/workflows"
+	"github.com/syndb/federation/internal/domain"
 )
 
 // upload stages body under filename and returns the object.
@@ -94,9 +93,9 @@ func datasetRows(t *testing.T, table, dataset string) uint64 {
 	return n
 }
 
-func etlResult(t *testing.T, js api.JobStatus) workflows.EtlResult {
+func etlResult(t *testing.T, js api.JobStatus) domain.EtlResult {
 	t.Helper()
-	var res workflows.EtlResult
+	var res domain.EtlResult
 	require.NoError(t, json.Unmarshal(js.Result, &res))
 	return res
 }
@@ -118,7 +117,7 @@ func TestEtl(t *testing.T) {
 	obj := upload(t, "neurons.csv", []byte(csv.String()))
 	started := startEtl(t, obj, "neuron", dataset.String())
 	js := waitJob(t, started.JobID, 2*time.Minute)
-	require.Equal(t, store.JobCompleted, js.State, "%s %s", js.Error, js.Result)
+	require.Equal(t, domain.JobCompleted, js.State, "%s %s", js.Error, js.Result)
 	recordHistoryTo(t, temporalClient(t), started.WorkflowID, "", os.Getenv("SYNDB_RECORD_ETL_HISTORY"))
 	res := etlResult(t, js)
 	require.Equal(t, int64(1000), res.Loaded.Rows)
@@ -145,7 +144,7 @@ func TestEtl(t *testing.T) {
 	// Synapses whose parents are those neurons, as Parquet.
 	obj = upload(t, "synapses.parquet", synapseParquet(t, dataset, neurons, 500, false))
 	js = waitJob(t, startEtl(t, obj, "synapse", dataset.String()).JobID, 2*time.Minute)
-	require.Equal(t, store.JobCompleted, js.State, "%s %s", js.Error, js.Result)
+	require.Equal(t, domain.JobCompleted, js.State, "%s %s", js.Error, js.Result)
 	require.Equal(t, uint64(500), datasetRows(t, "synapse", dataset.String()))
 
 	// A bad CSV: a bad UUID, a bad number, a parent that does not exist,
@@ -160,7 +159,7 @@ func TestEtl(t *testing.T) {
 	obj = upload(t, "mito.csv", []byte(bad))
 	before := datasetRows(t, "mitochondria", dataset.String())
 	js = waitJob(t, startEtl(t, obj, "mitochondria", dataset.String()).JobID, 2*time.Minute)
-	require.Equal(t, store.JobFailed, js.State)
+	require.Equal(t, domain.JobFailed, js.State)
 	require.Contains(t, js.Error, "nothing was loaded")
 	res = etlResult(t, js)
 	found := map[string]bool{}
@@ -177,7 +176,7 @@ func TestEtl(t *testing.T) {
 	// A bad parent alone (the rows parse): found by the relation check.
 	obj = upload(t, "mito2.csv", []byte(fmt.Sprintf("cid,parent_id\n%s,%s\n", uuid.New(), uuid.New())))
 	js = waitJob(t, startEtl(t, obj, "mitochondria", dataset.String()).JobID, 2*time.Minute)
-	require.Equal(t, store.JobFailed, js.State)
+	require.Equal(t, domain.JobFailed, js.State)
 	res = etlResult(t, js)
 	require.Len(t, res.Report.Problems, 1)
 	require.Equal(t, "parent_id", res.Report.Problems[0].Column)

@@ -15,9 +15,8 @@ import (
 
 	"github.com/syndb/federation/activities"
 	"github.com/syndb/federation/api"
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/health"
-	"github.com/syndb/federation/internal/store"
-	"github.com/syndb/federation/workflows"
 )
 
 func startJob(t *testing.T, spec string) api.JobStarted {
@@ -46,7 +45,7 @@ func waitJob(t *testing.T, id string, within time.Duration) api.JobStatus {
 	var js api.JobStatus
 	require.NoError(t, pollUntil(ctx, func() error {
 		js = jobStatus(t, id)
-		if js.State == store.JobPending || js.State == store.JobRunning {
+		if js.State == domain.JobPending || js.State == domain.JobRunning {
 			return fmt.Errorf("job %s is %s", id, js.State)
 		}
 		return nil
@@ -54,11 +53,11 @@ func waitJob(t *testing.T, id string, within time.Duration) api.JobStatus {
 	return js
 }
 
-func jobNodes(t *testing.T, js api.JobStatus) map[string]workflows.JobNode {
+func jobNodes(t *testing.T, js api.JobStatus) map[string]domain.JobNode {
 	t.Helper()
-	var nodes []workflows.JobNode
+	var nodes []domain.JobNode
 	require.NoError(t, json.Unmarshal(js.Nodes, &nodes))
-	out := map[string]workflows.JobNode{}
+	out := map[string]domain.JobNode{}
 	for _, n := range nodes {
 		out[n.Name] = n
 	}
@@ -78,7 +77,7 @@ func TestAnalyticsSummary(t *testing.T) {
 	routableNodes(t)
 	st := startJob(t, `{"analysis": "summary", "table": "neuron", "column": "voxel_volume", "quantiles": [0.5, 0.9]}`)
 	js := waitJob(t, st.JobID, 2*time.Minute)
-	require.Equal(t, store.JobCompleted, js.State, "%s", js.Error)
+	require.Equal(t, domain.JobCompleted, js.State, "%s", js.Error)
 	recordHistoryTo(t, temporalClient(t), st.WorkflowID, "", os.Getenv("SYNDB_RECORD_JOB_HISTORY"))
 	var res activities.SummaryResult
 	require.NoError(t, json.Unmarshal(js.Result, &res))
@@ -148,7 +147,7 @@ func TestAnalyticsSynapseGraph(t *testing.T) {
 	routableNodes(t)
 	st := startJob(t, `{"analysis": "synapse_graph"}`)
 	js := waitJob(t, st.JobID, 2*time.Minute)
-	require.Equal(t, store.JobCompleted, js.State, "%s", js.Error)
+	require.Equal(t, domain.JobCompleted, js.State, "%s", js.Error)
 	var res activities.GraphResult
 	require.NoError(t, json.Unmarshal(js.Result, &res))
 
@@ -198,12 +197,12 @@ func TestAnalyticsNodeDown(t *testing.T) {
 	t.Cleanup(func() { require.NoError(t, fed.StartNode(context.Background(), "lab-b")) })
 
 	js := waitJob(t, startJob(t, `{"analysis": "summary", "table": "neuron", "column": "voxel_volume"}`).JobID, 2*time.Minute)
-	require.Equal(t, store.JobPartial, js.State, "%s", js.Error)
+	require.Equal(t, domain.JobPartial, js.State, "%s", js.Error)
 	nodes := jobNodes(t, js)
-	require.Equal(t, workflows.JobNodeDone, nodes["lab-a"].State)
-	missing := nodes["lab-b"].State == workflows.JobNodeMissing
+	require.Equal(t, domain.JobNodeDone, nodes["lab-a"].State)
+	missing := nodes["lab-b"].State == domain.JobNodeMissing
 	if !missing { // the health monitor saw it first: excluded before the run
-		require.Contains(t, string(js.Nodes)+fmt.Sprint(js.Progress), "lab-a")
+		require.Contains(t, string(js.Nodes)+string(js.Progress), "lab-a")
 	}
 	var res activities.SummaryResult
 	require.NoError(t, json.Unmarshal(js.Result, &res))
@@ -212,7 +211,7 @@ func TestAnalyticsNodeDown(t *testing.T) {
 	}
 
 	js = waitJob(t, startJob(t, `{"analysis": "summary", "table": "neuron", "column": "voxel_volume", "require_all": true}`).JobID, 2*time.Minute)
-	require.Equal(t, store.JobFailed, js.State)
+	require.Equal(t, domain.JobFailed, js.State)
 	require.Contains(t, js.Error, "requires every node")
 }
 
@@ -231,7 +230,7 @@ func TestAnalyticsCancel(t *testing.T) {
 	defer cancel()
 	require.NoError(t, pollUntil(ctx, func() error {
 		js := jobStatus(t, st.JobID)
-		if js.Progress == nil || len(js.Progress.Nodes) == 0 || js.Progress.Nodes[0].State != workflows.JobNodeRunning {
+		if p := analyticsProgress(t, js); len(p.Nodes) == 0 || p.Nodes[0].State != domain.JobNodeRunning {
 			return fmt.Errorf("job not running on lab-b yet: %s", js.State)
 		}
 		return nil
@@ -241,7 +240,7 @@ func TestAnalyticsCancel(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, status, string(raw))
 	js := waitJob(t, st.JobID, 25*time.Second)
 	t.Logf("job cancelled %s after DELETE", time.Since(began))
-	require.Equal(t, store.JobCancelled, js.State)
+	require.Equal(t, domain.JobCancelled, js.State)
 	require.Less(t, time.Since(began), 25*time.Second, "before the node's held-back answer")
 	status, _ = apiDo(t, http.MethodDelete, "/v1/jobs/"+st.JobID, "")
 	require.Equal(t, http.StatusConflict, status, "a finished job cannot be cancelled")

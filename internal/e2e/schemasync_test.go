@@ -21,6 +21,7 @@ import (
 	"github.com/syndb/federation/api"
 	"github.com/syndb/federation/internal/chx"
 	"github.com/syndb/federation/internal/config"
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/migrate"
 	"github.com/syndb/federation/internal/schemastate"
 	"github.com/syndb/federation/internal/store"
@@ -236,7 +237,7 @@ func TestClustersListed(t *testing.T) {
 	require.Equal(t, http.StatusOK, status, string(raw))
 	var list api.ClusterList
 	require.NoError(t, json.Unmarshal(raw, &list))
-	byName := map[string]store.Cluster{}
+	byName := map[string]domain.Cluster{}
 	for _, c := range list.Clusters {
 		byName[c.Name] = c
 	}

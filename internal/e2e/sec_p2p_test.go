@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/fedpb"
 	"github.com/syndb/federation/internal/p2p"
 	"github.com/syndb/federation/internal/store"
@@ -156,12 +157,12 @@ func TestSecDataAddrsOnConnectionHost(t *testing.T) {
 }
 
 // listedCluster returns name from GET /v1/federation/clusters.
-func listedCluster(t *testing.T, name string) store.Cluster {
+func listedCluster(t *testing.T, name string) domain.Cluster {
 	t.Helper()
 	status, raw := apiDo(t, http.MethodGet, "/v1/federation/clusters", "")
 	require.Equal(t, http.StatusOK, status, string(raw))
 	var body struct {
-		Clusters []store.Cluster `json:"clusters"`
+		Clusters []domain.Cluster `json:"clusters"`
 	}
 	require.NoError(t, json.Unmarshal(raw, &body), string(raw))
 	for _, c := range body.Clusters {
@@ -170,7 +171,7 @@ func listedCluster(t *testing.T, name string) store.Cluster {
 		}
 	}
 	t.Fatalf("no cluster %q in %s", name, raw)
-	return store.Cluster{}
+	return domain.Cluster{}
 }
 
 // kadFindNode asks the hub's DHT for the peers closest to its own ID.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/syndb/federation/api"
 	"github.com/syndb/federation/internal/config"
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/ontology"
 	"github.com/syndb/federation/internal/store"
 	"github.com/syndb/federation/schemas"
@@ -240,7 +241,7 @@ func TestJobCancelOwnerOrAdmin(t *testing.T) {
 	defer cancel()
 	for _, id := range []string{adminJob.JobID, opJob.JobID} {
 		require.NoError(t, pollUntil(ctx, func() error {
-			if js := jobStatus(t, id); js.State != store.JobRunning {
+			if js := jobStatus(t, id); js.State != domain.JobRunning {
 				return fmt.Errorf("job %s is %s", id, js.State)
 			}
 			return nil
@@ -250,7 +251,7 @@ func TestJobCancelOwnerOrAdmin(t *testing.T) {
 	// GET shows the owner: the key and its account.
 	js := jobStatus(t, opJob.JobID)
 	require.NotNil(t, js.Owner)
-	require.Equal(t, store.JobOwner{KeyID: owner.id, KeyName: owner.name, Account: "sec-" + owner.name}, *js.Owner)
+	require.Equal(t, domain.JobOwner{KeyID: owner.id, KeyName: owner.name, Account: "sec-" + owner.name}, *js.Owner)
 	require.NotNil(t, jobStatus(t, adminJob.JobID).Owner)
 	require.Equal(t, "dev", jobStatus(t, adminJob.JobID).Owner.KeyName)
 
@@ -262,7 +263,7 @@ func TestJobCancelOwnerOrAdmin(t *testing.T) {
 		requireError(t, http.StatusForbidden, status, raw, "forbidden", c.who.name+" cancels "+c.job.JobID)
 	}
 	for _, j := range []api.JobStarted{adminJob, opJob} {
-		require.Equal(t, store.JobRunning, jobStatus(t, j.JobID).State)
+		require.Equal(t, domain.JobRunning, jobStatus(t, j.JobID).State)
 		require.False(t, cancelRequested(t, tc, j.WorkflowID), "nobody asked Temporal to cancel %s", j.WorkflowID)
 	}
 
@@ -271,14 +272,14 @@ func TestJobCancelOwnerOrAdmin(t *testing.T) {
 	status, raw = keyDo(t, fed.APIKey, http.MethodDelete, "/v1/jobs/"+adminJob.JobID, "")
 	require.Equal(t, http.StatusAccepted, status, string(raw))
 	for _, j := range []api.JobStarted{adminJob, opJob} {
-		require.Equal(t, store.JobCancelled, waitJob(t, j.JobID, 25*time.Second).State)
+		require.Equal(t, domain.JobCancelled, waitJob(t, j.JobID, 25*time.Second).State)
 		require.True(t, cancelRequested(t, tc, j.WorkflowID))
 	}
 	// An admin cancels an operator's job too.
 	opJob2 := startJobAs(t, owner.key)
 	status, raw = keyDo(t, fed.APIKey, http.MethodDelete, "/v1/jobs/"+opJob2.JobID, "")
 	require.Equal(t, http.StatusAccepted, status, string(raw))
-	require.Equal(t, store.JobCancelled, waitJob(t, opJob2.JobID, 25*time.Second).State)
+	require.Equal(t, domain.JobCancelled, waitJob(t, opJob2.JobID, 25*time.Second).State)
 }
 
 // walkPath fills a route's parameters: a name no node has, a UUID no job

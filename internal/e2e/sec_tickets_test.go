@@ -34,10 +34,10 @@ import (
 	"github.com/syndb/federation/internal/chx"
 	"github.com/syndb/federation/internal/config"
 	"github.com/syndb/federation/internal/devstack"
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/fedpb"
 	"github.com/syndb/federation/internal/health"
 	"github.com/syndb/federation/internal/seed"
-	"github.com/syndb/federation/internal/store"
 	"github.com/syndb/federation/nodeagent"
 	"github.com/syndb/federation/schemas"
 )
@@ -216,7 +216,7 @@ func TestSecTicketReplay(t *testing.T) {
 	var started api.JobStarted
 	require.NoError(t, json.Unmarshal(raw, &started))
 	js := waitJob(t, started.JobID, 2*time.Minute)
-	require.Equal(t, store.JobCompleted, js.State, "%s %s", js.Error, js.Result)
+	require.Equal(t, domain.JobCompleted, js.State, "%s %s", js.Error, js.Result)
 	countRows := func() uint64 {
 		var n uint64
 		require.NoError(t, conn.QueryRow(t.Context(), "SELECT count() FROM neuron WHERE dataset_id = toUUID('"+dataset.String()+"')").Scan(&n))

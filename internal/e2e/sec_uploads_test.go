@@ -17,8 +17,8 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/stretchr/testify/require"
 
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/etlfixture"
-	"github.com/syndb/federation/internal/store"
 )
 
 // defaultUploadCap is SYNDB_ETL_MAX_UPLOAD_BYTES's default, which the
@@ -61,7 +61,7 @@ func workerMemory(t *testing.T) (rss, hwm int64) {
 func failedWith(t *testing.T, jobID string) (string, int64) {
 	t.Helper()
 	js := waitJob(t, jobID, 3*time.Minute)
-	require.Equal(t, store.JobFailed, js.State, "%s %s", js.Error, js.Result)
+	require.Equal(t, domain.JobFailed, js.State, "%s %s", js.Error, js.Result)
 	require.Contains(t, js.Error, "nothing was loaded")
 	rep := etlResult(t, js).Report
 	var b strings.Builder
@@ -171,7 +171,7 @@ func TestSecUploadCSVBOM(t *testing.T) {
 	}
 	obj := upload(t, "bom.csv", []byte(csv))
 	js := waitJob(t, startEtl(t, obj, "neuron", dataset.String()).JobID, 2*time.Minute)
-	require.Equal(t, store.JobCompleted, js.State, "%s %s", js.Error, js.Result)
+	require.Equal(t, domain.JobCompleted, js.State, "%s %s", js.Error, js.Result)
 	require.Equal(t, uint64(3), datasetRows(t, "neuron", dataset.String()))
 	var typ string
 	var vol float64

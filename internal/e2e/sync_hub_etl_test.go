@@ -14,7 +14,7 @@ import (
 	"github.com/syndb/federation/api"
 	"github.com/syndb/federation/internal/chx"
 	"github.com/syndb/federation/internal/config"
-	"github.com/syndb/federation/internal/store"
+	"github.com/syndb/federation/internal/domain"
 )
 
 // TestEtlIntoHub: an ETL job whose node is "hub" loads into the hub's own
@@ -34,7 +34,7 @@ func TestEtlIntoHub(t *testing.T) {
 	var st api.JobStarted
 	require.NoError(t, json.Unmarshal(raw, &st))
 	js := waitJob(t, st.JobID, 2*time.Minute)
-	require.Equal(t, store.JobCompleted, js.State, "%s %s", js.Error, js.Result)
+	require.Equal(t, domain.JobCompleted, js.State, "%s %s", js.Error, js.Result)
 	res := etlResult(t, js)
 	require.Equal(t, int64(250), res.Loaded.Rows)
 	require.True(t, res.Registered)

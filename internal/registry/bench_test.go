@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/syndb/federation/internal/store"
+	"github.com/syndb/federation/internal/domain"
 )
 
 const (
@@ -19,9 +19,9 @@ const (
 )
 
 // staticLoader always loads the same clusters.
-type staticLoader []store.Cluster
+type staticLoader []domain.Cluster
 
-func (l staticLoader) Clusters(context.Context, bool) ([]store.Cluster, error) {
+func (l staticLoader) Clusters(context.Context, bool) ([]domain.Cluster, error) {
 	return l, nil
 }
 
@@ -30,18 +30,18 @@ func (l staticLoader) Clusters(context.Context, bool) ([]store.Cluster, error) {
 // lock to swap it in, so the comparison measures the read path alone.
 type rwMutexMap struct {
 	mu sync.RWMutex
-	m  map[string]store.Cluster
+	m  map[string]domain.Cluster
 }
 
-func (m *rwMutexMap) get(name string) (store.Cluster, bool) {
+func (m *rwMutexMap) get(name string) (domain.Cluster, bool) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	c, ok := m.m[name]
 	return c, ok
 }
 
-func (m *rwMutexMap) replace(clusters []store.Cluster) {
-	next := make(map[string]store.Cluster, len(clusters))
+func (m *rwMutexMap) replace(clusters []domain.Cluster) {
+	next := make(map[string]domain.Cluster, len(clusters))
 	for _, c := range clusters {
 		next[c.Name] = cloneCluster(c)
 	}
@@ -56,11 +56,11 @@ func (m *rwMutexMap) replace(clusters []store.Cluster) {
 // set every millisecond. ns/op is thus the wall time of one round of
 // benchReaders concurrent lookups; reads/s counts every reader's lookups.
 func BenchmarkSnapshotReads(b *testing.B) {
-	clusters := make([]store.Cluster, benchClusters)
+	clusters := make([]domain.Cluster, benchClusters)
 	names := make([]string, benchClusters)
 	for i := range clusters {
 		names[i] = fmt.Sprintf("lab-%04d", i)
-		clusters[i] = store.Cluster{
+		clusters[i] = domain.Cluster{
 			Name: names[i], PeerID: "peer-" + names[i], Addrs: []string{"/ip4/10.0.0.1/tcp/4001"},
 			Status: "active", Health: "healthy",
 		}

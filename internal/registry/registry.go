@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/store"
 )
 
@@ -28,18 +29,18 @@ type Snapshot struct {
 	// then one more for every successful refresh.
 	Version uint64
 
-	clusters []store.Cluster // sorted by name
-	byName   map[string]int  // name → index in clusters
+	clusters []domain.Cluster // sorted by name
+	byName   map[string]int   // name → index in clusters
 }
 
 // newSnapshot builds a snapshot from a load. It copies the clusters (so the
 // snapshot shares no memory with the loader) and sorts them by name.
-func newSnapshot(loaded []store.Cluster, version uint64, at time.Time) *Snapshot {
-	clusters := make([]store.Cluster, len(loaded))
+func newSnapshot(loaded []domain.Cluster, version uint64, at time.Time) *Snapshot {
+	clusters := make([]domain.Cluster, len(loaded))
 	for i, c := range loaded {
 		clusters[i] = cloneCluster(c)
 	}
-	slices.SortStableFunc(clusters, func(a, b store.Cluster) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortStableFunc(clusters, func(a, b domain.Cluster) int { return strings.Compare(a.Name, b.Name) })
 	byName := make(map[string]int, len(clusters))
 	for i, c := range clusters {
 		byName[c.Name] = i
@@ -49,7 +50,7 @@ func newSnapshot(loaded []store.Cluster, version uint64, at time.Time) *Snapshot
 
 // cloneCluster copies c deeply enough that it shares no mutable memory with
 // the original.
-func cloneCluster(c store.Cluster) store.Cluster {
+func cloneCluster(c domain.Cluster) domain.Cluster {
 	c.Addrs = slices.Clone(c.Addrs)
 	if c.Drift != nil {
 		d := *c.Drift
@@ -61,16 +62,16 @@ func cloneCluster(c store.Cluster) store.Cluster {
 // All returns every cluster, revoked ones included, sorted by name. The
 // slice and the clusters in it belong to the snapshot: callers must not
 // modify them (copy first).
-func (s *Snapshot) All() []store.Cluster {
+func (s *Snapshot) All() []domain.Cluster {
 	return s.clusters
 }
 
 // Get returns the cluster with the given name. Its Addrs and Drift are shared
 // with the snapshot: callers must not modify them.
-func (s *Snapshot) Get(name string) (store.Cluster, bool) {
+func (s *Snapshot) Get(name string) (domain.Cluster, bool) {
 	i, ok := s.byName[name]
 	if !ok {
-		return store.Cluster{}, false
+		return domain.Cluster{}, false
 	}
 	return s.clusters[i], true
 }
@@ -82,7 +83,7 @@ func (s *Snapshot) Len() int {
 
 // Loader loads the registry from its source of truth (*store.Store).
 type Loader interface {
-	Clusters(ctx context.Context, activeOnly bool) ([]store.Cluster, error)
+	Clusters(ctx context.Context, activeOnly bool) ([]domain.Cluster, error)
 }
 
 // Notifier delivers change notifications (*store.Store): Listen blocks until

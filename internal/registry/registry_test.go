@@ -14,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/store"
 )
 
@@ -24,7 +25,7 @@ const waitFor = 10 * time.Second
 // copy), so tests also see whether the registry aliases the loader's memory.
 type fakeLoader struct {
 	mu       sync.Mutex
-	clusters []store.Cluster
+	clusters []domain.Cluster
 	err      error
 	// gate, when set, runs in every load after it has read the data (outside
 	// mu); the load fails with its error.
@@ -34,7 +35,7 @@ type fakeLoader struct {
 	activeOnly atomic.Bool // set if any load asked for active clusters only
 }
 
-func (f *fakeLoader) Clusters(ctx context.Context, activeOnly bool) ([]store.Cluster, error) {
+func (f *fakeLoader) Clusters(ctx context.Context, activeOnly bool) ([]domain.Cluster, error) {
 	f.calls.Add(1)
 	if activeOnly {
 		f.activeOnly.Store(true)
@@ -54,14 +55,14 @@ func (f *fakeLoader) Clusters(ctx context.Context, activeOnly bool) ([]store.Clu
 	return clusters, nil
 }
 
-func (f *fakeLoader) set(clusters []store.Cluster, err error) {
+func (f *fakeLoader) set(clusters []domain.Cluster, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.clusters, f.err = clusters, err
 }
 
 // edit changes the loader's clusters in place.
-func (f *fakeLoader) edit(fn func([]store.Cluster)) {
+func (f *fakeLoader) edit(fn func([]domain.Cluster)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fn(f.clusters)
@@ -139,8 +140,8 @@ func testLogger(buf *syncBuffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-func cluster(name, health string) store.Cluster {
-	return store.Cluster{
+func cluster(name, health string) domain.Cluster {
+	return domain.Cluster{
 		Name: name, PeerID: "peer-" + name, Addrs: []string{"/ip4/10.0.0.1/tcp/4001"},
 		Status: "active", Health: health,
 	}
@@ -163,7 +164,7 @@ func startRun(t *testing.T, r *Registry, n Notifier, resync time.Duration) (cont
 	return cancel, done
 }
 
-func names(cs []store.Cluster) []string {
+func names(cs []domain.Cluster) []string {
 	out := make([]string, len(cs))
 	for i, c := range cs {
 		out[i] = c.Name
@@ -183,7 +184,7 @@ func TestNewLoadsAllClustersSortedByName(t *testing.T) {
 	revoked := cluster("lab-b", "unknown")
 	revoked.Status = "revoked"
 	l := &fakeLoader{}
-	l.set([]store.Cluster{cluster("lab-c", "healthy"), revoked, cluster("lab-a", "degraded")}, nil)
+	l.set([]domain.Cluster{cluster("lab-c", "healthy"), revoked, cluster("lab-a", "degraded")}, nil)
 	before := time.Now()
 
 	r, err := New(t.Context(), l, nil)
@@ -246,13 +247,13 @@ func TestNewFailsWhenFirstLoadFails(t *testing.T) {
 func TestNotificationRefreshes(t *testing.T) {
 	t.Parallel()
 	l := &fakeLoader{}
-	l.set([]store.Cluster{cluster("lab-a", "unknown")}, nil)
+	l.set([]domain.Cluster{cluster("lab-a", "unknown")}, nil)
 	r, err := New(t.Context(), l, nil)
 	require.NoError(t, err)
 	n := newFakeNotifier()
 	startRun(t, r, n, time.Hour) // the resync never fires here
 
-	l.set([]store.Cluster{cluster("lab-a", "healthy"), cluster("lab-b", "unknown")}, nil)
+	l.set([]domain.Cluster{cluster("lab-a", "healthy"), cluster("lab-b", "unknown")}, nil)
 	n.notify(t, "UPDATE")
 
 	require.Eventually(t, func() bool { return r.Snapshot().Version >= 2 }, waitFor, time.Millisecond)
@@ -265,13 +266,13 @@ func TestNotificationRefreshes(t *testing.T) {
 func TestResyncRefreshesWithoutNotifications(t *testing.T) {
 	t.Parallel()
 	l := &fakeLoader{}
-	l.set([]store.Cluster{cluster("lab-a", "unknown")}, nil)
+	l.set([]domain.Cluster{cluster("lab-a", "unknown")}, nil)
 	r, err := New(t.Context(), l, nil)
 	require.NoError(t, err)
 	n := newFakeNotifier()
 	startRun(t, r, n, 5*time.Millisecond)
 
-	l.set([]store.Cluster{cluster("lab-a", "unreachable")}, nil)
+	l.set([]domain.Cluster{cluster("lab-a", "unreachable")}, nil)
 
 	require.Eventually(t, func() bool {
 		c, _ := r.Snapshot().Get("lab-a")
@@ -285,7 +286,7 @@ func TestFailedLoadKeepsPreviousSnapshot(t *testing.T) {
 	t.Parallel()
 	var logs syncBuffer
 	l := &fakeLoader{}
-	l.set([]store.Cluster{cluster("lab-a", "healthy")}, nil)
+	l.set([]domain.Cluster{cluster("lab-a", "healthy")}, nil)
 	r, err := New(t.Context(), l, testLogger(&logs))
 	require.NoError(t, err)
 	first := r.Snapshot()
@@ -311,7 +312,7 @@ func TestFailedLoadKeepsPreviousSnapshot(t *testing.T) {
 	require.Equal(t, "healthy", health(t, r.Snapshot(), "lab-a"))
 
 	// Once the source recovers, the next notification refreshes.
-	l.set([]store.Cluster{cluster("lab-a", "degraded")}, nil)
+	l.set([]domain.Cluster{cluster("lab-a", "degraded")}, nil)
 	n.notify(t, "UPDATE")
 	require.Eventually(t, func() bool { return r.Snapshot().Version == 2 }, waitFor, time.Millisecond)
 	require.Equal(t, "degraded", health(t, r.Snapshot(), "lab-a"))
@@ -320,14 +321,14 @@ func TestFailedLoadKeepsPreviousSnapshot(t *testing.T) {
 func TestSnapshotsNeverChange(t *testing.T) {
 	t.Parallel()
 	a := cluster("lab-a", "healthy")
-	a.Drift = &store.Drift{Version: 3, Reason: "checksum"}
+	a.Drift = &domain.Drift{Version: 3, Reason: "checksum"}
 	l := &fakeLoader{}
-	l.set([]store.Cluster{a, cluster("lab-b", "healthy")}, nil)
+	l.set([]domain.Cluster{a, cluster("lab-b", "healthy")}, nil)
 	r, err := New(t.Context(), l, nil)
 	require.NoError(t, err)
 
 	old := r.Snapshot()
-	want := make([]store.Cluster, old.Len())
+	want := make([]domain.Cluster, old.Len())
 	for i, c := range old.All() {
 		want[i] = cloneCluster(c)
 	}
@@ -335,7 +336,7 @@ func TestSnapshotsNeverChange(t *testing.T) {
 
 	// The loader's memory is not the snapshot's: editing it in place (as a
 	// loader reusing its buffers would) changes nothing handed out.
-	l.edit(func(cs []store.Cluster) {
+	l.edit(func(cs []domain.Cluster) {
 		cs[0].Health = "unreachable"
 		cs[0].Addrs[0] = "/ip4/10.9.9.9/tcp/1"
 		cs[0].Drift.Version = 99
@@ -343,7 +344,7 @@ func TestSnapshotsNeverChange(t *testing.T) {
 	require.Equal(t, want, old.All())
 
 	// Nor does a refresh: it builds a new snapshot.
-	l.set([]store.Cluster{cluster("lab-b", "degraded"), cluster("lab-c", "unknown")}, nil)
+	l.set([]domain.Cluster{cluster("lab-b", "degraded"), cluster("lab-c", "unknown")}, nil)
 	require.NoError(t, r.Refresh(t.Context()))
 
 	require.Equal(t, want, old.All())
@@ -436,7 +437,7 @@ func TestRunWaitsForItsListener(t *testing.T) {
 func TestBurstOfNotificationsCoalesces(t *testing.T) {
 	t.Parallel()
 	l := &fakeLoader{}
-	l.set([]store.Cluster{cluster("lab-a", "unknown")}, nil)
+	l.set([]domain.Cluster{cluster("lab-a", "unknown")}, nil)
 	r, err := New(t.Context(), l, nil)
 	require.NoError(t, err)
 	n := newFakeNotifier()
@@ -458,7 +459,7 @@ func TestBurstOfNotificationsCoalesces(t *testing.T) {
 	n.notify(t, "UPDATE")
 	<-started
 	// The in-flight load has read the table; this change must still land.
-	l.set([]store.Cluster{cluster("lab-a", "healthy")}, nil)
+	l.set([]domain.Cluster{cluster("lab-a", "healthy")}, nil)
 	for range burst - 1 {
 		n.notify(t, "UPDATE")
 	}
@@ -475,7 +476,7 @@ func TestBurstOfNotificationsCoalesces(t *testing.T) {
 func TestConcurrentReadsAndRefreshes(t *testing.T) {
 	t.Parallel()
 	l := &fakeLoader{}
-	l.set([]store.Cluster{cluster("lab-a", "healthy"), cluster("lab-b", "healthy")}, nil)
+	l.set([]domain.Cluster{cluster("lab-a", "healthy"), cluster("lab-b", "healthy")}, nil)
 	r, err := New(t.Context(), l, nil)
 	require.NoError(t, err)
 

@@ -3,13 +3,13 @@ package routing
 import (
 	"time"
 
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/health"
-	"github.com/syndb/federation/internal/store"
 )
 
 // FromClusters turns registry rows (a registry snapshot's) into routing
 // nodes. A health state the registry should never hold routes as Unknown.
-func FromClusters(cs []store.Cluster) []Node {
+func FromClusters(cs []domain.Cluster) []Node {
 	out := make([]Node, 0, len(cs))
 	for _, c := range cs {
 		st, err := health.ParseState(c.Health)

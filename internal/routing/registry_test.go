@@ -6,15 +6,15 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/health"
-	"github.com/syndb/federation/internal/store"
 )
 
 func TestFromClusters(t *testing.T) {
 	t.Parallel()
-	nodes := FromClusters([]store.Cluster{
+	nodes := FromClusters([]domain.Cluster{
 		{Name: "a", Health: "healthy", SchemaVersion: 4, Status: "active", HealthLatencyMS: 2.5},
-		{Name: "b", Health: "degraded", SchemaVersion: 4, Status: "active", Drift: &store.Drift{Version: 2}},
+		{Name: "b", Health: "degraded", SchemaVersion: 4, Status: "active", Drift: &domain.Drift{Version: 2}},
 		{Name: "c", Health: "bogus", Status: "revoked"},
 	})
 	require.Equal(t, []Node{

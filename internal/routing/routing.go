@@ -15,6 +15,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/health"
 )
 
@@ -46,46 +47,12 @@ type Need struct {
 	Nodes []string
 }
 
-// Reason says why a node was excluded.
-type Reason string
-
-// The reasons a node is excluded. When several apply, Route reports the first
-// in this order: revoked, then health (unreachable, unknown), then drift, then
-// schema. A node that cannot be reached or has not been checked has no
-// trustworthy schema information, and a drifted ledger makes the version
-// number meaningless.
-const (
-	// ReasonRevoked: the node's enrollment has been revoked.
-	ReasonRevoked Reason = "revoked"
-	// ReasonUnreachable: the node failed consecutive pings.
-	ReasonUnreachable Reason = "unreachable"
-	// ReasonUnknown: the node has not been checked yet (or its health is not
-	// a valid state).
-	ReasonUnknown Reason = "unknown"
-	// ReasonDrift: the node's migration ledger disagrees with the hub's.
-	ReasonDrift Reason = "drift"
-	// ReasonSchemaBehind: the node's schema version is below Need.MinSchema.
-	ReasonSchemaBehind Reason = "schema_behind"
-	// ReasonSchemaAhead: the node's schema version is above Need.MaxSchema.
-	ReasonSchemaAhead Reason = "schema_ahead"
-	// ReasonNotRegistered: Need.Nodes names a node that is not registered.
-	ReasonNotRegistered Reason = "not_registered"
-)
-
-// Exclusion says why a node was left out of a Plan.
-type Exclusion struct {
-	Name   string `json:"name"`
-	Reason Reason `json:"reason"`
-	// Detail is a human-readable explanation, e.g. "schema version 2 < required 3".
-	Detail string `json:"detail"`
-}
-
 // Plan is a routing decision. Included is in priority order: Healthy nodes
 // before Degraded ones, each class by Latency ascending with unknown latency
 // last, ties by name. Excluded is ordered by name.
 type Plan struct {
 	Included []Node
-	Excluded []Exclusion
+	Excluded []domain.Exclusion
 }
 
 // ErrInvalidNeed is wrapped by the errors Validate returns.
@@ -133,16 +100,16 @@ func Route(nodes []Node, need Need) Plan {
 	for _, name := range need.Nodes {
 		if !registered[name] {
 			registered[name] = true // report each missing name once
-			plan.Excluded = append(plan.Excluded, Exclusion{
+			plan.Excluded = append(plan.Excluded, domain.Exclusion{
 				Name:   name,
-				Reason: ReasonNotRegistered,
+				Reason: domain.ReasonNotRegistered,
 				Detail: "no registered node has this name",
 			})
 		}
 	}
 
 	slices.SortFunc(plan.Included, compareIncluded)
-	slices.SortFunc(plan.Excluded, func(a, b Exclusion) int {
+	slices.SortFunc(plan.Excluded, func(a, b domain.Exclusion) int {
 		return cmp.Or(
 			cmp.Compare(a.Name, b.Name),
 			cmp.Compare(a.Reason, b.Reason),
@@ -162,27 +129,27 @@ func (p Plan) Names() []string {
 }
 
 // exclude reports whether n must be left out for need, and why.
-func exclude(n Node, need Need) (Exclusion, bool) {
-	ex := Exclusion{Name: n.Name}
+func exclude(n Node, need Need) (domain.Exclusion, bool) {
+	ex := domain.Exclusion{Name: n.Name}
 	switch {
 	case n.Revoked:
-		ex.Reason, ex.Detail = ReasonRevoked, "node is revoked"
+		ex.Reason, ex.Detail = domain.ReasonRevoked, "node is revoked"
 	case n.Health == health.Unreachable:
-		ex.Reason, ex.Detail = ReasonUnreachable, "node failed consecutive pings"
+		ex.Reason, ex.Detail = domain.ReasonUnreachable, "node failed consecutive pings"
 	case !n.Health.Valid():
-		ex.Reason, ex.Detail = ReasonUnknown, fmt.Sprintf("health %q is not a valid state", n.Health)
+		ex.Reason, ex.Detail = domain.ReasonUnknown, fmt.Sprintf("health %q is not a valid state", n.Health)
 	case !n.Health.Routable():
-		ex.Reason, ex.Detail = ReasonUnknown, "node has not been checked yet"
+		ex.Reason, ex.Detail = domain.ReasonUnknown, "node has not been checked yet"
 	case n.Drift:
-		ex.Reason, ex.Detail = ReasonDrift, "schema ledger disagrees with the hub's migrations"
+		ex.Reason, ex.Detail = domain.ReasonDrift, "schema ledger disagrees with the hub's migrations"
 	case n.SchemaVersion < need.MinSchema:
-		ex.Reason = ReasonSchemaBehind
+		ex.Reason = domain.ReasonSchemaBehind
 		ex.Detail = fmt.Sprintf("schema version %d < required %d", n.SchemaVersion, need.MinSchema)
 	case need.MaxSchema != 0 && n.SchemaVersion > need.MaxSchema:
-		ex.Reason = ReasonSchemaAhead
+		ex.Reason = domain.ReasonSchemaAhead
 		ex.Detail = fmt.Sprintf("schema version %d > maximum %d", n.SchemaVersion, need.MaxSchema)
 	default:
-		return Exclusion{}, false
+		return domain.Exclusion{}, false
 	}
 	return ex, true
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/health"
 	"github.com/syndb/federation/internal/routing"
 )
@@ -45,7 +46,7 @@ func TestRoute(t *testing.T) {
 		nodes    []routing.Node
 		need     routing.Need
 		included []string
-		excluded []routing.Exclusion
+		excluded []domain.Exclusion
 	}{
 		{
 			name: "no nodes",
@@ -72,44 +73,44 @@ func TestRoute(t *testing.T) {
 		{
 			name:     "unreachable is excluded",
 			nodes:    []routing.Node{node("a", state(health.Unreachable))},
-			excluded: []routing.Exclusion{{Name: "a", Reason: routing.ReasonUnreachable, Detail: "node failed consecutive pings"}},
+			excluded: []domain.Exclusion{{Name: "a", Reason: domain.ReasonUnreachable, Detail: "node failed consecutive pings"}},
 		},
 		{
 			name:     "unknown is excluded",
 			nodes:    []routing.Node{node("a", state(health.Unknown))},
-			excluded: []routing.Exclusion{{Name: "a", Reason: routing.ReasonUnknown, Detail: "node has not been checked yet"}},
+			excluded: []domain.Exclusion{{Name: "a", Reason: domain.ReasonUnknown, Detail: "node has not been checked yet"}},
 		},
 		{
 			name:  "an invalid health state is treated as unknown",
 			nodes: []routing.Node{node("a", state("")), node("b", state("HEALTHY"))},
-			excluded: []routing.Exclusion{
-				{Name: "a", Reason: routing.ReasonUnknown, Detail: `health "" is not a valid state`},
-				{Name: "b", Reason: routing.ReasonUnknown, Detail: `health "HEALTHY" is not a valid state`},
+			excluded: []domain.Exclusion{
+				{Name: "a", Reason: domain.ReasonUnknown, Detail: `health "" is not a valid state`},
+				{Name: "b", Reason: domain.ReasonUnknown, Detail: `health "HEALTHY" is not a valid state`},
 			},
 		},
 		{
 			name:     "revoked is excluded",
 			nodes:    []routing.Node{node("a", revoked)},
-			excluded: []routing.Exclusion{{Name: "a", Reason: routing.ReasonRevoked, Detail: "node is revoked"}},
+			excluded: []domain.Exclusion{{Name: "a", Reason: domain.ReasonRevoked, Detail: "node is revoked"}},
 		},
 		{
 			name:     "drift is excluded",
 			nodes:    []routing.Node{node("a", drift)},
-			excluded: []routing.Exclusion{{Name: "a", Reason: routing.ReasonDrift, Detail: "schema ledger disagrees with the hub's migrations"}},
+			excluded: []domain.Exclusion{{Name: "a", Reason: domain.ReasonDrift, Detail: "schema ledger disagrees with the hub's migrations"}},
 		},
 		{
 			name:     "schema behind is excluded, the minimum itself is included",
 			nodes:    []routing.Node{node("a", schema(2)), node("b", schema(3))},
 			need:     routing.Need{MinSchema: 3},
 			included: []string{"b"},
-			excluded: []routing.Exclusion{{Name: "a", Reason: routing.ReasonSchemaBehind, Detail: "schema version 2 < required 3"}},
+			excluded: []domain.Exclusion{{Name: "a", Reason: domain.ReasonSchemaBehind, Detail: "schema version 2 < required 3"}},
 		},
 		{
 			name:     "schema ahead is excluded, the maximum itself is included",
 			nodes:    []routing.Node{node("a", schema(5)), node("b", schema(4))},
 			need:     routing.Need{MinSchema: 3, MaxSchema: 4},
 			included: []string{"b"},
-			excluded: []routing.Exclusion{{Name: "a", Reason: routing.ReasonSchemaAhead, Detail: "schema version 5 > maximum 4"}},
+			excluded: []domain.Exclusion{{Name: "a", Reason: domain.ReasonSchemaAhead, Detail: "schema version 5 > maximum 4"}},
 		},
 		{
 			name:     "max schema 0 means no upper bound",
@@ -122,9 +123,9 @@ func TestRoute(t *testing.T) {
 			nodes:    []routing.Node{node("a", schema(2)), node("b", schema(3)), node("c", schema(4))},
 			need:     routing.Need{MinSchema: 3, MaxSchema: 3},
 			included: []string{"b"},
-			excluded: []routing.Exclusion{
-				{Name: "a", Reason: routing.ReasonSchemaBehind, Detail: "schema version 2 < required 3"},
-				{Name: "c", Reason: routing.ReasonSchemaAhead, Detail: "schema version 4 > maximum 3"},
+			excluded: []domain.Exclusion{
+				{Name: "a", Reason: domain.ReasonSchemaBehind, Detail: "schema version 2 < required 3"},
+				{Name: "c", Reason: domain.ReasonSchemaAhead, Detail: "schema version 4 > maximum 3"},
 			},
 		},
 		{
@@ -133,7 +134,7 @@ func TestRoute(t *testing.T) {
 				node("a", revoked, state(health.Unreachable), drift, schema(1)),
 			},
 			need:     routing.Need{MinSchema: 3},
-			excluded: []routing.Exclusion{{Name: "a", Reason: routing.ReasonRevoked, Detail: "node is revoked"}},
+			excluded: []domain.Exclusion{{Name: "a", Reason: domain.ReasonRevoked, Detail: "node is revoked"}},
 		},
 		{
 			name: "health wins over drift and schema",
@@ -142,16 +143,16 @@ func TestRoute(t *testing.T) {
 				node("b", state(health.Unknown), schema(0)),
 			},
 			need: routing.Need{MinSchema: 3},
-			excluded: []routing.Exclusion{
-				{Name: "a", Reason: routing.ReasonUnreachable, Detail: "node failed consecutive pings"},
-				{Name: "b", Reason: routing.ReasonUnknown, Detail: "node has not been checked yet"},
+			excluded: []domain.Exclusion{
+				{Name: "a", Reason: domain.ReasonUnreachable, Detail: "node failed consecutive pings"},
+				{Name: "b", Reason: domain.ReasonUnknown, Detail: "node has not been checked yet"},
 			},
 		},
 		{
 			name:     "drift wins over schema",
 			nodes:    []routing.Node{node("a", drift, schema(1))},
 			need:     routing.Need{MinSchema: 3},
-			excluded: []routing.Exclusion{{Name: "a", Reason: routing.ReasonDrift, Detail: "schema ledger disagrees with the hub's migrations"}},
+			excluded: []domain.Exclusion{{Name: "a", Reason: domain.ReasonDrift, Detail: "schema ledger disagrees with the hub's migrations"}},
 		},
 		{
 			name: "exclusions are ordered by name",
@@ -159,11 +160,11 @@ func TestRoute(t *testing.T) {
 				node("d", revoked), node("b", drift), node("c", state(health.Unknown)), node("a", schema(1)),
 			},
 			need: routing.Need{MinSchema: 3},
-			excluded: []routing.Exclusion{
-				{Name: "a", Reason: routing.ReasonSchemaBehind, Detail: "schema version 1 < required 3"},
-				{Name: "b", Reason: routing.ReasonDrift, Detail: "schema ledger disagrees with the hub's migrations"},
-				{Name: "c", Reason: routing.ReasonUnknown, Detail: "node has not been checked yet"},
-				{Name: "d", Reason: routing.ReasonRevoked, Detail: "node is revoked"},
+			excluded: []domain.Exclusion{
+				{Name: "a", Reason: domain.ReasonSchemaBehind, Detail: "schema version 1 < required 3"},
+				{Name: "b", Reason: domain.ReasonDrift, Detail: "schema ledger disagrees with the hub's migrations"},
+				{Name: "c", Reason: domain.ReasonUnknown, Detail: "node has not been checked yet"},
+				{Name: "d", Reason: domain.ReasonRevoked, Detail: "node is revoked"},
 			},
 		},
 		{
@@ -177,22 +178,22 @@ func TestRoute(t *testing.T) {
 			nodes:    []routing.Node{node("a"), node("b", state(health.Unreachable))},
 			need:     routing.Need{Nodes: []string{"b", "a"}},
 			included: []string{"a"},
-			excluded: []routing.Exclusion{{Name: "b", Reason: routing.ReasonUnreachable, Detail: "node failed consecutive pings"}},
+			excluded: []domain.Exclusion{{Name: "b", Reason: domain.ReasonUnreachable, Detail: "node failed consecutive pings"}},
 		},
 		{
 			name:     "a requested name that is not registered is excluded once",
 			nodes:    []routing.Node{node("a")},
 			need:     routing.Need{Nodes: []string{"zz", "a", "zz", "m"}},
 			included: []string{"a"},
-			excluded: []routing.Exclusion{
-				{Name: "m", Reason: routing.ReasonNotRegistered, Detail: "no registered node has this name"},
-				{Name: "zz", Reason: routing.ReasonNotRegistered, Detail: "no registered node has this name"},
+			excluded: []domain.Exclusion{
+				{Name: "m", Reason: domain.ReasonNotRegistered, Detail: "no registered node has this name"},
+				{Name: "zz", Reason: domain.ReasonNotRegistered, Detail: "no registered node has this name"},
 			},
 		},
 		{
 			name:     "requesting from an empty registry",
 			need:     routing.Need{Nodes: []string{"a"}},
-			excluded: []routing.Exclusion{{Name: "a", Reason: routing.ReasonNotRegistered, Detail: "no registered node has this name"}},
+			excluded: []domain.Exclusion{{Name: "a", Reason: domain.ReasonNotRegistered, Detail: "no registered node has this name"}},
 		},
 	}
 	for _, tt := range tests {
@@ -262,7 +263,7 @@ func TestPlanNames(t *testing.T) {
 			name: "names in plan order, exclusions ignored",
 			plan: routing.Plan{
 				Included: []routing.Node{{Name: "b"}, {Name: "a"}},
-				Excluded: []routing.Exclusion{{Name: "c", Reason: routing.ReasonRevoked}},
+				Excluded: []domain.Exclusion{{Name: "c", Reason: domain.ReasonRevoked}},
 			},
 			want: []string{"b", "a"},
 		},

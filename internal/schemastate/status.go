@@ -10,8 +10,8 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/migrate"
-	"github.com/syndb/federation/internal/store"
 )
 
 // Node states.
@@ -35,19 +35,19 @@ type Status struct {
 
 // Warehouse is the hub warehouse's schema.
 type Warehouse struct {
-	Version int          `json:"version"`
-	Pending []int        `json:"pending"`
-	Drift   *store.Drift `json:"drift,omitempty"`
+	Version int           `json:"version"`
+	Pending []int         `json:"pending"`
+	Drift   *domain.Drift `json:"drift,omitempty"`
 }
 
 // Node is one node's schema, as last reported.
 type Node struct {
-	Name    string       `json:"name"`
-	Version int          `json:"version"`
-	State   string       `json:"state"`
-	Pending []int        `json:"pending"`
-	Drift   *store.Drift `json:"drift,omitempty"`
-	Health  string       `json:"health"`
+	Name    string        `json:"name"`
+	Version int           `json:"version"`
+	State   string        `json:"state"`
+	Pending []int         `json:"pending"`
+	Drift   *domain.Drift `json:"drift,omitempty"`
+	Health  string        `json:"health"`
 	// LastSeen is when the node last answered (zero when never).
 	LastSeen time.Time `json:"last_seen"`
 }
@@ -61,7 +61,7 @@ type StateCounts struct {
 
 // Registry is what Read needs of the hub's store.
 type Registry interface {
-	Clusters(ctx context.Context, activeOnly bool) ([]store.Cluster, error)
+	Clusters(ctx context.Context, activeOnly bool) ([]domain.Cluster, error)
 	SchemaTarget(ctx context.Context) (int, error)
 }
 
@@ -81,7 +81,7 @@ func Read(ctx context.Context, reg Registry, warehouse driver.Conn, migs []migra
 	st.Hub.Pending = pending(len(ledger), len(migs))
 	var drift *migrate.DriftError
 	if errors.As(migrate.CheckDrift(ledger, migs), &drift) {
-		st.Hub.Drift = &store.Drift{Version: drift.Version, Reason: drift.Reason}
+		st.Hub.Drift = &domain.Drift{Version: drift.Version, Reason: drift.Reason}
 	}
 	clusters, err := reg.Clusters(ctx, true)
 	if err != nil {

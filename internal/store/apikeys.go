@@ -11,13 +11,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/syndb/federation/internal/domain"
 )
 
 // KeyPrefix starts every API key, so leaked keys are easy to recognise.
 const KeyPrefix = "sdb_"
-
-// ErrUnauthorized is returned for a missing, unknown or revoked API key.
-var ErrUnauthorized = errors.New("unauthorized")
 
 // Roles of an API key, from the least to the most it may do. Each role may
 // do everything the roles before it may.
@@ -107,7 +105,7 @@ func (s *Store) NewAPIKey(ctx context.Context, account, name, role string) (stri
 // Authenticate returns the principal behind key, or ErrUnauthorized.
 func (s *Store) Authenticate(ctx context.Context, key string) (Principal, error) {
 	if !strings.HasPrefix(key, KeyPrefix) || len(key) > 128 {
-		return Principal{}, ErrUnauthorized
+		return Principal{}, domain.ErrUnauthorized
 	}
 	hash := sha256.Sum256([]byte(key))
 	var p Principal
@@ -116,7 +114,7 @@ func (s *Store) Authenticate(ctx context.Context, key string) (Principal, error)
 		WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND a.id = k.account_id
 		RETURNING k.id, k.name, a.name, k.role`, hash[:]).Scan(&p.KeyID, &p.KeyName, &p.Account, &p.Role)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Principal{}, ErrUnauthorized
+		return Principal{}, domain.ErrUnauthorized
 	}
 	if err != nil {
 		return Principal{}, fmt.Errorf("look up api key: %w", err)
@@ -172,7 +170,7 @@ func (s *Store) RevokeAPIKey(ctx context.Context, id int64) (APIKey, error) {
 	}
 	k, err := scanAPIKey(s.pool.QueryRow(ctx, apiKeySelect+` WHERE k.id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return APIKey{}, fmt.Errorf("api key %d: %w", id, ErrNotFound)
+		return APIKey{}, fmt.Errorf("api key %d: %w", id, domain.ErrNotFound)
 	}
 	if err != nil {
 		return APIKey{}, fmt.Errorf("read api key %d: %w", id, err)

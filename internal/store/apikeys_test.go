@@ -7,6 +7,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/store"
 )
 
@@ -41,7 +42,7 @@ func TestKeyRolesAndJobOwners(t *testing.T) {
 	id := uuid.New()
 	j, err := st.CreateJob(ctx, id, "analytics", json.RawMessage(`{}`), "job-"+id.String(), op.KeyID)
 	require.NoError(t, err)
-	require.Equal(t, &store.JobOwner{KeyID: op.KeyID, KeyName: "ci", Account: "lab-y"}, j.Owner)
+	require.Equal(t, &domain.JobOwner{KeyID: op.KeyID, KeyName: "ci", Account: "lab-y"}, j.Owner)
 	var account string
 	require.NoError(t, conn.QueryRow(ctx, `SELECT a.name FROM jobs j JOIN accounts a ON a.id = j.owner_account_id WHERE j.id = $1`, id).Scan(&account))
 	require.Equal(t, "lab-y", account)
@@ -59,12 +60,12 @@ func TestKeyRolesAndJobOwners(t *testing.T) {
 	require.NoError(t, err)
 	require.NotNil(t, k.RevokedAt)
 	_, err = st.Authenticate(ctx, opKey)
-	require.ErrorIs(t, err, store.ErrUnauthorized)
+	require.ErrorIs(t, err, domain.ErrUnauthorized)
 	j, err = st.Job(ctx, id)
 	require.NoError(t, err)
 	require.Equal(t, "lab-y", j.Owner.Account)
 	_, err = st.RevokeAPIKey(ctx, 999999)
-	require.ErrorIs(t, err, store.ErrNotFound)
+	require.ErrorIs(t, err, domain.ErrNotFound)
 	keys, err := st.APIKeys(ctx)
 	require.NoError(t, err)
 	require.Len(t, keys, 5)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/syndb/federation/internal/domain"
 )
 
 // Dataset search page sizes.
@@ -42,21 +43,6 @@ type CatalogDataset struct {
 	Tables               []TableRows
 }
 
-// CatalogChange is what writing one node's catalog changed.
-type CatalogChange struct {
-	// Datasets is the number of datasets the node reported.
-	Datasets int `json:"datasets"`
-	Added    int `json:"added"`
-	Updated  int `json:"updated"`
-	// Removed counts the datasets the node no longer reports.
-	Removed int `json:"removed"`
-	// Rows is the sum of the reported datasets' row counts.
-	Rows uint64 `json:"rows"`
-	// Stale is set when a catalog fetched later was written already, so
-	// this one was not.
-	Stale bool `json:"stale,omitempty"`
-}
-
 // Dataset is one dataset of the hub's catalog.
 type Dataset struct {
 	Node                 string      `json:"node"`
@@ -84,10 +70,10 @@ type Dataset struct {
 // transaction. Writes of one node's catalog are serialised, and a catalog
 // fetched before the one already written is left out (Stale), so concurrent
 // syncs never bring back an older catalog.
-func (s *Store) ReplaceCatalog(ctx context.Context, cluster string, datasets []CatalogDataset, fetchedAt time.Time, workflowID string) (CatalogChange, error) {
-	ch := CatalogChange{Datasets: len(datasets)}
+func (s *Store) ReplaceCatalog(ctx context.Context, cluster string, datasets []CatalogDataset, fetchedAt time.Time, workflowID string) (domain.CatalogChange, error) {
+	ch := domain.CatalogChange{Datasets: len(datasets)}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		ch = CatalogChange{Datasets: len(datasets)}
+		ch = domain.CatalogChange{Datasets: len(datasets)}
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, "syndb-catalog:"+cluster); err != nil {
 			return fmt.Errorf("lock catalog of %q: %w", cluster, err)
 		}
@@ -156,7 +142,7 @@ func (s *Store) ReplaceCatalog(ctx context.Context, cluster string, datasets []C
 		return nil
 	})
 	if err != nil {
-		return CatalogChange{}, err
+		return domain.CatalogChange{}, err
 	}
 	return ch, nil
 }
@@ -278,7 +264,7 @@ func (s *Store) Dataset(ctx context.Context, cluster string, id uuid.UUID) (Data
 	var total int
 	d, err := scanDataset(row, &total)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Dataset{}, fmt.Errorf("dataset %s of %q: %w", id, cluster, ErrNotFound)
+		return Dataset{}, fmt.Errorf("dataset %s of %q: %w", id, cluster, domain.ErrNotFound)
 	}
 	if err != nil {
 		return Dataset{}, fmt.Errorf("read dataset %s of %q: %w", id, cluster, err)

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/syndb/federation/internal/devstack"
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/store"
 )
 
@@ -79,7 +80,7 @@ func TestCatalogStore(t *testing.T) {
 		a, b, c := dataset("alpha", ""), dataset("beta", ""), dataset("gamma", "")
 		ch, err := st.ReplaceCatalog(ctx, "lab-a", []store.CatalogDataset{a, b, c}, t0, "wf-1")
 		require.NoError(t, err)
-		require.Equal(t, store.CatalogChange{Datasets: 3, Added: 3, Rows: 120}, ch)
+		require.Equal(t, domain.CatalogChange{Datasets: 3, Added: 3, Rows: 120}, ch)
 
 		got, err := st.Dataset(ctx, "lab-a", a.ID)
 		require.NoError(t, err)
@@ -96,7 +97,7 @@ func TestCatalogStore(t *testing.T) {
 		// Again, unchanged: nothing written, updated_at stays.
 		ch, err = st.ReplaceCatalog(ctx, "lab-a", []store.CatalogDataset{a, b, c}, t0.Add(time.Minute), "wf-2")
 		require.NoError(t, err)
-		require.Equal(t, store.CatalogChange{Datasets: 3, Rows: 120}, ch)
+		require.Equal(t, domain.CatalogChange{Datasets: 3, Rows: 120}, ch)
 		got, err = st.Dataset(ctx, "lab-a", a.ID)
 		require.NoError(t, err)
 		require.Equal(t, firstUpdate, got.UpdatedAt)
@@ -107,9 +108,9 @@ func TestCatalogStore(t *testing.T) {
 		d := dataset("delta", "")
 		ch, err = st.ReplaceCatalog(ctx, "lab-a", []store.CatalogDataset{a, b, d}, t0.Add(2*time.Minute), "wf-3")
 		require.NoError(t, err)
-		require.Equal(t, store.CatalogChange{Datasets: 3, Added: 1, Updated: 1, Removed: 1, Rows: 125}, ch)
+		require.Equal(t, domain.CatalogChange{Datasets: 3, Added: 1, Updated: 1, Removed: 1, Rows: 125}, ch)
 		_, err = st.Dataset(ctx, "lab-a", c.ID)
-		require.ErrorIs(t, err, store.ErrNotFound)
+		require.ErrorIs(t, err, domain.ErrNotFound)
 		got, err = st.Dataset(ctx, "lab-a", b.ID)
 		require.NoError(t, err)
 		require.Equal(t, "re-segmented", got.Notes)
@@ -128,7 +129,7 @@ func TestCatalogStore(t *testing.T) {
 		require.Equal(t, 1, ch.Added)
 		ch, err = st.ReplaceCatalog(ctx, "lab-b", nil, t0.Add(time.Minute), "wf-b2")
 		require.NoError(t, err)
-		require.Equal(t, store.CatalogChange{Removed: 1}, ch)
+		require.Equal(t, domain.CatalogChange{Removed: 1}, ch)
 		require.Len(t, search(t, st, store.DatasetQuery{Node: "lab-a"}).Datasets, 3)
 
 		_, err = st.ReplaceCatalog(ctx, "lab-z", []store.CatalogDataset{a}, t0, "wf-z")
@@ -197,7 +198,7 @@ func TestCatalogStore(t *testing.T) {
 		require.NoError(t, err)
 		require.Empty(t, search(t, st, store.DatasetQuery{Animal: "rat"}).Datasets)
 		_, err = st.Dataset(ctx, "lab-b", rat.ID)
-		require.ErrorIs(t, err, store.ErrNotFound)
+		require.ErrorIs(t, err, domain.ErrNotFound)
 		_, err = conn.Exec(ctx, `UPDATE clusters SET status = 'active' WHERE name = 'lab-b'`)
 		require.NoError(t, err)
 	})
@@ -220,7 +221,7 @@ func TestCatalogStore(t *testing.T) {
 		v, err = st.ClusterOntologyVersion(ctx, "lab-a")
 		require.NoError(t, err)
 		require.Equal(t, 2, v, "versions only go forward")
-		require.ErrorIs(t, st.RecordOntologyVersion(ctx, "lab-z", 2, "sum2", "x"), store.ErrNotFound)
+		require.ErrorIs(t, st.RecordOntologyVersion(ctx, "lab-z", 2, "sum2", "x"), domain.ErrNotFound)
 
 		nodes, err := st.ClusterOntologies(ctx)
 		require.NoError(t, err)

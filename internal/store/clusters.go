@@ -8,40 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/syndb/federation/internal/domain"
 )
-
-// ErrPeerMismatch is returned when the registering peer is already bound
-// to another cluster name.
-var ErrPeerMismatch = errors.New("this peer is already registered under another name")
-
-// Cluster is one node in the registry.
-type Cluster struct {
-	Name           string    `json:"name"`
-	PeerID         string    `json:"peer_id"`
-	Addrs          []string  `json:"addrs"`
-	FlightAddr     string    `json:"flight_addr"`
-	ClickHouseAddr string    `json:"clickhouse_addr"`
-	AgentVersion   string    `json:"agent_version"`
-	SchemaVersion  int       `json:"schema_version"`
-	Status         string    `json:"status"`
-	Health         string    `json:"health"`
-	HealthSince    time.Time `json:"health_since"`
-	// HealthReason says why the node is in its health state.
-	HealthReason string `json:"health_reason"`
-	// HealthLatencyMS is the last ping's round trip (0 before the first).
-	HealthLatencyMS float64   `json:"health_latency_ms"`
-	LastSeen        time.Time `json:"last_seen"`
-	RegisteredAt    time.Time `json:"registered_at"`
-	// Drift is set while the node's ledger disagrees with the hub's
-	// migrations; sync leaves such a node alone.
-	Drift *Drift `json:"schema_drift,omitempty"`
-}
-
-// Drift says where a node's schema ledger disagrees with the hub's migrations.
-type Drift struct {
-	Version int    `json:"version"`
-	Reason  string `json:"reason"`
-}
 
 // Registration is what a node tells the hub when it registers.
 type Registration struct {
@@ -67,8 +35,8 @@ type Registration struct {
 // tells the asking peer nothing about other peers or names: a name that is
 // not enrolled, revoked, or bound to another peer is ErrTokenInvalid like a
 // wrong token (the wrapped detail, for the hub's log, says which).
-func (s *Store) Register(ctx context.Context, r Registration) (Cluster, error) {
-	var c Cluster
+func (s *Store) Register(ctx context.Context, r Registration) (domain.Cluster, error) {
+	var c domain.Cluster
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var (
 			existing *string
@@ -124,7 +92,7 @@ func (s *Store) Register(ctx context.Context, r Registration) (Cluster, error) {
 // valid, unless the token is its own, used or expired).
 func redeem(ctx context.Context, tx pgx.Tx, r Registration, closed string) error {
 	if r.Token == "" {
-		return fmt.Errorf("%w (no token presented for %q; %s)", ErrTokenInvalid, r.Name, orOpen(closed))
+		return fmt.Errorf("%w (no token presented for %q; %s)", domain.ErrTokenInvalid, r.Name, orOpen(closed))
 	}
 	hash := sha256.Sum256([]byte(r.Token))
 	var (
@@ -136,22 +104,22 @@ func redeem(ctx context.Context, tx pgx.Tx, r Registration, closed string) error
 		hash[:]).Scan(&cluster, &expired, &usedAt)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return fmt.Errorf("%w (unknown token for %q; %s)", ErrTokenInvalid, r.Name, orOpen(closed))
+		return fmt.Errorf("%w (unknown token for %q; %s)", domain.ErrTokenInvalid, r.Name, orOpen(closed))
 	case err != nil:
 		return fmt.Errorf("look up enrollment token: %w", err)
 	case cluster != r.Name:
-		return fmt.Errorf("%w (token of %q presented for %q)", ErrTokenInvalid, cluster, r.Name)
+		return fmt.Errorf("%w (token of %q presented for %q)", domain.ErrTokenInvalid, cluster, r.Name)
 	case usedAt != nil:
-		return ErrTokenUsed
+		return domain.ErrTokenUsed
 	case expired:
-		return ErrTokenExpired
+		return domain.ErrTokenExpired
 	case closed != "":
-		return fmt.Errorf("%w (%q: %s)", ErrTokenInvalid, r.Name, closed)
+		return fmt.Errorf("%w (%q: %s)", domain.ErrTokenInvalid, r.Name, closed)
 	}
 	var other string
 	err = tx.QueryRow(ctx, `SELECT name FROM clusters WHERE peer_id = $1`, r.PeerID).Scan(&other)
 	if err == nil {
-		return fmt.Errorf("%w: peer %s is %q", ErrPeerMismatch, r.PeerID, other)
+		return fmt.Errorf("%w: peer %s is %q", domain.ErrPeerMismatch, r.PeerID, other)
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("look up peer %s: %w", r.PeerID, err)
@@ -173,9 +141,9 @@ const clusterColumns = `name, coalesce(peer_id, ''), addrs, flight_addr, clickho
 	schema_version, status, health, health_since, last_seen, registered_at, schema_drift_version, schema_drift,
 	health_reason, coalesce(health_latency_ms, 0)`
 
-func scanCluster(row pgx.Row) (Cluster, error) {
+func scanCluster(row pgx.Row) (domain.Cluster, error) {
 	var (
-		c            Cluster
+		c            domain.Cluster
 		lastSeen     *time.Time
 		driftVersion *int
 		driftReason  string
@@ -185,14 +153,14 @@ func scanCluster(row pgx.Row) (Cluster, error) {
 		&c.HealthReason, &c.HealthLatencyMS)
 	c.LastSeen = nullTime(lastSeen)
 	if driftVersion != nil {
-		c.Drift = &Drift{Version: *driftVersion, Reason: driftReason}
+		c.Drift = &domain.Drift{Version: *driftVersion, Reason: driftReason}
 	}
 	c.HealthSince, c.RegisteredAt = c.HealthSince.UTC(), c.RegisteredAt.UTC()
 	return c, err
 }
 
 // Clusters lists the registry, by name. With activeOnly, revoked nodes are left out.
-func (s *Store) Clusters(ctx context.Context, activeOnly bool) ([]Cluster, error) {
+func (s *Store) Clusters(ctx context.Context, activeOnly bool) ([]domain.Cluster, error) {
 	q := `SELECT ` + clusterColumns + ` FROM clusters`
 	if activeOnly {
 		q += ` WHERE status = 'active' AND peer_id IS NOT NULL`
@@ -202,7 +170,7 @@ func (s *Store) Clusters(ctx context.Context, activeOnly bool) ([]Cluster, error
 		return nil, fmt.Errorf("list clusters: %w", err)
 	}
 	defer rows.Close()
-	out := []Cluster{}
+	out := []domain.Cluster{}
 	for rows.Next() {
 		c, err := scanCluster(rows)
 		if err != nil {
@@ -217,27 +185,21 @@ func (s *Store) Clusters(ctx context.Context, activeOnly bool) ([]Cluster, error
 }
 
 // Cluster returns one cluster by name, or ErrNotFound.
-func (s *Store) Cluster(ctx context.Context, name string) (Cluster, error) {
+func (s *Store) Cluster(ctx context.Context, name string) (domain.Cluster, error) {
 	c, err := scanCluster(s.pool.QueryRow(ctx, `SELECT `+clusterColumns+` FROM clusters WHERE name = $1`, name))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Cluster{}, fmt.Errorf("cluster %q: %w", name, ErrNotFound)
+		return domain.Cluster{}, fmt.Errorf("cluster %q: %w", name, domain.ErrNotFound)
 	}
 	if err != nil {
-		return Cluster{}, fmt.Errorf("read cluster %q: %w", name, err)
+		return domain.Cluster{}, fmt.Errorf("read cluster %q: %w", name, err)
 	}
 	return c, nil
-}
-
-// AppliedVersion is one migration a node reported applied.
-type AppliedVersion struct {
-	Version  int
-	Checksum string
 }
 
 // RecordSchemaVersion stores the version a node reported after a sync, and the
 // migrations it applied, and marks the node seen. Recording the same
 // migration again (a retried activity) changes nothing.
-func (s *Store) RecordSchemaVersion(ctx context.Context, cluster string, version int, applied []AppliedVersion, workflowID string) error {
+func (s *Store) RecordSchemaVersion(ctx context.Context, cluster string, version int, applied []domain.AppliedVersion, workflowID string) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE clusters SET schema_version = $2, schema_drift_version = NULL, schema_drift = '',
 			last_seen = now(), updated_at = now() WHERE name = $1`, cluster, version)
@@ -245,7 +207,7 @@ func (s *Store) RecordSchemaVersion(ctx context.Context, cluster string, version
 			return fmt.Errorf("record schema version of %q: %w", cluster, err)
 		}
 		if tag.RowsAffected() == 0 {
-			return fmt.Errorf("record schema version of %q: %w", cluster, ErrNotFound)
+			return fmt.Errorf("record schema version of %q: %w", cluster, domain.ErrNotFound)
 		}
 		for _, a := range applied {
 			_, err := tx.Exec(ctx, `INSERT INTO cluster_schema_versions (cluster, version, checksum, workflow_id)
@@ -259,13 +221,13 @@ func (s *Store) RecordSchemaVersion(ctx context.Context, cluster string, version
 }
 
 // SchemaHistory returns the versions recorded for a cluster, in order.
-func (s *Store) SchemaHistory(ctx context.Context, cluster string) ([]AppliedVersion, error) {
+func (s *Store) SchemaHistory(ctx context.Context, cluster string) ([]domain.AppliedVersion, error) {
 	rows, err := s.pool.Query(ctx, `SELECT version, checksum FROM cluster_schema_versions WHERE cluster = $1 ORDER BY version`, cluster)
 	if err != nil {
 		return nil, fmt.Errorf("read schema history of %q: %w", cluster, err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (AppliedVersion, error) {
-		var a AppliedVersion
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.AppliedVersion, error) {
+		var a domain.AppliedVersion
 		return a, r.Scan(&a.Version, &a.Checksum)
 	})
 	if err != nil {

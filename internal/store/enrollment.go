@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/syndb/federation/internal/domain"
 )
 
 // EnrollmentPrefix starts every enrollment token.
@@ -19,17 +20,6 @@ const EnrollmentPrefix = "sdbenroll_"
 // ClusterChannel is the PostgreSQL NOTIFY channel on which registry changes
 // (enrolment, revocation) are announced, with the cluster name as payload.
 const ClusterChannel = "syndb_clusters"
-
-// Registration refusals. The hub reports each sentinel's own text to the
-// node (never the detail wrapped around it, which may name other peers),
-// and the node logs it.
-var (
-	ErrTokenInvalid = errors.New("no valid enrollment for this name: a first registration needs the token its enrolment returned " +
-		"(POST /v1/federation/clusters)")
-	ErrTokenUsed    = errors.New("enrollment token has already been used")
-	ErrTokenExpired = errors.New("enrollment token has expired")
-	ErrExists       = errors.New("cluster already enrolled")
-)
 
 // Enrollment is a new cluster entry and its single-use token.
 type Enrollment struct {
@@ -69,7 +59,7 @@ func (s *Store) CreateCluster(ctx context.Context, name string, ttl time.Duratio
 		case err != nil:
 			return fmt.Errorf("look up cluster %q: %w", name, err)
 		case status == "active" && peerID != nil:
-			return fmt.Errorf("%w: %q is bound to peer %s (revoke it first to re-enroll)", ErrExists, name, *peerID)
+			return fmt.Errorf("%w: %q is bound to peer %s (revoke it first to re-enroll)", domain.ErrExists, name, *peerID)
 		case status == "revoked":
 			_, err := tx.Exec(ctx, `UPDATE clusters SET status = 'active', peer_id = NULL, addrs = '{}', revoked_at = NULL,
 				health = 'unknown', health_since = now(), data_host = $2, updated_at = now() WHERE name = $1`, name, dataHost)
@@ -105,14 +95,14 @@ func (s *Store) CreateCluster(ctx context.Context, name string, ttl time.Duratio
 
 // RevokeCluster marks a cluster revoked: its peer is refused from now on.
 // It announces the change on ClusterChannel so hub processes drop the peer.
-func (s *Store) RevokeCluster(ctx context.Context, name string) (Cluster, error) {
-	var c Cluster
+func (s *Store) RevokeCluster(ctx context.Context, name string) (domain.Cluster, error) {
+	var c domain.Cluster
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
 		c, err = scanCluster(tx.QueryRow(ctx, `UPDATE clusters SET status = 'revoked', revoked_at = now(), updated_at = now()
 			WHERE name = $1 RETURNING `+clusterColumns, name))
 		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("cluster %q: %w", name, ErrNotFound)
+			return fmt.Errorf("cluster %q: %w", name, domain.ErrNotFound)
 		}
 		if err != nil {
 			return fmt.Errorf("revoke cluster %q: %w", name, err)

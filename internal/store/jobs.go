@@ -5,60 +5,20 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/syndb/federation/internal/domain"
 )
-
-// Job states.
-const (
-	JobPending   = "pending"
-	JobRunning   = "running"
-	JobCompleted = "completed"
-	JobPartial   = "partial" // finished without some nodes
-	JobFailed    = "failed"
-	JobCancelled = "cancelled"
-)
-
-// JobStates lists every state, for validating filters.
-var JobStates = []string{JobPending, JobRunning, JobCompleted, JobPartial, JobFailed, JobCancelled}
-
-// Job is one analytics or ETL job: the queue entry and its history.
-type Job struct {
-	ID           uuid.UUID       `json:"id"`
-	Kind         string          `json:"kind"`
-	State        string          `json:"state"`
-	Spec         json.RawMessage `json:"spec"`
-	WorkflowID   string          `json:"workflow_id"`
-	Error        string          `json:"error,omitempty"`
-	Nodes        json.RawMessage `json:"nodes"`
-	Result       json.RawMessage `json:"result,omitempty"`
-	ResultObject string          `json:"result_object,omitempty"`
-	CreatedAt    time.Time       `json:"created_at"`
-	StartedAt    *time.Time      `json:"started_at,omitempty"`
-	FinishedAt   *time.Time      `json:"finished_at,omitempty"`
-	// Owner is who created the job; nil for a job no API key created.
-	Owner *JobOwner `json:"owner,omitempty"`
-}
-
-// JobOwner is the API key that created a job and the key's account. Only
-// the owner key and admin keys may cancel the job.
-type JobOwner struct {
-	// KeyID is 0 once the key is gone; Account still names its account.
-	KeyID   int64  `json:"key_id"`
-	KeyName string `json:"key_name"`
-	Account string `json:"account"`
-}
 
 // jobSelect reads jobs (aliased j) with their owner.
 const jobSelect = `SELECT j.id, j.kind, j.state, j.spec, j.workflow_id, coalesce(j.error, ''), j.nodes, j.result, j.result_object,
 	j.created_at, j.started_at, j.finished_at, j.created_by, coalesce(k.name, ''), a.name
 	FROM jobs j LEFT JOIN api_keys k ON k.id = j.created_by LEFT JOIN accounts a ON a.id = j.owner_account_id`
 
-func scanJob(row pgx.Row) (Job, error) {
+func scanJob(row pgx.Row) (domain.Job, error) {
 	var (
-		j       Job
+		j       domain.Job
 		result  []byte
 		keyID   *int64
 		keyName string
@@ -70,7 +30,7 @@ func scanJob(row pgx.Row) (Job, error) {
 		j.Result = result
 	}
 	if keyID != nil || account != nil {
-		j.Owner = &JobOwner{KeyName: keyName}
+		j.Owner = &domain.JobOwner{KeyName: keyName}
 		if keyID != nil {
 			j.Owner.KeyID = *keyID
 		}
@@ -84,7 +44,7 @@ func scanJob(row pgx.Row) (Job, error) {
 
 // CreateJob queues a job (state pending) run by workflowID, owned by the
 // API key createdBy (none when 0) and its account.
-func (s *Store) CreateJob(ctx context.Context, id uuid.UUID, kind string, spec json.RawMessage, workflowID string, createdBy int64) (Job, error) {
+func (s *Store) CreateJob(ctx context.Context, id uuid.UUID, kind string, spec json.RawMessage, workflowID string, createdBy int64) (domain.Job, error) {
 	var by *int64
 	if createdBy > 0 {
 		by = &createdBy
@@ -92,36 +52,36 @@ func (s *Store) CreateJob(ctx context.Context, id uuid.UUID, kind string, spec j
 	_, err := s.pool.Exec(ctx, `INSERT INTO jobs (id, kind, spec, workflow_id, created_by, owner_account_id)
 		VALUES ($1, $2, $3, $4, $5, (SELECT account_id FROM api_keys WHERE id = $5))`, id, kind, spec, workflowID, by)
 	if err != nil {
-		return Job{}, fmt.Errorf("create job: %w", err)
+		return domain.Job{}, fmt.Errorf("create job: %w", err)
 	}
 	return s.Job(ctx, id)
 }
 
 // Job returns one job, or ErrNotFound.
-func (s *Store) Job(ctx context.Context, id uuid.UUID) (Job, error) {
+func (s *Store) Job(ctx context.Context, id uuid.UUID) (domain.Job, error) {
 	j, err := scanJob(s.pool.QueryRow(ctx, jobSelect+` WHERE j.id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Job{}, fmt.Errorf("job %s: %w", id, ErrNotFound)
+		return domain.Job{}, fmt.Errorf("job %s: %w", id, domain.ErrNotFound)
 	}
 	if err != nil {
-		return Job{}, fmt.Errorf("read job %s: %w", id, err)
+		return domain.Job{}, fmt.Errorf("read job %s: %w", id, err)
 	}
 	return j, nil
 }
 
 // Jobs lists jobs, newest first, in state (any when empty).
-func (s *Store) Jobs(ctx context.Context, state string, limit, offset int) ([]Job, error) {
+func (s *Store) Jobs(ctx context.Context, state string, limit, offset int) ([]domain.Job, error) {
 	rows, err := s.pool.Query(ctx, jobSelect+` WHERE ($1 = '' OR j.state = $1)
 		ORDER BY j.created_at DESC, j.id LIMIT $2 OFFSET $3`, state, limit, offset)
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Job, error) { return scanJob(r) })
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Job, error) { return scanJob(r) })
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}
 	if out == nil {
-		out = []Job{}
+		out = []domain.Job{}
 	}
 	return out, nil
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/syndb/federation/internal/domain"
 )
 
 // OntologyTarget is the ontology version the latest ontology sync pushed
@@ -55,7 +56,7 @@ func (s *Store) RecordOntologyVersion(ctx context.Context, cluster string, versi
 		return fmt.Errorf("record ontology version of %q: %w", cluster, err)
 	}
 	if !exists {
-		return fmt.Errorf("record ontology version of %q: %w", cluster, ErrNotFound)
+		return fmt.Errorf("record ontology version of %q: %w", cluster, domain.ErrNotFound)
 	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO cluster_ontology (cluster, version, checksum, workflow_id) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (cluster) DO UPDATE SET version = EXCLUDED.version, checksum = EXCLUDED.checksum,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/syndb/federation/internal/domain"
 )
 
 // RecordSchemaDrift marks a node as drifted: its ledger disagrees with the
@@ -17,7 +18,7 @@ func (s *Store) RecordSchemaDrift(ctx context.Context, cluster string, version i
 		return fmt.Errorf("record schema drift of %q: %w", cluster, err)
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("record schema drift of %q: %w", cluster, ErrNotFound)
+		return fmt.Errorf("record schema drift of %q: %w", cluster, domain.ErrNotFound)
 	}
 	return nil
 }

@@ -1,11 +1,12 @@
 // Package store is the hub's PostgreSQL access: accounts and API keys, the
 // cluster registry and the schema versions nodes report. PostgreSQL is the
 // federation's source of truth; the schema is applied at Open by goose.
+// The store maps rows to the types of package domain (a cluster, a job),
+// which it does not define.
 package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io/fs"
 	"time"
@@ -17,9 +18,6 @@ import (
 
 	"github.com/syndb/federation/schemas"
 )
-
-// ErrNotFound is returned when a row does not exist.
-var ErrNotFound = errors.New("not found")
 
 // Store is the hub's PostgreSQL store. It is safe for concurrent use.
 type Store struct {

@@ -1,0 +1,45 @@
+package domain
+
+import (
+	"errors"
+	"time"
+)
+
+// Cluster is one node in the registry.
+type Cluster struct {
+	Name           string    `json:"name"`
+	PeerID         string    `json:"peer_id"`
+	Addrs          []string  `json:"addrs"`
+	FlightAddr     string    `json:"flight_addr"`
+	ClickHouseAddr string    `json:"clickhouse_addr"`
+	AgentVersion   string    `json:"agent_version"`
+	SchemaVersion  int       `json:"schema_version"`
+	Status         string    `json:"status"`
+	Health         string    `json:"health"`
+	HealthSince    time.Time `json:"health_since"`
+	// HealthReason says why the node is in its health state.
+	HealthReason string `json:"health_reason"`
+	// HealthLatencyMS is the last ping's round trip (0 before the first).
+	HealthLatencyMS float64   `json:"health_latency_ms"`
+	LastSeen        time.Time `json:"last_seen"`
+	RegisteredAt    time.Time `json:"registered_at"`
+	// Drift is set while the node's ledger disagrees with the hub's
+	// migrations; sync leaves such a node alone.
+	Drift *Drift `json:"schema_drift,omitempty"`
+}
+
+// Drift says where a node's schema ledger disagrees with the hub's migrations.
+type Drift struct {
+	Version int    `json:"version"`
+	Reason  string `json:"reason"`
+}
+
+// AppliedVersion is one migration a node reported applied.
+type AppliedVersion struct {
+	Version  int
+	Checksum string
+}
+
+// ErrPeerMismatch is returned when the registering peer is already bound
+// to another cluster name.
+var ErrPeerMismatch = errors.New("this peer is already registered under another name")
