@@ -128,7 +128,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	defer close(h.done)
 
 	var parts stack
-	defer parts.stop()
+	defer func() { parts.stop() }() // the parts started by then, not now
 	if err := h.start(ctx, &parts); err != nil {
 		return err
 	}

@@ -120,7 +120,7 @@ func TestRegisterRegistersEverything(t *testing.T) {
 // freePort returns a TCP port nothing listens on.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := new(net.ListenConfig).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	port := l.Addr().(*net.TCPAddr).Port
 	require.NoError(t, l.Close())
@@ -173,7 +173,7 @@ func TestNewHubStartsNothing(t *testing.T) {
 			before := runtime.NumGoroutine()
 			h, err := NewHub(cfg, log)
 			require.Equal(t, before, runtime.NumGoroutine(), "NewHub started a goroutine")
-			l, lerr := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+			l, lerr := new(net.ListenConfig).Listen(context.Background(), "tcp", "127.0.0.1:"+strconv.Itoa(port))
 			require.NoError(t, lerr, "NewHub bound the libp2p port")
 			require.NoError(t, l.Close())
 			if tc.error != "" {
