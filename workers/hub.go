@@ -113,7 +113,8 @@ func (s stack) stop() {
 // Run starts the hub and runs it until ctx ends or Shutdown is called; then
 // it stops the parts in reverse order (the Temporal worker first, finishing
 // in-flight activities; then the registrations' catch-ups, the Temporal
-// client, the access sync, discovery, the libp2p host, the databases) and
+// client, discovery, the access sync and relay reservations, the libp2p
+// host, the hub warehouse, PostgreSQL) and
 // returns when they are all gone. A clean stop returns nil.
 func (h *Hub) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
