@@ -32,14 +32,22 @@ import (
 	"github.com/syndb/federation/internal/version"
 )
 
-// Agent is a running node agent.
+// Agent is a node agent. New builds it and validates its configuration;
+// Run starts the libp2p host, discovery, the handlers and the Flight server
+// and registers with the hub; Shutdown (or the end of Run's context) stops
+// them and returns when every goroutine is gone.
 type Agent struct {
 	cfg    config.Node
 	log    *slog.Logger
 	key    crypto.PrivKey
-	host   host.Host
-	disc   *p2p.Discovery
+	id     peer.ID
+	psk    []byte
+	boot   []peer.AddrInfo
 	relays []peer.AddrInfo
+
+	// host and disc are set by Run before any handler or registration uses them.
+	host host.Host
+	disc *p2p.Discovery
 
 	// hub is the hub the agent answers: configured (address or ID), or
 	// pinned when first discovered and accepted. hubID is read lock-free
@@ -67,14 +75,23 @@ type Agent struct {
 	registered chan struct{}
 	regOnce    sync.Once
 	lastErr    atomic.Pointer[error]
-	stop       context.CancelFunc
 	wg         sync.WaitGroup
+
+	// runMu guards cancel and stopped; done is closed when Run returns.
+	runMu   sync.Mutex
+	cancel  context.CancelFunc
+	stopped bool
+	done    chan struct{}
 }
 
-// New starts the agent's libp2p host, discovery and handlers. Run registers
-// with the hub.
+// New validates cfg and builds the agent: it parses the hub and peer
+// addresses and reads (or creates) the identity key. It starts nothing: no
+// goroutine, no listener, no connection.
 func New(cfg config.Node, log *slog.Logger) (*Agent, error) {
-	a := &Agent{cfg: cfg, log: log.With("node", cfg.Name), registered: make(chan struct{})}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration: %w", err)
+	}
+	a := &Agent{cfg: cfg, log: log.With("node", cfg.Name), registered: make(chan struct{}), done: make(chan struct{})}
 	a.hubID.Store(peer.ID(""))
 	a.candidate.Store(peer.ID(""))
 	switch {
@@ -92,39 +109,45 @@ func New(cfg config.Node, log *slog.Logger) (*Agent, error) {
 		}
 		a.pinHub(peer.AddrInfo{ID: id})
 	}
-	boot, err := p2p.ParseAddrInfos(cfg.Bootstrap)
-	if err != nil {
+	var err error
+	if a.boot, err = p2p.ParseAddrInfos(cfg.Bootstrap); err != nil {
 		return nil, fmt.Errorf("SYNDB_P2P_BOOTSTRAP: %w", err)
 	}
 	if a.relays, err = p2p.ParseAddrInfos(cfg.Relays); err != nil {
 		return nil, fmt.Errorf("SYNDB_P2P_RELAYS: %w", err)
 	}
+	if a.psk, err = config.DecodePSK(cfg.PSK); err != nil {
+		return nil, err
+	}
 	if a.key, err = p2p.LoadOrCreateKey(cfg.KeyFile); err != nil {
 		return nil, err
 	}
-	psk, err := config.DecodePSK(cfg.PSK)
-	if err != nil {
-		return nil, err
+	if a.id, err = peer.IDFromPrivateKey(a.key); err != nil {
+		return nil, fmt.Errorf("peer ID of %s: %w", cfg.KeyFile, err)
 	}
-	a.host, err = p2p.NewHost(p2p.HostConfig{Key: a.key, Listen: cfg.Listen, PSK: psk,
-		Reachability: cfg.Reachability, Relays: a.relays})
+	return a, nil
+}
+
+// start starts the libp2p host, discovery, the Flight server and the
+// handlers; on error it stops what it started.
+func (a *Agent) start(ctx context.Context) error {
+	var err error
+	a.host, err = p2p.NewHost(p2p.HostConfig{Key: a.key, Listen: a.cfg.Listen, PSK: a.psk,
+		Reachability: a.cfg.Reachability, Relays: a.relays})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	a.stop = cancel
-	a.disc, err = p2p.StartDiscovery(ctx, a.host, p2p.DiscoveryConfig{Bootstrap: boot, MDNS: cfg.MDNS}, a.log)
+	a.disc, err = p2p.StartDiscovery(ctx, a.host, p2p.DiscoveryConfig{Bootstrap: a.boot, MDNS: a.cfg.MDNS}, a.log)
 	if err != nil {
-		cancel()
 		_ = a.host.Close()
-		return nil, err
+		return err
 	}
 	if err := a.startFlight(); err != nil {
 		a.close()
-		return nil, err
+		return err
 	}
 	hubOnly := a.hubOnly(p2p.NewRefusalLog(a.log, refusalLogWindow))
-	d := cfg.AnswerDelay
+	d := a.cfg.AnswerDelay
 	p2p.Handle(a.host, p2p.HealthPing, a.log, hubOnly(p2p.HealthPing), delayed(d, a.handlePing))
 	p2p.Handle(a.host, p2p.SchemaSync, a.log, hubOnly(p2p.SchemaSync), delayed(d, a.handleSchemaSync))
 	p2p.Handle(a.host, p2p.DatasetCatalog, a.log, hubOnly(p2p.DatasetCatalog), delayed(d, a.handleCatalog))
@@ -135,8 +158,8 @@ func New(cfg config.Node, log *slog.Logger) (*Agent, error) {
 		a.log.Warn("every answer to the hub is held back", "delay", d)
 	}
 	a.log.Info("node agent listening", "peer_id", a.host.ID(), "addrs", a.host.Addrs(), "hub", a.HubID(),
-		"bootstrap", len(boot), "mdns", cfg.MDNS, "relays", len(a.relays))
-	return a, nil
+		"bootstrap", len(a.boot), "mdns", a.cfg.MDNS, "relays", len(a.relays))
+	return nil
 }
 
 // refusalLogWindow is how often, at most, the agent logs refused streams of
@@ -163,8 +186,8 @@ func (a *Agent) hubOnly(refusals *p2p.RefusalLog) func(p2p.Spec) p2p.Guard {
 	}
 }
 
-// PeerID returns the agent's libp2p identity.
-func (a *Agent) PeerID() peer.ID { return a.host.ID() }
+// PeerID returns the agent's libp2p identity (known from New on).
+func (a *Agent) PeerID() peer.ID { return a.id }
 
 // HubID returns the peer ID of the hub the agent answers ("" until known).
 func (a *Agent) HubID() peer.ID { return a.hubID.Load().(peer.ID) }
@@ -188,10 +211,25 @@ func (a *Agent) LastError() error {
 	return nil
 }
 
-// Run registers with the hub, and again whenever the connection to the hub
-// is lost, until ctx ends; then it closes the agent. Meanwhile it keeps its
-// relay reservations and its advertisement in the DHT.
+// Run starts the agent and registers with the hub, and again whenever the
+// connection to the hub is lost, until ctx ends or Shutdown is called;
+// meanwhile it keeps its relay reservations and its advertisement in the
+// DHT. Then it stops everything it started and returns; a clean stop
+// returns nil.
 func (a *Agent) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	a.runMu.Lock()
+	if a.stopped || a.cancel != nil {
+		a.runMu.Unlock()
+		return errors.New("node agent: Run called after Shutdown or twice")
+	}
+	a.cancel = cancel
+	a.runMu.Unlock()
+	defer close(a.done)
+	if err := a.start(ctx); err != nil {
+		return err
+	}
 	defer a.close()
 	if len(a.relays) > 0 {
 		a.wg.Go(func() { p2p.KeepReservations(ctx, a.host, a.relays, a.log) })
@@ -220,6 +258,21 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.log.Warn("connection to hub lost; registering again")
 		}
 	}
+}
+
+// Shutdown stops a running agent and returns when Run has returned, so
+// every goroutine the agent started is gone. It is safe to call more than
+// once, and before Run (Run then refuses to start).
+func (a *Agent) Shutdown() {
+	a.runMu.Lock()
+	a.stopped = true
+	cancel := a.cancel
+	a.runMu.Unlock()
+	if cancel == nil {
+		return
+	}
+	cancel()
+	<-a.done
 }
 
 func (a *Agent) registerWithBackoff(ctx context.Context) error {
@@ -379,8 +432,9 @@ func (a *Agent) conn(ctx context.Context) (driver.Conn, error) {
 	return c, nil
 }
 
+// close stops what start started, the Flight server first, and waits for
+// the agent's goroutines. Run's context is already cancelled.
 func (a *Agent) close() {
-	a.stop()
 	a.stopFlight()
 	if err := a.disc.Close(); err != nil {
 		a.log.Warn("stop discovery", "err", err)

@@ -788,31 +788,39 @@ func TestFlightDoGetLarge(t *testing.T) {
 	})
 }
 
-// TestFlightAddrInUse: a node whose Flight address is taken does not start;
-// one given port 0 serves on the port it got, and frees it when it stops.
+// TestFlightAddrInUse: a node whose Flight address is taken does not start
+// (Run fails; New only builds); one given port 0 serves on the port it got,
+// and frees it when it stops.
 func TestFlightAddrInUse(t *testing.T) {
 	t.Parallel()
 	taken, err := new(net.ListenConfig).Listen(t.Context(), "tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer func() { _ = taken.Close() }()
-	cfg := config.Node{Name: "lab-port", KeyFile: filepath.Join(t.TempDir(), "node.key"),
-		Listen: []string{"/ip4/127.0.0.1/udp/0/quic-v1"}, FlightAddr: taken.Addr().String()}
+	cfg := config.Node{Name: "lab-port", KeyFile: filepath.Join(t.TempDir(), "node.key"), Discovery: config.Discovery{
+		Bootstrap: []string{"/ip4/127.0.0.1/tcp/1/p2p/12D3KooWRBhwfeP2Y4TCx1SM6s9rUoHhR5STiGwxBhgFRcw3UERE"}},
+		Listen: []string{"/ip4/127.0.0.1/udp/0/quic-v1"}, FlightAddr: taken.Addr().String(),
+		ClickHouse: config.ClickHouse{Addr: "127.0.0.1:1", Database: "syndb"}}
 	log := slog.New(slog.DiscardHandler)
-	_, err = New(cfg, log)
+	a, err := New(cfg, log)
+	require.NoError(t, err)
+	err = a.Run(t.Context())
 	require.ErrorContains(t, err, "flight server: listen on "+taken.Addr().String())
 	require.ErrorContains(t, err, "address already in use")
 
 	cfg.FlightAddr = "127.0.0.1:0"
-	a, err := New(cfg, log)
+	a, err = New(cfg, log)
 	require.NoError(t, err)
-	addr := a.cfg.FlightAddr
+	done := make(chan error, 1)
+	go func() { done <- a.Run(t.Context()) }()
+	require.Eventually(t, func() bool { return a.LastError() != nil }, 30*time.Second, 10*time.Millisecond,
+		"the agent starts and tries to register")
+	addr := a.cfg.FlightAddr // written by Run before its first registration
 	require.NotEqual(t, "127.0.0.1:0", addr)
 	c, err := new(net.Dialer).DialContext(t.Context(), "tcp", addr)
 	require.NoError(t, err, "the Flight server listens")
 	_ = c.Close()
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel()
-	require.NoError(t, a.Run(ctx))
+	a.Shutdown()
+	require.NoError(t, <-done)
 	l, err := new(net.ListenConfig).Listen(t.Context(), "tcp", addr)
 	require.NoError(t, err, "a stopped agent frees its Flight port")
 	_ = l.Close()

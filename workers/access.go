@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -64,16 +65,13 @@ func (a *accessSync) load(ctx context.Context) error {
 	return nil
 }
 
-// run reloads on notifications and periodically until ctx ends.
+// run reloads on notifications and periodically until ctx ends, and
+// returns once its notification listener has returned too.
 func (a *accessSync) run(ctx context.Context) {
 	kick := make(chan struct{}, 1)
-	go a.store.Listen(ctx, store.ClusterChannel, func(name string) {
-		a.log.Debug("registry changed", "cluster", name)
-		select {
-		case kick <- struct{}{}:
-		default:
-		}
-	}, func(err error) { a.log.Warn("registry notifications interrupted; reconnecting", "err", err) })
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { a.listen(ctx, kick) })
 	t := time.NewTicker(accessResync)
 	defer t.Stop()
 	for {
@@ -87,4 +85,15 @@ func (a *accessSync) run(ctx context.Context) {
 			a.log.Warn("refresh peer access", "err", err)
 		}
 	}
+}
+
+// listen kicks on every registry notification until ctx ends.
+func (a *accessSync) listen(ctx context.Context, kick chan<- struct{}) {
+	a.store.Listen(ctx, store.ClusterChannel, func(name string) {
+		a.log.Debug("registry changed", "cluster", name)
+		select {
+		case kick <- struct{}{}:
+		default:
+		}
+	}, func(err error) { a.log.Warn("registry notifications interrupted; reconnecting", "err", err) })
 }

@@ -7,18 +7,20 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"go.temporal.io/sdk/activity"
+	"github.com/minio/minio-go/v7"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 
-	"github.com/syndb/federation/activities"
 	"github.com/syndb/federation/internal/chx"
 	"github.com/syndb/federation/internal/config"
-	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/health"
+	"github.com/syndb/federation/internal/migrate"
 	"github.com/syndb/federation/internal/ontology"
 	"github.com/syndb/federation/internal/p2p"
 	"github.com/syndb/federation/internal/store"
@@ -26,177 +28,237 @@ import (
 	"github.com/syndb/federation/workflows"
 )
 
-// Register registers every workflow and activity on w under its explicit name.
-func Register(w worker.Registry, schema *activities.Schema, hl *activities.Health) {
-	workflows.Register(w)
-	w.RegisterActivityWithOptions(hl.HealthSweep, activity.RegisterOptions{Name: domain.HealthSweepName})
-	w.RegisterActivityWithOptions(hl.RecordHealth, activity.RegisterOptions{Name: domain.RecordHealthName})
-	w.RegisterActivityWithOptions(schema.ApplyHubSchema, activity.RegisterOptions{Name: domain.ApplyHubSchemaName})
-	w.RegisterActivityWithOptions(schema.ListSyncTargets, activity.RegisterOptions{Name: domain.ListSyncTargetsName})
-	w.RegisterActivityWithOptions(schema.SyncNodeSchema, activity.RegisterOptions{Name: domain.SyncNodeSchemaName})
+// Hub is `syndb worker`: the hub's libp2p host (where nodes register), the
+// peer access sync, the Temporal worker and the monitor it keeps running.
+//
+// NewHub builds and validates everything that can fail before anything
+// starts; Run starts the parts in order and, when its context ends or
+// Shutdown is called, stops them in reverse order; Shutdown returns once Run
+// has returned, that is when every goroutine the hub started is gone.
+type Hub struct {
+	cfg     config.Worker
+	log     *slog.Logger
+	key     crypto.PrivKey
+	psk     []byte
+	boot    []peer.AddrInfo
+	relays  []peer.AddrInfo
+	migs    []migrate.Migration
+	onto    *ontology.Ontology
+	breaker health.Config
+	s3      *minio.Client
+
+	mu      sync.Mutex
+	cancel  context.CancelFunc // of the running Run; nil before
+	stopped bool               // Shutdown was called
+	done    chan struct{}      // closed when Run returns
 }
 
-// RunHub runs `syndb worker` until ctx ends, then stops in order: the worker
-// (finishing in-flight activities), the libp2p host, the connections.
-func RunHub(ctx context.Context, cfg config.Worker, log *slog.Logger) (err error) {
-	migs, err := schemas.ClickHouseMigrations()
+// NewHub validates cfg and builds the hub: it reads the key, the embedded
+// migrations and ontology, and builds the object-store client. It starts
+// nothing: no goroutine, no listener, no connection.
+func NewHub(cfg config.Worker, log *slog.Logger) (*Hub, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration: %w", err)
+	}
+	h := &Hub{cfg: cfg, log: log, done: make(chan struct{}), breaker: cfg.Health.Breaker()}
+	if err := h.breaker.Validate(); err != nil {
+		return nil, fmt.Errorf("health settings: %w", err)
+	}
+	var err error
+	if h.psk, err = config.DecodePSK(cfg.PSK); err != nil {
+		return nil, err
+	}
+	if h.boot, err = p2p.ParseAddrInfos(cfg.Bootstrap); err != nil {
+		return nil, fmt.Errorf("SYNDB_P2P_BOOTSTRAP: %w", err)
+	}
+	if h.relays, err = p2p.ParseAddrInfos(cfg.Relays); err != nil {
+		return nil, fmt.Errorf("SYNDB_P2P_RELAYS: %w", err)
+	}
+	if h.migs, err = schemas.ClickHouseMigrations(); err != nil {
+		return nil, err
+	}
+	if h.onto, err = ontology.Embedded(); err != nil {
+		return nil, err
+	}
+	if h.s3, err = newS3(cfg.S3); err != nil {
+		return nil, err
+	}
+	if h.key, err = p2p.LoadOrCreateKey(cfg.KeyFile); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// RunHub runs `syndb worker` until ctx ends: NewHub, then Run.
+func RunHub(ctx context.Context, cfg config.Worker, log *slog.Logger) error {
+	h, err := NewHub(cfg, log)
 	if err != nil {
 		return err
 	}
-	onto, err := ontology.Embedded()
+	return h.Run(ctx)
+}
+
+// stack holds the stop functions of the parts started so far; stop runs
+// them in reverse order.
+type stack []func()
+
+func (s *stack) push(f func()) { *s = append(*s, f) }
+
+func (s stack) stop() {
+	for i := len(s) - 1; i >= 0; i-- {
+		s[i]()
+	}
+}
+
+// Run starts the hub and runs it until ctx ends or Shutdown is called; then
+// it stops the parts in reverse order (the Temporal worker first, finishing
+// in-flight activities; then the registrations' catch-ups, the Temporal
+// client, discovery, the access sync and relay reservations, the libp2p
+// host, the hub warehouse, PostgreSQL) and
+// returns when they are all gone. A clean stop returns nil.
+func (h *Hub) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	h.mu.Lock()
+	if h.stopped || h.cancel != nil {
+		h.mu.Unlock()
+		return errors.New("hub: Run called after Shutdown or twice")
+	}
+	h.cancel = cancel
+	h.mu.Unlock()
+	defer close(h.done)
+
+	var parts stack
+	defer func() { parts.stop() }() // the parts started by then, not now
+	if err := h.start(ctx, &parts); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	h.log.Info("hub worker stopping")
+	return nil
+}
+
+// Shutdown stops a running hub and returns when Run has returned, so every
+// goroutine the hub started is gone. It is safe to call more than once, and
+// before Run (Run then refuses to start).
+func (h *Hub) Shutdown() {
+	h.mu.Lock()
+	h.stopped = true
+	cancel := h.cancel
+	h.mu.Unlock()
+	if cancel == nil {
+		return
+	}
+	cancel()
+	<-h.done
+}
+
+// start opens and starts every part in order, pushing each one's stop.
+func (h *Hub) start(ctx context.Context, parts *stack) error {
+	st, err := store.Open(ctx, h.cfg.Postgres.DSN)
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, cfg.Postgres.DSN)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	wh, err := chx.Open(ctx, cfg.ClickHouse)
+	parts.push(st.Close)
+	wh, err := chx.Open(ctx, h.cfg.ClickHouse)
 	if err != nil {
 		return fmt.Errorf("hub warehouse: %w", err)
 	}
-	defer func() { _ = wh.Close() }()
-
-	key, err := p2p.LoadOrCreateKey(cfg.KeyFile)
+	parts.push(func() { _ = wh.Close() })
+	ph, disc, access, err := h.startP2P(ctx, st, parts)
 	if err != nil {
 		return err
 	}
-	psk, err := config.DecodePSK(cfg.PSK)
-	if err != nil {
-		return err
-	}
-	boot, err := p2p.ParseAddrInfos(cfg.Bootstrap)
-	if err != nil {
-		return fmt.Errorf("SYNDB_P2P_BOOTSTRAP: %w", err)
-	}
-	relays, err := p2p.ParseAddrInfos(cfg.Relays)
-	if err != nil {
-		return fmt.Errorf("SYNDB_P2P_RELAYS: %w", err)
-	}
-	infra := map[peer.ID]bool{}
-	for _, ai := range append(boot, relays...) {
-		infra[ai.ID] = true
-	}
-	gater := p2p.NewGater()
-	h, err := p2p.NewHost(p2p.HostConfig{
-		Key: key, Listen: cfg.Listen, Gater: gater, PSK: psk, Reachability: cfg.Reachability, Relays: relays, MaxConns: cfg.MaxConns,
-		RelayService: cfg.RelayService, RelayLimit: p2p.RelayLimit{Duration: cfg.RelayMaxDuration, Data: cfg.RelayMaxData},
-	})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := h.Close(); cerr != nil {
-			log.Warn("close libp2p host", "err", cerr)
-		}
-	}()
-	p2pCtx, stopP2P := context.WithCancel(ctx)
-	defer stopP2P()
-	// Strangers never enter the hub's DHT routing table (nor may they use
-	// the DHT: the gater opens only Register to them).
-	disc, err := p2p.StartDiscovery(p2pCtx, h, p2p.DiscoveryConfig{Bootstrap: boot, Server: true, MDNS: cfg.MDNS,
-		RoutingFilter: gater.Known}, log)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		stopP2P()
-		if cerr := disc.Close(); cerr != nil {
-			log.Warn("stop discovery", "err", cerr)
-		}
-	}()
-	disc.Advertise(p2pCtx, p2p.HubNamespace)
-	if len(relays) > 0 {
-		go p2p.KeepReservations(p2pCtx, h, relays, log)
-	}
-	access := &accessSync{store: st, gater: gater, host: h, infra: infra, log: log}
-	if err := access.load(ctx); err != nil {
-		return err
-	}
-	accessCtx, stopAccess := context.WithCancel(ctx)
-	accessDone := make(chan struct{})
-	go func() { defer close(accessDone); access.run(accessCtx) }()
-	defer func() { stopAccess(); <-accessDone }()
 	tc, err := client.Dial(client.Options{
-		HostPort:  cfg.Temporal.Address,
-		Namespace: cfg.Temporal.Namespace,
-		Logger:    tlog.NewStructuredLogger(log.With("component", "temporal")),
+		HostPort:  h.cfg.Temporal.Address,
+		Namespace: h.cfg.Temporal.Namespace,
+		Logger:    tlog.NewStructuredLogger(h.log.With("component", "temporal")),
 	})
 	if err != nil {
-		return fmt.Errorf("connect temporal at %s: %w", cfg.Temporal.Address, err)
+		return fmt.Errorf("connect temporal at %s: %w", h.cfg.Temporal.Address, err)
 	}
-	defer tc.Close()
-	if err := workflows.EnsureSearchAttributes(ctx, tc, cfg.Temporal.Namespace); err != nil {
+	parts.push(tc.Close)
+	if err := workflows.EnsureSearchAttributes(ctx, tc, h.cfg.Temporal.Namespace); err != nil {
 		return err
 	}
-	catchUp := newCatchUp(st, tc, onto.Version, log)
-	defer catchUp.Close()
-
-	reg := &Registrar{store: st, target: len(migs), log: log, conns: h.Network().ConnsToPeer, enrolled: func(ctx context.Context) {
-		if err := access.load(ctx); err != nil {
-			log.Warn("refresh peer access", "err", err)
-		}
-	}, registered: catchUp.registered}
+	catchUp := newCatchUp(st, tc, h.onto.Version, h.log)
+	parts.push(catchUp.Close)
+	reg := &Registrar{store: st, target: len(h.migs), log: h.log, conns: ph.Network().ConnsToPeer,
+		refreshAccess: func(ctx context.Context) {
+			if err := access.load(ctx); err != nil {
+				h.log.Warn("refresh peer access", "err", err)
+			}
+		}, registered: catchUp.registered}
 	// The gater rate-limits strangers' registrations and closes a
 	// stranger's connection after a refused one.
-	p2p.Handle(h, p2p.Register, log, gater, reg.Handle)
-	for _, a := range h.Addrs() {
-		log.Info("hub libp2p listening", "addr", fmt.Sprintf("%s/p2p/%s", a, h.ID()))
+	p2p.Handle(ph, p2p.Register, h.log, access.gater, reg.Handle)
+	for _, a := range ph.Addrs() {
+		h.log.Info("hub libp2p listening", "addr", fmt.Sprintf("%s/p2p/%s", a, ph.ID()))
 	}
 
-	nodes := p2p.NewClient(h, disc)
-	startCatchUp := func(ctx context.Context, node string, target int) error {
-		_, err := workflows.StartSchemaCatchUp(ctx, tc, node, target)
-		return err
-	}
-	hl := activities.NewHealth(st, nodes, startCatchUp,
-		activities.HealthOptions{Concurrency: cfg.Health.Concurrency, PingTimeout: cfg.Health.PingTimeout}, log)
 	w := worker.New(tc, workflows.TaskQueue, worker.Options{})
-	Register(w, activities.NewSchema(st, wh, nodes, migs, log), hl)
-	registerCatalog(w, activities.NewCatalog(st, nodes), activities.NewOntology(st, nodes, onto))
-	s3, err := newS3(cfg.S3)
-	if err != nil {
-		return err
-	}
-	jobs := activities.NewJobs(activities.JobsDeps{Store: st, Nodes: nodes, Results: s3, Bucket: cfg.S3.ResultsBucket,
-		Migrations: migs, Log: log})
-	etl := activities.NewEtl(activities.EtlDeps{Store: st, Nodes: nodes, Staging: s3, StagingBucket: cfg.S3.StagingBucket,
-		Migrations: migs, Warehouse: wh,
-		RefreshCatalog: func(ctx context.Context, node string) error {
-			_, err := workflows.StartNodeCatalogSync(ctx, tc, node, false)
-			return err
-		},
-		Limits: activities.UploadLimits{MaxUploadBytes: cfg.ETL.MaxUploadBytes, MaxCellBytes: cfg.ETL.MaxCellBytes,
-			MaxRowBytes: cfg.ETL.MaxRowBytes, MaxPageBytes: cfg.ETL.MaxPageBytes, MaxColumnChunkBytes: cfg.ETL.MaxColumnChunkBytes,
-			MinRowBytes: cfg.ETL.MinRowBytes, MaxBatchBytes: cfg.ETL.MaxBatchBytes}})
-	registerJobs(w, jobs, etl)
+	Register(w, h.activities(st, wh, p2p.NewClient(ph, disc), tc))
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start temporal worker: %w", err)
 	}
-	breaker := health.Config{
-		SlowLatency: cfg.Health.Slow, FailuresToEject: cfg.Health.Failures, SuccessesToRestore: cfg.Health.Successes,
-		ProbeBackoff: cfg.Health.ProbeBackoff, MaxProbeBackoff: cfg.Health.MaxProbeBackoff,
-	}
-	if err := breaker.Validate(); err != nil {
-		w.Stop()
-		return fmt.Errorf("health settings: %w", err)
-	}
-	if _, err := workflows.StartHealthMonitor(ctx, tc, workflows.HealthMonitorParams{Interval: cfg.Health.Interval, Breaker: breaker}); err != nil {
-		w.Stop()
+	parts.push(w.Stop)
+	if _, err := workflows.StartHealthMonitor(ctx, tc, workflows.HealthMonitorParams{Interval: h.cfg.Health.Interval, Breaker: h.breaker}); err != nil {
 		return err
 	}
-	if err := workflows.EnsureCatalogSchedule(ctx, tc, cfg.CatalogInterval); err != nil {
-		w.Stop()
+	if err := workflows.EnsureCatalogSchedule(ctx, tc, h.cfg.CatalogInterval); err != nil {
 		return err
 	}
-	log.Info("hub worker running", "task_queue", workflows.TaskQueue, "peer_id", h.ID(), "schema_target", len(migs),
-		"bootstrap", len(boot), "mdns", cfg.MDNS, "relays", len(relays), "relay_service", cfg.RelayService)
-	<-ctx.Done()
-	log.Info("hub worker stopping")
-	w.Stop()
-	if errors.Is(ctx.Err(), context.Canceled) {
-		return nil
+	h.log.Info("hub worker running", "task_queue", workflows.TaskQueue, "peer_id", ph.ID(), "schema_target", len(h.migs),
+		"bootstrap", len(h.boot), "mdns", h.cfg.MDNS, "relays", len(h.relays), "relay_service", h.cfg.RelayService)
+	return nil
+}
+
+// startP2P starts the hub's libp2p host, discovery (advertising the hub),
+// the relay reservations and the access sync, and returns the host, the
+// discovery and the access sync.
+func (h *Hub) startP2P(ctx context.Context, st *store.Store, parts *stack) (host.Host, *p2p.Discovery, *accessSync, error) {
+	cfg := h.cfg
+	gater := p2p.NewGater()
+	ph, err := p2p.NewHost(p2p.HostConfig{
+		Key: h.key, Listen: cfg.Listen, Gater: gater, PSK: h.psk, Reachability: cfg.Reachability, Relays: h.relays, MaxConns: cfg.MaxConns,
+		RelayService: cfg.RelayService, RelayLimit: p2p.RelayLimit{Duration: cfg.RelayMaxDuration, Data: cfg.RelayMaxData},
+	})
+	if err != nil {
+		return nil, nil, nil, err
 	}
-	return ctx.Err()
+	parts.push(func() {
+		if err := ph.Close(); err != nil {
+			h.log.Warn("close libp2p host", "err", err)
+		}
+	})
+	p2pCtx, stopP2P := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	parts.push(func() { stopP2P(); wg.Wait() })
+	// Strangers never enter the hub's DHT routing table (nor may they use
+	// the DHT: the gater opens only Register to them).
+	disc, err := p2p.StartDiscovery(p2pCtx, ph, p2p.DiscoveryConfig{Bootstrap: h.boot, Server: true, MDNS: cfg.MDNS,
+		RoutingFilter: gater.Known}, h.log)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	parts.push(func() {
+		stopP2P()
+		if err := disc.Close(); err != nil {
+			h.log.Warn("stop discovery", "err", err)
+		}
+	})
+	disc.Advertise(p2pCtx, p2p.HubNamespace)
+	if len(h.relays) > 0 {
+		wg.Go(func() { p2p.KeepReservations(p2pCtx, ph, h.relays, h.log) })
+	}
+	infra := map[peer.ID]bool{}
+	for _, ai := range append(append([]peer.AddrInfo{}, h.boot...), h.relays...) {
+		infra[ai.ID] = true
+	}
+	access := &accessSync{store: st, gater: gater, host: ph, infra: infra, log: h.log}
+	if err := access.load(ctx); err != nil {
+		return nil, nil, nil, err
+	}
+	wg.Go(func() { access.run(p2pCtx) })
+	return ph, disc, access, nil
 }

@@ -30,8 +30,11 @@ type Registrar struct {
 	log    *slog.Logger
 	// conns lists the host's connections to a peer (Network().ConnsToPeer).
 	conns func(peer.ID) []network.Conn
-	// enrolled is called after a peer's first successful registration.
-	enrolled func(ctx context.Context)
+	// refreshAccess, when set, is called after every successful
+	// registration: it reloads the gater, so a first registration (an
+	// enrolment) admits the peer at once, without waiting for the access
+	// sync's notification.
+	refreshAccess func(ctx context.Context)
 	// registered, when set, is called after every successful registration.
 	registered func(c domain.Cluster)
 }
@@ -73,8 +76,8 @@ func (r *Registrar) Handle(ctx context.Context, from peer.ID, req *fedpb.Registe
 		r.log.Error("registration failed", "name", req.GetName(), "peer", from, "err", err)
 		return nil, p2p.Errorf(p2p.CodeUnavailable, "registry unavailable")
 	}
-	if r.enrolled != nil {
-		r.enrolled(ctx)
+	if r.refreshAccess != nil {
+		r.refreshAccess(ctx)
 	}
 	if r.registered != nil {
 		r.registered(c)

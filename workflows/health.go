@@ -15,9 +15,8 @@ import (
 
 // Health monitor defaults.
 const (
-	// DefaultHealthInterval is the time between sweeps: Envoy's outlier
-	// detection interval.
-	DefaultHealthInterval = 10 * time.Second
+	// DefaultHealthInterval is the time between sweeps (health.DefaultInterval).
+	DefaultHealthInterval = health.DefaultInterval
 	// DefaultSweepsPerRun bounds a run's history: each sweep adds a
 	// constant dozen events whatever the fleet's size, so 500 sweeps stay
 	// well under Temporal's 10,240-event warning before continue-as-new.

@@ -33,12 +33,22 @@ func newRoot() *cobra.Command {
 		Short:         "SynDB Federation: one warehouse over many labs",
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		PersistentPreRunE: func(*cobra.Command, []string) error {
-			return config.LoadDevEnv()
-		},
 	}
-	root.AddCommand(apiCmd(), workerCmd(), nodeCmd(), relayCmd(), seedCmd(), apikeyCmd(), schemaCmd(), replayCmd(), devCmd(), versionCmd())
+	// The services take their settings from their environment only; the
+	// tools an operator points at the dev federation also read the settings
+	// `syndb dev` wrote.
+	root.AddCommand(apiCmd(), workerCmd(), nodeCmd(), relayCmd(),
+		devTool(seedCmd()), devTool(apikeyCmd()), devTool(schemaCmd()), devTool(replayCmd()),
+		devCmd(), versionCmd())
 	return root
+}
+
+// devTool makes cmd (and its subcommands) read config.DevEnvFile, when it
+// exists, before its own settings: a tool run from the repository reaches the
+// dev federation wherever `syndb dev` placed it.
+func devTool(cmd *cobra.Command) *cobra.Command {
+	cmd.PersistentPreRunE = func(*cobra.Command, []string) error { return config.LoadDevEnv() }
+	return cmd
 }
 
 // logger returns the process logger: text for people, JSON when SYNDB_LOG_FORMAT=json.

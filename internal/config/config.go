@@ -1,9 +1,11 @@
 // Package config holds the typed configuration of every SynDB component.
 //
 // Each component has one struct, loaded once from the environment (variables
-// prefixed SYNDB_) and validated before use. Defaults match the single-machine
-// development federation described in the README, so a bare `syndb api` talks
-// to the services `syndb dev` starts.
+// prefixed SYNDB_) and validated before use. Defaults are safe for
+// production: addresses default to this machine, and there is no default
+// credential (SYNDB_POSTGRES_DSN and the S3 keys must be set). The dev
+// federation's values come from `syndb dev`: it passes them to the processes
+// it starts, and writes them to DevEnvFile for the tool commands.
 package config
 
 import (
@@ -20,17 +22,25 @@ import (
 	"github.com/joho/godotenv"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/syndb/federation/internal/health"
 )
 
 // DevEnvFile is the file `syndb dev` writes with the settings it resolved
-// (ports, keys). Commands run from the repository read it when present, so
-// `syndb apikey create` reaches the dev PostgreSQL wherever it landed.
+// (ports, keys). The tool commands meant for the dev federation (`syndb
+// apikey`, `seed`, `schema`, `replay`) read it when present (LoadDevEnv),
+// so `syndb apikey create` reaches the dev PostgreSQL wherever it landed;
+// the services (`api`, `worker`, `node`, `relay`) never do.
 const DevEnvFile = ".dev/syndb.env"
 
 // Postgres configures the hub's PostgreSQL connection.
 type Postgres struct {
-	DSN string `env:"SYNDB_POSTGRES_DSN" envDefault:"postgres://syndb:syndb@127.0.0.1:5432/syndb?sslmode=disable"`
+	// DSN has no default: it holds the credentials (and the TLS mode).
+	DSN string `env:"SYNDB_POSTGRES_DSN"`
 }
+
+// Validate checks the PostgreSQL settings.
+func (c *Postgres) Validate() error { return checkNonEmpty("SYNDB_POSTGRES_DSN", c.DSN) }
 
 // Temporal configures the Temporal client.
 type Temporal struct {
@@ -49,12 +59,19 @@ type ClickHouse struct {
 
 // S3 configures the hub's object store.
 type S3 struct {
-	Endpoint      string `env:"SYNDB_S3_ENDPOINT" envDefault:"127.0.0.1:9100"`
-	AccessKey     string `env:"SYNDB_S3_ACCESS_KEY" envDefault:"syndb"`
-	SecretKey     string `env:"SYNDB_S3_SECRET_KEY" envDefault:"syndb-dev-secret"`
+	Endpoint string `env:"SYNDB_S3_ENDPOINT" envDefault:"127.0.0.1:9100"`
+	// AccessKey and SecretKey have no default: they are credentials.
+	AccessKey     string `env:"SYNDB_S3_ACCESS_KEY"`
+	SecretKey     string `env:"SYNDB_S3_SECRET_KEY"`
 	UseTLS        bool   `env:"SYNDB_S3_TLS" envDefault:"false"`
 	ResultsBucket string `env:"SYNDB_S3_RESULTS_BUCKET" envDefault:"syndb-results"`
 	StagingBucket string `env:"SYNDB_S3_STAGING_BUCKET" envDefault:"syndb-staging"`
+}
+
+// Validate checks the object-store settings: the keys must be set.
+func (c *S3) Validate() error {
+	return errors.Join(checkHostPort("SYNDB_S3_ENDPOINT", c.Endpoint),
+		checkNonEmpty("SYNDB_S3_ACCESS_KEY", c.AccessKey), checkNonEmpty("SYNDB_S3_SECRET_KEY", c.SecretKey))
 }
 
 // API configures `syndb api`.
@@ -228,25 +245,43 @@ type Worker struct {
 	CatalogInterval time.Duration `env:"SYNDB_CATALOG_INTERVAL" envDefault:"15m"`
 }
 
-// Health configures the health monitor and its circuit breaker; the README
-// explains the defaults.
+// Health configures the health monitor and its circuit breaker. Its
+// defaults are internal/health's (DefaultHealth); the README explains them.
 type Health struct {
 	// Interval is the time between sweeps.
-	Interval time.Duration `env:"SYNDB_HEALTH_INTERVAL" envDefault:"10s"`
+	Interval time.Duration `env:"SYNDB_HEALTH_INTERVAL"`
 	// Slow is the round trip above which a node is Degraded.
-	Slow time.Duration `env:"SYNDB_HEALTH_SLOW" envDefault:"1s"`
+	Slow time.Duration `env:"SYNDB_HEALTH_SLOW"`
 	// Failures is the number of consecutive failed pings that make a node Unreachable.
-	Failures int `env:"SYNDB_HEALTH_FAILURES" envDefault:"3"`
+	Failures int `env:"SYNDB_HEALTH_FAILURES"`
 	// Successes is the number of good half-open probes an Unreachable node needs to come back.
-	Successes int `env:"SYNDB_HEALTH_SUCCESSES" envDefault:"2"`
+	Successes int `env:"SYNDB_HEALTH_SUCCESSES"`
 	// ProbeBackoff and MaxProbeBackoff space the half-open probes of an
 	// Unreachable node: ProbeBackoff × ejections, capped.
-	ProbeBackoff    time.Duration `env:"SYNDB_HEALTH_PROBE_BACKOFF" envDefault:"30s"`
-	MaxProbeBackoff time.Duration `env:"SYNDB_HEALTH_MAX_PROBE_BACKOFF" envDefault:"5m"`
+	ProbeBackoff    time.Duration `env:"SYNDB_HEALTH_PROBE_BACKOFF"`
+	MaxProbeBackoff time.Duration `env:"SYNDB_HEALTH_MAX_PROBE_BACKOFF"`
 	// Concurrency bounds the pings of a sweep in flight at once.
-	Concurrency int `env:"SYNDB_HEALTH_CONCURRENCY" envDefault:"64"`
+	Concurrency int `env:"SYNDB_HEALTH_CONCURRENCY"`
 	// PingTimeout bounds one ping.
-	PingTimeout time.Duration `env:"SYNDB_HEALTH_PING_TIMEOUT" envDefault:"5s"`
+	PingTimeout time.Duration `env:"SYNDB_HEALTH_PING_TIMEOUT"`
+}
+
+// DefaultHealth returns the health settings of internal/health's defaults.
+func DefaultHealth() Health {
+	b := health.DefaultConfig()
+	return Health{
+		Interval: health.DefaultInterval, Slow: b.SlowLatency, Failures: b.FailuresToEject, Successes: b.SuccessesToRestore,
+		ProbeBackoff: b.ProbeBackoff, MaxProbeBackoff: b.MaxProbeBackoff,
+		Concurrency: health.DefaultConcurrency, PingTimeout: health.DefaultPingTimeout,
+	}
+}
+
+// Breaker returns the circuit breaker's part of the settings.
+func (h *Health) Breaker() health.Config {
+	return health.Config{
+		SlowLatency: h.Slow, FailuresToEject: h.Failures, SuccessesToRestore: h.Successes,
+		ProbeBackoff: h.ProbeBackoff, MaxProbeBackoff: h.MaxProbeBackoff,
+	}
 }
 
 // Validate checks the health settings.
@@ -318,7 +353,8 @@ func DecodePSK(s string) ([]byte, error) {
 }
 
 // LoadDevEnv reads DevEnvFile into the environment when it exists, without
-// overriding variables that are already set.
+// overriding variables that are already set. Only the tool commands meant
+// for the dev federation call it (see DevEnvFile).
 func LoadDevEnv() error {
 	if _, err := os.Stat(DevEnvFile); err != nil {
 		return nil //nolint:nilerr // a missing dev file is the normal production case
@@ -329,9 +365,19 @@ func LoadDevEnv() error {
 	return nil
 }
 
+// defaulter is a configuration whose defaults come from code rather than
+// envDefault tags (so they have one source).
+type defaulter interface{ setDefaults() }
+
+// setDefaults fills the worker's health defaults.
+func (c *Worker) setDefaults() { c.Health = DefaultHealth() }
+
 // Load parses T from the environment and validates it.
 func Load[T any]() (T, error) {
 	var c T
+	if d, ok := any(&c).(defaulter); ok {
+		d.setDefaults()
+	}
 	if err := env.Parse(&c); err != nil {
 		return c, fmt.Errorf("invalid configuration: %w", explain(reflect.TypeOf(c), err))
 	}
@@ -393,8 +439,8 @@ func (c *API) Validate() error {
 		checkHostPort("SYNDB_API_ADDR", c.Addr),
 		checkHostPort("SYNDB_TEMPORAL_ADDRESS", c.Temporal.Address),
 		checkHostPort("SYNDB_CLICKHOUSE_ADDR", c.ClickHouse.Addr),
-		checkHostPort("SYNDB_S3_ENDPOINT", c.S3.Endpoint),
-		checkNonEmpty("SYNDB_POSTGRES_DSN", c.Postgres.DSN),
+		c.Postgres.Validate(),
+		c.S3.Validate(),
 		checkNonEmpty("SYNDB_CLICKHOUSE_QUERY_USER", c.QueryUser),
 	)
 }
@@ -414,7 +460,8 @@ func (c *Worker) Validate() error {
 	errs = append(errs,
 		checkHostPort("SYNDB_TEMPORAL_ADDRESS", c.Temporal.Address),
 		checkHostPort("SYNDB_CLICKHOUSE_ADDR", c.ClickHouse.Addr),
-		checkNonEmpty("SYNDB_POSTGRES_DSN", c.Postgres.DSN),
+		c.Postgres.Validate(),
+		c.S3.Validate(),
 		checkNonEmpty("SYNDB_P2P_KEY_FILE", c.KeyFile),
 		checkPSK(c.PSK),
 		c.Discovery.Validate(),

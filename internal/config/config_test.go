@@ -1,17 +1,99 @@
 package config
 
 import (
+	"reflect"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/syndb/federation/internal/health"
 )
 
+// credentials sets the settings that have no default: the ones a
+// deployment (or `syndb dev`) must give.
+func credentials(t *testing.T) {
+	t.Helper()
+	t.Setenv("SYNDB_POSTGRES_DSN", "postgres://syndb:pw@db.internal:5432/syndb?sslmode=verify-full")
+	t.Setenv("SYNDB_S3_ACCESS_KEY", "ak")
+	t.Setenv("SYNDB_S3_SECRET_KEY", "sk")
+}
+
 func TestDefaultsAreValid(t *testing.T) {
+	credentials(t)
 	_, err := Load[API]()
 	require.NoError(t, err)
 	_, err = Load[Worker]()
 	require.NoError(t, err)
+}
+
+// TestNoCredentialDefaults: without the credentials set, the hub refuses to
+// start and names each one; no default holds a password, a key or a
+// TLS-off DSN.
+func TestNoCredentialDefaults(t *testing.T) {
+	for _, k := range []string{"SYNDB_POSTGRES_DSN", "SYNDB_S3_ACCESS_KEY", "SYNDB_S3_SECRET_KEY"} {
+		t.Setenv(k, "")
+	}
+	_, err := Load[API]()
+	require.Error(t, err)
+	w, werr := Load[Worker]()
+	require.Error(t, werr)
+	for _, k := range []string{"SYNDB_POSTGRES_DSN", "SYNDB_S3_ACCESS_KEY", "SYNDB_S3_SECRET_KEY"} {
+		require.ErrorContains(t, err, k)
+		require.ErrorContains(t, werr, k)
+	}
+	_, err = Load[Postgres]()
+	require.ErrorContains(t, err, "SYNDB_POSTGRES_DSN")
+
+	// Every envDefault of every component, read from the struct tags: none
+	// holds the dev federation's secret, its password or sslmode=disable.
+	var walk func(reflect.Type)
+	seen := 0
+	walk = func(rt reflect.Type) {
+		for f := range rt.Fields() {
+			if d, ok := f.Tag.Lookup("envDefault"); ok {
+				seen++
+				for _, bad := range []string{"syndb-dev-secret", "sslmode=disable", "syndb:syndb@"} {
+					require.NotContains(t, d, bad, "%s.%s", rt.Name(), f.Name)
+				}
+				require.NotContains(t, f.Tag.Get("env"), "SECRET", "%s.%s has a default", rt.Name(), f.Name)
+				require.NotContains(t, f.Tag.Get("env"), "PASSWORD", "%s.%s has a default", rt.Name(), f.Name)
+			}
+			if f.Type.Kind() == reflect.Struct {
+				walk(f.Type)
+			}
+		}
+	}
+	for _, c := range []any{API{}, Worker{}, Node{}, Relay{}} {
+		walk(reflect.TypeOf(c))
+	}
+	require.Greater(t, seen, 30, "the walk reads the tags")
+	require.Empty(t, w.S3.SecretKey)
+}
+
+// TestHealthDefaultsComeFromHealth: the worker's health settings default to
+// internal/health's values (the one source), hand-listed here, and an
+// environment variable still overrides one.
+func TestHealthDefaultsComeFromHealth(t *testing.T) {
+	credentials(t)
+	w, err := Load[Worker]()
+	require.NoError(t, err)
+	require.Equal(t, Health{Interval: 10 * time.Second, Slow: time.Second, Failures: 3, Successes: 2,
+		ProbeBackoff: 30 * time.Second, MaxProbeBackoff: 5 * time.Minute, Concurrency: 64, PingTimeout: 5 * time.Second}, w.Health)
+	require.Equal(t, health.DefaultConfig(), w.Health.Breaker())
+	require.Equal(t, health.DefaultInterval, w.Health.Interval)
+	for f := range reflect.TypeOf(Health{}).Fields() {
+		_, ok := f.Tag.Lookup("envDefault")
+		require.False(t, ok, "Health.%s has its own default", f.Name)
+	}
+
+	t.Setenv("SYNDB_HEALTH_FAILURES", "5")
+	t.Setenv("SYNDB_HEALTH_INTERVAL", "2s")
+	w, err = Load[Worker]()
+	require.NoError(t, err)
+	require.Equal(t, 5, w.Health.Failures)
+	require.Equal(t, 2*time.Second, w.Health.Interval)
+	require.Equal(t, 2, w.Health.Successes, "the others keep their defaults")
 }
 
 func TestNodeNeedsNameAndAWayToTheHub(t *testing.T) {
@@ -52,6 +134,7 @@ func TestNodeNeedsNameAndAWayToTheHub(t *testing.T) {
 }
 
 func TestBadValuesAreRefused(t *testing.T) {
+	credentials(t)
 	t.Setenv("SYNDB_API_ADDR", "no-port")
 	_, err := Load[API]()
 	require.ErrorContains(t, err, "SYNDB_API_ADDR")
@@ -78,6 +161,7 @@ func TestValidName(t *testing.T) {
 }
 
 func TestCatalogIntervalIsChecked(t *testing.T) {
+	credentials(t)
 	w, err := Load[Worker]()
 	require.NoError(t, err)
 	require.Equal(t, 15*time.Minute, w.CatalogInterval)
@@ -93,6 +177,7 @@ func TestCatalogIntervalIsChecked(t *testing.T) {
 }
 
 func TestFederatedQueriesRunAsTheQueryUser(t *testing.T) {
+	credentials(t)
 	t.Setenv("SYNDB_CLICKHOUSE_USER", "admin")
 	t.Setenv("SYNDB_CLICKHOUSE_PASSWORD", "admin-secret")
 	t.Setenv("SYNDB_CLICKHOUSE_QUERY_PASSWORD", "query-secret")
@@ -108,6 +193,7 @@ func TestFederatedQueriesRunAsTheQueryUser(t *testing.T) {
 }
 
 func TestPrivateNetworkRefusesQUICPeers(t *testing.T) {
+	credentials(t)
 	const psk = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 	const id = "12D3KooWRBhwfeP2Y4TCx1SM6s9rUoHhR5STiGwxBhgFRcw3UERE"
 	t.Setenv("SYNDB_NODE_NAME", "lab-a")
@@ -134,6 +220,7 @@ func TestPrivateNetworkRefusesQUICPeers(t *testing.T) {
 }
 
 func TestQuerySettingsAreChecked(t *testing.T) {
+	credentials(t)
 	for _, tc := range []struct{ key, value string }{
 		{"SYNDB_QUERY_MAX_CONNS", "2"},
 		{"SYNDB_QUERY_CONN_WAIT", "0s"},

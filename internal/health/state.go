@@ -1,7 +1,7 @@
 // Package health holds the health of a registered node as the hub sees it.
 //
-// The states are the ones DESIGN.md's "Health and routing" table names; their
-// string values are stored verbatim in PostgreSQL (clusters.health), so they
+// The states (Unknown, Healthy, Degraded, Unreachable) are the ones the
+// README's "Health and circuit breaking" section describes; their string values are stored verbatim in PostgreSQL (clusters.health), so they
 // must never change.
 package health
 
