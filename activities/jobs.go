@@ -217,12 +217,12 @@ type NodePart struct {
 	DurationMS int64  `json:"duration_ms"`
 }
 
-// NodeAnalysis runs the analysis on one node and stores its part in S3.
-// Both read the node's Flight server with a ticket from GetFlightEndpoint:
-// a summary is computed by the node's ClickHouse and offered there; the
-// synapse graph is pulled as rows and its degrees computed here, batch by
-// batch. It
-// heartbeats its progress, so a cancelled job stops it promptly.
+// NodeAnalysis runs the analysis on one node and stores its part in S3. A
+// summary, which is small, is computed by the node's ClickHouse and comes
+// back as the node's AnalyticsQuery reply; the synapse graph is pulled as
+// rows from the node's Flight server (a ticket from GetFlightEndpoint) and
+// its degrees computed here, batch by batch. It heartbeats its progress, so
+// a cancelled job stops it promptly.
 func (a *Jobs) NodeAnalysis(ctx context.Context, p NodeAnalysisParams) (NodePart, error) {
 	started := time.Now()
 	var rows atomic.Int64
@@ -281,54 +281,6 @@ func nodeError(node string, err error) error {
 		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: %v", node, err), ErrTypeInvalid, err)
 	}
 	return fmt.Errorf("%s: %w", node, err)
-}
-
-// nodeSummary has the node compute the summary on its ClickHouse and
-// offer it over its Flight server, and reads it from there.
-func (a *Jobs) nodeSummary(ctx context.Context, p NodeAnalysisParams) (arrow.RecordBatch, error) {
-	rd, done, err := a.readFlight(ctx, p.Node, &fedpb.FlightQuery{Table: p.Spec.Table, SummaryOf: p.Spec.Column,
-		Quantiles: p.Spec.Quantiles, DatasetIds: p.Spec.DatasetIDs})
-	if err != nil {
-		return nil, err
-	}
-	defer done()
-	b := array.NewRecordBuilder(memory.DefaultAllocator, summarySchema)
-	defer b.Release()
-	for rd.Next() {
-		rec := rd.RecordBatch()
-		if rec.NumCols() != 9 {
-			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: a summary has 9 columns, got %d", p.Node.Name, rec.NumCols()), ErrTypeInvalid, nil)
-		}
-		ids, okID := rec.Column(0).(*array.String)
-		counts, okN := rec.Column(1).(*array.Uint64)
-		qs, okQ := rec.Column(8).(*array.List)
-		if !okID || !okN || !okQ {
-			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: unexpected summary types %s", p.Node.Name, rec.Schema()), ErrTypeInvalid, nil)
-		}
-		qv, _ := qs.ListValues().(*array.Float64)
-		for i := range int(rec.NumRows()) {
-			b.Field(0).(*array.StringBuilder).Append(p.Node.Name)
-			b.Field(1).(*array.StringBuilder).Append(ids.Value(i))
-			b.Field(2).(*array.Uint64Builder).Append(counts.Value(i))
-			for c := 2; c <= 7; c++ {
-				f, ok := rec.Column(c).(*array.Float64)
-				if !ok {
-					return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: summary column %d is %s", p.Node.Name, c, rec.Column(c).DataType()), ErrTypeInvalid, nil)
-				}
-				b.Field(c + 1).(*array.Float64Builder).Append(f.Value(i))
-			}
-			lb := b.Field(9).(*array.ListBuilder)
-			lb.Append(true)
-			start, end := qs.ValueOffsets(i)
-			for j := start; j < end && qv != nil; j++ {
-				lb.ValueBuilder().(*array.Float64Builder).Append(qv.Value(int(j)))
-			}
-		}
-	}
-	if err := rd.Err(); err != nil {
-		return nil, fmt.Errorf("%s: read summary: %w", p.Node.Name, err)
-	}
-	return b.NewRecordBatch(), nil
 }
 
 // nodeGraph pulls the node's synapses (pre, post) over Flight and counts
