@@ -33,8 +33,8 @@ func deadAddr(t *testing.T) string {
 // withoutFlight restarts node with its Flight location pointing at a dead
 // port, so the hub can reach its Flight server no more, and waits until the
 // hub has heard from the restarted agent. Cleanup restarts it as it was,
-// and waits for the hub to hear from it again.
-func withoutFlight(t *testing.T, node string) {
+// and waits for the hub to hear from it again. It returns the dead address.
+func withoutFlight(t *testing.T, node string) string {
 	t.Helper()
 	require.NoError(t, fed.StopNode(t.Context(), node, false))
 	t.Cleanup(func() {
@@ -45,11 +45,13 @@ func withoutFlight(t *testing.T, node string) {
 		require.NoError(t, fed.StartNode(ctx, node))
 		require.NoError(t, seenSince(ctx, t, node, restarted))
 	})
+	dead := deadAddr(t)
 	restarted := time.Now()
-	require.NoError(t, fed.StartNodeWith(t.Context(), node, map[string]string{"SYNDB_FLIGHT_PUBLIC_ADDR": deadAddr(t)}))
+	require.NoError(t, fed.StartNodeWith(t.Context(), node, map[string]string{"SYNDB_FLIGHT_PUBLIC_ADDR": dead}))
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	require.NoError(t, seenSince(ctx, t, node, restarted))
+	return dead
 }
 
 // seenSince polls the federation's health under ctx until node is Healthy
@@ -113,7 +115,7 @@ func summaryOracle(t *testing.T, node string) map[string]nodeSummaryOracle {
 // pulled over Flight, cannot have that node.
 func TestAnalyticsSummaryWithoutFlight(t *testing.T) {
 	routableNodes(t)
-	withoutFlight(t, "lab-b")
+	dead := withoutFlight(t, "lab-b")
 
 	js := waitJob(t, startJob(t, `{"analysis": "summary", "table": "neuron", "column": "voxel_volume", "quantiles": [0.5, 0.9]}`).JobID,
 		2*time.Minute)
@@ -170,6 +172,6 @@ func TestAnalyticsSummaryWithoutFlight(t *testing.T) {
 	nodes = jobNodes(t, js)
 	require.Equal(t, workflows.JobNodeDone, nodes["lab-a"].State, "%s", nodes["lab-a"].Error)
 	require.Equal(t, workflows.JobNodeMissing, nodes["lab-b"].State)
-	require.Contains(t, nodes["lab-b"].Error, "Flight")
+	require.Contains(t, nodes["lab-b"].Error, dead, "the Flight location lab-b gave")
 	t.Logf("synapse_graph on lab-b without Flight: %s", nodes["lab-b"].Error)
 }
