@@ -113,8 +113,14 @@ func (x *GetFlightEndpointRequest) Validate() error {
 	return nil
 }
 
-// Validate checks a Flight query's identifiers and filters.
+// Validate checks a Flight query's identifiers and filters, and that it
+// carries no field this version does not know: a hub of an older version
+// asking for a summary ticket (summary_of) is refused, instead of handed a
+// ticket for the whole table.
 func (x *FlightQuery) Validate() error {
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return errors.New("the query has fields this node does not know (summaries are AnalyticsQuery replies, not Flight tickets)")
+	}
 	if !identRe.MatchString(x.GetTable()) {
 		return fmt.Errorf("table %.40q is not an identifier", x.GetTable())
 	}
