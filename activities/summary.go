@@ -1,17 +1,12 @@
 package activities
 
 import (
-	"context"
-	"fmt"
 	"math"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/syndb/federation/internal/domain"
-	"github.com/syndb/federation/internal/fedpb"
 )
 
 var summarySchema = arrow.NewSchema([]arrow.Field{
@@ -26,54 +21,6 @@ var summarySchema = arrow.NewSchema([]arrow.Field{
 	{Name: "max", Type: arrow.PrimitiveTypes.Float64},
 	{Name: "quantiles", Type: arrow.ListOf(arrow.PrimitiveTypes.Float64)},
 }, nil)
-
-// nodeSummary has the node compute the summary on its ClickHouse and
-// offer it over its Flight server, and reads it from there.
-func (a *Jobs) nodeSummary(ctx context.Context, p domain.NodeAnalysisParams) (arrow.RecordBatch, error) {
-	rd, done, err := a.flight.read(ctx, p.Node, &fedpb.FlightQuery{Table: p.Spec.Table, SummaryOf: p.Spec.Column,
-		Quantiles: p.Spec.Quantiles, DatasetIds: p.Spec.DatasetIDs})
-	if err != nil {
-		return nil, err
-	}
-	defer done()
-	b := array.NewRecordBuilder(memory.DefaultAllocator, summarySchema)
-	defer b.Release()
-	for rd.Next() {
-		rec := rd.RecordBatch()
-		if rec.NumCols() != 9 {
-			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: a summary has 9 columns, got %d", p.Node.Name, rec.NumCols()), domain.ErrTypeInvalid, nil)
-		}
-		ids, okID := rec.Column(0).(*array.String)
-		counts, okN := rec.Column(1).(*array.Uint64)
-		qs, okQ := rec.Column(8).(*array.List)
-		if !okID || !okN || !okQ {
-			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: unexpected summary types %s", p.Node.Name, rec.Schema()), domain.ErrTypeInvalid, nil)
-		}
-		qv, _ := qs.ListValues().(*array.Float64)
-		for i := range int(rec.NumRows()) {
-			b.Field(0).(*array.StringBuilder).Append(p.Node.Name)
-			b.Field(1).(*array.StringBuilder).Append(ids.Value(i))
-			b.Field(2).(*array.Uint64Builder).Append(counts.Value(i))
-			for c := 2; c <= 7; c++ {
-				f, ok := rec.Column(c).(*array.Float64)
-				if !ok {
-					return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: summary column %d is %s", p.Node.Name, c, rec.Column(c).DataType()), domain.ErrTypeInvalid, nil)
-				}
-				b.Field(c + 1).(*array.Float64Builder).Append(f.Value(i))
-			}
-			lb := b.Field(9).(*array.ListBuilder)
-			lb.Append(true)
-			start, end := qs.ValueOffsets(i)
-			for j := start; j < end && qv != nil; j++ {
-				lb.ValueBuilder().(*array.Float64Builder).Append(qv.Value(int(j)))
-			}
-		}
-	}
-	if err := rd.Err(); err != nil {
-		return nil, fmt.Errorf("%s: read summary: %w", p.Node.Name, err)
-	}
-	return b.NewRecordBatch(), nil
-}
 
 // DatasetStats are the merged statistics of one dataset (or of all).
 type DatasetStats struct {

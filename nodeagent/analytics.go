@@ -7,7 +7,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/syndb/federation/internal/fedpb"
@@ -17,18 +19,21 @@ import (
 // defaultQuantiles are reported when a summary asks for none.
 var defaultQuantiles = []float64{0.5, 0.9, 0.99}
 
-var numericType = regexp.MustCompile(`^(Nullable\()?(U?Int(8|16|32|64)|Float(32|64)|Decimal.*)\)?$`)
+// maxSummaryDatasets is the most datasets one summary reply holds. With
+// at most fedpb.MaxQuantiles quantiles each, such a reply stays well inside
+// the AnalyticsQuery response cap (TestSummaryReplyFitsCap); a node with
+// more datasets is asked for some of them by ID.
+const maxSummaryDatasets = 10000
 
-// summaryColumns are the columns of a summary, per dataset: its ID, the
-// count, sum and sum of squares (so the hub can merge exact means and
-// deviations across nodes), mean, population standard deviation, min, max
-// and the quantiles.
-var summaryColumns = []string{"dataset", "n", "sx", "sxx", "mean", "sd", "lo", "hi", "qs"}
+var numericType = regexp.MustCompile(`^(Nullable\()?(U?Int(8|16|32|64)|Float(32|64)|Decimal.*)\)?$`)
 
 // summaryQuery is the ClickHouse query of the summary of table.column per
 // dataset (nulls left out), checked against the table's columns: the
-// column must be numeric and the table have a dataset_id.
-func summaryQuery(table, column string, quantiles []float64, datasetIDs []string, cols []column) (string, error) {
+// column must be numeric and the table have a dataset_id. Its columns are
+// the dataset's ID, the count, sum and sum of squares (so the hub can merge
+// exact means and deviations across nodes), mean, population standard
+// deviation, min, max and the quantiles; it returns at most limit rows.
+func summaryQuery(table, column string, quantiles []float64, datasetIDs []string, cols []column, limit int) (string, error) {
 	var typ string
 	hasDataset := false
 	for _, c := range cols {
@@ -58,28 +63,46 @@ func summaryQuery(table, column string, quantiles []float64, datasetIDs []string
 		stddevPop(x) AS sd, min(x) AS lo, max(x) AS hi, quantiles(` + strings.Join(lits, ", ") + `)(x) AS qs
 		FROM (SELECT dataset_id, ifNull(toFloat64(` + col + `), 0) AS x FROM ` + quote(table) +
 		where("isNotNull("+col+")", datasetFilter(datasetIDs)) + `)
-		GROUP BY dataset_id ORDER BY dataset`, nil
+		GROUP BY dataset_id ORDER BY dataset LIMIT ` + strconv.Itoa(limit), nil
 }
 
-// handleAnalytics computes an analysis on the node's own ClickHouse. A
-// summary gives, per dataset, the count, sum, sum of squares (so the hub
-// can merge exact means and deviations across nodes), mean, population
-// standard deviation, min, max and quantiles of one numeric column; nulls
-// are left out.
+// handleAnalytics computes an analysis on the node's own ClickHouse and
+// answers with its result, which is small: a summary gives, per dataset,
+// the count, sum, sum of squares (so the hub can merge exact means and
+// deviations across nodes), mean, population standard deviation, min, max
+// and quantiles of one numeric column; nulls are left out.
 func (a *Agent) handleAnalytics(ctx context.Context, _ peer.ID, req *fedpb.AnalyticsQueryRequest) (*fedpb.AnalyticsQueryResponse, error) {
 	start := time.Now()
 	conn, err := a.conn(ctx)
 	if err != nil {
 		return nil, p2p.Errorf(p2p.CodeUnavailable, "clickhouse: %v", err)
 	}
+	summaries, err := summarise(ctx, conn, a.cfg.Name, req, maxSummaryDatasets)
+	if err != nil {
+		return nil, err
+	}
+	resp := &fedpb.AnalyticsQueryResponse{JobId: req.GetJobId(), Node: a.cfg.Name, Summaries: summaries,
+		Took: durationpb.New(time.Since(start))}
+	if size := proto.Size(resp); size > p2p.AnalyticsQuery.MaxResponse {
+		return nil, p2p.Errorf(p2p.CodeInvalid, "the summary of %s.%s is %d bytes, over the %d-byte reply cap: name fewer dataset_ids",
+			req.GetTable(), req.GetColumn(), size, p2p.AnalyticsQuery.MaxResponse)
+	}
+	a.log.Info("analytics computed", "job", req.GetJobId(), "kind", req.GetKind(), "table", req.GetTable(),
+		"column", req.GetColumn(), "datasets", len(summaries), "took", time.Since(start))
+	return resp, nil
+}
+
+// summarise computes the summary req asks for on conn, the warehouse of
+// node, and refuses one of more than maxDatasets datasets.
+func summarise(ctx context.Context, conn driver.Conn, node string, req *fedpb.AnalyticsQueryRequest, maxDatasets int) ([]*fedpb.Summary, error) {
 	cols, err := tableColumns(ctx, conn, req.GetTable())
 	if err != nil {
 		return nil, err
 	}
 	if len(cols) == 0 {
-		return nil, p2p.Errorf(p2p.CodeNotFound, "no table %q on node %s", req.GetTable(), a.cfg.Name)
+		return nil, p2p.Errorf(p2p.CodeNotFound, "no table %q on node %s", req.GetTable(), node)
 	}
-	sql, err := summaryQuery(req.GetTable(), req.GetColumn(), req.GetQuantiles(), req.GetDatasetIds(), cols)
+	sql, err := summaryQuery(req.GetTable(), req.GetColumn(), req.GetQuantiles(), req.GetDatasetIds(), cols, maxDatasets+1)
 	if err != nil {
 		return nil, err
 	}
@@ -88,19 +111,20 @@ func (a *Agent) handleAnalytics(ctx context.Context, _ peer.ID, req *fedpb.Analy
 		return nil, p2p.Errorf(p2p.CodeUnavailable, "summarise %s.%s: %v", req.GetTable(), req.GetColumn(), err)
 	}
 	defer func() { _ = rows.Close() }()
-	resp := &fedpb.AnalyticsQueryResponse{JobId: req.GetJobId(), Node: a.cfg.Name}
+	var out []*fedpb.Summary
 	for rows.Next() {
+		if len(out) == maxDatasets {
+			return nil, p2p.Errorf(p2p.CodeInvalid, "node %s holds more than %d datasets with %s.%s: a summary names at most %d; name dataset_ids",
+				node, maxDatasets, req.GetTable(), req.GetColumn(), maxDatasets)
+		}
 		s := &fedpb.Summary{}
 		if err := rows.Scan(&s.DatasetId, &s.Count, &s.Sum, &s.SumSquares, &s.Mean, &s.Stddev, &s.Min, &s.Max, &s.Quantiles); err != nil {
 			return nil, p2p.Errorf(p2p.CodeInternal, "read summary: %v", err)
 		}
-		resp.Summaries = append(resp.Summaries, s)
+		out = append(out, s)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, p2p.Errorf(p2p.CodeUnavailable, "read summary: %v", err)
 	}
-	resp.Took = durationpb.New(time.Since(start))
-	a.log.Info("analytics computed", "job", req.GetJobId(), "kind", req.GetKind(), "table", req.GetTable(),
-		"column", req.GetColumn(), "datasets", len(resp.Summaries), "took", time.Since(start))
-	return resp, nil
+	return out, nil
 }

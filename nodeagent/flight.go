@@ -61,15 +61,7 @@ func (a *Agent) handleFlightEndpoint(ctx context.Context, from peer.ID, req *fed
 		return nil, p2p.Errorf(p2p.CodeNotFound, "no table %q on node %s", q.GetTable(), a.cfg.Name)
 	}
 	names := q.GetColumns()
-	if q.GetSummaryOf() != "" && req.GetWrite() {
-		return nil, p2p.Errorf(p2p.CodeInvalid, "a summary cannot be written")
-	}
-	if q.GetSummaryOf() != "" {
-		if _, err := summaryQuery(q.GetTable(), q.GetSummaryOf(), q.GetQuantiles(), q.GetDatasetIds(), cols); err != nil {
-			return nil, err
-		}
-		names = summaryColumns
-	} else if len(names) == 0 {
+	if len(names) == 0 {
 		for _, c := range cols {
 			names = append(names, c.name)
 		}
@@ -96,8 +88,7 @@ func (a *Agent) handleFlightEndpoint(ctx context.Context, from peer.ID, req *fed
 	}
 	t := &fedpb.FlightTicket{
 		Node: a.cfg.Name, Holder: from.String(), HolderIps: ips, IssuedAt: timestamppb.New(issued), ExpiresAt: timestamppb.New(expires), Id: id,
-		Query: &fedpb.FlightQuery{Table: q.GetTable(), Columns: ticketColumns(q, names), DatasetIds: q.GetDatasetIds(), Limit: q.GetLimit(),
-			SummaryOf: q.GetSummaryOf(), Quantiles: q.GetQuantiles()},
+		Query: &fedpb.FlightQuery{Table: q.GetTable(), Columns: names, DatasetIds: q.GetDatasetIds(), Limit: q.GetLimit()},
 		Write: req.GetWrite(),
 	}
 	signed, err := SignTicket(a.key, t)
@@ -137,15 +128,6 @@ func canonicalIP(ip net.IP) string {
 		return ""
 	}
 	return a.Unmap().String()
-}
-
-// ticketColumns are the columns a ticket names: none for a summary (its
-// columns are the summary's own).
-func ticketColumns(q *fedpb.FlightQuery, names []string) []string {
-	if q.GetSummaryOf() != "" {
-		return nil
-	}
-	return names
 }
 
 // flightPublicAddr is where the hub reaches the node's Flight server.

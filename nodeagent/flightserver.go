@@ -219,38 +219,22 @@ func (s *flightService) DoGet(tkt *flight.Ticket, stream flight.FlightService_Do
 	if len(q.GetDatasetIds()) > 0 && !slices.ContainsFunc(cols, func(c column) bool { return c.name == "dataset_id" }) {
 		return status.Errorf(codes.InvalidArgument, "table %s has no dataset_id to filter on", q.GetTable())
 	}
-	var (
-		sql          string
-		names, types []string
-	)
-	if q.GetSummaryOf() != "" {
-		// The node computes the summary on its ClickHouse; the hub reads it.
-		if sql, err = summaryQuery(q.GetTable(), q.GetSummaryOf(), q.GetQuantiles(), q.GetDatasetIds(), cols); err != nil {
-			return status.Error(codes.InvalidArgument, err.Error())
-		}
-	} else {
-		if names, types, err = pick(q.GetTable(), cols, q.GetColumns()); err != nil {
-			return err
-		}
-		quoted := make([]string, len(names))
-		for i, n := range names {
-			quoted[i] = quote(n)
-		}
-		sql = "SELECT " + strings.Join(quoted, ", ") + " FROM " + quote(q.GetTable()) + where(datasetFilter(q.GetDatasetIds()))
-		if q.GetLimit() > 0 {
-			sql += fmt.Sprintf(" LIMIT %d", q.GetLimit())
-		}
+	names, types, err := pick(q.GetTable(), cols, q.GetColumns())
+	if err != nil {
+		return err
+	}
+	quoted := make([]string, len(names))
+	for i, n := range names {
+		quoted[i] = quote(n)
+	}
+	sql := "SELECT " + strings.Join(quoted, ", ") + " FROM " + quote(q.GetTable()) + where(datasetFilter(q.GetDatasetIds()))
+	if q.GetLimit() > 0 {
+		sql += fmt.Sprintf(" LIMIT %d", q.GetLimit())
 	}
 	start := time.Now()
 	rows, err := conn.Query(ctx, sql)
 	if err != nil {
 		return chStatus(err, "query %s", q.GetTable())
-	}
-	if names == nil {
-		names = rows.Columns()
-		for _, ct := range rows.ColumnTypes() {
-			types = append(types, ct.DatabaseTypeName())
-		}
 	}
 	rdr, err := arrowch.NewReader(rows, names, types, s.batchRows, s.mem)
 	if err != nil {

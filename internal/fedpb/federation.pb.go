@@ -988,12 +988,7 @@ type FlightQuery struct {
 	DatasetIds []string               `protobuf:"bytes,3,rep,name=dataset_ids,json=datasetIds,proto3" json:"dataset_ids,omitempty"`
 	// For a read, the most rows the stream returns (0: all). For a write,
 	// required: the rows the hub validated, the most the DoPut may load.
-	Limit uint64 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
-	// summary_of, when set, names a numeric column: the ticket reads its
-	// summary per dataset (dataset, n, sx, sxx, mean, sd, lo, hi, qs), as the
-	// node's ClickHouse computes it, instead of rows.
-	SummaryOf     string    `protobuf:"bytes,5,opt,name=summary_of,json=summaryOf,proto3" json:"summary_of,omitempty"`
-	Quantiles     []float64 `protobuf:"fixed64,6,rep,packed,name=quantiles,proto3" json:"quantiles,omitempty"`
+	Limit         uint64 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1054,20 +1049,6 @@ func (x *FlightQuery) GetLimit() uint64 {
 		return x.Limit
 	}
 	return 0
-}
-
-func (x *FlightQuery) GetSummaryOf() string {
-	if x != nil {
-		return x.SummaryOf
-	}
-	return ""
-}
-
-func (x *FlightQuery) GetQuantiles() []float64 {
-	if x != nil {
-		return x.Quantiles
-	}
-	return nil
 }
 
 // GetFlightEndpointRequest: hub → node, where and how to read a query.
@@ -1370,15 +1351,18 @@ func (x *SignedTicket) GetSignature() []byte {
 	return nil
 }
 
-// AnalyticsQueryRequest: hub → node, compute an analysis on local data.
+// AnalyticsQueryRequest: hub → node, compute an analysis on local data and
+// answer with its result, which is small (bulk travels over Flight).
 type AnalyticsQueryRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	JobId string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
 	// summary: statistics of one numeric column, per dataset.
-	Kind          string    `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
-	Table         string    `protobuf:"bytes,3,opt,name=table,proto3" json:"table,omitempty"`
-	Column        string    `protobuf:"bytes,4,opt,name=column,proto3" json:"column,omitempty"`
-	DatasetIds    []string  `protobuf:"bytes,5,rep,name=dataset_ids,json=datasetIds,proto3" json:"dataset_ids,omitempty"`
+	Kind       string   `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	Table      string   `protobuf:"bytes,3,opt,name=table,proto3" json:"table,omitempty"`
+	Column     string   `protobuf:"bytes,4,opt,name=column,proto3" json:"column,omitempty"`
+	DatasetIds []string `protobuf:"bytes,5,rep,name=dataset_ids,json=datasetIds,proto3" json:"dataset_ids,omitempty"`
+	// Quantile levels, each in (0, 1); the node reports 0.5, 0.9 and 0.99
+	// when none are asked for.
 	Quantiles     []float64 `protobuf:"fixed64,6,rep,packed,name=quantiles,proto3" json:"quantiles,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1565,6 +1549,8 @@ func (x *Summary) GetQuantiles() []float64 {
 	return nil
 }
 
+// AnalyticsQueryResponse is the analysis: for a summary, one Summary per
+// dataset, in dataset order; a node refuses to answer with more than 10000.
 type AnalyticsQueryResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
@@ -1914,16 +1900,14 @@ const file_syndb_federation_v1_federation_proto_rawDesc = "" +
 	"\x16DatasetCatalogResponse\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12%\n" +
 	"\x0eschema_version\x18\x02 \x01(\x05R\rschemaVersion\x128\n" +
-	"\bdatasets\x18\x03 \x03(\v2\x1c.syndb.federation.v1.DatasetR\bdatasets\"\xb1\x01\n" +
+	"\bdatasets\x18\x03 \x03(\v2\x1c.syndb.federation.v1.DatasetR\bdatasets\"\x97\x01\n" +
 	"\vFlightQuery\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x18\n" +
 	"\acolumns\x18\x02 \x03(\tR\acolumns\x12\x1f\n" +
 	"\vdataset_ids\x18\x03 \x03(\tR\n" +
 	"datasetIds\x12\x14\n" +
-	"\x05limit\x18\x04 \x01(\x04R\x05limit\x12\x1d\n" +
-	"\n" +
-	"summary_of\x18\x05 \x01(\tR\tsummaryOf\x12\x1c\n" +
-	"\tquantiles\x18\x06 \x03(\x01R\tquantiles\"\x95\x01\n" +
+	"\x05limit\x18\x04 \x01(\x04R\x05limitJ\x04\b\x05\x10\x06J\x04\b\x06\x10\aR\n" +
+	"summary_ofR\tquantiles\"\x95\x01\n" +
 	"\x18GetFlightEndpointRequest\x126\n" +
 	"\x05query\x18\x01 \x01(\v2 .syndb.federation.v1.FlightQueryR\x05query\x12+\n" +
 	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12\x14\n" +

@@ -14,7 +14,6 @@ const (
 	maxAddrLen   = 1024
 	maxDatasets  = 10000
 	maxColumns   = 512
-	maxQuantiles = 32
 	maxTerms     = 100000
 	maxTicketTTL = 300 // seconds
 )
@@ -23,6 +22,9 @@ var (
 	nameRe  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 	identRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
 )
+
+// MaxQuantiles is the most quantile levels a summary may ask for.
+const MaxQuantiles = 16
 
 // Analysis kinds an AnalyticsQueryRequest may name.
 const (
@@ -111,8 +113,14 @@ func (x *GetFlightEndpointRequest) Validate() error {
 	return nil
 }
 
-// Validate checks a Flight query's identifiers and filters.
+// Validate checks a Flight query's identifiers and filters, and that it
+// carries no field this version does not know: a hub of an older version
+// asking for a summary ticket (summary_of) is refused, instead of handed a
+// ticket for the whole table.
 func (x *FlightQuery) Validate() error {
+	if len(x.ProtoReflect().GetUnknown()) > 0 {
+		return errors.New("the query has fields this node does not know (summaries are AnalyticsQuery replies, not Flight tickets)")
+	}
 	if !identRe.MatchString(x.GetTable()) {
 		return fmt.Errorf("table %.40q is not an identifier", x.GetTable())
 	}
@@ -124,26 +132,14 @@ func (x *FlightQuery) Validate() error {
 			return fmt.Errorf("column %.40q is not an identifier", c)
 		}
 	}
-	if x.GetSummaryOf() != "" {
-		if !identRe.MatchString(x.GetSummaryOf()) {
-			return fmt.Errorf("summary_of %.40q is not an identifier", x.GetSummaryOf())
-		}
-		if len(x.GetColumns()) > 0 {
-			return fmt.Errorf("a summary ticket names no columns")
-		}
-		if err := validQuantiles(x.GetQuantiles()); err != nil {
-			return err
-		}
-	} else if len(x.GetQuantiles()) > 0 {
-		return fmt.Errorf("quantiles need summary_of")
-	}
 	return validDatasetIDs(x.GetDatasetIds())
 }
 
-// validQuantiles checks quantile levels: at most 16, each in (0, 1).
+// validQuantiles checks quantile levels: at most MaxQuantiles, each in
+// (0, 1).
 func validQuantiles(qs []float64) error {
-	if len(qs) > 16 {
-		return fmt.Errorf("%d quantiles, at most 16", len(qs))
+	if len(qs) > MaxQuantiles {
+		return fmt.Errorf("%d quantiles, at most %d", len(qs), MaxQuantiles)
 	}
 	for _, q := range qs {
 		if !(q > 0 && q < 1) {
@@ -164,13 +160,8 @@ func (x *AnalyticsQueryRequest) Validate() error {
 	if !identRe.MatchString(x.GetColumn()) {
 		return fmt.Errorf("column %.40q is not an identifier", x.GetColumn())
 	}
-	if len(x.GetQuantiles()) > maxQuantiles {
-		return fmt.Errorf("%d quantiles, at most %d", len(x.GetQuantiles()), maxQuantiles)
-	}
-	for _, q := range x.GetQuantiles() {
-		if !(q >= 0 && q <= 1) {
-			return fmt.Errorf("quantile %v is outside [0, 1]", q)
-		}
+	if err := validQuantiles(x.GetQuantiles()); err != nil {
+		return err
 	}
 	return validDatasetIDs(x.GetDatasetIds())
 }

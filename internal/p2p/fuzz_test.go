@@ -97,7 +97,7 @@ func seedBodies(f *testing.F) {
 			ClickhouseAddr: "127.0.0.1:9000", SchemaVersion: 2, AgentVersion: "dev", EnrollmentToken: "sdbenroll_x"},
 		&fedpb.SchemaSyncRequest{Target: 1, Migrations: []*fedpb.Migration{{Version: 1, Name: "a", Checksum: "x", Sql: "y"}}},
 		&fedpb.DatasetCatalogRequest{DatasetIds: []string{"6f1c1d3e-8d0a-4c43-9a52-2f2b5d1c0e11"}},
-		&fedpb.GetFlightEndpointRequest{Query: &fedpb.FlightQuery{Table: "neuron", SummaryOf: "volume", Quantiles: []float64{0.5}}},
+		&fedpb.GetFlightEndpointRequest{Query: &fedpb.FlightQuery{Table: "synapse", Columns: []string{"pre_id", "post_id"}}},
 		&fedpb.AnalyticsQueryRequest{Kind: fedpb.KindSummary, Table: "neuron", Column: "volume", Quantiles: []float64{0, 1}},
 		&fedpb.OntologySyncRequest{Version: 1, Checksum: fedpb.OntologyChecksum(terms), Terms: terms},
 		&fedpb.OntologySyncRequest{Version: 1, Terms: append(terms, terms[0])},

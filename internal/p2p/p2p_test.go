@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/syndb/federation/internal/fedpb"
 )
@@ -179,7 +180,13 @@ func TestResponsesAreCapped(t *testing.T) {
 
 func TestEveryRequestValidates(t *testing.T) {
 	t.Parallel()
+	// A summary ticket as hubs asked for one before summaries became
+	// AnalyticsQuery replies: FlightQuery field 5, summary_of.
+	summaryTicket := &fedpb.FlightQuery{Table: "neuron"}
+	summaryTicket.ProtoReflect().SetUnknown(protowire.AppendString(protowire.AppendTag(nil, 5, protowire.BytesType), "volume"))
 	bad := map[string]validator{
+		"flight summary":    &fedpb.GetFlightEndpointRequest{Query: summaryTicket},
+		"analytics q one":   &fedpb.AnalyticsQueryRequest{Kind: fedpb.KindSummary, Table: "neuron", Column: "x", Quantiles: []float64{1}},
 		"register name":     &fedpb.RegisterRequest{Name: "Lab A"},
 		"sync order":        &fedpb.SchemaSyncRequest{Target: 1, Migrations: []*fedpb.Migration{{Version: 2, Name: "a", Checksum: "c", Sql: "s"}}},
 		"catalog id":        &fedpb.DatasetCatalogRequest{DatasetIds: []string{"x'); DROP TABLE datasets; --"}},
