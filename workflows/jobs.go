@@ -35,6 +35,9 @@ const (
 	JobNodeRunning = "running"
 	JobNodeDone    = "done"
 	JobNodeMissing = "missing" // could not take part, after its retries
+	// JobNodeExcluded: routing left the node out before the run (down,
+	// drifted, schema behind); its Error says why.
+	JobNodeExcluded = "excluded"
 )
 
 // JobNode is one node's progress in a job.
@@ -130,6 +133,11 @@ func run(ctx, short workflow.Context, p AnalyticsJobParams, res *JobResult) erro
 	for _, n := range targets.Nodes {
 		res.Nodes = append(res.Nodes, JobNode{Name: n.Name, State: JobNodeQueued})
 	}
+	// After the targets, so res.Nodes[i] stays targets.Nodes[i]: a partial
+	// job's record names each node it left out, and why.
+	for _, e := range targets.Excluded {
+		res.Nodes = append(res.Nodes, JobNode{Name: e.Name, State: JobNodeExcluded, Error: exclusionText(e)})
+	}
 	nodeCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Minute,
 		HeartbeatTimeout:    30 * time.Second,
@@ -178,6 +186,14 @@ func run(ctx, short workflow.Context, p AnalyticsJobParams, res *JobResult) erro
 		res.State = store.JobPartial
 	}
 	return nil
+}
+
+// exclusionText is why routing left a node out: "unreachable: 3 failed pings".
+func exclusionText(e routing.Exclusion) string {
+	if e.Detail == "" {
+		return string(e.Reason)
+	}
+	return string(e.Reason) + ": " + e.Detail
 }
 
 func exclusionNames(ex []routing.Exclusion) string {
