@@ -168,3 +168,19 @@ func TestAnalyticsJobCancel(t *testing.T) {
 	require.ErrorAs(t, env.GetWorkflowError(), &canceled)
 	require.Equal(t, store.JobCancelled, f.finished.State, "the cancellation is recorded")
 }
+
+// TestAnalyticsJobRecordsExcludedNodes: a node routing leaves out is in the
+// job's recorded nodes, after the ones that ran, with the reason.
+func TestAnalyticsJobRecordsExcludedNodes(t *testing.T) {
+	t.Parallel()
+	f := newJobs("lab-a")
+	f.excluded = []routing.Exclusion{{Name: "lab-b", Reason: routing.ReasonUnreachable, Detail: "3 failed pings"}}
+	_, res := runJob(t, f, summarySpec)
+	require.Equal(t, store.JobPartial, res.State)
+	var nodes []workflows.JobNode
+	require.NoError(t, json.Unmarshal(f.finished.Nodes, &nodes))
+	require.Equal(t, []workflows.JobNode{
+		{Name: "lab-a", State: workflows.JobNodeDone, Rows: 3},
+		{Name: "lab-b", State: workflows.JobNodeExcluded, Error: "unreachable: 3 failed pings"},
+	}, nodes)
+}
