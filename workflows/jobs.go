@@ -87,6 +87,11 @@ func run(ctx, short workflow.Context, p AnalyticsJobParams, res *domain.JobResul
 	for _, n := range targets.Nodes {
 		res.Nodes = append(res.Nodes, domain.JobNode{Name: n.Name, State: domain.JobNodeQueued})
 	}
+	// After the targets, so res.Nodes[i] stays targets.Nodes[i]: a partial
+	// job's record names each node it left out, and why.
+	for _, e := range targets.Excluded {
+		res.Nodes = append(res.Nodes, domain.JobNode{Name: e.Name, State: domain.JobNodeExcluded, Error: exclusionText(e)})
+	}
 	nodeCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Minute,
 		HeartbeatTimeout:    30 * time.Second,
@@ -135,6 +140,14 @@ func run(ctx, short workflow.Context, p AnalyticsJobParams, res *domain.JobResul
 		res.State = domain.JobPartial
 	}
 	return nil
+}
+
+// exclusionText is why routing left a node out: "unreachable: 3 failed pings".
+func exclusionText(e domain.Exclusion) string {
+	if e.Detail == "" {
+		return string(e.Reason)
+	}
+	return string(e.Reason) + ": " + e.Detail
 }
 
 func exclusionNames(ex []domain.Exclusion) string {

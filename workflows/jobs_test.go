@@ -165,3 +165,18 @@ func TestAnalyticsJobCancel(t *testing.T) {
 	require.ErrorAs(t, env.GetWorkflowError(), &canceled)
 	require.Equal(t, domain.JobCancelled, f.finished.State, "the cancellation is recorded")
 }
+
+// TestAnalyticsJobRecordsExcludedNodes: a node routing leaves out is in the
+// job's recorded nodes, after the ones that ran, with the reason.
+func TestAnalyticsJobRecordsExcludedNodes(t *testing.T) {
+	t.Parallel()
+	f := newJobs("lab-a")
+	f.excluded = []domain.Exclusion{{Name: "lab-b", Reason: domain.ReasonUnreachable, Detail: "3 failed pings"}}
+	_, res := runJob(t, f, summarySpec)
+	require.Equal(t, domain.JobPartial, res.State)
+	nodes := f.finished.Nodes
+	require.Equal(t, []domain.JobNode{
+		{Name: "lab-a", State: domain.JobNodeDone, Rows: 3},
+		{Name: "lab-b", State: domain.JobNodeExcluded, Error: "unreachable: 3 failed pings"},
+	}, nodes)
+}

@@ -77,6 +77,9 @@ const (
 	JobNodeRunning = "running"
 	JobNodeDone    = "done"
 	JobNodeMissing = "missing" // could not take part, after its retries
+	// JobNodeExcluded: routing left the node out before the run (down,
+	// drifted, schema behind); its Error says why.
+	JobNodeExcluded = "excluded"
 )
 
 // JobNode is one node's progress in a job.

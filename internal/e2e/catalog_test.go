@@ -355,8 +355,7 @@ func TestCatalogSyncAfterRegistration(t *testing.T) {
 	id := workflows.NodeCatalogSyncID("lab-a")
 	prev, err := tc.DescribeWorkflowExecution(ctx, id, "")
 	require.NoError(t, err, "lab-a's catalog was synced when it first registered")
-	require.NoError(t, fed.StopNode(ctx, "lab-a", false))
-	require.NoError(t, fed.StartNode(ctx, "lab-a"))
+	agent(t, "lab-a").Restart(ctx)
 	var res workflows.CatalogSyncResult
 	require.NoError(t, pollUntil(ctx, func() error {
 		d, err := tc.DescribeWorkflowExecution(ctx, id, "")

@@ -47,6 +47,93 @@ func waitHealth(t testing.TB, node string, state health.State, within time.Durat
 	return last
 }
 
+// healthStateCtx is a node's health state under ctx (cleanups run after
+// t.Context() has ended).
+func healthStateCtx(ctx context.Context, t testing.TB, name string) (string, error) {
+	status, raw := apiDoCtx(ctx, t, http.MethodGet, "/v1/federation/health", "")
+	if status != http.StatusOK {
+		return "", fmt.Errorf("health: %d %s", status, raw)
+	}
+	var rep api.HealthReport
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		return "", fmt.Errorf("health: %w", err)
+	}
+	for _, n := range rep.Nodes {
+		if n.Name == name {
+			return n.State, nil
+		}
+	}
+	return "", fmt.Errorf("%s is not in the health report", name)
+}
+
+// nodeAgent is a node's agent as one test changes it. Every stop, and every
+// start with other settings, is undone in t.Cleanup: the agent runs again
+// with its usual settings and is healthy, so a failing test leaves the
+// federation as the next test expects it.
+type nodeAgent struct {
+	t    *testing.T
+	name string
+	// changed: the agent is stopped or runs with other settings.
+	changed bool
+}
+
+// agent returns the guard of node name's agent for the test.
+func agent(t *testing.T, name string) *nodeAgent {
+	t.Helper()
+	a := &nodeAgent{t: t, name: name}
+	t.Cleanup(func() {
+		if !a.changed {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		_ = fed.StopNode(ctx, name, false) // not running is fine
+		if err := fed.StartNode(ctx, name); err != nil {
+			t.Errorf("restore %s: %v", name, err)
+			return
+		}
+		err := pollUntil(ctx, func() error {
+			state, err := healthStateCtx(ctx, t, name)
+			if err == nil && state != string(health.Healthy) {
+				err = fmt.Errorf("%s is %s", name, state)
+			}
+			return err
+		})
+		if err != nil {
+			t.Errorf("restore %s: not healthy again: %v", name, err)
+		}
+	})
+	return a
+}
+
+// Stop stops the agent gracefully.
+func (a *nodeAgent) Stop(ctx context.Context) {
+	a.t.Helper()
+	a.changed = true
+	require.NoError(a.t, fed.StopNode(ctx, a.name, false))
+}
+
+// Start starts the stopped agent with its usual settings.
+func (a *nodeAgent) Start(ctx context.Context) {
+	a.t.Helper()
+	require.NoError(a.t, fed.StartNode(ctx, a.name))
+	a.changed = false
+}
+
+// StartWith starts the stopped agent with extra settings, undone at cleanup.
+func (a *nodeAgent) StartWith(ctx context.Context, env map[string]string) {
+	a.t.Helper()
+	a.changed = true
+	require.NoError(a.t, fed.StartNodeWith(ctx, a.name, env))
+}
+
+// Restart stops the agent and starts it with its usual settings.
+func (a *nodeAgent) Restart(ctx context.Context) {
+	a.t.Helper()
+	a.Stop(ctx)
+	a.Start(ctx)
+}
+
 // monitorSweeps returns the health monitor's sweep count.
 func monitorSweeps(t *testing.T) int64 {
 	t.Helper()
@@ -79,10 +166,13 @@ func TestHealthMonitor(t *testing.T) {
 	for _, n := range []string{"lab-a", "lab-b"} {
 		waitHealth(t, n, health.Healthy, time.Minute)
 	}
+	// Other tests stop nodes too: this one's transitions are those after now.
+	seenA, seenB := len(history(t, "lab-a")), len(history(t, "lab-b"))
+	labA, labB := agent(t, "lab-a"), agent(t, "lab-b")
 
 	// The agent stops: Unreachable within the configured number of sweeps
 	// (a ping in flight at the stop may still have been answered: one more).
-	require.NoError(t, fed.StopNode(t.Context(), "lab-a", false))
+	labA.Stop(t.Context())
 	stopped := monitorSweeps(t)
 	h := waitHealth(t, "lab-a", health.Unreachable, time.Minute)
 	took := monitorSweeps(t) - stopped
@@ -91,30 +181,40 @@ func TestHealthMonitor(t *testing.T) {
 	require.Contains(t, h.Reason, "failed ping")
 
 	// Back: Healthy again, through the half-open probes.
-	require.NoError(t, fed.StartNode(t.Context(), "lab-a"))
+	labA.Start(t.Context())
 	h = waitHealth(t, "lab-a", health.Healthy, time.Minute)
 	require.Contains(t, h.Reason, "restored")
 
 	// Its ClickHouse stops: the agent answers, the warehouse does not.
-	require.NoError(t, fed.Stack.Nodes["lab-a"].Stop(t.Context()))
+	chA := fed.Stack.Nodes["lab-a"]
+	require.NoError(t, chA.Stop(t.Context()))
+	chStopped := true
+	t.Cleanup(func() {
+		if chStopped {
+			require.NoError(t, chA.Start(context.Background()))
+		}
+	})
 	h = waitHealth(t, "lab-a", health.Degraded, time.Minute)
 	require.Contains(t, h.Reason, "clickhouse")
-	require.NoError(t, fed.Stack.Nodes["lab-a"].Start(t.Context()))
+	require.NoError(t, chA.Start(t.Context()))
+	chStopped = false
 	waitHealth(t, "lab-a", health.Healthy, time.Minute)
 
 	// Slow answers: Degraded, then Healthy once fast again.
-	require.NoError(t, fed.StopNode(t.Context(), "lab-b", false))
-	require.NoError(t, fed.StartNodeWith(t.Context(), "lab-b", map[string]string{"SYNDB_NODE_ANSWER_DELAY": "1500ms"}))
+	labB.Stop(t.Context())
+	labB.StartWith(t.Context(), map[string]string{"SYNDB_NODE_ANSWER_DELAY": "1500ms"})
 	h = waitHealth(t, "lab-b", health.Degraded, time.Minute)
 	require.Contains(t, h.Reason, "slow")
-	require.NoError(t, fed.StopNode(t.Context(), "lab-b", false))
-	require.NoError(t, fed.StartNode(t.Context(), "lab-b"))
+	labB.Restart(t.Context())
 	waitHealth(t, "lab-b", health.Healthy, time.Minute)
 
-	// The audit: each transition once, in order.
-	require.Equal(t, []string{"unknown->healthy", "healthy->unreachable", "unreachable->healthy", "healthy->degraded", "degraded->healthy"},
-		history(t, "lab-a"))
-	require.Equal(t, []string{"unknown->healthy", "healthy->degraded", "degraded->healthy"}, history(t, "lab-b"))
+	// The audit: each transition once, in order; the first ever is the
+	// node's first sweep.
+	histA, histB := history(t, "lab-a"), history(t, "lab-b")
+	require.Equal(t, "unknown->healthy", histA[0])
+	require.Equal(t, "unknown->healthy", histB[0])
+	require.Equal(t, []string{"healthy->unreachable", "unreachable->healthy", "healthy->degraded", "degraded->healthy"}, histA[seenA:])
+	require.Equal(t, []string{"healthy->degraded", "degraded->healthy"}, histB[seenB:])
 
 	// A sweep on demand.
 	before := monitorSweeps(t)
@@ -128,6 +228,6 @@ func TestHealthMonitor(t *testing.T) {
 		}
 		return nil
 	}))
-	// go tool task record-history-health: the monitor's history so far.
+	// go tool task record-history-health -- NAME.json: the monitor's history so far.
 	recordHistoryTo(t, temporalClient(t), workflows.HealthMonitorID, "", os.Getenv("SYNDB_RECORD_HEALTH_HISTORY"))
 }

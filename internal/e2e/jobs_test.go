@@ -15,6 +15,8 @@ import (
 
 	"github.com/syndb/federation/activities"
 	"github.com/syndb/federation/api"
+	"github.com/syndb/federation/internal/chx"
+	"github.com/syndb/federation/internal/config"
 	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/health"
 )
@@ -116,7 +118,10 @@ func TestAnalyticsSummary(t *testing.T) {
 	require.Equal(t, n, res.Overall.Count)
 	mean := sum / float64(n)
 	require.InDelta(t, mean, res.Overall.Mean, 1e-9*math.Max(1, mean))
-	require.InDelta(t, math.Sqrt(sq/float64(n)-mean*mean), res.Overall.Stddev, 1e-6)
+	// The overall spread, by ClickHouse over both nodes' rows at once.
+	count, sd := overallStddev(t, "neuron", "voxel_volume")
+	require.Equal(t, n, count)
+	require.InDelta(t, sd, res.Overall.Stddev, 1e-9*math.Max(1, sd))
 
 	// The result is a Parquet object behind a pre-signed URL.
 	status, raw := apiDo(t, http.MethodGet, "/v1/jobs/"+st.JobID+"/result", "")
@@ -139,6 +144,27 @@ func TestAnalyticsSummary(t *testing.T) {
 	require.Contains(t, string(raw), st.JobID)
 	status, _ = apiDo(t, http.MethodGet, "/v1/jobs?state=bogus", "")
 	require.Equal(t, http.StatusBadRequest, status)
+}
+
+// overallStddev is ClickHouse's count and population standard deviation of
+// column over both nodes' rows together: the hub's ClickHouse reads each
+// node's table with remote() and computes stddevPop over their UNION ALL.
+func overallStddev(t *testing.T, table, column string) (uint64, float64) {
+	t.Helper()
+	hub, err := chx.Open(t.Context(), config.ClickHouse{Addr: fed.Stack.Hub.Addr(), User: "default", Database: "default"})
+	require.NoError(t, err)
+	defer func() { _ = hub.Close() }()
+	part := func(node string) string {
+		return fmt.Sprintf("SELECT assumeNotNull(%s) AS v FROM remote('%s', syndb, %s) WHERE %s IS NOT NULL",
+			column, fed.Stack.Nodes[node].Addr(), table, column)
+	}
+	var (
+		n  uint64
+		sd float64
+	)
+	require.NoError(t, hub.QueryRow(t.Context(), "SELECT count(), stddevPop(v) FROM ("+part("lab-a")+" UNION ALL "+part("lab-b")+")").
+		Scan(&n, &sd))
+	return n, sd
 }
 
 // TestAnalyticsSynapseGraph: every neuron's in and out degree, pulled over
@@ -189,21 +215,20 @@ func TestAnalyticsSynapseGraph(t *testing.T) {
 	require.Equal(t, wantOut, res.OutDegree)
 }
 
-// TestAnalyticsNodeDown: a node that stays down leaves the job partial,
-// naming it; with require_all the job fails instead.
+// TestAnalyticsNodeDown: a node that is down (the health monitor has seen
+// it) leaves the job partial, and the job names it, excluded, with the
+// reason; with require_all the job fails instead, naming it.
 func TestAnalyticsNodeDown(t *testing.T) {
 	routableNodes(t)
-	require.NoError(t, fed.StopNode(t.Context(), "lab-b", false))
-	t.Cleanup(func() { require.NoError(t, fed.StartNode(context.Background(), "lab-b")) })
+	agent(t, "lab-b").Stop(t.Context())
+	waitHealth(t, "lab-b", health.Unreachable, time.Minute)
 
 	js := waitJob(t, startJob(t, `{"analysis": "summary", "table": "neuron", "column": "voxel_volume"}`).JobID, 2*time.Minute)
 	require.Equal(t, domain.JobPartial, js.State, "%s", js.Error)
 	nodes := jobNodes(t, js)
 	require.Equal(t, domain.JobNodeDone, nodes["lab-a"].State)
-	missing := nodes["lab-b"].State == domain.JobNodeMissing
-	if !missing { // the health monitor saw it first: excluded before the run
-		require.Contains(t, string(js.Nodes)+string(js.Progress), "lab-a")
-	}
+	require.Equal(t, domain.JobNodeExcluded, nodes["lab-b"].State, "%s", js.Nodes)
+	require.Contains(t, nodes["lab-b"].Error, "unreachable", "%s", js.Nodes)
 	var res activities.SummaryResult
 	require.NoError(t, json.Unmarshal(js.Result, &res))
 	for _, d := range res.Datasets {
@@ -213,6 +238,7 @@ func TestAnalyticsNodeDown(t *testing.T) {
 	js = waitJob(t, startJob(t, `{"analysis": "summary", "table": "neuron", "column": "voxel_volume", "require_all": true}`).JobID, 2*time.Minute)
 	require.Equal(t, domain.JobFailed, js.State)
 	require.Contains(t, js.Error, "requires every node")
+	require.Contains(t, js.Error, "lab-b: unreachable")
 }
 
 // TestAnalyticsCancel: DELETE stops a running job promptly: the node's

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
@@ -24,6 +25,7 @@ import (
 	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/migrate"
 	"github.com/syndb/federation/internal/schemastate"
+	"github.com/syndb/federation/internal/seed"
 	"github.com/syndb/federation/internal/store"
 	"github.com/syndb/federation/schemas"
 	"github.com/syndb/federation/workflows"
@@ -89,21 +91,90 @@ func startSync(t *testing.T) api.SchemaSyncStarted {
 	return started
 }
 
+// behindHead puts lab-a and lab-b back at the seed's schema when an
+// earlier test synced them, so the sync has work in any test order: their
+// ledgers keep the seed's versions only, the columns migration 3 adds are
+// dropped (the ontology tables of migration 4 stay: re-applying their
+// CREATE ... IF NOT EXISTS keeps their terms), and PostgreSQL forgets the
+// later versions. t.Cleanup syncs the fleet to the head again if the test
+// leaves a node behind.
+func behindHead(t *testing.T, head int) {
+	t.Helper()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		for _, n := range []string{"lab-a", "lab-b"} {
+			conn, err := chx.Open(ctx, config.ClickHouse{Addr: fed.Stack.Nodes[n].Addr(), User: "default", Database: "syndb"})
+			require.NoError(t, err)
+			v, err := migrate.Version(ctx, conn)
+			_ = conn.Close()
+			require.NoError(t, err)
+			if v == head {
+				continue
+			}
+			status, raw := apiDoCtx(ctx, t, http.MethodPost, "/v1/federation/schema/sync", "")
+			require.Equal(t, http.StatusAccepted, status, string(raw))
+			var started api.SchemaSyncStarted
+			require.NoError(t, json.Unmarshal(raw, &started))
+			tc, err := client.Dial(client.Options{HostPort: fed.Env["SYNDB_TEMPORAL_ADDRESS"]})
+			require.NoError(t, err)
+			defer tc.Close()
+			require.NoError(t, tc.GetWorkflow(ctx, started.WorkflowID, started.RunID).Get(ctx, nil), "restore the fleet at v%d", head)
+			return
+		}
+	})
+	pg, err := pgx.Connect(t.Context(), fed.Env["SYNDB_POSTGRES_DSN"])
+	require.NoError(t, err)
+	defer func() { _ = pg.Close(context.Background()) }()
+	for _, n := range []string{"lab-a", "lab-b"} {
+		conn := nodeConn(t, n)
+		ctx := t.Context()
+		v, err := migrate.Version(ctx, conn)
+		require.NoError(t, err)
+		if v > seed.SchemaVersion {
+			const behind = "schema_migrations_behind"
+			for _, q := range []string{
+				"DROP TABLE IF EXISTS " + behind,
+				"CREATE TABLE " + behind + " AS " + migrate.LedgerTable,
+				fmt.Sprintf("INSERT INTO %s SELECT * FROM %s WHERE version <= %d", behind, migrate.LedgerTable, seed.SchemaVersion),
+				"DROP TABLE " + migrate.LedgerTable,
+				"RENAME TABLE " + behind + " TO " + migrate.LedgerTable,
+			} {
+				require.NoError(t, conn.Exec(ctx, q), "%s: %s", n, q)
+			}
+			for _, col := range []string{"cristae_count", "cristae_surface_area"} {
+				var has uint64
+				require.NoError(t, conn.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = 'syndb' AND table = 'mitochondria' AND name = ?", col).Scan(&has))
+				if has > 0 {
+					require.NoError(t, conn.Exec(ctx, "ALTER TABLE mitochondria DROP COLUMN "+col), n)
+				}
+			}
+		}
+		_, err = pg.Exec(ctx, "DELETE FROM cluster_schema_versions WHERE cluster = $1 AND version > $2", n, seed.SchemaVersion)
+		require.NoError(t, err)
+		_, err = pg.Exec(ctx, "UPDATE clusters SET schema_version = LEAST(schema_version, $2) WHERE name = $1", n, seed.SchemaVersion)
+		require.NoError(t, err)
+	}
+}
+
 func TestSchemaSyncEndToEnd(t *testing.T) {
 	migs, err := schemas.ClickHouseMigrations()
 	require.NoError(t, err)
 	head := len(migs)
 	tc := temporalClient(t)
+	behindHead(t, head)
 
-	// Before: the nodes were seeded at an older schema.
+	// Before: the nodes are at the seed's schema, behind the head.
 	for _, n := range []string{"lab-a", "lab-b"} {
 		v, err := migrate.Version(t.Context(), nodeConn(t, n))
 		require.NoError(t, err)
+		require.Equal(t, seed.SchemaVersion, v, "node %s must start behind so the sync has work", n)
 		require.Less(t, v, head, "node %s must start behind so the sync has work", n)
 	}
 
 	// lab-b is down when the sync runs.
-	require.NoError(t, fed.StopNode(t.Context(), "lab-b", false))
+	labB := agent(t, "lab-b")
+	labB.Stop(t.Context())
 
 	began := time.Now()
 	started := startSync(t)
@@ -134,15 +205,23 @@ func TestSchemaSyncEndToEnd(t *testing.T) {
 	require.Less(t, byNode["lab-b"].To, head, "a pending node keeps its version")
 
 	// The run is findable by its search attributes.
-	requireListed(t, tc, fmt.Sprintf(`WorkflowId = %q AND SyndbTargetVersion = %d AND SyndbNodeCount = 2 AND SyndbOutcome = "partial"`,
-		started.WorkflowID, head))
+	requireListed(t, tc, fmt.Sprintf(`WorkflowId = %q AND RunId = %q AND SyndbTargetVersion = %d AND SyndbNodeCount = 2 AND SyndbOutcome = "partial"`,
+		started.WorkflowID, started.RunID, head))
 
 	// lab-b comes back: it registers, and is caught up with no other POST.
-	require.NoError(t, fed.StartNode(t.Context(), "lab-b"))
+	labB.Start(t.Context())
 	catchUp := workflows.SchemaCatchUpID("lab-b", head)
 	var cres workflows.SchemaSyncResult
 	require.NoError(t, pollUntil(ctx, func() error {
-		return tc.GetWorkflow(ctx, catchUp, "").Get(ctx, &cres)
+		// This test's catch-up, not one an earlier run left under the ID.
+		d, err := tc.DescribeWorkflowExecution(ctx, catchUp, "")
+		if err != nil {
+			return err
+		}
+		if info := d.GetWorkflowExecutionInfo(); info.GetStartTime().AsTime().Before(began) {
+			return fmt.Errorf("no catch-up of lab-b since the sync began")
+		}
+		return tc.GetWorkflow(ctx, catchUp, d.GetWorkflowExecutionInfo().GetExecution().GetRunId()).Get(ctx, &cres)
 	}), "lab-b was not caught up after it registered")
 	t.Logf("lab-b caught up %s after the sync began", time.Since(began))
 	require.Len(t, cres.Nodes, 1)

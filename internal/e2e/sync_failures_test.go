@@ -1,8 +1,6 @@
 package e2e
 
-// These tests need the fleet synced first (TestSchemaSyncEndToEnd, in
-// schemasync_test.go, which runs earlier: files run in name order); each
-// makes sure of it itself.
+// These tests need the fleet synced to the head: each syncs it first.
 
 import (
 	"context"
@@ -177,6 +175,11 @@ func TestSchemaSyncSurvivesWorkerKill(t *testing.T) {
 	require.Equal(t, "sync-"+name, desc.GetPendingActivities()[0].GetActivityId())
 
 	killed := time.Now()
+	t.Cleanup(func() {
+		if _, running := fed.HubPid("worker"); !running {
+			require.NoError(t, fed.StartHub(context.Background(), "worker"))
+		}
+	})
 	require.NoError(t, fed.StopHub(ctx, "worker", true))
 	require.NoError(t, fed.StartHub(ctx, "worker"))
 

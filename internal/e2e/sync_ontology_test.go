@@ -1,8 +1,7 @@
 package e2e
 
 // The ontology tables arrive with a schema migration, so this test syncs
-// the fleet's schema first: it runs after TestSchemaSyncEndToEnd (files
-// run in name order), which needs the nodes behind.
+// the fleet's schema first.
 
 import (
 	"context"
@@ -96,7 +95,8 @@ func TestOntologySync(t *testing.T) {
 	defer cancel()
 
 	// lab-b is down when the sync runs.
-	require.NoError(t, fed.StopNode(ctx, "lab-b", false))
+	labB := agent(t, "lab-b")
+	labB.Stop(ctx)
 	began := time.Now()
 	started := startOntologySync(t)
 	require.Equal(t, workflows.OntologySyncID(onto.Version), started.WorkflowID)
@@ -142,7 +142,7 @@ func TestOntologySync(t *testing.T) {
 	recordHistoryTo(t, tc, started.WorkflowID, started.RunID, os.Getenv("SYNDB_RECORD_ONTOLOGY_HISTORY"))
 
 	// lab-b comes back: it registers, and is caught up with no other POST.
-	require.NoError(t, fed.StartNode(ctx, "lab-b"))
+	labB.Start(ctx)
 	catchUp := workflows.OntologyCatchUpID("lab-b", onto.Version)
 	var cres workflows.OntologySyncResult
 	require.NoError(t, pollUntil(ctx, func() error {
