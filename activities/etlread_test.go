@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -36,6 +37,10 @@ func neuronCheck(dataset uuid.UUID, lim UploadLimits) fileCheck {
 // of the peak, exact whatever the sampling misses).
 func heapPeak(t *testing.T, fn func()) (peak, allocated uint64) {
 	t.Helper()
+	// A tight GC target while measuring, so the peak is the reader's live
+	// memory rather than how much garbage the collector's pacing let pile
+	// up over whatever heap earlier tests left.
+	defer debug.SetGCPercent(debug.SetGCPercent(20))
 	runtime.GC()
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)

@@ -144,7 +144,8 @@ func TestComposePortsMatchCodeDefaults(t *testing.T) {
 		{"worker", "SYNDB_P2P_LISTEN", "tcp", dw},
 		{"clickhouse", "SYNDB_CLICKHOUSE_ADDR", "tcp", d},
 		{"temporal", "SYNDB_TEMPORAL_ADDRESS", "tcp", d},
-		{"postgres", "SYNDB_POSTGRES_DSN", "tcp", d},
+		// SYNDB_POSTGRES_DSN has no default (it holds credentials): the
+		// hub's DSN is checked against the postgres service below.
 		{"minio", "SYNDB_S3_ENDPOINT", "tcp", d},
 		{"lab-a", "SYNDB_FLIGHT_ADDR", "tcp", dn},
 		{"lab-a", "SYNDB_P2P_LISTEN", "tcp", dn},

@@ -1,6 +1,6 @@
 // Package routing decides which nodes a query or job may be sent to.
 //
-// It applies DESIGN.md's "Health and routing" and "Schema versioning" rules
+// It applies the routing rules of the README's "Health and circuit breaking" and "Schema versioning" sections
 // to a list of registered nodes: Healthy nodes are included, Degraded ones
 // too at lower priority; Unreachable and Unknown nodes are excluded, as are
 // revoked nodes, nodes whose schema ledger has drifted, and nodes whose schema
