@@ -16,7 +16,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/syndb/federation/internal/domain"
-	"github.com/syndb/federation/internal/fedpb"
+	"github.com/syndb/federation/internal/wire"
 )
 
 // NodeAnalysis runs the analysis on one node and stores its part in S3.
@@ -66,7 +66,7 @@ var degreeSchema = arrow.NewSchema([]arrow.Field{
 // nodeGraph pulls the node's synapses (pre, post) over Flight and counts
 // each neuron's in and out degree.
 func (a *Jobs) nodeGraph(ctx context.Context, p domain.NodeAnalysisParams, rows *atomic.Int64) (arrow.RecordBatch, error) {
-	rd, done, err := a.flight.read(ctx, p.Node, &fedpb.FlightQuery{Table: "synapse", Columns: []string{"pre_id", "post_id"},
+	rd, done, err := a.flight.read(ctx, p.Node, &wire.FlightQuery{Table: "synapse", Columns: []string{"pre_id", "post_id"},
 		DatasetIds: p.Spec.DatasetIDs})
 	if err != nil {
 		return nil, err

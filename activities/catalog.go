@@ -10,9 +10,9 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/syndb/federation/internal/domain"
-	"github.com/syndb/federation/internal/fedpb"
 	"github.com/syndb/federation/internal/p2p"
 	"github.com/syndb/federation/internal/store"
+	"github.com/syndb/federation/internal/wire"
 )
 
 // catalogStore is what the catalog activities need of PostgreSQL.
@@ -36,9 +36,9 @@ func NewCatalog(st catalogStore, nodes nodeCaller) *Catalog {
 // datasets are upserted and the ones it no longer reports removed.
 func (a *Catalog) SyncNodeCatalog(ctx context.Context, p domain.SyncNodeCatalogParams) (domain.SyncNodeCatalogResult, error) {
 	fetched := time.Now()
-	var resp fedpb.DatasetCatalogResponse
+	var resp wire.DatasetCatalogResponse
 	stopBeats := heartbeat(ctx, func() any { return p.Node.Name })
-	err := a.nodes.Call(ctx, p.Node.PeerID, p.Node.Addrs, p2p.DatasetCatalog, &fedpb.DatasetCatalogRequest{WithRowCounts: true}, &resp)
+	err := a.nodes.Call(ctx, p.Node.PeerID, p.Node.Addrs, p2p.DatasetCatalog, &wire.DatasetCatalogRequest{WithRowCounts: true}, &resp)
 	stopBeats()
 	if err != nil {
 		return domain.SyncNodeCatalogResult{}, classify(fmt.Errorf("dataset catalog of %s: %w", p.Node.Name, err))
@@ -63,7 +63,7 @@ func (a *Catalog) SyncNodeCatalog(ctx context.Context, p domain.SyncNodeCatalogP
 // catalogDatasets converts a node's datasets, leaving out those whose ID is
 // not a UUID and repeats of an ID (a MergeTree table may hold a row twice):
 // the first reported wins.
-func catalogDatasets(in []*fedpb.Dataset) ([]store.CatalogDataset, int) {
+func catalogDatasets(in []*wire.Dataset) ([]store.CatalogDataset, int) {
 	out := make([]store.CatalogDataset, 0, len(in))
 	seen := make(map[uuid.UUID]bool, len(in))
 	skipped := 0

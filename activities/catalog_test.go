@@ -15,10 +15,10 @@ import (
 
 	"github.com/syndb/federation/activities"
 	"github.com/syndb/federation/internal/domain"
-	"github.com/syndb/federation/internal/fedpb"
 	"github.com/syndb/federation/internal/ontology"
 	"github.com/syndb/federation/internal/p2p"
 	"github.com/syndb/federation/internal/store"
+	"github.com/syndb/federation/internal/wire"
 )
 
 // scriptedNode answers every call with resp, or fails with err.
@@ -89,10 +89,10 @@ func errorType(err error) string {
 func TestSyncNodeCatalog(t *testing.T) {
 	t.Parallel()
 	created := time.Date(2024, 5, 1, 8, 0, 0, 0, time.UTC)
-	good := &fedpb.Dataset{DatasetId: "0b7f1e1c-3c56-4f0e-8d1e-4d3f8f1c2a10", Name: "v1", Owner: "lab", Animal: "mouse",
+	good := &wire.Dataset{DatasetId: "0b7f1e1c-3c56-4f0e-8d1e-4d3f8f1c2a10", Name: "v1", Owner: "lab", Animal: "mouse",
 		BrainRegion: "CA1", GeneticManipulations: []string{"Thy1-GFP"}, Microscopy: "FIB-SEM", PublicationDoi: "10.1/x",
-		Notes: "n", CreatedAt: timestamppb.New(created), Tables: []*fedpb.TableRows{{Table: "neuron", Rows: 5}}}
-	node := &scriptedNode{resp: &fedpb.DatasetCatalogResponse{Node: "lab-a", Datasets: []*fedpb.Dataset{
+		Notes: "n", CreatedAt: timestamppb.New(created), Tables: []*wire.TableRows{{Table: "neuron", Rows: 5}}}
+	node := &scriptedNode{resp: &wire.DatasetCatalogResponse{Node: "lab-a", Datasets: []*wire.Dataset{
 		good, {DatasetId: "not-a-uuid", Name: "bad"}, {DatasetId: good.GetDatasetId(), Name: "repeat"},
 	}}}
 	rec := &catalogRecorder{}
@@ -105,7 +105,7 @@ func TestSyncNodeCatalog(t *testing.T) {
 	require.NoError(t, v.Get(&res))
 	require.Equal(t, 2, res.Skipped, "a bad ID and a repeat are left out")
 	require.Equal(t, 1, res.Added)
-	require.True(t, node.sent[0].(*fedpb.DatasetCatalogRequest).GetWithRowCounts(), "row counts are asked for")
+	require.True(t, node.sent[0].(*wire.DatasetCatalogRequest).GetWithRowCounts(), "row counts are asked for")
 	require.Equal(t, "lab-a", rec.cluster)
 	require.Len(t, rec.datasets, 1)
 	d := rec.datasets[0]
@@ -128,7 +128,7 @@ func TestSyncNodeCatalogErrors(t *testing.T) {
 		{"no schema yet is retried", &scriptedNode{err: p2p.Errorf(p2p.CodeUnavailable, "warehouse has no schema yet")}, "", "no schema"},
 		{"refused is not", &scriptedNode{err: p2p.Errorf(p2p.CodeUnauthorized, "not my hub")}, domain.ErrTypeInvalid, "not my hub"},
 		{"not found is not", &scriptedNode{err: p2p.Errorf(p2p.CodeNotFound, "no such table")}, domain.ErrTypeInvalid, "dataset catalog of lab-a: remote not_found"},
-		{"another node answering is not", &scriptedNode{resp: &fedpb.DatasetCatalogResponse{Node: "lab-x"}}, domain.ErrTypeInvalid, `as node "lab-x"`},
+		{"another node answering is not", &scriptedNode{resp: &wire.DatasetCatalogResponse{Node: "lab-x"}}, domain.ErrTypeInvalid, `as node "lab-x"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -153,7 +153,7 @@ func TestOntologyActivities(t *testing.T) {
 	t.Parallel()
 	onto, err := ontology.Embedded()
 	require.NoError(t, err)
-	node := &scriptedNode{resp: &fedpb.OntologySyncResponse{From: 0, To: int32(onto.Version), TermsWritten: uint32(len(onto.Terms))}}
+	node := &scriptedNode{resp: &wire.OntologySyncResponse{From: 0, To: int32(onto.Version), TermsWritten: uint32(len(onto.Terms))}}
 	rec := &catalogRecorder{}
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestActivityEnvironment()
@@ -180,7 +180,7 @@ func TestOntologyActivities(t *testing.T) {
 	require.Equal(t, domain.SyncNodeOntologyResult{From: 0, To: onto.Version, TermsWritten: len(onto.Terms)}, res)
 	require.Equal(t, onto.Version, rec.versions["lab-a"])
 	require.Equal(t, onto.Checksum, rec.sums["lab-a"])
-	sent := node.sent[0].(*fedpb.OntologySyncRequest)
+	sent := node.sent[0].(*wire.OntologySyncRequest)
 	require.NoError(t, sent.Validate(), "the node is sent a request it accepts")
 	require.Len(t, sent.GetTerms(), len(onto.Terms))
 

@@ -13,7 +13,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/syndb/federation/internal/arrowch"
+	"github.com/syndb/federation/internal/arrowconv"
 	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/health"
 	"github.com/syndb/federation/internal/migrate"
@@ -239,9 +239,9 @@ func (a *Etl) RegisterDataset(ctx context.Context, p domain.EtlParams) (bool, er
 // datasetRecord is the datasets row of d, created at created.
 func (a *Etl) datasetRecord(d domain.DatasetMeta, created time.Time) (arrow.RecordBatch, error) {
 	fields := make([]arrow.Field, len(datasetColumns))
-	tcs := make([]*arrowch.TextColumn, len(datasetColumns))
+	tcs := make([]*arrowconv.TextColumn, len(datasetColumns))
 	for i, c := range datasetColumns {
-		tc, err := arrowch.NewTextColumn(a.types["datasets"][c])
+		tc, err := arrowconv.NewTextColumn(a.types["datasets"][c])
 		if err != nil {
 			return nil, err
 		}

@@ -8,7 +8,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
-	"github.com/syndb/federation/internal/arrowch"
+	"github.com/syndb/federation/internal/arrowconv"
 	"github.com/syndb/federation/internal/domain"
 )
 
@@ -99,7 +99,7 @@ func TestParentCheck(t *testing.T) {
 func TestParquetColumns(t *testing.T) {
 	t.Parallel()
 	field := func(name, chType string) arrow.Field {
-		typ, err := arrowch.ArrowType(chType)
+		typ, err := arrowconv.ArrowType(chType)
 		require.NoError(t, err)
 		return arrow.Field{Name: name, Type: typ, Nullable: true}
 	}

@@ -16,7 +16,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/google/uuid"
 
-	"github.com/syndb/federation/internal/arrowch"
+	"github.com/syndb/federation/internal/arrowconv"
 	"github.com/syndb/federation/internal/domain"
 )
 
@@ -79,7 +79,7 @@ func readProblem(rep *domain.EtlReport, row int64, lim UploadLimits, err error) 
 
 // csvHeader reads the header and checks it against the table: the
 // columns' parsers, and whether dataset_id is to be filled in.
-func (c fileCheck) csvHeader(cr *csv.Reader, rep *domain.EtlReport) (cols []string, types []*arrowch.TextColumn, fill bool, err error) {
+func (c fileCheck) csvHeader(cr *csv.Reader, rep *domain.EtlReport) (cols []string, types []*arrowconv.TextColumn, fill bool, err error) {
 	header, err := cr.Read()
 	if err != nil {
 		if !readProblem(rep, 0, c.limits, err) {
@@ -99,7 +99,7 @@ func (c fileCheck) csvHeader(cr *csv.Reader, rep *domain.EtlReport) (cols []stri
 			rep.Add(domain.Problem{Column: col, Problem: "column appears twice"})
 		}
 		seen[col] = true
-		tc, err := arrowch.NewTextColumn(typ)
+		tc, err := arrowconv.NewTextColumn(typ)
 		if err != nil {
 			return nil, nil, false, err
 		}
@@ -118,10 +118,10 @@ func (c fileCheck) csvHeader(cr *csv.Reader, rep *domain.EtlReport) (cols []stri
 type csvBatches struct {
 	fileCheck
 	cols  []string
-	types []*arrowch.TextColumn
+	types []*arrowconv.TextColumn
 	// fill is set when the file has no dataset_id: dsType fills it in.
 	fill   bool
-	dsType *arrowch.TextColumn
+	dsType *arrowconv.TextColumn
 	b      *array.RecordBuilder
 	vals   []any
 	// pending rows and their cells' bytes are in b, not yet flushed.
@@ -130,12 +130,12 @@ type csvBatches struct {
 	fn           func(arrow.RecordBatch) error
 }
 
-func (c fileCheck) newCSVBatches(cols []string, types []*arrowch.TextColumn, fill bool, rep *domain.EtlReport, fn func(arrow.RecordBatch) error) *csvBatches {
+func (c fileCheck) newCSVBatches(cols []string, types []*arrowconv.TextColumn, fill bool, rep *domain.EtlReport, fn func(arrow.RecordBatch) error) *csvBatches {
 	fields := make([]arrow.Field, 0, len(cols)+1)
 	for i, col := range cols {
 		fields = append(fields, arrow.Field{Name: col, Type: types[i].ArrowType(), Nullable: types[i].Nullable()})
 	}
-	dsType, _ := arrowch.NewTextColumn("UUID")
+	dsType, _ := arrowconv.NewTextColumn("UUID")
 	if fill {
 		fields = append(fields, arrow.Field{Name: "dataset_id", Type: dsType.ArrowType()})
 		rep.Columns = append(rep.Columns, "dataset_id")

@@ -13,7 +13,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/google/uuid"
 
-	"github.com/syndb/federation/internal/arrowch"
+	"github.com/syndb/federation/internal/arrowconv"
 	"github.com/syndb/federation/internal/domain"
 )
 
@@ -265,7 +265,7 @@ func parquetColumns(schema *arrow.Schema, table string, tableTypes map[string]st
 			rep.Add(domain.Problem{Column: clipValue(f.Name), Problem: fmt.Sprintf("table %s has no column %q", table, clipValue(f.Name))})
 			continue
 		}
-		want, err := arrowch.ArrowType(t)
+		want, err := arrowconv.ArrowType(t)
 		if err != nil {
 			return nil, err
 		}

@@ -9,9 +9,9 @@ import (
 	"github.com/google/uuid"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/syndb/federation/internal/arrowch"
+	"github.com/syndb/federation/internal/arrowconv"
 	"github.com/syndb/federation/internal/domain"
-	"github.com/syndb/federation/internal/fedpb"
+	"github.com/syndb/federation/internal/wire"
 )
 
 // sink is the warehouse an ETL job loads into: a node's, over its Flight
@@ -38,7 +38,7 @@ type load interface {
 
 // hubWarehouse is what ETL into the hub needs of its ClickHouse.
 type hubWarehouse interface {
-	arrowch.Preparer
+	arrowconv.Preparer
 	Query(ctx context.Context, query string, args ...any) (driver.Rows, error)
 }
 
@@ -49,7 +49,7 @@ type nodeSink struct {
 }
 
 func (s nodeSink) scan(ctx context.Context, table, column, dataset string, fn func(uuid.UUID)) (int64, error) {
-	rd, done, err := s.flight.read(ctx, s.node, &fedpb.FlightQuery{Table: table, Columns: []string{column}, DatasetIds: []string{dataset}})
+	rd, done, err := s.flight.read(ctx, s.node, &wire.FlightQuery{Table: table, Columns: []string{column}, DatasetIds: []string{dataset}})
 	if err != nil {
 		return 0, err
 	}
@@ -78,7 +78,7 @@ func (s nodeSink) open(ctx context.Context, table, dataset string, rows int64, s
 	for _, f := range schema.Fields() {
 		cols = append(cols, f.Name)
 	}
-	return s.flight.put(ctx, s.node, &fedpb.FlightQuery{Table: table, Columns: cols, DatasetIds: []string{dataset},
+	return s.flight.put(ctx, s.node, &wire.FlightQuery{Table: table, Columns: cols, DatasetIds: []string{dataset},
 		Limit: uint64(rows)}, schema)
 }
 
@@ -125,7 +125,7 @@ func (s hubSink) open(_ context.Context, table, _ string, _ int64, schema *arrow
 	for n, t := range s.types[table] {
 		names, types = append(names, n), append(types, t)
 	}
-	ins, err := arrowch.NewInserter(table, names, types, schema)
+	ins, err := arrowconv.NewInserter(table, names, types, schema)
 	if err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), domain.ErrTypeInvalid, err)
 	}
@@ -138,7 +138,7 @@ func (hubSink) catalogNode() string { return "" }
 type hubLoad struct {
 	warehouse hubWarehouse
 	table     string
-	ins       *arrowch.Inserter
+	ins       *arrowconv.Inserter
 	rows      int64
 }
 

@@ -15,8 +15,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/syndb/federation/internal/domain"
-	"github.com/syndb/federation/internal/fedpb"
 	"github.com/syndb/federation/internal/p2p"
+	"github.com/syndb/federation/internal/wire"
 )
 
 // nodeFlight reads and writes nodes' tables over their Flight servers.
@@ -29,9 +29,9 @@ type nodeFlight struct {
 // lifetime (a minute) over a connection from the address this host's libp2p
 // connection to the node comes from: each stream asks for its own, right
 // before it starts.
-func (f nodeFlight) dial(ctx context.Context, node domain.NodeRef, q *fedpb.FlightQuery, write bool) (flight.Client, []byte, error) {
-	var ep fedpb.GetFlightEndpointResponse
-	req := &fedpb.GetFlightEndpointRequest{Query: q, Write: write}
+func (f nodeFlight) dial(ctx context.Context, node domain.NodeRef, q *wire.FlightQuery, write bool) (flight.Client, []byte, error) {
+	var ep wire.GetFlightEndpointResponse
+	req := &wire.GetFlightEndpointRequest{Query: q, Write: write}
 	if err := f.nodes.Call(ctx, node.PeerID, node.Addrs, p2p.FlightEndpoint, req, &ep); err != nil {
 		return nil, nil, classify(fmt.Errorf("%s: %w", node.Name, err))
 	}
@@ -48,7 +48,7 @@ func (f nodeFlight) dial(ctx context.Context, node domain.NodeRef, q *fedpb.Flig
 
 // read reads q from node over Flight (a read ticket from
 // GetFlightEndpoint, then DoGet). done releases the reader and the client.
-func (f nodeFlight) read(ctx context.Context, node domain.NodeRef, q *fedpb.FlightQuery) (rd *flight.Reader, done func(), err error) {
+func (f nodeFlight) read(ctx context.Context, node domain.NodeRef, q *wire.FlightQuery) (rd *flight.Reader, done func(), err error) {
 	c, ticket, err := f.dial(ctx, node, q, false)
 	if err != nil {
 		return nil, nil, err
@@ -77,7 +77,7 @@ type flightPut struct {
 }
 
 // put starts a load of q into node: records of schema, at most q.Limit rows.
-func (f nodeFlight) put(ctx context.Context, node domain.NodeRef, q *fedpb.FlightQuery, schema *arrow.Schema) (*flightPut, error) {
+func (f nodeFlight) put(ctx context.Context, node domain.NodeRef, q *wire.FlightQuery, schema *arrow.Schema) (*flightPut, error) {
 	c, ticket, err := f.dial(ctx, node, q, true)
 	if err != nil {
 		return nil, err

@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/syndb/federation/internal/domain"
-	"github.com/syndb/federation/internal/fedpb"
 	"github.com/syndb/federation/internal/health"
 	"github.com/syndb/federation/internal/p2p"
 	"github.com/syndb/federation/internal/store"
+	"github.com/syndb/federation/internal/wire"
 )
 
 // healthStore is what the health activities need of the registry.
@@ -104,9 +104,9 @@ func (a *Health) HealthSweep(ctx context.Context, p domain.SweepParams) (domain.
 func (a *Health) ping(ctx context.Context, c domain.Cluster) (health.Observation, time.Duration) {
 	ctx, cancel := context.WithTimeout(ctx, a.opts.PingTimeout)
 	defer cancel()
-	var resp fedpb.HealthPingResponse
+	var resp wire.HealthPingResponse
 	start := time.Now()
-	err := a.nodes.Call(ctx, c.PeerID, c.Addrs, p2p.HealthPing, &fedpb.HealthPingRequest{Nonce: uint64(start.UnixNano())}, &resp)
+	err := a.nodes.Call(ctx, c.PeerID, c.Addrs, p2p.HealthPing, &wire.HealthPingRequest{Nonce: uint64(start.UnixNano())}, &resp)
 	rtt := time.Since(start)
 	if err != nil {
 		return health.Observation{Error: err.Error(), Latency: rtt}, 0

@@ -9,9 +9,9 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/syndb/federation/internal/domain"
-	"github.com/syndb/federation/internal/fedpb"
 	"github.com/syndb/federation/internal/ontology"
 	"github.com/syndb/federation/internal/p2p"
+	"github.com/syndb/federation/internal/wire"
 )
 
 // ontologyStore is what the ontology activities need of PostgreSQL.
@@ -67,7 +67,7 @@ func (a *Ontology) SyncNodeOntology(ctx context.Context, p domain.SyncNodeOntolo
 		return domain.SyncNodeOntologyResult{}, err
 	}
 	start := time.Now()
-	var resp fedpb.OntologySyncResponse
+	var resp wire.OntologySyncResponse
 	stopBeats := heartbeat(ctx, func() any { return p.Node.Name })
 	err := a.nodes.Call(ctx, p.Node.PeerID, p.Node.Addrs, p2p.OntologySync, a.onto.Request(), &resp)
 	stopBeats()

@@ -12,9 +12,9 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/syndb/federation/internal/domain"
-	"github.com/syndb/federation/internal/fedpb"
 	"github.com/syndb/federation/internal/migrate"
 	"github.com/syndb/federation/internal/p2p"
+	"github.com/syndb/federation/internal/wire"
 )
 
 // hubSchemaLock is the advisory lock key that serialises migrations of the
@@ -94,8 +94,8 @@ func (a *Schema) SyncNodeSchema(ctx context.Context, p domain.SyncNodeParams) (d
 			fmt.Sprintf("target version %d is outside 1..%d", p.Target, len(a.migrations)), domain.ErrTypeInvalid, nil)
 	}
 	start := time.Now()
-	req := &fedpb.SchemaSyncRequest{Target: int32(p.Target), Migrations: fedpb.FromMigrations(a.migrations[:p.Target])}
-	var resp fedpb.SchemaSyncResponse
+	req := &wire.SchemaSyncRequest{Target: int32(p.Target), Migrations: wire.FromMigrations(a.migrations[:p.Target])}
+	var resp wire.SchemaSyncResponse
 	stopBeats := heartbeat(ctx, func() any { return p.Node.Name })
 	err := a.nodes.Call(ctx, p.Node.PeerID, p.Node.Addrs, p2p.SchemaSync, req, &resp)
 	stopBeats()
@@ -122,7 +122,7 @@ func (a *Schema) SyncNodeSchema(ctx context.Context, p domain.SyncNodeParams) (d
 	if err := a.store.RecordSchemaVersion(ctx, p.Node.Name, to, ledger, p.WorkflowID); err != nil {
 		return domain.SyncNodeResult{}, err
 	}
-	applied := fedpb.ToApplied(resp.GetApplied())
+	applied := wire.ToApplied(resp.GetApplied())
 	activity.GetLogger(ctx).Info("node schema synced", "node", p.Node.Name, "from", from, "to", to,
 		"applied", len(applied), "took", time.Since(start))
 	return domain.SyncNodeResult{From: from, To: to, Applied: summarize(applied)}, nil

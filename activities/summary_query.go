@@ -10,17 +10,17 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/syndb/federation/internal/domain"
-	"github.com/syndb/federation/internal/fedpb"
 	"github.com/syndb/federation/internal/p2p"
+	"github.com/syndb/federation/internal/wire"
 )
 
 // nodeSummary asks the node for the summary with AnalyticsQuery: the
 // node's ClickHouse computes it, and the reply carries it, one row per
 // dataset (a summary is small; Flight is for bulk).
 func (a *Jobs) nodeSummary(ctx context.Context, p domain.NodeAnalysisParams) (arrow.RecordBatch, error) {
-	req := &fedpb.AnalyticsQueryRequest{JobId: p.JobID, Kind: fedpb.KindSummary, Table: p.Spec.Table, Column: p.Spec.Column,
+	req := &wire.AnalyticsQueryRequest{JobId: p.JobID, Kind: wire.KindSummary, Table: p.Spec.Table, Column: p.Spec.Column,
 		DatasetIds: p.Spec.DatasetIDs, Quantiles: p.Spec.Quantiles}
-	var resp fedpb.AnalyticsQueryResponse
+	var resp wire.AnalyticsQueryResponse
 	if err := a.flight.nodes.Call(ctx, p.Node.PeerID, p.Node.Addrs, p2p.AnalyticsQuery, req, &resp); err != nil {
 		return nil, classify(fmt.Errorf("%s: summary: %w", p.Node.Name, err))
 	}
@@ -32,7 +32,7 @@ func (a *Jobs) nodeSummary(ctx context.Context, p domain.NodeAnalysisParams) (ar
 }
 
 // summaryRecord is node's summaries as a record batch of summarySchema.
-func summaryRecord(node string, summaries []*fedpb.Summary) arrow.RecordBatch {
+func summaryRecord(node string, summaries []*wire.Summary) arrow.RecordBatch {
 	b := array.NewRecordBuilder(memory.DefaultAllocator, summarySchema)
 	defer b.Release()
 	for _, s := range summaries {

@@ -20,17 +20,17 @@ import (
 
 	"github.com/syndb/federation/activities"
 	"github.com/syndb/federation/internal/domain"
-	"github.com/syndb/federation/internal/fedpb"
 	"github.com/syndb/federation/internal/p2p"
+	"github.com/syndb/federation/internal/wire"
 )
 
 // summaryNodes answer AnalyticsQuery with each node's summaries, by peer
 // ID, and nothing else: they have no Flight server to offer.
 type summaryNodes struct {
-	replies map[string]*fedpb.AnalyticsQueryResponse
+	replies map[string]*wire.AnalyticsQueryResponse
 
 	mu   sync.Mutex
-	sent []*fedpb.AnalyticsQueryRequest
+	sent []*wire.AnalyticsQueryRequest
 }
 
 func (n *summaryNodes) Call(_ context.Context, peerID string, _ []string, spec p2p.Spec, req, resp proto.Message) error {
@@ -38,7 +38,7 @@ func (n *summaryNodes) Call(_ context.Context, peerID string, _ []string, spec p
 		return fmt.Errorf("%s: no Flight here", spec.ID)
 	}
 	n.mu.Lock()
-	n.sent = append(n.sent, req.(*fedpb.AnalyticsQueryRequest))
+	n.sent = append(n.sent, req.(*wire.AnalyticsQueryRequest))
 	n.mu.Unlock()
 	r, ok := n.replies[peerID]
 	if !ok {
@@ -95,10 +95,10 @@ func (s *memS3) StatObject(context.Context, string, string, minio.StatObjectOpti
 func TestSummaryOverAnalyticsQuery(t *testing.T) {
 	dsA, dsB := uuid.NewString(), uuid.NewString()
 	jobID := uuid.NewString()
-	nodes := &summaryNodes{replies: map[string]*fedpb.AnalyticsQueryResponse{
-		"peer-a": {JobId: jobID, Node: "lab-a", Summaries: []*fedpb.Summary{{DatasetId: dsA, Count: 4, Sum: 10, SumSquares: 30,
+	nodes := &summaryNodes{replies: map[string]*wire.AnalyticsQueryResponse{
+		"peer-a": {JobId: jobID, Node: "lab-a", Summaries: []*wire.Summary{{DatasetId: dsA, Count: 4, Sum: 10, SumSquares: 30,
 			Mean: 2.5, Stddev: math.Sqrt(1.25), Min: 1, Max: 4, Quantiles: []float64{2.5, 3.7}}}},
-		"peer-b": {JobId: jobID, Node: "lab-b", Summaries: []*fedpb.Summary{{DatasetId: dsB, Count: 1, Sum: 10, SumSquares: 100,
+		"peer-b": {JobId: jobID, Node: "lab-b", Summaries: []*wire.Summary{{DatasetId: dsB, Count: 1, Sum: 10, SumSquares: 100,
 			Mean: 10, Stddev: 0, Min: 10, Max: 10, Quantiles: []float64{10, 10}}}},
 		"peer-x": {JobId: jobID, Node: "lab-y"},
 	}}
@@ -121,7 +121,7 @@ func TestSummaryOverAnalyticsQuery(t *testing.T) {
 	}
 	require.Len(t, nodes.sent, 2)
 	for _, req := range nodes.sent {
-		require.Equal(t, &fedpb.AnalyticsQueryRequest{JobId: jobID, Kind: fedpb.KindSummary, Table: "neuron", Column: "voxel_volume",
+		require.Equal(t, &wire.AnalyticsQueryRequest{JobId: jobID, Kind: wire.KindSummary, Table: "neuron", Column: "voxel_volume",
 			DatasetIds: []string{dsA, dsB}, Quantiles: []float64{0.5, 0.9}}, req)
 	}
 
@@ -152,10 +152,10 @@ func TestSummaryOverAnalyticsQuery(t *testing.T) {
 // (1000 dataset IDs, 16 quantile levels) fits the AnalyticsQuery request
 // cap, and passes its validation.
 func TestSummaryRequestFitsCap(t *testing.T) {
-	req := &fedpb.AnalyticsQueryRequest{JobId: uuid.NewString(), Kind: fedpb.KindSummary,
-		Table: "neuron", Column: "voxel_volume", Quantiles: make([]float64, fedpb.MaxQuantiles)}
+	req := &wire.AnalyticsQueryRequest{JobId: uuid.NewString(), Kind: wire.KindSummary,
+		Table: "neuron", Column: "voxel_volume", Quantiles: make([]float64, wire.MaxQuantiles)}
 	for i := range req.Quantiles {
-		req.Quantiles[i] = float64(i+1) / float64(fedpb.MaxQuantiles+1)
+		req.Quantiles[i] = float64(i+1) / float64(wire.MaxQuantiles+1)
 	}
 	for range 1000 {
 		req.DatasetIds = append(req.DatasetIds, uuid.NewString())

@@ -9,11 +9,11 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
-	"github.com/syndb/federation/internal/arrowch"
+	"github.com/syndb/federation/internal/arrowconv"
 )
 
 // writeArrow streams rows as an Arrow IPC stream, one record batch at a
-// time (arrowch bounds a batch by rows and bytes), flushing after each.
+// time (arrowconv bounds a batch by rows and bytes), flushing after each.
 func writeArrow(w io.Writer, rows driver.Rows) (int64, error) {
 	r, err := arrowReader(rows)
 	if err != nil {
@@ -42,13 +42,13 @@ func writeArrow(w io.Writer, rows driver.Rows) (int64, error) {
 
 // arrowReader reads rows as Arrow record batches, typed by the ClickHouse
 // types of the query's columns.
-func arrowReader(rows driver.Rows) (*arrowch.Reader, error) {
+func arrowReader(rows driver.Rows) (*arrowconv.Reader, error) {
 	cts := rows.ColumnTypes()
 	types := make([]string, len(cts))
 	for i, ct := range cts {
 		types[i] = ct.DatabaseTypeName()
 	}
-	r, err := arrowch.NewReader(rows, rows.Columns(), types, 0, memory.DefaultAllocator)
+	r, err := arrowconv.NewReader(rows, rows.Columns(), types, 0, memory.DefaultAllocator)
 	if err != nil {
 		return nil, fmt.Errorf("arrow schema of the result: %w", err)
 	}

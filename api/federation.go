@@ -14,7 +14,7 @@ import (
 
 	"github.com/syndb/federation/internal/config"
 	"github.com/syndb/federation/internal/domain"
-	"github.com/syndb/federation/internal/schemastate"
+	"github.com/syndb/federation/internal/schemastatus"
 	"github.com/syndb/federation/workflows"
 )
 
@@ -99,7 +99,7 @@ func (s *Server) schemaStatus(c echo.Context) error {
 	if s.deps.Warehouse == nil {
 		return errors.New("schema status: no hub warehouse connection")
 	}
-	st, err := schemastate.Read(c.Request().Context(), s.deps.Store, s.deps.Warehouse, s.deps.Migrations)
+	st, err := schemastatus.Read(c.Request().Context(), s.deps.Store, s.deps.Warehouse, s.deps.Migrations)
 	if err != nil {
 		return fmt.Errorf("schema status: %w", err)
 	}

@@ -16,11 +16,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
+	chgo "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/labstack/echo/v4"
 
-	"github.com/syndb/federation/internal/chx"
+	"github.com/syndb/federation/internal/clickhouse"
 	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/fedsql"
 	"github.com/syndb/federation/internal/routing"
@@ -172,7 +172,7 @@ func (s *Server) runFederated(ctx context.Context, parsed *fedsql.Parsed, nodes 
 	if meta.Excluded == nil {
 		meta.Excluded = []domain.Exclusion{}
 	}
-	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(s.querySettings(int(s.cfg.Query.Timeout.Seconds()))))
+	ctx = chgo.Context(ctx, chgo.WithSettings(s.querySettings(int(s.cfg.Query.Timeout.Seconds()))))
 	for {
 		if len(meta.Included) == 0 {
 			return nil, meta, &apiError{http.StatusServiceUnavailable, codeUnavailable,
@@ -191,7 +191,7 @@ func (s *Server) runFederated(ctx context.Context, parsed *fedsql.Parsed, nodes 
 		if err == nil {
 			return rows, meta, nil
 		}
-		if !chx.IsNetwork(err) {
+		if !clickhouse.IsNetwork(err) {
 			return nil, meta, s.queryError(err)
 		}
 		failed := s.probe(ctx, targets)
@@ -210,9 +210,9 @@ func (s *Server) runFederated(ctx context.Context, parsed *fedsql.Parsed, nodes 
 // the query's time bound and, for each remote() connection to a node,
 // connect and receive timeouts with a single try, so a stalled node fails
 // its share within seconds.
-func (s *Server) querySettings(maxSeconds int) clickhouse.Settings {
+func (s *Server) querySettings(maxSeconds int) chgo.Settings {
 	q := s.cfg.Query
-	return clickhouse.Settings{
+	return chgo.Settings{
 		"max_execution_time":                  maxSeconds,
 		"connect_timeout":                     max(1, int(q.RemoteConnectTimeout.Seconds())),
 		"connect_timeout_with_failover_ms":    int(q.RemoteConnectTimeout.Milliseconds()),
@@ -250,7 +250,7 @@ func (s *Server) probe(ctx context.Context, targets []fedsql.Target) []domain.Ex
 	q := s.cfg.Query
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), q.ProbeTimeout)
 	defer cancel()
-	pctx := clickhouse.Context(ctx, clickhouse.WithSettings(s.querySettings(max(1, int(q.ProbeTimeout.Seconds())))))
+	pctx := chgo.Context(ctx, chgo.WithSettings(s.querySettings(max(1, int(q.ProbeTimeout.Seconds())))))
 	errs := make([]error, len(targets))
 	var wg sync.WaitGroup
 	for i, t := range targets {
@@ -275,7 +275,7 @@ func (s *Server) probe(ctx context.Context, targets []fedsql.Target) []domain.Ex
 			continue
 		}
 		detail := "its warehouse did not answer the query"
-		if chx.Code(err) != 0 || errors.Is(err, context.DeadlineExceeded) {
+		if clickhouse.Code(err) != 0 || errors.Is(err, context.DeadlineExceeded) {
 			detail += ": " + s.redact(firstLine(err.Error()))
 		}
 		out = append(out, domain.Exclusion{Name: targets[i].Name, Reason: ReasonUnreachableNow, Detail: detail})
@@ -348,15 +348,15 @@ type registrySnapshot interface {
 // message (without credentials) for a query ClickHouse refused, a 504 for a
 // timeout.
 func (s *Server) queryError(err error) error {
-	if errors.Is(err, context.DeadlineExceeded) || chx.Code(err) == chx.CodeTimeoutExceeded {
+	if errors.Is(err, context.DeadlineExceeded) || clickhouse.Code(err) == clickhouse.CodeTimeoutExceeded {
 		return &apiError{http.StatusGatewayTimeout, "timeout", fmt.Sprintf("query exceeded %s", s.cfg.Query.Timeout)}
 	}
-	if errors.Is(err, clickhouse.ErrAcquireConnTimeout) {
+	if errors.Is(err, chgo.ErrAcquireConnTimeout) {
 		return &apiError{http.StatusServiceUnavailable, codeUnavailable, "the hub is answering as many queries as it can; try again shortly"}
 	}
-	var ex *clickhouse.Exception
+	var ex *chgo.Exception
 	if errors.As(err, &ex) {
-		if chx.IsQueryFault(err) {
+		if clickhouse.IsQueryFault(err) {
 			return errBadRequest("clickhouse refused the query: " + s.redact(firstLine(ex.Message)))
 		}
 		return &apiError{http.StatusBadGateway, "upstream", "the hub warehouse failed the query: " + s.redact(firstLine(ex.Message))}

@@ -12,7 +12,7 @@ import (
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 
-	"github.com/syndb/federation/internal/chx"
+	"github.com/syndb/federation/internal/clickhouse"
 	"github.com/syndb/federation/internal/config"
 	"github.com/syndb/federation/internal/registry"
 	"github.com/syndb/federation/internal/store"
@@ -35,7 +35,7 @@ func Run(ctx context.Context, cfg config.API, log *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
-	wh, err := chx.Open(ctx, cfg.ClickHouse)
+	wh, err := clickhouse.Open(ctx, cfg.ClickHouse)
 	if err != nil {
 		return fmt.Errorf("hub warehouse: %w", err)
 	}
@@ -43,7 +43,7 @@ func Run(ctx context.Context, cfg config.API, log *slog.Logger) error {
 	// Every federated query, and each probe of a node after a failed one,
 	// holds a connection of the query user: the pool is sized by the query
 	// settings.
-	qwh, err := chx.Dial(ctx, cfg.QueryClickHouse(), chx.Pool{MaxOpen: cfg.Query.MaxConns, MaxIdle: cfg.Query.MaxConns / 4,
+	qwh, err := clickhouse.Dial(ctx, cfg.QueryClickHouse(), clickhouse.Pool{MaxOpen: cfg.Query.MaxConns, MaxIdle: cfg.Query.MaxConns / 4,
 		Wait: cfg.Query.ConnWait})
 	if err != nil {
 		return fmt.Errorf("hub warehouse as query user %s: %w", cfg.QueryUser, err)

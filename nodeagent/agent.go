@@ -24,12 +24,12 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/syndb/federation/internal/chx"
+	"github.com/syndb/federation/internal/clickhouse"
 	"github.com/syndb/federation/internal/config"
-	"github.com/syndb/federation/internal/fedpb"
 	"github.com/syndb/federation/internal/migrate"
 	"github.com/syndb/federation/internal/p2p"
 	"github.com/syndb/federation/internal/version"
+	"github.com/syndb/federation/internal/wire"
 )
 
 // Agent is a node agent. New builds it and validates its configuration;
@@ -403,11 +403,11 @@ func (a *Agent) registerWith(ctx context.Context, hub peer.AddrInfo) error {
 	for _, m := range a.host.Addrs() {
 		addrs = append(addrs, m.String())
 	}
-	req := &fedpb.RegisterRequest{
+	req := &wire.RegisterRequest{
 		Name: a.cfg.Name, Addrs: addrs, FlightAddr: a.flightPublicAddr(), ClickhouseAddr: a.cfg.ClickHousePublicAddr,
 		SchemaVersion: int32(v), AgentVersion: version.String(), EnrollmentToken: a.cfg.EnrollmentToken,
 	}
-	var resp fedpb.RegisterResponse
+	var resp wire.RegisterResponse
 	if err := p2p.Call(ctx, a.host, hub.ID, p2p.Register, req, &resp); err != nil {
 		return err
 	}
@@ -424,7 +424,7 @@ func (a *Agent) conn(ctx context.Context) (driver.Conn, error) {
 	if a.ch != nil {
 		return a.ch, nil
 	}
-	c, err := chx.Open(ctx, a.cfg.ClickHouse)
+	c, err := clickhouse.Open(ctx, a.cfg.ClickHouse)
 	if err != nil {
 		return nil, err
 	}
@@ -456,8 +456,8 @@ func (a *Agent) close() {
 // (the node is Degraded) instead of making the whole ping time out.
 const clickhouseProbeTimeout = 2 * time.Second
 
-func (a *Agent) handlePing(ctx context.Context, _ peer.ID, req *fedpb.HealthPingRequest) (*fedpb.HealthPingResponse, error) {
-	resp := &fedpb.HealthPingResponse{Nonce: req.GetNonce(), Name: a.cfg.Name, AgentVersion: version.String()}
+func (a *Agent) handlePing(ctx context.Context, _ peer.ID, req *wire.HealthPingRequest) (*wire.HealthPingResponse, error) {
+	resp := &wire.HealthPingResponse{Nonce: req.GetNonce(), Name: a.cfg.Name, AgentVersion: version.String()}
 	took, v, err := a.probeClickHouse(ctx)
 	if err != nil {
 		resp.ClickhouseError = err.Error()
@@ -492,8 +492,8 @@ func (a *Agent) probeClickHouse(ctx context.Context) (time.Duration, int, error)
 	return took, v, nil
 }
 
-func (a *Agent) handleSchemaSync(ctx context.Context, _ peer.ID, req *fedpb.SchemaSyncRequest) (*fedpb.SchemaSyncResponse, error) {
-	ms := fedpb.ToMigrations(req.GetMigrations())
+func (a *Agent) handleSchemaSync(ctx context.Context, _ peer.ID, req *wire.SchemaSyncRequest) (*wire.SchemaSyncResponse, error) {
+	ms := wire.ToMigrations(req.GetMigrations())
 	if err := migrate.Verify(ms); err != nil {
 		return nil, p2p.Errorf(p2p.CodeInvalid, "%v", err)
 	}
@@ -518,8 +518,8 @@ func (a *Agent) handleSchemaSync(ctx context.Context, _ peer.ID, req *fedpb.Sche
 	for _, m := range res.Applied {
 		a.log.Info("migration applied", "version", m.Version, "name", m.Name, "took", m.Duration)
 	}
-	return &fedpb.SchemaSyncResponse{
-		From: int32(res.From), To: int32(res.To), Applied: fedpb.FromApplied(res.Applied), Ledger: fedpb.FromApplied(ledger),
+	return &wire.SchemaSyncResponse{
+		From: int32(res.From), To: int32(res.To), Applied: wire.FromApplied(res.Applied), Ledger: wire.FromApplied(ledger),
 	}, nil
 }
 

@@ -12,15 +12,15 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/syndb/federation/internal/fedpb"
 	"github.com/syndb/federation/internal/p2p"
+	"github.com/syndb/federation/internal/wire"
 )
 
 // defaultQuantiles are reported when a summary asks for none.
 var defaultQuantiles = []float64{0.5, 0.9, 0.99}
 
 // maxSummaryDatasets is the most datasets one summary reply holds. With
-// at most fedpb.MaxQuantiles quantiles each, such a reply stays well inside
+// at most wire.MaxQuantiles quantiles each, such a reply stays well inside
 // the AnalyticsQuery response cap (TestSummaryReplyFitsCap); a node with
 // more datasets is asked for some of them by ID.
 const maxSummaryDatasets = 10000
@@ -71,7 +71,7 @@ func summaryQuery(table, column string, quantiles []float64, datasetIDs []string
 // the count, sum, sum of squares (so the hub can merge exact means and
 // deviations across nodes), mean, population standard deviation, min, max
 // and quantiles of one numeric column; nulls are left out.
-func (a *Agent) handleAnalytics(ctx context.Context, _ peer.ID, req *fedpb.AnalyticsQueryRequest) (*fedpb.AnalyticsQueryResponse, error) {
+func (a *Agent) handleAnalytics(ctx context.Context, _ peer.ID, req *wire.AnalyticsQueryRequest) (*wire.AnalyticsQueryResponse, error) {
 	start := time.Now()
 	conn, err := a.conn(ctx)
 	if err != nil {
@@ -81,7 +81,7 @@ func (a *Agent) handleAnalytics(ctx context.Context, _ peer.ID, req *fedpb.Analy
 	if err != nil {
 		return nil, err
 	}
-	resp := &fedpb.AnalyticsQueryResponse{JobId: req.GetJobId(), Node: a.cfg.Name, Summaries: summaries,
+	resp := &wire.AnalyticsQueryResponse{JobId: req.GetJobId(), Node: a.cfg.Name, Summaries: summaries,
 		Took: durationpb.New(time.Since(start))}
 	if size := proto.Size(resp); size > p2p.AnalyticsQuery.MaxResponse {
 		return nil, p2p.Errorf(p2p.CodeInvalid, "the summary of %s.%s is %d bytes, over the %d-byte reply cap: name fewer dataset_ids",
@@ -94,7 +94,7 @@ func (a *Agent) handleAnalytics(ctx context.Context, _ peer.ID, req *fedpb.Analy
 
 // summarise computes the summary req asks for on conn, the warehouse of
 // node, and refuses one of more than maxDatasets datasets.
-func summarise(ctx context.Context, conn driver.Conn, node string, req *fedpb.AnalyticsQueryRequest, maxDatasets int) ([]*fedpb.Summary, error) {
+func summarise(ctx context.Context, conn driver.Conn, node string, req *wire.AnalyticsQueryRequest, maxDatasets int) ([]*wire.Summary, error) {
 	cols, err := tableColumns(ctx, conn, req.GetTable())
 	if err != nil {
 		return nil, err
@@ -111,13 +111,13 @@ func summarise(ctx context.Context, conn driver.Conn, node string, req *fedpb.An
 		return nil, p2p.Errorf(p2p.CodeUnavailable, "summarise %s.%s: %v", req.GetTable(), req.GetColumn(), err)
 	}
 	defer func() { _ = rows.Close() }()
-	var out []*fedpb.Summary
+	var out []*wire.Summary
 	for rows.Next() {
 		if len(out) == maxDatasets {
 			return nil, p2p.Errorf(p2p.CodeInvalid, "node %s holds more than %d datasets with %s.%s: a summary names at most %d; name dataset_ids",
 				node, maxDatasets, req.GetTable(), req.GetColumn(), maxDatasets)
 		}
-		s := &fedpb.Summary{}
+		s := &wire.Summary{}
 		if err := rows.Scan(&s.DatasetId, &s.Count, &s.Sum, &s.SumSquares, &s.Mean, &s.Stddev, &s.Min, &s.Max, &s.Quantiles); err != nil {
 			return nil, p2p.Errorf(p2p.CodeInternal, "read summary: %v", err)
 		}

@@ -11,8 +11,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/syndb/federation/internal/fedpb"
 	"github.com/syndb/federation/internal/p2p"
+	"github.com/syndb/federation/internal/wire"
 )
 
 // createSummaryTable creates table "measures": dataset A holds 1, 2, 3, 4
@@ -39,13 +39,13 @@ func TestAnalyticsQuerySummary(t *testing.T) {
 	t.Parallel()
 	f := startAgent(t, "lab-summary", "analytics_summary")
 	createSummaryTable(t, f.db)
-	call := func(req *fedpb.AnalyticsQueryRequest) (*fedpb.AnalyticsQueryResponse, error) {
-		var resp fedpb.AnalyticsQueryResponse
+	call := func(req *wire.AnalyticsQueryRequest) (*wire.AnalyticsQueryResponse, error) {
+		var resp wire.AnalyticsQueryResponse
 		err := p2p.Call(t.Context(), f.hub, f.agent.PeerID(), p2p.AnalyticsQuery, req, &resp)
 		return &resp, err
 	}
 
-	resp, err := call(&fedpb.AnalyticsQueryRequest{JobId: "j1", Kind: fedpb.KindSummary, Table: "measures", Column: "v",
+	resp, err := call(&wire.AnalyticsQueryRequest{JobId: "j1", Kind: wire.KindSummary, Table: "measures", Column: "v",
 		Quantiles: []float64{0.5, 0.9}})
 	require.NoError(t, err)
 	require.Equal(t, "j1", resp.GetJobId())
@@ -68,7 +68,7 @@ func TestAnalyticsQuerySummary(t *testing.T) {
 	require.InDeltaSlice(t, []float64{10, 10}, b.GetQuantiles(), 0)
 
 	t.Run("datasets", func(t *testing.T) {
-		resp, err := call(&fedpb.AnalyticsQueryRequest{Kind: fedpb.KindSummary, Table: "measures", Column: "v",
+		resp, err := call(&wire.AnalyticsQueryRequest{Kind: wire.KindSummary, Table: "measures", Column: "v",
 			DatasetIds: []string{dsB.String()}})
 		require.NoError(t, err)
 		require.Len(t, resp.GetSummaries(), 1)
@@ -76,13 +76,13 @@ func TestAnalyticsQuerySummary(t *testing.T) {
 		require.Len(t, resp.GetSummaries()[0].GetQuantiles(), len(defaultQuantiles), "the default levels")
 	})
 	t.Run("refusals", func(t *testing.T) {
-		_, err := call(&fedpb.AnalyticsQueryRequest{Kind: fedpb.KindSummary, Table: "measures", Column: "label"})
+		_, err := call(&wire.AnalyticsQueryRequest{Kind: wire.KindSummary, Table: "measures", Column: "label"})
 		require.True(t, p2p.IsCode(err, p2p.CodeInvalid), "%v", err)
 		require.ErrorContains(t, err, "not numeric")
-		_, err = call(&fedpb.AnalyticsQueryRequest{Kind: fedpb.KindSummary, Table: "nothing", Column: "v"})
+		_, err = call(&wire.AnalyticsQueryRequest{Kind: wire.KindSummary, Table: "nothing", Column: "v"})
 		require.True(t, p2p.IsCode(err, p2p.CodeNotFound), "%v", err)
 		// Levels as a job spec takes them, in (0, 1): refused before sending.
-		_, err = call(&fedpb.AnalyticsQueryRequest{Kind: fedpb.KindSummary, Table: "measures", Column: "v", Quantiles: []float64{1}})
+		_, err = call(&wire.AnalyticsQueryRequest{Kind: wire.KindSummary, Table: "measures", Column: "v", Quantiles: []float64{1}})
 		require.ErrorContains(t, err, "outside (0, 1)")
 	})
 }
@@ -94,7 +94,7 @@ func TestSummaryDatasetCap(t *testing.T) {
 	const db = "analytics_cap"
 	createSummaryTable(t, db)
 	conn := openDB(t, db)
-	req := &fedpb.AnalyticsQueryRequest{Kind: fedpb.KindSummary, Table: "measures", Column: "v"}
+	req := &wire.AnalyticsQueryRequest{Kind: wire.KindSummary, Table: "measures", Column: "v"}
 	got, err := summarise(t.Context(), conn, "lab-cap", req, 2)
 	require.NoError(t, err)
 	require.Len(t, got, 2)
@@ -104,17 +104,17 @@ func TestSummaryDatasetCap(t *testing.T) {
 }
 
 // TestSummaryReplyFitsCap: the largest reply a node sends, maxSummaryDatasets
-// summaries with fedpb.MaxQuantiles quantiles each, fits the AnalyticsQuery
+// summaries with wire.MaxQuantiles quantiles each, fits the AnalyticsQuery
 // response cap.
 func TestSummaryReplyFitsCap(t *testing.T) {
 	t.Parallel()
-	resp := &fedpb.AnalyticsQueryResponse{JobId: uuid.NewString(), Node: strings.Repeat("n", 63), Took: durationpb.New(time.Hour)}
-	qs := make([]float64, fedpb.MaxQuantiles)
+	resp := &wire.AnalyticsQueryResponse{JobId: uuid.NewString(), Node: strings.Repeat("n", 63), Took: durationpb.New(time.Hour)}
+	qs := make([]float64, wire.MaxQuantiles)
 	for i := range qs {
 		qs[i] = -math.MaxFloat64
 	}
 	for range maxSummaryDatasets {
-		resp.Summaries = append(resp.Summaries, &fedpb.Summary{DatasetId: uuid.NewString(), Count: math.MaxUint64,
+		resp.Summaries = append(resp.Summaries, &wire.Summary{DatasetId: uuid.NewString(), Count: math.MaxUint64,
 			Sum: -math.MaxFloat64, SumSquares: math.MaxFloat64, Mean: -math.MaxFloat64, Stddev: math.MaxFloat64,
 			Min: -math.MaxFloat64, Max: math.MaxFloat64, Quantiles: qs})
 	}

@@ -11,15 +11,15 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/syndb/federation/internal/chx"
-	"github.com/syndb/federation/internal/fedpb"
+	"github.com/syndb/federation/internal/clickhouse"
 	"github.com/syndb/federation/internal/migrate"
 	"github.com/syndb/federation/internal/p2p"
+	"github.com/syndb/federation/internal/wire"
 )
 
 // handleCatalog lists the node's datasets with their metadata and, when
 // asked, each dataset's row count in every compartment table.
-func (a *Agent) handleCatalog(ctx context.Context, _ peer.ID, req *fedpb.DatasetCatalogRequest) (*fedpb.DatasetCatalogResponse, error) {
+func (a *Agent) handleCatalog(ctx context.Context, _ peer.ID, req *wire.DatasetCatalogRequest) (*wire.DatasetCatalogResponse, error) {
 	conn, err := a.conn(ctx)
 	if err != nil {
 		return nil, p2p.Errorf(p2p.CodeUnavailable, "clickhouse: %v", err)
@@ -38,10 +38,10 @@ func (a *Agent) handleCatalog(ctx context.Context, _ peer.ID, req *fedpb.Dataset
 		return nil, p2p.Errorf(p2p.CodeUnavailable, "list datasets: %v", err)
 	}
 	defer func() { _ = rows.Close() }()
-	resp := &fedpb.DatasetCatalogResponse{Node: a.cfg.Name, SchemaVersion: int32(v)}
-	byID := map[string]*fedpb.Dataset{}
+	resp := &wire.DatasetCatalogResponse{Node: a.cfg.Name, SchemaVersion: int32(v)}
+	byID := map[string]*wire.Dataset{}
 	for rows.Next() {
-		d := &fedpb.Dataset{}
+		d := &wire.Dataset{}
 		var created time.Time
 		if err := rows.Scan(&d.DatasetId, &d.Name, &d.Owner, &d.Animal, &d.BrainRegion, &d.GeneticManipulations,
 			&d.Microscopy, &d.PublicationDoi, &d.Notes, &created); err != nil {
@@ -76,7 +76,7 @@ func (a *Agent) handleCatalog(ctx context.Context, _ peer.ID, req *fedpb.Dataset
 				return nil, p2p.Errorf(p2p.CodeInternal, "count rows of %s: %v", t, err)
 			}
 			if d := byID[id]; d != nil {
-				d.Tables = append(d.Tables, &fedpb.TableRows{Table: t, Rows: n})
+				d.Tables = append(d.Tables, &wire.TableRows{Table: t, Rows: n})
 			}
 		}
 		err = counts.Err()
@@ -103,7 +103,7 @@ func compartmentTables(ctx context.Context, conn driver.Conn) ([]string, error) 
 		if err := rows.Scan(&t); err != nil {
 			return nil, p2p.Errorf(p2p.CodeInternal, "list tables: %v", err)
 		}
-		if chx.ValidIdent(t) {
+		if clickhouse.ValidIdent(t) {
 			out = append(out, t)
 		}
 	}

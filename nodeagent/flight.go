@@ -18,8 +18,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/syndb/federation/internal/fedpb"
 	"github.com/syndb/federation/internal/p2p"
+	"github.com/syndb/federation/internal/wire"
 )
 
 // Ticket lifetimes: long enough to start a stream (the stream itself may
@@ -39,7 +39,7 @@ var ErrTicket = errors.New("flight ticket refused")
 // node's Flight location and a ticket for exactly that query, signed with
 // the node's key, good for one stream from the IP addresses the asking
 // peer's connections come from, expiring soon.
-func (a *Agent) handleFlightEndpoint(ctx context.Context, from peer.ID, req *fedpb.GetFlightEndpointRequest) (*fedpb.GetFlightEndpointResponse, error) {
+func (a *Agent) handleFlightEndpoint(ctx context.Context, from peer.ID, req *wire.GetFlightEndpointRequest) (*wire.GetFlightEndpointResponse, error) {
 	if a.cfg.FlightAddr == "" {
 		return nil, p2p.Errorf(p2p.CodeUnavailable, "this node serves no Flight endpoint")
 	}
@@ -86,16 +86,16 @@ func (a *Agent) handleFlightEndpoint(ctx context.Context, from peer.ID, req *fed
 	if _, err := rand.Read(id); err != nil {
 		return nil, p2p.Errorf(p2p.CodeInternal, "ticket ID: %v", err)
 	}
-	t := &fedpb.FlightTicket{
+	t := &wire.FlightTicket{
 		Node: a.cfg.Name, Holder: from.String(), HolderIps: ips, IssuedAt: timestamppb.New(issued), ExpiresAt: timestamppb.New(expires), Id: id,
-		Query: &fedpb.FlightQuery{Table: q.GetTable(), Columns: names, DatasetIds: q.GetDatasetIds(), Limit: q.GetLimit()},
+		Query: &wire.FlightQuery{Table: q.GetTable(), Columns: names, DatasetIds: q.GetDatasetIds(), Limit: q.GetLimit()},
 		Write: req.GetWrite(),
 	}
 	signed, err := SignTicket(a.key, t)
 	if err != nil {
 		return nil, p2p.Errorf(p2p.CodeInternal, "%v", err)
 	}
-	return &fedpb.GetFlightEndpointResponse{
+	return &wire.GetFlightEndpointResponse{
 		Location: "grpc://" + a.flightPublicAddr(), Ticket: signed, ExpiresAt: timestamppb.New(expires), Columns: names,
 	}, nil
 }
@@ -139,7 +139,7 @@ func (a *Agent) flightPublicAddr() string {
 }
 
 // SignTicket encodes t and signs it with key.
-func SignTicket(key crypto.PrivKey, t *fedpb.FlightTicket) ([]byte, error) {
+func SignTicket(key crypto.PrivKey, t *wire.FlightTicket) ([]byte, error) {
 	raw, err := proto.Marshal(t)
 	if err != nil {
 		return nil, fmt.Errorf("encode ticket: %w", err)
@@ -148,7 +148,7 @@ func SignTicket(key crypto.PrivKey, t *fedpb.FlightTicket) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sign ticket: %w", err)
 	}
-	out, err := proto.Marshal(&fedpb.SignedTicket{Ticket: raw, Signature: sig})
+	out, err := proto.Marshal(&wire.SignedTicket{Ticket: raw, Signature: sig})
 	if err != nil {
 		return nil, fmt.Errorf("encode signed ticket: %w", err)
 	}
@@ -161,8 +161,8 @@ func SignTicket(key crypto.PrivKey, t *fedpb.FlightTicket) ([]byte, error) {
 // may load. It returns what the ticket reads; whether it was used already,
 // and from where it is presented, are the Flight server's to check. Every
 // failure wraps ErrTicket.
-func VerifyTicket(pub crypto.PubKey, node string, signed []byte, now time.Time) (*fedpb.FlightTicket, error) {
-	var st fedpb.SignedTicket
+func VerifyTicket(pub crypto.PubKey, node string, signed []byte, now time.Time) (*wire.FlightTicket, error) {
+	var st wire.SignedTicket
 	if err := proto.Unmarshal(signed, &st); err != nil {
 		return nil, fmt.Errorf("%w: malformed: %w", ErrTicket, err)
 	}
@@ -170,7 +170,7 @@ func VerifyTicket(pub crypto.PubKey, node string, signed []byte, now time.Time) 
 	if err != nil || !ok {
 		return nil, fmt.Errorf("%w: bad signature", ErrTicket)
 	}
-	var t fedpb.FlightTicket
+	var t wire.FlightTicket
 	if err := proto.Unmarshal(st.GetTicket(), &t); err != nil {
 		return nil, fmt.Errorf("%w: malformed: %w", ErrTicket, err)
 	}
@@ -227,7 +227,7 @@ func newUsedTickets(limit int) *usedTickets {
 }
 
 // use records t's ID as used at now; ErrTicketUsed when it was already.
-func (u *usedTickets) use(t *fedpb.FlightTicket, now time.Time) error {
+func (u *usedTickets) use(t *wire.FlightTicket, now time.Time) error {
 	id := [ticketIDLen]byte(t.GetId()) // VerifyTicket checked the length
 	u.mu.Lock()
 	defer u.mu.Unlock()

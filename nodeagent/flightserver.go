@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
+	chgo "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/extensions"
@@ -28,10 +28,10 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
-	"github.com/syndb/federation/internal/arrowch"
-	"github.com/syndb/federation/internal/chx"
-	"github.com/syndb/federation/internal/fedpb"
+	"github.com/syndb/federation/internal/arrowconv"
+	"github.com/syndb/federation/internal/clickhouse"
 	"github.com/syndb/federation/internal/p2p"
+	"github.com/syndb/federation/internal/wire"
 )
 
 const (
@@ -63,7 +63,7 @@ type flightService struct {
 	log     *slog.Logger
 	// mem allocates record batches (the Go allocator when nil).
 	mem memory.Allocator
-	// batchRows caps the rows of one DoGet batch (arrowch's default when 0).
+	// batchRows caps the rows of one DoGet batch (arrowconv's default when 0).
 	batchRows int
 }
 
@@ -135,7 +135,7 @@ var errTicketBound = fmt.Errorf("%w: bound to another address", ErrTicket)
 // Unauthenticated unless it is a valid ticket for method, PermissionDenied
 // when it was used already or comes over a connection from an address it
 // is not bound to.
-func (s *flightService) verify(ctx context.Context, method string, signed []byte) (*fedpb.FlightTicket, error) {
+func (s *flightService) verify(ctx context.Context, method string, signed []byte) (*wire.FlightTicket, error) {
 	now := time.Now()
 	from := ""
 	if p, ok := peer.FromContext(ctx); ok {
@@ -236,10 +236,10 @@ func (s *flightService) DoGet(tkt *flight.Ticket, stream flight.FlightService_Do
 	if err != nil {
 		return chStatus(err, "query %s", q.GetTable())
 	}
-	rdr, err := arrowch.NewReader(rows, names, types, s.batchRows, s.mem)
+	rdr, err := arrowconv.NewReader(rows, names, types, s.batchRows, s.mem)
 	if err != nil {
 		_ = rows.Close()
-		if errors.Is(err, arrowch.ErrUnsupportedType) {
+		if errors.Is(err, arrowconv.ErrUnsupportedType) {
 			return status.Errorf(codes.Unimplemented, "table %s: %v", q.GetTable(), err)
 		}
 		return status.Errorf(codes.Internal, "table %s: %v", q.GetTable(), err)
@@ -357,9 +357,9 @@ func (s *flightService) DoPut(stream flight.FlightService_DoPutServer) error {
 	for i, c := range cols {
 		names[i], types[i] = c.name, c.typ
 	}
-	in, err := arrowch.NewInserter(q.GetTable(), names, types, schema)
+	in, err := arrowconv.NewInserter(q.GetTable(), names, types, schema)
 	if err != nil {
-		if errors.Is(err, arrowch.ErrUnsupportedType) {
+		if errors.Is(err, arrowconv.ErrUnsupportedType) {
 			return status.Errorf(codes.Unimplemented, "%v", err)
 		}
 		return status.Errorf(codes.InvalidArgument, "%v", err)
@@ -379,7 +379,7 @@ func (s *flightService) DoPut(stream flight.FlightService_DoPutServer) error {
 		}
 		n, err := in.Insert(ctx, conn, rec)
 		if err != nil {
-			if errors.Is(err, arrowch.ErrSchema) {
+			if errors.Is(err, arrowconv.ErrSchema) {
 				return status.Errorf(codes.InvalidArgument, "%v; %d rows loaded", err, res.Rows)
 			}
 			return chStatus(err, "%d rows loaded, then", res.Rows)
@@ -421,7 +421,7 @@ func (r *replay) Recv() (*flight.FlightData, error) {
 
 // datasetGuard returns the datasets a ticket restricts a load to (nil: no
 // restriction) and the index of the records' dataset_id field.
-func datasetGuard(q *fedpb.FlightQuery, schema *arrow.Schema) (map[uuid.UUID]bool, int, error) {
+func datasetGuard(q *wire.FlightQuery, schema *arrow.Schema) (map[uuid.UUID]bool, int, error) {
 	if len(q.GetDatasetIds()) == 0 {
 		return nil, -1, nil
 	}
@@ -459,7 +459,7 @@ func checkDatasets(col arrow.Array, ids map[uuid.UUID]bool) error {
 // otherwise.
 func chStatus(err error, format string, args ...any) error {
 	msg := fmt.Sprintf(format, args...) + ": " + err.Error()
-	var ex *clickhouse.Exception
+	var ex *chgo.Exception
 	var ne net.Error
 	switch {
 	case errors.Is(err, context.Canceled):
@@ -468,19 +468,19 @@ func chStatus(err error, format string, args ...any) error {
 		return status.Error(codes.DeadlineExceeded, msg)
 	case errors.As(err, &ex):
 		switch {
-		case chx.IsMissing(ex):
+		case clickhouse.IsMissing(ex):
 			return status.Error(codes.NotFound, msg)
-		case ex.Code == chx.CodeTypeMismatch, ex.Code == chx.CodeIllegalColumn:
+		case ex.Code == clickhouse.CodeTypeMismatch, ex.Code == clickhouse.CodeIllegalColumn:
 			return status.Error(codes.InvalidArgument, msg)
-		case ex.Code == chx.CodeTooManySimultaneousQueries:
+		case ex.Code == clickhouse.CodeTooManySimultaneousQueries:
 			return status.Error(codes.Unavailable, msg)
-		case ex.Code == chx.CodeMemoryLimitExceeded:
+		case ex.Code == clickhouse.CodeMemoryLimitExceeded:
 			return status.Error(codes.ResourceExhausted, msg)
 		}
 		return status.Error(codes.Internal, msg)
 	case errors.As(err, &ne), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
 		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
-		errors.Is(err, sqldriver.ErrBadConn), errors.Is(err, clickhouse.ErrAcquireConnTimeout):
+		errors.Is(err, sqldriver.ErrBadConn), errors.Is(err, chgo.ErrAcquireConnTimeout):
 		return status.Error(codes.Unavailable, msg)
 	}
 	return status.Error(codes.Internal, msg)

@@ -34,11 +34,11 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/syndb/federation/internal/arrowch"
-	"github.com/syndb/federation/internal/chx"
+	"github.com/syndb/federation/internal/arrowconv"
+	"github.com/syndb/federation/internal/clickhouse"
 	"github.com/syndb/federation/internal/config"
 	"github.com/syndb/federation/internal/devstack"
-	"github.com/syndb/federation/internal/fedpb"
+	"github.com/syndb/federation/internal/wire"
 )
 
 func TestMain(m *testing.M) {
@@ -107,7 +107,7 @@ func stopTestClickHouse() {
 // openDB connects to database db of the test server, creating it.
 func openDB(tb testing.TB, db string) driver.Conn {
 	tb.Helper()
-	conn, err := chx.Open(tb.Context(), config.ClickHouse{Addr: testClickHouse(tb), User: "default", Database: db})
+	conn, err := clickhouse.Open(tb.Context(), config.ClickHouse{Addr: testClickHouse(tb), User: "default", Database: db})
 	require.NoError(tb, err)
 	tb.Cleanup(func() { _ = conn.Close() })
 	return conn
@@ -180,26 +180,26 @@ func fixedConn(conn driver.Conn) func(context.Context) (driver.Conn, error) {
 }
 
 // ticket signs a read ticket for q with key, issued by node, expiring at exp.
-func ticket(tb testing.TB, key crypto.PrivKey, node string, exp time.Time, q *fedpb.FlightQuery) []byte {
+func ticket(tb testing.TB, key crypto.PrivKey, node string, exp time.Time, q *wire.FlightQuery) []byte {
 	tb.Helper()
 	return signedTicket(tb, key, node, exp, q, false)
 }
 
 // writeTicket signs a write (DoPut) ticket.
-func writeTicket(tb testing.TB, key crypto.PrivKey, node string, exp time.Time, q *fedpb.FlightQuery) []byte {
+func writeTicket(tb testing.TB, key crypto.PrivKey, node string, exp time.Time, q *wire.FlightQuery) []byte {
 	tb.Helper()
 	return signedTicket(tb, key, node, exp, q, true)
 }
 
-func signedTicket(tb testing.TB, key crypto.PrivKey, node string, exp time.Time, q *fedpb.FlightQuery, write bool) []byte {
+func signedTicket(tb testing.TB, key crypto.PrivKey, node string, exp time.Time, q *wire.FlightQuery, write bool) []byte {
 	tb.Helper()
-	return signTicket(tb, key, &fedpb.FlightTicket{Node: node, Holder: "12D3KooWHub", HolderIps: []string{"127.0.0.1"},
+	return signTicket(tb, key, &wire.FlightTicket{Node: node, Holder: "12D3KooWHub", HolderIps: []string{"127.0.0.1"},
 		ExpiresAt: timestamppb.New(exp), Query: q, Write: write})
 }
 
 // signTicket gives t a random ID and an issue time of now, unless it has
 // them, and signs it.
-func signTicket(tb testing.TB, key crypto.PrivKey, t *fedpb.FlightTicket) []byte {
+func signTicket(tb testing.TB, key crypto.PrivKey, t *wire.FlightTicket) []byte {
 	tb.Helper()
 	if t.IssuedAt == nil {
 		t.IssuedAt = timestamppb.Now()
@@ -215,13 +215,13 @@ func signTicket(tb testing.TB, key crypto.PrivKey, t *fedpb.FlightTicket) []byte
 }
 
 // writeTicket signs a valid write ticket of f's node for q.
-func (f *flightFixture) writeTicket(tb testing.TB, q *fedpb.FlightQuery) []byte {
+func (f *flightFixture) writeTicket(tb testing.TB, q *wire.FlightQuery) []byte {
 	tb.Helper()
 	return writeTicket(tb, f.key, f.name, time.Now().Add(time.Minute), q)
 }
 
 // ticket signs a valid ticket of f's node for q.
-func (f *flightFixture) ticket(tb testing.TB, q *fedpb.FlightQuery) []byte {
+func (f *flightFixture) ticket(tb testing.TB, q *wire.FlightQuery) []byte {
 	tb.Helper()
 	return ticket(tb, f.key, f.name, time.Now().Add(time.Minute), q)
 }
@@ -453,7 +453,7 @@ func TestFlightDoGet(t *testing.T) {
 			"DoGet leaked %d bytes of Arrow memory", f.mem.cur.Load())
 	})
 
-	schema, got, err := f.getRows(t, f.ticket(t, &fedpb.FlightQuery{Table: "every"}))
+	schema, got, err := f.getRows(t, f.ticket(t, &wire.FlightQuery{Table: "every"}))
 	require.NoError(t, err)
 	require.Equal(t, expectedRows(rows), got)
 	require.Equal(t, len(everyColumns), schema.NumFields())
@@ -461,25 +461,25 @@ func TestFlightDoGet(t *testing.T) {
 		fld := schema.Field(i)
 		require.Equal(t, c.name, fld.Name)
 		require.Equal(t, strings.HasPrefix(c.typ, "Nullable("), fld.Nullable, c.name)
-		typ, _ := fld.Metadata.GetValue(arrowch.MetadataType)
+		typ, _ := fld.Metadata.GetValue(arrowconv.MetadataType)
 		require.Equal(t, c.typ, typ)
 	}
 	require.Equal(t, "arrow.uuid", schema.Field(0).Type.(arrow.ExtensionType).ExtensionName())
 
 	t.Run("columns, datasets and limit", func(t *testing.T) {
 		t.Parallel()
-		_, got, err := f.getRows(t, f.ticket(t, &fedpb.FlightQuery{Table: "every", Columns: []string{"name", "tags"},
+		_, got, err := f.getRows(t, f.ticket(t, &wire.FlightQuery{Table: "every", Columns: []string{"name", "tags"},
 			DatasetIds: []string{dsB.String()}}))
 		require.NoError(t, err)
 		require.Equal(t, [][]any{{"ünïcode ✓", []any{"x"}}, {"last", []any{"", "y", "z"}}}, got)
 
-		_, got, err = f.getRows(t, f.ticket(t, &fedpb.FlightQuery{Table: "every", Columns: []string{"n"}, Limit: 3}))
+		_, got, err = f.getRows(t, f.ticket(t, &wire.FlightQuery{Table: "every", Columns: []string{"n"}, Limit: 3}))
 		require.NoError(t, err)
 		require.Len(t, got, 3)
 	})
 	t.Run("empty result carries the schema", func(t *testing.T) {
 		t.Parallel()
-		schema, got, err := f.getRows(t, f.ticket(t, &fedpb.FlightQuery{Table: "every", Columns: []string{"id", "note"},
+		schema, got, err := f.getRows(t, f.ticket(t, &wire.FlightQuery{Table: "every", Columns: []string{"id", "note"},
 			DatasetIds: []string{uuid.NewString()}}))
 		require.NoError(t, err)
 		require.Empty(t, got)
@@ -487,9 +487,9 @@ func TestFlightDoGet(t *testing.T) {
 	})
 	t.Run("missing table or column", func(t *testing.T) {
 		t.Parallel()
-		_, _, err := f.getRows(t, f.ticket(t, &fedpb.FlightQuery{Table: "nope"}))
+		_, _, err := f.getRows(t, f.ticket(t, &wire.FlightQuery{Table: "nope"}))
 		requireCode(t, codes.NotFound, err)
-		_, _, err = f.getRows(t, f.ticket(t, &fedpb.FlightQuery{Table: "every", Columns: []string{"id", "nope"}}))
+		_, _, err = f.getRows(t, f.ticket(t, &wire.FlightQuery{Table: "every", Columns: []string{"id", "nope"}}))
 		requireCode(t, codes.NotFound, err)
 	})
 	t.Run("clickhouse down", func(t *testing.T) {
@@ -497,7 +497,7 @@ func TestFlightDoGet(t *testing.T) {
 		down := startFlightService(t, "lab-down", func(context.Context) (driver.Conn, error) {
 			return nil, errors.New("dial tcp 127.0.0.1:1: connect: connection refused")
 		})
-		_, _, err := down.getRows(t, down.ticket(t, &fedpb.FlightQuery{Table: "every"}))
+		_, _, err := down.getRows(t, down.ticket(t, &wire.FlightQuery{Table: "every"}))
 		requireCode(t, codes.Unavailable, err)
 	})
 }
@@ -507,18 +507,18 @@ func TestFlightTicketsRefused(t *testing.T) {
 	conn := openDB(t, "flight_auth")
 	createEvery(t, conn, "every", everyRows())
 	f := startFlightService(t, "lab-auth", fixedConn(conn))
-	q := &fedpb.FlightQuery{Table: "every"}
+	q := &wire.FlightQuery{Table: "every"}
 	soon := time.Now().Add(time.Minute)
 	cases := map[string][]byte{
 		"forged":     ticket(t, newKey(t), f.name, soon, q),
 		"expired":    ticket(t, f.key, f.name, time.Now().Add(-time.Second), q),
 		"other node": ticket(t, f.key, "lab-other", soon, q),
-		"bad query":  ticket(t, f.key, f.name, soon, &fedpb.FlightQuery{Table: "every; DROP TABLE every"}),
+		"bad query":  ticket(t, f.key, f.name, soon, &wire.FlightQuery{Table: "every; DROP TABLE every"}),
 		"garbage":    []byte("not a ticket"),
 		"empty":      nil,
-		"no ID": signTicket(t, f.key, &fedpb.FlightTicket{Node: f.name, HolderIps: []string{"127.0.0.1"},
+		"no ID": signTicket(t, f.key, &wire.FlightTicket{Node: f.name, HolderIps: []string{"127.0.0.1"},
 			ExpiresAt: timestamppb.New(soon), Id: []byte{}, Query: q}),
-		"bound to no address": signTicket(t, f.key, &fedpb.FlightTicket{Node: f.name, ExpiresAt: timestamppb.New(soon), Query: q}),
+		"bound to no address": signTicket(t, f.key, &wire.FlightTicket{Node: f.name, ExpiresAt: timestamppb.New(soon), Query: q}),
 	}
 	for name, signed := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -529,7 +529,7 @@ func TestFlightTicketsRefused(t *testing.T) {
 	}
 	t.Run("bound to another address", func(t *testing.T) {
 		t.Parallel()
-		other := signTicket(t, f.key, &fedpb.FlightTicket{Node: f.name, HolderIps: []string{"192.0.2.1", "::1"},
+		other := signTicket(t, f.key, &wire.FlightTicket{Node: f.name, HolderIps: []string{"192.0.2.1", "::1"},
 			ExpiresAt: timestamppb.New(soon), Query: q})
 		_, _, err := f.getRows(t, other)
 		requireCode(t, codes.PermissionDenied, err)
@@ -538,7 +538,7 @@ func TestFlightTicketsRefused(t *testing.T) {
 	t.Run("issued before the server started", func(t *testing.T) {
 		t.Parallel()
 		// As by the same node before a restart, which forgot what was used.
-		old := signTicket(t, f.key, &fedpb.FlightTicket{Node: f.name, HolderIps: []string{"127.0.0.1"},
+		old := signTicket(t, f.key, &wire.FlightTicket{Node: f.name, HolderIps: []string{"127.0.0.1"},
 			IssuedAt: timestamppb.New(time.Now().Add(-10 * time.Second)), ExpiresAt: timestamppb.New(soon), Query: q})
 		_, _, err := f.getRows(t, old)
 		requireCode(t, codes.PermissionDenied, err)
@@ -608,7 +608,7 @@ func TestFlightDoPut(t *testing.T) {
 
 	// The records DoGet reads from every load into a copy of it: every
 	// column type, both ways.
-	recs := f.getRecords(t, f.ticket(t, &fedpb.FlightQuery{Table: "every"}))
+	recs := f.getRecords(t, f.ticket(t, &wire.FlightQuery{Table: "every"}))
 	t.Cleanup(func() {
 		for _, r := range recs {
 			r.Release()
@@ -619,10 +619,10 @@ func TestFlightDoPut(t *testing.T) {
 	t.Run("loads", func(t *testing.T) {
 		t.Parallel()
 		createEvery(t, conn, "loaded", nil)
-		res, err := f.put(t, f.writeTicket(t, &fedpb.FlightQuery{Table: "loaded", Limit: 8}), []string{"loaded"}, append(recs, recs...)...)
+		res, err := f.put(t, f.writeTicket(t, &wire.FlightQuery{Table: "loaded", Limit: 8}), []string{"loaded"}, append(recs, recs...)...)
 		require.NoError(t, err)
 		require.Equal(t, putResult{Rows: 8, Batches: 2 * len(recs)}, res)
-		_, got, err := f.getRows(t, f.ticket(t, &fedpb.FlightQuery{Table: "loaded"}))
+		_, got, err := f.getRows(t, f.ticket(t, &wire.FlightQuery{Table: "loaded"}))
 		require.NoError(t, err)
 		want := expectedRows(rows)
 		require.ElementsMatch(t, append(want, want...), got, "each row twice (two inserts: in no set order)")
@@ -647,19 +647,19 @@ func TestFlightDoPut(t *testing.T) {
 		lb.ValueBuilder().(*array.StringBuilder).Append("t")
 		rec := b.NewRecordBatch()
 		defer rec.Release()
-		tkt := f.writeTicket(t, &fedpb.FlightQuery{Table: "partial", Columns: []string{"id", "dataset_id", "note", "tags"},
+		tkt := f.writeTicket(t, &wire.FlightQuery{Table: "partial", Columns: []string{"id", "dataset_id", "note", "tags"},
 			DatasetIds: []string{dsA.String()}, Limit: 1})
 		res, err := f.put(t, tkt, nil, rec)
 		require.NoError(t, err)
 		require.Equal(t, int64(1), res.Rows)
-		_, got, err := f.getRows(t, f.ticket(t, &fedpb.FlightQuery{Table: "partial", Columns: []string{"id", "note", "tags", "n", "name"}}))
+		_, got, err := f.getRows(t, f.ticket(t, &wire.FlightQuery{Table: "partial", Columns: []string{"id", "note", "tags", "n", "name"}}))
 		require.NoError(t, err)
 		require.Equal(t, [][]any{{id, nil, []any{"t"}, uint32(0), ""}}, got, "missing columns take their defaults")
 	})
 	t.Run("refused", func(t *testing.T) {
 		t.Parallel()
 		createEvery(t, conn, "guarded", nil)
-		q := &fedpb.FlightQuery{Table: "guarded", Limit: 100}
+		q := &wire.FlightQuery{Table: "guarded", Limit: 100}
 		soon := time.Now().Add(time.Minute)
 		for _, c := range []struct {
 			name string
@@ -673,12 +673,12 @@ func TestFlightDoPut(t *testing.T) {
 			{"expired", writeTicket(t, f.key, f.name, time.Now().Add(-time.Second), q), nil, codes.Unauthenticated},
 			{"other node", writeTicket(t, f.key, "lab-other", soon, q), nil, codes.Unauthenticated},
 			{"read ticket", f.ticket(t, q), nil, codes.Unauthenticated},
-			{"no row count", f.writeTicket(t, &fedpb.FlightQuery{Table: "guarded"}), nil, codes.Unauthenticated},
-			{"ticket for another table", f.writeTicket(t, &fedpb.FlightQuery{Table: "every", Limit: 100}), []string{"guarded"}, codes.PermissionDenied},
-			{"column not allowed", f.writeTicket(t, &fedpb.FlightQuery{Table: "guarded", Columns: []string{"id", "name"}, Limit: 100}), nil, codes.PermissionDenied},
-			{"other dataset", f.writeTicket(t, &fedpb.FlightQuery{Table: "guarded", DatasetIds: []string{dsA.String()}, Limit: 100}), nil, codes.PermissionDenied},
-			{"too many rows", f.writeTicket(t, &fedpb.FlightQuery{Table: "guarded", Limit: 1}), nil, codes.PermissionDenied},
-			{"missing table", f.writeTicket(t, &fedpb.FlightQuery{Table: "nope", Limit: 100}), nil, codes.NotFound},
+			{"no row count", f.writeTicket(t, &wire.FlightQuery{Table: "guarded"}), nil, codes.Unauthenticated},
+			{"ticket for another table", f.writeTicket(t, &wire.FlightQuery{Table: "every", Limit: 100}), []string{"guarded"}, codes.PermissionDenied},
+			{"column not allowed", f.writeTicket(t, &wire.FlightQuery{Table: "guarded", Columns: []string{"id", "name"}, Limit: 100}), nil, codes.PermissionDenied},
+			{"other dataset", f.writeTicket(t, &wire.FlightQuery{Table: "guarded", DatasetIds: []string{dsA.String()}, Limit: 100}), nil, codes.PermissionDenied},
+			{"too many rows", f.writeTicket(t, &wire.FlightQuery{Table: "guarded", Limit: 1}), nil, codes.PermissionDenied},
+			{"missing table", f.writeTicket(t, &wire.FlightQuery{Table: "nope", Limit: 100}), nil, codes.NotFound},
 		} {
 			_, err := f.put(t, c.cmd, c.path, recs...)
 			requireCode(t, c.want, err)
@@ -735,7 +735,7 @@ func TestFlightDoGetLarge(t *testing.T) {
 		sum(k), sum(v), uniqExact(id) FROM big`).Scan(&want.Rows, &want.SumN, &want.IDHash, &want.SHash, &want.SumK, &want.SumV, &want.Distinct))
 	require.Equal(t, uint64(rows), want.Distinct)
 
-	rdr, cs, err := f.doGet(t.Context(), f.ticket(t, &fedpb.FlightQuery{Table: "big"}))
+	rdr, cs, err := f.doGet(t.Context(), f.ticket(t, &wire.FlightQuery{Table: "big"}))
 	require.NoError(t, err)
 	defer rdr.Release()
 	var got checksum
@@ -763,7 +763,7 @@ func TestFlightDoGetLarge(t *testing.T) {
 	got.Distinct = uint64(len(seen))
 	require.Equal(t, want, got)
 	require.Greater(t, batches, 10, "the result is streamed in batches")
-	require.LessOrEqual(t, biggest, int64(arrowch.DefaultBatchRows))
+	require.LessOrEqual(t, biggest, int64(arrowconv.DefaultBatchRows))
 	peak := f.mem.peak.Load()
 	t.Logf("%d rows, %d batches (at most %d rows), %.1f MB of Arrow IPC, server's peak Arrow memory %.1f MB",
 		got.Rows, batches, biggest, float64(cs.bytes)/1e6, float64(peak)/1e6)
@@ -772,7 +772,7 @@ func TestFlightDoGetLarge(t *testing.T) {
 
 	t.Run("client cancel stops the query", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
-		rdr, _, err := f.doGet(ctx, f.ticket(t, &fedpb.FlightQuery{Table: "big"}))
+		rdr, _, err := f.doGet(ctx, f.ticket(t, &wire.FlightQuery{Table: "big"}))
 		require.NoError(t, err)
 		require.True(t, rdr.Next())
 		cancel()
@@ -839,7 +839,7 @@ func BenchmarkFlightDoGet(b *testing.B) {
 	b.Run("flight", func(b *testing.B) {
 		var n int64
 		for b.Loop() {
-			rdr, cs, err := f.doGet(b.Context(), f.ticket(b, &fedpb.FlightQuery{Table: "bench"}))
+			rdr, cs, err := f.doGet(b.Context(), f.ticket(b, &wire.FlightQuery{Table: "bench"}))
 			require.NoError(b, err)
 			n = 0
 			for rdr.Next() {

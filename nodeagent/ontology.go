@@ -6,9 +6,9 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/syndb/federation/internal/chx"
-	"github.com/syndb/federation/internal/fedpb"
+	"github.com/syndb/federation/internal/clickhouse"
 	"github.com/syndb/federation/internal/p2p"
+	"github.com/syndb/federation/internal/wire"
 )
 
 // ontologySchema is the schema version that creates the ontology tables.
@@ -19,7 +19,7 @@ const ontologySchema = 4
 // the ledger; a retry after a crash between the two finds the terms and
 // only records the version. A version already recorded with another
 // checksum is drift and is refused.
-func (a *Agent) handleOntologySync(ctx context.Context, _ peer.ID, req *fedpb.OntologySyncRequest) (*fedpb.OntologySyncResponse, error) {
+func (a *Agent) handleOntologySync(ctx context.Context, _ peer.ID, req *wire.OntologySyncRequest) (*wire.OntologySyncResponse, error) {
 	conn, err := a.conn(ctx)
 	if err != nil {
 		return nil, p2p.Errorf(p2p.CodeUnavailable, "clickhouse: %v", err)
@@ -28,7 +28,7 @@ func (a *Agent) handleOntologySync(ctx context.Context, _ peer.ID, req *fedpb.On
 	defer a.ontoMu.Unlock()
 	var current uint32
 	if err := conn.QueryRow(ctx, `SELECT max(version) FROM ontology_versions`).Scan(&current); err != nil {
-		if chx.IsCode(err, chx.CodeUnknownTable) {
+		if clickhouse.IsCode(err, clickhouse.CodeUnknownTable) {
 			return nil, p2p.Errorf(p2p.CodeUnavailable, "the ontology tables arrive with schema version %d: sync the schema first", ontologySchema)
 		}
 		return nil, p2p.Errorf(p2p.CodeUnavailable, "read ontology version: %v", err)
@@ -41,7 +41,7 @@ func (a *Agent) handleOntologySync(ctx context.Context, _ peer.ID, req *fedpb.On
 	}
 	switch {
 	case recorded == req.GetChecksum():
-		return &fedpb.OntologySyncResponse{From: int32(current), To: int32(current)}, nil
+		return &wire.OntologySyncResponse{From: int32(current), To: int32(current)}, nil
 	case recorded != "":
 		return nil, p2p.Errorf(p2p.CodeDrift, "ontology version %d is recorded with checksum %s, the hub sent %s", v, recorded, req.GetChecksum())
 	case v < current:
@@ -92,5 +92,5 @@ func (a *Agent) handleOntologySync(ctx context.Context, _ peer.ID, req *fedpb.On
 		return nil, p2p.Errorf(p2p.CodeUnavailable, "record ontology version: %v", err)
 	}
 	a.log.Info("ontology stored", "from", current, "to", v, "terms", written)
-	return &fedpb.OntologySyncResponse{From: int32(current), To: int32(v), TermsWritten: uint32(written)}, nil
+	return &wire.OntologySyncResponse{From: int32(current), To: int32(v), TermsWritten: uint32(written)}, nil
 }

@@ -25,8 +25,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/syndb/federation/internal/config"
-	"github.com/syndb/federation/internal/fedpb"
 	"github.com/syndb/federation/internal/p2p"
+	"github.com/syndb/federation/internal/wire"
 )
 
 // agentFixture is a real node agent over a database of the test
@@ -48,8 +48,8 @@ func startAgent(tb testing.TB, name, db string) *agentFixture {
 	require.NoError(tb, err)
 	tb.Cleanup(func() { _ = hub.Close() })
 	p2p.Handle(hub, p2p.Register, slog.New(slog.DiscardHandler), nil,
-		func(_ context.Context, _ peer.ID, req *fedpb.RegisterRequest) (*fedpb.RegisterResponse, error) {
-			return &fedpb.RegisterResponse{Name: req.GetName()}, nil
+		func(_ context.Context, _ peer.ID, req *wire.RegisterRequest) (*wire.RegisterResponse, error) {
+			return &wire.RegisterResponse{Name: req.GetName()}, nil
 		})
 	cfg := config.Node{
 		Name: name, Hub: hub.Addrs()[0].String() + "/p2p/" + hub.ID().String(),
@@ -71,16 +71,16 @@ func startAgent(tb testing.TB, name, db string) *agentFixture {
 }
 
 // endpoint asks the node for a ticket over libp2p, from the hub's host.
-func (f *agentFixture) endpoint(tb testing.TB, req *fedpb.GetFlightEndpointRequest) *fedpb.GetFlightEndpointResponse {
+func (f *agentFixture) endpoint(tb testing.TB, req *wire.GetFlightEndpointRequest) *wire.GetFlightEndpointResponse {
 	tb.Helper()
-	var resp fedpb.GetFlightEndpointResponse
+	var resp wire.GetFlightEndpointResponse
 	require.NoError(tb, p2p.Call(tb.Context(), f.hub, f.agent.PeerID(), p2p.FlightEndpoint, req, &resp))
 	return &resp
 }
 
 // client connects to the Flight location ep names, from local (any
 // address when empty).
-func flightClient(tb testing.TB, ep *fedpb.GetFlightEndpointResponse, local string) *flightFixture {
+func flightClient(tb testing.TB, ep *wire.GetFlightEndpointResponse, local string) *flightFixture {
 	tb.Helper()
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	if local != "" {
@@ -124,8 +124,8 @@ func TestFlightTicketReplay(t *testing.T) {
 	require.NoError(t, conn.Exec(t.Context(), "CREATE TABLE replay (id UUID, dataset_id UUID) ENGINE = MergeTree() ORDER BY id"))
 
 	t.Run("write", func(t *testing.T) {
-		ep := f.endpoint(t, &fedpb.GetFlightEndpointRequest{Write: true,
-			Query: &fedpb.FlightQuery{Table: "replay", Columns: []string{"id", "dataset_id"}, DatasetIds: []string{dsA.String()}, Limit: 2}})
+		ep := f.endpoint(t, &wire.GetFlightEndpointRequest{Write: true,
+			Query: &wire.FlightQuery{Table: "replay", Columns: []string{"id", "dataset_id"}, DatasetIds: []string{dsA.String()}, Limit: 2}})
 		c := flightClient(t, ep, "")
 		res, err := c.put(t, ep.GetTicket(), nil, replayRows(t, dsA, 2))
 		require.NoError(t, err)
@@ -139,7 +139,7 @@ func TestFlightTicketReplay(t *testing.T) {
 		require.Equal(t, uint64(2), count(t, conn, "replay"), "the replay loads nothing")
 	})
 	t.Run("read", func(t *testing.T) {
-		ep := f.endpoint(t, &fedpb.GetFlightEndpointRequest{Query: &fedpb.FlightQuery{Table: "replay"}})
+		ep := f.endpoint(t, &wire.GetFlightEndpointRequest{Query: &wire.FlightQuery{Table: "replay"}})
 		c := flightClient(t, ep, "")
 		_, rows, err := c.getRows(t, ep.GetTicket())
 		require.NoError(t, err)
@@ -161,8 +161,8 @@ func TestFlightTicketBound(t *testing.T) {
 	require.NoError(t, conn.Exec(t.Context(), "DROP TABLE IF EXISTS bound"))
 	require.NoError(t, conn.Exec(t.Context(), "CREATE TABLE bound (id UUID, dataset_id UUID) ENGINE = MergeTree() ORDER BY id"))
 
-	ep := f.endpoint(t, &fedpb.GetFlightEndpointRequest{Write: true,
-		Query: &fedpb.FlightQuery{Table: "bound", DatasetIds: []string{dsA.String()}, Limit: 1}})
+	ep := f.endpoint(t, &wire.GetFlightEndpointRequest{Write: true,
+		Query: &wire.FlightQuery{Table: "bound", DatasetIds: []string{dsA.String()}, Limit: 1}})
 	pub, err := f.agent.PeerID().ExtractPublicKey()
 	require.NoError(t, err)
 	tk, err := VerifyTicket(pub, "lab-bound", ep.GetTicket(), time.Now())
@@ -180,7 +180,7 @@ func TestFlightTicketBound(t *testing.T) {
 	require.Equal(t, int64(1), res.Rows)
 	require.Equal(t, uint64(1), count(t, conn, "bound"))
 
-	read := f.endpoint(t, &fedpb.GetFlightEndpointRequest{Query: &fedpb.FlightQuery{Table: "bound"}})
+	read := f.endpoint(t, &wire.GetFlightEndpointRequest{Query: &wire.FlightQuery{Table: "bound"}})
 	_, _, err = flightClient(t, read, "127.0.0.2").getRows(t, read.GetTicket())
 	requireCode(t, codes.PermissionDenied, err)
 }
@@ -195,9 +195,9 @@ func TestFlightTicketRows(t *testing.T) {
 	conn := openDB(t, f.db)
 	require.NoError(t, conn.Exec(t.Context(), "DROP TABLE IF EXISTS capped"))
 	require.NoError(t, conn.Exec(t.Context(), "CREATE TABLE capped (id UUID, dataset_id UUID) ENGINE = MergeTree() ORDER BY id"))
-	write := func(n uint64) *fedpb.GetFlightEndpointResponse {
-		return f.endpoint(t, &fedpb.GetFlightEndpointRequest{Write: true,
-			Query: &fedpb.FlightQuery{Table: "capped", DatasetIds: []string{dsA.String()}, Limit: n}})
+	write := func(n uint64) *wire.GetFlightEndpointResponse {
+		return f.endpoint(t, &wire.GetFlightEndpointRequest{Write: true,
+			Query: &wire.FlightQuery{Table: "capped", DatasetIds: []string{dsA.String()}, Limit: n}})
 	}
 
 	ep := write(3)
@@ -219,9 +219,9 @@ func TestFlightTicketRows(t *testing.T) {
 	require.Equal(t, uint64(6), count(t, conn, "capped"))
 
 	// A write ticket cannot be asked for without a row count.
-	var resp fedpb.GetFlightEndpointResponse
-	err = p2p.Call(t.Context(), f.hub, f.agent.PeerID(), p2p.FlightEndpoint, &fedpb.GetFlightEndpointRequest{Write: true,
-		Query: &fedpb.FlightQuery{Table: "capped"}}, &resp)
+	var resp wire.GetFlightEndpointResponse
+	err = p2p.Call(t.Context(), f.hub, f.agent.PeerID(), p2p.FlightEndpoint, &wire.GetFlightEndpointRequest{Write: true,
+		Query: &wire.FlightQuery{Table: "capped"}}, &resp)
 	require.ErrorContains(t, err, "a write ticket needs query.limit")
 }
 
@@ -243,16 +243,16 @@ func TestFlightTicketLifetime(t *testing.T) {
 		{durationpb.New(MaxTicketTTL), 5 * time.Minute},
 	} {
 		before := time.Now()
-		ep := f.endpoint(t, &fedpb.GetFlightEndpointRequest{Query: &fedpb.FlightQuery{Table: "lived"}, Ttl: c.ttl})
+		ep := f.endpoint(t, &wire.GetFlightEndpointRequest{Query: &wire.FlightQuery{Table: "lived"}, Ttl: c.ttl})
 		tk, err := VerifyTicket(pub, "lab-ttl", ep.GetTicket(), time.Now())
 		require.NoError(t, err)
 		exp := tk.GetExpiresAt().AsTime()
 		require.WithinRange(t, exp, before.Add(c.want-time.Second), time.Now().Add(c.want+time.Second), "ttl %v", c.ttl)
 		require.Len(t, tk.GetId(), ticketIDLen)
 	}
-	var resp fedpb.GetFlightEndpointResponse
-	err = p2p.Call(t.Context(), f.hub, f.agent.PeerID(), p2p.FlightEndpoint, &fedpb.GetFlightEndpointRequest{
-		Query: &fedpb.FlightQuery{Table: "lived"}, Ttl: durationpb.New(MaxTicketTTL + time.Second)}, &resp)
+	var resp wire.GetFlightEndpointResponse
+	err = p2p.Call(t.Context(), f.hub, f.agent.PeerID(), p2p.FlightEndpoint, &wire.GetFlightEndpointRequest{
+		Query: &wire.FlightQuery{Table: "lived"}, Ttl: durationpb.New(MaxTicketTTL + time.Second)}, &resp)
 	require.ErrorContains(t, err, "ticket TTL 5m1s is outside 0..300s")
 }
 
@@ -262,8 +262,8 @@ func TestFlightTicketLifetime(t *testing.T) {
 func TestUsedTickets(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	tk := func(id byte, exp time.Time) *fedpb.FlightTicket {
-		return &fedpb.FlightTicket{Id: append(make([]byte, ticketIDLen-1), id), ExpiresAt: timestamppb.New(exp)}
+	tk := func(id byte, exp time.Time) *wire.FlightTicket {
+		return &wire.FlightTicket{Id: append(make([]byte, ticketIDLen-1), id), ExpiresAt: timestamppb.New(exp)}
 	}
 	u := newUsedTickets(2)
 	require.NoError(t, u.use(tk(1, now.Add(time.Minute)), now))

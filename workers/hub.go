@@ -17,7 +17,7 @@ import (
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 
-	"github.com/syndb/federation/internal/chx"
+	"github.com/syndb/federation/internal/clickhouse"
 	"github.com/syndb/federation/internal/config"
 	"github.com/syndb/federation/internal/health"
 	"github.com/syndb/federation/internal/migrate"
@@ -160,7 +160,7 @@ func (h *Hub) start(ctx context.Context, parts *stack) error {
 		return err
 	}
 	parts.push(st.Close)
-	wh, err := chx.Open(ctx, h.cfg.ClickHouse)
+	wh, err := clickhouse.Open(ctx, h.cfg.ClickHouse)
 	if err != nil {
 		return fmt.Errorf("hub warehouse: %w", err)
 	}

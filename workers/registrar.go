@@ -13,9 +13,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/syndb/federation/internal/domain"
-	"github.com/syndb/federation/internal/fedpb"
 	"github.com/syndb/federation/internal/p2p"
 	"github.com/syndb/federation/internal/store"
+	"github.com/syndb/federation/internal/wire"
 )
 
 // registry is what the Registrar needs of the store.
@@ -47,8 +47,8 @@ var refusals = []error{domain.ErrPeerMismatch, domain.ErrTokenInvalid, domain.Er
 // Handle validates a registration and writes it to the registry. A name
 // bound to another peer is refused and nothing changes; so are data
 // addresses off the node's host (checkDataAddrs).
-// The request arrives validated (fedpb.RegisterRequest.Validate).
-func (r *Registrar) Handle(ctx context.Context, from peer.ID, req *fedpb.RegisterRequest) (*fedpb.RegisterResponse, error) {
+// The request arrives validated (wire.RegisterRequest.Validate).
+func (r *Registrar) Handle(ctx context.Context, from peer.ID, req *wire.RegisterRequest) (*wire.RegisterResponse, error) {
 	origins, relayed := r.origins(from)
 	addrs := req.GetAddrs()
 	if addrs == nil {
@@ -83,7 +83,7 @@ func (r *Registrar) Handle(ctx context.Context, from peer.ID, req *fedpb.Registe
 		r.registered(c)
 	}
 	r.log.Info("node registered", "name", c.Name, "peer", from, "schema_version", c.SchemaVersion, "addrs", req.GetAddrs())
-	return &fedpb.RegisterResponse{Name: c.Name, TargetSchema: int32(r.target)}, nil
+	return &wire.RegisterResponse{Name: c.Name, TargetSchema: int32(r.target)}, nil
 }
 
 // origins are the IP addresses of the host's direct connections to p, and

@@ -16,8 +16,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/syndb/federation/internal/config"
-	"github.com/syndb/federation/internal/devfed"
 	"github.com/syndb/federation/internal/devstack"
+	"github.com/syndb/federation/internal/devstack/fleet"
 )
 
 func devCmd() *cobra.Command {
@@ -98,11 +98,11 @@ func (d devDirs) run(ctx context.Context, out io.Writer) error {
 		return fmt.Errorf("find own executable: %w", err)
 	}
 	log := logger("dev")
-	opts := devfed.DevOptions(d.root)
+	opts := fleet.DevOptions(d.root)
 	opts.Binary, opts.Out, opts.Log = bin, out, log
 	start := time.Now()
 	log.Info("starting dev federation", "data", d.dev)
-	fed, err := devfed.Start(ctx, opts)
+	fed, err := fleet.Start(ctx, opts)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -137,7 +137,7 @@ func (d devDirs) run(ctx context.Context, out io.Writer) error {
 	return runErr
 }
 
-func devBanner(f *devfed.Federation, o devfed.Options, took time.Duration) string {
+func devBanner(f *fleet.Federation, o fleet.Options, took time.Duration) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nSynDB dev federation ready in %s\n\n", took.Round(100*time.Millisecond))
 	fmt.Fprintf(&b, "  API          %s  (key in .dev/dev-api-key)\n", f.APIURL)

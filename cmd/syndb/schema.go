@@ -9,9 +9,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/syndb/federation/internal/chx"
+	"github.com/syndb/federation/internal/clickhouse"
 	"github.com/syndb/federation/internal/config"
-	"github.com/syndb/federation/internal/schemastate"
+	"github.com/syndb/federation/internal/schemastatus"
 	"github.com/syndb/federation/internal/store"
 	"github.com/syndb/federation/schemas"
 )
@@ -37,12 +37,12 @@ func schemaCmd() *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			wh, err := chx.Open(cmd.Context(), cfg.ClickHouse)
+			wh, err := clickhouse.Open(cmd.Context(), cfg.ClickHouse)
 			if err != nil {
 				return fmt.Errorf("hub warehouse: %w", err)
 			}
 			defer func() { _ = wh.Close() }()
-			s, err := schemastate.Read(cmd.Context(), st, wh, migs)
+			s, err := schemastatus.Read(cmd.Context(), st, wh, migs)
 			if err != nil {
 				return err
 			}
@@ -60,7 +60,7 @@ func schemaCmd() *cobra.Command {
 	return cmd
 }
 
-func printStatus(cmd *cobra.Command, s schemastate.Status) {
+func printStatus(cmd *cobra.Command, s schemastatus.Status) {
 	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "hub migrations: %d   fleet target (latest sync): %d\n", s.Head, s.Target)
 	hub := "ok"

@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/syndb/federation/api"
-	"github.com/syndb/federation/internal/chx"
+	"github.com/syndb/federation/internal/clickhouse"
 	"github.com/syndb/federation/internal/config"
 	"github.com/syndb/federation/internal/seed"
 	"github.com/syndb/federation/internal/store"
@@ -95,7 +95,7 @@ func seedCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			conn, err := chx.Open(cmd.Context(), cfg)
+			conn, err := clickhouse.Open(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}

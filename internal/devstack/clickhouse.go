@@ -13,7 +13,7 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/syndb/federation/internal/chx"
+	"github.com/syndb/federation/internal/clickhouse"
 	"github.com/syndb/federation/internal/config"
 )
 
@@ -133,7 +133,7 @@ func (c *ClickHouse) Start(ctx context.Context) error {
 	if err := os.MkdirAll(filepath.Join(c.Dir, "data"), 0o755); err != nil {
 		return fmt.Errorf("create clickhouse dir: %w", err)
 	}
-	if c.QueryUser != "" && !chx.ValidIdent(c.QueryUser) {
+	if c.QueryUser != "" && !clickhouse.ValidIdent(c.QueryUser) {
 		return fmt.Errorf("clickhouse query user %q is not a valid name", c.QueryUser)
 	}
 	view := struct {
@@ -161,7 +161,7 @@ func (c *ClickHouse) Start(ctx context.Context) error {
 		if err := httpOK(ctx, ping); err != nil {
 			return err
 		}
-		conn, err := chx.Open(ctx, config.ClickHouse{Addr: c.Addr(), User: "default", Password: c.Password, Database: "syndb"})
+		conn, err := clickhouse.Open(ctx, config.ClickHouse{Addr: c.Addr(), User: "default", Password: c.Password, Database: "syndb"})
 		if err != nil {
 			return err
 		}
@@ -169,7 +169,7 @@ func (c *ClickHouse) Start(ctx context.Context) error {
 			return err
 		}
 		// The query user logs in too (its profile is read at login).
-		q, err := chx.Dial(ctx, c.QueryConfig(), chx.DefaultPool)
+		q, err := clickhouse.Dial(ctx, c.QueryConfig(), clickhouse.DefaultPool)
 		if err != nil {
 			return fmt.Errorf("query user %s: %w", c.QueryUser, err)
 		}

@@ -10,12 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
+	chgo "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/syndb/federation/internal/chx"
+	"github.com/syndb/federation/internal/clickhouse"
 	"github.com/syndb/federation/internal/config"
 )
 
@@ -51,7 +51,7 @@ func startClickHouse(t *testing.T, name string, query bool) *ClickHouse {
 
 func open(t *testing.T, c config.ClickHouse) driver.Conn {
 	t.Helper()
-	conn, err := chx.Dial(t.Context(), c, chx.DefaultPool)
+	conn, err := clickhouse.Dial(t.Context(), c, clickhouse.DefaultPool)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
 	return conn
@@ -74,7 +74,7 @@ func drain(ctx context.Context, conn driver.Conn, sql string) error {
 }
 
 func exceptionCode(err error) int32 {
-	var ex *clickhouse.Exception
+	var ex *chgo.Exception
 	if errors.As(err, &ex) {
 		return ex.Code
 	}
@@ -108,7 +108,7 @@ func TestQueryUserIsReadOnlyWithLimits(t *testing.T) {
 
 	t.Run("remote works as the query user", func(t *testing.T) {
 		// As the API runs it: with its own max_execution_time.
-		qctx := clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"max_execution_time": 60}))
+		qctx := chgo.Context(ctx, chgo.WithSettings(chgo.Settings{"max_execution_time": 60}))
 		var n, sum uint64
 		sql := fmt.Sprintf("SELECT count(), sum(x) FROM remote('%s', 'syndb', 'probe', 'default', '')", node.Addr())
 		require.NoError(t, q.QueryRow(qctx, sql).Scan(&n, &sum))
@@ -220,7 +220,7 @@ func answers(t *testing.T, c config.ClickHouse, within time.Duration) {
 	require.EventuallyWithT(t, func(ct *assert.CollectT) {
 		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 		defer cancel()
-		conn, err := chx.Dial(ctx, c, chx.DefaultPool)
+		conn, err := clickhouse.Dial(ctx, c, clickhouse.DefaultPool)
 		if !assert.NoError(ct, err) {
 			return
 		}

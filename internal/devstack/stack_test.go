@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
 
-	"github.com/syndb/federation/internal/chx"
+	"github.com/syndb/federation/internal/clickhouse"
 	"github.com/syndb/federation/internal/config"
 )
 
@@ -45,7 +45,7 @@ func TestStackStartsAndStops(t *testing.T) {
 	require.NoError(t, pg.Close(ctx))
 
 	for _, ch := range []*ClickHouse{s.Hub, s.Nodes["lab-a"]} {
-		conn, err := chx.Open(ctx, config.ClickHouse{Addr: ch.Addr(), User: "default", Database: "syndb"})
+		conn, err := clickhouse.Open(ctx, config.ClickHouse{Addr: ch.Addr(), User: "default", Database: "syndb"})
 		require.NoError(t, err)
 		var v string
 		require.NoError(t, conn.QueryRow(ctx, "SELECT version()").Scan(&v))

@@ -28,13 +28,13 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/syndb/federation/internal/domain"
-	"github.com/syndb/federation/internal/fedpb"
 	"github.com/syndb/federation/internal/fedsql"
 	"github.com/syndb/federation/internal/health"
 	"github.com/syndb/federation/internal/p2p"
+	"github.com/syndb/federation/internal/wire"
 
 	"github.com/syndb/federation/api"
-	"github.com/syndb/federation/internal/chx"
+	"github.com/syndb/federation/internal/clickhouse"
 	"github.com/syndb/federation/internal/config"
 	"github.com/syndb/federation/internal/devstack"
 	"github.com/syndb/federation/internal/migrate"
@@ -115,14 +115,14 @@ func benchFanout(b *testing.B, n int) {
 // version v and returns connections to them, closed and dropped at cleanup.
 func prepareDatabases(b *testing.B, addr string, nodes []string, suffix string, migs []migrate.Migration, v int) []driver.Conn {
 	b.Helper()
-	admin, err := chx.Open(b.Context(), config.ClickHouse{Addr: addr, User: "default", Database: "default"})
+	admin, err := clickhouse.Open(b.Context(), config.ClickHouse{Addr: addr, User: "default", Database: "default"})
 	require.NoError(b, err)
 	b.Cleanup(func() { _ = admin.Close() })
 	conns := make([]driver.Conn, 0, len(nodes))
 	for _, name := range nodes {
 		db := benchDB(name) + suffix
 		require.NoError(b, admin.Exec(b.Context(), "DROP DATABASE IF EXISTS "+db))
-		conn, err := chx.Open(b.Context(), config.ClickHouse{Addr: addr, User: "default", Database: db})
+		conn, err := clickhouse.Open(b.Context(), config.ClickHouse{Addr: addr, User: "default", Database: db})
 		require.NoError(b, err)
 		_, err = migrate.Apply(b.Context(), conn, migs, v)
 		require.NoError(b, err)
@@ -226,8 +226,8 @@ func benchSweep(b *testing.B, n int) {
 		h, err := p2p.NewHost(p2p.HostConfig{Key: key, Listen: []string{"/ip4/127.0.0.1/udp/0/quic-v1"}})
 		require.NoError(b, err)
 		hosts[i] = h
-		p2p.Handle(h, p2p.HealthPing, log, nil, func(_ context.Context, _ peer.ID, req *fedpb.HealthPingRequest) (*fedpb.HealthPingResponse, error) {
-			return &fedpb.HealthPingResponse{Nonce: req.GetNonce(), ClickhouseOk: true, SchemaVersion: 0}, nil
+		p2p.Handle(h, p2p.HealthPing, log, nil, func(_ context.Context, _ peer.ID, req *wire.HealthPingRequest) (*wire.HealthPingResponse, error) {
+			return &wire.HealthPingResponse{Nonce: req.GetNonce(), ClickhouseOk: true, SchemaVersion: 0}, nil
 		})
 		e, err := st.CreateCluster(ctx, names[i], time.Hour, "")
 		require.NoError(b, err)
@@ -269,8 +269,8 @@ func benchSweep(b *testing.B, n int) {
 			sem <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				var resp fedpb.HealthPingResponse
-				err := p2p.Call(ctx, client, h.ID(), p2p.HealthPing, &fedpb.HealthPingRequest{Nonce: 1}, &resp)
+				var resp wire.HealthPingResponse
+				err := p2p.Call(ctx, client, h.ID(), p2p.HealthPing, &wire.HealthPingRequest{Nonce: 1}, &resp)
 				if err != nil {
 					b.Error(err)
 				}
@@ -405,7 +405,7 @@ func BenchmarkQuery(b *testing.B) {
 		require.NoError(b, err)
 		compiled, err := parsed.Compile([]fedsql.Target{{Name: "lab-a", Addr: fed.Stack.Nodes["lab-a"].Addr(), Database: "syndb", User: "default"}})
 		require.NoError(b, err)
-		hub, err := chx.Open(b.Context(), config.ClickHouse{Addr: fed.Stack.Hub.Addr(), User: "default", Database: "syndb"})
+		hub, err := clickhouse.Open(b.Context(), config.ClickHouse{Addr: fed.Stack.Hub.Addr(), User: "default", Database: "syndb"})
 		require.NoError(b, err)
 		defer func() { _ = hub.Close() }()
 		viaHub := make([]time.Duration, 0, 50*b.N)

@@ -15,7 +15,7 @@ import (
 
 	"github.com/syndb/federation/activities"
 	"github.com/syndb/federation/api"
-	"github.com/syndb/federation/internal/chx"
+	"github.com/syndb/federation/internal/clickhouse"
 	"github.com/syndb/federation/internal/config"
 	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/health"
@@ -151,7 +151,7 @@ func TestAnalyticsSummary(t *testing.T) {
 // node's table with remote() and computes stddevPop over their UNION ALL.
 func overallStddev(t *testing.T, table, column string) (uint64, float64) {
 	t.Helper()
-	hub, err := chx.Open(t.Context(), config.ClickHouse{Addr: fed.Stack.Hub.Addr(), User: "default", Database: "default"})
+	hub, err := clickhouse.Open(t.Context(), config.ClickHouse{Addr: fed.Stack.Hub.Addr(), User: "default", Database: "default"})
 	require.NoError(t, err)
 	defer func() { _ = hub.Close() }()
 	part := func(node string) string {

@@ -14,12 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/syndb/federation/internal/devfed"
 	"github.com/syndb/federation/internal/devstack"
+	"github.com/syndb/federation/internal/devstack/fleet"
 )
 
 // fed is the federation every test in the package shares.
-var fed *devfed.Federation
+var fed *fleet.Federation
 
 // syndbBin is the syndb binary built for the tests.
 var syndbBin string
@@ -60,7 +60,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e: build syndb:", err)
 		return 1
 	}
-	opts, err := devfed.TestOptions(root, filepath.Join(tmp, "fed"), bin, "lab-a", "lab-b")
+	opts, err := fleet.TestOptions(root, filepath.Join(tmp, "fed"), bin, "lab-a", "lab-b")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
@@ -70,7 +70,7 @@ func run(m *testing.M) int {
 		opts.Out = os.Stderr
 	}
 	start := time.Now()
-	fed, err = devfed.Start(ctx, opts)
+	fed, err = fleet.Start(ctx, opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: start federation:", err)
 		dumpLogs(filepath.Join(tmp, "fed", "logs"))

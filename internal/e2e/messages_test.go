@@ -23,11 +23,11 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/syndb/federation/internal/chx"
+	"github.com/syndb/federation/internal/clickhouse"
 	"github.com/syndb/federation/internal/config"
-	"github.com/syndb/federation/internal/fedpb"
 	"github.com/syndb/federation/internal/p2p"
 	"github.com/syndb/federation/internal/seed"
+	"github.com/syndb/federation/internal/wire"
 	"github.com/syndb/federation/nodeagent"
 	"github.com/syndb/federation/schemas"
 )
@@ -53,11 +53,11 @@ func TestMessageSet(t *testing.T) {
 
 	// A fresh, seeded warehouse at the seed's schema version.
 	chCfg := config.ClickHouse{Addr: fed.Stack.Nodes["lab-a"].Addr(), User: "default", Database: "msgset"}
-	conn, err := chx.Open(ctx, chCfg)
+	conn, err := clickhouse.Open(ctx, chCfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
 	require.NoError(t, conn.Exec(ctx, "DROP DATABASE IF EXISTS msgset"))
-	conn, err = chx.Open(ctx, chCfg)
+	conn, err = clickhouse.Open(ctx, chCfg)
 	require.NoError(t, err)
 	_, err = seed.Seed(ctx, conn, migs, seed.Options{Node: "lab-m", Datasets: 2, Rows: 200})
 	require.NoError(t, err)
@@ -65,8 +65,8 @@ func TestMessageSet(t *testing.T) {
 	// The hub: a host that accepts the node's registration.
 	hub := testHost(t)
 	p2p.Handle(hub, p2p.Register, slog.New(slog.DiscardHandler), nil,
-		func(_ context.Context, _ peer.ID, req *fedpb.RegisterRequest) (*fedpb.RegisterResponse, error) {
-			return &fedpb.RegisterResponse{Name: req.GetName(), TargetSchema: int32(len(migs))}, nil
+		func(_ context.Context, _ peer.ID, req *wire.RegisterRequest) (*wire.RegisterResponse, error) {
+			return &wire.RegisterResponse{Name: req.GetName(), TargetSchema: int32(len(migs))}, nil
 		})
 	cfg := config.Node{
 		Name: "lab-m", Hub: hub.Addrs()[0].String() + "/p2p/" + hub.ID().String(),
@@ -85,8 +85,8 @@ func TestMessageSet(t *testing.T) {
 	call := func(spec p2p.Spec, req, resp proto.Message) error { return p2p.Call(ctx, hub, node, spec, req, resp) }
 
 	t.Run("HealthPing", func(t *testing.T) {
-		var resp fedpb.HealthPingResponse
-		require.NoError(t, call(p2p.HealthPing, &fedpb.HealthPingRequest{Nonce: 7}, &resp))
+		var resp wire.HealthPingResponse
+		require.NoError(t, call(p2p.HealthPing, &wire.HealthPingRequest{Nonce: 7}, &resp))
 		assert.Equal(t, uint64(7), resp.GetNonce())
 		assert.Equal(t, "lab-m", resp.GetName())
 		assert.True(t, resp.GetClickhouseOk())
@@ -95,8 +95,8 @@ func TestMessageSet(t *testing.T) {
 	})
 
 	t.Run("SchemaSync", func(t *testing.T) {
-		req := &fedpb.SchemaSyncRequest{Target: int32(len(migs)), Migrations: fedpb.FromMigrations(migs)}
-		var resp fedpb.SchemaSyncResponse
+		req := &wire.SchemaSyncRequest{Target: int32(len(migs)), Migrations: wire.FromMigrations(migs)}
+		var resp wire.SchemaSyncResponse
 		require.NoError(t, call(p2p.SchemaSync, req, &resp))
 		assert.Equal(t, int32(seed.SchemaVersion), resp.GetFrom())
 		assert.Equal(t, int32(len(migs)), resp.GetTo())
@@ -108,8 +108,8 @@ func TestMessageSet(t *testing.T) {
 	})
 
 	t.Run("DatasetCatalog", func(t *testing.T) {
-		var resp fedpb.DatasetCatalogResponse
-		require.NoError(t, call(p2p.DatasetCatalog, &fedpb.DatasetCatalogRequest{WithRowCounts: true}, &resp))
+		var resp wire.DatasetCatalogResponse
+		require.NoError(t, call(p2p.DatasetCatalog, &wire.DatasetCatalogRequest{WithRowCounts: true}, &resp))
 		require.Len(t, resp.GetDatasets(), 2)
 		assert.Equal(t, "lab-m", resp.GetNode())
 		for _, d := range resp.GetDatasets() {
@@ -124,15 +124,15 @@ func TestMessageSet(t *testing.T) {
 			}
 		}
 		one := seed.DatasetID("lab-m", 1).String()
-		require.NoError(t, call(p2p.DatasetCatalog, &fedpb.DatasetCatalogRequest{DatasetIds: []string{one}}, &resp))
+		require.NoError(t, call(p2p.DatasetCatalog, &wire.DatasetCatalogRequest{DatasetIds: []string{one}}, &resp))
 		require.Len(t, resp.GetDatasets(), 1)
 		assert.Equal(t, one, resp.GetDatasets()[0].GetDatasetId())
 		assert.Empty(t, resp.GetDatasets()[0].GetTables())
 	})
 
 	t.Run("GetFlightEndpoint", func(t *testing.T) {
-		var resp fedpb.GetFlightEndpointResponse
-		req := &fedpb.GetFlightEndpointRequest{Query: &fedpb.FlightQuery{Table: "neuron", Columns: []string{"cid", "mesh_volume"}},
+		var resp wire.GetFlightEndpointResponse
+		req := &wire.GetFlightEndpointRequest{Query: &wire.FlightQuery{Table: "neuron", Columns: []string{"cid", "mesh_volume"}},
 			Ttl: durationpb.New(time.Minute)}
 		require.NoError(t, call(p2p.FlightEndpoint, req, &resp))
 		require.True(t, strings.HasPrefix(resp.GetLocation(), "grpc://127.0.0.1:"), resp.GetLocation())
@@ -188,18 +188,18 @@ func TestMessageSet(t *testing.T) {
 		assert.Equal(t, codes.Unauthenticated, status.Code(err))
 
 		// All columns when none are named.
-		require.NoError(t, call(p2p.FlightEndpoint, &fedpb.GetFlightEndpointRequest{Query: &fedpb.FlightQuery{Table: "datasets"}}, &resp))
+		require.NoError(t, call(p2p.FlightEndpoint, &wire.GetFlightEndpointRequest{Query: &wire.FlightQuery{Table: "datasets"}}, &resp))
 		assert.Contains(t, resp.GetColumns(), "microscopy")
 
-		err = call(p2p.FlightEndpoint, &fedpb.GetFlightEndpointRequest{Query: &fedpb.FlightQuery{Table: "nope"}}, &resp)
+		err = call(p2p.FlightEndpoint, &wire.GetFlightEndpointRequest{Query: &wire.FlightQuery{Table: "nope"}}, &resp)
 		assert.True(t, p2p.IsCode(err, p2p.CodeNotFound), "%v", err)
-		err = call(p2p.FlightEndpoint, &fedpb.GetFlightEndpointRequest{Query: &fedpb.FlightQuery{Table: "neuron", Columns: []string{"nope"}}}, &resp)
+		err = call(p2p.FlightEndpoint, &wire.GetFlightEndpointRequest{Query: &wire.FlightQuery{Table: "neuron", Columns: []string{"nope"}}}, &resp)
 		assert.True(t, p2p.IsCode(err, p2p.CodeInvalid), "%v", err)
 	})
 
 	t.Run("AnalyticsQuery", func(t *testing.T) {
-		var resp fedpb.AnalyticsQueryResponse
-		req := &fedpb.AnalyticsQueryRequest{JobId: "j1", Kind: fedpb.KindSummary, Table: "neuron", Column: "mesh_volume", Quantiles: []float64{0.5}}
+		var resp wire.AnalyticsQueryResponse
+		req := &wire.AnalyticsQueryRequest{JobId: "j1", Kind: wire.KindSummary, Table: "neuron", Column: "mesh_volume", Quantiles: []float64{0.5}}
 		require.NoError(t, call(p2p.AnalyticsQuery, req, &resp))
 		require.Len(t, resp.GetSummaries(), 2)
 		for _, s := range resp.GetSummaries() {
@@ -216,21 +216,21 @@ func TestMessageSet(t *testing.T) {
 			require.Len(t, s.GetQuantiles(), 1)
 			assert.True(t, s.GetMin() <= s.GetQuantiles()[0] && s.GetQuantiles()[0] <= s.GetMax())
 		}
-		err := call(p2p.AnalyticsQuery, &fedpb.AnalyticsQueryRequest{Kind: fedpb.KindSummary, Table: "neuron", Column: "nope"}, &resp)
+		err := call(p2p.AnalyticsQuery, &wire.AnalyticsQueryRequest{Kind: wire.KindSummary, Table: "neuron", Column: "nope"}, &resp)
 		assert.True(t, p2p.IsCode(err, p2p.CodeInvalid), "%v", err)
-		err = call(p2p.AnalyticsQuery, &fedpb.AnalyticsQueryRequest{Kind: fedpb.KindSummary, Table: "datasets", Column: "owner"}, &resp)
+		err = call(p2p.AnalyticsQuery, &wire.AnalyticsQueryRequest{Kind: wire.KindSummary, Table: "datasets", Column: "owner"}, &resp)
 		assert.True(t, p2p.IsCode(err, p2p.CodeInvalid), "%v", err)
 	})
 
 	t.Run("OntologySync", func(t *testing.T) {
-		terms := []*fedpb.OntologyTerm{
+		terms := []*wire.OntologyTerm{
 			{Kind: "neurotransmitter", Id: "glutamate", Label: "Glutamate"},
 			{Kind: "neurotransmitter", Id: "gaba", Label: "GABA", Synonyms: []string{"γ-aminobutyric acid"}},
 			{Kind: "compartment", Id: "neuron", Label: "Neuron"},
 			{Kind: "compartment", Id: "axon", Label: "Axon", ParentId: "neuron"},
 		}
-		req := &fedpb.OntologySyncRequest{Version: 1, Checksum: fedpb.OntologyChecksum(terms), Terms: terms}
-		var resp fedpb.OntologySyncResponse
+		req := &wire.OntologySyncRequest{Version: 1, Checksum: wire.OntologyChecksum(terms), Terms: terms}
+		var resp wire.OntologySyncResponse
 		require.NoError(t, call(p2p.OntologySync, req, &resp))
 		assert.Equal(t, int32(0), resp.GetFrom())
 		assert.Equal(t, int32(1), resp.GetTo())
@@ -242,15 +242,15 @@ func TestMessageSet(t *testing.T) {
 		assert.Equal(t, uint64(len(terms)), n, "each term exactly once")
 
 		// The same version with other content is drift.
-		changed := append([]*fedpb.OntologyTerm{{Kind: "brain_region", Id: "ca1", Label: "CA1"}}, terms...)
-		err := call(p2p.OntologySync, &fedpb.OntologySyncRequest{Version: 1, Checksum: fedpb.OntologyChecksum(changed), Terms: changed}, &resp)
+		changed := append([]*wire.OntologyTerm{{Kind: "brain_region", Id: "ca1", Label: "CA1"}}, terms...)
+		err := call(p2p.OntologySync, &wire.OntologySyncRequest{Version: 1, Checksum: wire.OntologyChecksum(changed), Terms: changed}, &resp)
 		assert.True(t, p2p.IsCode(err, p2p.CodeDrift), "%v", err)
 	})
 
 	t.Run("RefusesStrangers", func(t *testing.T) {
 		stranger := testHost(t)
 		require.NoError(t, stranger.Connect(ctx, peer.AddrInfo{ID: node, Addrs: hub.Peerstore().Addrs(node)}))
-		err := p2p.Call(ctx, stranger, node, p2p.HealthPing, &fedpb.HealthPingRequest{}, &fedpb.HealthPingResponse{})
+		err := p2p.Call(ctx, stranger, node, p2p.HealthPing, &wire.HealthPingRequest{}, &wire.HealthPingResponse{})
 		assert.True(t, p2p.IsCode(err, p2p.CodeUnauthorized), "%v", err)
 	})
 }

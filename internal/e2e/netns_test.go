@@ -20,8 +20,8 @@ import (
 
 	"github.com/syndb/federation/internal/config"
 	"github.com/syndb/federation/internal/devstack"
-	"github.com/syndb/federation/internal/fedpb"
 	"github.com/syndb/federation/internal/p2p"
+	"github.com/syndb/federation/internal/wire"
 	"github.com/syndb/federation/schemas"
 	"github.com/syndb/federation/workers"
 )
@@ -92,17 +92,17 @@ func hubRole(ctx context.Context, role string) (roleReport, error) {
 	disc.Advertise(ctx, p2p.HubNamespace)
 	go p2p.KeepReservations(ctx, h, relays, log)
 
-	regs := make(chan *fedpb.RegisterRequest, 1)
+	regs := make(chan *wire.RegisterRequest, 1)
 	froms := make(chan peer.ID, 1)
-	p2p.Handle(h, p2p.Register, log, nil, func(_ context.Context, from peer.ID, req *fedpb.RegisterRequest) (*fedpb.RegisterResponse, error) {
+	p2p.Handle(h, p2p.Register, log, nil, func(_ context.Context, from peer.ID, req *wire.RegisterRequest) (*wire.RegisterResponse, error) {
 		select {
 		case regs <- req:
 			froms <- from
 		default:
 		}
-		return &fedpb.RegisterResponse{Name: req.GetName(), TargetSchema: 1}, nil
+		return &wire.RegisterResponse{Name: req.GetName(), TargetSchema: 1}, nil
 	})
-	var reg *fedpb.RegisterRequest
+	var reg *wire.RegisterRequest
 	select {
 	case reg = <-regs:
 	case <-ctx.Done():
@@ -111,8 +111,8 @@ func hubRole(ctx context.Context, role string) (roleReport, error) {
 	node := <-froms
 	rep.Node, rep.NodePeer, rep.NodeAddrs = reg.GetName(), node.String(), reg.GetAddrs()
 	cl := p2p.NewClient(h, disc)
-	var ping fedpb.HealthPingResponse
-	if err := cl.Call(ctx, node.String(), reg.GetAddrs(), p2p.HealthPing, &fedpb.HealthPingRequest{Nonce: 1}, &ping); err != nil {
+	var ping wire.HealthPingResponse
+	if err := cl.Call(ctx, node.String(), reg.GetAddrs(), p2p.HealthPing, &wire.HealthPingRequest{Nonce: 1}, &ping); err != nil {
 		return rep, fmt.Errorf("ping node: %w", err)
 	}
 	rep.PingName = ping.GetName()
@@ -121,8 +121,8 @@ func hubRole(ctx context.Context, role string) (roleReport, error) {
 		if err != nil {
 			return rep, err
 		}
-		var resp fedpb.SchemaSyncResponse
-		req := &fedpb.SchemaSyncRequest{Target: int32(len(migs)), Migrations: fedpb.FromMigrations(migs)}
+		var resp wire.SchemaSyncResponse
+		req := &wire.SchemaSyncRequest{Target: int32(len(migs)), Migrations: wire.FromMigrations(migs)}
 		if err := cl.Call(ctx, node.String(), reg.GetAddrs(), p2p.SchemaSync, req, &resp); err != nil {
 			return rep, fmt.Errorf("schema sync through the relay: %w", err)
 		}

@@ -27,7 +27,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/syndb/federation/api"
-	"github.com/syndb/federation/internal/chx"
+	"github.com/syndb/federation/internal/clickhouse"
 	"github.com/syndb/federation/internal/config"
 	"github.com/syndb/federation/internal/health"
 )
@@ -223,7 +223,7 @@ const bigDataset = "00000000-0000-4000-8000-00000000b16d"
 // addVesicles adds n synthetic rows to lab-a's vesicle table.
 func addVesicles(t testing.TB, n int) {
 	t.Helper()
-	conn, err := chx.Open(t.Context(), config.ClickHouse{Addr: fed.Stack.Nodes["lab-a"].Addr(), User: "default", Database: "syndb"})
+	conn, err := clickhouse.Open(t.Context(), config.ClickHouse{Addr: fed.Stack.Nodes["lab-a"].Addr(), User: "default", Database: "syndb"})
 	require.NoError(t, err)
 	defer func() { _ = conn.Close() }()
 	require.NoError(t, conn.Exec(t.Context(), fmt.Sprintf(`INSERT INTO vesicle (dataset_id, cid, voxel_volume, centroid_x, neurotransmitter)
@@ -238,7 +238,7 @@ func TestFederatedQueryClientGoneCancels(t *testing.T) {
 		waitHealth(t, n, health.Healthy, time.Minute)
 	}
 	addVesicles(t, 3_000_000)
-	hub, err := chx.Open(t.Context(), config.ClickHouse{Addr: fed.Stack.Hub.Addr(), User: "default", Database: "syndb"})
+	hub, err := clickhouse.Open(t.Context(), config.ClickHouse{Addr: fed.Stack.Hub.Addr(), User: "default", Database: "syndb"})
 	require.NoError(t, err)
 	defer func() { _ = hub.Close() }()
 	running := func() uint64 {

@@ -20,11 +20,11 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/syndb/federation/api"
-	"github.com/syndb/federation/internal/chx"
+	"github.com/syndb/federation/internal/clickhouse"
 	"github.com/syndb/federation/internal/config"
 	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/migrate"
-	"github.com/syndb/federation/internal/schemastate"
+	"github.com/syndb/federation/internal/schemastatus"
 	"github.com/syndb/federation/internal/seed"
 	"github.com/syndb/federation/internal/store"
 	"github.com/syndb/federation/schemas"
@@ -60,7 +60,7 @@ func temporalClient(t testing.TB) client.Client {
 
 func nodeConn(t testing.TB, name string) driver.Conn {
 	t.Helper()
-	conn, err := chx.Open(t.Context(), config.ClickHouse{Addr: fed.Stack.Nodes[name].Addr(), User: "default", Database: "syndb"})
+	conn, err := clickhouse.Open(t.Context(), config.ClickHouse{Addr: fed.Stack.Nodes[name].Addr(), User: "default", Database: "syndb"})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
 	return conn
@@ -104,7 +104,7 @@ func behindHead(t *testing.T, head int) {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
 		for _, n := range []string{"lab-a", "lab-b"} {
-			conn, err := chx.Open(ctx, config.ClickHouse{Addr: fed.Stack.Nodes[n].Addr(), User: "default", Database: "syndb"})
+			conn, err := clickhouse.Open(ctx, config.ClickHouse{Addr: fed.Stack.Nodes[n].Addr(), User: "default", Database: "syndb"})
 			require.NoError(t, err)
 			v, err := migrate.Version(ctx, conn)
 			_ = conn.Close()
@@ -233,7 +233,7 @@ func TestSchemaSyncEndToEnd(t *testing.T) {
 	// GET /v1/federation/schema: everyone at the head, nothing pending.
 	status, raw := apiDo(t, http.MethodGet, "/v1/federation/schema", "")
 	require.Equal(t, http.StatusOK, status, string(raw))
-	var ss schemastate.Status
+	var ss schemastatus.Status
 	require.NoError(t, json.Unmarshal(raw, &ss))
 	require.Equal(t, head, ss.Head)
 	require.Equal(t, head, ss.Target)
@@ -243,7 +243,7 @@ func TestSchemaSyncEndToEnd(t *testing.T) {
 	require.GreaterOrEqual(t, ss.Counts.Synced, 2)
 	for _, n := range ss.Nodes {
 		if n.Name == "lab-a" || n.Name == "lab-b" {
-			require.Equal(t, schemastate.StateSynced, n.State, n.Name)
+			require.Equal(t, schemastatus.StateSynced, n.State, n.Name)
 			require.Equal(t, head, n.Version, n.Name)
 			require.Empty(t, n.Pending, n.Name)
 		}

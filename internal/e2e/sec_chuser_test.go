@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/syndb/federation/internal/chx"
+	"github.com/syndb/federation/internal/clickhouse"
 	"github.com/syndb/federation/internal/config"
 	"github.com/syndb/federation/internal/health"
 	"github.com/syndb/federation/internal/migrate"
@@ -23,7 +23,7 @@ func TestSecFederatedQueriesRunAsTheQueryUser(t *testing.T) {
 		waitHealth(t, n, health.Healthy, time.Minute)
 	}
 	ctx := t.Context()
-	hub, err := chx.Open(ctx, config.ClickHouse{Addr: fed.Stack.Hub.Addr(), User: "default", Database: "syndb"})
+	hub, err := clickhouse.Open(ctx, config.ClickHouse{Addr: fed.Stack.Hub.Addr(), User: "default", Database: "syndb"})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = hub.Close() })
 
@@ -62,8 +62,8 @@ func TestSecFederatedQueriesRunAsTheQueryUser(t *testing.T) {
 	}, 30*time.Second, 200*time.Millisecond)
 
 	// The same user, straight to the hub's ClickHouse, changes nothing.
-	q, err := chx.Dial(ctx, config.ClickHouse{Addr: fed.Stack.Hub.Addr(), User: fed.Env["SYNDB_CLICKHOUSE_QUERY_USER"],
-		Password: fed.Env["SYNDB_CLICKHOUSE_QUERY_PASSWORD"], Database: "syndb"}, chx.DefaultPool)
+	q, err := clickhouse.Dial(ctx, config.ClickHouse{Addr: fed.Stack.Hub.Addr(), User: fed.Env["SYNDB_CLICKHOUSE_QUERY_USER"],
+		Password: fed.Env["SYNDB_CLICKHOUSE_QUERY_PASSWORD"], Database: "syndb"}, clickhouse.DefaultPool)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = q.Close() })
 	for _, sql := range []string{
@@ -72,7 +72,7 @@ func TestSecFederatedQueriesRunAsTheQueryUser(t *testing.T) {
 		"SET readonly = 0",
 	} {
 		err := q.Exec(ctx, sql)
-		require.True(t, chx.IsCode(err, 164), "%s: %v", sql, err) // READONLY
+		require.True(t, clickhouse.IsCode(err, 164), "%s: %v", sql, err) // READONLY
 	}
 	var tables uint64
 	require.NoError(t, hub.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = 'syndb' AND name = 'sec_chuser_probe'").Scan(&tables))

@@ -23,9 +23,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/syndb/federation/internal/domain"
-	"github.com/syndb/federation/internal/fedpb"
 	"github.com/syndb/federation/internal/p2p"
 	"github.com/syndb/federation/internal/store"
+	"github.com/syndb/federation/internal/wire"
 )
 
 // hubInfo is the hub's libp2p identity and address, from the federation.
@@ -39,7 +39,7 @@ func hubInfo(t *testing.T) peer.AddrInfo {
 // register sends a Register from h to the hub, as a node would, and
 // returns the hub's answer. While the hub's gater does not admit h yet (an
 // enrolment it has not heard of), it tries again.
-func register(t *testing.T, h host.Host, req *fedpb.RegisterRequest) error {
+func register(t *testing.T, h host.Host, req *wire.RegisterRequest) error {
 	t.Helper()
 	hub := hubInfo(t)
 	h.Peerstore().AddAddrs(hub.ID, hub.Addrs, time.Hour)
@@ -51,7 +51,7 @@ func register(t *testing.T, h host.Host, req *fedpb.RegisterRequest) error {
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	for {
-		err := p2p.Call(ctx, h, hub.ID, p2p.Register, req, &fedpb.RegisterResponse{})
+		err := p2p.Call(ctx, h, hub.ID, p2p.Register, req, &wire.RegisterResponse{})
 		if !errors.Is(err, p2p.ErrUnreachable) || ctx.Err() != nil {
 			return err
 		}
@@ -118,7 +118,7 @@ func TestSecDataAddrsOnConnectionHost(t *testing.T) {
 		{"127.0.0.1:19000", "evil.example:50052", "flight_addr evil.example:50052"},
 		{"[::1]:19000", "", "clickhouse_addr [::1]:19000"},
 	} {
-		err := register(t, node, &fedpb.RegisterRequest{Name: "lab-sec-addr", ClickhouseAddr: tc.ch, FlightAddr: tc.flight, EnrollmentToken: e.Token})
+		err := register(t, node, &wire.RegisterRequest{Name: "lab-sec-addr", ClickhouseAddr: tc.ch, FlightAddr: tc.flight, EnrollmentToken: e.Token})
 		require.Error(t, err, "clickhouse %s flight %s", tc.ch, tc.flight)
 		assert.True(t, p2p.IsCode(err, p2p.CodeInvalid), "%v", err)
 		assert.Contains(t, err.Error(), tc.want)
@@ -130,11 +130,11 @@ func TestSecDataAddrsOnConnectionHost(t *testing.T) {
 	require.True(t, tokenUnused(t, "lab-sec-addr"), "a refused registration does not use the token")
 
 	// On the connection's host: accepted.
-	require.NoError(t, register(t, node, &fedpb.RegisterRequest{Name: "lab-sec-addr", ClickhouseAddr: "127.0.0.1:19000",
+	require.NoError(t, register(t, node, &wire.RegisterRequest{Name: "lab-sec-addr", ClickhouseAddr: "127.0.0.1:19000",
 		FlightAddr: "127.0.0.1:50099", EnrollmentToken: e.Token}))
 	// A later registration moving the warehouse off the host is refused,
 	// and the registry keeps the address it had (oracle: the API's list).
-	err = register(t, node, &fedpb.RegisterRequest{Name: "lab-sec-addr", ClickhouseAddr: "192.0.2.10:9000", FlightAddr: "127.0.0.1:50099"})
+	err = register(t, node, &wire.RegisterRequest{Name: "lab-sec-addr", ClickhouseAddr: "192.0.2.10:9000", FlightAddr: "127.0.0.1:50099"})
 	require.True(t, p2p.IsCode(err, p2p.CodeInvalid), "%v", err)
 	require.Equal(t, "127.0.0.1:19000", listedCluster(t, "lab-sec-addr").ClickHouseAddr)
 
@@ -144,10 +144,10 @@ func TestSecDataAddrsOnConnectionHost(t *testing.T) {
 	var eh store.Enrollment
 	require.NoError(t, json.Unmarshal(raw, &eh))
 	other := testHost(t)
-	err = register(t, other, &fedpb.RegisterRequest{Name: "lab-sec-host", ClickhouseAddr: "192.0.2.11:9000", EnrollmentToken: eh.Token})
+	err = register(t, other, &wire.RegisterRequest{Name: "lab-sec-host", ClickhouseAddr: "192.0.2.11:9000", EnrollmentToken: eh.Token})
 	require.True(t, p2p.IsCode(err, p2p.CodeInvalid), "%v", err)
 	assert.Contains(t, err.Error(), "192.0.2.10", "the refusal names the host set at enrolment")
-	require.NoError(t, register(t, other, &fedpb.RegisterRequest{Name: "lab-sec-host", ClickhouseAddr: "192.0.2.10:9000",
+	require.NoError(t, register(t, other, &wire.RegisterRequest{Name: "lab-sec-host", ClickhouseAddr: "192.0.2.10:9000",
 		FlightAddr: "127.0.0.1:50098", EnrollmentToken: eh.Token}))
 	require.Equal(t, "192.0.2.10:9000", listedCluster(t, "lab-sec-host").ClickHouseAddr)
 
@@ -218,7 +218,7 @@ func TestSecStrangers(t *testing.T) {
 	// A revoked name, bound to a peer, and an open enrolment.
 	gone := enroll(t, "lab-sec-gone")
 	goneNode := testHost(t)
-	require.NoError(t, register(t, goneNode, &fedpb.RegisterRequest{Name: "lab-sec-gone", EnrollmentToken: gone.Token}))
+	require.NoError(t, register(t, goneNode, &wire.RegisterRequest{Name: "lab-sec-gone", EnrollmentToken: gone.Token}))
 	revoke(t, "lab-sec-gone")
 	open := enroll(t, "lab-sec-open")
 
@@ -251,14 +251,14 @@ func TestSecStrangers(t *testing.T) {
 	asker := testHost(t)
 	for _, tc := range []struct {
 		what string
-		req  *fedpb.RegisterRequest
+		req  *wire.RegisterRequest
 	}{
-		{"wrong token for a pending name", &fedpb.RegisterRequest{Name: "lab-sec-open", EnrollmentToken: store.EnrollmentPrefix + "wrong"}},
-		{"no token for a pending name", &fedpb.RegisterRequest{Name: "lab-sec-open"}},
-		{"a revoked name", &fedpb.RegisterRequest{Name: "lab-sec-gone", EnrollmentToken: gone.Token}},
-		{"a taken name", &fedpb.RegisterRequest{Name: "lab-a"}},
-		{"a taken name with another's token", &fedpb.RegisterRequest{Name: "lab-a", EnrollmentToken: open.Token}},
-		{"a name never enrolled", &fedpb.RegisterRequest{Name: "lab-sec-never"}},
+		{"wrong token for a pending name", &wire.RegisterRequest{Name: "lab-sec-open", EnrollmentToken: store.EnrollmentPrefix + "wrong"}},
+		{"no token for a pending name", &wire.RegisterRequest{Name: "lab-sec-open"}},
+		{"a revoked name", &wire.RegisterRequest{Name: "lab-sec-gone", EnrollmentToken: gone.Token}},
+		{"a taken name", &wire.RegisterRequest{Name: "lab-a"}},
+		{"a taken name with another's token", &wire.RegisterRequest{Name: "lab-a", EnrollmentToken: open.Token}},
+		{"a name never enrolled", &wire.RegisterRequest{Name: "lab-sec-never"}},
 	} {
 		err := register(t, asker, tc.req)
 		require.Error(t, err, tc.what)
@@ -277,7 +277,7 @@ func TestSecStrangers(t *testing.T) {
 	hammer := testHost(t)
 	limited := 0
 	for range 20 {
-		err := register(t, hammer, &fedpb.RegisterRequest{Name: "lab-sec-open", EnrollmentToken: store.EnrollmentPrefix + "guess"})
+		err := register(t, hammer, &wire.RegisterRequest{Name: "lab-sec-open", EnrollmentToken: store.EnrollmentPrefix + "guess"})
 		require.Error(t, err)
 		if p2p.IsCode(err, p2p.CodeUnavailable) && strings.Contains(err.Error(), "too many") {
 			limited++
@@ -289,7 +289,7 @@ func TestSecStrangers(t *testing.T) {
 	// A stranger with the valid token still registers, and is then a node:
 	// the DHT answers it.
 	node := testHost(t)
-	require.NoError(t, register(t, node, &fedpb.RegisterRequest{Name: "lab-sec-open", EnrollmentToken: open.Token}))
+	require.NoError(t, register(t, node, &wire.RegisterRequest{Name: "lab-sec-open", EnrollmentToken: open.Token}))
 	require.NoError(t, kadFindNode(ctx, node, hub.ID), "an enrolled node uses the DHT")
 	c, err = st.Cluster(ctx, "lab-sec-open")
 	require.NoError(t, err)

@@ -16,10 +16,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/syndb/federation/api"
-	"github.com/syndb/federation/internal/chx"
+	"github.com/syndb/federation/internal/clickhouse"
 	"github.com/syndb/federation/internal/config"
-	"github.com/syndb/federation/internal/devfed"
 	"github.com/syndb/federation/internal/devstack"
+	"github.com/syndb/federation/internal/devstack/fleet"
 	"github.com/syndb/federation/internal/health"
 	"github.com/syndb/federation/internal/store"
 )
@@ -97,7 +97,7 @@ func TestSecQueryDeepNestingRefused(t *testing.T) {
 	for _, n := range []string{"lab-a", "lab-b"} {
 		waitHealth(t, n, health.Healthy, time.Minute)
 	}
-	hub, err := chx.Open(t.Context(), config.ClickHouse{Addr: fed.Stack.Hub.Addr(), User: "default", Database: "syndb"})
+	hub, err := clickhouse.Open(t.Context(), config.ClickHouse{Addr: fed.Stack.Hub.Addr(), User: "default", Database: "syndb"})
 	require.NoError(t, err)
 	defer func() { _ = hub.Close() }()
 	var before uint32
@@ -144,7 +144,7 @@ func TestSecQueryFailureIsAnError(t *testing.T) {
 		SELECT toUUID('%s'), toUUID('00000000-0000-4000-8000-000000000001'), toFloat64(number), 0, 'gaba'
 		FROM system.numbers LIMIT %d`, secDataset, n)))
 	t.Cleanup(func() {
-		c, err := chx.Open(context.Background(), config.ClickHouse{Addr: fed.Stack.Nodes["lab-a"].Addr(), User: "default", Database: "syndb"})
+		c, err := clickhouse.Open(context.Background(), config.ClickHouse{Addr: fed.Stack.Nodes["lab-a"].Addr(), User: "default", Database: "syndb"})
 		require.NoError(t, err)
 		defer func() { _ = c.Close() }()
 		require.NoError(t, c.Exec(context.Background(), "ALTER TABLE vesicle DELETE WHERE dataset_id = toUUID('"+secDataset+"')"))
@@ -221,13 +221,13 @@ func TestSecQueryDeadAddressExcluded(t *testing.T) {
 	chAddr := fed.Stack.Nodes["lab-a"].Addr()
 	dead, err := devstack.FreePort()
 	require.NoError(t, err)
-	admin, err := chx.Open(t.Context(), config.ClickHouse{Addr: chAddr, User: "default", Database: "default"})
+	admin, err := clickhouse.Open(t.Context(), config.ClickHouse{Addr: chAddr, User: "default", Database: "default"})
 	require.NoError(t, err)
 	defer func() { _ = admin.Close() }()
 	require.NoError(t, admin.Exec(t.Context(), "DROP DATABASE IF EXISTS "+db))
 	// Its agent reaches its own warehouse, but registers an address where
 	// nothing listens for the hub.
-	require.NoError(t, fed.StartExtraNode(t.Context(), devfed.ExtraNode{
+	require.NoError(t, fed.StartExtraNode(t.Context(), fleet.ExtraNode{
 		Name: name, ClickHouseAddr: chAddr, Database: db,
 		Env: map[string]string{"SYNDB_CLICKHOUSE_PUBLIC_ADDR": fmt.Sprintf("127.0.0.1:%d", dead)},
 	}))
@@ -235,7 +235,7 @@ func TestSecQueryDeadAddressExcluded(t *testing.T) {
 		_ = fed.StopNode(context.Background(), name, false)
 		status, raw := apiDoCtx(context.Background(), t, http.MethodDelete, "/v1/federation/clusters/"+name, "")
 		require.Equal(t, http.StatusOK, status, string(raw))
-		c, err := chx.Open(context.Background(), config.ClickHouse{Addr: chAddr, User: "default", Database: "default"})
+		c, err := clickhouse.Open(context.Background(), config.ClickHouse{Addr: chAddr, User: "default", Database: "default"})
 		require.NoError(t, err)
 		defer func() { _ = c.Close() }()
 		_ = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db)

@@ -31,13 +31,13 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/syndb/federation/api"
-	"github.com/syndb/federation/internal/chx"
+	"github.com/syndb/federation/internal/clickhouse"
 	"github.com/syndb/federation/internal/config"
 	"github.com/syndb/federation/internal/devstack"
 	"github.com/syndb/federation/internal/domain"
-	"github.com/syndb/federation/internal/fedpb"
 	"github.com/syndb/federation/internal/health"
 	"github.com/syndb/federation/internal/seed"
+	"github.com/syndb/federation/internal/wire"
 	"github.com/syndb/federation/nodeagent"
 	"github.com/syndb/federation/schemas"
 )
@@ -118,7 +118,7 @@ func (w *wiretap) DoPut(stream flight.FlightService_DoPutServer) error {
 }
 
 // captured returns the tickets the tap saw, decoded, with their bytes.
-func (w *wiretap) captured(t *testing.T, puts bool) map[*fedpb.FlightTicket][]byte {
+func (w *wiretap) captured(t *testing.T, puts bool) map[*wire.FlightTicket][]byte {
 	t.Helper()
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -126,11 +126,11 @@ func (w *wiretap) captured(t *testing.T, puts bool) map[*fedpb.FlightTicket][]by
 	if puts {
 		raw = w.puts
 	}
-	out := map[*fedpb.FlightTicket][]byte{}
+	out := map[*wire.FlightTicket][]byte{}
 	for _, b := range raw {
-		var st fedpb.SignedTicket
+		var st wire.SignedTicket
 		require.NoError(t, proto.Unmarshal(b, &st))
-		var tk fedpb.FlightTicket
+		var tk wire.FlightTicket
 		require.NoError(t, proto.Unmarshal(st.GetTicket(), &tk))
 		out[&tk] = b
 	}
@@ -162,13 +162,13 @@ func TestSecTicketReplay(t *testing.T) {
 	routableNodes(t)
 	const name, db = "lab-tkt", "lab_tkt"
 	chCfg := config.ClickHouse{Addr: fed.Stack.Nodes["lab-a"].Addr(), User: "default", Database: db}
-	conn, err := chx.Open(t.Context(), chCfg)
+	conn, err := clickhouse.Open(t.Context(), chCfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
 	require.NoError(t, conn.Exec(t.Context(), "DROP DATABASE IF EXISTS "+db))
 	t.Cleanup(func() { _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db) })
 	// The node's warehouse, at the seed's schema, as lab-a's and lab-b's.
-	conn, err = chx.Open(t.Context(), chCfg)
+	conn, err = clickhouse.Open(t.Context(), chCfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
 	migs, err := schemas.ClickHouseMigrations()

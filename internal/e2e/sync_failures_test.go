@@ -15,11 +15,11 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 
 	"github.com/syndb/federation/api"
-	"github.com/syndb/federation/internal/chx"
+	"github.com/syndb/federation/internal/clickhouse"
 	"github.com/syndb/federation/internal/config"
-	"github.com/syndb/federation/internal/devfed"
+	"github.com/syndb/federation/internal/devstack/fleet"
 	"github.com/syndb/federation/internal/migrate"
-	"github.com/syndb/federation/internal/schemastate"
+	"github.com/syndb/federation/internal/schemastatus"
 	"github.com/syndb/federation/internal/store"
 	"github.com/syndb/federation/schemas"
 	"github.com/syndb/federation/workflows"
@@ -55,11 +55,11 @@ func nodeResult(res workflows.SchemaSyncResult, name string) workflows.NodeSyncR
 	return workflows.NodeSyncResult{}
 }
 
-func schemaStatus(t *testing.T) schemastate.Status {
+func schemaStatus(t *testing.T) schemastatus.Status {
 	t.Helper()
 	status, raw := apiDo(t, http.MethodGet, "/v1/federation/schema", "")
 	require.Equal(t, http.StatusOK, status, string(raw))
-	var ss schemastate.Status
+	var ss schemastatus.Status
 	require.NoError(t, json.Unmarshal(raw, &ss))
 	return ss
 }
@@ -101,7 +101,7 @@ func TestSchemaDriftIsRefused(t *testing.T) {
 	for _, n := range ss.Nodes {
 		if n.Name == "lab-b" {
 			found = true
-			require.Equal(t, schemastate.StateDrift, n.State)
+			require.Equal(t, schemastatus.StateDrift, n.State)
 			require.NotNil(t, n.Drift)
 			require.Equal(t, 2, n.Drift.Version)
 			require.Contains(t, n.Drift.Reason, "checksum")
@@ -131,14 +131,14 @@ func TestSchemaSyncSurvivesWorkerKill(t *testing.T) {
 
 	const name, db = "lab-k", "syndb_lab_k"
 	chAddr := fed.Stack.Nodes["lab-a"].Addr()
-	admin, err := chx.Open(t.Context(), config.ClickHouse{Addr: chAddr, User: "default", Database: "default"})
+	admin, err := clickhouse.Open(t.Context(), config.ClickHouse{Addr: chAddr, User: "default", Database: "default"})
 	require.NoError(t, err)
 	defer func() { _ = admin.Close() }()
 	require.NoError(t, admin.Exec(t.Context(), "DROP DATABASE IF EXISTS "+db))
 
 	// A node that holds each answer back for 8 s: the kill lands between
 	// its work and its answer, the worst moment for exactly-once.
-	require.NoError(t, fed.StartExtraNode(t.Context(), devfed.ExtraNode{
+	require.NoError(t, fed.StartExtraNode(t.Context(), fleet.ExtraNode{
 		Name: name, ClickHouseAddr: chAddr, Database: db,
 		Env: map[string]string{"SYNDB_NODE_ANSWER_DELAY": "8s"},
 	}))
@@ -153,7 +153,7 @@ func TestSchemaSyncSurvivesWorkerKill(t *testing.T) {
 	// applied everything (the answer is still held back), then kill.
 	tc := temporalClient(t)
 	id := workflows.SchemaCatchUpID(name, head)
-	conn, err := chx.Open(t.Context(), config.ClickHouse{Addr: chAddr, User: "default", Database: db})
+	conn, err := clickhouse.Open(t.Context(), config.ClickHouse{Addr: chAddr, User: "default", Database: db})
 	require.NoError(t, err)
 	defer func() { _ = conn.Close() }()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
@@ -217,12 +217,12 @@ func TestMigrationResumesAfterPartialApply(t *testing.T) {
 	require.NoError(t, err)
 	const db = "syndb_partial"
 	chAddr := fed.Stack.Nodes["lab-a"].Addr()
-	admin, err := chx.Open(t.Context(), config.ClickHouse{Addr: chAddr, User: "default", Database: "default"})
+	admin, err := clickhouse.Open(t.Context(), config.ClickHouse{Addr: chAddr, User: "default", Database: "default"})
 	require.NoError(t, err)
 	defer func() { _ = admin.Close() }()
 	require.NoError(t, admin.Exec(t.Context(), "DROP DATABASE IF EXISTS "+db))
 	t.Cleanup(func() { _ = admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db) })
-	conn, err := chx.Open(t.Context(), config.ClickHouse{Addr: chAddr, User: "default", Database: db})
+	conn, err := clickhouse.Open(t.Context(), config.ClickHouse{Addr: chAddr, User: "default", Database: db})
 	require.NoError(t, err)
 	defer func() { _ = conn.Close() }()
 

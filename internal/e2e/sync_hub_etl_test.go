@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/syndb/federation/api"
-	"github.com/syndb/federation/internal/chx"
+	"github.com/syndb/federation/internal/clickhouse"
 	"github.com/syndb/federation/internal/config"
 	"github.com/syndb/federation/internal/domain"
 )
@@ -39,7 +39,7 @@ func TestEtlIntoHub(t *testing.T) {
 	require.Equal(t, int64(250), res.Loaded.Rows)
 	require.True(t, res.Registered)
 
-	hub, err := chx.Open(t.Context(), config.ClickHouse{Addr: fed.Stack.Hub.Addr(), User: "default", Database: "syndb"})
+	hub, err := clickhouse.Open(t.Context(), config.ClickHouse{Addr: fed.Stack.Hub.Addr(), User: "default", Database: "syndb"})
 	require.NoError(t, err)
 	defer func() { _ = hub.Close() }()
 	for table, want := range map[string]uint64{"neuron": 250, "datasets": 1} {

@@ -12,7 +12,7 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/syndb/federation/internal/fedpb"
+	"github.com/syndb/federation/internal/wire"
 	"github.com/syndb/federation/schemas"
 )
 
@@ -32,7 +32,7 @@ type Ontology struct {
 	Description string `json:"description,omitempty"`
 	Terms       []Term `json:"terms"`
 	// Checksum is the SHA-256 over the terms in a canonical order
-	// (fedpb.OntologyChecksum): what a node's ledger records.
+	// (wire.OntologyChecksum): what a node's ledger records.
 	Checksum string `json:"checksum"`
 }
 
@@ -54,7 +54,7 @@ func Parse(raw []byte) (*Ontology, error) {
 			o.Terms[i].Synonyms = []string{}
 		}
 	}
-	o.Checksum = fedpb.OntologyChecksum(o.protoTerms())
+	o.Checksum = wire.OntologyChecksum(o.protoTerms())
 	if err := o.Request().Validate(); err != nil {
 		return nil, fmt.Errorf("ontology version %d: %w", o.Version, err)
 	}
@@ -82,18 +82,18 @@ func (o *Ontology) checkCycles() error {
 	return nil
 }
 
-func (o *Ontology) protoTerms() []*fedpb.OntologyTerm {
-	out := make([]*fedpb.OntologyTerm, len(o.Terms))
+func (o *Ontology) protoTerms() []*wire.OntologyTerm {
+	out := make([]*wire.OntologyTerm, len(o.Terms))
 	for i, t := range o.Terms {
-		out[i] = &fedpb.OntologyTerm{Kind: t.Kind, Id: t.ID, Label: t.Label, ParentId: t.Parent, Synonyms: append([]string(nil), t.Synonyms...)}
+		out[i] = &wire.OntologyTerm{Kind: t.Kind, Id: t.ID, Label: t.Label, ParentId: t.Parent, Synonyms: append([]string(nil), t.Synonyms...)}
 	}
 	return out
 }
 
 // Request returns the OntologySync message carrying this version: a new
 // message on every call, since messages are mutable.
-func (o *Ontology) Request() *fedpb.OntologySyncRequest {
-	return &fedpb.OntologySyncRequest{Version: int32(o.Version), Checksum: o.Checksum, Terms: o.protoTerms()}
+func (o *Ontology) Request() *wire.OntologySyncRequest {
+	return &wire.OntologySyncRequest{Version: int32(o.Version), Checksum: o.Checksum, Terms: o.protoTerms()}
 }
 
 // Kinds counts the terms of each kind.

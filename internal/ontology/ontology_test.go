@@ -6,8 +6,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/syndb/federation/internal/fedpb"
 	"github.com/syndb/federation/internal/ontology"
+	"github.com/syndb/federation/internal/wire"
 )
 
 func TestEmbeddedOntology(t *testing.T) {
@@ -22,7 +22,7 @@ func TestEmbeddedOntology(t *testing.T) {
 	}
 	req := o.Request()
 	require.NoError(t, req.Validate(), "nodes accept what the hub sends")
-	require.Equal(t, fedpb.OntologyChecksum(req.GetTerms()), o.Checksum)
+	require.Equal(t, wire.OntologyChecksum(req.GetTerms()), o.Checksum)
 	require.Len(t, req.GetTerms(), len(o.Terms))
 
 	// Every SynDB compartment table names a compartment term, by label or synonym.

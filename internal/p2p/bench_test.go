@@ -12,7 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/syndb/federation/internal/fedpb"
+	"github.com/syndb/federation/internal/wire"
 )
 
 const echoProto = "/syndb/bench/echo/1.0.0"
@@ -25,12 +25,12 @@ func BenchmarkHealthPing(b *testing.B) {
 	b.Run("healthping", func(b *testing.B) {
 		server, client := benchHosts(b)
 		Handle(server, HealthPing, slog.New(slog.DiscardHandler), nil,
-			func(_ context.Context, _ peer.ID, req *fedpb.HealthPingRequest) (*fedpb.HealthPingResponse, error) {
-				return &fedpb.HealthPingResponse{Nonce: req.GetNonce(), Name: "lab-a", ClickhouseOk: true, SchemaVersion: 3}, nil
+			func(_ context.Context, _ peer.ID, req *wire.HealthPingRequest) (*wire.HealthPingResponse, error) {
+				return &wire.HealthPingResponse{Nonce: req.GetNonce(), Name: "lab-a", ClickhouseOk: true, SchemaVersion: 3}, nil
 			})
 		run(b, func(ctx context.Context, i int) error {
-			var resp fedpb.HealthPingResponse
-			return Call(ctx, client, server.ID(), HealthPing, &fedpb.HealthPingRequest{Nonce: uint64(i)}, &resp)
+			var resp wire.HealthPingResponse
+			return Call(ctx, client, server.ID(), HealthPing, &wire.HealthPingRequest{Nonce: uint64(i)}, &resp)
 		})
 	})
 	b.Run("bare-echo", func(b *testing.B) {

@@ -11,7 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/stretchr/testify/require"
 
-	"github.com/syndb/federation/internal/fedpb"
+	"github.com/syndb/federation/internal/wire"
 )
 
 func hostWith(t *testing.T, c HostConfig) host.Host {
@@ -83,17 +83,17 @@ func TestRelayCarriesMessages(t *testing.T) {
 	defer cancel()
 	go KeepReservations(ctx, node, []peer.AddrInfo{info(relay)}, slog.New(slog.DiscardHandler))
 	Handle(node, HealthPing, slog.New(slog.DiscardHandler), nil,
-		func(_ context.Context, _ peer.ID, req *fedpb.HealthPingRequest) (*fedpb.HealthPingResponse, error) {
-			return &fedpb.HealthPingResponse{Nonce: req.GetNonce(), Name: "lab-nat"}, nil
+		func(_ context.Context, _ peer.ID, req *wire.HealthPingRequest) (*wire.HealthPingResponse, error) {
+			return &wire.HealthPingResponse{Nonce: req.GetNonce(), Name: "lab-nat"}, nil
 		})
 
 	hub := hostWith(t, HostConfig{})
 	circuit := circuitAddrs([]peer.AddrInfo{info(relay)})
 	require.Subset(t, node.Addrs(), circuit, "the node advertises its relayed addresses")
 	hub.Peerstore().AddAddrs(node.ID(), circuit, time.Hour) // and only those
-	var resp fedpb.HealthPingResponse
+	var resp wire.HealthPingResponse
 	require.Eventually(t, func() bool {
-		return Call(t.Context(), hub, node.ID(), HealthPing, &fedpb.HealthPingRequest{Nonce: 9}, &resp) == nil
+		return Call(t.Context(), hub, node.ID(), HealthPing, &wire.HealthPingRequest{Nonce: 9}, &resp) == nil
 	}, 20*time.Second, 50*time.Millisecond)
 	require.Equal(t, "lab-nat", resp.GetName())
 	conns := hub.Network().ConnsToPeer(node.ID())

@@ -14,7 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/syndb/federation/internal/fedpb"
+	"github.com/syndb/federation/internal/wire"
 )
 
 // frame builds a length-prefixed frame around body.
@@ -36,26 +36,26 @@ func mustFrame(f *testing.F, m proto.Message) []byte {
 // decoder and validator: none may panic, and each returns promptly (the
 // reader is finite).
 func FuzzDecode(f *testing.F) {
-	f.Add(mustFrame(f, &fedpb.RegisterRequest{Name: "lab-a", Addrs: []string{"/ip4/127.0.0.1/udp/4002/quic-v1"}, SchemaVersion: 2}))
-	f.Add(mustFrame(f, &fedpb.SchemaSyncRequest{Target: 1, Migrations: []*fedpb.Migration{{Version: 1, Name: "a", Checksum: "x", Sql: "y"}}}))
-	f.Add(mustFrame(f, &fedpb.HealthPingRequest{Nonce: 1}))
-	f.Add(mustFrame(f, &fedpb.GetFlightEndpointRequest{Query: &fedpb.FlightQuery{Table: "neuron", Columns: []string{"cid"}}}))
-	f.Add(mustFrame(f, &fedpb.AnalyticsQueryRequest{Kind: fedpb.KindSummary, Table: "neuron", Column: "volume", Quantiles: []float64{0.5}}))
-	f.Add(mustFrame(f, &fedpb.OntologySyncRequest{Version: 1, Terms: []*fedpb.OntologyTerm{{Kind: "compartment", Id: "axon", Label: "Axon"}}}))
-	f.Add(mustFrame(f, &fedpb.Reply{Error: &fedpb.Error{Code: "drift", Message: "m"}}))
+	f.Add(mustFrame(f, &wire.RegisterRequest{Name: "lab-a", Addrs: []string{"/ip4/127.0.0.1/udp/4002/quic-v1"}, SchemaVersion: 2}))
+	f.Add(mustFrame(f, &wire.SchemaSyncRequest{Target: 1, Migrations: []*wire.Migration{{Version: 1, Name: "a", Checksum: "x", Sql: "y"}}}))
+	f.Add(mustFrame(f, &wire.HealthPingRequest{Nonce: 1}))
+	f.Add(mustFrame(f, &wire.GetFlightEndpointRequest{Query: &wire.FlightQuery{Table: "neuron", Columns: []string{"cid"}}}))
+	f.Add(mustFrame(f, &wire.AnalyticsQueryRequest{Kind: wire.KindSummary, Table: "neuron", Column: "volume", Quantiles: []float64{0.5}}))
+	f.Add(mustFrame(f, &wire.OntologySyncRequest{Version: 1, Terms: []*wire.OntologyTerm{{Kind: "compartment", Id: "axon", Label: "Axon"}}}))
+	f.Add(mustFrame(f, &wire.Reply{Error: &wire.Error{Code: "drift", Message: "m"}}))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Add(frame(nil))
-	f.Add(mustFrame(f, &fedpb.HealthPingRequest{Nonce: 1 << 60})[:4])
+	f.Add(mustFrame(f, &wire.HealthPingRequest{Nonce: 1 << 60})[:4])
 	decoders := []func() proto.Message{
-		func() proto.Message { return &fedpb.RegisterRequest{} }, func() proto.Message { return &fedpb.RegisterResponse{} },
-		func() proto.Message { return &fedpb.HealthPingRequest{} }, func() proto.Message { return &fedpb.HealthPingResponse{} },
-		func() proto.Message { return &fedpb.SchemaSyncRequest{} }, func() proto.Message { return &fedpb.SchemaSyncResponse{} },
-		func() proto.Message { return &fedpb.DatasetCatalogRequest{} }, func() proto.Message { return &fedpb.DatasetCatalogResponse{} },
-		func() proto.Message { return &fedpb.GetFlightEndpointRequest{} }, func() proto.Message { return &fedpb.GetFlightEndpointResponse{} },
-		func() proto.Message { return &fedpb.AnalyticsQueryRequest{} }, func() proto.Message { return &fedpb.AnalyticsQueryResponse{} },
-		func() proto.Message { return &fedpb.OntologySyncRequest{} }, func() proto.Message { return &fedpb.OntologySyncResponse{} },
-		func() proto.Message { return &fedpb.SignedTicket{} }, func() proto.Message { return &fedpb.FlightTicket{} },
-		func() proto.Message { return &fedpb.Reply{} },
+		func() proto.Message { return &wire.RegisterRequest{} }, func() proto.Message { return &wire.RegisterResponse{} },
+		func() proto.Message { return &wire.HealthPingRequest{} }, func() proto.Message { return &wire.HealthPingResponse{} },
+		func() proto.Message { return &wire.SchemaSyncRequest{} }, func() proto.Message { return &wire.SchemaSyncResponse{} },
+		func() proto.Message { return &wire.DatasetCatalogRequest{} }, func() proto.Message { return &wire.DatasetCatalogResponse{} },
+		func() proto.Message { return &wire.GetFlightEndpointRequest{} }, func() proto.Message { return &wire.GetFlightEndpointResponse{} },
+		func() proto.Message { return &wire.AnalyticsQueryRequest{} }, func() proto.Message { return &wire.AnalyticsQueryResponse{} },
+		func() proto.Message { return &wire.OntologySyncRequest{} }, func() proto.Message { return &wire.OntologySyncResponse{} },
+		func() proto.Message { return &wire.SignedTicket{} }, func() proto.Message { return &wire.FlightTicket{} },
+		func() proto.Message { return &wire.Reply{} },
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		for _, mk := range decoders {
@@ -80,27 +80,27 @@ var requestTypes = []struct {
 	spec Spec
 	new  func() proto.Message
 }{
-	{Register, func() proto.Message { return &fedpb.RegisterRequest{} }},
-	{HealthPing, func() proto.Message { return &fedpb.HealthPingRequest{} }},
-	{SchemaSync, func() proto.Message { return &fedpb.SchemaSyncRequest{} }},
-	{DatasetCatalog, func() proto.Message { return &fedpb.DatasetCatalogRequest{} }},
-	{FlightEndpoint, func() proto.Message { return &fedpb.GetFlightEndpointRequest{} }},
-	{AnalyticsQuery, func() proto.Message { return &fedpb.AnalyticsQueryRequest{} }},
-	{OntologySync, func() proto.Message { return &fedpb.OntologySyncRequest{} }},
+	{Register, func() proto.Message { return &wire.RegisterRequest{} }},
+	{HealthPing, func() proto.Message { return &wire.HealthPingRequest{} }},
+	{SchemaSync, func() proto.Message { return &wire.SchemaSyncRequest{} }},
+	{DatasetCatalog, func() proto.Message { return &wire.DatasetCatalogRequest{} }},
+	{FlightEndpoint, func() proto.Message { return &wire.GetFlightEndpointRequest{} }},
+	{AnalyticsQuery, func() proto.Message { return &wire.AnalyticsQueryRequest{} }},
+	{OntologySync, func() proto.Message { return &wire.OntologySyncRequest{} }},
 }
 
 // seedBodies are valid and nearly valid request bodies (no frame).
 func seedBodies(f *testing.F) {
-	terms := []*fedpb.OntologyTerm{{Kind: "compartment", Id: "neuron", Label: "Neuron"}, {Kind: "compartment", Id: "axon", Label: "Axon", ParentId: "neuron"}}
+	terms := []*wire.OntologyTerm{{Kind: "compartment", Id: "neuron", Label: "Neuron"}, {Kind: "compartment", Id: "axon", Label: "Axon", ParentId: "neuron"}}
 	for _, m := range []proto.Message{
-		&fedpb.RegisterRequest{Name: "lab-a", Addrs: []string{"/ip4/127.0.0.1/udp/4002/quic-v1"}, FlightAddr: "127.0.0.1:50052",
+		&wire.RegisterRequest{Name: "lab-a", Addrs: []string{"/ip4/127.0.0.1/udp/4002/quic-v1"}, FlightAddr: "127.0.0.1:50052",
 			ClickhouseAddr: "127.0.0.1:9000", SchemaVersion: 2, AgentVersion: "dev", EnrollmentToken: "sdbenroll_x"},
-		&fedpb.SchemaSyncRequest{Target: 1, Migrations: []*fedpb.Migration{{Version: 1, Name: "a", Checksum: "x", Sql: "y"}}},
-		&fedpb.DatasetCatalogRequest{DatasetIds: []string{"6f1c1d3e-8d0a-4c43-9a52-2f2b5d1c0e11"}},
-		&fedpb.GetFlightEndpointRequest{Query: &fedpb.FlightQuery{Table: "synapse", Columns: []string{"pre_id", "post_id"}}},
-		&fedpb.AnalyticsQueryRequest{Kind: fedpb.KindSummary, Table: "neuron", Column: "volume", Quantiles: []float64{0, 1}},
-		&fedpb.OntologySyncRequest{Version: 1, Checksum: fedpb.OntologyChecksum(terms), Terms: terms},
-		&fedpb.OntologySyncRequest{Version: 1, Terms: append(terms, terms[0])},
+		&wire.SchemaSyncRequest{Target: 1, Migrations: []*wire.Migration{{Version: 1, Name: "a", Checksum: "x", Sql: "y"}}},
+		&wire.DatasetCatalogRequest{DatasetIds: []string{"6f1c1d3e-8d0a-4c43-9a52-2f2b5d1c0e11"}},
+		&wire.GetFlightEndpointRequest{Query: &wire.FlightQuery{Table: "synapse", Columns: []string{"pre_id", "post_id"}}},
+		&wire.AnalyticsQueryRequest{Kind: wire.KindSummary, Table: "neuron", Column: "volume", Quantiles: []float64{0, 1}},
+		&wire.OntologySyncRequest{Version: 1, Checksum: wire.OntologyChecksum(terms), Terms: terms},
+		&wire.OntologySyncRequest{Version: 1, Terms: append(terms, terms[0])},
 	} {
 		b, err := proto.Marshal(m)
 		if err != nil {

@@ -19,7 +19,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/stretchr/testify/require"
 
-	"github.com/syndb/federation/internal/fedpb"
+	"github.com/syndb/federation/internal/wire"
 )
 
 func gatedHost(t *testing.T, g *Gater) (h interface{ ID() peer.ID }, info peer.AddrInfo) {
@@ -43,7 +43,7 @@ func TestGater(t *testing.T) {
 	start := time.Now()
 	err := client.Connect(ctx, hub)
 	if err == nil {
-		err = Call(ctx, client, hub.ID, HealthPing, &fedpb.HealthPingRequest{}, &fedpb.HealthPingResponse{})
+		err = Call(ctx, client, hub.ID, HealthPing, &wire.HealthPingRequest{}, &wire.HealthPingResponse{})
 	}
 	t.Logf("refused after %s: %v", time.Since(start), err)
 	require.Error(t, err, "a closed hub admits nobody")
@@ -70,13 +70,13 @@ func gatedHub(t *testing.T, g *Gater) (host.Host, *atomic.Int32) {
 	startDiscovery(t, h, DiscoveryConfig{Server: true, RoutingFilter: g.Known})
 	served := &atomic.Int32{}
 	Handle(h, Register, slog.New(slog.DiscardHandler), g,
-		func(_ context.Context, from peer.ID, req *fedpb.RegisterRequest) (*fedpb.RegisterResponse, error) {
+		func(_ context.Context, from peer.ID, req *wire.RegisterRequest) (*wire.RegisterResponse, error) {
 			served.Add(1)
 			if req.GetEnrollmentToken() != "good" {
 				return nil, Errorf(CodeUnauthorized, "registration refused")
 			}
 			g.Set(Access{Open: true, Enrolled: map[peer.ID]string{from: req.GetName()}})
-			return &fedpb.RegisterResponse{Name: req.GetName()}, nil
+			return &wire.RegisterResponse{Name: req.GetName()}, nil
 		})
 	return h, served
 }
@@ -123,7 +123,7 @@ func TestStrangersGetOnlyRegister(t *testing.T) {
 	waitClosed(t, stranger, hub.ID(), "a stranger's connection outlives a refused ping")
 
 	// A refused registration is answered, then the connection closed.
-	err := Call(ctx, stranger, hub.ID(), Register, &fedpb.RegisterRequest{Name: "lab-x", EnrollmentToken: "bad"}, &fedpb.RegisterResponse{})
+	err := Call(ctx, stranger, hub.ID(), Register, &wire.RegisterRequest{Name: "lab-x", EnrollmentToken: "bad"}, &wire.RegisterResponse{})
 	require.True(t, IsCode(err, CodeUnauthorized), "the refusal reaches the stranger: %v", err)
 	waitClosed(t, stranger, hub.ID(), "a stranger's connection outlives its refused registration")
 
@@ -131,7 +131,7 @@ func TestStrangersGetOnlyRegister(t *testing.T) {
 	// not stop it), and from then on the DHT answers it.
 	node := newTestHost(t)
 	connect(t, node, hub)
-	require.NoError(t, Call(ctx, node, hub.ID(), Register, &fedpb.RegisterRequest{Name: "lab-x", EnrollmentToken: "good"}, &fedpb.RegisterResponse{}))
+	require.NoError(t, Call(ctx, node, hub.ID(), Register, &wire.RegisterRequest{Name: "lab-x", EnrollmentToken: "good"}, &wire.RegisterResponse{}))
 	require.NoError(t, kadPing(ctx, node, hub.ID()), "an enrolled node uses the DHT")
 	require.Equal(t, int32(2), served.Load())
 	require.Equal(t, network.Connected, node.Network().Connectedness(hub.ID()))
@@ -145,7 +145,7 @@ func TestStrangersAreRateLimited(t *testing.T) {
 	ctx := t.Context()
 	try := func(h host.Host) error {
 		h.Peerstore().AddAddrs(hub.ID(), hub.Addrs(), time.Hour)
-		return Call(ctx, h, hub.ID(), Register, &fedpb.RegisterRequest{Name: "lab-x", EnrollmentToken: "guess"}, &fedpb.RegisterResponse{})
+		return Call(ctx, h, hub.ID(), Register, &wire.RegisterRequest{Name: "lab-x", EnrollmentToken: "guess"}, &wire.RegisterResponse{})
 	}
 	limited := func(err error) bool { return IsCode(err, CodeUnavailable) && strings.Contains(err.Error(), "too many") }
 
@@ -210,15 +210,15 @@ func TestStrangerReservationRefusedQuietly(t *testing.T) {
 	g.Set(Access{Open: true})
 	hub := hostWith(t, HostConfig{Gater: g, RelayService: true, RelayLimit: RelayLimit{Duration: time.Minute, Data: 1 << 20}})
 	Handle(hub, Register, slog.New(slog.DiscardHandler), g,
-		func(_ context.Context, from peer.ID, req *fedpb.RegisterRequest) (*fedpb.RegisterResponse, error) {
+		func(_ context.Context, from peer.ID, req *wire.RegisterRequest) (*wire.RegisterResponse, error) {
 			g.Set(Access{Open: true, Enrolled: map[peer.ID]string{from: req.GetName()}})
-			return &fedpb.RegisterResponse{Name: req.GetName()}, nil
+			return &wire.RegisterResponse{Name: req.GetName()}, nil
 		})
 	node := newTestHost(t)
 	_, err := client.Reserve(t.Context(), node, info(hub))
 	require.Error(t, err, "a stranger reserved a relay slot")
 	require.Equal(t, network.Connected, node.Network().Connectedness(hub.ID()), "a refused reservation keeps the connection")
-	require.NoError(t, Call(t.Context(), node, hub.ID(), Register, &fedpb.RegisterRequest{Name: "lab-nat"}, &fedpb.RegisterResponse{}))
+	require.NoError(t, Call(t.Context(), node, hub.ID(), Register, &wire.RegisterRequest{Name: "lab-nat"}, &wire.RegisterResponse{}))
 	_, err = client.Reserve(t.Context(), node, info(hub))
 	require.NoError(t, err, "an enrolled node reserves a slot")
 }

@@ -9,7 +9,7 @@ import (
 // Spec is one message's protocol: its versioned ID, the deadline of a whole
 // exchange, and the size caps of its request and response frames. The
 // message types themselves are defined once, in schemas/proto, and
-// generated into internal/fedpb.
+// generated into internal/wire.
 type Spec struct {
 	ID          protocol.ID
 	Timeout     time.Duration

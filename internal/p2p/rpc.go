@@ -15,7 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/syndb/federation/internal/fedpb"
+	"github.com/syndb/federation/internal/wire"
 )
 
 // MaxMessageSize is the largest frame any protocol accepts.
@@ -53,7 +53,7 @@ func IsCode(err error, code string) bool {
 // ErrUnreachable marks a call that could not open a stream to the peer.
 var ErrUnreachable = errors.New("peer unreachable")
 
-// validator is implemented by every request message (internal/fedpb).
+// validator is implemented by every request message (internal/wire).
 type validator interface{ Validate() error }
 
 // Call sends req to peer p on spec's protocol and decodes the answer into
@@ -88,7 +88,7 @@ func Call(ctx context.Context, h host.Host, p peer.ID, spec Spec, req, resp prot
 	}
 	// A handler may answer (a refusal) without reading the request, so a
 	// failed write still looks for an answer before reporting the failure.
-	var reply fedpb.Reply
+	var reply wire.Reply
 	if err := readFrame(bufio.NewReader(s), &reply, spec.MaxResponse+64); err != nil {
 		_ = s.Reset()
 		switch {
@@ -165,10 +165,10 @@ func Handle[Req, Resp proto.Message](h host.Host, spec Spec, log *slog.Logger, g
 
 func serve[Req, Resp proto.Message](ctx context.Context, s network.Stream, spec Spec, log *slog.Logger,
 	guard Guard, newReq func() Req, fn HandlerFunc[Req, Resp],
-) *fedpb.Reply {
+) *wire.Reply {
 	from := s.Conn().RemotePeer()
-	fail := func(e *RemoteError) *fedpb.Reply {
-		return &fedpb.Reply{Error: &fedpb.Error{Code: e.Code, Message: e.Message}}
+	fail := func(e *RemoteError) *wire.Reply {
+		return &wire.Reply{Error: &wire.Error{Code: e.Code, Message: e.Message}}
 	}
 	if guard != nil {
 		if err := guard.Admit(s.Conn()); err != nil {
@@ -205,7 +205,7 @@ func serve[Req, Resp proto.Message](ctx context.Context, s network.Stream, spec 
 	if len(body) > spec.MaxResponse {
 		return fail(Errorf(CodeInternal, "response of %d bytes exceeds the %d-byte cap of %s", len(body), spec.MaxResponse, spec.ID))
 	}
-	return &fedpb.Reply{Body: body}
+	return &wire.Reply{Body: body}
 }
 
 // writeFrame writes m behind a uvarint length prefix, refusing more than

@@ -1,4 +1,4 @@
-package arrowch
+package arrowconv
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/apache/arrow-go/v18/arrow"
 
-	"github.com/syndb/federation/internal/chx"
+	"github.com/syndb/federation/internal/clickhouse"
 )
 
 // ErrSchema is wrapped by every error about records that do not fit the
@@ -45,7 +45,7 @@ type Inserter struct {
 // column; timestamps may carry any time zone, and list elements any
 // nullability. Errors wrap ErrSchema (or ErrUnsupportedType).
 func NewInserter(table string, names, chTypes []string, schema *arrow.Schema) (*Inserter, error) {
-	if !chx.ValidIdent(table) {
+	if !clickhouse.ValidIdent(table) {
 		return nil, fmt.Errorf("%w: table %q is not an identifier", ErrSchema, table)
 	}
 	if len(names) != len(chTypes) {
@@ -70,7 +70,7 @@ func NewInserter(table string, names, chTypes []string, schema *arrow.Schema) (*
 			return nil, fmt.Errorf("%w: column %q appears twice in the records", ErrSchema, f.Name)
 		}
 		seen[f.Name] = true
-		if !chx.ValidIdent(f.Name) {
+		if !clickhouse.ValidIdent(f.Name) {
 			return nil, fmt.Errorf("%w: column %q is not an identifier", ErrSchema, f.Name)
 		}
 		t, err := parseType(typ)

@@ -1,4 +1,4 @@
-package fedpb
+package wire
 
 import (
 	"crypto/sha256"

@@ -1,4 +1,4 @@
-package devfed
+package fleet
 
 import (
 	"bytes"

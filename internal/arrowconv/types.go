@@ -1,4 +1,4 @@
-// Package arrowch converts between ClickHouse columns, as clickhouse-go/v2
+// Package arrowconv converts between ClickHouse columns, as clickhouse-go/v2
 // scans and appends them over the native protocol, and Apache Arrow.
 //
 // It is pure conversion, with no network of its own: a Reader turns the rows
@@ -26,7 +26,7 @@
 // UUIDs use the canonical arrow.uuid extension type rather than a string:
 // 16 bytes instead of 36, and any Arrow reader that does not know the
 // extension still sees plain FixedSizeBinary(16) in RFC 4122 byte order.
-package arrowch
+package arrowconv
 
 import (
 	"errors"
@@ -215,7 +215,7 @@ func (t *chType) arrowType() arrow.DataType {
 	case kindArray:
 		return arrow.ListOfField(arrow.Field{Name: "item", Type: t.elem.arrowType(), Nullable: t.elem.nullable})
 	}
-	panic(fmt.Sprintf("arrowch: kind %d has no Arrow type", t.kind))
+	panic(fmt.Sprintf("arrowconv: kind %d has no Arrow type", t.kind))
 }
 
 // ArrowType returns the Arrow type of a ClickHouse column type. For

@@ -1,4 +1,4 @@
-package arrowch
+package arrowconv
 
 import (
 	"fmt"

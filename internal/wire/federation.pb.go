@@ -10,7 +10,7 @@
 // 	protoc        v3.21.12
 // source: syndb/federation/v1/federation.proto
 
-package fedpb
+package wire
 
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
@@ -1970,7 +1970,7 @@ const file_syndb_federation_v1_federation_proto_rawDesc = "" +
 	"\x14OntologySyncResponse\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\x05R\x04from\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\x05R\x02to\x12#\n" +
-	"\rterms_written\x18\x03 \x01(\rR\ftermsWrittenB,Z*github.com/syndb/federation/internal/fedpbb\x06proto3"
+	"\rterms_written\x18\x03 \x01(\rR\ftermsWrittenB+Z)github.com/syndb/federation/internal/wireb\x06proto3"
 
 var (
 	file_syndb_federation_v1_federation_proto_rawDescOnce sync.Once

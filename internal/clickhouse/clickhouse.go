@@ -1,9 +1,9 @@
-// Package chx holds ClickHouse connection helpers shared by hub and node.
+// Package clickhouse holds ClickHouse connection helpers shared by hub and node.
 //
 // Everything here speaks the native protocol and works on ClickHouse 18.16 as
 // well as current releases: no HTTP protocol, no bound arguments in
 // INSERT … VALUES (inserts go through PrepareBatch with an explicit column list).
-package chx
+package clickhouse
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"regexp"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
+	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/syndb/federation/internal/config"
@@ -33,7 +33,7 @@ func Open(ctx context.Context, c config.ClickHouse) (driver.Conn, error) {
 
 // Pool sizes a connection pool: at most MaxOpen connections, MaxIdle of
 // them kept, and a caller waits at most Wait for one (then the call fails
-// with clickhouse.ErrAcquireConnTimeout).
+// with ch.ErrAcquireConnTimeout).
 type Pool struct {
 	MaxOpen, MaxIdle int
 	Wait             time.Duration
@@ -73,9 +73,9 @@ func Dial(ctx context.Context, c config.ClickHouse, p Pool) (driver.Conn, error)
 }
 
 func dial(ctx context.Context, c config.ClickHouse, database string, p Pool) (driver.Conn, error) {
-	conn, err := clickhouse.Open(&clickhouse.Options{
+	conn, err := ch.Open(&ch.Options{
 		Addr:            []string{c.Addr},
-		Auth:            clickhouse.Auth{Database: database, Username: c.User, Password: c.Password},
+		Auth:            ch.Auth{Database: database, Username: c.User, Password: c.Password},
 		DialTimeout:     p.Wait,
 		MaxOpenConns:    p.MaxOpen,
 		MaxIdleConns:    p.MaxIdle,
@@ -102,6 +102,6 @@ func Ping(ctx context.Context, conn driver.Conn) (time.Duration, error) {
 
 // IsCode reports whether err is a ClickHouse server exception with the code.
 func IsCode(err error, code int32) bool {
-	var ex *clickhouse.Exception
+	var ex *ch.Exception
 	return errors.As(err, &ex) && ex.Code == code
 }

@@ -1,8 +1,8 @@
-// Package devfed runs a whole federation on one machine: the real backing
+// Package fleet runs a whole federation on one machine: the real backing
 // services (package devstack), then the hub's worker and API and one node
 // agent per lab as `syndb` processes, with seeded node warehouses and an API
 // key. `syndb dev` and the integration tests both use it.
-package devfed
+package fleet
 
 import (
 	"context"
@@ -18,7 +18,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/syndb/federation/internal/chx"
+	"github.com/syndb/federation/internal/clickhouse"
 	"github.com/syndb/federation/internal/config"
 	"github.com/syndb/federation/internal/devstack"
 	"github.com/syndb/federation/internal/domain"
@@ -429,7 +429,7 @@ func (f *Federation) seed(ctx context.Context) error {
 		return err
 	}
 	for _, n := range f.opts.Nodes {
-		conn, err := chx.Open(ctx, config.ClickHouse{Addr: f.Stack.Nodes[n.Name].Addr(), User: "default", Database: "syndb"})
+		conn, err := clickhouse.Open(ctx, config.ClickHouse{Addr: f.Stack.Nodes[n.Name].Addr(), User: "default", Database: "syndb"})
 		if err != nil {
 			return fmt.Errorf("seed %s: %w", n.Name, err)
 		}

@@ -1,11 +1,11 @@
-package chx
+package clickhouse
 
 import (
 	"errors"
 	"fmt"
 	"testing"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
+	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/stretchr/testify/require"
 )
 
@@ -13,7 +13,7 @@ import (
 // it (src/Common/ErrorCodes.cpp), wrapped or not, and nothing else.
 func TestExceptionClasses(t *testing.T) {
 	t.Parallel()
-	ex := func(code int32) error { return fmt.Errorf("query: %w", &clickhouse.Exception{Code: code, Name: "x"}) }
+	ex := func(code int32) error { return fmt.Errorf("query: %w", &ch.Exception{Code: code, Name: "x"}) }
 	for _, tc := range []struct {
 		name                         string
 		err                          error

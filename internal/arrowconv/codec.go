@@ -1,4 +1,4 @@
-package arrowch
+package arrowconv
 
 import (
 	"fmt"
@@ -401,7 +401,7 @@ func newCodec(t *chType) codec {
 	case kindDecimal:
 		return wrap(t, decimalCodec(t.scale))
 	}
-	panic(fmt.Sprintf("arrowch: kind %d has no codec", t.kind))
+	panic(fmt.Sprintf("arrowconv: kind %d has no codec", t.kind))
 }
 
 func wrap[T any](t *chType, c scalar[T]) codec {

@@ -1,7 +1,7 @@
-// Package schemastate reports where every warehouse of the federation stands
+// Package schemastatus reports where every warehouse of the federation stands
 // against the hub's migrations: the hub's own, and each node's as last
 // reported to the registry. The API and `syndb schema status` share it.
-package schemastate
+package schemastatus
 
 import (
 	"context"

@@ -1,9 +1,9 @@
-package chx
+package clickhouse
 
 import (
 	"errors"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
+	ch "github.com/ClickHouse/clickhouse-go/v2"
 )
 
 // ClickHouse exception codes the federation tells apart (the same numbers
@@ -45,7 +45,7 @@ const (
 
 // Code returns the code of the ClickHouse exception err holds, or 0.
 func Code(err error) int32 {
-	var ex *clickhouse.Exception
+	var ex *ch.Exception
 	if errors.As(err, &ex) {
 		return ex.Code
 	}
