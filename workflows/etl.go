@@ -40,18 +40,18 @@ func EtlJob(ctx workflow.Context, p EtlJobParams) (domain.EtlResult, error) {
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second,
 			MaximumAttempts: 5, NonRetryableErrorTypes: []string{domain.ErrTypeInvalid}},
 	})
-	finish := func(ctx, short workflow.Context) error {
+	recordEnd := func(ctx, short workflow.Context) error {
 		return workflow.ExecuteActivity(short, domain.FinishJobName, domain.FinishParams{
 			JobID: p.JobID, State: res.State, Nodes: []domain.JobNode{}, Result: domain.JSONValue{Value: res}, Error: res.Error,
 		}).Get(ctx, nil)
 	}
-	err := etl(ctx, short, long, p, &res)
+	err := runLoad(ctx, short, long, p, &res)
 	if temporal.IsCanceledError(err) || errors.Is(ctx.Err(), workflow.ErrCanceled) {
 		dctx, _ := workflow.NewDisconnectedContext(ctx)
 		dshort := workflow.WithActivityOptions(dctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute,
 			RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 5}})
 		res.State, res.Error = domain.JobCancelled, "cancelled"
-		if ferr := finish(dctx, dshort); ferr != nil {
+		if ferr := recordEnd(dctx, dshort); ferr != nil {
 			return res, fmt.Errorf("record cancellation: %w", ferr)
 		}
 		return res, err
@@ -61,13 +61,16 @@ func EtlJob(ctx workflow.Context, p EtlJobParams) (domain.EtlResult, error) {
 	} else {
 		res.State, res.Step = domain.JobCompleted, "done"
 	}
-	if ferr := finish(ctx, short); ferr != nil {
+	if ferr := recordEnd(ctx, short); ferr != nil {
 		return res, fmt.Errorf("record job end: %w", ferr)
 	}
 	return res, nil
 }
 
-func etl(ctx, short, long workflow.Context, p EtlJobParams, res *domain.EtlResult) error {
+// runLoad validates the staged file, loads it into its target and
+// registers the dataset, recording each step in res; EtlJob records the
+// outcome.
+func runLoad(ctx, short, long workflow.Context, p EtlJobParams, res *domain.EtlResult) error {
 	if err := workflow.ExecuteActivity(short, domain.StartJobName, domain.JobRef{JobID: p.JobID}).Get(ctx, nil); err != nil {
 		return fmt.Errorf("start job: %w", err)
 	}

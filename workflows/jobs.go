@@ -41,19 +41,19 @@ func AnalyticsJob(ctx workflow.Context, p AnalyticsJobParams) (domain.JobResult,
 		StartToCloseTimeout: time.Minute,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 5, NonRetryableErrorTypes: []string{domain.ErrTypeInvalid}},
 	})
-	finish := func(ctx workflow.Context) error {
+	recordEnd := func(ctx workflow.Context) error {
 		return workflow.ExecuteActivity(short, domain.FinishJobName, domain.FinishParams{
 			JobID: p.JobID, State: res.State, Nodes: res.Nodes, Result: domain.JSONValue{Value: res.Result}, ResultObject: res.Object, Error: res.Error,
 		}).Get(ctx, nil)
 	}
-	err := run(ctx, short, p, &res)
+	err := runAnalysis(ctx, short, p, &res)
 	if temporal.IsCanceledError(err) || errors.Is(ctx.Err(), workflow.ErrCanceled) {
 		// Record the cancellation on a context the cancellation does not reach.
 		dctx, _ := workflow.NewDisconnectedContext(ctx)
 		short = workflow.WithActivityOptions(dctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute,
 			RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 5}})
 		res.State, res.Error = domain.JobCancelled, "cancelled"
-		if ferr := finish(dctx); ferr != nil {
+		if ferr := recordEnd(dctx); ferr != nil {
 			return res, fmt.Errorf("record cancellation: %w", ferr)
 		}
 		return res, err
@@ -61,13 +61,15 @@ func AnalyticsJob(ctx workflow.Context, p AnalyticsJobParams) (domain.JobResult,
 	if err != nil {
 		res.State, res.Error = domain.JobFailed, rootMessage(err)
 	}
-	if ferr := finish(ctx); ferr != nil {
+	if ferr := recordEnd(ctx); ferr != nil {
 		return res, fmt.Errorf("record job end: %w", ferr)
 	}
 	return res, nil
 }
 
-func run(ctx, short workflow.Context, p AnalyticsJobParams, res *domain.JobResult) error {
+// runAnalysis routes the job, runs the analysis on every target node and
+// merges their parts into res; AnalyticsJob records the outcome.
+func runAnalysis(ctx, short workflow.Context, p AnalyticsJobParams, res *domain.JobResult) error {
 	if err := workflow.ExecuteActivity(short, domain.StartJobName, domain.JobRef{JobID: p.JobID}).Get(ctx, nil); err != nil {
 		return fmt.Errorf("start job: %w", err)
 	}

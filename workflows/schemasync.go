@@ -159,7 +159,7 @@ func SchemaSync(ctx workflow.Context, p SchemaSyncParams) (SchemaSyncResult, err
 			Node: nodes[i], Target: p.Target, WorkflowID: wid,
 		})
 	}, func(i int, f workflow.Future) {
-		finish(ctx, &res.Nodes[i], f, workflow.Now(ctx).Sub(started[i]))
+		recordNodeSync(ctx, &res.Nodes[i], f, workflow.Now(ctx).Sub(started[i]))
 	})
 	t := tally(res.Nodes, func(n NodeSyncResult) string { return n.Status })
 	res.Synced, res.Pending, res.Drift, res.Failed = t.synced, t.pending, t.drift, t.failed
@@ -192,7 +192,8 @@ func upsertOutcome(ctx workflow.Context, outcome string) {
 	}
 }
 
-func finish(ctx workflow.Context, n *NodeSyncResult, f workflow.Future, took time.Duration) {
+// recordNodeSync fills a node's result from its finished SyncNodeSchema.
+func recordNodeSync(ctx workflow.Context, n *NodeSyncResult, f workflow.Future, took time.Duration) {
 	n.DurationMS = took.Milliseconds()
 	var out domain.SyncNodeResult
 	err := f.Get(ctx, &out)
