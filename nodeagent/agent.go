@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,15 +20,10 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"google.golang.org/grpc"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/syndb/federation/internal/clickhouse"
 	"github.com/syndb/federation/internal/config"
-	"github.com/syndb/federation/internal/migrate"
 	"github.com/syndb/federation/internal/p2p"
-	"github.com/syndb/federation/internal/version"
-	"github.com/syndb/federation/internal/wire"
 )
 
 // Agent is a node agent. New builds it and validates its configuration;
@@ -275,147 +269,6 @@ func (a *Agent) Shutdown() {
 	<-a.done
 }
 
-func (a *Agent) registerWithBackoff(ctx context.Context) error {
-	delay := 250 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		err := a.register(ctx)
-		if err == nil {
-			a.lastErr.Store(nil)
-			return nil
-		}
-		if ne, ok := errors.AsType[net.Error](err); ctx.Err() != nil || (ok && ne.Timeout()) {
-			return ctx.Err()
-		}
-		a.lastErr.Store(&err)
-		if p2p.IsCode(err, p2p.CodeUnauthorized) {
-			// The hub refused us: only an operator can fix it (a new token,
-			// re-enrollment), so say why loudly and retry slowly.
-			delay = max(delay, 30*time.Second)
-			a.log.Error("hub refused registration", "reason", err, "retry_in", delay)
-		} else {
-			level := slog.LevelWarn
-			if attempt == 1 {
-				level = slog.LevelInfo
-			}
-			a.log.Log(ctx, level, "registration with hub failed; retrying", "attempt", attempt, "retry_in", delay, "err", err)
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
-		delay = min(delay*2, 30*time.Second)
-	}
-}
-
-// errNoHub means no hub has been found yet.
-var errNoHub = errors.New("hub not found yet")
-
-// register finds the hub and registers with it. A hub found through
-// discovery with no configured ID is trusted on first use: the first one
-// that accepts the registration is pinned.
-func (a *Agent) register(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	cands := a.hubCandidates(ctx)
-	if len(cands) == 0 {
-		return fmt.Errorf("%w (bootstrap peers %d, mDNS %v)", errNoHub, len(a.cfg.Bootstrap), a.cfg.MDNS)
-	}
-	var errs []error
-	for _, c := range cands {
-		if a.HubID() == "" {
-			a.candidate.Store(c.ID)
-		}
-		err := a.registerWith(ctx, c)
-		if err == nil {
-			if a.HubID() == "" {
-				a.log.Warn("hub trusted on first use; pin it with SYNDB_HUB_ID", "hub", c.ID)
-			}
-			a.pinHub(c)
-			a.candidate.Store(peer.ID(""))
-			return nil
-		}
-		a.candidate.Store(peer.ID(""))
-		if p2p.IsCode(err, p2p.CodeUnauthorized) {
-			return err
-		}
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
-}
-
-// hubCandidates lists where the hub may be: its configured address; or the
-// pinned hub's addresses from the DHT, the LAN and what the host knows; or,
-// with no hub pinned yet, every peer advertising syndb-hub in the DHT and
-// every federation peer on the LAN.
-func (a *Agent) hubCandidates(ctx context.Context) []peer.AddrInfo {
-	a.hubMu.Lock()
-	hub, fixed := a.hub, a.hubFixed
-	a.hubMu.Unlock()
-	if fixed {
-		return []peer.AddrInfo{hub}
-	}
-	var out []peer.AddrInfo
-	if hub.ID != "" {
-		if known := a.host.Peerstore().Addrs(hub.ID); len(known) > 0 {
-			out = append(out, peer.AddrInfo{ID: hub.ID, Addrs: known})
-		}
-		if a.disc.HasDHT() {
-			fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			ai, err := a.disc.FindPeer(fctx, hub.ID)
-			cancel()
-			if err == nil {
-				out = append(out, ai)
-			} else {
-				a.log.Debug("hub lookup in the DHT", "hub", hub.ID, "err", err)
-			}
-		}
-	} else if a.disc.HasDHT() {
-		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		found, err := a.disc.FindProviders(fctx, p2p.HubNamespace)
-		cancel()
-		if err != nil {
-			a.log.Debug("hub lookup in the DHT", "err", err)
-		}
-		out = append(out, found...)
-	}
-	for _, p := range a.disc.LAN() {
-		if hub.ID == "" || p.ID == hub.ID {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-func (a *Agent) registerWith(ctx context.Context, hub peer.AddrInfo) error {
-	if err := a.host.Connect(network.WithAllowLimitedConn(ctx, "register"), hub); err != nil {
-		return fmt.Errorf("connect to hub %s: %w", hub.ID, err)
-	}
-	v := 0
-	if conn, err := a.conn(ctx); err == nil {
-		if v, err = migrate.Version(ctx, conn); err != nil {
-			a.log.Warn("cannot read schema ledger", "err", err)
-		}
-	}
-	addrs := make([]string, 0, len(a.host.Addrs()))
-	for _, m := range a.host.Addrs() {
-		addrs = append(addrs, m.String())
-	}
-	req := &wire.RegisterRequest{
-		Name: a.cfg.Name, Addrs: addrs, FlightAddr: a.flightPublicAddr(), ClickhouseAddr: a.cfg.ClickHousePublicAddr,
-		SchemaVersion: int32(v), AgentVersion: version.String(), EnrollmentToken: a.cfg.EnrollmentToken,
-	}
-	var resp wire.RegisterResponse
-	if err := p2p.Call(ctx, a.host, hub.ID, p2p.Register, req, &resp); err != nil {
-		return err
-	}
-	a.log.Info("registered with hub", "hub", hub.ID, "schema_version", v, "hub_target_schema", resp.GetTargetSchema())
-	a.regOnce.Do(func() { close(a.registered) })
-	return nil
-}
-
 // conn returns the ClickHouse connection, opening it on first use so the
 // agent starts (and answers pings) while its warehouse is down.
 func (a *Agent) conn(ctx context.Context) (driver.Conn, error) {
@@ -449,96 +302,4 @@ func (a *Agent) close() {
 		_ = a.ch.Close()
 	}
 	a.log.Info("node agent stopped")
-}
-
-// clickhouseProbeTimeout bounds the warehouse check of a health ping, well
-// inside the hub's ping timeout: a stalled warehouse is reported as failing
-// (the node is Degraded) instead of making the whole ping time out.
-const clickhouseProbeTimeout = 2 * time.Second
-
-func (a *Agent) handlePing(ctx context.Context, _ peer.ID, req *wire.HealthPingRequest) (*wire.HealthPingResponse, error) {
-	resp := &wire.HealthPingResponse{Nonce: req.GetNonce(), Name: a.cfg.Name, AgentVersion: version.String()}
-	took, v, err := a.probeClickHouse(ctx)
-	if err != nil {
-		resp.ClickhouseError = err.Error()
-		return resp, nil
-	}
-	resp.ClickhouseOk, resp.ClickhouseLatency, resp.SchemaVersion = true, durationpb.New(took), int32(v)
-	return resp, nil
-}
-
-// probeClickHouse runs SELECT 1 on the warehouse and reads its schema
-// version, within clickhouseProbeTimeout.
-func (a *Agent) probeClickHouse(ctx context.Context) (time.Duration, int, error) {
-	ctx, cancel := context.WithTimeout(ctx, clickhouseProbeTimeout)
-	defer cancel()
-	conn, err := a.conn(ctx)
-	if err != nil {
-		return 0, 0, err
-	}
-	start := time.Now()
-	var one uint8
-	if err := conn.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
-		if ne, ok := errors.AsType[net.Error](err); ctx.Err() != nil || (ok && ne.Timeout()) {
-			return 0, 0, fmt.Errorf("clickhouse did not answer SELECT 1 within %s", clickhouseProbeTimeout)
-		}
-		return 0, 0, fmt.Errorf("clickhouse SELECT 1: %w", err)
-	}
-	took := time.Since(start)
-	v, err := migrate.Version(ctx, conn)
-	if err != nil {
-		return 0, 0, err
-	}
-	return took, v, nil
-}
-
-func (a *Agent) handleSchemaSync(ctx context.Context, _ peer.ID, req *wire.SchemaSyncRequest) (*wire.SchemaSyncResponse, error) {
-	ms := wire.ToMigrations(req.GetMigrations())
-	if err := migrate.Verify(ms); err != nil {
-		return nil, p2p.Errorf(p2p.CodeInvalid, "%v", err)
-	}
-	conn, err := a.conn(ctx)
-	if err != nil {
-		return nil, p2p.Errorf(p2p.CodeUnavailable, "clickhouse: %v", err)
-	}
-	a.syncMu.Lock()
-	defer a.syncMu.Unlock()
-	res, err := migrate.Apply(ctx, conn, ms, int(req.GetTarget()))
-	if errors.Is(err, migrate.ErrDrift) {
-		a.log.Error("schema drift: refusing to migrate", "err", err)
-		return nil, p2p.Errorf(p2p.CodeDrift, "%v", err)
-	}
-	if err != nil {
-		return nil, p2p.Errorf(p2p.CodeUnavailable, "%v", err)
-	}
-	ledger, err := migrate.Ledger(ctx, conn)
-	if err != nil {
-		return nil, p2p.Errorf(p2p.CodeUnavailable, "%v", err)
-	}
-	for _, m := range res.Applied {
-		a.log.Info("migration applied", "version", m.Version, "name", m.Name, "took", m.Duration)
-	}
-	return &wire.SchemaSyncResponse{
-		From: int32(res.From), To: int32(res.To), Applied: wire.FromApplied(res.Applied), Ledger: wire.FromApplied(ledger),
-	}, nil
-}
-
-// delayed holds fn's answer back by d (SYNDB_NODE_ANSWER_DELAY), after the
-// work is done: the hub sees a slow node whose work has happened.
-func delayed[Req, Resp proto.Message](d time.Duration, fn p2p.HandlerFunc[Req, Resp]) p2p.HandlerFunc[Req, Resp] {
-	if d <= 0 {
-		return fn
-	}
-	return func(ctx context.Context, from peer.ID, req Req) (Resp, error) {
-		resp, err := fn(ctx, from, req)
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-			var zero Resp
-			return zero, ctx.Err()
-		case <-t.C:
-		}
-		return resp, err
-	}
 }

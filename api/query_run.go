@@ -1,0 +1,187 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"sync"
+
+	chgo "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/syndb/federation/internal/clickhouse"
+	"github.com/syndb/federation/internal/domain"
+	"github.com/syndb/federation/internal/fedsql"
+	"github.com/syndb/federation/internal/routing"
+)
+
+// runFederated routes a checked query, compiles it for the included nodes,
+// starts it on the hub's ClickHouse and reads its first row. A query that
+// fails on a connection to a node is followed by a probe of each included
+// node alone; those that fail it are excluded and the query started again
+// without them. The caller streams the rows before anything else.
+func (s *Server) runFederated(ctx context.Context, parsed *fedsql.Parsed, nodes []string) (driver.Rows, QueryMeta, error) {
+	need := routing.Need{MinSchema: parsed.MinSchema, Nodes: nodes}
+	if err := routing.Validate(need); err != nil {
+		return nil, QueryMeta{}, errBadRequest(err.Error())
+	}
+	snap := s.deps.Registry.Snapshot()
+	plan := routing.Route(routing.FromClusters(snap.All()), need)
+	meta := QueryMeta{Included: plan.Names(), Excluded: plan.Excluded, Limit: parsed.Limit, Truncated: parsed.Truncated}
+	if meta.Excluded == nil {
+		meta.Excluded = []domain.Exclusion{}
+	}
+	ctx = chgo.Context(ctx, chgo.WithSettings(s.querySettings(int(s.cfg.Query.Timeout.Seconds()))))
+	for {
+		if len(meta.Included) == 0 {
+			return nil, meta, &apiError{http.StatusServiceUnavailable, codeUnavailable,
+				"no node can answer this query: " + describeExclusions(meta.Excluded)}
+		}
+		targets := s.targets(snap, meta.Included)
+		sql, err := parsed.Compile(targets)
+		if errors.Is(err, fedsql.ErrInvalid) {
+			s.deps.Log.Warn("query refused after compiling", "err", err)
+			return nil, meta, errBadRequest(err.Error())
+		}
+		if err != nil {
+			return nil, meta, err
+		}
+		rows, err := s.start(ctx, sql)
+		if err == nil {
+			return rows, meta, nil
+		}
+		if !clickhouse.IsNetwork(err) {
+			return nil, meta, s.queryError(err)
+		}
+		failed := s.probe(ctx, targets)
+		if len(failed) == 0 {
+			return nil, meta, s.queryError(err)
+		}
+		for _, f := range failed {
+			meta.Included = slices.DeleteFunc(meta.Included, func(n string) bool { return n == f.Name })
+			meta.Excluded = append(meta.Excluded, f)
+			s.deps.Log.Warn("query: node failed, running without it", "node", f.Name, "detail", f.Detail)
+		}
+	}
+}
+
+// querySettings are the ClickHouse settings of every federated statement:
+// the query's time bound and, for each remote() connection to a node,
+// connect and receive timeouts with a single try, so a stalled node fails
+// its share within seconds.
+func (s *Server) querySettings(maxSeconds int) chgo.Settings {
+	q := s.cfg.Query
+	return chgo.Settings{
+		"max_execution_time":                  maxSeconds,
+		"connect_timeout":                     max(1, int(q.RemoteConnectTimeout.Seconds())),
+		"connect_timeout_with_failover_ms":    int(q.RemoteConnectTimeout.Milliseconds()),
+		"receive_timeout":                     int(q.RemoteReceiveTimeout.Seconds()),
+		"send_timeout":                        int(q.RemoteReceiveTimeout.Seconds()),
+		"connections_with_failover_max_tries": 1,
+	}
+}
+
+// start runs sql and reads up to its first row, so an error ClickHouse
+// raises before any row is an error here.
+func (s *Server) start(ctx context.Context, sql string) (driver.Rows, error) {
+	rows, err := s.deps.Query.Query(ctx, sql)
+	if err != nil {
+		return nil, err
+	}
+	has := rows.Next()
+	if !has {
+		if err := rows.Err(); err != nil {
+			_ = rows.Close()
+			return nil, err
+		}
+	}
+	state := peekedEnd
+	if has {
+		state = peekedRow
+	}
+	return &peekedRows{Rows: rows, state: state}, nil
+}
+
+// probe checks each target's warehouse alone, concurrently, from the hub's
+// ClickHouse, and returns the exclusions of those that fail. When the hub's
+// own ClickHouse does not answer, no node is blamed.
+func (s *Server) probe(ctx context.Context, targets []fedsql.Target) []domain.Exclusion {
+	q := s.cfg.Query
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), q.ProbeTimeout)
+	defer cancel()
+	pctx := chgo.Context(ctx, chgo.WithSettings(s.querySettings(max(1, int(q.ProbeTimeout.Seconds())))))
+	errs := make([]error, len(targets))
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Go(func() {
+			sql, err := fedsql.ProbeSQL(t)
+			if err == nil {
+				var one uint8
+				err = s.deps.Query.QueryRow(pctx, sql).Scan(&one)
+			}
+			errs[i] = err
+		})
+	}
+	hubErr := s.deps.Query.Ping(ctx)
+	wg.Wait()
+	if hubErr != nil {
+		s.deps.Log.Warn("query: hub warehouse does not answer; no node blamed", "err", hubErr)
+		return nil
+	}
+	var out []domain.Exclusion
+	for i, err := range errs {
+		if err == nil {
+			continue
+		}
+		detail := "its warehouse did not answer the query"
+		if clickhouse.Code(err) != 0 || errors.Is(err, context.DeadlineExceeded) {
+			detail += ": " + s.redact(firstLine(err.Error()))
+		}
+		out = append(out, domain.Exclusion{Name: targets[i].Name, Reason: ReasonUnreachableNow, Detail: detail})
+	}
+	return out
+}
+
+// targets are the included nodes as the hub's ClickHouse reaches them.
+func (s *Server) targets(snap registrySnapshot, names []string) []fedsql.Target {
+	out := make([]fedsql.Target, 0, len(names))
+	for _, n := range names {
+		c, _ := snap.Get(n)
+		out = append(out, fedsql.Target{Name: c.Name, Addr: c.ClickHouseAddr, Database: s.cfg.Query.RemoteDatabase,
+			User: s.cfg.Query.RemoteUser, Password: s.cfg.Query.RemotePassword})
+	}
+	return out
+}
+
+// peekState is where peekedRows is: its first row read, or the end.
+type peekState int
+
+const (
+	peekedEnd  peekState = iota // the result had no row
+	peekedRow                   // the first row is read, not yet consumed
+	peekedDone                  // the first row was consumed
+)
+
+// peekedRows is a result whose first Next already happened.
+type peekedRows struct {
+	driver.Rows
+	state peekState
+}
+
+func (r *peekedRows) Next() bool {
+	switch r.state {
+	case peekedEnd:
+		return false
+	case peekedRow:
+		r.state = peekedDone
+		return true
+	case peekedDone:
+	}
+	return r.Rows.Next()
+}
+
+// registrySnapshot is what the query needs of a registry snapshot.
+type registrySnapshot interface {
+	Get(name string) (domain.Cluster, bool)
+}

@@ -1,0 +1,179 @@
+package api
+
+import (
+	"bufio"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"reflect"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/labstack/echo/v4"
+)
+
+// scanner reads rows into fresh values of each column's Go type.
+type scanner struct {
+	names []string
+	types []reflect.Type
+	vals  []any
+}
+
+func newScanner(rows driver.Rows) *scanner {
+	cts := rows.ColumnTypes()
+	s := &scanner{names: rows.Columns(), types: make([]reflect.Type, len(cts)), vals: make([]any, len(cts))}
+	for i, ct := range cts {
+		s.types[i] = ct.ScanType()
+	}
+	return s
+}
+
+func (s *scanner) scan(rows driver.Rows) ([]any, error) {
+	for i, t := range s.types {
+		s.vals[i] = reflect.New(t).Interface()
+	}
+	if err := rows.Scan(s.vals...); err != nil {
+		return nil, fmt.Errorf("read row: %w", err)
+	}
+	out := make([]any, len(s.vals))
+	for i, v := range s.vals {
+		out[i] = deref(reflect.ValueOf(v).Elem())
+	}
+	return out, nil
+}
+
+// deref unwraps Nullable pointers: nil stays nil.
+func deref(v reflect.Value) any {
+	for v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			return nil
+		}
+		v = v.Elem()
+	}
+	return v.Interface()
+}
+
+// flushEvery is how many rows are buffered before they are pushed to the client.
+const flushEvery = 1024
+
+func writeJSONLines(w *echo.Response, rows driver.Rows) (int64, error) {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	sc := newScanner(rows)
+	keys := make([][]byte, len(sc.names))
+	for i, n := range sc.names {
+		keys[i], _ = json.Marshal(n)
+	}
+	var n int64
+	for rows.Next() {
+		vals, err := sc.scan(rows)
+		if err != nil {
+			return n, err
+		}
+		_ = bw.WriteByte('{')
+		for i, v := range vals {
+			if i > 0 {
+				_ = bw.WriteByte(',')
+			}
+			_, _ = bw.Write(keys[i])
+			_ = bw.WriteByte(':')
+			if err := writeJSONValue(bw, v); err != nil {
+				return n, err
+			}
+		}
+		if _, err := bw.WriteString("}\n"); err != nil {
+			return n, err
+		}
+		n++
+		if n%flushEvery == 0 {
+			if err := flush(bw, w); err != nil {
+				return n, err
+			}
+		}
+	}
+	return n, flush(bw, w)
+}
+
+func writeJSONValue(w io.Writer, v any) error {
+	switch x := v.(type) {
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			v = nil
+		}
+	case float32:
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			v = nil
+		}
+	case time.Time:
+		v = x.UTC().Format(time.RFC3339Nano)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %T: %w", v, err)
+	}
+	_, err = w.Write(b)
+	return err
+}
+
+func writeCSV(w *echo.Response, rows driver.Rows) (int64, error) {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	cw := csv.NewWriter(bw)
+	sc := newScanner(rows)
+	if err := cw.Write(sc.names); err != nil {
+		return 0, err
+	}
+	rec := make([]string, len(sc.names))
+	var n int64
+	for rows.Next() {
+		vals, err := sc.scan(rows)
+		if err != nil {
+			return n, err
+		}
+		for i, v := range vals {
+			rec[i] = csvValue(v)
+		}
+		if err := cw.Write(rec); err != nil {
+			return n, err
+		}
+		n++
+		if n%flushEvery == 0 {
+			cw.Flush()
+			if err := flush(bw, w); err != nil {
+				return n, err
+			}
+		}
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return n, err
+	}
+	return n, flush(bw, w)
+}
+
+func csvValue(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case time.Time:
+		return x.UTC().Format(time.RFC3339Nano)
+	case fmt.Stringer:
+		return x.String()
+	}
+	rv := reflect.ValueOf(v)
+	if rv.Kind() == reflect.Slice || rv.Kind() == reflect.Map {
+		b, _ := json.Marshal(v)
+		return string(b)
+	}
+	return fmt.Sprint(v)
+}
+
+func flush(bw *bufio.Writer, w *echo.Response) error {
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	w.Flush()
+	return nil
+}
