@@ -46,10 +46,10 @@ type Health struct {
 // NewHealth returns the health activities; catchUp may be nil.
 func NewHealth(st healthStore, nodes nodeCaller, catchUp CatchUpFunc, opts HealthOptions, log *slog.Logger) *Health {
 	if opts.Concurrency < 1 {
-		opts.Concurrency = 64
+		opts.Concurrency = health.DefaultConcurrency
 	}
 	if opts.PingTimeout <= 0 {
-		opts.PingTimeout = 5 * time.Second
+		opts.PingTimeout = health.DefaultPingTimeout
 	}
 	return &Health{store: st, nodes: nodes, catchUp: catchUp, opts: opts, log: log}
 }

@@ -68,27 +68,16 @@ func (s *flightService) DoPut(stream flight.FlightService_DoPutServer) error {
 	}
 	defer rdr.Release()
 	schema := rdr.Schema()
-	if allowed := q.GetColumns(); len(allowed) > 0 {
-		for _, f := range schema.Fields() {
-			if !slices.Contains(allowed, f.Name) {
-				return status.Errorf(codes.PermissionDenied, "the ticket does not allow writing column %s of %s", f.Name, q.GetTable())
-			}
-		}
+	if err := allowedColumns(q, schema); err != nil {
+		return err
 	}
 	datasets, dsCol, err := datasetGuard(q, schema)
 	if err != nil {
 		return err
 	}
-	names, types := make([]string, len(cols)), make([]string, len(cols))
-	for i, c := range cols {
-		names[i], types[i] = c.name, c.typ
-	}
-	in, err := arrowconv.NewInserter(q.GetTable(), names, types, schema)
+	in, err := inserter(q.GetTable(), cols, schema)
 	if err != nil {
-		if errors.Is(err, arrowconv.ErrUnsupportedType) {
-			return status.Errorf(codes.Unimplemented, "%v", err)
-		}
-		return status.Errorf(codes.InvalidArgument, "%v", err)
+		return err
 	}
 	start := time.Now()
 	var res putResult
@@ -129,6 +118,38 @@ func (s *flightService) DoPut(stream flight.FlightService_DoPutServer) error {
 	s.log.Info("flight DoPut loaded", "table", q.GetTable(), "columns", schema.NumFields(), "rows", res.Rows,
 		"batches", res.Batches, "took", time.Since(start), "holder", t.GetHolder())
 	return nil
+}
+
+// allowedColumns refuses a load that writes a column the ticket does not
+// name (a ticket without columns allows every column of its table).
+func allowedColumns(q *wire.FlightQuery, schema *arrow.Schema) error {
+	allowed := q.GetColumns()
+	if len(allowed) == 0 {
+		return nil
+	}
+	for _, f := range schema.Fields() {
+		if !slices.Contains(allowed, f.Name) {
+			return status.Errorf(codes.PermissionDenied, "the ticket does not allow writing column %s of %s", f.Name, q.GetTable())
+		}
+	}
+	return nil
+}
+
+// inserter inserts records of schema into table's columns, or says, as a
+// gRPC status, why it cannot.
+func inserter(table string, cols []column, schema *arrow.Schema) (*arrowconv.Inserter, error) {
+	names, types := make([]string, len(cols)), make([]string, len(cols))
+	for i, c := range cols {
+		names[i], types[i] = c.name, c.typ
+	}
+	in, err := arrowconv.NewInserter(table, names, types, schema)
+	if err != nil {
+		if errors.Is(err, arrowconv.ErrUnsupportedType) {
+			return nil, status.Errorf(codes.Unimplemented, "%v", err)
+		}
+		return nil, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	return in, nil
 }
 
 // replay hands the first message back before reading on.
