@@ -7,7 +7,6 @@ package nodeagent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/syndb/federation/internal/clickhouse"
 	"github.com/syndb/federation/internal/config"
+	"github.com/syndb/federation/internal/lifecycle"
 	"github.com/syndb/federation/internal/p2p"
 )
 
@@ -71,11 +71,8 @@ type Agent struct {
 	lastErr    atomic.Pointer[error]
 	wg         sync.WaitGroup
 
-	// runMu guards cancel and stopped; done is closed when Run returns.
-	runMu   sync.Mutex
-	cancel  context.CancelFunc
-	stopped bool
-	done    chan struct{}
+	// run lets Run start once and Shutdown wait for it.
+	run lifecycle.Once
 }
 
 // New validates cfg and builds the agent: it parses the hub and peer
@@ -85,7 +82,7 @@ func New(cfg config.Node, log *slog.Logger) (*Agent, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration: %w", err)
 	}
-	a := &Agent{cfg: cfg, log: log.With("node", cfg.Name), registered: make(chan struct{}), done: make(chan struct{})}
+	a := &Agent{cfg: cfg, log: log.With("node", cfg.Name), registered: make(chan struct{})}
 	a.hubID.Store(peer.ID(""))
 	a.candidate.Store(peer.ID(""))
 	switch {
@@ -211,16 +208,11 @@ func (a *Agent) LastError() error {
 // DHT. Then it stops everything it started and returns; a clean stop
 // returns nil.
 func (a *Agent) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	a.runMu.Lock()
-	if a.stopped || a.cancel != nil {
-		a.runMu.Unlock()
-		return errors.New("node agent: Run called after Shutdown or twice")
+	ctx, end, err := a.run.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("node agent: %w", err)
 	}
-	a.cancel = cancel
-	a.runMu.Unlock()
-	defer close(a.done)
+	defer end()
 	if err := a.start(ctx); err != nil {
 		return err
 	}
@@ -258,15 +250,7 @@ func (a *Agent) Run(ctx context.Context) error {
 // every goroutine the agent started is gone. It is safe to call more than
 // once, and before Run (Run then refuses to start).
 func (a *Agent) Shutdown() {
-	a.runMu.Lock()
-	a.stopped = true
-	cancel := a.cancel
-	a.runMu.Unlock()
-	if cancel == nil {
-		return
-	}
-	cancel()
-	<-a.done
+	a.run.Shutdown()
 }
 
 // conn returns the ClickHouse connection, opening it on first use so the

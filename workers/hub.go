@@ -4,7 +4,6 @@ package workers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -20,6 +19,7 @@ import (
 	"github.com/syndb/federation/internal/clickhouse"
 	"github.com/syndb/federation/internal/config"
 	"github.com/syndb/federation/internal/health"
+	"github.com/syndb/federation/internal/lifecycle"
 	"github.com/syndb/federation/internal/migrate"
 	"github.com/syndb/federation/internal/ontology"
 	"github.com/syndb/federation/internal/p2p"
@@ -47,10 +47,7 @@ type Hub struct {
 	breaker health.Config
 	s3      *minio.Client
 
-	mu      sync.Mutex
-	cancel  context.CancelFunc // of the running Run; nil before
-	stopped bool               // Shutdown was called
-	done    chan struct{}      // closed when Run returns
+	run lifecycle.Once // Run starts once; Shutdown waits for it
 }
 
 // NewHub validates cfg and builds the hub: it reads the key, the embedded
@@ -60,7 +57,7 @@ func NewHub(cfg config.Worker, log *slog.Logger) (*Hub, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration: %w", err)
 	}
-	h := &Hub{cfg: cfg, log: log, done: make(chan struct{}), breaker: cfg.Health.Breaker()}
+	h := &Hub{cfg: cfg, log: log, breaker: cfg.Health.Breaker()}
 	if err := h.breaker.Validate(); err != nil {
 		return nil, fmt.Errorf("health settings: %w", err)
 	}
@@ -117,16 +114,11 @@ func (s stack) stop() {
 // host, the hub warehouse, PostgreSQL) and
 // returns when they are all gone. A clean stop returns nil.
 func (h *Hub) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	h.mu.Lock()
-	if h.stopped || h.cancel != nil {
-		h.mu.Unlock()
-		return errors.New("hub: Run called after Shutdown or twice")
+	ctx, end, err := h.run.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("hub: %w", err)
 	}
-	h.cancel = cancel
-	h.mu.Unlock()
-	defer close(h.done)
+	defer end()
 
 	var parts stack
 	defer func() { parts.stop() }() // the parts started by then, not now
@@ -142,15 +134,7 @@ func (h *Hub) Run(ctx context.Context) error {
 // goroutine the hub started is gone. It is safe to call more than once, and
 // before Run (Run then refuses to start).
 func (h *Hub) Shutdown() {
-	h.mu.Lock()
-	h.stopped = true
-	cancel := h.cancel
-	h.mu.Unlock()
-	if cancel == nil {
-		return
-	}
-	cancel()
-	<-h.done
+	h.run.Shutdown()
 }
 
 // start opens and starts every part in order, pushing each one's stop.

@@ -26,6 +26,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/syndb/federation/internal/config"
+	"github.com/syndb/federation/internal/devstack"
 	"github.com/syndb/federation/internal/health"
 	"github.com/syndb/federation/internal/store"
 )
@@ -117,13 +118,11 @@ func TestRegisterRegistersEverything(t *testing.T) {
 	}
 }
 
-// freePort returns a TCP port nothing listens on.
+// freePort returns a port nothing listens on (devstack's test ports).
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := new(net.ListenConfig).Listen(context.Background(), "tcp", "127.0.0.1:0")
+	port, err := devstack.FreePort()
 	require.NoError(t, err)
-	port := l.Addr().(*net.TCPAddr).Port
-	require.NoError(t, l.Close())
 	return port
 }
 
