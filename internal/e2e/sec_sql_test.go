@@ -19,7 +19,6 @@ import (
 	"github.com/syndb/federation/internal/clickhouse"
 	"github.com/syndb/federation/internal/config"
 	"github.com/syndb/federation/internal/devstack"
-	"github.com/syndb/federation/internal/devstack/fleet"
 	"github.com/syndb/federation/internal/health"
 	"github.com/syndb/federation/internal/store"
 )
@@ -217,29 +216,12 @@ func TestSecQueryDeadAddressExcluded(t *testing.T) {
 	for _, n := range []string{"lab-a", "lab-b"} {
 		waitHealth(t, n, health.Healthy, time.Minute)
 	}
-	const name, db = "sec-dead", "syndb_sec_dead"
-	chAddr := fed.Stack.Nodes["lab-a"].Addr()
+	const name = "sec-dead"
 	dead, err := devstack.FreePort()
 	require.NoError(t, err)
-	admin, err := clickhouse.Open(t.Context(), config.ClickHouse{Addr: chAddr, User: "default", Database: "default"})
-	require.NoError(t, err)
-	defer func() { _ = admin.Close() }()
-	require.NoError(t, admin.Exec(t.Context(), "DROP DATABASE IF EXISTS "+db))
 	// Its agent reaches its own warehouse, but registers an address where
 	// nothing listens for the hub.
-	require.NoError(t, fed.StartExtraNode(t.Context(), fleet.ExtraNode{
-		Name: name, ClickHouseAddr: chAddr, Database: db,
-		Env: map[string]string{"SYNDB_CLICKHOUSE_PUBLIC_ADDR": fmt.Sprintf("127.0.0.1:%d", dead)},
-	}))
-	t.Cleanup(func() {
-		_ = fed.StopNode(context.Background(), name, false)
-		status, raw := apiDoCtx(context.Background(), t, http.MethodDelete, "/v1/federation/clusters/"+name, "")
-		require.Equal(t, http.StatusOK, status, string(raw))
-		c, err := clickhouse.Open(context.Background(), config.ClickHouse{Addr: chAddr, User: "default", Database: "default"})
-		require.NoError(t, err)
-		defer func() { _ = c.Close() }()
-		_ = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db)
-	})
+	startExtraNode(t, name, "syndb_sec_dead", map[string]string{"SYNDB_CLICKHOUSE_PUBLIC_ADDR": fmt.Sprintf("127.0.0.1:%d", dead)})
 	waitHealth(t, name, health.Healthy, 2*time.Minute)
 
 	want := nodeCount(t, "lab-a", "neuron") + nodeCount(t, "lab-b", "neuron")

@@ -17,7 +17,6 @@ import (
 	"github.com/syndb/federation/api"
 	"github.com/syndb/federation/internal/clickhouse"
 	"github.com/syndb/federation/internal/config"
-	"github.com/syndb/federation/internal/devstack/fleet"
 	"github.com/syndb/federation/internal/migrate"
 	"github.com/syndb/federation/internal/schemastatus"
 	"github.com/syndb/federation/internal/store"
@@ -130,24 +129,9 @@ func TestSchemaSyncSurvivesWorkerKill(t *testing.T) {
 	syncFleet(t) // the fleet's target is the head: a new node is caught up
 
 	const name, db = "lab-k", "syndb_lab_k"
-	chAddr := fed.Stack.Nodes["lab-a"].Addr()
-	admin, err := clickhouse.Open(t.Context(), config.ClickHouse{Addr: chAddr, User: "default", Database: "default"})
-	require.NoError(t, err)
-	defer func() { _ = admin.Close() }()
-	require.NoError(t, admin.Exec(t.Context(), "DROP DATABASE IF EXISTS "+db))
-
 	// A node that holds each answer back for 8 s: the kill lands between
 	// its work and its answer, the worst moment for exactly-once.
-	require.NoError(t, fed.StartExtraNode(t.Context(), fleet.ExtraNode{
-		Name: name, ClickHouseAddr: chAddr, Database: db,
-		Env: map[string]string{"SYNDB_NODE_ANSWER_DELAY": "8s"},
-	}))
-	t.Cleanup(func() {
-		_ = fed.StopNode(context.Background(), name, false)
-		status, raw := apiDoCtx(context.Background(), t, http.MethodDelete, "/v1/federation/clusters/"+name, "")
-		require.Equal(t, http.StatusOK, status, string(raw))
-		_ = admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db)
-	})
+	chAddr := startExtraNode(t, name, db, map[string]string{"SYNDB_NODE_ANSWER_DELAY": "8s"})
 
 	// It registers at version 0 and its catch-up starts; wait until it has
 	// applied everything (the answer is still held back), then kill.
