@@ -34,6 +34,12 @@ func startAgent(t *testing.T, name, token, keyFile string) *nodeagent.Agent {
 		ClickHouse: config.ClickHouse{Addr: fed.Stack.Nodes["lab-a"].Addr(), User: "default",
 			Database: strings.ReplaceAll(name, "-", "_")},
 	}
+	return runAgent(t, cfg)
+}
+
+// runAgent runs a node agent with cfg in this process until the test ends.
+func runAgent(t *testing.T, cfg config.Node) *nodeagent.Agent {
+	t.Helper()
 	require.NoError(t, cfg.Validate())
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	a, err := nodeagent.New(cfg, log)

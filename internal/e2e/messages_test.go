@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -73,13 +72,7 @@ func TestMessageSet(t *testing.T) {
 		KeyFile: filepath.Join(t.TempDir(), "node.key"), Listen: []string{"/ip4/127.0.0.1/udp/0/quic-v1"},
 		FlightAddr: "127.0.0.1:0", ClickHouse: chCfg,
 	}
-	require.NoError(t, cfg.Validate())
-	agent, err := nodeagent.New(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	require.NoError(t, err)
-	runCtx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = agent.Run(runCtx) }()
-	t.Cleanup(func() { stop(); <-done })
+	agent := runAgent(t, cfg)
 	registered(t, agent)
 	node := agent.PeerID()
 	call := func(spec p2p.Spec, req, resp proto.Message) error { return p2p.Call(ctx, hub, node, spec, req, resp) }

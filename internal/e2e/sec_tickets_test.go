@@ -6,10 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -190,13 +188,7 @@ func TestSecTicketReplay(t *testing.T) {
 		Listen:     []string{"/ip4/127.0.0.1/udp/0/quic-v1", "/ip4/127.0.0.1/tcp/0"},
 		FlightAddr: flightAddr, FlightPublicAddr: tapAddr, ClickHouse: chCfg,
 	}
-	require.NoError(t, cfg.Validate())
-	agent, err := nodeagent.New(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	require.NoError(t, err)
-	runCtx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = agent.Run(runCtx) }()
-	t.Cleanup(func() { stop(); <-done })
+	agent := runAgent(t, cfg)
 	registered(t, agent)
 	waitHealth(t, name, health.Healthy, 2*time.Minute)
 
