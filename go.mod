@@ -20,14 +20,13 @@ require (
 	github.com/shopspring/decimal v1.5.0
 	github.com/spf13/cobra v1.10.2
 	github.com/stretchr/testify v1.12.1
-	github.com/xwb1989/sqlparser v0.0.0-20180606152119-120387863bf2
 	go.temporal.io/api v1.64.1
 	go.temporal.io/sdk v1.50.0
 	google.golang.org/grpc v1.84.0
 	google.golang.org/protobuf v1.36.12
 )
 
-require github.com/AfterShip/clickhouse-sql-parser v0.4.18 // indirect
+require github.com/AfterShip/clickhouse-sql-parser v0.4.18
 
 require (
 	cel.dev/expr v0.25.2 // indirect

@@ -88,9 +88,9 @@ func (f *hubFlight) GetFlightInfo(ctx context.Context, desc *flight.FlightDescri
 	if err := json.Unmarshal(desc.GetCmd(), &req); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "command is not a query: %v", err)
 	}
-	parsed, err := fedsql.Parse(req.SQL, f.s.catalog, f.s.cfg.Query.MaxRows)
+	parsed, err := f.s.parse(req)
 	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+		return nil, grpcError(err)
 	}
 	// The result's schema: the query run with LIMIT 0.
 	schemaCtx, cancel := context.WithTimeout(ctx, f.s.cfg.Query.Timeout)

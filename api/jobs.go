@@ -96,7 +96,7 @@ func (s *Server) createJob(c echo.Context) error {
 	case domain.JobKindAnalytics:
 		var as domain.AnalyticsSpec
 		if err = decodeStrict(bytes.NewReader(req.Spec), &as); err == nil {
-			err = as.Validate(s.catalog)
+			err = as.Validate(s.columns)
 		}
 		spec = as
 	case domain.JobKindEtl:

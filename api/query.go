@@ -25,6 +25,23 @@ type QueryRequest struct {
 	// Format is json (JSON lines, the default), csv or arrow (Arrow IPC
 	// stream); the Accept header may choose it instead.
 	Format string `json:"format"`
+	// Scope is where joins and IN (subquery) run: node (the default: each
+	// node joins its own rows, the hub merges) or fleet (the hub joins the
+	// union of every node's rows, up to the join row cap).
+	Scope string `json:"scope"`
+}
+
+// parse checks a query request's SQL.
+func (s *Server) parse(req QueryRequest) (*fedsql.Parsed, error) {
+	q := s.cfg.Query
+	parsed, err := fedsql.Parse(req.SQL, s.catalog, fedsql.Options{
+		MaxRows: q.MaxRows, MaxSeconds: int(q.Timeout.Seconds()), Scope: fedsql.Scope(req.Scope),
+		MaxJoinRows: q.MaxJoinRows,
+	})
+	if errors.Is(err, fedsql.ErrInvalid) {
+		return nil, errBadRequest(err.Error())
+	}
+	return parsed, err
 }
 
 // QueryMeta says which nodes answered a query, which did not and why, and
@@ -69,10 +86,7 @@ func (s *Server) query(c echo.Context) error {
 		return err
 	}
 	q := s.cfg.Query
-	parsed, err := fedsql.Parse(req.SQL, s.catalog, q.MaxRows)
-	if errors.Is(err, fedsql.ErrInvalid) {
-		return errBadRequest(err.Error())
-	}
+	parsed, err := s.parse(req)
 	if err != nil {
 		return err
 	}
@@ -126,7 +140,7 @@ func (s *Server) query(c echo.Context) error {
 		line, _ := json.Marshal(queryEnd{Meta: meta, Error: failed})
 		_, _ = c.Response().Write(append(line, '\n'))
 	}
-	s.deps.Log.Info("query", "table", parsed.Table, "nodes", len(meta.Included), "excluded", len(meta.Excluded),
+	s.deps.Log.Info("query", "tables", parsed.Tables, "nodes", len(meta.Included), "excluded", len(meta.Excluded),
 		"rows", meta.Rows, "format", format, "took_ms", meta.ElapsedMS)
 	return nil
 }

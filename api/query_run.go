@@ -32,7 +32,14 @@ func (s *Server) runFederated(ctx context.Context, parsed *fedsql.Parsed, nodes 
 	if meta.Excluded == nil {
 		meta.Excluded = []domain.Exclusion{}
 	}
-	ctx = chgo.Context(ctx, chgo.WithSettings(s.querySettings(int(s.cfg.Query.Timeout.Seconds()))))
+	settings := s.querySettings(int(s.cfg.Query.Timeout.Seconds()))
+	for k, v := range parsed.Settings {
+		if k == "max_execution_time" {
+			v = min(v.(int), settings[k].(int))
+		}
+		settings[k] = v
+	}
+	ctx = chgo.Context(ctx, chgo.WithSettings(settings))
 	for {
 		if len(meta.Included) == 0 {
 			return nil, meta, &apiError{http.StatusServiceUnavailable, codeUnavailable,

@@ -68,6 +68,8 @@ type Server struct {
 	// catalog is what federated SQL may read: the hub's tables and columns,
 	// each with the schema version that introduced it.
 	catalog fedsql.Catalog
+	// columns are the SynDB tables' columns and the versions that added them.
+	columns map[string]map[string]int
 	// types are the ClickHouse types of the tables' columns.
 	types map[string]map[string]string
 }
@@ -79,8 +81,10 @@ func New(cfg config.API, deps Deps) *Server {
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	s := &Server{cfg: cfg, deps: deps, e: e, catalog: fedsql.Catalog(migrate.ColumnVersions(deps.Migrations))}
-	delete(s.catalog, migrate.LedgerTable)
+	versions := migrate.ColumnVersions(deps.Migrations)
+	delete(versions, migrate.LedgerTable)
+	s := &Server{cfg: cfg, deps: deps, e: e, columns: versions,
+		catalog: fedsql.NewCatalog(versions, migrate.ColumnOrder(deps.Migrations))}
 	s.types = migrate.ColumnTypes(deps.Migrations)
 	e.HTTPErrorHandler = s.handleError
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, DisablePrintStack: true}))

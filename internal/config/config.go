@@ -166,6 +166,9 @@ func (c *Relay) Validate() error {
 type Query struct {
 	// MaxRows caps every query's LIMIT.
 	MaxRows int `env:"SYNDB_QUERY_MAX_ROWS" envDefault:"1000000"`
+	// MaxJoinRows caps the rows a fleet-scope join holds on the hub; a
+	// bigger side fails the query with a clear error.
+	MaxJoinRows int `env:"SYNDB_QUERY_MAX_JOIN_ROWS" envDefault:"1000000"`
 	// Timeout bounds a query's run on ClickHouse.
 	Timeout time.Duration `env:"SYNDB_QUERY_TIMEOUT" envDefault:"60s"`
 	// RemoteUser, RemotePassword and RemoteDatabase are what the hub's

@@ -401,7 +401,7 @@ func BenchmarkQuery(b *testing.B) {
 		// hub's ClickHouse (the federation's one extra hop), without the API.
 		migs, err := schemas.ClickHouseMigrations()
 		require.NoError(b, err)
-		parsed, err := fedsql.Parse(sql, fedsql.Catalog(migrate.ColumnVersions(migs)), 1000)
+		parsed, err := fedsql.Parse(sql, fedsql.NewCatalog(migrate.ColumnVersions(migs), migrate.ColumnOrder(migs)), fedsql.Options{MaxRows: 1000})
 		require.NoError(b, err)
 		compiled, err := parsed.Compile([]fedsql.Target{{Name: "lab-a", Addr: fed.Stack.Nodes["lab-a"].Addr(), Database: "syndb", User: "default"}})
 		require.NoError(b, err)

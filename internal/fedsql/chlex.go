@@ -2,14 +2,14 @@ package fedsql
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"unicode/utf8"
 )
 
 // The compiled statement is read again the way ClickHouse's lexer reads it,
-// because the user's text went through a MySQL parser and ClickHouse may
-// disagree with it on where a name or a string ends (a backslash before a
-// closing backtick is an escape to ClickHouse, not to MySQL). What ClickHouse
+// because the parser that read the user's text may disagree with ClickHouse
+// on where a name or a string ends. What ClickHouse
 // will see must be what the compiler meant: the one federated source, the
 // compiler's remote() calls and allowlisted functions, nothing else.
 
@@ -161,12 +161,12 @@ func chNumber(s string) int {
 // chOperator returns the operator at the start of s, among those the
 // compiler prints, or "".
 func chOperator(s string) string {
-	for _, op := range []string{"<=", ">=", "!=", "<>", "||"} {
+	for _, op := range []string{"<=", ">=", "!=", "<>", "||", "->", "=="} {
 		if strings.HasPrefix(s, op) {
 			return op
 		}
 	}
-	if strings.IndexByte("(),.+-*/%=<>[]", s[0]) >= 0 {
+	if strings.IndexByte("(),.+-*/%=<>[]?:", s[0]) >= 0 {
 		return s[:1]
 	}
 	return ""
@@ -178,65 +178,23 @@ func isWordChar(c byte) bool  { return isWordStart(c) || isDigit(c) }
 
 // notFunctions are keywords ClickHouse reads before a parenthesis without a
 // function call: operators and clause words.
-var notFunctions = map[string]bool{
-	"and": true, "or": true, "not": true, "in": true, "is": true, "like": true, "between": true, "when": true,
-	"then": true, "else": true, "case": true, "as": true, "from": true, "where": true, "select": true, "by": true,
-	"having": true, "interval": true, "distinct": true, "all": true, "null": true, "limit": true, "offset": true,
-	"asc": true, "desc": true, "on": true, "group": true, "order": true, "union": true, "end": true,
-}
+var notFunctions = setOf("and", "or", "not", "in", "is", "like", "ilike", "between", "when", "then", "else",
+	"case", "as", "from", "where", "select", "by", "having", "interval", "distinct", "all", "null", "limit",
+	"offset", "asc", "desc", "on", "group", "order", "union", "end", "using", "join", "global", "prewhere", "with",
+	"array", "inner", "left", "right", "full", "outer", "any", "cross", "semi", "anti", "asof")
 
 // forbiddenWords never appear outside string literals of a compiled
 // statement: clauses that change how or where it runs, and the databases
 // that hold the server's own state.
-var forbiddenWords = map[string]bool{
-	"settings": true, "format": true, "into": true, "outfile": true, "system": true, "information_schema": true,
-	"join": true, "global": true, "prewhere": true, "sample": true, "final": true, "with": true,
-}
+var forbiddenWords = setOf("settings", "format", "into", "outfile", "system", "information_schema", "sample",
+	"final", "except", "intersect", "window", "over")
 
-// checkBody reads the printed query (the federated table still a
-// placeholder) as ClickHouse would: the placeholder is one bare name, every
-// function is allowlisted, and no clause or name beyond what the checked
-// query may hold appears.
-func checkBody(body string) error {
-	toks, err := chTokens(body)
-	if err != nil {
-		return err
-	}
-	seen := 0
-	for i, t := range toks {
-		name := strings.ToLower(t.text)
-		if t.kind != tokWord && t.kind != tokQuoted {
-			continue
-		}
-		if t.text == placeholder {
-			if t.kind != tokWord {
-				return fmt.Errorf("federated table read as a quoted name")
-			}
-			seen++
-			continue
-		}
-		if forbiddenWords[name] {
-			return fmt.Errorf("%q is not allowed", t.text)
-		}
-		if i+1 < len(toks) && toks[i+1].kind == tokPunct && toks[i+1].text == "(" {
-			if t.kind == tokWord && notFunctions[name] {
-				continue
-			}
-			if !allowedFunctions[name] {
-				return fmt.Errorf("function %s is not allowed", t.text)
-			}
-		}
-	}
-	if seen != 1 {
-		return fmt.Errorf("federated table read %d times, want once", seen)
-	}
-	return nil
-}
-
-// checkCompiled reads the compiled statement as ClickHouse would and checks
-// that its only table functions are one remote() per target, each with the
-// target's own address, database, table and login, in order.
-func checkCompiled(sql, table string, targets []Target) error {
+// checkCompiled reads the compiled statement as ClickHouse will: every
+// source after FROM or JOIN is a subquery or one of the compiler's
+// remote() calls, which read exactly the registry entries and tables the
+// compiler meant, in order; IN reads a list or a subquery, never a table;
+// every function is allowlisted; no forbidden clause or name appears.
+func checkCompiled(sql string, remotes []remoteCall) error {
 	toks, err := chTokens(sql)
 	if err != nil {
 		return err
@@ -244,33 +202,96 @@ func checkCompiled(sql, table string, targets []Target) error {
 	n := 0
 	for i := 0; i < len(toks); i++ {
 		t := toks[i]
-		if (t.kind != tokWord && t.kind != tokQuoted) || !strings.EqualFold(t.text, "remote") {
+		if t.kind != tokWord && t.kind != tokQuoted {
 			continue
 		}
-		if n >= len(targets) {
-			return fmt.Errorf("more remote() calls than the %d targets", len(targets))
+		name := strings.ToLower(t.text)
+		if forbiddenWords[name] {
+			return fmt.Errorf("%q is not allowed", t.text)
 		}
-		tg := targets[n]
-		want := []string{tg.Addr, tg.Database, table, tg.User, tg.Password}
-		args := toks[i+1:]
-		if len(args) < 2*len(want)+1 || args[0].text != "(" || args[0].kind != tokPunct {
-			return fmt.Errorf("remote() of %s is malformed", tg.Name)
-		}
-		for j, w := range want {
-			a, sep := args[1+2*j], args[2+2*j]
-			wantSep := ","
-			if j == len(want)-1 {
-				wantSep = ")"
+		if t.kind == tokWord && (name == "from" || name == "join" || name == "in") {
+			if name == "join" && i > 0 && strings.EqualFold(toks[i-1].text, "array") {
+				continue
 			}
-			if a.kind != tokString || a.text != w || sep.kind != tokPunct || sep.text != wantSep {
-				return fmt.Errorf("remote() of %s does not read its registry entry", tg.Name)
+			if i+1 >= len(toks) {
+				return fmt.Errorf("%s at the end", t.text)
 			}
+			next := toks[i+1]
+			if next.kind == tokPunct && next.text == "(" {
+				continue
+			}
+			if name == "in" || next.kind != tokWord || !strings.EqualFold(next.text, "remote") {
+				return fmt.Errorf("%s reads %q, not a subquery or the compiler's remote()", t.text, next.text)
+			}
+			continue
 		}
-		n++
-		i += 2 * len(want)
+		if i+1 >= len(toks) || toks[i+1].kind != tokPunct || toks[i+1].text != "(" {
+			continue
+		}
+		if name == "remote" && t.kind == tokWord {
+			if n >= len(remotes) {
+				return fmt.Errorf("more remote() calls than the %d the compiler wrote", len(remotes))
+			}
+			if err := checkRemote(toks[i+1:], remotes[n]); err != nil {
+				return err
+			}
+			if i == 0 || !(strings.EqualFold(toks[i-1].text, "from") || strings.EqualFold(toks[i-1].text, "join")) {
+				return fmt.Errorf("remote() outside FROM")
+			}
+			n++
+			i += 11
+			continue
+		}
+		if t.kind == tokWord && notFunctions[name] {
+			continue
+		}
+		if !compiledFunction(name) {
+			return fmt.Errorf("function %s is not allowed", t.text)
+		}
 	}
-	if n != len(targets) {
-		return fmt.Errorf("%d remote() calls for %d targets", n, len(targets))
+	if n != len(remotes) {
+		return fmt.Errorf("%d remote() calls for the %d the compiler wrote", n, len(remotes))
 	}
 	return nil
+}
+
+// checkRemote checks the tokens after "remote": ( addr, db, table, user, password ).
+func checkRemote(args []token, rc remoteCall) error {
+	want := []string{rc.target.Addr, rc.target.Database, rc.table, rc.target.User, rc.target.Password}
+	if len(args) < 2*len(want)+1 || args[0].kind != tokPunct || args[0].text != "(" {
+		return fmt.Errorf("remote() of %s is malformed", rc.target.Name)
+	}
+	for j, w := range want {
+		a, sep := args[1+2*j], args[2+2*j]
+		wantSep := ","
+		if j == len(want)-1 {
+			wantSep = ")"
+		}
+		if a.kind != tokString || a.text != w || sep.kind != tokPunct || sep.text != wantSep {
+			return fmt.Errorf("remote() of %s does not read its registry entry", rc.target.Name)
+		}
+	}
+	return nil
+}
+
+var (
+	nodeNameRe = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	hostPortRe = regexp.MustCompile(`^[A-Za-z0-9.\-]+:[0-9]{1,5}$|^\[[0-9A-Fa-f:.]+\]:[0-9]{1,5}$`)
+)
+
+func (t Target) check() error {
+	if !nodeNameRe.MatchString(t.Name) || !hostPortRe.MatchString(t.Addr) || !identRe.MatchString(t.Database) {
+		return fmt.Errorf("registry entry %q has an unusable address or database", t.Name)
+	}
+	return nil
+}
+
+// ProbeSQL is the statement that checks, from the hub's ClickHouse, that
+// t's warehouse answers at all: one row of its system.one through remote().
+// The result holds credentials: never log it.
+func ProbeSQL(t Target) (string, error) {
+	if err := t.check(); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("SELECT dummy FROM remote(%s, system.one, %s, %s)", quote(t.Addr), quote(t.User), quote(t.Password)), nil
 }

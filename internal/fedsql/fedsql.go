@@ -1,10 +1,16 @@
-// Package fedsql turns a user's read-only SQL over the SynDB tables into the
-// query the hub's ClickHouse runs across the federation: every table is
-// replaced by the UNION ALL of one remote() per routed node, each row tagged
-// with its node (_node), so aggregates over the union are the fleet's
-// aggregates. Identifiers and addresses in the compiled query come from the
-// registry and the hub's own schema, never from the user's text, which is
-// parsed, checked against an allowlist and re-printed from its syntax tree.
+// Package fedsql turns a user's read-only ClickHouse SQL over the SynDB
+// tables into the statement the hub's ClickHouse runs across the
+// federation, with the work pushed down to the nodes: each routed node runs
+// the query over its own tables (through remote()) to its mergeable state —
+// filters, column pruning, -State aggregates, ORDER BY … LIMIT n — and the
+// hub merges the nodes' answers (-Merge), as ClickHouse's own distributed
+// processing does. Joins and IN (subquery) between SynDB tables run per
+// node (a dataset's rows live on one node); the fleet scope joins across
+// nodes on the hub instead. Identifiers and addresses in the compiled
+// statement come from the registry and the hub's schema, never from the
+// user's text, which is parsed with a ClickHouse-dialect parser, checked
+// against an allowlist and re-printed from its syntax tree; the result is
+// read once more the way ClickHouse reads it before it is sent.
 package fedsql
 
 import (
@@ -12,34 +18,70 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
-	"github.com/xwb1989/sqlparser"
+	chp "github.com/AfterShip/clickhouse-sql-parser/parser"
 )
 
-// NodeColumn is the column every federated row carries: the node it came from.
+// NodeColumn is the column that names the node a row or group came from.
 const NodeColumn = "_node"
-
-// placeholder stands for the federated table while the query is printed.
-const placeholder = "syndb_federated_source"
 
 // ErrInvalid is the root of every refusal of the user's SQL (a 400).
 var ErrInvalid = errors.New("invalid query")
 
 // ErrUnsafe is returned by Compile when the compiled statement, read as
 // ClickHouse reads it, is not what the compiler meant to write: another
-// table function, a function off the allowlist, a clause or a comment the
-// checked query cannot hold. It wraps ErrInvalid: the user's text caused it.
+// table function, a function off the allowlist, a clause the checked query
+// cannot hold. It wraps ErrInvalid: the user's text caused it.
 var ErrUnsafe = fmt.Errorf("%w: the query does not compile to a safe statement", ErrInvalid)
 
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 }
 
-// Catalog is what the compiler knows of the SynDB tables: for each table
-// and column, the schema version that introduced it (migrate.ColumnVersions).
-type Catalog map[string]map[string]int
+// Catalog is what the compiler knows of the SynDB tables: each column, the
+// schema version that introduced it, and the order of the columns.
+type Catalog struct {
+	versions map[string]map[string]int
+	order    map[string][]string
+}
+
+// NewCatalog builds a catalog from the columns' versions
+// (migrate.ColumnVersions) and their order in each table
+// (migrate.ColumnOrder); a table without an order lists its columns by name.
+func NewCatalog(versions map[string]map[string]int, order map[string][]string) Catalog {
+	c := Catalog{versions: versions, order: map[string][]string{}}
+	for t, cols := range versions {
+		var list []string
+		for _, col := range order[t] {
+			if _, ok := cols[col]; ok {
+				list = append(list, col)
+			}
+		}
+		if len(list) != len(cols) {
+			list = list[:0]
+			for col := range cols {
+				list = append(list, col)
+			}
+			slices.Sort(list)
+		}
+		c.order[t] = list
+	}
+	return c
+}
+
+func (c Catalog) columns(table string) []string { return c.order[table] }
+
+func (c Catalog) tableList() string {
+	names := make([]string, 0, len(c.versions))
+	for t := range c.versions {
+		names = append(names, t)
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
+}
 
 // Target is a node a query may read, and how the hub's ClickHouse reaches
 // its warehouse.
@@ -51,303 +93,307 @@ type Target struct {
 	Password string
 }
 
+// Scope says where joins and IN (subquery) between SynDB tables run.
+type Scope string
+
+// Scopes of a query.
+const (
+	// ScopeNode runs the query on each node over that node's rows and
+	// merges the answers: a join joins each node's rows with its own.
+	ScopeNode Scope = "node"
+	// ScopeFleet reads the union of every node's rows and runs the query
+	// on the hub: a join may match rows of different nodes.
+	ScopeFleet Scope = "fleet"
+)
+
+// Options bound what a query may ask for.
+type Options struct {
+	// MaxRows caps the LIMIT (a query without one gets MaxRows).
+	MaxRows int
+	// MaxSeconds caps SETTINGS max_execution_time.
+	MaxSeconds int
+	// Scope is where joins run; empty means ScopeNode.
+	Scope Scope
+	// MaxJoinRows caps the rows a fleet-scope join may hold in memory on
+	// the hub (0: 1,000,000).
+	MaxJoinRows int
+}
+
 // Parsed is a checked query: what it reads and needs, ready to compile.
 type Parsed struct {
-	sel   *sqlparser.Select
-	Table string
-	// MinSchema is the schema version a node needs to answer.
+	parts []*part
+	scope Scope
+	// Tables are the SynDB tables the query reads, sorted.
+	Tables []string
+	// MinSchema is the schema version a node needs to answer: the newest
+	// of the versions of every column the query reads.
 	MinSchema int
-	// Aggregate is set when rows are not single node rows (GROUP BY or an
-	// aggregate function): then rows carry _node only if the query asks.
+	// Aggregate is set when the answer's rows are groups, not node rows.
 	Aggregate bool
 	// Limit is the row limit the query runs with.
 	Limit int
 	// Truncated is set when the user's LIMIT was lowered to the maximum.
 	Truncated bool
+	// Settings are the query's own SETTINGS, checked against the safe list,
+	// and the numeric ones the compiled statement needs (the fleet join
+	// cap): the caller sends them with the statement.
+	Settings map[string]any
+	// textSettings are the compiler's own settings with text values,
+	// written into the statement's SETTINGS clause.
+	textSettings []string
+	joins        bool
+	usesNode     bool
+	cat          Catalog
+	used         map[string]map[string]bool
 }
 
-// MaxDepth bounds how deeply the query's expressions nest. ClickHouse
-// parses and analyses a query recursively; a deep one (1,000 nested CASE)
-// overflows its stack, so it is refused before ClickHouse sees it.
-const MaxDepth = 64
+// analysis is what printing the query once, to check it, learns.
+type analysis struct {
+	cat       Catalog
+	minSchema int
+	tables    map[string]bool
+	used      map[string]map[string]bool // table → columns read
+	joins     bool
+	usesNode  bool
+}
 
-// Parse checks sql: one SELECT over one known table, known columns and
-// allowed functions only, no subqueries, joins, unions or INTO. maxRows caps
-// the LIMIT (a query without one gets maxRows).
-func Parse(sql string, cat Catalog, maxRows int) (*Parsed, error) {
+func newAnalysis(cat Catalog) *analysis {
+	return &analysis{cat: cat, tables: map[string]bool{}, used: map[string]map[string]bool{}}
+}
+
+func (a *analysis) need(table, col string) {
+	a.minSchema = max(a.minSchema, a.cat.versions[table][col])
+	if a.used[table] == nil {
+		a.used[table] = map[string]bool{}
+	}
+	a.used[table][col] = true
+}
+
+func (a *analysis) column(sc *scope, name string) error {
+	if name == NodeColumn {
+		a.usesNode = true
+	}
+	tables, err := sc.column(a.cat, name)
+	if err != nil {
+		return err
+	}
+	for _, t := range tables {
+		a.need(t, name)
+	}
+	return nil
+}
+
+func (a *analysis) qualified(sc *scope, alias, name string) error {
+	if name == NodeColumn {
+		a.usesNode = true
+		if _, ok := sc.sources[alias]; !ok {
+			return invalid("unknown table %q in %s.%s", alias, alias, name)
+		}
+		return nil
+	}
+	table, err := sc.qualified(a.cat, alias, name)
+	if err != nil {
+		return err
+	}
+	if table != "" {
+		a.need(table, name)
+	}
+	return nil
+}
+
+// Parse checks sql: one read-only SELECT (or UNION ALL of SELECTs) over the
+// SynDB tables, in ClickHouse's dialect, with allowlisted functions and
+// settings only.
+func Parse(sql string, cat Catalog, opts Options) (*Parsed, error) {
 	text := strings.TrimSpace(sql)
 	text = strings.TrimSpace(strings.TrimSuffix(text, ";"))
-	if text == "" {
+	switch {
+	case text == "":
 		return nil, invalid("empty query")
-	}
-	if len(text) > 64<<10 {
+	case len(text) > 64<<10:
 		return nil, invalid("query of %d bytes, at most 64 KiB", len(text))
+	case !utf8.ValidString(text):
+		return nil, invalid("the query is not valid UTF-8")
 	}
-	if strings.Contains(text, ";") && hasStatementBreak(text) {
-		return nil, invalid("one statement only")
+	if err := refuseText(text); err != nil {
+		return nil, err
 	}
-	stmt, err := parse(text)
+	q, err := parseSelect(text)
 	if err != nil {
 		return nil, err
 	}
-	sel, ok := stmt.(*sqlparser.Select)
-	if !ok {
-		return nil, invalid("only SELECT is allowed, got %s", statementKind(stmt))
+	scope := opts.Scope
+	if scope == "" {
+		scope = ScopeNode
 	}
-	if sel.Lock != "" {
-		return nil, invalid("locking clauses are not allowed")
+	if scope != ScopeNode && scope != ScopeFleet {
+		return nil, invalid("scope %q: use node or fleet", scope)
 	}
-	if sel.Hints != "" {
-		return nil, invalid("query hints are not supported")
-	}
-	// Comments are dropped: only the syntax tree is printed.
-	sel.Comments = nil
-	if len(sel.From) != 1 {
-		return nil, invalid("one table per query: joins are not supported")
-	}
-	ate, ok := sel.From[0].(*sqlparser.AliasedTableExpr)
-	if !ok {
-		return nil, invalid("one table per query: joins are not supported")
-	}
-	tn, ok := ate.Expr.(sqlparser.TableName)
-	if !ok {
-		return nil, invalid("subqueries in FROM are not supported")
-	}
-	if !tn.Qualifier.IsEmpty() {
-		return nil, invalid("name the table without a database: %s", tn.Name.String())
-	}
-	table := tn.Name.String()
-	cols, ok := cat[table]
-	if !ok {
-		return nil, invalid("unknown table %q (known: %s)", table, knownTables(cat))
-	}
-	if ate.Partitions != nil || ate.Hints != nil {
-		return nil, invalid("partitions and index hints are not supported")
-	}
-	p := &Parsed{sel: sel, Table: table, Limit: maxRows}
-	alias := table
-	if !ate.As.IsEmpty() {
-		alias = ate.As.String()
-	}
-	aliases := map[string]bool{}
-	for _, e := range sel.SelectExprs {
-		if ae, ok := e.(*sqlparser.AliasedExpr); ok && !ae.As.IsEmpty() {
-			aliases[ae.As.Lowered()] = true
-		}
-	}
-	star := false
-	for _, e := range sel.SelectExprs {
-		if _, ok := e.(*sqlparser.StarExpr); ok {
-			star = true
-		}
-	}
-	if err := checkDepth(MaxDepth, sel.SelectExprs, sel.Where, sel.GroupBy, sel.Having, sel.OrderBy); err != nil {
+	p := &Parsed{scope: scope, Limit: opts.MaxRows}
+	a := newAnalysis(cat)
+	settings, err := checkSettings(q, opts)
+	if err != nil {
 		return nil, err
 	}
-	if !ate.As.IsEmpty() {
-		if err := checkIdent(ate.As.String()); err != nil {
+	for part := q; part != nil; part = part.UnionAll {
+		pt, err := analyse(a, part, opts.MaxRows)
+		if err != nil {
 			return nil, err
 		}
+		p.parts = append(p.parts, pt)
+		p.Aggregate = p.Aggregate || pt.aggregate
+		p.Truncated = p.Truncated || pt.truncated
 	}
-	c := &checker{p: p, cols: cols, table: table, alias: alias, aliases: aliases}
-	if err := sqlparser.Walk(c.visit, sel.SelectExprs, sel.Where, sel.GroupBy, sel.Having, sel.OrderBy); err != nil {
+	p.Limit = p.parts[0].limit
+	if len(p.parts) > 1 {
+		p.Limit = opts.MaxRows
+	}
+	for t := range a.tables {
+		p.Tables = append(p.Tables, t)
+	}
+	slices.Sort(p.Tables)
+	p.MinSchema, p.joins, p.usesNode, p.cat, p.used = a.minSchema, a.joins, a.usesNode, cat, a.used
+	p.Settings = settings
+	// Compiling once for a stand-in node finds what only the merge query
+	// can tell (a column neither grouped nor aggregated).
+	if _, err := p.Plan([]Target{{Name: "check", Addr: "127.0.0.1:1", Database: "syndb"}}); err != nil {
 		return nil, err
 	}
-	if star {
-		for _, v := range cols {
-			p.MinSchema = max(p.MinSchema, v)
+	if p.joins {
+		// Text settings: ClickHouse 18.16's protocol carries numbers only.
+		p.textSettings = append(p.textSettings, "join_default_strictness = 'ALL'")
+		if scope == ScopeFleet {
+			rows := opts.MaxJoinRows
+			if rows <= 0 {
+				rows = 1_000_000
+			}
+			p.Settings["max_rows_in_join"] = rows
+			p.textSettings = append(p.textSettings, "join_overflow_mode = 'throw'")
 		}
 	}
-	if len(sel.GroupBy) > 0 {
-		p.Aggregate = true
-	}
-	if err := p.limit(maxRows); err != nil {
-		return nil, err
-	}
-	// Rows of a plain SELECT say which node they came from.
-	if !p.Aggregate && !star && !selects(sel, NodeColumn) {
-		sel.SelectExprs = append(sqlparser.SelectExprs{&sqlparser.AliasedExpr{Expr: &sqlparser.ColName{Name: sqlparser.NewColIdent(NodeColumn)}}},
-			sel.SelectExprs...)
-	}
-	ate.Expr = sqlparser.TableName{Name: sqlparser.NewTableIdent(placeholder)}
-	ate.As = sqlparser.NewTableIdent(alias)
 	return p, nil
 }
 
-// parse runs the SQL parser, which panics on some malformed input (an
-// empty MySQL comment "/*!*/"): that is a refusal too.
-func parse(text string) (stmt sqlparser.Statement, err error) {
+// parseSelect parses text as one SELECT statement.
+func parseSelect(text string) (q *chp.SelectQuery, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			stmt, err = nil, invalid("cannot parse the query")
+			q, err = nil, invalid("cannot parse the query")
 		}
 	}()
-	stmt, err = sqlparser.Parse(text)
+	stmts, err := chp.NewParser(text).ParseStmts()
 	if err != nil {
-		return nil, invalid("cannot parse: %v", err)
+		return nil, invalid("cannot parse: %s", firstLine(err.Error()))
 	}
-	return stmt, nil
+	if len(stmts) != 1 {
+		return nil, invalid("one statement only")
+	}
+	q, ok := stmts[0].(*chp.SelectQuery)
+	if !ok {
+		return nil, invalid("only SELECT is allowed, got %s", statementKind(stmts[0]))
+	}
+	return q, nil
 }
+
+// refuseText gives the reason for what the parser itself would refuse
+// with a bare syntax error.
+func refuseText(text string) error {
+	if err := checkLexical(text); err != nil {
+		return err
+	}
+	if intoOutfileRe.MatchString(text) {
+		return invalid("INTO OUTFILE is not allowed: the API returns the result")
+	}
+	return nil
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+func statementKind(stmt chp.Expr) string {
+	s := strings.Fields(stmt.String())
+	if len(s) == 0 {
+		return "another statement"
+	}
+	return strings.ToUpper(s[0])
+}
+
+// checkIdent refuses a name the compiler will not print: quotes,
+// backslashes and control characters, and the compiler's own names.
+func checkIdent(s string) error {
+	if s == "" || !utf8.ValidString(s) {
+		return invalid("name %q is not valid", s)
+	}
+	for _, r := range s {
+		if r == '\\' || r == '`' || r == '\'' || r == '"' || !unicode.IsPrint(r) {
+			return invalid("name %q holds %q: names take letters, digits, spaces and punctuation other than quotes and backslashes", s, r)
+		}
+	}
+	l := strings.ToLower(s)
+	if forbiddenWords[l] || strings.HasPrefix(l, internalPrefix) {
+		return invalid("%q cannot be used as a name", s)
+	}
+	return nil
+}
+
+// checkLexical refuses what the parser could not finish reading: an
+// unterminated comment or quote (on which it would not return).
+func checkLexical(text string) error {
+	for i := 0; i < len(text); i++ {
+		switch c := text[i]; {
+		case c == '\'' || c == '"' || c == '`':
+			j := i + 1
+			for ; j < len(text); j++ {
+				if text[j] == '\\' {
+					j++
+					continue
+				}
+				if text[j] == c {
+					if j+1 < len(text) && text[j+1] == c {
+						j++
+						continue
+					}
+					break
+				}
+			}
+			if j >= len(text) {
+				return invalid("unterminated %c at byte %d", c, i)
+			}
+			i = j
+		case c == '-' && strings.HasPrefix(text[i:], "--"), c == '#':
+			for i < len(text) && text[i] != '\n' {
+				i++
+			}
+		case c == '/' && strings.HasPrefix(text[i:], "/*"):
+			end := strings.Index(text[i+2:], "*/")
+			if end < 0 {
+				return invalid("unterminated comment at byte %d", i)
+			}
+			i += end + 3
+		}
+	}
+	return nil
+}
+
+var intoOutfileRe = regexp.MustCompile(`(?i)\binto\s+outfile\b`)
+
+// internalPrefix starts the names the compiler gives its own columns.
+const internalPrefix = "_syndb_"
 
 // WithLimit returns a copy of p that reads at most n rows (n = 0 reads
 // none: the result's columns and types only).
 func (p *Parsed) WithLimit(n int) *Parsed {
-	sel := *p.sel
-	sel.Limit = &sqlparser.Limit{Rowcount: sqlparser.NewIntVal([]byte(strconv.Itoa(n)))}
 	out := *p
-	out.sel, out.Limit = &sel, n
+	out.parts = make([]*part, len(p.parts))
+	for i, pt := range p.parts {
+		c := *pt
+		c.limit, c.offset = min(c.limit, n), 0
+		out.parts[i] = &c
+	}
+	out.Limit = min(p.Limit, n)
 	return &out
-}
-
-// limit applies the row cap to the query's LIMIT.
-func (p *Parsed) limit(maxRows int) error {
-	sel := p.sel
-	if sel.Limit == nil {
-		sel.Limit = &sqlparser.Limit{}
-	}
-	if sel.Limit.Offset != nil {
-		if _, err := intLiteral(sel.Limit.Offset); err != nil {
-			return err
-		}
-	}
-	if sel.Limit.Rowcount != nil {
-		n, err := intLiteral(sel.Limit.Rowcount)
-		if err != nil {
-			return err
-		}
-		if n <= maxRows {
-			p.Limit = n
-			return nil
-		}
-		p.Truncated = true
-	}
-	sel.Limit.Rowcount = sqlparser.NewIntVal([]byte(strconv.Itoa(maxRows)))
-	p.Limit = maxRows
-	return nil
-}
-
-func intLiteral(e sqlparser.Expr) (int, error) {
-	v, ok := e.(*sqlparser.SQLVal)
-	if !ok || v.Type != sqlparser.IntVal {
-		return 0, invalid("LIMIT and OFFSET take whole numbers")
-	}
-	n, err := strconv.Atoi(string(v.Val))
-	if err != nil || n < 0 {
-		return 0, invalid("LIMIT and OFFSET take whole numbers, not %s", v.Val)
-	}
-	return n, nil
-}
-
-func selects(sel *sqlparser.Select, col string) bool {
-	for _, e := range sel.SelectExprs {
-		if ae, ok := e.(*sqlparser.AliasedExpr); ok {
-			if c, ok := ae.Expr.(*sqlparser.ColName); ok && c.Name.String() == col && ae.As.IsEmpty() {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-var (
-	nodeNameRe = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	hostPortRe = regexp.MustCompile(`^[A-Za-z0-9.\-]+:[0-9]{1,5}$|^\[[0-9A-Fa-f:.]+\]:[0-9]{1,5}$`)
-	identRe    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-)
-
-// Compile prints the query with its table replaced by the union of the
-// targets' remote() tables. The result holds credentials: never log it.
-func (p *Parsed) Compile(targets []Target) (string, error) {
-	if len(targets) == 0 {
-		return "", errors.New("no node to read from")
-	}
-	parts := make([]string, 0, len(targets))
-	for _, t := range targets {
-		if err := t.check(); err != nil {
-			return "", err
-		}
-		parts = append(parts, fmt.Sprintf("SELECT %s AS %s, * FROM remote(%s, %s, %s, %s, %s)",
-			quote(t.Name), NodeColumn, quote(t.Addr), quote(t.Database), quote(p.Table), quote(t.User), quote(t.Password)))
-	}
-	body := sqlparser.String(p.sel)
-	if err := checkBody(body); err != nil {
-		return "", fmt.Errorf("%w: %w", ErrUnsafe, err)
-	}
-	source := "(" + strings.Join(parts, " UNION ALL ") + ")"
-	out := strings.Replace(body, placeholder, source, 1)
-	if err := checkCompiled(out, p.Table, targets); err != nil {
-		return "", fmt.Errorf("%w: %w", ErrUnsafe, err)
-	}
-	return out, nil
-}
-
-// ProbeSQL is the statement that checks, from the hub's ClickHouse, that
-// t's warehouse answers at all: one row of its system.one through remote().
-// The result holds credentials: never log it.
-func ProbeSQL(t Target) (string, error) {
-	if err := t.check(); err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("SELECT dummy FROM remote(%s, system.one, %s, %s)", quote(t.Addr), quote(t.User), quote(t.Password)), nil
-}
-
-func (t Target) check() error {
-	if !nodeNameRe.MatchString(t.Name) || !hostPortRe.MatchString(t.Addr) || !identRe.MatchString(t.Database) {
-		return fmt.Errorf("registry entry %q has an unusable address or database", t.Name)
-	}
-	return nil
-}
-
-// quote makes a ClickHouse string literal.
-func quote(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `'`, `\'`)
-	return "'" + r.Replace(s) + "'"
-}
-
-func knownTables(cat Catalog) string {
-	names := make([]string, 0, len(cat))
-	for t := range cat {
-		names = append(names, t)
-	}
-	slices.Sort(names)
-	return strings.Join(names, ", ")
-}
-
-func statementKind(stmt sqlparser.Statement) string {
-	switch s := stmt.(type) {
-	case *sqlparser.Union:
-		return "UNION"
-	case *sqlparser.Insert:
-		return "INSERT"
-	case *sqlparser.Update:
-		return "UPDATE"
-	case *sqlparser.Delete:
-		return "DELETE"
-	case *sqlparser.DDL:
-		return strings.ToUpper(s.Action)
-	case *sqlparser.Set:
-		return "SET"
-	case *sqlparser.Show:
-		return "SHOW"
-	default:
-		return "another statement"
-	}
-}
-
-// hasStatementBreak reports a ';' outside string literals and quoted names.
-func hasStatementBreak(s string) bool {
-	var quote rune
-	for i, r := range s {
-		switch {
-		case quote != 0:
-			if r == quote && (i == 0 || s[i-1] != '\\') {
-				quote = 0
-			}
-		case r == '\'' || r == '"' || r == '`':
-			quote = r
-		case r == ';':
-			return true
-		}
-	}
-	return false
 }

@@ -6,58 +6,111 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"github.com/xwb1989/sqlparser"
 )
 
-var testCatalog = Catalog{
+var testCatalog = NewCatalog(map[string]map[string]int{
 	"neuron":       {"dataset_id": 2, "cid": 2, "voxel_volume": 2, "neuron_type": 2},
 	"mitochondria": {"dataset_id": 2, "cid": 2, "cristae_count": 3},
-}
+	"synapse":      {"dataset_id": 2, "cid": 2, "pre_id": 2, "post_id": 2, "cleft_width": 4, "neurotransmitter": 2},
+	"pre_synapse":  {"dataset_id": 2, "cid": 2, "parent_id": 2},
+	"vesicle":      {"dataset_id": 2, "cid": 2, "parent_id": 2, "voxel_volume": 2},
+}, map[string][]string{"neuron": {"dataset_id", "cid", "voxel_volume", "neuron_type"}})
 
 var targets = []Target{
 	{Name: "lab-a", Addr: "127.0.0.1:9003", Database: "syndb", User: "default"},
-	{Name: "lab-b", Addr: "10.0.0.2:9000", Database: "syndb", User: "reader", Password: "s'cret"},
+	{Name: "lab-b", Addr: "10.0.0.2:9000", Database: "syndb_b", User: "reader", Password: "s'cret"},
+}
+
+func parse(t testing.TB, sql string, scope Scope) *Parsed {
+	t.Helper()
+	p, err := Parse(sql, testCatalog, Options{MaxRows: 1000, MaxSeconds: 60, Scope: scope})
+	require.NoError(t, err, sql)
+	return p
 }
 
 func TestCompile(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name, sql string
-		want      []string // substrings of the compiled query
+		scope     Scope
+		node      []string // substrings of lab-a's share
+		merge     []string // substrings of the hub's merge query
 		aggregate bool
 		min       int
 		limit     int
 		truncated bool
 	}{
-		{name: "plain rows get their node", sql: "SELECT cid, voxel_volume FROM neuron WHERE voxel_volume > 1.5",
-			want: []string{"select _node, cid, voxel_volume from (SELECT 'lab-a' AS _node, * FROM remote('127.0.0.1:9003', 'syndb', 'neuron', 'default', '') UNION ALL SELECT 'lab-b' AS _node, * FROM remote('10.0.0.2:9000', 'syndb', 'neuron', 'reader', 's\\'cret')) as neuron where voxel_volume > 1.5 limit 1000"},
-			min:  2, limit: 1000},
-		{name: "count over the union", sql: "select count(*) from neuron", want: []string{"select count(*) from (SELECT"}, aggregate: true, min: 0, limit: 1000},
-		{name: "group by node", sql: "SELECT _node, count() AS n FROM neuron GROUP BY _node ORDER BY n DESC", want: []string{"select _node, count() as n from", "group by _node order by n desc"}, aggregate: true, limit: 1000},
-		{name: "star needs every column's version", sql: "SELECT * FROM mitochondria", want: []string{"select * from ("}, min: 3, limit: 1000},
-		{name: "newer column raises the need", sql: "SELECT cid FROM mitochondria WHERE cristae_count > 2", min: 3, limit: 1000},
-		{name: "alias", sql: "SELECT m.cid FROM mitochondria AS m LIMIT 10", want: []string{"as m limit 10"}, min: 2, limit: 10},
-		{name: "limit above the cap is lowered", sql: "SELECT cid FROM neuron LIMIT 5000", want: []string{"limit 1000"}, min: 2, limit: 1000, truncated: true},
-		{name: "ClickHouse aggregate", sql: "SELECT dataset_id, uniq(cid) FROM neuron GROUP BY dataset_id", aggregate: true, min: 2, limit: 1000},
-		{name: "trailing semicolon", sql: "SELECT cid FROM neuron;", min: 2, limit: 1000},
-		{name: "semicolon inside a string", sql: "SELECT cid FROM neuron WHERE neuron_type = 'a;b'", want: []string{"'a;b'"}, min: 2, limit: 1000},
+		{name: "aggregates travel as states", sql: "SELECT dataset_id, count(), avg(voxel_volume), quantile(0.9)(voxel_volume) FROM neuron GROUP BY dataset_id",
+			node:      []string{"dataset_id AS _syndb_k1, countState() AS _syndb_a1, avgState(voxel_volume) AS _syndb_a2, quantileState(0.9)(voxel_volume) AS _syndb_a3", "FROM remote('127.0.0.1:9003', 'syndb', 'neuron', 'default', '') AS neuron GROUP BY _syndb_k1"},
+			merge:     []string{"SELECT _syndb_k1 AS `dataset_id`, countMerge(_syndb_a1) AS `count()`, avgMerge(_syndb_a2) AS `avg(voxel_volume)`, quantileMerge(0.9)(_syndb_a3)", "GROUP BY _syndb_k1 LIMIT 0, 1000"},
+			aggregate: true, min: 2, limit: 1000},
+		{name: "plain rows get their node and a per-node limit", sql: "SELECT cid, voxel_volume FROM neuron WHERE voxel_volume > 1.5 ORDER BY voxel_volume DESC LIMIT 5",
+			node:  []string{"SELECT 'lab-a' AS _node, cid AS _syndb_c1, voxel_volume AS _syndb_c2, voxel_volume AS _syndb_o1 FROM remote(", "WHERE voxel_volume > 1.5 ORDER BY voxel_volume DESC LIMIT 0, 5"},
+			merge: []string{"SELECT _node, _syndb_c1 AS `cid`, _syndb_c2 AS `voxel_volume` FROM (", "ORDER BY _syndb_o1 DESC LIMIT 0, 5"},
+			min:   2, limit: 5},
+		{name: "group by node", sql: "SELECT _node, count() AS n FROM neuron GROUP BY _node ORDER BY n DESC",
+			node: []string{"'lab-a' AS _node, countState() AS _syndb_a1", "GROUP BY _node"}, merge: []string{"SELECT _node, countMerge(_syndb_a1) AS n", "GROUP BY _node ORDER BY n DESC"},
+			aggregate: true, limit: 1000},
+		{name: "star reads every column in table order", sql: "SELECT * FROM neuron", node: []string{"dataset_id AS _syndb_c1, cid AS _syndb_c2, voxel_volume AS _syndb_c3, neuron_type AS _syndb_c4"}, min: 2, limit: 1000},
+		{name: "newer column raises the need", sql: "SELECT cid FROM synapse WHERE cleft_width > 2", min: 4, limit: 1000},
+		{name: "limit above the cap is lowered", sql: "SELECT cid FROM neuron LIMIT 5000", merge: []string{"LIMIT 0, 1000"}, min: 2, limit: 1000, truncated: true},
+		{name: "offset: each node sends offset+limit", sql: "SELECT cid FROM neuron ORDER BY cid LIMIT 10, 5", node: []string{"LIMIT 0, 15"}, merge: []string{"LIMIT 10, 5"}, min: 2, limit: 5},
+		{name: "combinators and count distinct", sql: "SELECT countIf(voxel_volume > 1), count(DISTINCT cid), uniqExact(cid) FROM neuron",
+			node: []string{"countIfState(voxel_volume > 1)", "uniqExactState(cid) AS _syndb_a2", "uniqExactState(cid) AS _syndb_a3"}, merge: []string{"countIfMerge(_syndb_a1)", "uniqExactMerge(_syndb_a2) AS `count(DISTINCT cid)`"},
+			aggregate: true, min: 2, limit: 1000},
+		{name: "WITH constants reach both sides", sql: "WITH 0.5 AS t SELECT countIf(voxel_volume > t) AS n FROM neuron HAVING n > t",
+			node: []string{"WITH 0.5 AS t SELECT 'lab-a' AS _node, countIfState(voxel_volume > t)"}, merge: []string{"WITH 0.5 AS t SELECT countIfMerge(_syndb_a1) AS n", "HAVING n > t"},
+			aggregate: true, min: 2, limit: 1000},
+		{name: "join runs per node", sql: "SELECT n.neuron_type, count() AS c FROM synapse AS s JOIN neuron AS n ON s.pre_id = n.cid GROUP BY n.neuron_type",
+			node:  []string{"FROM remote('127.0.0.1:9003', 'syndb', 'synapse', 'default', '') AS s GLOBAL JOIN (SELECT cid AS _syndb_j2_cid, neuron_type AS _syndb_j2_neuron_type FROM remote('127.0.0.1:9003', 'syndb', 'neuron', 'default', '')) AS n ON pre_id = _syndb_j2_cid"},
+			merge: []string{"SETTINGS join_default_strictness = 'ALL'"}, aggregate: true, min: 2, limit: 1000},
+		{name: "IN subquery runs per node", sql: "SELECT count() FROM vesicle WHERE parent_id IN (SELECT cid FROM pre_synapse WHERE dataset_id = toUUID('00000000-0000-0000-0000-000000000001'))",
+			node: []string{"WHERE parent_id GLOBAL IN (SELECT cid FROM remote('127.0.0.1:9003', 'syndb', 'pre_synapse', 'default', '') AS pre_synapse WHERE"}, aggregate: true, min: 2, limit: 1000},
+		{name: "fleet scope joins the union", sql: "SELECT count() FROM synapse AS s JOIN neuron AS n ON s.pre_id = n.cid", scope: ScopeFleet,
+			merge:     []string{"FROM (SELECT 'lab-a' AS _node, pre_id FROM remote('127.0.0.1:9003', 'syndb', 'synapse', 'default', '') UNION ALL SELECT 'lab-b' AS _node, pre_id FROM remote('10.0.0.2:9000', 'syndb_b', 'synapse', 'reader', 's\\'cret')) AS s JOIN", "join_overflow_mode = 'throw'"},
+			aggregate: true, min: 2, limit: 1000},
+		{name: "lambda", sql: "SELECT arrayMap(x -> x * 2, [voxel_volume]) AS a FROM neuron", node: []string{"arrayMap(x -> x * 2, [voxel_volume]) AS a"}, min: 2, limit: 1000},
+		{name: "distinct orders by its columns", sql: "SELECT DISTINCT neuron_type FROM neuron ORDER BY neuron_type",
+			node: []string{"SELECT DISTINCT neuron_type AS _syndb_c1"}, merge: []string{"SELECT DISTINCT _syndb_c1 AS `neuron_type`", "ORDER BY _syndb_c1"}, min: 2, limit: 1000},
+		{name: "union all", sql: "SELECT cid FROM neuron UNION ALL SELECT cid FROM mitochondria", merge: []string{") LIMIT 1000"}, min: 2, limit: 1000},
+		{name: "limit by", sql: "SELECT dataset_id, cid FROM neuron ORDER BY voxel_volume DESC LIMIT 2 BY dataset_id", node: []string{"LIMIT 2 BY dataset_id"}, merge: []string{"LIMIT 2 BY _syndb_b1"}, min: 2, limit: 1000},
+		{name: "prewhere and array join stay on the node", sql: "SELECT a, count() FROM neuron ARRAY JOIN [1, 2] AS a PREWHERE voxel_volume > 1 GROUP BY a",
+			node: []string{"ARRAY JOIN [1, 2] AS a PREWHERE voxel_volume > 1"}, aggregate: true, min: 2, limit: 1000},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			p, err := Parse(tc.sql, testCatalog, 1000)
-			require.NoError(t, err)
+			p := parse(t, tc.sql, tc.scope)
 			require.Equal(t, tc.aggregate, p.Aggregate)
 			require.Equal(t, tc.min, p.MinSchema)
 			require.Equal(t, tc.limit, p.Limit)
 			require.Equal(t, tc.truncated, p.Truncated)
-			out, err := p.Compile(targets)
+			plan, err := p.Plan(targets)
 			require.NoError(t, err)
-			for _, w := range tc.want {
-				require.Contains(t, out, w)
+			for _, w := range tc.node {
+				require.Contains(t, plan.Nodes[0].SQL, w)
 			}
-			require.Equal(t, 2, strings.Count(out, "remote("), "one remote() per node")
+			for _, w := range tc.merge {
+				require.Contains(t, plan.SQL, w)
+			}
+			requireSafe(t, plan)
 		})
 	}
+}
+
+// TestNodeShareReadsOnlyItsNode: each node's share names that node's
+// address, database and credentials, and no other node's.
+func TestNodeShareReadsOnlyItsNode(t *testing.T) {
+	t.Parallel()
+	p := parse(t, "SELECT n.cid, count() FROM synapse AS s JOIN neuron AS n ON s.pre_id = n.cid WHERE s.pre_id IN (SELECT cid FROM neuron) GROUP BY n.cid", "")
+	plan, err := p.Plan(targets)
+	require.NoError(t, err)
+	require.Len(t, plan.Nodes, 2)
+	a, b := plan.Nodes[0].SQL, plan.Nodes[1].SQL
+	require.Equal(t, 3, strings.Count(a, "remote('127.0.0.1:9003', 'syndb', "))
+	require.NotContains(t, a, "10.0.0.2")
+	require.Equal(t, 3, strings.Count(b, "remote('10.0.0.2:9000', 'syndb_b', "))
+	require.NotContains(t, b, "127.0.0.1")
+	require.Contains(t, plan.Merge, "{lab-a} UNION ALL {lab-b}")
 }
 
 func TestRefusals(t *testing.T) {
@@ -66,39 +119,61 @@ func TestRefusals(t *testing.T) {
 		{"", "empty"},
 		{"DROP TABLE neuron", "only SELECT"},
 		{"INSERT INTO neuron (cid) VALUES ('x')", "only SELECT"},
-		{"DELETE FROM neuron", "only SELECT"},
-		{"UPDATE neuron SET cid = 1", "only SELECT"},
 		{"ALTER TABLE neuron DROP COLUMN cid", "only SELECT"},
+		{"CREATE TABLE x (a Int8) ENGINE = Memory", "only SELECT"},
+		{"SYSTEM SHUTDOWN", "cannot parse"},
+		{"KILL QUERY WHERE 1", "cannot parse"},
 		{"SELECT cid FROM neuron; DROP TABLE neuron", "one statement"},
-		{"SELECT 1 UNION SELECT 2", "only SELECT"},
+		{"SELECT 1 UNION DISTINCT SELECT 2", "UNION DISTINCT"},
 		{"SELECT cid FROM secrets", "unknown table"},
-		{"SELECT cid FROM system.users", "without a database"},
-		{"SELECT password FROM neuron", "no column"},
-		{"SELECT cid FROM neuron, mitochondria", "joins"},
-		{"SELECT n.cid FROM neuron n JOIN mitochondria m ON n.cid = m.cid", "joins"},
-		{"SELECT cid FROM (SELECT cid FROM neuron) AS x", "subqueries"},
-		{"SELECT cid FROM neuron WHERE cid IN (SELECT cid FROM mitochondria)", "subqueries"},
+		{"SELECT * FROM system.users", "system tables"},
+		{"SELECT * FROM system.processes", "system tables"},
+		{"SELECT cid FROM default.neuron", "without a database"},
+		{"SELECT cid FROM neuron WHERE cid IN (SELECT name FROM system.tables)", "system tables"},
+		{"SELECT password FROM neuron", "unknown column"},
+		{"SELECT * FROM remote('evil:9000', 'system', 'users')", "table functions"},
+		{"SELECT * FROM url('http://evil/', CSV, 'a String')", "table functions"},
+		{"SELECT * FROM file('/etc/passwd', CSV, 'a String')", "table functions"},
+		{"SELECT * FROM s3('http://minio/b/k', 'CSV')", "table functions"},
+		{"SELECT * FROM numbers(10)", "table functions"},
 		{"SELECT file('/etc/passwd') FROM neuron", "not allowed"},
-		{"SELECT remote('evil:9000', 'system', 'users') FROM neuron", "not allowed"},
 		{"SELECT sleep(3) FROM neuron", "not allowed"},
+		{"SELECT sleepEachRow(1) FROM neuron", "not allowed"},
+		{"SELECT dictGet('d', 'a', toUInt64(1)) FROM neuron", "not allowed"},
+		{"SELECT currentUser() FROM neuron", "not allowed"},
+		{"SELECT hostName() FROM neuron", "not allowed"},
+		{"SELECT joinGet('j', 'v', 1) FROM neuron", "not allowed"},
+		{"SELECT cid FROM neuron INTO OUTFILE '/tmp/x'", "INTO OUTFILE"},
+		{"SELECT cid FROM neuron FORMAT JSON", "FORMAT"},
+		{"SELECT cid FROM neuron SETTINGS readonly = 0", "not allowed"},
+		{"SELECT cid FROM neuron SETTINGS max_memory_usage = 0", "not allowed"},
+		{"SELECT cid FROM neuron SETTINGS max_threads = 1000", "out of range"},
+		{"SELECT cid FROM neuron SETTINGS max_execution_time = 100000", "out of range"},
+		{"SELECT countState() FROM neuron", "-State and -Merge"},
 		{"SELECT cid FROM neuron LIMIT -1", "whole numbers"},
 		{"SELECT cid FROM neuron LIMIT cid", "whole numbers"},
-		{"SELECT cid FROM neuron FOR UPDATE", "locking"},
 		{"SELECT x.cid FROM neuron", "unknown table"},
-		{"SELECT cid FROM neuron WHERE neuron_type = '' OR 1=1 --'", ""},
+		{"SELECT cid FROM neuron WHERE cid = ?", "placeholders"},
+		{"SELECT cid FROM neuron WHERE cid = {id:UUID}", "placeholders"},
+		{"SELECT cid FROM neuron FINAL", "FINAL"},
+		{"SELECT cid FROM neuron SAMPLE 0.1", "SAMPLE"},
+		{"SELECT count() FROM neuron GROUP BY dataset_id WITH TOTALS", "TOTALS"},
+		{"SELECT cid FROM neuron, synapse", "comma joins"},
+		{"SELECT count() FROM neuron WHERE cid GLOBAL IN (SELECT pre_id FROM synapse)", "GLOBAL"},
+		{"SELECT * FROM neuron AS n JOIN synapse AS s ON n.cid = s.pre_id", "one table"},
+		{"SELECT sum(count()) FROM neuron", "inside another aggregate"},
+		{"SELECT cid, count() FROM neuron GROUP BY dataset_id", "GROUP BY or inside an aggregate"},
+		{"SELECT cid AS _syndb_c1 FROM neuron", "cannot be used as a name"},
+		{"SELECT cid AS `settings` FROM neuron", "cannot be used as a name"},
+		{"SELECT cid FROM neuron WHERE neuron_type = 'a\\' OR 1=1'", "backslashes"},
+		{"SELECT row_number() OVER () FROM neuron", ""},
+		{"WITH x AS (SELECT 1) SELECT * FROM x", "WITH name AS (subquery)"},
+		{"SELECT arrayReduce('sum', [1]) FROM neuron", "not allowed"},
+		{"SELECT _node FROM (SELECT _node FROM neuron)", "outermost"},
 	} {
 		t.Run(tc.sql, func(t *testing.T) {
 			t.Parallel()
-			p, err := Parse(tc.sql, testCatalog, 1000)
-			if tc.why == "" {
-				// Comment and tautology tricks parse as plain SQL and stay
-				// inside the one federated table.
-				require.NoError(t, err)
-				out, err := p.Compile(targets)
-				require.NoError(t, err)
-				require.NotContains(t, out, "--")
-				return
-			}
+			_, err := Parse(tc.sql, testCatalog, Options{MaxRows: 1000, MaxSeconds: 60})
 			require.Error(t, err)
 			require.True(t, errors.Is(err, ErrInvalid), "%v", err)
 			require.Contains(t, err.Error(), tc.why)
@@ -108,8 +183,7 @@ func TestRefusals(t *testing.T) {
 
 func TestCompileRefusesBadRegistryEntries(t *testing.T) {
 	t.Parallel()
-	p, err := Parse("SELECT cid FROM neuron", testCatalog, 10)
-	require.NoError(t, err)
+	p := parse(t, "SELECT cid FROM neuron", "")
 	for _, bad := range []Target{
 		{Name: "lab-a", Addr: "h:1') UNION ALL SELECT * FROM system.users --", Database: "syndb"},
 		{Name: "Lab A", Addr: "h:1", Database: "syndb"},
@@ -118,47 +192,30 @@ func TestCompileRefusesBadRegistryEntries(t *testing.T) {
 		_, err := p.Compile([]Target{bad})
 		require.Error(t, err, "%+v", bad)
 	}
-	_, err = p.Compile(nil)
+	_, err := p.Compile(nil)
 	require.Error(t, err)
 }
 
-// injection is the trick of issue 11: a backtick name ending in a backslash,
-// which ClickHouse reads as an escaped backtick, so the rest of the text
-// became the user's own SQL reading another server's system tables.
+// injection is the trick of an earlier parser: a backtick name ending in a
+// backslash, which ClickHouse reads as an escaped backtick.
 const injection = "SELECT count() AS `x\\`, 1 AS ` , groupArray(name) FROM remote('127.0.0.1:9004', system.databases) -- ` FROM neuron"
 
 func TestInjectionRefused(t *testing.T) {
 	t.Parallel()
 	for _, sql := range []string{
 		injection,
-		// The same trick without a backslash, and with the names elsewhere.
 		"SELECT cid AS ` , 1 FROM remote('127.0.0.1:9004', system.processes) -- ` FROM neuron",
 		"SELECT `x\\`.cid FROM neuron AS `x\\`",
 		"SELECT cid FROM neuron AS `n\\` WHERE 1 = 1",
-		"SELECT count() AS `settings` FROM neuron",
 		"SELECT cid AS `a\nb` FROM neuron",
 		"SELECT cid AS `system` FROM neuron",
-		"SELECT cid FROM neuron WHERE cid > interval 1 `day) FROM remote('h:1', system.one) --`",
 		"SELECT url('http://evil/', 'CSV', 'x String') FROM neuron",
-		"SELECT dictGet('d', 'a', toUInt64(1)) FROM neuron",
-		"SELECT currentUser() FROM neuron",
-		"SELECT sleep(3) FROM neuron",
 		"SELECT `remote`('h:1', 'system', 'one') FROM neuron",
-		"SELECT cid FROM neuron WHERE neuron_type REGEXP 'a'",
-		"SELECT cid FROM neuron WHERE cid <=> 1",
-		"SELECT voxel_volume -> '$.a' FROM neuron",
+		"SELECT cid FROM neuron WHERE cid IN neuron",
+		"SELECT cid FROM neuron WHERE neuron_type = 'it\\'s' OR 1 = 1",
 	} {
-		_, err := Parse(sql, testCatalog, 1000)
+		_, err := Parse(sql, testCatalog, Options{MaxRows: 1000})
 		require.ErrorIs(t, err, ErrInvalid, "%s", sql)
-	}
-}
-
-func TestPlaceholdersRefused(t *testing.T) {
-	t.Parallel()
-	for _, sql := range []string{"SELECT voxel_volume = ? FROM neuron", "SELECT cid FROM neuron WHERE cid = :id"} {
-		_, err := Parse(sql, testCatalog, 1000)
-		require.ErrorIs(t, err, ErrInvalid)
-		require.Contains(t, err.Error(), "placeholders")
 	}
 }
 
@@ -169,96 +226,57 @@ func nestedCase(n int) string {
 
 func TestDepthBound(t *testing.T) {
 	t.Parallel()
-	deep := nestedCase(1000)
-	require.Greater(t, len(deep), 20_000)
-	_, err := Parse(deep, testCatalog, 1000)
+	_, err := Parse(nestedCase(1000), testCatalog, Options{MaxRows: 1000})
 	require.ErrorIs(t, err, ErrInvalid)
 	require.Contains(t, err.Error(), "nest more than")
-
-	_, err = Parse("SELECT "+strings.Repeat("(", 200)+"cid"+strings.Repeat(")", 200)+" FROM neuron", testCatalog, 1000)
+	_, err = Parse("SELECT "+strings.Repeat("(", 200)+"cid"+strings.Repeat(")", 200)+" FROM neuron", testCatalog, Options{MaxRows: 1000})
 	require.ErrorIs(t, err, ErrInvalid)
-
-	// Everyday nesting is well inside the bound.
-	p, err := Parse(nestedCase(10), testCatalog, 1000)
-	require.NoError(t, err)
+	p := parse(t, nestedCase(10), "")
 	_, err = p.Compile(targets)
 	require.NoError(t, err)
 }
 
-func TestAllowedShapesCompile(t *testing.T) {
-	t.Parallel()
-	for _, sql := range []string{
-		"SELECT count() AS `my count`, avg(voxel_volume) AS `mean volume` FROM neuron",
-		"SELECT cid FROM neuron WHERE neuron_type IN ('a', 'b') AND voxel_volume BETWEEN 1 AND 2",
-		"SELECT if(voxel_volume > 1, 'big', 'small') AS size, count() FROM neuron GROUP BY size",
-		"SELECT cid FROM neuron WHERE neuron_type LIKE 'py%' AND dataset_id IS NOT NULL ORDER BY cid DESC LIMIT 5",
-		"SELECT -voxel_volume, - -voxel_volume, toString(cid) FROM neuron",
-		"SELECT cid FROM neuron WHERE neuron_type = 'it''s \\' -- not a comment'",
-		"SELECT CASE WHEN voxel_volume > 1 THEN 'a' ELSE 'b' END AS k FROM neuron",
-	} {
-		p, err := Parse(sql, testCatalog, 1000)
-		require.NoError(t, err, sql)
-		out, err := p.Compile(targets)
-		require.NoError(t, err, sql)
-		requireSafe(t, out)
-	}
-}
-
 // requireSafe asserts the invariant of a compiled statement, read as
 // ClickHouse reads it: its table functions are exactly the compiler's
-// remote() calls, every function is allowlisted, and no SETTINGS, FORMAT or
-// system table appears outside string literals.
-func requireSafe(t testing.TB, out string) {
+// remote() calls on the targets, every function is allowlisted, and no
+// FORMAT, INTO or system table appears outside string literals.
+func requireSafe(t testing.TB, plan *Plan) {
 	t.Helper()
+	out := plan.SQL
+	if i := strings.Index(out, " SETTINGS "); i >= 0 {
+		out = out[:i]
+	}
+	require.NoError(t, checkCompiled(out, plan.remotes), out)
 	toks, err := chTokens(out)
 	require.NoError(t, err, out)
-	remotes := 0
 	for i, tk := range toks {
 		if tk.kind != tokWord && tk.kind != tokQuoted {
 			continue
 		}
 		low := strings.ToLower(tk.text)
-		require.NotContains(t, []string{"settings", "format", "system", "into", "join"}, low, out)
-		if i+1 < len(toks) && toks[i+1].text == "(" && toks[i+1].kind == tokPunct {
-			if low == "remote" {
-				remotes++
-				require.Equal(t, tokWord, tk.kind)
-				continue
-			}
-			if tk.kind == tokWord && notFunctions[low] {
-				continue
-			}
-			require.True(t, allowedFunctions[low], "function %s in %s", tk.text, out)
+		require.NotContains(t, []string{"settings", "format", "system", "into"}, low, out)
+		if i+1 < len(toks) && toks[i+1].text == "(" && toks[i+1].kind == tokPunct && low != "remote" && !(tk.kind == tokWord && notFunctions[low]) {
+			require.True(t, compiledFunction(low), "function %s in %s", tk.text, out)
 		}
 	}
-	require.Equal(t, len(targets), remotes, out)
-	for _, tg := range targets {
-		require.Contains(t, out, "remote("+quote(tg.Addr)+", "+quote(tg.Database)+", ")
+	for _, rc := range plan.remotes {
+		require.Contains(t, out, "remote("+quote(rc.target.Addr)+", "+quote(rc.target.Database)+", "+quote(rc.table)+", ")
 	}
 }
 
-// TestCompiledCheckCatchesTheTrick: were a name like the trick's to pass
-// Parse, the check of the printed statement, read as ClickHouse reads it,
-// still refuses it: the federated table ends up inside a comment, and the
-// remote() and system table are the user's.
-func TestCompiledCheckCatchesTheTrick(t *testing.T) {
+// TestCompiledCheckCatchesTampering: a compiled statement with a remote()
+// the compiler did not write, or one moved to another address, is refused.
+func TestCompiledCheckCatchesTampering(t *testing.T) {
 	t.Parallel()
-	stmt, err := sqlparser.Parse(injection)
+	plan, err := parse(t, "SELECT cid FROM neuron LIMIT 10", "").Plan(targets)
 	require.NoError(t, err)
-	sel := stmt.(*sqlparser.Select)
-	sel.From[0].(*sqlparser.AliasedTableExpr).Expr = sqlparser.TableName{Name: sqlparser.NewTableIdent(placeholder)}
-	body := sqlparser.String(sel)
-	require.Contains(t, body, "`x\\`", "sqlparser prints the backslash unchanged")
-	require.Error(t, checkBody(body))
-
-	// A compiled statement with a remote() the compiler did not write.
-	p, err := Parse("SELECT cid FROM neuron", testCatalog, 10)
-	require.NoError(t, err)
-	out, err := p.Compile(targets)
-	require.NoError(t, err)
-	require.NoError(t, checkCompiled(out, "neuron", targets))
-	extra := strings.Replace(out, " limit 10", " UNION ALL SELECT * FROM remote('127.0.0.1:9004', 'system', 'databases') limit 10", 1)
-	require.Error(t, checkCompiled(extra, "neuron", targets))
-	moved := strings.Replace(out, "'127.0.0.1:9003'", "'127.0.0.1:9004'", 1)
-	require.Error(t, checkCompiled(moved, "neuron", targets))
+	require.NoError(t, checkCompiled(plan.SQL, plan.remotes))
+	extra := strings.Replace(plan.SQL, " LIMIT 0, 10", " UNION ALL SELECT * FROM remote('127.0.0.1:9004', 'system', 'databases') LIMIT 0, 10", 1)
+	require.Error(t, checkCompiled(extra, plan.remotes))
+	moved := strings.Replace(plan.SQL, "'127.0.0.1:9003'", "'127.0.0.1:9004'", 1)
+	require.Error(t, checkCompiled(moved, plan.remotes))
+	table := strings.Replace(plan.SQL, "FROM remote(", "FROM system.one, remote(", 1)
+	require.Error(t, checkCompiled(table, plan.remotes))
+	fn := strings.Replace(plan.SQL, "cid AS", "hostName() AS", 1)
+	require.Error(t, checkCompiled(fn, plan.remotes))
 }

@@ -35,11 +35,15 @@ var allowedFunctions = setOf(
 	"torelativemonthnum", "torelativeweeknum", "torelativedaynum", "torelativehournum", "addseconds",
 	"addminutes", "addhours", "adddays", "addweeks", "addmonths", "addyears", "subtractseconds",
 	"subtractminutes", "subtracthours", "subtractdays", "subtractweeks", "subtractmonths", "subtractyears",
-	"timeslot",
+	"timeslot", "toiso8601", "datediff", "date_diff",
 	// arrays and tuples
 	"array", "has", "hasall", "hasany", "indexof", "countequal", "arrayelement", "arrayconcat", "arrayslice",
 	"arrayuniq", "arraydistinct", "arrayenumerate", "arrayreverse", "arraysum", "arraypushback",
-	"arraypushfront", "tuple", "tupleelement", "range",
+	"arraypushfront", "tuple", "tupleelement", "range", "arraymap", "arrayfilter", "arrayexists", "arrayall",
+	"arraycount", "arraysort", "arrayreversesort", "arrayfirst", "arrayfirstindex", "arraycumsum", "arrayjoin",
+	"arraymin", "arraymax", "arrayavg", "arrayproduct", "arraycompact", "arrayzip", "arrayflatten",
+	"arrayintersect", "arrayresize", "arraypopback", "arraypopfront", "emptyarrayuint32", "emptyarrayfloat64",
+	"arraydifference", "arrayenumerateuniq", "notempty", "length",
 	// hashes
 	"cityhash64", "siphash64", "inthash32", "inthash64", "murmurhash2_64", "murmurhash3_64",
 	// aggregates
@@ -51,16 +55,69 @@ var allowedFunctions = setOf(
 	"quantileif", "grouparrayif", "groupbitand", "groupbitor", "groupbitxor",
 )
 
-// chAggregates are the allowlisted aggregate functions beyond MySQL's
-// (sqlparser knows avg, count, max, min, sum, …).
-var chAggregates = setOf(
-	"any", "anylast", "anyheavy", "argmin", "argmax", "uniq", "uniqexact", "uniqcombined", "uniqhll12", "median",
-	"medianexact", "quantile", "quantiles", "quantileexact", "quantilesexact", "quantiletiming",
-	"quantiletdigest", "stddevpop", "stddevsamp", "varpop", "varsamp", "covarpop", "covarsamp", "corr",
-	"grouparray", "groupuniqarray", "topk", "summap", "countif", "sumif", "avgif", "minif", "maxif", "uniqif",
-	"uniqexactif", "anyif", "argminif", "argmaxif", "medianif", "quantileif", "grouparrayif", "groupbitand",
-	"groupbitor", "groupbitxor",
+// aggregates are the allowlisted aggregate functions (lower case). With
+// the combinators If, Array, OrNull and OrDefault they are aggregates too
+// (countIf, sumArray); the compiler adds -State on the nodes and -Merge on
+// the hub.
+var aggregates = setOf(
+	"count", "sum", "avg", "min", "max", "any", "anylast", "anyheavy", "argmin", "argmax", "uniq", "uniqexact",
+	"uniqcombined", "uniqhll12", "median", "medianexact", "quantile", "quantiles", "quantileexact",
+	"quantilesexact", "quantiletiming", "quantiletdigest", "quantiledeterministic", "quantileexactweighted",
+	"stddevpop", "stddevsamp", "varpop", "varsamp", "covarpop", "covarsamp", "corr", "grouparray",
+	"groupuniqarray", "topk", "summap", "groupbitand", "groupbitor", "groupbitxor", "histogram",
+	"summapfiltered", "avgweighted", "skewpop", "skewsamp", "kurtpop", "kurtsamp", "sumwithoverflow",
+	"simplelinearregression",
 )
+
+// combinators are the aggregate combinators a query may use.
+var combinators = []string{"if", "array", "ornull", "ordefault"}
+
+// isAggregate reports whether name (lower case) is an allowlisted
+// aggregate, with or without combinators.
+func isAggregate(name string) bool {
+	for {
+		if aggregates[name] {
+			return true
+		}
+		cut := false
+		for _, c := range combinators {
+			if len(name) > len(c) && name[len(name)-len(c):] == c {
+				name, cut = name[:len(name)-len(c)], true
+				break
+			}
+		}
+		if !cut {
+			return false
+		}
+	}
+}
+
+// hasStateOrMerge reports an aggregate the user wrote with the -State or
+// -Merge combinator, which only the compiler writes.
+func hasStateOrMerge(name string) bool {
+	for _, suffix := range []string{"state", "merge", "mergestate", "resample", "foreach"} {
+		if len(name) > len(suffix) && name[len(name)-len(suffix):] == suffix && isAggregate(name[:len(name)-len(suffix)]) {
+			return true
+		}
+	}
+	return false
+}
+
+// compiledFunction reports whether the compiled statement may call name:
+// an allowlisted function, an aggregate, or an aggregate's -State or -Merge.
+func compiledFunction(name string) bool {
+	if allowedFunctions[name] || isAggregate(name) {
+		return true
+	}
+	for _, suffix := range []string{"state", "merge"} {
+		if len(name) > len(suffix) && name[len(name)-len(suffix):] == suffix && isAggregate(name[:len(name)-len(suffix)]) {
+			return true
+		}
+	}
+	return false
+}
+
+var intervalUnits = setOf("second", "minute", "hour", "day", "week", "month", "quarter", "year")
 
 func setOf(names ...string) map[string]bool {
 	m := make(map[string]bool, len(names))

@@ -115,3 +115,37 @@ func TableNames(cv map[string]map[string]int) string {
 	slices.Sort(names)
 	return strings.Join(names, ", ")
 }
+
+// ColumnOrder lists every table's columns in the order the warehouses hold
+// them after the last migration: CREATE TABLE's order, each ADD COLUMN
+// appended, each DROP COLUMN removed. SELECT * reads them in this order.
+func ColumnOrder(migs []Migration) map[string][]string {
+	out := map[string][]string{}
+	for _, m := range migs {
+		for _, stmt := range Statements(m.SQL) {
+			if c := createTableRe.FindStringSubmatch(stmt); c != nil {
+				if _, ok := out[c[1]]; ok {
+					continue
+				}
+				var cols []string
+				for _, line := range splitColumns(c[2]) {
+					if col := columnLineRe.FindStringSubmatch(line); col != nil {
+						cols = append(cols, col[1])
+					}
+				}
+				out[c[1]] = cols
+				continue
+			}
+			if a := addColumnRe.FindStringSubmatch(stmt); a != nil {
+				if !slices.Contains(out[a[1]], a[2]) {
+					out[a[1]] = append(out[a[1]], a[2])
+				}
+				continue
+			}
+			if d := dropColumnRe.FindStringSubmatch(stmt); d != nil {
+				out[d[1]] = slices.DeleteFunc(out[d[1]], func(c string) bool { return c == d[2] })
+			}
+		}
+	}
+	return out
+}
