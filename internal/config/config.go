@@ -168,11 +168,11 @@ type Query struct {
 	MaxRows int `env:"SYNDB_QUERY_MAX_ROWS" envDefault:"1000000"`
 	// Timeout bounds a query's run on ClickHouse.
 	Timeout time.Duration `env:"SYNDB_QUERY_TIMEOUT" envDefault:"60s"`
-	// RemoteUser, RemotePassword and RemoteDatabase are what the hub's
-	// ClickHouse logs in with, and reads, on every node (remote()).
+	// RemoteUser and RemotePassword are what the hub's ClickHouse logs in
+	// with on every node (remote()); the database it reads there is the
+	// one each node registered.
 	RemoteUser     string `env:"SYNDB_REMOTE_USER" envDefault:"default"`
 	RemotePassword string `env:"SYNDB_REMOTE_PASSWORD"`
-	RemoteDatabase string `env:"SYNDB_REMOTE_DATABASE" envDefault:"syndb"`
 	// RemoteConnectTimeout and RemoteReceiveTimeout bound how long the
 	// hub's ClickHouse waits on one node's warehouse, to connect and then
 	// for each packet: a stalled node fails its share of a query within
