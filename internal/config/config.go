@@ -23,6 +23,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/health"
 )
 
@@ -495,6 +496,11 @@ func (c *Node) Validate() error {
 	}
 	if c.ClickHousePublicAddr == "" {
 		c.ClickHousePublicAddr = c.ClickHouse.Addr
+	}
+	if !domain.ValidClickHouseDatabase(c.ClickHouse.Database) {
+		// The node registers it, and the hub accepts only an identifier.
+		errs = append(errs, fmt.Errorf("SYNDB_CLICKHOUSE_DATABASE: %.80q must be 1-64 characters of A-Z, a-z, 0-9 and '_', not starting with a digit",
+			c.ClickHouse.Database))
 	}
 	errs = append(errs,
 		checkHostPort("SYNDB_FLIGHT_ADDR", c.FlightAddr),
