@@ -150,12 +150,13 @@ func (s *Server) probe(ctx context.Context, targets []fedsql.Target) []domain.Ex
 	return out
 }
 
-// targets are the included nodes as the hub's ClickHouse reaches them.
+// targets are the included nodes as the hub's ClickHouse reaches them: each
+// node's address and warehouse database as it registered them.
 func (s *Server) targets(snap registrySnapshot, names []string) []fedsql.Target {
 	out := make([]fedsql.Target, 0, len(names))
 	for _, n := range names {
 		c, _ := snap.Get(n)
-		out = append(out, fedsql.Target{Name: c.Name, Addr: c.ClickHouseAddr, Database: s.cfg.Query.RemoteDatabase,
+		out = append(out, fedsql.Target{Name: c.Name, Addr: c.ClickHouseAddr, Database: c.ClickHouseDatabase,
 			User: s.cfg.Query.RemoteUser, Password: s.cfg.Query.RemotePassword})
 	}
 	return out

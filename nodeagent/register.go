@@ -147,7 +147,7 @@ func (a *Agent) registerWith(ctx context.Context, hub peer.AddrInfo) error {
 	}
 	req := &wire.RegisterRequest{
 		Name: a.cfg.Name, Addrs: addrs, FlightAddr: a.flightPublicAddr(), ClickhouseAddr: a.cfg.ClickHousePublicAddr,
-		SchemaVersion: int32(v), AgentVersion: version.String(), EnrollmentToken: a.cfg.EnrollmentToken,
+		ClickhouseDatabase: a.cfg.ClickHouse.Database, SchemaVersion: int32(v), AgentVersion: version.String(), EnrollmentToken: a.cfg.EnrollmentToken,
 	}
 	var resp wire.RegisterResponse
 	if err := p2p.Call(ctx, a.host, hub.ID, p2p.Register, req, &resp); err != nil {

@@ -36,6 +36,8 @@ type agentFixture struct {
 	agent *Agent
 	hub   host.Host
 	db    string
+	// registered is the agent's first registration, as the hub got it.
+	registered *wire.RegisterRequest
 }
 
 // startAgent starts a node agent named name over database db, and a hub
@@ -47,8 +49,13 @@ func startAgent(tb testing.TB, name, db string) *agentFixture {
 	hub, err := p2p.NewHost(p2p.HostConfig{Key: hubKey, Listen: []string{"/ip4/127.0.0.1/udp/0/quic-v1"}})
 	require.NoError(tb, err)
 	tb.Cleanup(func() { _ = hub.Close() })
+	regs := make(chan *wire.RegisterRequest, 1)
 	p2p.Handle(hub, p2p.Register, slog.New(slog.DiscardHandler), nil,
 		func(_ context.Context, _ peer.ID, req *wire.RegisterRequest) (*wire.RegisterResponse, error) {
+			select {
+			case regs <- req:
+			default: // a later registration: the first is kept
+			}
 			return &wire.RegisterResponse{Name: req.GetName()}, nil
 		})
 	cfg := config.Node{
@@ -67,7 +74,16 @@ func startAgent(tb testing.TB, name, db string) *agentFixture {
 	case <-time.After(30 * time.Second):
 		tb.Fatalf("node did not register: %v", a.LastError())
 	}
-	return &agentFixture{agent: a, hub: hub, db: db}
+	return &agentFixture{agent: a, hub: hub, db: db, registered: <-regs}
+}
+
+// TestRegisterNamesTheDatabase: the agent tells the hub which database of
+// its ClickHouse holds its warehouse (what the hub's remote() reads).
+func TestRegisterNamesTheDatabase(t *testing.T) {
+	t.Parallel()
+	f := startAgent(t, "lab-regdb", "register_db")
+	require.Equal(t, "register_db", f.registered.GetClickhouseDatabase())
+	require.Equal(t, "lab-regdb", f.registered.GetName())
 }
 
 // endpoint asks the node for a ticket over libp2p, from the hub's host.

@@ -47,16 +47,23 @@ var refusals = []error{domain.ErrPeerMismatch, domain.ErrTokenInvalid, domain.Er
 // Handle validates a registration and writes it to the registry. A name
 // bound to another peer is refused and nothing changes; so are data
 // addresses off the node's host (checkDataAddrs).
-// The request arrives validated (wire.RegisterRequest.Validate).
+// The request arrives validated (wire.RegisterRequest.Validate: its
+// clickhouse_database is empty or an identifier); an empty one is stored as
+// domain.DefaultClickHouseDatabase.
 func (r *Registrar) Handle(ctx context.Context, from peer.ID, req *wire.RegisterRequest) (*wire.RegisterResponse, error) {
 	origins, relayed := r.origins(from)
 	addrs := req.GetAddrs()
 	if addrs == nil {
 		addrs = []string{} // the registry's addrs column is NOT NULL
 	}
+	database := req.GetClickhouseDatabase()
+	if database == "" {
+		database = domain.DefaultClickHouseDatabase // an agent that does not send it reads "syndb"
+	}
 	c, err := r.store.Register(ctx, store.Registration{
 		Name: req.GetName(), PeerID: from.String(), Addrs: addrs, FlightAddr: req.GetFlightAddr(),
-		ClickHouseAddr: req.GetClickhouseAddr(), AgentVersion: req.GetAgentVersion(), SchemaVersion: int(req.GetSchemaVersion()),
+		ClickHouseAddr: req.GetClickhouseAddr(), ClickHouseDatabase: database,
+		AgentVersion: req.GetAgentVersion(), SchemaVersion: int(req.GetSchemaVersion()),
 		Token: req.GetEnrollmentToken(),
 		CheckData: func(dataHost string) error {
 			return checkDataAddrs(dataAddrs{ClickHouse: req.GetClickhouseAddr(), Flight: req.GetFlightAddr()}, origins, relayed, dataHost)
@@ -82,7 +89,8 @@ func (r *Registrar) Handle(ctx context.Context, from peer.ID, req *wire.Register
 	if r.registered != nil {
 		r.registered(c)
 	}
-	r.log.Info("node registered", "name", c.Name, "peer", from, "schema_version", c.SchemaVersion, "addrs", req.GetAddrs())
+	r.log.Info("node registered", "name", c.Name, "peer", from, "schema_version", c.SchemaVersion, "addrs", req.GetAddrs(),
+		"clickhouse_database", c.ClickHouseDatabase)
 	return &wire.RegisterResponse{Name: c.Name, TargetSchema: int32(r.target)}, nil
 }
 

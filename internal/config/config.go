@@ -23,6 +23,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/health"
 )
 
@@ -171,11 +172,11 @@ type Query struct {
 	MaxJoinRows int `env:"SYNDB_QUERY_MAX_JOIN_ROWS" envDefault:"1000000"`
 	// Timeout bounds a query's run on ClickHouse.
 	Timeout time.Duration `env:"SYNDB_QUERY_TIMEOUT" envDefault:"60s"`
-	// RemoteUser, RemotePassword and RemoteDatabase are what the hub's
-	// ClickHouse logs in with, and reads, on every node (remote()).
+	// RemoteUser and RemotePassword are what the hub's ClickHouse logs in
+	// with on every node (remote()); the database it reads there is the
+	// one each node registered.
 	RemoteUser     string `env:"SYNDB_REMOTE_USER" envDefault:"default"`
 	RemotePassword string `env:"SYNDB_REMOTE_PASSWORD"`
-	RemoteDatabase string `env:"SYNDB_REMOTE_DATABASE" envDefault:"syndb"`
 	// RemoteConnectTimeout and RemoteReceiveTimeout bound how long the
 	// hub's ClickHouse waits on one node's warehouse, to connect and then
 	// for each packet: a stalled node fails its share of a query within
@@ -498,6 +499,11 @@ func (c *Node) Validate() error {
 	}
 	if c.ClickHousePublicAddr == "" {
 		c.ClickHousePublicAddr = c.ClickHouse.Addr
+	}
+	if !domain.ValidClickHouseDatabase(c.ClickHouse.Database) {
+		// The node registers it, and the hub accepts only an identifier.
+		errs = append(errs, fmt.Errorf("SYNDB_CLICKHOUSE_DATABASE: %.80q must be 1-64 characters of A-Z, a-z, 0-9 and '_', not starting with a digit",
+			c.ClickHouse.Database))
 	}
 	errs = append(errs,
 		checkHostPort("SYNDB_FLIGHT_ADDR", c.FlightAddr),

@@ -151,6 +151,16 @@ func TestBadValuesAreRefused(t *testing.T) {
 	t.Setenv("SYNDB_NODE_ANSWER_DELAY", "-1s")
 	_, err = Load[Node]()
 	require.ErrorContains(t, err, "SYNDB_NODE_ANSWER_DELAY")
+	t.Setenv("SYNDB_NODE_ANSWER_DELAY", "0s")
+	for db, ok := range map[string]bool{"syndb_c": true, "syndb-c": false, "syndb.neuron": false, "9lives": false} {
+		t.Setenv("SYNDB_CLICKHOUSE_DATABASE", db)
+		_, err = Load[Node]()
+		if ok {
+			require.NoError(t, err, db)
+			continue
+		}
+		require.ErrorContains(t, err, "SYNDB_CLICKHOUSE_DATABASE", db)
+	}
 }
 
 func TestValidName(t *testing.T) {

@@ -2,21 +2,25 @@ package domain
 
 import (
 	"errors"
+	"regexp"
 	"time"
 )
 
 // Cluster is one node in the registry.
 type Cluster struct {
-	Name           string    `json:"name"`
-	PeerID         string    `json:"peer_id"`
-	Addrs          []string  `json:"addrs"`
-	FlightAddr     string    `json:"flight_addr"`
-	ClickHouseAddr string    `json:"clickhouse_addr"`
-	AgentVersion   string    `json:"agent_version"`
-	SchemaVersion  int       `json:"schema_version"`
-	Status         string    `json:"status"`
-	Health         string    `json:"health"`
-	HealthSince    time.Time `json:"health_since"`
+	Name           string   `json:"name"`
+	PeerID         string   `json:"peer_id"`
+	Addrs          []string `json:"addrs"`
+	FlightAddr     string   `json:"flight_addr"`
+	ClickHouseAddr string   `json:"clickhouse_addr"`
+	// ClickHouseDatabase is the database of the node's ClickHouse that
+	// holds its warehouse: what the hub's remote() reads.
+	ClickHouseDatabase string    `json:"clickhouse_database"`
+	AgentVersion       string    `json:"agent_version"`
+	SchemaVersion      int       `json:"schema_version"`
+	Status             string    `json:"status"`
+	Health             string    `json:"health"`
+	HealthSince        time.Time `json:"health_since"`
 	// HealthReason says why the node is in its health state.
 	HealthReason string `json:"health_reason"`
 	// HealthLatencyMS is the last ping's round trip (0 before the first).
@@ -27,6 +31,18 @@ type Cluster struct {
 	// migrations; sync leaves such a node alone.
 	Drift *Drift `json:"schema_drift,omitempty"`
 }
+
+// DefaultClickHouseDatabase is the warehouse database of a node that names
+// none (an agent older than the registration's clickhouse_database), and of
+// the registry rows written before it.
+const DefaultClickHouseDatabase = "syndb"
+
+var clickHouseDatabaseRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
+
+// ValidClickHouseDatabase reports whether s may name a node's warehouse
+// database: an identifier of at most 64 characters (a letter or '_', then
+// letters, digits and '_'), which the hub can put in remote() unquoted.
+func ValidClickHouseDatabase(s string) bool { return clickHouseDatabaseRe.MatchString(s) }
 
 // Drift says where a node's schema ledger disagrees with the hub's migrations.
 type Drift struct {

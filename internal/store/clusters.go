@@ -18,8 +18,11 @@ type Registration struct {
 	Addrs          []string
 	FlightAddr     string
 	ClickHouseAddr string
-	AgentVersion   string
-	SchemaVersion  int
+	// ClickHouseDatabase is the database of that ClickHouse holding the
+	// node's warehouse (an identifier, checked by the caller).
+	ClickHouseDatabase string
+	AgentVersion       string
+	SchemaVersion      int
 	// Token is the enrollment token; needed only until the name is bound.
 	Token string
 	// CheckData, when set, is called once the peer is known to own the
@@ -70,8 +73,9 @@ func (s *Store) Register(ctx context.Context, r Registration) (domain.Cluster, e
 			}
 		}
 		row := tx.QueryRow(ctx, `UPDATE clusters SET peer_id = $2, addrs = $3, flight_addr = $4, clickhouse_addr = $5,
-				agent_version = $6, schema_version = $7, last_seen = now(), updated_at = now()
-			WHERE name = $1 RETURNING `+clusterColumns, r.Name, r.PeerID, r.Addrs, r.FlightAddr, r.ClickHouseAddr, r.AgentVersion, r.SchemaVersion)
+				agent_version = $6, schema_version = $7, clickhouse_database = $8, last_seen = now(), updated_at = now()
+			WHERE name = $1 RETURNING `+clusterColumns, r.Name, r.PeerID, r.Addrs, r.FlightAddr, r.ClickHouseAddr, r.AgentVersion,
+			r.SchemaVersion, r.ClickHouseDatabase)
 		c, err = scanCluster(row)
 		if err != nil {
 			return fmt.Errorf("write cluster %q: %w", r.Name, err)
@@ -137,7 +141,7 @@ func orOpen(closed string) string {
 	return closed
 }
 
-const clusterColumns = `name, coalesce(peer_id, ''), addrs, flight_addr, clickhouse_addr, agent_version,
+const clusterColumns = `name, coalesce(peer_id, ''), addrs, flight_addr, clickhouse_addr, clickhouse_database, agent_version,
 	schema_version, status, health, health_since, last_seen, registered_at, schema_drift_version, schema_drift,
 	health_reason, coalesce(health_latency_ms, 0)`
 
@@ -148,7 +152,7 @@ func scanCluster(row pgx.Row) (domain.Cluster, error) {
 		driftVersion *int
 		driftReason  string
 	)
-	err := row.Scan(&c.Name, &c.PeerID, &c.Addrs, &c.FlightAddr, &c.ClickHouseAddr, &c.AgentVersion,
+	err := row.Scan(&c.Name, &c.PeerID, &c.Addrs, &c.FlightAddr, &c.ClickHouseAddr, &c.ClickHouseDatabase, &c.AgentVersion,
 		&c.SchemaVersion, &c.Status, &c.Health, &c.HealthSince, &lastSeen, &c.RegisteredAt, &driftVersion, &driftReason,
 		&c.HealthReason, &c.HealthLatencyMS)
 	c.LastSeen = nullTime(lastSeen)

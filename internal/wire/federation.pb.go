@@ -148,8 +148,12 @@ type RegisterRequest struct {
 	AgentVersion   string                 `protobuf:"bytes,6,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
 	// Binds the name to the node's peer ID on first registration.
 	EnrollmentToken string `protobuf:"bytes,7,opt,name=enrollment_token,json=enrollmentToken,proto3" json:"enrollment_token,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The database of the node's ClickHouse that holds its warehouse
+	// (SYNDB_CLICKHOUSE_DATABASE): what the hub's remote() reads. An
+	// identifier; empty (an agent older than the field) means "syndb".
+	ClickhouseDatabase string `protobuf:"bytes,8,opt,name=clickhouse_database,json=clickhouseDatabase,proto3" json:"clickhouse_database,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *RegisterRequest) Reset() {
@@ -227,6 +231,13 @@ func (x *RegisterRequest) GetAgentVersion() string {
 func (x *RegisterRequest) GetEnrollmentToken() string {
 	if x != nil {
 		return x.EnrollmentToken
+	}
+	return ""
+}
+
+func (x *RegisterRequest) GetClickhouseDatabase() string {
+	if x != nil {
+		return x.ClickhouseDatabase
 	}
 	return ""
 }
@@ -1828,7 +1839,7 @@ const file_syndb_federation_v1_federation_proto_rawDesc = "" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"M\n" +
 	"\x05Reply\x120\n" +
 	"\x05error\x18\x01 \x01(\v2\x1a.syndb.federation.v1.ErrorR\x05error\x12\x12\n" +
-	"\x04body\x18\x02 \x01(\fR\x04body\"\xfc\x01\n" +
+	"\x04body\x18\x02 \x01(\fR\x04body\"\xad\x02\n" +
 	"\x0fRegisterRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05addrs\x18\x02 \x03(\tR\x05addrs\x12\x1f\n" +
@@ -1837,7 +1848,8 @@ const file_syndb_federation_v1_federation_proto_rawDesc = "" +
 	"\x0fclickhouse_addr\x18\x04 \x01(\tR\x0eclickhouseAddr\x12%\n" +
 	"\x0eschema_version\x18\x05 \x01(\x05R\rschemaVersion\x12#\n" +
 	"\ragent_version\x18\x06 \x01(\tR\fagentVersion\x12)\n" +
-	"\x10enrollment_token\x18\a \x01(\tR\x0fenrollmentToken\"K\n" +
+	"\x10enrollment_token\x18\a \x01(\tR\x0fenrollmentToken\x12/\n" +
+	"\x13clickhouse_database\x18\b \x01(\tR\x12clickhouseDatabase\"K\n" +
 	"\x10RegisterResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
 	"\rtarget_schema\x18\x02 \x01(\x05R\ftargetSchema\")\n" +

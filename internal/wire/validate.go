@@ -6,6 +6,8 @@ import (
 	"regexp"
 
 	"github.com/google/uuid"
+
+	"github.com/syndb/federation/internal/domain"
 )
 
 // Limits on request contents, well inside each protocol's frame cap.
@@ -36,7 +38,9 @@ const (
 // Ontology term kinds.
 var termKinds = map[string]bool{"neurotransmitter": true, "compartment": true, "brain_region": true}
 
-// Validate checks a registration before the hub looks at it.
+// Validate checks a registration before the hub looks at it. An empty
+// clickhouse_database (an older agent) passes: the hub takes it for
+// domain.DefaultClickHouseDatabase.
 func (x *RegisterRequest) Validate() error {
 	if !nameRe.MatchString(x.GetName()) {
 		return fmt.Errorf("name %q must be 1-63 characters of a-z, 0-9 and '-'", x.GetName())
@@ -54,6 +58,9 @@ func (x *RegisterRequest) Validate() error {
 	}
 	if len(x.GetEnrollmentToken()) > 256 {
 		return errors.New("enrollment token is too long")
+	}
+	if db := x.GetClickhouseDatabase(); db != "" && !domain.ValidClickHouseDatabase(db) {
+		return fmt.Errorf("clickhouse_database %.80q must be 1-64 characters of A-Z, a-z, 0-9 and '_', not starting with a digit", db)
 	}
 	return nil
 }
