@@ -37,8 +37,10 @@ type QueryList struct {
 const (
 	defaultQueriesPage = 50
 	maxQueriesPage     = 500
-	// killTimeout bounds the KILL QUERY of a cancel.
-	killTimeout = 10 * time.Second
+	// killTimeout bounds the KILL QUERY of a cancel, killRetry is how
+	// often it is tried again while it kills nothing.
+	killTimeout = 3 * time.Second
+	killRetry   = 100 * time.Millisecond
 )
 
 func (s *Server) queriesStore() (queriesStore, error) {
@@ -185,17 +187,49 @@ func (s *Server) cancelQuery(c echo.Context) error {
 
 // killQuery kills the query id on the hub's ClickHouse as the warehouse
 // (admin) user: the query user is read-only. The ID is bound as a
-// parameter, never spliced.
+// parameter, never spliced. A query recorded running that ClickHouse does
+// not run yet (its statement is on its way) is killed again, every
+// killRetry, until it is killed, ends or killTimeout passes.
 func (s *Server) killQuery(ctx context.Context, id uuid.UUID) error {
 	if s.deps.Warehouse == nil {
 		return errors.New("no hub warehouse connection")
 	}
 	ctx, cancel := context.WithTimeout(ctx, killTimeout)
 	defer cancel()
-	if err := s.deps.Warehouse.Exec(ctx, "KILL QUERY WHERE query_id = ?", id.String()); err != nil {
-		return fmt.Errorf("kill query %s: %w", id, err)
+	tick := time.NewTicker(killRetry)
+	defer tick.Stop()
+	for {
+		killed, err := s.killOnce(ctx, id)
+		if err != nil || killed > 0 {
+			return err
+		}
+		if q, err := s.deps.Queries.Query(ctx, id); err != nil || q.Outcome != store.QueryRunning {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			s.deps.Log.Warn("query to cancel never ran on the hub warehouse", "query_id", id)
+			return nil
+		case <-tick.C:
+		}
 	}
-	return nil
+}
+
+// killOnce runs KILL QUERY for id and counts the queries it killed.
+func (s *Server) killOnce(ctx context.Context, id uuid.UUID) (int, error) {
+	rows, err := s.deps.Warehouse.Query(ctx, "KILL QUERY WHERE query_id = ?", id.String())
+	if err != nil {
+		return 0, fmt.Errorf("kill query %s: %w", id, err)
+	}
+	defer func() { _ = rows.Close() }()
+	n := 0
+	for rows.Next() {
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return n, fmt.Errorf("kill query %s: %w", id, err)
+	}
+	return n, nil
 }
 
 func keyName(c echo.Context) string {

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/store"
 )
 
@@ -24,8 +25,17 @@ const HeaderQueryID = "X-Syndb-Query-Id"
 // maxRecordedSQL caps the SQL text kept in a query's row.
 const maxRecordedSQL = 16 << 10
 
-// recordTimeout bounds each write of a query's row.
-const recordTimeout = 5 * time.Second
+// recordTimeout bounds each write of a query's row; cancelCheckTimeout
+// bounds the read, at the end of a query's answer, of whether it was
+// cancelled.
+const (
+	recordTimeout      = 5 * time.Second
+	cancelCheckTimeout = time.Second
+)
+
+// errCancelled ends the answer of a query cancelled by DELETE
+// /v1/queries/{id}, on whichever API replica.
+var errCancelled = &apiError{http.StatusConflict, "cancelled", "the query was cancelled (DELETE /v1/queries/{id}): this answer is cut short"}
 
 // queryRun is one POST /v1/query from its ID to its end: what its row in
 // the history says. Writing the row never fails or delays the query: the
@@ -78,7 +88,7 @@ func (r *queryRun) finish(meta QueryMeta, err error) error {
 	case err == nil:
 		r.rec.Outcome = store.QueryOK
 		return nil
-	case errors.Is(r.reqCtx.Err(), context.Canceled):
+	case errors.Is(err, errCancelled), errors.Is(r.reqCtx.Err(), context.Canceled):
 		r.rec.Outcome = store.QueryCancelled
 	default:
 		r.rec.Outcome = store.QueryFailed
@@ -90,6 +100,31 @@ func (r *queryRun) finish(meta QueryMeta, err error) error {
 	r.rec.Error = meta.Error
 	if r.rec.Error == "" {
 		r.rec.Error = r.s.clientMessage(err)
+	}
+	return err
+}
+
+// cancelled is err or, when a cancel of the query was requested, errCancelled.
+// ClickHouse may end the stream of a killed query without an error, its
+// answer cut short: the query's row, which a DELETE on any replica marks
+// before the kill, says whether it was asked to stop. A query asked to stop
+// is reported cancelled even if it ended just before the kill.
+func (r *queryRun) cancelled(err error) error {
+	st := r.s.deps.Queries
+	if st == nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.reqCtx), cancelCheckTimeout)
+	defer cancel()
+	q, qerr := st.Query(ctx, r.rec.ID)
+	switch {
+	case errors.Is(qerr, domain.ErrNotFound):
+		return err
+	case qerr != nil:
+		r.s.deps.Log.Warn("query history: cancel not checked", "query_id", r.rec.ID, "err", qerr)
+		return err
+	case q.CancelRequestedAt != nil:
+		return errCancelled
 	}
 	return err
 }

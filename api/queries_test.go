@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -122,6 +123,37 @@ func TestRecordedSQL(t *testing.T) {
 			got := recordedSQL(tc.in)
 			require.Equal(t, tc.want, got)
 			require.True(t, utf8.ValidString(got))
+		})
+	}
+}
+
+// TestQueryRunOutcome: how a query's end becomes its row's outcome and
+// error, from the error the handler ends with.
+func TestQueryRunOutcome(t *testing.T) {
+	t.Parallel()
+	s := New(config.API{Query: config.Query{RemotePassword: "s3cret"}}, Deps{Log: slog.New(slog.DiscardHandler)})
+	for _, tc := range []struct {
+		name             string
+		meta             QueryMeta
+		err              error
+		outcome, message string
+	}{
+		{"ok", QueryMeta{Included: []string{"lab-a"}, Rows: 3}, nil, store.QueryOK, ""},
+		{"refused", QueryMeta{}, errBadRequest("only SELECT is allowed"), store.QueryRefused, "only SELECT is allowed"},
+		{"failed before streaming", QueryMeta{}, &apiError{http.StatusBadGateway, "upstream", "boom at s3cret"}, store.QueryFailed, "boom at ***"},
+		{"failed while streaming", QueryMeta{Rows: 2, Error: "the hub warehouse failed"}, errBadRequest("x"), store.QueryFailed, "the hub warehouse failed"},
+		{"internal", QueryMeta{}, errors.New("pool closed: s3cret"), store.QueryFailed, "internal error"},
+		{"cancelled", QueryMeta{Rows: 5, Error: errCancelled.message}, errCancelled, store.QueryCancelled, errCancelled.message},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/v1/query", nil)
+			c := s.e.NewContext(req, httptest.NewRecorder())
+			run := s.beginQuery(c)
+			require.ErrorIs(t, run.finish(tc.meta, tc.err), tc.err)
+			require.Equal(t, tc.outcome, run.rec.Outcome)
+			require.Equal(t, tc.message, run.rec.Error)
+			require.Equal(t, tc.meta.Rows, run.rec.Rows)
+			require.Equal(t, run.ID(), c.Response().Header().Get(HeaderQueryID))
 		})
 	}
 }

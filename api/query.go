@@ -116,6 +116,7 @@ func (s *Server) query(c echo.Context) error {
 	if werr == nil {
 		werr = rows.Err()
 	}
+	werr = run.cancelled(werr)
 	meta.ElapsedMS = time.Since(started).Milliseconds()
 	var failed *ErrorDetail
 	if werr != nil {

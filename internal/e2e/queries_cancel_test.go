@@ -1,0 +1,115 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/syndb/federation/api"
+	"github.com/syndb/federation/internal/health"
+	"github.com/syndb/federation/internal/store"
+)
+
+// TestQueryCancel: DELETE /v1/queries/{id} of a query that streams kills it
+// on the hub's ClickHouse and its remote() parts on every node within 2 s
+// (each ClickHouse asked directly), and its row says cancelled. Only its
+// owner or an admin may; a query that is not running is a 409.
+func TestQueryCancel(t *testing.T) {
+	for _, n := range []string{"lab-a", "lab-b"} {
+		waitHealth(t, n, health.Healthy, time.Minute)
+	}
+	ensureVesicles(t, 3_000_000)
+	reader := newKey(t, "qcancel-reader", store.RoleReader)
+	other := newKey(t, "qcancel-other", store.RoleReader)
+	// Each ClickHouse, asked directly: how many queries of id it runs.
+	conns := map[string]driver.Conn{"hub": hubConn(t), "lab-a": nodeConn(t, "lab-a"), "lab-b": nodeConn(t, "lab-b")}
+	running := func(name, id string) uint64 { return processesOf(t, conns[name], id) }
+
+	resp := startQueryAs(t, reader.key, longQuery)
+	defer func() { _ = resp.Body.Close() }()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	id := resp.Header.Get(api.HeaderQueryID)
+	require.NotEmpty(t, id)
+	// The client reads all along: the query is long because of its work,
+	// not because its answer is stuck.
+	type answer struct {
+		rows []map[string]any
+		meta api.QueryMeta
+		err  error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		rows, meta, err := decodeQueryLines(resp.Body)
+		done <- answer{rows, meta, err}
+	}()
+	require.Positive(t, running("hub", id), "the hub's ClickHouse runs the query under its ID")
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, pollUntil(ctx, func() error {
+		if running("lab-a", id) == 0 {
+			return fmt.Errorf("lab-a shows no part of %s", id)
+		}
+		return nil
+	}), "lab-a's ClickHouse runs the remote() part with the query's ID as its initial_query_id")
+	status, q := queryRow(t, reader.key, id)
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, store.QueryRunning, q.Outcome)
+
+	status, raw := keyDo(t, other.key, http.MethodDelete, "/v1/queries/"+id, "")
+	requireError(t, http.StatusNotFound, status, raw, "not_found", "another reader's query")
+	require.Positive(t, running("hub", id), "another reader's DELETE changes nothing")
+
+	status, raw = keyDo(t, reader.key, http.MethodDelete, "/v1/queries/"+id, "")
+	killed := time.Now()
+	require.Equal(t, http.StatusAccepted, status, string(raw))
+	require.NoError(t, json.Unmarshal(raw, &q))
+	require.Equal(t, id, q.ID.String())
+	require.NotNil(t, q.CancelRequestedAt)
+	gone, stop := context.WithDeadline(t.Context(), killed.Add(2*time.Second))
+	defer stop()
+	require.NoError(t, pollUntil(gone, func() error {
+		for name := range conns {
+			if n := running(name, id); n > 0 {
+				return fmt.Errorf("%s still runs %d queries of %s", name, n, id)
+			}
+		}
+		return nil
+	}), "the query and its remote() parts stop within 2 s")
+
+	var ans answer
+	select {
+	case ans = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the answer never ended")
+	}
+	require.NoError(t, ans.err)
+	require.Contains(t, ans.meta.Error, "cancelled", "the answer says it was cut short")
+	row := waitQueryEnd(t, reader.key, id)
+	require.Equal(t, store.QueryCancelled, row.Outcome, "%+v", row)
+	require.Equal(t, int64(len(ans.rows)), row.Rows)
+	conn := pg(t)
+	require.Equal(t, 1, countRows(t, conn, `SELECT count(*) FROM queries WHERE id = $1 AND outcome = 'cancelled'
+		AND cancel_requested_at IS NOT NULL`, id))
+
+	status, raw = keyDo(t, reader.key, http.MethodDelete, "/v1/queries/"+id, "")
+	requireError(t, http.StatusConflict, status, raw, "conflict", "a cancelled query")
+	status, raw = keyDo(t, reader.key, http.MethodDelete, "/v1/queries/"+uuid.NewString(), "")
+	requireError(t, http.StatusNotFound, status, raw, "not_found", "an unknown query")
+	status, raw = keyDo(t, reader.key, http.MethodDelete, "/v1/queries/not-a-uuid", "")
+	requireError(t, http.StatusBadRequest, status, raw, "bad_request", "a query ID that is not a UUID")
+	finished := queryAs(t, reader.key, `{"sql": "SELECT count() AS n FROM neuron"}`)
+	require.Equal(t, http.StatusOK, finished.status)
+	fid := finished.header.Get(api.HeaderQueryID)
+	waitQueryEnd(t, reader.key, fid)
+	status, raw = keyDo(t, reader.key, http.MethodDelete, "/v1/queries/"+fid, "")
+	requireError(t, http.StatusConflict, status, raw, "conflict", "a finished query")
+	_, _ = io.Copy(io.Discard, resp.Body)
+}
