@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"testing"
 	"time"
@@ -14,19 +15,87 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/syndb/federation/api"
+	"github.com/syndb/federation/internal/config"
+	"github.com/syndb/federation/internal/devstack"
 	"github.com/syndb/federation/internal/health"
 	"github.com/syndb/federation/internal/store"
 )
 
-// TestQueryCancel: DELETE /v1/queries/{id} of a query that streams kills it
-// on the hub's ClickHouse and its remote() parts on every node within 2 s
-// (each ClickHouse asked directly), and its row says cancelled. Only its
-// owner or an admin may; a query that is not running is a 409.
+// startAPIReplica runs a second `syndb api` in the test's process, on the
+// federation's PostgreSQL, ClickHouse and Temporal, and returns its URL.
+func startAPIReplica(t *testing.T) string {
+	t.Helper()
+	for k, v := range fed.Env {
+		t.Setenv(k, v)
+	}
+	addr := func() string {
+		port, err := devstack.FreePort()
+		require.NoError(t, err)
+		return fmt.Sprintf("127.0.0.1:%d", port)
+	}
+	base := addr()
+	t.Setenv("SYNDB_API_ADDR", base)
+	t.Setenv("SYNDB_API_FLIGHT_ADDR", addr())
+	t.Setenv("SYNDB_API_PUBLIC_URL", "http://"+base)
+	cfg, err := config.Load[config.API]()
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- api.Run(ctx, cfg, slog.New(slog.DiscardHandler)) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+	rctx, rcancel := context.WithTimeout(t.Context(), time.Minute)
+	defer rcancel()
+	require.NoError(t, pollUntil(rctx, func() error {
+		select {
+		case err := <-done:
+			return fmt.Errorf("the second API stopped: %w", err)
+		default:
+		}
+		req, err := http.NewRequestWithContext(rctx, http.MethodGet, "http://"+base+"/readyz", nil)
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("readyz: %d", resp.StatusCode)
+		}
+		return nil
+	}))
+	return "http://" + base
+}
+
+// deleteAt is DELETE /v1/queries/{id} with key on the API at base.
+func deleteAt(t *testing.T, base, key, id string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodDelete, base+"/v1/queries/"+id, nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer func() { _ = resp.Body.Close() }()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, raw
+}
+
+// TestQueryCancel: DELETE /v1/queries/{id}, on another API replica than the
+// one serving the query, of a query that streams kills it on the hub's
+// ClickHouse and its remote() parts on every node within 2 s (each
+// ClickHouse asked directly), and its row says cancelled. Only its owner or
+// an admin may; a query that is not running is a 409.
 func TestQueryCancel(t *testing.T) {
 	for _, n := range []string{"lab-a", "lab-b"} {
 		waitHealth(t, n, health.Healthy, time.Minute)
 	}
 	ensureVesicles(t, 3_000_000)
+	replica := startAPIReplica(t)
 	reader := newKey(t, "qcancel-reader", store.RoleReader)
 	other := newKey(t, "qcancel-other", store.RoleReader)
 	// Each ClickHouse, asked directly: how many queries of id it runs.
@@ -63,11 +132,11 @@ func TestQueryCancel(t *testing.T) {
 	require.Equal(t, http.StatusOK, status)
 	require.Equal(t, store.QueryRunning, q.Outcome)
 
-	status, raw := keyDo(t, other.key, http.MethodDelete, "/v1/queries/"+id, "")
+	status, raw := deleteAt(t, replica, other.key, id)
 	requireError(t, http.StatusNotFound, status, raw, "not_found", "another reader's query")
 	require.Positive(t, running("hub", id), "another reader's DELETE changes nothing")
 
-	status, raw = keyDo(t, reader.key, http.MethodDelete, "/v1/queries/"+id, "")
+	status, raw = deleteAt(t, replica, reader.key, id)
 	killed := time.Now()
 	require.Equal(t, http.StatusAccepted, status, string(raw))
 	require.NoError(t, json.Unmarshal(raw, &q))
