@@ -168,17 +168,28 @@ func TestQueryCancel(t *testing.T) {
 	require.Equal(t, 1, countRows(t, conn, `SELECT count(*) FROM queries WHERE id = $1 AND outcome = 'cancelled'
 		AND cancel_requested_at IS NOT NULL`, id))
 
-	status, raw = keyDo(t, reader.key, http.MethodDelete, "/v1/queries/"+id, "")
-	requireError(t, http.StatusConflict, status, raw, "conflict", "a cancelled query")
-	status, raw = keyDo(t, reader.key, http.MethodDelete, "/v1/queries/"+uuid.NewString(), "")
-	requireError(t, http.StatusNotFound, status, raw, "not_found", "an unknown query")
-	status, raw = keyDo(t, reader.key, http.MethodDelete, "/v1/queries/not-a-uuid", "")
-	requireError(t, http.StatusBadRequest, status, raw, "bad_request", "a query ID that is not a UUID")
-	finished := queryAs(t, reader.key, `{"sql": "SELECT count() AS n FROM neuron"}`)
+	requireCancelRefused(t, reader.key, id)
+}
+
+// requireCancelRefused: a DELETE of the cancelled query id, of a finished
+// one, of an unknown one and of a malformed ID are refused.
+func requireCancelRefused(t *testing.T, key, id string) {
+	t.Helper()
+	finished := queryAs(t, key, `{"sql": "SELECT count() AS n FROM neuron"}`)
 	require.Equal(t, http.StatusOK, finished.status)
 	fid := finished.header.Get(api.HeaderQueryID)
-	waitQueryEnd(t, reader.key, fid)
-	status, raw = keyDo(t, reader.key, http.MethodDelete, "/v1/queries/"+fid, "")
-	requireError(t, http.StatusConflict, status, raw, "conflict", "a finished query")
-	_, _ = io.Copy(io.Discard, resp.Body)
+	waitQueryEnd(t, key, fid)
+	for _, tc := range []struct {
+		what, id string
+		status   int
+		code     string
+	}{
+		{"a cancelled query", id, http.StatusConflict, "conflict"},
+		{"a finished query", fid, http.StatusConflict, "conflict"},
+		{"an unknown query", uuid.NewString(), http.StatusNotFound, "not_found"},
+		{"a query ID that is not a UUID", "not-a-uuid", http.StatusBadRequest, "bad_request"},
+	} {
+		status, raw := keyDo(t, key, http.MethodDelete, "/v1/queries/"+tc.id, "")
+		requireError(t, tc.status, status, raw, tc.code, tc.what)
+	}
 }

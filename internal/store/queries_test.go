@@ -71,10 +71,9 @@ func TestQueryHistory(t *testing.T) {
 	_, err = st.RequestQueryCancel(ctx, uuid.New())
 	require.ErrorIs(t, err, domain.ErrNotFound)
 
-	var outcomes map[uuid.UUID]string
 	rows, err := conn.Query(ctx, `SELECT id, outcome FROM queries`)
 	require.NoError(t, err)
-	outcomes = map[uuid.UUID]string{}
+	outcomes := map[uuid.UUID]string{}
 	for rows.Next() {
 		var id uuid.UUID
 		var o string
@@ -84,19 +83,26 @@ func TestQueryHistory(t *testing.T) {
 	require.NoError(t, rows.Err())
 	require.Equal(t, map[uuid.UUID]string{ok.ID: store.QueryOK, refused.ID: store.QueryRefused, killed.ID: store.QueryCancelled}, outcomes)
 
-	// Pages, newest first; filters by outcome and key.
+	requirePages(t, st, p.KeyID, killed.ID, refused.ID, ok.ID, refused.StartedAt)
+}
+
+// requirePages checks pages of the history of key's three queries: killed
+// (cancelled), refused (started at refusedAt) and ok, newest first.
+func requirePages(t *testing.T, st *store.Store, key int64, killed, refused, ok uuid.UUID, refusedAt time.Time) {
+	t.Helper()
+	ctx := t.Context()
 	for _, tc := range []struct {
 		name string
 		f    store.QueryFilter
 		want []uuid.UUID
 	}{
-		{"all", store.QueryFilter{Limit: 10}, []uuid.UUID{killed.ID, refused.ID, ok.ID}},
-		{"first page", store.QueryFilter{Limit: 2}, []uuid.UUID{killed.ID, refused.ID}},
-		{"after a cursor", store.QueryFilter{Limit: 2, After: &store.QueryCursor{StartedAt: refused.StartedAt, ID: refused.ID}},
-			[]uuid.UUID{ok.ID}},
-		{"by outcome", store.QueryFilter{Limit: 10, Outcome: store.QueryCancelled}, []uuid.UUID{killed.ID}},
-		{"by key", store.QueryFilter{Limit: 10, KeyID: p.KeyID}, []uuid.UUID{killed.ID, refused.ID, ok.ID}},
-		{"another key", store.QueryFilter{Limit: 10, KeyID: p.KeyID + 1000}, nil},
+		{"all", store.QueryFilter{Limit: 10}, []uuid.UUID{killed, refused, ok}},
+		{"first page", store.QueryFilter{Limit: 2}, []uuid.UUID{killed, refused}},
+		{"after a cursor", store.QueryFilter{Limit: 2, After: &store.QueryCursor{StartedAt: refusedAt, ID: refused}},
+			[]uuid.UUID{ok}},
+		{"by outcome", store.QueryFilter{Limit: 10, Outcome: store.QueryCancelled}, []uuid.UUID{killed}},
+		{"by key", store.QueryFilter{Limit: 10, KeyID: key}, []uuid.UUID{killed, refused, ok}},
+		{"another key", store.QueryFilter{Limit: 10, KeyID: key + 1000}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			list, err := st.Queries(ctx, tc.f)
