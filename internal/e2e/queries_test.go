@@ -22,10 +22,12 @@ import (
 	"github.com/syndb/federation/internal/store"
 )
 
-// longQuery runs for seconds on the hub's ClickHouse however fast its
+// longQuery runs for many seconds on the hub's ClickHouse however fast its
 // client reads: each of its million rows (see ensureVesicles) builds and
-// counts an array of up to 1,500 numbers.
-const longQuery = `{"sql": "SELECT cid, arrayUniq(range(toUInt32(ifNull(voxel_volume, 0)) % 1500)) AS u FROM vesicle"}`
+// counts two arrays of up to 1,500 numbers (at most 100 million numbers a
+// block of 65,536 rows, ClickHouse's bound for range).
+const longQuery = `{"sql": "SELECT cid, arrayUniq(range(toUInt32(ifNull(voxel_volume, 0)) % 1500)) AS u, ` +
+	`arrayUniq(range(toUInt32(ifNull(centroid_x, 0)) % 1500)) AS v FROM vesicle"}`
 
 // queryAs runs a query with key and reads its whole JSON-lines answer.
 func queryAs(t *testing.T, key, body string) queryResult {
