@@ -48,6 +48,8 @@ func (s *Server) parse(req QueryRequest) (*fedsql.Parsed, error) {
 // how it ended: the last JSON line of a json answer ({"_meta": …}), and
 // headers and trailers of every answer.
 type QueryMeta struct {
+	// QueryID is the query's ID (also the X-Syndb-Query-Id header).
+	QueryID   string             `json:"query_id"`
 	Included  []string           `json:"included"`
 	Excluded  []domain.Exclusion `json:"excluded"`
 	Rows      int64              `json:"rows"`
@@ -77,28 +79,32 @@ const (
 const ReasonUnreachableNow domain.Reason = "unreachable_at_query"
 
 func (s *Server) query(c echo.Context) error {
+	run := s.beginQuery(c)
+	defer run.end()
 	var req QueryRequest
 	if err := decodeJSON(c, &req); err != nil {
-		return err
+		return run.finish(QueryMeta{}, err)
 	}
+	run.describe(req.SQL)
 	format, err := queryFormat(req.Format, c.Request().Header.Get("Accept"))
 	if err != nil {
-		return err
+		return run.finish(QueryMeta{}, err)
 	}
 	q := s.cfg.Query
 	parsed, err := s.parse(req)
 	if err != nil {
-		return err
+		return run.finish(QueryMeta{}, err)
 	}
 	started := time.Now()
 	ctx, cancel := context.WithTimeout(c.Request().Context(), q.Timeout)
 	defer cancel()
 	// The first row (or the end) has been read: a query that fails before
 	// any row is an error status, never a 200.
-	rows, meta, err := s.runFederated(ctx, parsed, req.Nodes)
+	rows, meta, err := s.runFederated(run.start(ctx), parsed, req.Nodes)
 	if err != nil {
-		return err
+		return run.finish(meta, err)
 	}
+	meta.QueryID = run.ID()
 	defer func() { _ = rows.Close() }()
 
 	h := c.Response().Header()
@@ -124,13 +130,15 @@ func (s *Server) query(c echo.Context) error {
 	if werr == nil {
 		werr = rows.Err()
 	}
+	werr = run.cancelled(werr)
 	meta.ElapsedMS = time.Since(started).Milliseconds()
 	var failed *ErrorDetail
 	if werr != nil {
 		failed = s.streamError(werr)
 		meta.Error = failed.Message
-		s.deps.Log.Warn("query failed after streaming began", "rows", meta.Rows, "err", meta.Error)
+		s.deps.Log.Warn("query failed after streaming began", "query_id", meta.QueryID, "rows", meta.Rows, "err", meta.Error)
 	}
+	_ = run.finish(meta, werr)
 	h.Set(TrailerRows, fmt.Sprint(meta.Rows))
 	h.Set(TrailerError, meta.Error)
 	if format == formatJSON {
@@ -140,7 +148,7 @@ func (s *Server) query(c echo.Context) error {
 		line, _ := json.Marshal(queryEnd{Meta: meta, Error: failed})
 		_, _ = c.Response().Write(append(line, '\n'))
 	}
-	s.deps.Log.Info("query", "tables", parsed.Tables, "nodes", len(meta.Included), "excluded", len(meta.Excluded),
+	s.deps.Log.Info("query", "query_id", meta.QueryID, "tables", parsed.Tables, "nodes", len(meta.Included), "excluded", len(meta.Excluded),
 		"rows", meta.Rows, "format", format, "took_ms", meta.ElapsedMS)
 	return nil
 }

@@ -92,7 +92,7 @@ func (s *Server) querySettings(maxSeconds int) chgo.Settings {
 // start runs sql and reads up to its first row, so an error ClickHouse
 // raises before any row is an error here.
 func (s *Server) start(ctx context.Context, sql string) (driver.Rows, error) {
-	rows, err := s.deps.Query.Query(ctx, sql)
+	rows, err := s.deps.Query.Query(runContext(ctx), sql)
 	if err != nil {
 		return nil, err
 	}

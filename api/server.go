@@ -58,6 +58,9 @@ type Deps struct {
 	// Query is the hub warehouse as the read-only query user: federated
 	// SQL runs there. Warehouse when nil.
 	Query driver.Conn
+	// Queries keeps the history of federated queries; none is recorded
+	// when nil.
+	Queries queriesStore
 }
 
 // Server is the hub's HTTP API.
@@ -137,6 +140,9 @@ func (s *Server) routes() []Route {
 		{get, "/v1/federation/clusters/:name/health/history", reader, s.healthHistory},
 		{post, "/v1/federation/health/sweep", operator, s.sweepNow},
 		{post, "/v1/query", reader, s.query},
+		{get, "/v1/queries", reader, s.listQueries},
+		{get, "/v1/queries/:id", reader, s.getQuery},
+		{del, "/v1/queries/:id", reader, s.cancelQuery},
 		{post, "/v1/jobs", operator, s.createJob},
 		{post, "/v1/datasets/uploads", operator, s.createUpload},
 		{get, "/v1/jobs", reader, s.listJobs},
