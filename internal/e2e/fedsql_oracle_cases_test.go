@@ -12,6 +12,11 @@ const (
 	fleetOracle oracleKind = "fleet"
 )
 
+// allJoin is JOIN as the oracle writes it: ClickHouse 18.16 refuses a JOIN
+// without ANY or ALL unless join_default_strictness is set, a string
+// setting its native protocol cannot carry from the client.
+const allJoin = "ALL INNER JOIN"
+
 // oracleCase is one question asked through /v1/query and of its oracle.
 type oracleCase struct {
 	name   string
@@ -50,6 +55,8 @@ func oracleCases() []oracleCase {
 			sql: "SELECT neurotransmitter, uniqExact(pre_id) FROM synapse GROUP BY neurotransmitter"},
 		{name: "top10_neurons_by_outgoing_synapses_join", oracle: fleetOracle, match: ordered,
 			sql: "SELECT n.cid, count() AS c FROM synapse AS s JOIN neuron AS n ON s.pre_id = n.cid " +
+				"GROUP BY n.cid ORDER BY c DESC, n.cid LIMIT 10",
+			direct: "SELECT n.cid, count() AS c FROM synapse AS s " + allJoin + " neuron AS n ON s.pre_id = n.cid " +
 				"GROUP BY n.cid ORDER BY c DESC, n.cid LIMIT 10"},
 		{name: "vesicles_in_neurons_with_large_pre_synapses_in_subquery", oracle: fleetOracle,
 			sql: "SELECT count() FROM vesicle WHERE parent_id IN (SELECT parent_id FROM pre_synapse WHERE voxel_volume > 0.5)"},
@@ -111,7 +118,8 @@ func oracleCases() []oracleCase {
 		{name: "correlation", oracle: fleetOracle,
 			sql: "SELECT corr(voxel_volume, mesh_surface_area) AS r FROM neuron"},
 		{name: "join_rows_per_node", oracle: perNodeOracle,
-			sql: "SELECT s.cid, n.neuron_type FROM synapse AS s JOIN neuron AS n ON s.post_id = n.cid WHERE s.cleft_width > 18"},
+			sql:    "SELECT s.cid, n.neuron_type FROM synapse AS s JOIN neuron AS n ON s.post_id = n.cid WHERE s.cleft_width > 18",
+			direct: "SELECT s.cid, n.neuron_type FROM synapse AS s " + allJoin + " neuron AS n ON s.post_id = n.cid WHERE s.cleft_width > 18"},
 		{name: "in_literal_list", oracle: fleetOracle,
 			sql: "SELECT count() AS n FROM synapse WHERE neurotransmitter IN ('GABA', 'glutamate')"},
 		{name: "cleft_spread", oracle: fleetOracle,

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	chgo "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/stretchr/testify/require"
 
@@ -21,12 +20,6 @@ import (
 	"github.com/syndb/federation/internal/clickhouse"
 	"github.com/syndb/federation/internal/config"
 )
-
-// oracleCtx carries the settings every oracle statement runs with: ClickHouse
-// 18.16 refuses a JOIN without ANY or ALL unless a default strictness is set.
-func oracleCtx(ctx context.Context) context.Context {
-	return chgo.Context(ctx, chgo.WithSettings(chgo.Settings{"join_default_strictness": "ALL"}))
-}
 
 // openCH connects as the default user to database db of the ClickHouse at
 // addr, closing the connection when the test ends.
@@ -56,7 +49,7 @@ func dropDatabase(ctx context.Context, addr, db string) error {
 // JSON answer encodes it (see normalize).
 func chRows(t testing.TB, conn driver.Conn, sql string) [][]any {
 	t.Helper()
-	rows, err := conn.Query(oracleCtx(t.Context()), sql)
+	rows, err := conn.Query(t.Context(), sql)
 	require.NoError(t, err, sql)
 	defer func() { _ = rows.Close() }()
 	types := rows.ColumnTypes()
