@@ -48,7 +48,7 @@ func TestFedSQLOracle(t *testing.T) {
 	}
 	o.fleet = buildFleetOracle(t)
 	requireDisjointNodes(t, o)
-	for _, c := range oracleCases() {
+	for _, c := range oracleCases {
 		t.Run(c.name, func(t *testing.T) { c.run(t, o) })
 	}
 	t.Run("csv/top5_largest_neurons", func(t *testing.T) { requireCSV(t, o, caseNamed(t, "top5_largest_neurons")) })
@@ -100,9 +100,9 @@ func requireDisjointNodes(t *testing.T, o *oracles) {
 
 func caseNamed(t *testing.T, name string) oracleCase {
 	t.Helper()
-	i := slices.IndexFunc(oracleCases(), func(c oracleCase) bool { return c.name == name })
+	i := slices.IndexFunc(oracleCases, func(c oracleCase) bool { return c.name == name })
 	require.GreaterOrEqual(t, i, 0, name)
-	return oracleCases()[i]
+	return oracleCases[i]
 }
 
 // run computes the oracle's answer first (so a refusal by the hub is
