@@ -27,6 +27,9 @@ import (
 type byteProxy struct {
 	ln     net.Listener
 	target string
+	// ctx bounds the dials to target; close cancels it.
+	ctx    context.Context
+	cancel context.CancelFunc
 	// up counts the bytes from the client (the hub's ClickHouse) to the
 	// target (a node's), down those from the target to the client.
 	up, down atomic.Int64
@@ -41,9 +44,10 @@ type byteProxy struct {
 // stops, closing every connection, when the test ends.
 func startByteProxy(t *testing.T, target string) *byteProxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	p := &byteProxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &byteProxy{ln: ln, target: target, ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}}
 	p.wg.Go(p.serve)
 	t.Cleanup(p.close)
 	return p
@@ -85,7 +89,7 @@ func (p *byteProxy) untrack(conns ...net.Conn) {
 }
 
 func (p *byteProxy) pipe(client net.Conn) {
-	server, err := net.Dial("tcp", p.target)
+	server, err := (&net.Dialer{}).DialContext(p.ctx, "tcp", p.target)
 	if err != nil {
 		_ = client.Close()
 		return
@@ -122,6 +126,7 @@ func (c countingWriter) Write(b []byte) (int, error) {
 // close stops accepting, closes every connection and waits for the
 // forwarding goroutines.
 func (p *byteProxy) close() {
+	p.cancel()
 	_ = p.ln.Close()
 	p.mu.Lock()
 	p.closed = true
