@@ -428,7 +428,16 @@ func (c *compiler) orderAndLimit(pr *printer, pt *part, hidden func(kind string,
 // expression travels in from the nodes.
 func hiddenName(kind string, i int) string { return internalPrefix + kind + strconv.Itoa(i+1) }
 
+// isNode reports a select item that is _node itself.
+func isNode(it outItem) bool {
+	id, ok := it.expr.(*chp.Ident)
+	return ok && id.Name == NodeColumn && it.alias == ""
+}
+
 func itemName(pt *part, i int) string {
+	if isNode(pt.items[i]) {
+		return NodeColumn
+	}
 	if a := pt.items[i].alias; a != "" {
 		return quoteIdent(a)
 	}
@@ -447,10 +456,15 @@ func (c *compiler) rowsBranch(pt *part, t Target) (string, error) {
 		return "", err
 	}
 	var items []string
-	if !pt.q.HasDistinct || c.p.usesNode {
+	if !pt.selectsNode && (!pt.q.HasDistinct || c.p.usesNode) {
 		items = append(items, nodeLiteral(t))
 	}
 	for i, it := range pt.items {
+		if isNode(it) {
+			// The node's name is this column: one constant, defined once.
+			items = append(items, nodeLiteral(t))
+			continue
+		}
 		s, err := pr.expr(it.expr)
 		if err != nil {
 			return "", err
@@ -504,7 +518,7 @@ func (c *compiler) rowsMerge(pt *part) (string, error) {
 	}
 	for i, it := range pt.items {
 		ref := itemName(pt, i)
-		if it.alias != "" {
+		if it.alias != "" || isNode(it) {
 			items = append(items, ref)
 			continue
 		}
