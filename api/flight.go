@@ -43,6 +43,7 @@ const (
 type flightPlan struct {
 	parsed  *fedsql.Parsed
 	nodes   []string
+	partial Coverage
 	expires time.Time
 	// keyID is the API key that planned the query: only it may read it.
 	keyID int64
@@ -95,7 +96,7 @@ func (f *hubFlight) GetFlightInfo(ctx context.Context, desc *flight.FlightDescri
 	// The result's schema: the query run with LIMIT 0.
 	schemaCtx, cancel := context.WithTimeout(ctx, f.s.cfg.Query.Timeout)
 	defer cancel()
-	rows, meta, err := f.s.runFederated(schemaCtx, parsed.WithLimit(0), req.Nodes)
+	rows, meta, err := f.s.runFederated(schemaCtx, parsed.WithLimit(0), req.Nodes, req.Partial)
 	if err != nil {
 		return nil, grpcError(err)
 	}
@@ -118,7 +119,7 @@ func (f *hubFlight) GetFlightInfo(ctx context.Context, desc *flight.FlightDescri
 			delete(f.plans, k)
 		}
 	}
-	f.plans[ticket] = flightPlan{parsed: parsed, nodes: meta.Included, expires: now.Add(flightTicketTTL), keyID: principal.KeyID}
+	f.plans[ticket] = flightPlan{parsed: parsed, nodes: meta.Included, partial: req.Partial, expires: now.Add(flightTicketTTL), keyID: principal.KeyID}
 	f.mu.Unlock()
 	return &flight.FlightInfo{
 		Schema:           flight.SerializeSchema(schema, memory.DefaultAllocator),
@@ -145,7 +146,7 @@ func (f *hubFlight) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetS
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.s.cfg.Query.Timeout)
 	defer cancel()
-	rows, meta, err := f.s.runFederated(ctx, plan.parsed, plan.nodes)
+	rows, meta, err := f.s.runFederated(ctx, plan.parsed, plan.nodes, plan.partial)
 	if err != nil {
 		return grpcError(err)
 	}

@@ -29,13 +29,16 @@ type QueryRequest struct {
 	// node joins its own rows, the hub merges) or fleet (the hub joins the
 	// union of every node's rows, up to the join row cap).
 	Scope string `json:"scope"`
+	// Partial is the coverage policy: "allow" (the default), "deny",
+	// {"min_nodes": N} or {"min_fraction": F}.
+	Partial Coverage `json:"partial"`
 }
 
 // parse checks a query request's SQL.
 func (s *Server) parse(req QueryRequest) (*fedsql.Parsed, error) {
 	q := s.cfg.Query
 	parsed, err := fedsql.Parse(req.SQL, s.catalog, fedsql.Options{
-		MaxRows: q.MaxRows, MaxSeconds: int(q.Timeout.Seconds()), Scope: fedsql.Scope(req.Scope),
+		MaxRows: q.MaxRows, MaxSeconds: int(q.Timeout.Seconds()), Scope: scopeOf(req.Scope),
 		MaxJoinRows: q.MaxJoinRows,
 	})
 	if errors.Is(err, fedsql.ErrInvalid) {
@@ -49,8 +52,10 @@ func (s *Server) parse(req QueryRequest) (*fedsql.Parsed, error) {
 // headers and trailers of every answer.
 type QueryMeta struct {
 	// QueryID is the query's ID (also the X-Syndb-Query-Id header).
-	QueryID   string             `json:"query_id"`
-	Included  []string           `json:"included"`
+	QueryID  string   `json:"query_id"`
+	Included []string `json:"included"`
+	// Coverage is how many of the nodes the query would read answered.
+	Coverage  QueryCoverage      `json:"coverage"`
 	Excluded  []domain.Exclusion `json:"excluded"`
 	Rows      int64              `json:"rows"`
 	Limit     int                `json:"limit"`
@@ -100,7 +105,7 @@ func (s *Server) query(c echo.Context) error {
 	defer cancel()
 	// The first row (or the end) has been read: a query that fails before
 	// any row is an error status, never a 200.
-	rows, meta, err := s.runFederated(run.start(ctx), parsed, req.Nodes)
+	rows, meta, err := s.runFederated(run.start(ctx), parsed, req.Nodes, req.Partial)
 	if err != nil {
 		return run.finish(meta, err)
 	}

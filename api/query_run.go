@@ -21,7 +21,7 @@ import (
 // fails on a connection to a node is followed by a probe of each included
 // node alone; those that fail it are excluded and the query started again
 // without them. The caller streams the rows before anything else.
-func (s *Server) runFederated(ctx context.Context, parsed *fedsql.Parsed, nodes []string) (driver.Rows, QueryMeta, error) {
+func (s *Server) runFederated(ctx context.Context, parsed *fedsql.Parsed, nodes []string, policy Coverage) (driver.Rows, QueryMeta, error) {
 	need := routing.Need{MinSchema: parsed.MinSchema, Nodes: nodes}
 	if err := routing.Validate(need); err != nil {
 		return nil, QueryMeta{}, errBadRequest(err.Error())
@@ -41,6 +41,10 @@ func (s *Server) runFederated(ctx context.Context, parsed *fedsql.Parsed, nodes 
 	}
 	ctx = chgo.Context(ctx, chgo.WithSettings(settings))
 	for {
+		meta.Coverage = coverageOf(len(meta.Included), len(meta.Excluded))
+		if err := policy.check(meta); err != nil {
+			return nil, meta, err
+		}
 		if len(meta.Included) == 0 {
 			return nil, meta, &apiError{http.StatusServiceUnavailable, codeUnavailable,
 				"no node can answer this query: " + describeExclusions(meta.Excluded)}

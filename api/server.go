@@ -140,6 +140,7 @@ func (s *Server) routes() []Route {
 		{get, "/v1/federation/clusters/:name/health/history", reader, s.healthHistory},
 		{post, "/v1/federation/health/sweep", operator, s.sweepNow},
 		{post, "/v1/query", reader, s.query},
+		{post, "/v1/query/explain", reader, s.explainQuery},
 		{get, "/v1/queries", reader, s.listQueries},
 		{get, "/v1/queries/:id", reader, s.getQuery},
 		{del, "/v1/queries/:id", reader, s.cancelQuery},

@@ -384,6 +384,9 @@ var intoOutfileRe = regexp.MustCompile(`(?i)\binto\s+outfile\b`)
 // internalPrefix starts the names the compiler gives its own columns.
 const internalPrefix = "_syndb_"
 
+// Scope is where the query's joins run.
+func (p *Parsed) Scope() Scope { return p.scope }
+
 // WithLimit returns a copy of p that reads at most n rows (n = 0 reads
 // none: the result's columns and types only).
 func (p *Parsed) WithLimit(n int) *Parsed {

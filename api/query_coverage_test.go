@@ -1,0 +1,44 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/syndb/federation/internal/domain"
+)
+
+func TestCoveragePolicy(t *testing.T) {
+	t.Parallel()
+	two := QueryMeta{Included: []string{"lab-a", "lab-b"}, Excluded: []domain.Exclusion{{Name: "lab-c", Reason: "unreachable"}}}
+	for _, tc := range []struct {
+		body    string
+		refused bool
+	}{
+		{`"allow"`, false},
+		{`"deny"`, true},
+		{`{"min_nodes": 2}`, false},
+		{`{"min_nodes": 3}`, true},
+		{`{"min_fraction": 0.6}`, false},
+		{`{"min_fraction": 0.9}`, true},
+	} {
+		var c Coverage
+		require.NoError(t, json.Unmarshal([]byte(tc.body), &c), tc.body)
+		err := c.check(two)
+		if !tc.refused {
+			require.NoError(t, err, tc.body)
+			continue
+		}
+		var ae *apiError
+		require.ErrorAs(t, err, &ae, tc.body)
+		require.Equal(t, http.StatusConflict, ae.status)
+		require.Contains(t, ae.message, "lab-c (unreachable)")
+	}
+	for _, bad := range []string{`"maybe"`, `{"min_nodes": 0}`, `{"min_fraction": 1.5}`, `{"min_nodes": 1, "min_fraction": 0.5}`, `{}`, `{"nodes": 2}`, `3`} {
+		var c Coverage
+		require.Error(t, json.Unmarshal([]byte(bad), &c), bad)
+	}
+	require.Equal(t, QueryCoverage{Nodes: 2, Of: 3, Fraction: 2.0 / 3}, coverageOf(2, 1))
+}
