@@ -24,6 +24,19 @@ type Coverage struct {
 	MinFraction float64
 }
 
+// MarshalJSON writes the form UnmarshalJSON reads.
+func (c Coverage) MarshalJSON() ([]byte, error) {
+	switch {
+	case c.Deny:
+		return []byte(`"deny"`), nil
+	case c.MinNodes > 0:
+		return json.Marshal(map[string]int{"min_nodes": c.MinNodes})
+	case c.MinFraction > 0:
+		return json.Marshal(map[string]float64{"min_fraction": c.MinFraction})
+	}
+	return []byte(`"allow"`), nil
+}
+
 // UnmarshalJSON reads the string or object forms.
 func (c *Coverage) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)

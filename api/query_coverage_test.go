@@ -26,7 +26,12 @@ func TestCoveragePolicy(t *testing.T) {
 	} {
 		var c Coverage
 		require.NoError(t, json.Unmarshal([]byte(tc.body), &c), tc.body)
-		err := c.check(two)
+		round, err := json.Marshal(c)
+		require.NoError(t, err)
+		var again Coverage
+		require.NoError(t, json.Unmarshal(round, &again))
+		require.Equal(t, c, again, "round trip of %s", tc.body)
+		err = c.check(two)
 		if !tc.refused {
 			require.NoError(t, err, tc.body)
 			continue
