@@ -204,6 +204,10 @@ func (s *Server) queryError(err error) error {
 	}
 	var ex *chgo.Exception
 	if errors.As(err, &ex) {
+		if clickhouse.Code(err) == clickhouse.CodeSetSizeLimitExceeded {
+			return errBadRequest(fmt.Sprintf("a side of the join holds more than %d rows (SYNDB_QUERY_MAX_JOIN_ROWS): narrow it with WHERE, or join each node's own rows (scope node)",
+				s.cfg.Query.MaxJoinRows))
+		}
 		if clickhouse.IsQueryFault(err) {
 			return errBadRequest("clickhouse refused the query: " + s.redact(firstLine(ex.Message)))
 		}

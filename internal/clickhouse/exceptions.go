@@ -25,6 +25,7 @@ const (
 	CodeUnexpectedPacket           int32 = 101
 	CodeIllegalDivision            int32 = 153
 	CodeTooManyRows                int32 = 158
+	CodeSetSizeLimitExceeded       int32 = 191
 	CodeTimeoutExceeded            int32 = 159
 	CodeTooDeepAST                 int32 = 167
 	CodeTooBigAST                  int32 = 168
@@ -73,7 +74,7 @@ func IsQueryFault(err error) bool {
 		CodeTypeMismatch, CodeNotAnAggregate, CodeIllegalAggregation, CodeAggregateInWrongPlace,
 		CodeNumberOfArgumentsMismatch, CodeArgumentOutOfBound, CodeCannotConvertType, CodeIllegalDivision,
 		CodeFunctionThrowIfValue, CodeTooDeepAST, CodeTooBigAST, CodeTooDeepRecursion, CodeMemoryLimitExceeded,
-		CodeTooManyRows, CodeTooManyBytes, CodeTooManyRowsOrBytes:
+		CodeTooManyRows, CodeTooManyBytes, CodeTooManyRowsOrBytes, CodeSetSizeLimitExceeded:
 		return true
 	}
 	return false
