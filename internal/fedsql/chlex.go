@@ -235,7 +235,7 @@ func checkCompiled(sql string, remotes []remoteCall) error {
 			if err := checkRemote(toks[i+1:], remotes[n]); err != nil {
 				return err
 			}
-			if i == 0 || !(strings.EqualFold(toks[i-1].text, "from") || strings.EqualFold(toks[i-1].text, "join")) {
+			if i == 0 || (!strings.EqualFold(toks[i-1].text, "from") && !strings.EqualFold(toks[i-1].text, "join")) {
 				return fmt.Errorf("remote() outside FROM")
 			}
 			n++

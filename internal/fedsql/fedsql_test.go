@@ -255,7 +255,7 @@ func requireSafe(t testing.TB, plan *Plan) {
 		}
 		low := strings.ToLower(tk.text)
 		require.NotContains(t, []string{"settings", "format", "system", "into"}, low, out)
-		if i+1 < len(toks) && toks[i+1].text == "(" && toks[i+1].kind == tokPunct && low != "remote" && !(tk.kind == tokWord && notFunctions[low]) {
+		if i+1 < len(toks) && toks[i+1].text == "(" && toks[i+1].kind == tokPunct && low != "remote" && (tk.kind != tokWord || !notFunctions[low]) {
 			require.True(t, compiledFunction(low), "function %s in %s", tk.text, out)
 		}
 	}

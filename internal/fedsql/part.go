@@ -45,13 +45,6 @@ type outItem struct {
 	text  string // the expression as printed: the column's name without an alias
 }
 
-func (o outItem) name() string {
-	if o.alias != "" {
-		return o.alias
-	}
-	return o.text
-}
-
 // textOf prints e without resolving its names: the key by which the
 // compiler matches an expression of the hub's merge query to a node's
 // group key or aggregate.

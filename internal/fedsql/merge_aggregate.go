@@ -1,0 +1,172 @@
+package fedsql
+
+import (
+	"strings"
+
+	chp "github.com/AfterShip/clickhouse-sql-parser/parser"
+)
+
+// aggregateBranch is what node t computes of an aggregate: its group keys
+// and each aggregate's -State, grouped.
+func (c *compiler) aggregateBranch(pt *part, t Target) (string, error) {
+	pr := c.nodePrinter(t, newAnalysis(c.p.cat))
+	pq, err := pr.prepare(pt.q)
+	if err != nil {
+		return "", err
+	}
+	items := []string{nodeLiteral(t)}
+	var group []string
+	for _, k := range pt.keys {
+		group = append(group, quoteIdent(k.name))
+		if k.name == NodeColumn {
+			continue
+		}
+		s, err := pr.expr(k.expr)
+		if err != nil {
+			return "", err
+		}
+		items = append(items, s+" AS "+quoteIdent(k.name))
+	}
+	for _, ag := range pt.aggs {
+		name, cl := stateOf(ag.c)
+		pr.inAggregate = true
+		s, err := pr.printCall(name, cl)
+		pr.inAggregate = false
+		if err != nil {
+			return "", err
+		}
+		items = append(items, s+" AS "+ag.name)
+	}
+	body, err := c.body(pr, pq, pt.q)
+	if err != nil {
+		return "", err
+	}
+	out := head(pq.with, false) + strings.Join(items, ", ") + body
+	if len(group) > 0 {
+		out += " GROUP BY " + strings.Join(group, ", ")
+	}
+	return out, nil
+}
+
+// stateOf is the -State form of an aggregate call (count(DISTINCT x) is
+// uniqExact's).
+func stateOf(cl call) (string, call) {
+	if cl.distinct {
+		cl.distinct = false
+		return "uniqExactState", cl
+	}
+	return cl.name + "State", cl
+}
+
+func mergeOf(cl call) string {
+	if cl.distinct {
+		return "uniqExactMerge"
+	}
+	return cl.name + "Merge"
+}
+
+// mergePrinter prints the hub's query over the nodes' answers: group keys
+// and aggregates are read from the columns the nodes computed them in.
+func (c *compiler) mergePrinter(pt *part, withConst []string) *printer {
+	sc := newScope()
+	for _, k := range pt.keys {
+		sc.names[k.name] = true
+	}
+	for _, it := range pt.items {
+		if it.alias != "" {
+			sc.names[it.alias] = true
+		}
+	}
+	for _, w := range withConst {
+		sc.names[w[strings.LastIndex(w, " AS ")+4:]] = true
+	}
+	sc.merge = true
+	pr := &printer{a: newAnalysis(c.p.cat), sc: sc, top: true}
+	keys := map[string]string{}
+	for _, k := range pt.keys {
+		keys[k.text] = k.name
+	}
+	aggs := map[string]aggregateCall{}
+	for _, ag := range pt.aggs {
+		aggs[ag.text] = ag
+	}
+	pr.sub = func(e chp.Expr) (string, bool, error) {
+		text, err := textOf(e)
+		if err != nil {
+			return "", false, nil //nolint:nilerr // not a whole expression: printed part by part
+		}
+		if name, ok := keys[text]; ok {
+			return quoteIdent(name), true, nil
+		}
+		if ag, ok := aggs[text]; ok {
+			s := mergeOf(ag.c)
+			if ag.c.params != nil {
+				ps, err := pr.args(ag.c.params)
+				if err != nil {
+					return "", true, err
+				}
+				s += "(" + ps + ")"
+			}
+			return s + "(" + ag.name + ")", true, nil
+		}
+		return "", false, nil
+	}
+	return pr
+}
+
+// aggregateMerge is the hub's query merging the nodes' aggregate states.
+func (c *compiler) aggregateMerge(pt *part) (string, error) {
+	pq, err := (&printer{a: newAnalysis(c.p.cat), sc: newScope(), top: true, from: placeholderSource}).prepare(pt.q)
+	if err != nil {
+		return "", err
+	}
+	pr := c.mergePrinter(pt, pq.withConst)
+	items := make([]string, 0, len(pt.items))
+	for _, it := range pt.items {
+		s, err := pr.expr(it.expr)
+		if err != nil {
+			return "", err
+		}
+		items = append(items, named(s, it))
+	}
+	out := head(pq.withConst, pt.q.HasDistinct) + strings.Join(items, ", ") + " FROM " + branchesMark
+	if len(pt.keys) > 0 {
+		names := make([]string, len(pt.keys))
+		for i, k := range pt.keys {
+			names[i] = quoteIdent(k.name)
+		}
+		out += " GROUP BY " + strings.Join(names, ", ")
+	}
+	if pt.q.Having != nil {
+		s, err := pr.expr(pt.q.Having.Expr)
+		if err != nil {
+			return "", err
+		}
+		out += " HAVING " + s
+	}
+	rest, err := c.orderAndLimit(pr, pt, nil)
+	if err != nil {
+		return "", err
+	}
+	return out + rest, nil
+}
+
+// named gives a merge-query column the name the user's query gives it.
+func named(s string, it outItem) string {
+	if it.alias != "" {
+		if s == quoteIdent(it.alias) {
+			return s
+		}
+		return s + " AS " + quoteIdent(it.alias)
+	}
+	if s == quoteIdent(it.text) {
+		return s
+	}
+	return s + " AS " + quoteName(it.text)
+}
+
+// quoteName quotes any text as a ClickHouse name.
+func quoteName(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, "`", "\\`")
+	return "`" + r.Replace(s) + "`"
+}
