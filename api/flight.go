@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/syndb/federation/internal/fedsql"
+	"github.com/syndb/federation/internal/grpcx"
 	"github.com/syndb/federation/internal/store"
 )
 
@@ -213,7 +214,7 @@ func (s *Server) ServeFlight(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("flight: listen on %s: %w", s.cfg.FlightAddr, err)
 	}
-	gs := grpc.NewServer()
+	gs := grpc.NewServer(grpcx.Recover(s.deps.Log)...)
 	flight.RegisterFlightServiceServer(gs, &hubFlight{s: s, plans: map[string]flightPlan{}})
 	errc := make(chan error, 1)
 	go func() { errc <- gs.Serve(lis) }()

@@ -26,6 +26,7 @@ import (
 
 	"github.com/syndb/federation/internal/arrowconv"
 	"github.com/syndb/federation/internal/clickhouse"
+	"github.com/syndb/federation/internal/grpcx"
 	"github.com/syndb/federation/internal/p2p"
 	"github.com/syndb/federation/internal/wire"
 )
@@ -72,7 +73,7 @@ func newFlightServer(svc *flightService) *grpc.Server {
 		svc.used = newUsedTickets(maxUsedTickets)
 	}
 	svc.started = time.Now()
-	s := grpc.NewServer(grpc.MaxRecvMsgSize(maxPutMessage))
+	s := grpc.NewServer(append(grpcx.Recover(svc.log), grpc.MaxRecvMsgSize(maxPutMessage))...)
 	flight.RegisterFlightServiceServer(s, svc)
 	return s
 }

@@ -169,19 +169,25 @@ func lambdaParams(e chp.Expr) ([]string, bool, error) {
 
 // lambda prints the arrow of a lambda whose parameters args bound.
 func (pr *printer) lambdaArrow(n *chp.BinaryOperation) (string, error) {
-	var params string
-	switch l := n.LeftExpr.(type) {
-	case *chp.Ident:
-		params = quoteIdent(l.Name)
-	case *chp.ParamExprList:
-		var names []string
-		for _, it := range l.Items.Items {
-			if ce, ok := it.(*chp.ColumnExpr); ok {
-				it = ce.Expr
-			}
-			names = append(names, quoteIdent(it.(*chp.Ident).Name))
+	names, ok, err := lambdaParams(n)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", invalid("a lambda's parameters must be names")
+	}
+	for _, nm := range names {
+		if pr.sc.lambda[nm] == 0 {
+			return "", invalid("a lambda (x -> …) must start its function argument")
 		}
-		params = "(" + strings.Join(names, ", ") + ")"
+	}
+	quoted := make([]string, len(names))
+	for i, nm := range names {
+		quoted[i] = quoteIdent(nm)
+	}
+	params := quoted[0]
+	if _, tuple := n.LeftExpr.(*chp.ParamExprList); tuple {
+		params = "(" + strings.Join(quoted, ", ") + ")"
 	}
 	body, err := pr.expr(n.RightExpr)
 	if err != nil {

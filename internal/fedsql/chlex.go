@@ -181,7 +181,7 @@ func isWordChar(c byte) bool  { return isWordStart(c) || isDigit(c) }
 var notFunctions = setOf("and", "or", "not", "in", "is", "like", "ilike", "between", "when", "then", "else",
 	"case", "as", "from", "where", "select", "by", "having", "interval", "distinct", "all", "null", "limit",
 	"offset", "asc", "desc", "on", "group", "order", "union", "end", "using", "join", "global", "prewhere", "with",
-	"array", "inner", "left", "right", "full", "outer", "any", "cross", "semi", "anti", "asof")
+	"array", "inner", "left", "right", "full", "outer", "any", "cross", "semi", "anti", "asof", "cast")
 
 // forbiddenWords never appear outside string literals of a compiled
 // statement: clauses that change how or where it runs, and the databases
@@ -218,6 +218,9 @@ func checkCompiled(sql string, remotes []remoteCall) error {
 			}
 			next := toks[i+1]
 			if next.kind == tokPunct && next.text == "(" {
+				if name == "in" && inReadsName(toks[i+1:]) {
+					return fmt.Errorf("IN reads a name, not a list or a subquery")
+				}
 				continue
 			}
 			if name == "in" || next.kind != tokWord || !strings.EqualFold(next.text, "remote") {
@@ -253,6 +256,16 @@ func checkCompiled(sql string, remotes []remoteCall) error {
 		return fmt.Errorf("%d remote() calls for the %d the compiler wrote", n, len(remotes))
 	}
 	return nil
+}
+
+// inReadsName reports IN's parenthesis holding one name (a table to
+// ClickHouse): ( word ) or ( word . word ).
+func inReadsName(t []token) bool {
+	isName := func(k tokKind) bool { return k == tokWord || k == tokQuoted }
+	if len(t) >= 3 && isName(t[1].kind) && t[2].kind == tokPunct && t[2].text == ")" {
+		return true
+	}
+	return len(t) >= 5 && isName(t[1].kind) && t[2].text == "." && isName(t[3].kind) && t[4].kind == tokPunct && t[4].text == ")"
 }
 
 // checkRemote checks the tokens after "remote": ( addr, db, table, user, password ).

@@ -68,6 +68,9 @@ func (p *Parsed) Plan(targets []Target) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(c.plan.SQL) > MaxStatement {
+		return nil, invalid("the query compiles to %d KiB for %d nodes, more than the %d KiB the hub's ClickHouse reads", len(c.plan.SQL)>>10, len(targets), MaxStatement>>10)
+	}
 	if err := checkCompiled(c.plan.SQL, c.plan.remotes); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnsafe, err)
 	}
@@ -91,6 +94,23 @@ func (c *compiler) remote(t Target, table string) string {
 	return fmt.Sprintf("remote(%s, %s, %s, %s, %s)", quote(t.Addr), quote(t.Database), quote(table), quote(t.User), quote(t.Password))
 }
 
+// MaxRemotes bounds the remote() calls one compiled statement makes (every
+// table the query names, once per node), and MaxStatement its size: the
+// hub's ClickHouse reads at most 256 KiB of query.
+const (
+	MaxRemotes   = 1024
+	MaxStatement = 256 << 10
+)
+
+// budget refuses a query that would compile to more remote() calls than
+// MaxRemotes, before it is printed any further.
+func (c *compiler) budget() error {
+	if len(c.plan.remotes) >= MaxRemotes {
+		return invalid("the query reads its tables more than %d times across %d nodes: read fewer tables or nodes", MaxRemotes, len(c.targets))
+	}
+	return nil
+}
+
 // columnsRead lists the columns of table the query reads (its first
 // column when it reads none: ClickHouse needs one to count rows).
 func (c *compiler) columnsRead(table string) []string {
@@ -112,6 +132,9 @@ func (c *compiler) columnsRead(table string) []string {
 func (c *compiler) nodePrinter(t Target, a *analysis) *printer {
 	pr := &printer{a: a, sc: newScope(), top: true, global: true}
 	pr.from = func(table, alias string, joined int, using []string) (string, error) {
+		if err := c.budget(); err != nil {
+			return "", err
+		}
 		src := c.remote(t, table)
 		if joined > 0 {
 			cols := c.columnsRead(table)
@@ -227,6 +250,9 @@ func (c *compiler) fleet() error {
 	for _, pt := range c.p.parts {
 		pr := &printer{a: newAnalysis(c.p.cat), sc: newScope(), top: true}
 		pr.from = func(table, alias string, _ int, _ []string) (string, error) {
+			if err := c.budget(); err != nil {
+				return "", err
+			}
 			read := c.columnsRead(table)
 			for i, col := range read {
 				read[i] = quoteIdent(col)

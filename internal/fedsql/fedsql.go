@@ -247,6 +247,9 @@ func Parse(sql string, cat Catalog, opts Options) (*Parsed, error) {
 	p.Limit = p.parts[0].limit
 	if len(p.parts) > 1 {
 		p.Limit = opts.MaxRows
+		if err := sameShape(p.parts); err != nil {
+			return nil, err
+		}
 	}
 	for t := range a.tables {
 		p.Tables = append(p.Tables, t)
@@ -349,8 +352,9 @@ func checkLexical(text string) error {
 			j := i + 1
 			for ; j < len(text); j++ {
 				if text[j] == '\\' {
-					j++
-					continue
+					// The parser and ClickHouse disagree on what a
+					// backslash escapes inside names: none is read.
+					return invalid("backslashes in quoted names and strings are not supported")
 				}
 				if text[j] == c {
 					if j+1 < len(text) && text[j+1] == c {
@@ -399,4 +403,26 @@ func (p *Parsed) WithLimit(n int) *Parsed {
 	}
 	out.Limit = min(p.Limit, n)
 	return &out
+}
+
+// sameShape refuses a UNION ALL whose parts answer in different shapes:
+// another number of columns, or node rows beside groups.
+func sameShape(parts []*part) error {
+	width := func(pt *part) int {
+		n := len(pt.items)
+		if !pt.aggregate && pt.addsNode() {
+			n++
+		}
+		return n
+	}
+	first := parts[0]
+	for _, pt := range parts[1:] {
+		if width(pt) != width(first) {
+			return invalid("the parts of UNION ALL answer %d and %d columns", width(first), width(pt))
+		}
+		if (!pt.aggregate && pt.addsNode()) != (!first.aggregate && first.addsNode()) {
+			return invalid("UNION ALL of node rows (which carry %s) and groups or DISTINCT rows is not supported", NodeColumn)
+		}
+	}
+	return nil
 }

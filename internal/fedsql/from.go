@@ -10,6 +10,11 @@ import (
 
 // fromExpr prints a FROM clause: one source, or sources joined.
 func (pr *printer) fromExpr(e chp.Expr, right bool) (string, error) {
+	leave, err := pr.enter()
+	if err != nil {
+		return "", err
+	}
+	defer leave()
 	switch n := e.(type) {
 	case *chp.JoinTableExpr:
 		if n.SampleRatio != nil {
@@ -210,13 +215,15 @@ func (pr *printer) fromSubquery(n *chp.SubQuery, alias string, right bool) (stri
 	if right && pr.global {
 		// The node sees a shipped right side under no alias: its columns
 		// travel under names of their own.
-		if cols == nil {
+		if cols[unnamedColumn] {
 			return "", invalid("a joined subquery must name its columns (alias every expression)")
 		}
 		src.joined = len(pr.sc.order) + 1
 		names := make([]string, 0, len(cols))
 		for c := range cols {
-			names = append(names, c)
+			if c != unnamedColumn {
+				names = append(names, c)
+			}
 		}
 		slices.Sort(names)
 		items := make([]string, 0, len(names))

@@ -91,6 +91,10 @@ func (c *compiler) mergePrinter(pt *part, withConst []string) *printer {
 		aggs[ag.text] = ag
 	}
 	pr.sub = func(e chp.Expr) (string, bool, error) {
+		if readsLambdaParam(sc, e) {
+			// A lambda's parameter is not the group key of the same name.
+			return "", false, nil
+		}
 		text, err := textOf(e)
 		if err != nil {
 			return "", false, nil //nolint:nilerr // not a whole expression: printed part by part
@@ -169,4 +173,17 @@ func named(s string, it outItem) string {
 func quoteName(s string) string {
 	r := strings.NewReplacer(`\`, `\\`, "`", "\\`")
 	return "`" + r.Replace(s) + "`"
+}
+
+// readsLambdaParam reports whether e names a parameter of a lambda being
+// printed.
+func readsLambdaParam(sc *scope, e chp.Expr) bool {
+	if len(sc.lambda) == 0 {
+		return false
+	}
+	_, found := chp.Find(e, func(n chp.Expr) bool {
+		id, ok := n.(*chp.Ident)
+		return ok && sc.lambda[id.Name] > 0
+	})
+	return found
 }

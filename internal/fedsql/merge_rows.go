@@ -138,11 +138,18 @@ func (c *compiler) rowsMerge(pt *part) (string, error) {
 	if pt.addsNode() {
 		items = append(items, NodeColumn)
 	}
+	first := map[string]string{}
 	for i, it := range pt.items {
 		ref := itemName(pt, i)
 		if it.alias != "" || isNode(it) {
 			items = append(items, ref)
 			continue
+		}
+		// The same expression twice is one column under one name.
+		if r, ok := first[it.text]; ok {
+			ref = r
+		} else {
+			first[it.text] = ref
 		}
 		items = append(items, ref+" AS "+quoteName(it.text))
 	}

@@ -49,6 +49,9 @@ type outItem struct {
 // compiler matches an expression of the hub's merge query to a node's
 // group key or aggregate.
 func textOf(e chp.Expr) (string, error) {
+	if _, sub := chp.Find(e, func(n chp.Expr) bool { _, ok := n.(*chp.SubQuery); return ok }); sub {
+		return "", invalid("a subquery is matched by no group key")
+	}
 	pr := &printer{sc: newScope(), from: placeholderSource}
 	return pr.expr(e)
 }
@@ -90,6 +93,9 @@ func analyse(a *analysis, q *chp.SelectQuery, maxRows int) (*part, error) {
 	}
 	pt.aggregate = q.GroupBy != nil || len(pt.aggs) > 0
 	if pt.aggregate {
+		if err := pt.checkShadowing(pr); err != nil {
+			return nil, err
+		}
 		for _, it := range pt.items {
 			if it.expr == nil {
 				return nil, invalid("SELECT * cannot be grouped: list the columns")
@@ -137,6 +143,9 @@ func (pt *part) readItems(pr *printer) error {
 		if it.Alias != nil {
 			o.alias = it.Alias.Name
 		}
+		if o.alias == NodeColumn {
+			return invalid("%s names the node a row came from: choose another alias", NodeColumn)
+		}
 		if id, ok := it.Expr.(*chp.Ident); ok && id.Name == NodeColumn && o.alias == "" {
 			pt.selectsNode = true
 		}
@@ -144,6 +153,24 @@ func (pt *part) readItems(pr *printer) error {
 	}
 	if len(pt.items) == 0 {
 		return invalid("the select list is empty")
+	}
+	return nil
+}
+
+// checkShadowing refuses, in a grouped query, a select alias that hides a
+// column of its tables: the nodes compute the groups without the select
+// list, so the alias could not mean there what it means to ClickHouse.
+func (pt *part) checkShadowing(pr *printer) error {
+	for _, it := range pt.items {
+		if it.alias == "" {
+			continue
+		}
+		if id, ok := it.expr.(*chp.Ident); ok && id.Name == it.alias {
+			continue
+		}
+		if len(pr.sc.holders(pr.a.cat, it.alias)) > 0 {
+			return invalid("the alias %q hides a column of the same name: choose another alias", it.alias)
+		}
 	}
 	return nil
 }
@@ -191,6 +218,9 @@ func (pt *part) readClauses(pr *printer) error {
 		}
 	}
 	if q.LimitBy != nil {
+		if q.LimitBy.Limit != nil && q.LimitBy.Limit.Offset != nil {
+			return invalid("LIMIT m, n BY is not supported: use LIMIT n BY")
+		}
 		if _, err := pr.limitBy(q.LimitBy, 0); err != nil {
 			return err
 		}

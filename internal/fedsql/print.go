@@ -100,10 +100,10 @@ func (pr *printer) expr(e chp.Expr) (string, error) {
 	case *chp.NotExpr:
 		return pr.wrap("NOT ", n.Expr, "")
 	case *chp.NegateExpr:
-		return pr.wrap("-", n.Expr, "")
+		return pr.wrap("-(", n.Expr, ")")
 	case *chp.UnaryExpr:
 		if k := string(n.Kind); k == "-" || k == "+" {
-			return pr.wrap(k, n.Expr, "")
+			return pr.wrap(k+"(", n.Expr, ")")
 		}
 		return "", invalid("operator %s is not supported", n.Kind)
 	case *chp.IsNullExpr:
@@ -135,6 +135,9 @@ func (pr *printer) expr(e chp.Expr) (string, error) {
 	case *chp.ColumnExprList:
 		return pr.items("(", n, ")")
 	case *chp.SubQuery:
+		if pr.from == nil {
+			return "", invalid("subqueries in a grouped query's select list, HAVING or ORDER BY are not supported: filter with IN in WHERE, or join")
+		}
 		s, err := pr.subquery(n.Select)
 		if err != nil {
 			return "", err
@@ -262,6 +265,11 @@ func (pr *printer) binary(n *chp.BinaryOperation) (string, error) {
 	if !binaryOps[op] {
 		return "", invalid("operator %s is not supported", op)
 	}
+	if op == "IN" || op == "NOT IN" {
+		if err := checkInSet(n.RightExpr); err != nil {
+			return "", err
+		}
+	}
 	left, err := pr.expr(n.LeftExpr)
 	if err != nil {
 		return "", err
@@ -276,6 +284,20 @@ func (pr *printer) binary(n *chp.BinaryOperation) (string, error) {
 		}
 	}
 	return left + " " + op + " " + right, nil
+}
+
+// checkInSet refuses the right side of IN that ClickHouse could read as a
+// table: a bare or qualified name, alone or in parentheses. A list of
+// values, an array or a subquery is what IN takes.
+func checkInSet(e chp.Expr) error {
+	if p, ok := e.(*chp.ParamExprList); ok && p.Items != nil && len(p.Items.Items) == 1 {
+		e = unwrap(p.Items.Items)[0]
+	}
+	switch e.(type) {
+	case *chp.Ident, *chp.Path, *chp.NestedIdentifier:
+		return invalid("IN takes a list of values or a subquery, not a name (%s)", describe(e))
+	}
+	return nil
 }
 
 var binaryOps = setOf("+", "-", "*", "/", "%", "=", "==", "!=", "<>", "<", ">", "<=", ">=", "AND", "OR",

@@ -85,6 +85,9 @@ func (pr *printer) prepare(q *chp.SelectQuery) (*prepared, error) {
 			if err := checkIdent(it.Alias.Name); err != nil {
 				return nil, err
 			}
+			if it.Alias.Name == NodeColumn {
+				return nil, invalid("%s names the node a row came from: choose another alias", NodeColumn)
+			}
 			pr.sc.names[it.Alias.Name] = true
 		}
 	}
@@ -246,10 +249,15 @@ func (pr *printer) nested(q *chp.SelectQuery) (string, map[string]bool, error) {
 	}
 	b.WriteString(rest)
 	if !known {
-		cols = nil
+		// Some column has no name to read it by: a join cannot rename it.
+		cols[unnamedColumn] = true
 	}
 	return b.String(), cols, nil
 }
+
+// unnamedColumn marks a subquery's output that holds a column without a
+// name (an expression without an alias).
+const unnamedColumn = ""
 
 // selectItem prints one item of a nested select list and the names it
 // gives its output (nil when ClickHouse names it from the expression).

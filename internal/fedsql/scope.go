@@ -97,7 +97,7 @@ func (s *scope) column(cat Catalog, name string) ([]string, error) {
 				tables = append(tables, src.table)
 				found = true
 			}
-		case src.cols == nil || src.cols[name]:
+		case src.cols[name]:
 			found = true
 		}
 	}
@@ -120,7 +120,7 @@ func (s *scope) qualified(cat Catalog, alias, name string) (string, error) {
 		return "", invalid("unknown table %q in %s.%s", alias, alias, name)
 	}
 	if src.table == "" {
-		if src.cols != nil && !src.cols[name] {
+		if !src.cols[name] {
 			return "", invalid("subquery %s has no column %q", alias, name)
 		}
 		return "", nil
