@@ -2,7 +2,9 @@ package fedsql
 
 import (
 	"errors"
+	"fmt"
 	"testing"
+	"time"
 )
 
 // FuzzCompile: whatever the text, an accepted query compiles, and what it
@@ -30,6 +32,17 @@ func FuzzCompile(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, sql string) {
+		// A parse that does not return is a failure with its input, not a
+		// hung fuzzer.
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				panic(fmt.Sprintf("Parse did not return within 5 s on %q", sql))
+			}
+		}()
 		for _, scope := range []Scope{ScopeNode, ScopeFleet} {
 			p, err := Parse(sql, testCatalog, Options{MaxRows: 1000, MaxSeconds: 60, Scope: scope})
 			if err != nil {
