@@ -26,6 +26,16 @@ func (a *Agent) flightLocation() string {
 	return "grpc://" + a.flightPublicAddr()
 }
 
+// registeredFlightAddr is the Flight address the node registers with the
+// hub: none over libp2p, where the hub does not dial one (and would refuse
+// the loopback listener's address of a node on another host).
+func (a *Agent) registeredFlightAddr() string {
+	if a.overLibp2p() {
+		return ""
+	}
+	return a.flightPublicAddr()
+}
+
 // serveFlightOverLibp2p serves the Flight server on p2p.FlightProtocol as
 // well, when libp2p is the data plane, to the peers guard admits: a
 // refused stream is reset before gRPC reads a byte of it. The gRPC server

@@ -84,6 +84,24 @@ func TestFlightOverLibp2p(t *testing.T) {
 	}
 }
 
+// TestRegisteredFlightAddr: a node registers its Flight TCP address on the
+// direct data plane, and none on the libp2p one, where the hub dials none.
+func TestRegisteredFlightAddr(t *testing.T) {
+	t.Parallel()
+	for _, plane := range []string{config.DataPlaneDirect, config.DataPlaneLibp2p} {
+		t.Run(plane, func(t *testing.T) {
+			t.Parallel()
+			f := startAgentOn(t, "lab-reg-"+plane, "flight_reg_"+plane, plane)
+			want := f.agent.cfg.FlightAddr
+			if plane == config.DataPlaneLibp2p {
+				want = ""
+			}
+			require.Equal(t, want, f.registered.GetFlightAddr())
+			require.NotEmpty(t, f.agent.cfg.FlightAddr, "the TCP listener runs on either plane")
+		})
+	}
+}
+
 // TestFlightOverLibp2pRefusals: a stranger (a fresh identity) that opens
 // /syndb/flight/1.0.0 has its stream reset before gRPC reads a byte; even
 // with a ticket the node signed for it, its DoGet fails without reaching
