@@ -64,7 +64,7 @@ func NewEtl(d EtlDeps) *Etl {
 	if d.Limits == (UploadLimits{}) {
 		d.Limits = DefaultUploadLimits
 	}
-	return &Etl{store: d.Store, flight: nodeFlight{nodes: d.Nodes}, staging: d.Staging, bucket: d.StagingBucket,
+	return &Etl{store: d.Store, flight: newNodeFlight(d.Nodes), staging: d.Staging, bucket: d.StagingBucket,
 		types: migrate.ColumnTypes(d.Migrations), warehouse: d.Warehouse, refreshCatalog: d.RefreshCatalog, limits: d.Limits}
 }
 

@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"go.temporal.io/sdk/temporal"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -20,30 +22,87 @@ import (
 )
 
 // nodeFlight reads and writes nodes' tables over their Flight servers.
+// streams, when set, opens libp2p streams to nodes, for the nodes that
+// serve Flight over libp2p.
 type nodeFlight struct {
-	nodes nodeCaller
+	nodes   nodeCaller
+	streams streamDialer
 }
 
+// streamDialer opens a libp2p stream to a node as a net.Conn.
+type streamDialer interface {
+	DialStream(ctx context.Context, peerID string, addrs []string, id protocol.ID) (net.Conn, error)
+}
+
+// newNodeFlight reads and writes over nodes; when nodes can also open
+// streams (a *p2p.Client can), Flight over libp2p is read through it.
+func newNodeFlight(nodes nodeCaller) nodeFlight {
+	streams, _ := nodes.(streamDialer)
+	return nodeFlight{nodes: nodes, streams: streams}
+}
+
+// Flight locations a node's GetFlightEndpoint hands out.
+const (
+	// grpcScheme is a Flight server at a TCP host:port.
+	grpcScheme = "grpc://"
+	// libp2pScheme is the node's own Flight server over libp2p, on
+	// p2p.FlightProtocol: libp2p://<the node's peer ID>.
+	libp2pScheme = "libp2p://"
+)
+
 // dial asks node for a ticket (GetFlightEndpoint) and connects to its
-// Flight server. The ticket is good for one stream, started within its
-// lifetime (a minute) over a connection from the address this host's libp2p
-// connection to the node comes from: each stream asks for its own, right
-// before it starts.
+// Flight server, over libp2p or TCP as the location says. The ticket is
+// good for one stream, started within its lifetime (a minute), from this
+// host: over libp2p, from its peer; over TCP, from the address this host's
+// libp2p connection to the node comes from. Each stream asks for its own,
+// right before it starts.
 func (f nodeFlight) dial(ctx context.Context, node domain.NodeRef, q *wire.FlightQuery, write bool) (flight.Client, []byte, error) {
 	var ep wire.GetFlightEndpointResponse
 	req := &wire.GetFlightEndpointRequest{Query: q, Write: write}
 	if err := f.nodes.Call(ctx, node.PeerID, node.Addrs, p2p.FlightEndpoint, req, &ep); err != nil {
 		return nil, nil, classify(fmt.Errorf("%s: %w", node.Name, err))
 	}
-	addr, ok := strings.CutPrefix(ep.GetLocation(), "grpc://")
-	if !ok {
-		return nil, nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: unsupported Flight location %q", node.Name, ep.GetLocation()), domain.ErrTypeInvalid, nil)
+	target, opts, err := f.route(node, ep.GetLocation())
+	if err != nil {
+		return nil, nil, err
 	}
-	c, err := flight.NewClientWithMiddleware(addr, nil, nil, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	c, err := flight.NewClientWithMiddleware(target, nil, nil, opts...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: flight client: %w", node.Name, err)
 	}
 	return c, ep.GetTicket(), nil
+}
+
+// route is the gRPC target and options that reach a Flight location:
+// grpc://host:port over TCP, or libp2p://<peer ID> over a stream to the
+// node's own peer (through this host, on whatever connection it holds:
+// direct, hole-punched or relayed). A location that names another peer,
+// or no location the hub knows, is refused for good.
+func (f nodeFlight) route(node domain.NodeRef, loc string) (string, []grpc.DialOption, error) {
+	if addr, ok := strings.CutPrefix(loc, grpcScheme); ok {
+		return addr, nil, nil
+	}
+	id, ok := strings.CutPrefix(loc, libp2pScheme)
+	switch {
+	case !ok:
+		return "", nil, invalidf("%s: unsupported Flight location %q", node.Name, loc)
+	case id != node.PeerID:
+		return "", nil, invalidf("%s: Flight location %q names a peer other than the node's own, %s", node.Name, loc, node.PeerID)
+	case f.streams == nil:
+		return "", nil, invalidf("%s: Flight location %q needs a libp2p host, which this worker lacks", node.Name, loc)
+	}
+	dial := func(ctx context.Context, _ string) (net.Conn, error) {
+		return f.streams.DialStream(ctx, node.PeerID, node.Addrs, p2p.FlightProtocol)
+	}
+	// passthrough hands the target to the dialer unresolved: it is a peer
+	// ID, not a host name.
+	return "passthrough:///" + id, []grpc.DialOption{grpc.WithContextDialer(dial)}, nil
+}
+
+// invalidf is a non-retryable error of a node's answer the hub cannot use.
+func invalidf(format string, args ...any) error {
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, args...), domain.ErrTypeInvalid, nil)
 }
 
 // read reads q from node over Flight (a read ticket from

@@ -54,7 +54,7 @@ type JobsDeps struct {
 
 // NewJobs returns the job activities.
 func NewJobs(d JobsDeps) *Jobs {
-	return &Jobs{store: d.Store, flight: nodeFlight{nodes: d.Nodes}, results: d.Results, bucket: d.Bucket,
+	return &Jobs{store: d.Store, flight: newNodeFlight(d.Nodes), results: d.Results, bucket: d.Bucket,
 		columns: migrate.ColumnVersions(d.Migrations), log: d.Log}
 }
 

@@ -37,14 +37,15 @@ var ErrTicket = errors.New("flight ticket refused")
 
 // handleFlightEndpoint answers where to read a query and with what: the
 // node's Flight location and a ticket for exactly that query, signed with
-// the node's key, good for one stream from the IP addresses the asking
-// peer's connections come from, expiring soon.
+// the node's key, good for one stream, expiring soon. The stream must come
+// from the asking peer: over libp2p, the peer itself; over TCP, one of the
+// IP addresses its direct connections come from.
 func (a *Agent) handleFlightEndpoint(ctx context.Context, from peer.ID, req *wire.GetFlightEndpointRequest) (*wire.GetFlightEndpointResponse, error) {
 	if a.cfg.FlightAddr == "" {
 		return nil, p2p.Errorf(p2p.CodeUnavailable, "this node serves no Flight endpoint")
 	}
 	ips := peerIPs(a.host.Network().ConnsToPeer(from))
-	if len(ips) == 0 {
+	if len(ips) == 0 && !a.overLibp2p() {
 		return nil, p2p.Errorf(p2p.CodeUnavailable,
 			"no direct connection from %s: Flight tickets are bound to the IP address the asking peer connects from", from)
 	}
@@ -96,7 +97,7 @@ func (a *Agent) handleFlightEndpoint(ctx context.Context, from peer.ID, req *wir
 		return nil, p2p.Errorf(p2p.CodeInternal, "%v", err)
 	}
 	return &wire.GetFlightEndpointResponse{
-		Location: "grpc://" + a.flightPublicAddr(), Ticket: signed, ExpiresAt: timestamppb.New(expires), Columns: names,
+		Location: a.flightLocation(), Ticket: signed, ExpiresAt: timestamppb.New(expires), Columns: names,
 	}, nil
 }
 
@@ -157,10 +158,10 @@ func SignTicket(key crypto.PrivKey, t *wire.FlightTicket) ([]byte, error) {
 
 // VerifyTicket checks a ticket presented to node's Flight server: signed by
 // pub, issued by that node at a stated time, not expired at now, with an
-// ID, an address it is bound to, a valid query, and for a write the rows it
-// may load. It returns what the ticket reads; whether it was used already,
-// and from where it is presented, are the Flight server's to check. Every
-// failure wraps ErrTicket.
+// ID, an address or a peer it is bound to, a valid query, and for a write
+// the rows it may load. It returns what the ticket reads; whether it was
+// used already, and from where it is presented, are the Flight server's to
+// check. Every failure wraps ErrTicket.
 func VerifyTicket(pub crypto.PubKey, node string, signed []byte, now time.Time) (*wire.FlightTicket, error) {
 	var st wire.SignedTicket
 	if err := proto.Unmarshal(signed, &st); err != nil {
@@ -186,8 +187,8 @@ func VerifyTicket(pub crypto.PubKey, node string, signed []byte, now time.Time) 
 	if len(t.GetId()) != ticketIDLen {
 		return nil, fmt.Errorf("%w: no ticket ID", ErrTicket)
 	}
-	if len(t.GetHolderIps()) == 0 {
-		return nil, fmt.Errorf("%w: bound to no address", ErrTicket)
+	if len(t.GetHolderIps()) == 0 && t.GetHolder() == "" {
+		return nil, fmt.Errorf("%w: bound to no address and no peer", ErrTicket)
 	}
 	if t.GetQuery() == nil {
 		return nil, fmt.Errorf("%w: no query", ErrTicket)

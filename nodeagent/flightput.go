@@ -116,7 +116,7 @@ func (s *flightService) DoPut(stream flight.FlightService_DoPutServer) error {
 		return sendStatus(ctx, err)
 	}
 	s.log.Info("flight DoPut loaded", "table", q.GetTable(), "columns", schema.NumFields(), "rows", res.Rows,
-		"batches", res.Batches, "took", time.Since(start), "holder", t.GetHolder())
+		"batches", res.Batches, "took", time.Since(start), "holder", t.GetHolder(), "transport", transport(ctx))
 	return nil
 }
 

@@ -44,10 +44,11 @@ const (
 // DoGet streams what a ticket this node signed reads; DoPut loads records
 // into the table a ticket names. Every other method is Unimplemented.
 //
-// gRPC carries no libp2p identity, so a ticket stands in for one: signed
-// by this node, short-lived, good for one stream (used records its ID until
-// it expires), and only over a connection from an IP address the hub's
-// libp2p connections came from when it asked for the ticket.
+// A ticket is signed by this node, short-lived and good for one stream
+// (used records its ID until it expires). Over TCP, which carries no
+// libp2p identity, it is good only over a connection from an IP address
+// the hub's libp2p connections came from when it asked for the ticket;
+// over a libp2p stream (flightp2p.go), only from the peer it was issued to.
 type flightService struct {
 	flight.BaseFlightServer
 	name string
@@ -135,9 +136,11 @@ var errTicketBound = fmt.Errorf("%w: bound to another address", ErrTicket)
 func (s *flightService) verify(ctx context.Context, method string, signed []byte) (*wire.FlightTicket, error) {
 	now := time.Now()
 	from := ""
-	if p, ok := peer.FromContext(ctx); ok {
-		from = p.Addr.String()
+	gp, _ := peer.FromContext(ctx)
+	if gp != nil {
+		from = gp.Addr.String()
 	}
+	holder, overLibp2p := flightPeer(gp)
 	t, err := VerifyTicket(s.key.GetPublic(), s.name, signed, now)
 	if err == nil && t.GetWrite() != (method == "DoPut") {
 		kind := "read"
@@ -152,7 +155,9 @@ func (s *flightService) verify(ctx context.Context, method string, signed []byte
 		if t.GetIssuedAt().AsTime().Before(s.started) {
 			err = fmt.Errorf("%w: issued at %s, before this node's Flight server started", ErrTicketUsed,
 				t.GetIssuedAt().AsTime().Format(time.RFC3339))
-		} else if !slices.Contains(t.GetHolderIps(), clientIP(from)) {
+		} else if overLibp2p && t.GetHolder() != holder.ID.String() {
+			err = fmt.Errorf("%w: the ticket was issued to peer %s, not %s", errTicketHolder, t.GetHolder(), holder)
+		} else if !overLibp2p && !slices.Contains(t.GetHolderIps(), clientIP(from)) {
 			err = fmt.Errorf("%w: the ticket was issued to a peer at %s, not %s", errTicketBound,
 				strings.Join(t.GetHolderIps(), ", "), from)
 		} else if err = s.used.use(t, now); errors.Is(err, errTicketsFull) {
@@ -264,7 +269,7 @@ func (s *flightService) DoGet(tkt *flight.Ticket, stream flight.FlightService_Do
 		return sendStatus(ctx, err)
 	}
 	s.log.Info("flight DoGet served", "table", q.GetTable(), "columns", len(names), "rows", rdr.Rows(),
-		"batches", batches, "took", time.Since(start), "holder", t.GetHolder())
+		"batches", batches, "took", time.Since(start), "holder", t.GetHolder(), "transport", transport(ctx))
 	return nil
 }
 

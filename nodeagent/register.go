@@ -146,7 +146,7 @@ func (a *Agent) registerWith(ctx context.Context, hub peer.AddrInfo) error {
 		addrs = append(addrs, m.String())
 	}
 	req := &wire.RegisterRequest{
-		Name: a.cfg.Name, Addrs: addrs, FlightAddr: a.flightPublicAddr(), ClickhouseAddr: a.cfg.ClickHousePublicAddr,
+		Name: a.cfg.Name, Addrs: addrs, FlightAddr: a.registeredFlightAddr(), ClickhouseAddr: a.cfg.ClickHousePublicAddr,
 		ClickhouseDatabase: a.cfg.ClickHouse.Database, SchemaVersion: int32(v), AgentVersion: version.String(), EnrollmentToken: a.cfg.EnrollmentToken,
 	}
 	var resp wire.RegisterResponse

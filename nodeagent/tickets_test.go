@@ -40,9 +40,15 @@ type agentFixture struct {
 	registered *wire.RegisterRequest
 }
 
-// startAgent starts a node agent named name over database db, and a hub
-// host it registers with.
+// startAgent starts a node agent named name over database db, with the
+// direct (TCP) data plane, and a hub host it registers with.
 func startAgent(tb testing.TB, name, db string) *agentFixture {
+	tb.Helper()
+	return startAgentOn(tb, name, db, config.DataPlaneDirect)
+}
+
+// startAgentOn is startAgent with the data plane plane.
+func startAgentOn(tb testing.TB, name, db, plane string) *agentFixture {
 	tb.Helper()
 	openDB(tb, db) // creates the database
 	hubKey := newKey(tb)
@@ -62,6 +68,7 @@ func startAgent(tb testing.TB, name, db string) *agentFixture {
 		Name: name, Hub: hub.Addrs()[0].String() + "/p2p/" + hub.ID().String(),
 		KeyFile: filepath.Join(tb.TempDir(), "node.key"), Listen: []string{"/ip4/127.0.0.1/udp/0/quic-v1"},
 		FlightAddr: "127.0.0.1:0", ClickHouse: config.ClickHouse{Addr: testClickHouse(tb), User: "default", Database: db},
+		DataPlane: plane,
 	}
 	a, err := New(cfg, slog.New(slog.DiscardHandler))
 	require.NoError(tb, err)

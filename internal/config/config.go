@@ -335,7 +335,11 @@ type Node struct {
 	// FlightAddr when empty).
 	FlightAddr       string `env:"SYNDB_FLIGHT_ADDR" envDefault:"127.0.0.1:50052"`
 	FlightPublicAddr string `env:"SYNDB_FLIGHT_PUBLIC_ADDR"`
-	ClickHouse       ClickHouse
+	// DataPlane is how the hub reaches the Flight server: DataPlaneLibp2p
+	// (over the libp2p connection, the default; "" is it too) or
+	// DataPlaneDirect (over TCP to FlightPublicAddr).
+	DataPlane  string `env:"SYNDB_DATA_PLANE" envDefault:"libp2p"`
+	ClickHouse ClickHouse
 	// ClickHousePublicAddr is the native address the hub's ClickHouse uses in
 	// remote(); it defaults to ClickHouse.Addr.
 	ClickHousePublicAddr string `env:"SYNDB_CLICKHOUSE_PUBLIC_ADDR"`
@@ -343,6 +347,14 @@ type Node struct {
 	// distant node on demand, for failure drills and tests. 0 in production.
 	AnswerDelay time.Duration `env:"SYNDB_NODE_ANSWER_DELAY" envDefault:"0s"`
 }
+
+// The node's data planes (SYNDB_DATA_PLANE).
+const (
+	// DataPlaneLibp2p serves Flight on p2p.FlightProtocol to the hub.
+	DataPlaneLibp2p = "libp2p"
+	// DataPlaneDirect hands out the node's Flight TCP address.
+	DataPlaneDirect = "direct"
+)
 
 // DecodePSK decodes a private-network key given as 64 hex digits ("" is none).
 func DecodePSK(s string) ([]byte, error) {
@@ -504,6 +516,12 @@ func (c *Node) Validate() error {
 		// The node registers it, and the hub accepts only an identifier.
 		errs = append(errs, fmt.Errorf("SYNDB_CLICKHOUSE_DATABASE: %.80q must be 1-64 characters of A-Z, a-z, 0-9 and '_', not starting with a digit",
 			c.ClickHouse.Database))
+	}
+	if c.DataPlane == "" {
+		c.DataPlane = DataPlaneLibp2p
+	}
+	if c.DataPlane != DataPlaneLibp2p && c.DataPlane != DataPlaneDirect {
+		errs = append(errs, fmt.Errorf("SYNDB_DATA_PLANE: %.40q is neither %q nor %q", c.DataPlane, DataPlaneLibp2p, DataPlaneDirect))
 	}
 	errs = append(errs,
 		checkHostPort("SYNDB_FLIGHT_ADDR", c.FlightAddr),

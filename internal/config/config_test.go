@@ -249,3 +249,28 @@ func TestQuerySettingsAreChecked(t *testing.T) {
 	require.GreaterOrEqual(t, c.Query.MaxConns, 32, "room for 8 queries at once and their probes")
 	require.Less(t, c.Query.RemoteReceiveTimeout, c.Query.Timeout)
 }
+
+// TestDataPlane: the node's data plane defaults to libp2p, is libp2p or
+// direct, and anything else is refused by name.
+func TestDataPlane(t *testing.T) {
+	t.Setenv("SYNDB_NODE_NAME", "lab-a")
+	t.Setenv("SYNDB_HUB_ADDR", "/ip4/127.0.0.1/udp/4001/quic-v1/p2p/12D3KooWGzBGLfUq2zGDxgm7PjYkYEi9RUqoLuRCFaXd3gEBQzK4")
+	c, err := Load[Node]()
+	require.NoError(t, err)
+	require.Equal(t, DataPlaneLibp2p, c.DataPlane)
+	require.Equal(t, "127.0.0.1:50052", c.FlightAddr, "the Flight TCP listener stays on loopback by default")
+	cases := map[string]string{"libp2p": "", "direct": "", "": "", "tcp": "SYNDB_DATA_PLANE", "LIBP2P": "SYNDB_DATA_PLANE"}
+	for plane, wantErr := range cases {
+		t.Setenv("SYNDB_DATA_PLANE", plane)
+		c, err := Load[Node]()
+		if wantErr != "" {
+			require.ErrorContains(t, err, wantErr, plane)
+			continue
+		}
+		require.NoError(t, err, plane)
+		if plane == "" {
+			plane = DataPlaneLibp2p // set but empty: the default
+		}
+		require.Equal(t, plane, c.DataPlane)
+	}
+}

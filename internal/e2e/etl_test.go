@@ -100,8 +100,8 @@ func etlResult(t *testing.T, js api.JobStatus) domain.EtlResult {
 	return res
 }
 
-// TestEtl: good CSV and Parquet files load into a node through Flight and
-// register their dataset; a bad file loads nothing and says where it is bad.
+// TestEtl: good CSV and Parquet files load into a node through Flight (over
+// libp2p) and register their dataset; a bad file loads nothing and says where it is bad.
 func TestEtl(t *testing.T) {
 	routableNodes(t)
 	dataset := uuid.New()
@@ -115,9 +115,11 @@ func TestEtl(t *testing.T) {
 		fmt.Fprintf(&csv, "%s,%g,pyramidal,%d\n", neurons[i], float64(i)/7, i%13)
 	}
 	obj := upload(t, "neurons.csv", []byte(csv.String()))
+	loaded := overLibp2p(t, "lab-a")
 	started := startEtl(t, obj, "neuron", dataset.String())
 	js := waitJob(t, started.JobID, 2*time.Minute)
 	require.Equal(t, domain.JobCompleted, js.State, "%s %s", js.Error, js.Result)
+	loaded()
 	recordHistoryTo(t, temporalClient(t), started.WorkflowID, "", os.Getenv("SYNDB_RECORD_ETL_HISTORY"))
 	res := etlResult(t, js)
 	require.Equal(t, int64(1000), res.Loaded.Rows)

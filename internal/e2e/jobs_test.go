@@ -168,12 +168,15 @@ func overallStddev(t *testing.T, table, column string) (uint64, float64) {
 }
 
 // TestAnalyticsSynapseGraph: every neuron's in and out degree, pulled over
-// the nodes' Flight servers and counted on the hub, equal ClickHouse's.
+// the nodes' Flight servers (over libp2p) and counted on the hub, equal
+// ClickHouse's.
 func TestAnalyticsSynapseGraph(t *testing.T) {
 	routableNodes(t)
+	pulled := overLibp2p(t, "lab-a", "lab-b")
 	st := startJob(t, `{"analysis": "synapse_graph"}`)
 	js := waitJob(t, st.JobID, 2*time.Minute)
 	require.Equal(t, domain.JobCompleted, js.State, "%s", js.Error)
+	pulled()
 	var res activities.GraphResult
 	require.NoError(t, json.Unmarshal(js.Result, &res))
 

@@ -24,6 +24,9 @@ var fed *fleet.Federation
 // syndbBin is the syndb binary built for the tests.
 var syndbBin string
 
+// fedRoot is the federation's directory (its logs are under logs/).
+var fedRoot string
+
 func TestMain(m *testing.M) {
 	flag.Parse()
 	// A copy of this binary started inside a network namespace plays one
@@ -60,7 +63,8 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e: build syndb:", err)
 		return 1
 	}
-	opts, err := fleet.TestOptions(root, filepath.Join(tmp, "fed"), bin, "lab-a", "lab-b")
+	fedRoot = filepath.Join(tmp, "fed")
+	opts, err := fleet.TestOptions(root, fedRoot, bin, "lab-a", "lab-b")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1

@@ -70,7 +70,7 @@ func TestMessageSet(t *testing.T) {
 	cfg := config.Node{
 		Name: "lab-m", Hub: hub.Addrs()[0].String() + "/p2p/" + hub.ID().String(),
 		KeyFile: filepath.Join(t.TempDir(), "node.key"), Listen: []string{"/ip4/127.0.0.1/udp/0/quic-v1"},
-		FlightAddr: "127.0.0.1:0", ClickHouse: chCfg,
+		FlightAddr: "127.0.0.1:0", ClickHouse: chCfg, DataPlane: config.DataPlaneDirect,
 	}
 	agent := runAgent(t, cfg)
 	registered(t, agent)

@@ -29,10 +29,11 @@ func deadAddr(t *testing.T) string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 }
 
-// withoutFlight restarts node with its Flight location pointing at a dead
-// port, so the hub can reach its Flight server no more, and waits until the
-// hub has heard from the restarted agent. Cleanup restarts it as it was,
-// and waits for the hub to hear from it again. It returns the dead address.
+// withoutFlight restarts node on the direct data plane with its Flight
+// location pointing at a dead port, so the hub can reach its Flight server
+// no more, and waits until the hub has heard from the restarted agent.
+// Cleanup restarts it as it was, and waits for the hub to hear from it
+// again. It returns the dead address.
 func withoutFlight(t *testing.T, node string) string {
 	t.Helper()
 	require.NoError(t, fed.StopNode(t.Context(), node, false))
@@ -46,7 +47,7 @@ func withoutFlight(t *testing.T, node string) string {
 	})
 	dead := deadAddr(t)
 	restarted := time.Now()
-	require.NoError(t, fed.StartNodeWith(t.Context(), node, map[string]string{"SYNDB_FLIGHT_PUBLIC_ADDR": dead}))
+	require.NoError(t, fed.StartNodeWith(t.Context(), node, map[string]string{"SYNDB_DATA_PLANE": "direct", "SYNDB_FLIGHT_PUBLIC_ADDR": dead}))
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	require.NoError(t, seenSince(ctx, t, node, restarted))

@@ -186,7 +186,7 @@ func TestSecTicketReplay(t *testing.T) {
 	cfg := config.Node{
 		Name: name, Hub: fed.HubAddr, KeyFile: filepath.Join(t.TempDir(), "node.key"), EnrollmentToken: e.Token,
 		Listen:     []string{"/ip4/127.0.0.1/udp/0/quic-v1", "/ip4/127.0.0.1/tcp/0"},
-		FlightAddr: flightAddr, FlightPublicAddr: tapAddr, ClickHouse: chCfg,
+		FlightAddr: flightAddr, FlightPublicAddr: tapAddr, ClickHouse: chCfg, DataPlane: config.DataPlaneDirect,
 	}
 	agent := runAgent(t, cfg)
 	registered(t, agent)

@@ -30,16 +30,9 @@ func NewClient(h host.Host, finder PeerFinder) *Client { return &Client{h: h, fi
 
 // Call learns addrs for peerID (when given) and makes a request/response call.
 func (c *Client) Call(ctx context.Context, peerID string, addrs []string, spec Spec, req, resp proto.Message) error {
-	id, err := peer.Decode(peerID)
+	id, err := c.learn(peerID, addrs)
 	if err != nil {
-		return fmt.Errorf("bad peer ID %q: %w", peerID, err)
-	}
-	for _, a := range addrs {
-		m, err := ma.NewMultiaddr(a)
-		if err != nil {
-			return fmt.Errorf("bad multiaddr %q of %s: %w", a, id, err)
-		}
-		c.h.Peerstore().AddAddr(id, m, peerstore.AddressTTL)
+		return err
 	}
 	err = Call(ctx, c.h, id, spec, req, resp)
 	if !errors.Is(err, ErrUnreachable) || c.finder == nil || ctx.Err() != nil {
@@ -51,4 +44,20 @@ func (c *Client) Call(ctx context.Context, peerID string, addrs []string, spec S
 	}
 	c.h.Peerstore().AddAddrs(id, ai.Addrs, peerstore.AddressTTL)
 	return Call(ctx, c.h, id, spec, req, resp)
+}
+
+// learn decodes peerID and adds addrs to the peerstore as its addresses.
+func (c *Client) learn(peerID string, addrs []string) (peer.ID, error) {
+	id, err := peer.Decode(peerID)
+	if err != nil {
+		return "", fmt.Errorf("bad peer ID %q: %w", peerID, err)
+	}
+	for _, a := range addrs {
+		m, err := ma.NewMultiaddr(a)
+		if err != nil {
+			return "", fmt.Errorf("bad multiaddr %q of %s: %w", a, id, err)
+		}
+		c.h.Peerstore().AddAddr(id, m, peerstore.AddressTTL)
+	}
+	return id, nil
 }

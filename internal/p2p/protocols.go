@@ -39,3 +39,8 @@ var (
 
 // Specs lists the whole message set.
 var Specs = []Spec{Register, HealthPing, SchemaSync, DatasetCatalog, FlightEndpoint, AnalyticsQuery, OntologySync}
+
+// FlightProtocol (hub → node) carries the node's Arrow Flight service,
+// gRPC over one libp2p stream per gRPC connection (flightstream.go): the
+// data plane rides the connection the messages use.
+const FlightProtocol protocol.ID = "/syndb/flight/1.0.0"

@@ -1,0 +1,133 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/flight"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
+	"google.golang.org/grpc"
+
+	"github.com/syndb/federation/internal/domain"
+	"github.com/syndb/federation/internal/p2p"
+	"github.com/syndb/federation/internal/wire"
+)
+
+func newHost(t *testing.T) host.Host {
+	t.Helper()
+	key, err := p2p.LoadOrCreateKey(filepath.Join(t.TempDir(), "id.key"))
+	require.NoError(t, err)
+	h, err := p2p.NewHost(p2p.HostConfig{Key: key, Listen: []string{"/ip4/127.0.0.1/udp/0/quic-v1"}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = h.Close() })
+	return h
+}
+
+// TestFlightRoute: a grpc:// location is dialled over TCP, libp2p:// of
+// the node's own peer over a stream; a location naming another peer, or
+// of an unknown scheme, or over libp2p without a host, is refused for good.
+func TestFlightRoute(t *testing.T) {
+	t.Parallel()
+	const self = "12D3KooWGzBGLfUq2zGDxgm7PjYkYEi9RUqoLuRCFaXd3gEBQzK4"
+	node := domain.NodeRef{Name: "lab-a", PeerID: self}
+	withHost := newNodeFlight(p2p.NewClient(newHost(t), nil))
+	cases := []struct {
+		name    string
+		f       nodeFlight
+		loc     string
+		target  string
+		dialers int
+		err     string
+	}{
+		{"tcp", withHost, "grpc://10.0.0.5:50052", "10.0.0.5:50052", 0, ""},
+		{"libp2p", withHost, "libp2p://" + self, "passthrough:///" + self, 1, ""},
+		{"another peer", withHost, "libp2p://12D3KooWAnother", "", 0, "names a peer other than the node's own"},
+		{"unknown scheme", withHost, "https://10.0.0.5", "", 0, `unsupported Flight location "https://10.0.0.5"`},
+		{"no host", newNodeFlight(nil), "libp2p://" + self, "", 0, "needs a libp2p host"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			target, opts, err := tc.f.route(node, tc.loc)
+			if tc.err != "" {
+				require.ErrorContains(t, err, tc.err)
+				var ae *temporal.ApplicationError
+				require.ErrorAs(t, err, &ae)
+				require.True(t, ae.NonRetryable())
+				require.Equal(t, domain.ErrTypeInvalid, ae.Type())
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.target, target)
+			require.Len(t, opts, tc.dialers)
+		})
+	}
+}
+
+// rowsServer is a Flight server whose DoGet streams one fixed record,
+// whatever the ticket.
+type rowsServer struct {
+	flight.BaseFlightServer
+	rec arrow.RecordBatch
+}
+
+func (s *rowsServer) DoGet(_ *flight.Ticket, stream flight.FlightService_DoGetServer) error {
+	w := flight.NewRecordWriter(stream, ipc.WithSchema(s.rec.Schema()))
+	if err := w.Write(s.rec); err != nil {
+		return err
+	}
+	return w.Close()
+}
+
+// TestFlightReadOverLibp2p: the hub's reader asks the node for an
+// endpoint, is told libp2p://<node>, and reads the node's rows over a
+// stream of its own libp2p host.
+func TestFlightReadOverLibp2p(t *testing.T) {
+	t.Parallel()
+	hub, node := newHost(t), newHost(t)
+	b := array.NewInt64Builder(memory.DefaultAllocator)
+	defer b.Release()
+	want := []int64{3, 1, 4, 1, 5, 9, 2, 6}
+	b.AppendValues(want, nil)
+	col := b.NewArray()
+	defer col.Release()
+	rec := array.NewRecordBatch(arrow.NewSchema([]arrow.Field{{Name: "n", Type: arrow.PrimitiveTypes.Int64}}, nil), []arrow.Array{col}, int64(len(want)))
+	defer rec.Release()
+
+	srv := grpc.NewServer()
+	flight.RegisterFlightServiceServer(srv, &rowsServer{rec: rec})
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(p2p.ListenStreams(node, p2p.FlightProtocol, nil)) }()
+	t.Cleanup(func() { srv.Stop(); require.NoError(t, <-served) })
+	p2p.Handle(node, p2p.FlightEndpoint, slog.New(slog.DiscardHandler), nil,
+		func(_ context.Context, from peer.ID, _ *wire.GetFlightEndpointRequest) (*wire.GetFlightEndpointResponse, error) {
+			if from != hub.ID() {
+				return nil, errors.New("not the hub")
+			}
+			return &wire.GetFlightEndpointResponse{Location: "libp2p://" + node.ID().String(), Ticket: []byte("t")}, nil
+		})
+	var addrs []string
+	for _, a := range node.Addrs() {
+		addrs = append(addrs, a.String())
+	}
+	f := newNodeFlight(p2p.NewClient(hub, nil))
+	ref := domain.NodeRef{Name: "lab-a", PeerID: node.ID().String(), Addrs: addrs}
+	rd, done, err := f.read(t.Context(), ref, &wire.FlightQuery{Table: "neuron"})
+	require.NoError(t, err)
+	defer done()
+	var got []int64
+	for rd.Next() {
+		got = append(got, rd.RecordBatch().Column(0).(*array.Int64).Int64Values()...)
+	}
+	require.NoError(t, rd.Err())
+	require.Equal(t, want, got)
+}

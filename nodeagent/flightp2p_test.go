@@ -1,0 +1,188 @@
+package nodeagent
+
+import (
+	"context"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/flight"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/syndb/federation/internal/config"
+	"github.com/syndb/federation/internal/p2p"
+	"github.com/syndb/federation/internal/wire"
+)
+
+// libp2pFlight connects to the Flight location ep names, libp2p://<peer>,
+// from h: each gRPC connection is a stream on p2p.FlightProtocol.
+func libp2pFlight(tb testing.TB, h host.Host, ep *wire.GetFlightEndpointResponse) *flightFixture {
+	tb.Helper()
+	id, ok := strings.CutPrefix(ep.GetLocation(), libp2pScheme)
+	require.True(tb, ok, ep.GetLocation())
+	p, err := peer.Decode(id)
+	require.NoError(tb, err)
+	c, err := flight.NewClientWithMiddleware("passthrough:///"+id, nil, nil,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
+			return p2p.DialStream(ctx, h, p, p2p.FlightProtocol)
+		}))
+	require.NoError(tb, err)
+	tb.Cleanup(func() { _ = c.Close() })
+	return &flightFixture{client: c}
+}
+
+// tcpFlight connects to the node's Flight TCP listener.
+func tcpFlight(tb testing.TB, a *Agent) *flightFixture {
+	tb.Helper()
+	return flightClient(tb, &wire.GetFlightEndpointResponse{Location: "grpc://" + a.cfg.FlightAddr}, "")
+}
+
+// TestFlightOverLibp2p: a node on the libp2p data plane hands out its own
+// peer as the Flight location, and a DoGet over a libp2p stream from the
+// hub returns the rows the table holds, the same as over its TCP listener
+// (on 127.0.0.1); a ticket is still used once.
+func TestFlightOverLibp2p(t *testing.T) {
+	t.Parallel()
+	f := startAgentOn(t, "lab-p2pflight", "flight_p2p", config.DataPlaneLibp2p)
+	conn := openDB(t, f.db)
+	rows := everyRows()
+	createEvery(t, conn, "every", rows)
+	require.Equal(t, uint64(len(rows)), count(t, conn, "every"))
+	host, _, err := net.SplitHostPort(f.agent.cfg.FlightAddr)
+	require.NoError(t, err)
+	require.Equal(t, "127.0.0.1", host)
+
+	cases := []struct {
+		name   string
+		client func(ep *wire.GetFlightEndpointResponse) *flightFixture
+	}{
+		{"libp2p", func(ep *wire.GetFlightEndpointResponse) *flightFixture { return libp2pFlight(t, f.hub, ep) }},
+		{"tcp", func(*wire.GetFlightEndpointResponse) *flightFixture { return tcpFlight(t, f.agent) }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ep := f.endpoint(t, &wire.GetFlightEndpointRequest{Query: &wire.FlightQuery{Table: "every"}})
+			require.Equal(t, libp2pScheme+f.agent.PeerID().String(), ep.GetLocation())
+			c := tc.client(ep)
+			_, got, err := c.getRows(t, ep.GetTicket())
+			require.NoError(t, err)
+			require.Equal(t, expectedRows(rows), got)
+			_, _, err = c.getRows(t, ep.GetTicket())
+			requireCode(t, codes.PermissionDenied, err)
+			require.Contains(t, err.Error(), ErrTicketUsed.Error())
+		})
+	}
+}
+
+// TestRegisteredFlightAddr: a node registers its Flight TCP address on the
+// direct data plane, and none on the libp2p one, where the hub dials none.
+func TestRegisteredFlightAddr(t *testing.T) {
+	t.Parallel()
+	for _, plane := range []string{config.DataPlaneDirect, config.DataPlaneLibp2p} {
+		t.Run(plane, func(t *testing.T) {
+			t.Parallel()
+			f := startAgentOn(t, "lab-reg-"+plane, "flight_reg_"+plane, plane)
+			want := f.agent.cfg.FlightAddr
+			if plane == config.DataPlaneLibp2p {
+				want = ""
+			}
+			require.Equal(t, want, f.registered.GetFlightAddr())
+			require.NotEmpty(t, f.agent.cfg.FlightAddr, "the TCP listener runs on either plane")
+		})
+	}
+}
+
+// TestFlightOverLibp2pRefusals: a stranger (a fresh identity) that opens
+// /syndb/flight/1.0.0 has its stream reset before gRPC reads a byte; even
+// with a ticket the node signed for it, its DoGet fails without reaching
+// the Flight handler, which would have used the ticket up: the same
+// ticket then reads the rows over TCP. Over libp2p, a ticket issued to
+// another peer is refused from the hub.
+func TestFlightOverLibp2pRefusals(t *testing.T) {
+	t.Parallel()
+	f := startAgentOn(t, "lab-p2pstranger", "flight_p2p_stranger", config.DataPlaneLibp2p)
+	conn := openDB(t, f.db)
+	rows := everyRows()
+	createEvery(t, conn, "every", rows)
+	stranger, err := p2p.NewHost(p2p.HostConfig{Key: newKey(t), Listen: []string{"/ip4/127.0.0.1/udp/0/quic-v1"}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = stranger.Close() })
+	node := peer.AddrInfo{ID: f.agent.PeerID(), Addrs: f.agent.host.Addrs()}
+	require.NoError(t, stranger.Connect(t.Context(), node))
+	forStranger := signTicket(t, f.agent.key, &wire.FlightTicket{Node: "lab-p2pstranger", Holder: stranger.ID().String(),
+		HolderIps: []string{"127.0.0.1"}, ExpiresAt: timestamppb.New(time.Now().Add(time.Minute)), Query: &wire.FlightQuery{Table: "every"}})
+
+	t.Run("raw stream", func(t *testing.T) {
+		s, err := p2p.DialStream(t.Context(), stranger, node.ID, p2p.FlightProtocol)
+		require.NoError(t, err)
+		defer func() { _ = s.Close() }()
+		require.NoError(t, s.SetDeadline(time.Now().Add(10*time.Second)))
+		_, _ = s.Write([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"))
+		_, err = io.ReadFull(s, make([]byte, 1))
+		require.ErrorIs(t, err, network.ErrReset)
+	})
+	t.Run("DoGet", func(t *testing.T) {
+		ep := &wire.GetFlightEndpointResponse{Location: libp2pScheme + node.ID.String()}
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		stream, err := libp2pFlight(t, stranger, ep).client.DoGet(ctx, &flight.Ticket{Ticket: forStranger})
+		if err == nil {
+			_, err = stream.Recv()
+		}
+		requireCode(t, codes.Unavailable, err)
+	})
+	t.Run("ticket of another peer", func(t *testing.T) {
+		ep := f.endpoint(t, &wire.GetFlightEndpointRequest{Query: &wire.FlightQuery{Table: "every"}})
+		_, _, err := libp2pFlight(t, f.hub, ep).getRows(t, forStranger)
+		requireCode(t, codes.PermissionDenied, err)
+		require.Contains(t, err.Error(), "issued to peer "+stranger.ID().String())
+	})
+	// The Flight handler never saw the stranger's ticket: it is unused.
+	_, got, err := tcpFlight(t, f.agent).getRows(t, forStranger)
+	require.NoError(t, err)
+	require.Equal(t, expectedRows(rows), got)
+}
+
+// BenchmarkFlightDoGetOverLibp2p reads a synthetic table of 500k rows
+// from a node agent over the hub's libp2p connection (QUIC here) and over
+// its TCP listener on 127.0.0.1, one ticket each.
+func BenchmarkFlightDoGetOverLibp2p(b *testing.B) {
+	const rows = 500_000
+	f := startAgentOn(b, "lab-p2pbench", "flight_p2p_bench", config.DataPlaneLibp2p)
+	createSynthetic(b, openDB(b, f.db), "big", rows)
+	for _, plane := range []string{"libp2p", "tcp"} {
+		b.Run(plane, func(b *testing.B) {
+			var carried int64
+			for b.Loop() {
+				ep := f.endpoint(b, &wire.GetFlightEndpointRequest{Query: &wire.FlightQuery{Table: "big"}})
+				c := tcpFlight(b, f.agent)
+				if plane == "libp2p" {
+					c = libp2pFlight(b, f.hub, ep)
+				}
+				rdr, cs, err := c.doGet(b.Context(), ep.GetTicket())
+				require.NoError(b, err)
+				n := int64(0)
+				for rdr.Next() {
+					n += rdr.RecordBatch().NumRows()
+				}
+				require.NoError(b, rdr.Err())
+				rdr.Release()
+				require.Equal(b, int64(rows), n)
+				carried = cs.bytes
+			}
+			secs := b.Elapsed().Seconds()
+			b.ReportMetric(float64(carried)*float64(b.N)/secs/1e6, "MB/s")
+			b.ReportMetric(float64(rows)*float64(b.N)/secs, "rows/s")
+		})
+	}
+}
