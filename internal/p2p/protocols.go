@@ -39,3 +39,8 @@ var (
 
 // Specs lists the whole message set.
 var Specs = []Spec{Register, HealthPing, SchemaSync, DatasetCatalog, FlightEndpoint, AnalyticsQuery, OntologySync}
+
+// ClickHouseStream (hub → node) carries one ClickHouse native-protocol
+// connection of the hub's ClickHouse to the node's (chgateway.go). It is a
+// byte stream, not a message, so it is not in Specs.
+const ClickHouseStream protocol.ID = "/syndb/clickhouse/1.0.0"
