@@ -145,6 +145,7 @@ func (a *Agent) start(ctx context.Context) error {
 	p2p.Handle(a.host, p2p.FlightEndpoint, a.log, hubOnly(p2p.FlightEndpoint), delayed(d, a.handleFlightEndpoint))
 	p2p.Handle(a.host, p2p.AnalyticsQuery, a.log, hubOnly(p2p.AnalyticsQuery), delayed(d, a.handleAnalytics))
 	p2p.Handle(a.host, p2p.OntologySync, a.log, hubOnly(p2p.OntologySync), delayed(d, a.handleOntologySync))
+	a.startCHGateway(hubOnly(chGatewaySpec))
 	if d > 0 {
 		a.log.Warn("every answer to the hub is held back", "delay", d)
 	}
