@@ -191,7 +191,21 @@ type Query struct {
 	// waits at most ConnWait for a connection, then is answered 503.
 	MaxConns int           `env:"SYNDB_QUERY_MAX_CONNS" envDefault:"64"`
 	ConnWait time.Duration `env:"SYNDB_QUERY_CONN_WAIT" envDefault:"2s"`
+	// DataPlane is how the hub's ClickHouse reaches the nodes' warehouses:
+	// DataPlaneLibp2p through the workers' gateways (Gateways) and the
+	// nodes' libp2p ports, or DataPlaneDirect at each node's registered
+	// ClickHouse address with RemoteUser and RemotePassword.
+	DataPlane string `env:"SYNDB_DATA_PLANE" envDefault:"libp2p"`
+	// Gateways are the workers' ClickHouse gateways (SYNDB_GATEWAY_ADDR of
+	// each), host:port; remote() lists them as replicas, tried in order.
+	Gateways []string `env:"SYNDB_QUERY_GATEWAYS" envSeparator:"," envDefault:"127.0.0.1:9010"`
 }
+
+// The data planes of federated SQL (Query.DataPlane).
+const (
+	DataPlaneLibp2p = "libp2p"
+	DataPlaneDirect = "direct"
+)
 
 // Validate checks the query settings.
 func (q *Query) Validate() error {
@@ -213,6 +227,19 @@ func (q *Query) Validate() error {
 	}
 	if q.ConnWait < 100*time.Millisecond || q.ConnWait > time.Minute {
 		errs = append(errs, fmt.Errorf("SYNDB_QUERY_CONN_WAIT: %s is outside 100ms..1m", q.ConnWait))
+	}
+	switch q.DataPlane {
+	case DataPlaneDirect:
+	case DataPlaneLibp2p:
+		q.Gateways = nonBlank(q.Gateways)
+		if len(q.Gateways) == 0 {
+			errs = append(errs, errors.New("SYNDB_QUERY_GATEWAYS: the libp2p data plane needs at least one gateway"))
+		}
+		for _, g := range q.Gateways {
+			errs = append(errs, checkHostPort("SYNDB_QUERY_GATEWAYS", g))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("SYNDB_DATA_PLANE: %q is neither %s nor %s", q.DataPlane, DataPlaneLibp2p, DataPlaneDirect))
 	}
 	return errors.Join(errs...)
 }
@@ -247,6 +274,10 @@ type Worker struct {
 	// CatalogInterval is how often the catalog-sync schedule pulls every
 	// node's dataset catalog into PostgreSQL.
 	CatalogInterval time.Duration `env:"SYNDB_CATALOG_INTERVAL" envDefault:"15m"`
+	// GatewayAddr is where the worker's ClickHouse gateway listens: the hub's
+	// ClickHouse connects there to read a node over libp2p (one of
+	// SYNDB_QUERY_GATEWAYS). Empty turns the gateway off.
+	GatewayAddr string `env:"SYNDB_GATEWAY_ADDR" envDefault:"127.0.0.1:9010"`
 }
 
 // Health configures the health monitor and its circuit breaker. Its
@@ -339,6 +370,12 @@ type Node struct {
 	// ClickHousePublicAddr is the native address the hub's ClickHouse uses in
 	// remote(); it defaults to ClickHouse.Addr.
 	ClickHousePublicAddr string `env:"SYNDB_CLICKHOUSE_PUBLIC_ADDR"`
+	// GatewayUser and GatewayPassword are the local ClickHouse user the
+	// agent logs the hub's connections in as when they come over libp2p
+	// (SQL over libp2p): a read-only user of the warehouse database the lab
+	// creates. Without GatewayUser the agent refuses them.
+	GatewayUser     string `env:"SYNDB_CLICKHOUSE_GATEWAY_USER"`
+	GatewayPassword string `env:"SYNDB_CLICKHOUSE_GATEWAY_PASSWORD"`
 	// AnswerDelay holds every answer to the hub back this long: a slow or
 	// distant node on demand, for failure drills and tests. 0 in production.
 	AnswerDelay time.Duration `env:"SYNDB_NODE_ANSWER_DELAY" envDefault:"0s"`
@@ -471,6 +508,9 @@ func (c *Worker) Validate() error {
 		c.Discovery.Validate(),
 		checkPrivateNetwork(c.PSK, c.Discovery, ""),
 	)
+	if c.GatewayAddr != "" {
+		errs = append(errs, checkHostPort("SYNDB_GATEWAY_ADDR", c.GatewayAddr))
+	}
 	return errors.Join(errs...)
 }
 
