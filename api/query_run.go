@@ -159,8 +159,9 @@ func (s *Server) probe(ctx context.Context, targets []fedsql.Target) []domain.Ex
 // targets are the included nodes as the hub's ClickHouse reaches them, in
 // each node's registered warehouse database. On the libp2p data plane it
 // connects to the workers' gateways, listed as replicas, and logs in as
-// the node's name, with no password: the gateway routes the connection by
-// that name and the node logs in to its ClickHouse as its own local user.
+// the node's name, with the gateways' password (none by default): the
+// gateway routes the connection by that name and the node logs in to its
+// ClickHouse as its own local user.
 // On the direct plane it connects to each node's registered address with
 // the shared remote user.
 func (s *Server) targets(snap registrySnapshot, names []string) []fedsql.Target {
@@ -172,7 +173,7 @@ func (s *Server) targets(snap registrySnapshot, names []string) []fedsql.Target 
 		t := fedsql.Target{Name: c.Name, Addr: c.ClickHouseAddr, Database: c.ClickHouseDatabase,
 			User: q.RemoteUser, Password: q.RemotePassword}
 		if q.DataPlane != config.DataPlaneDirect {
-			t.Addr, t.User, t.Password = gateways, c.Name, ""
+			t.Addr, t.User, t.Password = gateways, c.Name, q.GatewayPassword
 		}
 		out = append(out, t)
 	}

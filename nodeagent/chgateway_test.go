@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/stretchr/testify/require"
 
@@ -71,6 +72,9 @@ type gatewayFixture struct {
 	proxy *countingProxy
 	agent *Agent
 	gw    *p2p.CHGateway
+
+	hubHost host.Host
+	node    string
 }
 
 func startGatewayFixture(t *testing.T, node string) *gatewayFixture {
@@ -123,16 +127,25 @@ func startGatewayFixture(t *testing.T, node string) *gatewayFixture {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("node did not register: %v", f.agent.LastError())
 	}
-	f.gw, err = p2p.StartCHGateway(hub, p2p.CHGatewayConfig{Addr: "127.0.0.1:0",
+	f.hubHost, f.node = hub, node
+	f.gw = f.startGateway(t, "")
+	return f
+}
+
+// startGateway starts a gateway on the hub's host that knows the one node,
+// requiring password when it is not empty.
+func (f *gatewayFixture) startGateway(t *testing.T, password string) *p2p.CHGateway {
+	t.Helper()
+	gw, err := p2p.StartCHGateway(f.hubHost, p2p.CHGatewayConfig{Addr: "127.0.0.1:0", Password: password,
 		Resolve: func(_ context.Context, name string) (peer.AddrInfo, error) {
-			if name != node {
+			if name != f.node {
 				return peer.AddrInfo{}, fmt.Errorf("no node %q", name)
 			}
 			return peer.AddrInfo{ID: f.agent.PeerID()}, nil
 		}}, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, f.gw.Close()) })
-	return f
+	t.Cleanup(func() { require.NoError(t, gw.Close()) })
+	return gw
 }
 
 // aggregate is a small aggregate's answer.
@@ -184,7 +197,8 @@ func TestCHGatewayAnswersLikeDirect(t *testing.T) {
 }
 
 // TestCHGatewayRefusals: a connection naming no node gets the gateway's
-// NETWORK_ERROR; a stranger's stream is reset at the node before a byte
+// NETWORK_ERROR; one without the gateway's password, WRONG_PASSWORD; a
+// stranger's stream is reset at the node before a byte
 // reaches its ClickHouse.
 func TestCHGatewayRefusals(t *testing.T) {
 	t.Parallel()
@@ -196,6 +210,16 @@ func TestCHGatewayRefusals(t *testing.T) {
 	require.Error(t, err)
 	require.True(t, clickhouse.IsNetwork(err), "%v", err)
 	require.Contains(t, err.Error(), `node "lab-nope" is not reachable`)
+
+	// A gateway with a password refuses a connection without it.
+	locked := f.startGateway(t, "gw-secret")
+	err = f.hub.QueryRow(t.Context(), fmt.Sprintf("SELECT count() FROM remote('%s', 'syndb', 'gw_t', 'lab-gr', 'wrong')", locked.Addr())).Scan(&one)
+	require.Equal(t, int32(p2p.CHWrongPassword), clickhouse.Code(err), "%v", err)
+	require.Equal(t, before, f.proxy.conns.Load(), "nothing reached ClickHouse for the wrong password")
+	require.NoError(t, f.hub.QueryRow(t.Context(),
+		fmt.Sprintf("SELECT count() FROM remote('%s', 'syndb', 'gw_t', 'lab-gr', 'gw-secret')", locked.Addr())).Scan(&one))
+	require.Equal(t, uint64(5000), one)
+	before = f.proxy.conns.Load()
 
 	stranger, err := p2p.NewHost(p2p.HostConfig{Key: newKey(t), Listen: []string{"/ip4/127.0.0.1/udp/0/quic-v1"}})
 	require.NoError(t, err)

@@ -199,6 +199,9 @@ type Query struct {
 	// Gateways are the workers' ClickHouse gateways (SYNDB_GATEWAY_ADDR of
 	// each), host:port; remote() lists them as replicas, tried in order.
 	Gateways []string `env:"SYNDB_QUERY_GATEWAYS" envSeparator:"," envDefault:"127.0.0.1:9010"`
+	// GatewayPassword is the password remote() presents to the gateways
+	// (the workers' SYNDB_GATEWAY_PASSWORD; none by default).
+	GatewayPassword string `env:"SYNDB_GATEWAY_PASSWORD"`
 }
 
 // The data planes of federated SQL (Query.DataPlane).
@@ -278,6 +281,10 @@ type Worker struct {
 	// ClickHouse connects there to read a node over libp2p (one of
 	// SYNDB_QUERY_GATEWAYS). Empty turns the gateway off.
 	GatewayAddr string `env:"SYNDB_GATEWAY_ADDR" envDefault:"127.0.0.1:9010"`
+	// GatewayPassword, when set, is the password a connection to the
+	// gateway must present (SYNDB_GATEWAY_PASSWORD of the API too): set it
+	// whenever others than the hub's ClickHouse can reach GatewayAddr.
+	GatewayPassword string `env:"SYNDB_GATEWAY_PASSWORD"`
 }
 
 // Health configures the health monitor and its circuit breaker. Its
@@ -373,9 +380,11 @@ type Node struct {
 	// GatewayUser and GatewayPassword are the local ClickHouse user the
 	// agent logs the hub's connections in as when they come over libp2p
 	// (SQL over libp2p): a read-only user of the warehouse database the lab
-	// creates. Without GatewayUser the agent refuses them.
+	// creates. Without GatewayUser the agent refuses them. GatewayAddr is
+	// the native address it connects them to; it defaults to ClickHouse.Addr.
 	GatewayUser     string `env:"SYNDB_CLICKHOUSE_GATEWAY_USER"`
 	GatewayPassword string `env:"SYNDB_CLICKHOUSE_GATEWAY_PASSWORD"`
+	GatewayAddr     string `env:"SYNDB_CLICKHOUSE_GATEWAY_ADDR"`
 	// AnswerDelay holds every answer to the hub back this long: a slow or
 	// distant node on demand, for failure drills and tests. 0 in production.
 	AnswerDelay time.Duration `env:"SYNDB_NODE_ANSWER_DELAY" envDefault:"0s"`
@@ -540,6 +549,9 @@ func (c *Node) Validate() error {
 	if c.ClickHousePublicAddr == "" {
 		c.ClickHousePublicAddr = c.ClickHouse.Addr
 	}
+	if c.GatewayAddr == "" {
+		c.GatewayAddr = c.ClickHouse.Addr
+	}
 	if !domain.ValidClickHouseDatabase(c.ClickHouse.Database) {
 		// The node registers it, and the hub accepts only an identifier.
 		errs = append(errs, fmt.Errorf("SYNDB_CLICKHOUSE_DATABASE: %.80q must be 1-64 characters of A-Z, a-z, 0-9 and '_', not starting with a digit",
@@ -549,6 +561,7 @@ func (c *Node) Validate() error {
 		checkHostPort("SYNDB_FLIGHT_ADDR", c.FlightAddr),
 		checkHostPort("SYNDB_CLICKHOUSE_ADDR", c.ClickHouse.Addr),
 		checkHostPort("SYNDB_CLICKHOUSE_PUBLIC_ADDR", c.ClickHousePublicAddr),
+		checkHostPort("SYNDB_CLICKHOUSE_GATEWAY_ADDR", c.GatewayAddr),
 		checkNonEmpty("SYNDB_P2P_KEY_FILE", c.KeyFile),
 		checkPSK(c.PSK),
 		checkPrivateNetwork(c.PSK, c.Discovery, c.Hub),

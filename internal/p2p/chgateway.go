@@ -3,6 +3,7 @@ package p2p
 import (
 	"bufio"
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +31,9 @@ type CHGatewayConfig struct {
 	// Finder, when not nil, looks up a node's current addresses when it
 	// cannot be reached at those Resolve gave.
 	Finder PeerFinder
+	// Password, when not empty, is the password a connection's Hello must
+	// carry; others are refused with WRONG_PASSWORD.
+	Password string
 	// HelloTimeout bounds reading the client's Hello and opening the
 	// stream to the node (DefaultHelloTimeout when zero).
 	HelloTimeout time.Duration
@@ -119,6 +123,11 @@ func (g *CHGateway) serve(c net.Conn) {
 		return
 	}
 	node := hello.User
+	if subtle.ConstantTimeCompare([]byte(hello.Password), []byte(g.cfg.Password)) != 1 {
+		g.log.Warn("clickhouse gateway: wrong password", "node", node, "remote", c.RemoteAddr().String())
+		g.refuseCode(c, CHWrongPassword, "syndb gateway: wrong gateway password")
+		return
+	}
 	s, err := g.open(node)
 	if err != nil {
 		g.log.Warn("clickhouse gateway: node not reachable", "node", node, "err", err)
@@ -165,9 +174,11 @@ func (g *CHGateway) open(node string) (network.Stream, error) {
 }
 
 // refuse answers c with a NETWORK_ERROR exception, best effort.
-func (g *CHGateway) refuse(c net.Conn, msg string) {
+func (g *CHGateway) refuse(c net.Conn, msg string) { g.refuseCode(c, CHNetworkError, msg) }
+
+func (g *CHGateway) refuseCode(c net.Conn, code int32, msg string) {
 	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _ = c.Write(AppendCHException(nil, CHNetworkError, msg))
+	_, _ = c.Write(AppendCHException(nil, code, msg))
 }
 
 // forward copies cr (the rest of c) to s and s to c until either side

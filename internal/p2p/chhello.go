@@ -108,9 +108,12 @@ func appendCHString(b []byte, s string) []byte {
 	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
 }
 
-// CHNetworkError is ClickHouse's NETWORK_ERROR code: a client fails over
-// to the next replica on it.
-const CHNetworkError = 210
+// ClickHouse's exception codes a gateway answers with: NETWORK_ERROR, on
+// which a client fails over to the next replica, and WRONG_PASSWORD.
+const (
+	CHNetworkError  = 210
+	CHWrongPassword = 193
+)
 
 // AppendCHException appends a server Exception packet with code and msg
 // to b: what a ClickHouse client reads, instead of the server's Hello, as
