@@ -50,9 +50,9 @@ func (a *Agent) serveCH(guard p2p.Guard, s network.Stream) {
 	}
 	hello.User, hello.Password = a.cfg.GatewayUser, a.cfg.GatewayPassword
 	hello.Database = a.cfg.ClickHouse.Database
-	ch, err := net.DialTimeout("tcp", a.cfg.ClickHouse.Addr, chHelloTimeout)
+	ch, err := net.DialTimeout("tcp", a.cfg.GatewayAddr, chHelloTimeout)
 	if err != nil {
-		a.log.Warn("clickhouse stream: local clickhouse does not answer", "addr", a.cfg.ClickHouse.Addr, "err", err)
+		a.log.Warn("clickhouse stream: local clickhouse does not answer", "addr", a.cfg.GatewayAddr, "err", err)
 		_, _ = s.Write(p2p.AppendCHException(nil, p2p.CHNetworkError, "syndb node: its ClickHouse does not answer"))
 		_ = s.Close()
 		return
