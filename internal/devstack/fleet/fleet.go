@@ -68,6 +68,9 @@ type Options struct {
 	Restart *devstack.RestartPolicy
 }
 
+// GatewayPassword is the dev password of the worker's ClickHouse gateway.
+const GatewayPassword = "syndb-hub-gateway-dev"
+
 // DevOptions returns the options of `syndb dev`: the ports of the README.
 func DevOptions(repoRoot string) Options {
 	return Options{
@@ -195,6 +198,7 @@ func Start(ctx context.Context, o Options) (f *Federation, err error) {
 		"SYNDB_API_FLIGHT_PUBLIC_ADDR":    fmt.Sprintf("127.0.0.1:%d", o.HubFlightPort),
 		"SYNDB_GATEWAY_ADDR":              fmt.Sprintf("127.0.0.1:%d", o.GatewayPort),
 		"SYNDB_QUERY_GATEWAYS":            fmt.Sprintf("127.0.0.1:%d", o.GatewayPort),
+		"SYNDB_GATEWAY_PASSWORD":          GatewayPassword,
 		"SYNDB_P2P_LISTEN":                fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1,/ip4/127.0.0.1/tcp/%d", o.HubP2PPort, o.HubP2PPort),
 		"SYNDB_P2P_KEY_FILE":              hubKey,
 		"SYNDB_HUB_ID":                    hubID.String(),
@@ -378,6 +382,9 @@ func (f *Federation) StartExtraNode(ctx context.Context, n ExtraNode) error {
 		"SYNDB_FLIGHT_ADDR":         fmt.Sprintf("127.0.0.1:%d", flightPort),
 		"SYNDB_CLICKHOUSE_ADDR":     n.ClickHouseAddr,
 		"SYNDB_CLICKHOUSE_DATABASE": n.Database,
+		// A test's own server has no gateway user: the agent logs the
+		// hub's connections in as its default user.
+		"SYNDB_CLICKHOUSE_GATEWAY_USER": "default",
 	}
 	for k, v := range n.Env {
 		extra[k] = v
