@@ -2,6 +2,7 @@ package nodeagent
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net"
 	"time"
@@ -50,7 +51,9 @@ func (a *Agent) serveCH(guard p2p.Guard, s network.Stream) {
 	}
 	hello.User, hello.Password = a.cfg.GatewayUser, a.cfg.GatewayPassword
 	hello.Database = a.cfg.ClickHouse.Database
-	ch, err := net.DialTimeout("tcp", a.cfg.GatewayAddr, chHelloTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), chHelloTimeout)
+	defer cancel()
+	ch, err := new(net.Dialer).DialContext(ctx, "tcp", a.cfg.GatewayAddr)
 	if err != nil {
 		a.log.Warn("clickhouse stream: local clickhouse does not answer", "addr", a.cfg.GatewayAddr, "err", err)
 		_, _ = s.Write(p2p.AppendCHException(nil, p2p.CHNetworkError, "syndb node: its ClickHouse does not answer"))

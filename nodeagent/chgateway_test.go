@@ -36,7 +36,7 @@ type countingProxy struct {
 
 func startCountingProxy(t *testing.T, target string) *countingProxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := new(net.ListenConfig).Listen(t.Context(), "tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	p := &countingProxy{ln: ln}
 	p.wg.Go(func() {
@@ -48,7 +48,7 @@ func startCountingProxy(t *testing.T, target string) *countingProxy {
 			p.conns.Add(1)
 			p.wg.Go(func() {
 				defer func() { _ = c.Close() }()
-				up, err := net.Dial("tcp", target)
+				up, err := new(net.Dialer).DialContext(context.Background(), "tcp", target)
 				if err != nil {
 					return
 				}
@@ -136,7 +136,7 @@ func startGatewayFixture(t *testing.T, node string) *gatewayFixture {
 // requiring password when it is not empty.
 func (f *gatewayFixture) startGateway(t *testing.T, password string) *p2p.CHGateway {
 	t.Helper()
-	gw, err := p2p.StartCHGateway(f.hubHost, p2p.CHGatewayConfig{Addr: "127.0.0.1:0", Password: password,
+	gw, err := p2p.StartCHGateway(t.Context(), f.hubHost, p2p.CHGatewayConfig{Addr: "127.0.0.1:0", Password: password,
 		Resolve: func(_ context.Context, name string) (peer.AddrInfo, error) {
 			if name != f.node {
 				return peer.AddrInfo{}, fmt.Errorf("no node %q", name)

@@ -177,7 +177,7 @@ func (h *Hub) start(ctx context.Context, parts *stack) error {
 	// stranger's connection after a refused one.
 	p2p.Handle(ph, p2p.Register, h.log, access.gater, reg.Handle)
 	if h.cfg.GatewayAddr != "" {
-		gw, err := p2p.StartCHGateway(ph, p2p.CHGatewayConfig{Addr: h.cfg.GatewayAddr, Resolve: newGatewayRoutes(st, access.gater).resolve,
+		gw, err := p2p.StartCHGateway(ctx, ph, p2p.CHGatewayConfig{Addr: h.cfg.GatewayAddr, Resolve: newGatewayRoutes(st, access.gater).resolve,
 			Finder: disc, Password: h.cfg.GatewayPassword}, h.log)
 		if err != nil {
 			return err

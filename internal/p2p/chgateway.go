@@ -60,20 +60,21 @@ type CHGateway struct {
 	closeMu sync.Once
 }
 
-// StartCHGateway listens on cfg.Addr and serves connections until Close.
-func StartCHGateway(h host.Host, cfg CHGatewayConfig, log *slog.Logger) (*CHGateway, error) {
+// StartCHGateway listens on cfg.Addr (ctx bounds only that) and serves
+// connections until Close.
+func StartCHGateway(ctx context.Context, h host.Host, cfg CHGatewayConfig, log *slog.Logger) (*CHGateway, error) {
 	if cfg.Resolve == nil {
 		return nil, errors.New("clickhouse gateway: no resolver")
 	}
 	if cfg.HelloTimeout <= 0 {
 		cfg.HelloTimeout = DefaultHelloTimeout
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
+	ln, err := new(net.ListenConfig).Listen(ctx, "tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse gateway: listen on %s: %w", cfg.Addr, err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	g := &CHGateway{h: h, cfg: cfg, log: log.With("component", "clickhouse-gateway"), ln: ln, ctx: ctx, cancel: cancel}
+	life, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	g := &CHGateway{h: h, cfg: cfg, log: log.With("component", "clickhouse-gateway"), ln: ln, ctx: life, cancel: cancel}
 	g.wg.Go(g.accept)
 	g.log.Info("clickhouse gateway listening", "addr", ln.Addr().String())
 	return g, nil

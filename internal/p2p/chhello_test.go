@@ -18,7 +18,7 @@ import (
 // to a listener that never answers: its Hello, whole.
 func captureHello(t *testing.T, database, user, password string) []byte {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := new(net.ListenConfig).Listen(t.Context(), "tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = ln.Close() })
 	conn, err := chgo.Open(&chgo.Options{Addr: []string{ln.Addr().String()},
