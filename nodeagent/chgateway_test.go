@@ -226,15 +226,14 @@ func TestCHGatewayRefusals(t *testing.T) {
 	t.Cleanup(func() { _ = stranger.Close() })
 	require.NoError(t, stranger.Connect(t.Context(), peer.AddrInfo{ID: f.agent.PeerID(), Addrs: f.agent.host.Addrs()}))
 	s, err := stranger.NewStream(t.Context(), f.agent.PeerID(), p2p.ClickHouseStream)
-	if err == nil {
-		hello := p2p.CHHello{ClientName: "stranger", Major: 18, Minor: 16, Revision: 54412, User: "lab-gr"}
-		_, _ = s.Write(hello.Append(nil))
-		_ = s.SetReadDeadline(time.Now().Add(10 * time.Second))
-		n, rerr := bufio.NewReader(s).Read(make([]byte, 1))
-		require.Zero(t, n)
-		require.Error(t, rerr)
-		var ne net.Error
-		require.False(t, errors.As(rerr, &ne) && ne.Timeout(), "the node reset the stream: %v", rerr)
-	}
+	require.NoError(t, err, "the protocol is served; the stream is refused once open")
+	hello := p2p.CHHello{ClientName: "stranger", Major: 18, Minor: 16, Revision: 54412, User: "lab-gr"}
+	_, _ = s.Write(hello.Append(nil))
+	require.NoError(t, s.SetReadDeadline(time.Now().Add(10*time.Second)))
+	n, rerr := bufio.NewReader(s).Read(make([]byte, 1))
+	require.Zero(t, n)
+	require.Error(t, rerr)
+	var ne net.Error
+	require.False(t, errors.As(rerr, &ne) && ne.Timeout(), "the node reset the stream: %v", rerr)
 	require.Equal(t, before, f.proxy.conns.Load(), "nothing reached ClickHouse for the refused connections")
 }
