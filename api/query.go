@@ -219,8 +219,10 @@ func (s *Server) queryError(err error) error {
 // redact removes what must never reach a client or a log: the nodes'
 // password and the compiled remote() calls.
 func (s *Server) redact(msg string) string {
-	if p := s.cfg.Query.RemotePassword; p != "" {
-		msg = strings.ReplaceAll(msg, p, "***")
+	for _, p := range []string{s.cfg.Query.RemotePassword, s.cfg.Query.GatewayPassword} {
+		if p != "" {
+			msg = strings.ReplaceAll(msg, p, "***")
+		}
 	}
 	if i := strings.Index(msg, "remote("); i >= 0 {
 		msg = msg[:i] + "remote(…)"

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 
 	chgo "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/syndb/federation/internal/clickhouse"
+	"github.com/syndb/federation/internal/config"
 	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/fedsql"
 	"github.com/syndb/federation/internal/routing"
@@ -154,14 +156,26 @@ func (s *Server) probe(ctx context.Context, targets []fedsql.Target) []domain.Ex
 	return out
 }
 
-// targets are the included nodes as the hub's ClickHouse reaches them: each
-// node's address and warehouse database as it registered them.
+// targets are the included nodes as the hub's ClickHouse reaches them, in
+// each node's registered warehouse database. On the libp2p data plane it
+// connects to the workers' gateways, listed as replicas, and logs in as
+// the node's name, with the gateways' password (none by default): the
+// gateway routes the connection by that name and the node logs in to its
+// ClickHouse as its own local user.
+// On the direct plane it connects to each node's registered address with
+// the shared remote user.
 func (s *Server) targets(snap registrySnapshot, names []string) []fedsql.Target {
+	q := s.cfg.Query
+	gateways := strings.Join(q.Gateways, "|")
 	out := make([]fedsql.Target, 0, len(names))
 	for _, n := range names {
 		c, _ := snap.Get(n)
-		out = append(out, fedsql.Target{Name: c.Name, Addr: c.ClickHouseAddr, Database: c.ClickHouseDatabase,
-			User: s.cfg.Query.RemoteUser, Password: s.cfg.Query.RemotePassword})
+		t := fedsql.Target{Name: c.Name, Addr: c.ClickHouseAddr, Database: c.ClickHouseDatabase,
+			User: q.RemoteUser, Password: q.RemotePassword}
+		if q.DataPlane != config.DataPlaneDirect {
+			t.Addr, t.User, t.Password = gateways, c.Name, q.GatewayPassword
+		}
+		out = append(out, t)
 	}
 	return out
 }

@@ -146,6 +146,7 @@ func (a *Agent) start(ctx context.Context) error {
 	p2p.Handle(a.host, p2p.AnalyticsQuery, a.log, hubOnly(p2p.AnalyticsQuery), delayed(d, a.handleAnalytics))
 	p2p.Handle(a.host, p2p.OntologySync, a.log, hubOnly(p2p.OntologySync), delayed(d, a.handleOntologySync))
 	a.serveFlightOverLibp2p(hubOnly(p2p.Spec{ID: p2p.FlightProtocol}))
+	a.startCHGateway(hubOnly(chGatewaySpec))
 	if d > 0 {
 		a.log.Warn("every answer to the hub is held back", "delay", d)
 	}

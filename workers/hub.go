@@ -176,6 +176,14 @@ func (h *Hub) start(ctx context.Context, parts *stack) error {
 	// The gater rate-limits strangers' registrations and closes a
 	// stranger's connection after a refused one.
 	p2p.Handle(ph, p2p.Register, h.log, access.gater, reg.Handle)
+	if h.cfg.GatewayAddr != "" {
+		gw, err := p2p.StartCHGateway(ctx, ph, p2p.CHGatewayConfig{Addr: h.cfg.GatewayAddr, Resolve: newGatewayRoutes(st, access.gater).resolve,
+			Finder: disc, Password: h.cfg.GatewayPassword}, h.log)
+		if err != nil {
+			return err
+		}
+		parts.push(func() { _ = gw.Close() })
+	}
 	for _, a := range ph.Addrs() {
 		h.log.Info("hub libp2p listening", "addr", fmt.Sprintf("%s/p2p/%s", a, ph.ID()))
 	}

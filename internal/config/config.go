@@ -191,7 +191,28 @@ type Query struct {
 	// waits at most ConnWait for a connection, then is answered 503.
 	MaxConns int           `env:"SYNDB_QUERY_MAX_CONNS" envDefault:"64"`
 	ConnWait time.Duration `env:"SYNDB_QUERY_CONN_WAIT" envDefault:"2s"`
+	// DataPlane is how the hub's ClickHouse reaches the nodes' warehouses:
+	// DataPlaneLibp2p through the workers' gateways (Gateways) and the
+	// nodes' libp2p ports, or DataPlaneDirect at each node's registered
+	// ClickHouse address with RemoteUser and RemotePassword.
+	DataPlane string `env:"SYNDB_DATA_PLANE" envDefault:"libp2p"`
+	// Gateways are the workers' ClickHouse gateways (SYNDB_GATEWAY_ADDR of
+	// each), host:port; remote() lists them as replicas, tried in order.
+	Gateways []string `env:"SYNDB_QUERY_GATEWAYS" envSeparator:"," envDefault:"127.0.0.1:9010"`
+	// GatewayPassword is the password remote() presents to the gateways
+	// (the workers' SYNDB_GATEWAY_PASSWORD; none by default).
+	GatewayPassword string `env:"SYNDB_GATEWAY_PASSWORD"`
 }
+
+// The data planes (SYNDB_DATA_PLANE): of federated SQL (Query.DataPlane)
+// and of the node's Flight service (Node.DataPlane).
+const (
+	// DataPlaneLibp2p carries the data plane over libp2p: SQL through the
+	// workers' gateways, Flight on p2p.FlightProtocol.
+	DataPlaneLibp2p = "libp2p"
+	// DataPlaneDirect dials the node's registered addresses over TCP.
+	DataPlaneDirect = "direct"
+)
 
 // Validate checks the query settings.
 func (q *Query) Validate() error {
@@ -213,6 +234,19 @@ func (q *Query) Validate() error {
 	}
 	if q.ConnWait < 100*time.Millisecond || q.ConnWait > time.Minute {
 		errs = append(errs, fmt.Errorf("SYNDB_QUERY_CONN_WAIT: %s is outside 100ms..1m", q.ConnWait))
+	}
+	switch q.DataPlane {
+	case DataPlaneDirect:
+	case DataPlaneLibp2p:
+		q.Gateways = nonBlank(q.Gateways)
+		if len(q.Gateways) == 0 {
+			errs = append(errs, errors.New("SYNDB_QUERY_GATEWAYS: the libp2p data plane needs at least one gateway"))
+		}
+		for _, g := range q.Gateways {
+			errs = append(errs, checkHostPort("SYNDB_QUERY_GATEWAYS", g))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("SYNDB_DATA_PLANE: %q is neither %s nor %s", q.DataPlane, DataPlaneLibp2p, DataPlaneDirect))
 	}
 	return errors.Join(errs...)
 }
@@ -247,6 +281,14 @@ type Worker struct {
 	// CatalogInterval is how often the catalog-sync schedule pulls every
 	// node's dataset catalog into PostgreSQL.
 	CatalogInterval time.Duration `env:"SYNDB_CATALOG_INTERVAL" envDefault:"15m"`
+	// GatewayAddr is where the worker's ClickHouse gateway listens: the hub's
+	// ClickHouse connects there to read a node over libp2p (one of
+	// SYNDB_QUERY_GATEWAYS). Empty turns the gateway off.
+	GatewayAddr string `env:"SYNDB_GATEWAY_ADDR" envDefault:"127.0.0.1:9010"`
+	// GatewayPassword, when set, is the password a connection to the
+	// gateway must present (SYNDB_GATEWAY_PASSWORD of the API too): set it
+	// whenever others than the hub's ClickHouse can reach GatewayAddr.
+	GatewayPassword string `env:"SYNDB_GATEWAY_PASSWORD"`
 }
 
 // Health configures the health monitor and its circuit breaker. Its
@@ -343,18 +385,18 @@ type Node struct {
 	// ClickHousePublicAddr is the native address the hub's ClickHouse uses in
 	// remote(); it defaults to ClickHouse.Addr.
 	ClickHousePublicAddr string `env:"SYNDB_CLICKHOUSE_PUBLIC_ADDR"`
+	// GatewayUser and GatewayPassword are the local ClickHouse user the
+	// agent logs the hub's connections in as when they come over libp2p
+	// (SQL over libp2p): a read-only user of the warehouse database the lab
+	// creates. Without GatewayUser the agent refuses them. GatewayAddr is
+	// the native address it connects them to; it defaults to ClickHouse.Addr.
+	GatewayUser     string `env:"SYNDB_CLICKHOUSE_GATEWAY_USER"`
+	GatewayPassword string `env:"SYNDB_CLICKHOUSE_GATEWAY_PASSWORD"`
+	GatewayAddr     string `env:"SYNDB_CLICKHOUSE_GATEWAY_ADDR"`
 	// AnswerDelay holds every answer to the hub back this long: a slow or
 	// distant node on demand, for failure drills and tests. 0 in production.
 	AnswerDelay time.Duration `env:"SYNDB_NODE_ANSWER_DELAY" envDefault:"0s"`
 }
-
-// The node's data planes (SYNDB_DATA_PLANE).
-const (
-	// DataPlaneLibp2p serves Flight on p2p.FlightProtocol to the hub.
-	DataPlaneLibp2p = "libp2p"
-	// DataPlaneDirect hands out the node's Flight TCP address.
-	DataPlaneDirect = "direct"
-)
 
 // DecodePSK decodes a private-network key given as 64 hex digits ("" is none).
 func DecodePSK(s string) ([]byte, error) {
@@ -483,6 +525,9 @@ func (c *Worker) Validate() error {
 		c.Discovery.Validate(),
 		checkPrivateNetwork(c.PSK, c.Discovery, ""),
 	)
+	if c.GatewayAddr != "" {
+		errs = append(errs, checkHostPort("SYNDB_GATEWAY_ADDR", c.GatewayAddr))
+	}
 	return errors.Join(errs...)
 }
 
@@ -512,6 +557,9 @@ func (c *Node) Validate() error {
 	if c.ClickHousePublicAddr == "" {
 		c.ClickHousePublicAddr = c.ClickHouse.Addr
 	}
+	if c.GatewayAddr == "" {
+		c.GatewayAddr = c.ClickHouse.Addr
+	}
 	if !domain.ValidClickHouseDatabase(c.ClickHouse.Database) {
 		// The node registers it, and the hub accepts only an identifier.
 		errs = append(errs, fmt.Errorf("SYNDB_CLICKHOUSE_DATABASE: %.80q must be 1-64 characters of A-Z, a-z, 0-9 and '_', not starting with a digit",
@@ -527,6 +575,7 @@ func (c *Node) Validate() error {
 		checkHostPort("SYNDB_FLIGHT_ADDR", c.FlightAddr),
 		checkHostPort("SYNDB_CLICKHOUSE_ADDR", c.ClickHouse.Addr),
 		checkHostPort("SYNDB_CLICKHOUSE_PUBLIC_ADDR", c.ClickHousePublicAddr),
+		checkHostPort("SYNDB_CLICKHOUSE_GATEWAY_ADDR", c.GatewayAddr),
 		checkNonEmpty("SYNDB_P2P_KEY_FILE", c.KeyFile),
 		checkPSK(c.PSK),
 		checkPrivateNetwork(c.PSK, c.Discovery, c.Hub),

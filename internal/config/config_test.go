@@ -274,3 +274,59 @@ func TestDataPlane(t *testing.T) {
 		require.Equal(t, plane, c.DataPlane)
 	}
 }
+
+// TestDataPlaneSettings: SQL over libp2p is the default and needs gateways;
+// the direct plane needs none; the worker's gateway address is checked.
+func TestDataPlaneSettings(t *testing.T) {
+	credentials(t)
+	c, err := Load[API]()
+	require.NoError(t, err)
+	require.Equal(t, DataPlaneLibp2p, c.Query.DataPlane)
+	require.Equal(t, []string{"127.0.0.1:9010"}, c.Query.Gateways)
+	w, err := Load[Worker]()
+	require.NoError(t, err)
+	require.Equal(t, c.Query.Gateways[0], w.GatewayAddr, "the API's default gateway is the worker's")
+
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		err  string // "" when accepted
+	}{
+		{"two gateways", map[string]string{"SYNDB_QUERY_GATEWAYS": "gw1:9010, gw2:9010"}, ""},
+		{"no gateway", map[string]string{"SYNDB_QUERY_GATEWAYS": " , "}, "SYNDB_QUERY_GATEWAYS"},
+		{"bad gateway", map[string]string{"SYNDB_QUERY_GATEWAYS": "gw1"}, "SYNDB_QUERY_GATEWAYS"},
+		{"direct needs none", map[string]string{"SYNDB_DATA_PLANE": "direct", "SYNDB_QUERY_GATEWAYS": " "}, ""},
+		{"unknown plane", map[string]string{"SYNDB_DATA_PLANE": "carrier-pigeon"}, "SYNDB_DATA_PLANE"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			c, err := Load[API]()
+			if tc.err != "" {
+				require.ErrorContains(t, err, tc.err)
+				return
+			}
+			require.NoError(t, err)
+			if tc.name == "two gateways" {
+				require.Equal(t, []string{"gw1:9010", "gw2:9010"}, c.Query.Gateways)
+			}
+		})
+	}
+	t.Run("worker gateway address", func(t *testing.T) {
+		t.Setenv("SYNDB_GATEWAY_ADDR", "nowhere")
+		_, err := Load[Worker]()
+		require.ErrorContains(t, err, "SYNDB_GATEWAY_ADDR")
+	})
+}
+
+// TestNodeGatewayAddrDefaultsToClickHouse: the agent connects the hub's
+// connections to its ClickHouse unless told another address.
+func TestNodeGatewayAddrDefaultsToClickHouse(t *testing.T) {
+	n := Node{Name: "lab-a", Hub: "", Listen: []string{"/ip4/127.0.0.1/tcp/4002"}, KeyFile: "node.key", FlightAddr: "127.0.0.1:50052",
+		Discovery: Discovery{MDNS: true}, ClickHouse: ClickHouse{Addr: "127.0.0.1:9003", Database: "syndb"}}
+	require.NoError(t, n.Validate())
+	require.Equal(t, "127.0.0.1:9003", n.GatewayAddr)
+	n.GatewayAddr = "bad"
+	require.ErrorContains(t, n.Validate(), "SYNDB_CLICKHOUSE_GATEWAY_ADDR")
+}

@@ -56,7 +56,7 @@ func load(t *testing.T) *types.Project {
 		WorkingDir:  root,
 		ConfigFiles: []types.ConfigFile{{Filename: filepath.Join(root, "docker-compose.yml")}},
 		Environment: types.Mapping{"SYNDB_HUB_ADDR": "/dns4/worker/tcp/4001/p2p/12D3KooWTest", "SYNDB_P2P_PSK": testPSK,
-			"SYNDB_CLICKHOUSE_QUERY_PASSWORD": "query-secret"},
+			"SYNDB_CLICKHOUSE_QUERY_PASSWORD": "query-secret", "SYNDB_GATEWAY_PASSWORD": "gateway-secret", "SYNDB_LAB_GATEWAY_PASSWORD": "lab-secret"},
 	}, func(o *loader.Options) { o.SetProjectName("syndb", true) })
 	require.NoError(t, err)
 	return p
@@ -261,9 +261,9 @@ func TestComposeRefusesToStartWithoutTheKeys(t *testing.T) {
 	wd, err := os.Getwd()
 	require.NoError(t, err)
 	root := filepath.Join(wd, "..", "..")
-	for _, missing := range []string{"SYNDB_P2P_PSK", "SYNDB_CLICKHOUSE_QUERY_PASSWORD"} {
+	for _, missing := range []string{"SYNDB_P2P_PSK", "SYNDB_CLICKHOUSE_QUERY_PASSWORD", "SYNDB_GATEWAY_PASSWORD", "SYNDB_LAB_GATEWAY_PASSWORD"} {
 		envs := types.Mapping{"SYNDB_HUB_ADDR": "/dns4/worker/tcp/4001/p2p/12D3KooWTest", "SYNDB_P2P_PSK": testPSK,
-			"SYNDB_CLICKHOUSE_QUERY_PASSWORD": "query-secret"}
+			"SYNDB_CLICKHOUSE_QUERY_PASSWORD": "query-secret", "SYNDB_GATEWAY_PASSWORD": "gateway-secret", "SYNDB_LAB_GATEWAY_PASSWORD": "lab-secret"}
 		delete(envs, missing)
 		_, err := loader.LoadWithContext(t.Context(), types.ConfigDetails{
 			WorkingDir:  root,

@@ -33,8 +33,12 @@ type ClickHouse struct {
 	// profile (the hub's, for federated queries), logging in from loopback
 	// with QueryPassword.
 	QueryUser, QueryPassword string
-	Out                      io.Writer
-	LogFile                  string
+	// GatewayUser, when set, is a node's local user for SQL over libp2p:
+	// readonly=1, database syndb only, logging in from loopback with
+	// GatewayPassword (the node agent connects as it).
+	GatewayUser, GatewayPassword string
+	Out                          io.Writer
+	LogFile                      string
 
 	proc *Process
 }
@@ -79,6 +83,12 @@ const (
 	QueryPassword = "syndb-query-dev"
 )
 
+// A node's gateway user and its dev password.
+const (
+	GatewayUser     = "syndb_gateway"
+	GatewayPassword = "syndb-gateway-dev"
+)
+
 // QueryProfile is the profile of the query user, setting by setting, as
 // ClickHouse 18.16 and current releases both know them: its limits, and
 // every query it runs logged in system.query_log with its user. readonly=2 is the
@@ -111,11 +121,17 @@ var chUsers = template.Must(template.New("users").Parse(`<?xml version="1.0"?>
 {{- if .QueryUser}}
     <{{.QueryUser}}>{{range .Limits}}<{{.Name}}>{{.Value}}</{{.Name}}>{{end}}</{{.QueryUser}}>
 {{- end}}
+{{- if .GatewayUser}}
+    <{{.GatewayUser}}><readonly>1</readonly><log_queries>1</log_queries></{{.GatewayUser}}>
+{{- end}}
   </profiles>
   <users>
     <default><password>{{.Password}}</password><networks><ip>127.0.0.1</ip><ip>::1</ip>{{range .ClientNets}}<ip>{{.}}</ip>{{end}}</networks><profile>default</profile><quota>default</quota></default>
 {{- if .QueryUser}}
     <{{.QueryUser}}><password>{{.QueryPassword}}</password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks><profile>{{.QueryUser}}</profile><quota>default</quota></{{.QueryUser}}>
+{{- end}}
+{{- if .GatewayUser}}
+    <{{.GatewayUser}}><password>{{.GatewayPassword}}</password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks><profile>{{.GatewayUser}}</profile><quota>default</quota><allow_databases><database>syndb</database></allow_databases></{{.GatewayUser}}>
 {{- end}}
   </users>
   <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors><result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>
@@ -135,6 +151,9 @@ func (c *ClickHouse) Start(ctx context.Context) error {
 	}
 	if c.QueryUser != "" && !clickhouse.ValidIdent(c.QueryUser) {
 		return fmt.Errorf("clickhouse query user %q is not a valid name", c.QueryUser)
+	}
+	if c.GatewayUser != "" && !clickhouse.ValidIdent(c.GatewayUser) {
+		return fmt.Errorf("clickhouse gateway user %q is not a valid name", c.GatewayUser)
 	}
 	view := struct {
 		*ClickHouse

@@ -77,7 +77,8 @@ func (s *Stack) Start(ctx context.Context) error {
 	named := map[string]service{"postgres": s.Postgres, "clickhouse-hub": s.Hub, "minio": s.MinIO, "temporal": s.Temporal}
 	for _, n := range s.Ports.Nodes {
 		ch := &ClickHouse{Name: "clickhouse-" + n.Name, Dir: filepath.Join(s.Root, "clickhouse", n.Name), HTTPPort: n.ClickHouseHTTP,
-			TCPPort: n.ClickHouseTCP, Out: s.Out, LogFile: filepath.Join(logs, "clickhouse-"+n.Name+".log")}
+			TCPPort: n.ClickHouseTCP, GatewayUser: GatewayUser, GatewayPassword: GatewayPassword,
+			Out: s.Out, LogFile: filepath.Join(logs, "clickhouse-"+n.Name+".log")}
 		s.Nodes[n.Name] = ch
 		named["clickhouse-"+n.Name] = ch
 	}

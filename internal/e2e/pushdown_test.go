@@ -183,7 +183,7 @@ func startPushNode(t *testing.T, name string, base int) *pushNode {
 		FROM numbers(%d)`, base, pushdownRows)))
 	proxy := startByteProxy(t, ch.Addr())
 	require.NoError(t, fed.StartExtraNode(ctx, fleet.ExtraNode{Name: name, ClickHouseAddr: ch.Addr(), Database: "syndb",
-		Env: map[string]string{"SYNDB_CLICKHOUSE_PUBLIC_ADDR": proxy.Addr()}}))
+		Env: map[string]string{"SYNDB_CLICKHOUSE_PUBLIC_ADDR": proxy.Addr(), "SYNDB_CLICKHOUSE_GATEWAY_ADDR": proxy.Addr()}}))
 	t.Cleanup(func() {
 		_ = fed.StopNode(context.Background(), name, false)
 		status, raw := apiDoCtx(context.Background(), t, http.MethodDelete, "/v1/federation/clusters/"+name, "")

@@ -65,18 +65,16 @@ func TestQueryExplain(t *testing.T) {
 	require.Equal(t, "lab-gone", ex.Excluded[0].Name)
 	require.True(t, ex.Aggregate)
 	require.Equal(t, []string{"neuron"}, ex.Tables)
-	clusters := map[string]string{}
-	for _, n := range ex.Included {
-		clusters[n] = listedCluster(t, n).ClickHouseAddr
-	}
+	// SQL over libp2p: every share reads the gateways, logged in as its node.
+	gateways := strings.ReplaceAll(fed.Env["SYNDB_QUERY_GATEWAYS"], ",", "|")
 	require.Len(t, ex.Nodes, 2)
 	for _, nq := range ex.Nodes {
-		require.Contains(t, nq.SQL, "remote('"+clusters[nq.Node]+"', ")
+		require.Contains(t, nq.SQL, "remote('"+gateways+"', '"+listedCluster(t, nq.Node).ClickHouseDatabase+"', 'neuron', '"+nq.Node+"', ")
 		require.Contains(t, nq.SQL, "avgState(voxel_volume)")
 		require.Contains(t, nq.SQL, "WHERE voxel_volume > 0.1")
-		for other, addr := range clusters {
-			if other != nq.Node && addr != clusters[nq.Node] {
-				require.NotContains(t, nq.SQL, addr)
+		for _, other := range ex.Included {
+			if other != nq.Node {
+				require.NotContains(t, nq.SQL, "'"+other+"'")
 			}
 		}
 	}

@@ -289,8 +289,12 @@ func checkRemote(args []token, rc remoteCall) error {
 
 var (
 	nodeNameRe = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	hostPortRe = regexp.MustCompile(`^[A-Za-z0-9.\-]+:[0-9]{1,5}$|^\[[0-9A-Fa-f:.]+\]:[0-9]{1,5}$`)
+	// hostPortRe reads a host:port, or replicas host:port|host:port, of
+	// which remote() uses one and fails over to the others.
+	hostPortRe = regexp.MustCompile(`^` + hostPort + `(\|` + hostPort + `)*$`)
 )
+
+const hostPort = `([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}`
 
 func (t Target) check() error {
 	if !nodeNameRe.MatchString(t.Name) || !hostPortRe.MatchString(t.Addr) || !identRe.MatchString(t.Database) {

@@ -87,7 +87,7 @@ func (c Catalog) tableList() string {
 // its warehouse.
 type Target struct {
 	Name     string
-	Addr     string // host:port of the node's ClickHouse (native protocol)
+	Addr     string // host:port of the node's ClickHouse (native protocol), or replicas a:1|b:2 of it
 	Database string
 	User     string
 	Password string

@@ -196,6 +196,35 @@ func TestCompileRefusesBadRegistryEntries(t *testing.T) {
 	require.Error(t, err)
 }
 
+// TestTargetAddrForms checks the addresses a registry entry or the
+// gateways give remote(): one host:port, or replicas a:1|b:2.
+func TestTargetAddrForms(t *testing.T) {
+	t.Parallel()
+	p := parse(t, "SELECT cid FROM neuron", "")
+	for _, tc := range []struct {
+		addr string
+		ok   bool
+	}{
+		{"127.0.0.1:9010", true},
+		{"gw1:9010|gw2:9010", true},
+		{"[::1]:9010|gw-2.example:9010|10.0.0.3:1", true},
+		{"gw1:9010|", false},
+		{"|gw1:9010", false},
+		{"gw1:9010||gw2:9010", false},
+		{"gw1:9010,gw2:9010", false},
+		{"gw1|gw2:9010", false},
+		{"gw1:9010|gw2:9010') --", false},
+	} {
+		sql, err := p.Compile([]Target{{Name: "lab-a", Addr: tc.addr, Database: "syndb", User: "lab-a"}})
+		if !tc.ok {
+			require.Error(t, err, tc.addr)
+			continue
+		}
+		require.NoError(t, err, tc.addr)
+		require.Contains(t, sql, "remote('"+tc.addr+"', 'syndb', 'neuron', 'lab-a', '')")
+	}
+}
+
 // injection is the trick of an earlier parser: a backtick name ending in a
 // backslash, which ClickHouse reads as an escaped backtick.
 const injection = "SELECT count() AS `x\\`, 1 AS ` , groupArray(name) FROM remote('127.0.0.1:9004', system.databases) -- ` FROM neuron"

@@ -44,3 +44,8 @@ var Specs = []Spec{Register, HealthPing, SchemaSync, DatasetCatalog, FlightEndpo
 // gRPC over one libp2p stream per gRPC connection (flightstream.go): the
 // data plane rides the connection the messages use.
 const FlightProtocol protocol.ID = "/syndb/flight/1.0.0"
+
+// ClickHouseStream (hub → node) carries one ClickHouse native-protocol
+// connection of the hub's ClickHouse to the node's (chgateway.go). It is a
+// byte stream, not a message, so it is not in Specs.
+const ClickHouseStream protocol.ID = "/syndb/clickhouse/1.0.0"

@@ -49,7 +49,9 @@ type Options struct {
 	APIPort, HubP2PPort, RelayP2PPort int
 	// HubFlightPort is the hub's Arrow Flight port.
 	HubFlightPort int
-	Nodes         []NodeSpec
+	// GatewayPort is the worker's ClickHouse gateway (SQL over libp2p).
+	GatewayPort int
+	Nodes       []NodeSpec
 	// SeedDatasets and SeedRows size the synthetic data per node.
 	SeedDatasets, SeedRows int
 	// Out receives the prefixed output of every process (nil: log files only).
@@ -66,6 +68,9 @@ type Options struct {
 	Restart *devstack.RestartPolicy
 }
 
+// GatewayPassword is the dev password of the worker's ClickHouse gateway.
+const GatewayPassword = "syndb-hub-gateway-dev"
+
 // DevOptions returns the options of `syndb dev`: the ports of the README.
 func DevOptions(repoRoot string) Options {
 	return Options{
@@ -76,6 +81,7 @@ func DevOptions(repoRoot string) Options {
 		HubP2PPort:    4001,
 		RelayP2PPort:  4000,
 		HubFlightPort: 50051,
+		GatewayPort:   9010,
 		Nodes: []NodeSpec{
 			{Name: "lab-a", P2PPort: 4002, FlightPort: 50052},
 			{Name: "lab-b", P2PPort: 4003, FlightPort: 50053},
@@ -106,7 +112,7 @@ func TestOptions(repoRoot, root, binary string, names ...string) (Options, error
 		p, err = devstack.FreePort()
 		return p
 	}
-	o.APIPort, o.HubP2PPort, o.RelayP2PPort, o.HubFlightPort = free(), free(), free(), free()
+	o.APIPort, o.HubP2PPort, o.RelayP2PPort, o.HubFlightPort, o.GatewayPort = free(), free(), free(), free(), free()
 	for _, n := range names {
 		o.Nodes = append(o.Nodes, NodeSpec{Name: n, P2PPort: free(), FlightPort: free()})
 	}
@@ -190,6 +196,9 @@ func Start(ctx context.Context, o Options) (f *Federation, err error) {
 		"SYNDB_API_PUBLIC_URL":            f.APIURL,
 		"SYNDB_API_FLIGHT_ADDR":           fmt.Sprintf("127.0.0.1:%d", o.HubFlightPort),
 		"SYNDB_API_FLIGHT_PUBLIC_ADDR":    fmt.Sprintf("127.0.0.1:%d", o.HubFlightPort),
+		"SYNDB_GATEWAY_ADDR":              fmt.Sprintf("127.0.0.1:%d", o.GatewayPort),
+		"SYNDB_QUERY_GATEWAYS":            fmt.Sprintf("127.0.0.1:%d", o.GatewayPort),
+		"SYNDB_GATEWAY_PASSWORD":          GatewayPassword,
 		"SYNDB_P2P_LISTEN":                fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1,/ip4/127.0.0.1/tcp/%d", o.HubP2PPort, o.HubP2PPort),
 		"SYNDB_P2P_KEY_FILE":              hubKey,
 		"SYNDB_HUB_ID":                    hubID.String(),
@@ -267,12 +276,14 @@ func (f *Federation) StartNodeWith(ctx context.Context, name string, extraEnv ma
 	}
 	n := f.opts.Nodes[i]
 	env := f.env(map[string]string{
-		"SYNDB_ENROLLMENT_TOKEN": f.tokens[n.Name],
-		"SYNDB_NODE_NAME":        n.Name,
-		"SYNDB_P2P_LISTEN":       fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1,/ip4/127.0.0.1/tcp/%d", n.P2PPort, n.P2PPort),
-		"SYNDB_P2P_KEY_FILE":     filepath.Join(f.opts.Root, "nodes", n.Name, "node.key"),
-		"SYNDB_FLIGHT_ADDR":      fmt.Sprintf("127.0.0.1:%d", n.FlightPort),
-		"SYNDB_CLICKHOUSE_ADDR":  f.Stack.Nodes[n.Name].Addr(),
+		"SYNDB_ENROLLMENT_TOKEN":            f.tokens[n.Name],
+		"SYNDB_NODE_NAME":                   n.Name,
+		"SYNDB_P2P_LISTEN":                  fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1,/ip4/127.0.0.1/tcp/%d", n.P2PPort, n.P2PPort),
+		"SYNDB_P2P_KEY_FILE":                filepath.Join(f.opts.Root, "nodes", n.Name, "node.key"),
+		"SYNDB_FLIGHT_ADDR":                 fmt.Sprintf("127.0.0.1:%d", n.FlightPort),
+		"SYNDB_CLICKHOUSE_ADDR":             f.Stack.Nodes[n.Name].Addr(),
+		"SYNDB_CLICKHOUSE_GATEWAY_USER":     devstack.GatewayUser,
+		"SYNDB_CLICKHOUSE_GATEWAY_PASSWORD": devstack.GatewayPassword,
 	})
 	for k, v := range extraEnv {
 		env = append(env, k+"="+v)
@@ -371,6 +382,9 @@ func (f *Federation) StartExtraNode(ctx context.Context, n ExtraNode) error {
 		"SYNDB_FLIGHT_ADDR":         fmt.Sprintf("127.0.0.1:%d", flightPort),
 		"SYNDB_CLICKHOUSE_ADDR":     n.ClickHouseAddr,
 		"SYNDB_CLICKHOUSE_DATABASE": n.Database,
+		// A test's own server has no gateway user: the agent logs the
+		// hub's connections in as its default user.
+		"SYNDB_CLICKHOUSE_GATEWAY_USER": "default",
 	}
 	for k, v := range n.Env {
 		extra[k] = v
