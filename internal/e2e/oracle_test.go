@@ -119,7 +119,12 @@ func formatBody(t testing.TB, sql, format string, nodes []string) string {
 // fedQuery runs sql through /v1/query on nodes as JSON lines.
 func fedQuery(t testing.TB, sql string, nodes []string) fedAnswer {
 	t.Helper()
-	resp := postQuery(t, formatBody(t, sql, "json", nodes), "")
+	return readAnswer(t, postQuery(t, formatBody(t, sql, "json", nodes), ""))
+}
+
+// readAnswer reads and closes a JSON-lines answer of /v1/query.
+func readAnswer(t testing.TB, resp *http.Response) fedAnswer {
+	t.Helper()
 	defer func() { _ = resp.Body.Close() }()
 	out := fedAnswer{status: resp.StatusCode}
 	if resp.StatusCode != http.StatusOK {
