@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -141,7 +140,14 @@ type fedsqlRow struct {
 // after a warm-up; every answer is checked against the floor's. Run it
 // with `go tool task bench`.
 func BenchmarkFederatedSQL(b *testing.B) {
-	f := pushFleet{startPushNode(b, "fsql-a", fedsqlLoad(10)...), startPushNode(b, "fsql-b", fedsqlLoad(20)...)}
+	// setup is each node's start: its server, its rows and its agent.
+	var setup []time.Duration
+	var f pushFleet
+	for i, name := range []string{"fsql-a", "fsql-b"} {
+		began := time.Now()
+		f = append(f, startPushNode(b, name, fedsqlLoad(10*(i+1))...))
+		setup = append(setup, time.Since(began).Round(time.Second))
+	}
 	// An API of its own whose limits let a join hold every neuron: the
 	// fleet-scope join's cap is raised, a query may run for minutes, and
 	// it runs on the hub as the default user (4 GB a query) rather than
@@ -166,7 +172,7 @@ func BenchmarkFederatedSQL(b *testing.B) {
 		})
 	}
 	logNodeQuery(b, f, base, fedsqlCases()[1].sql)
-	printFedSQLTable(b, table)
+	printFedSQLTable(b, table, setup)
 }
 
 // benchFedSQLCase measures c's variants and checks their answers. Each
@@ -237,7 +243,7 @@ func (f pushFleet) viaHub(b *testing.B, hub driver.Conn, compiled string) fedsql
 	b.Helper()
 	down, up := f.counters()
 	began := time.Now()
-	scanned, err := scanRows(b, hub, compiled)
+	scanned, err := scanRows(b.Context(), hub, compiled)
 	run := fedsqlRun{took: time.Since(began)}
 	require.NoError(b, err)
 	d, u := f.counters()
@@ -268,6 +274,7 @@ func (f pushFleet) viaAPI(b *testing.B, base, sql, scope string) fedsqlRun {
 	began := time.Now()
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(b, err)
+	defer func() { _ = resp.Body.Close() }()
 	ans := readAnswer(b, resp)
 	run := fedsqlRun{took: time.Since(began), rows: ans.rows}
 	d, u := f.counters()
@@ -290,7 +297,7 @@ func (f pushFleet) floor(b *testing.B, sql string) (time.Duration, [][][]any) {
 	for i, n := range f {
 		wg.Go(func() {
 			began := time.Now()
-			scanned[i], errs[i] = scanRows(b, n.conn, sql)
+			scanned[i], errs[i] = scanRows(b.Context(), n.conn, sql)
 			took[i] = time.Since(began)
 		})
 	}
@@ -301,46 +308,6 @@ func (f pushFleet) floor(b *testing.B, sql string) (time.Duration, [][][]any) {
 		out[i] = normalizeAll(b, scanned[i])
 	}
 	return slices.Max(took), out
-}
-
-// normalizeAll normalizes scanned rows (see normalize).
-func normalizeAll(b *testing.B, scanned [][]any) [][]any {
-	b.Helper()
-	out := make([][]any, len(scanned))
-	for i, r := range scanned {
-		out[i] = make([]any, len(r))
-		for j, v := range r {
-			out[i][j] = normalize(b, reflect.ValueOf(v).Elem())
-		}
-	}
-	return out
-}
-
-// scanRows runs sql on conn and returns its rows as pointers to scanned
-// values; it fails with an error, not the test, so that it may run on a
-// goroutine of its own.
-func scanRows(b *testing.B, conn driver.Conn, sql string) ([][]any, error) {
-	rows, err := conn.Query(b.Context(), sql)
-	if err != nil {
-		return nil, fmt.Errorf("query: %w", err)
-	}
-	defer func() { _ = rows.Close() }()
-	types := rows.ColumnTypes()
-	var out [][]any
-	for rows.Next() {
-		vals := make([]any, len(types))
-		for i, ct := range types {
-			vals[i] = reflect.New(ct.ScanType()).Interface()
-		}
-		if err := rows.Scan(vals...); err != nil {
-			return nil, fmt.Errorf("scan: %w", err)
-		}
-		out = append(out, vals)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read rows: %w", err)
-	}
-	return out, nil
 }
 
 func reportFedSQL(b *testing.B, r fedsqlRow) {
@@ -379,7 +346,7 @@ func logNodeQuery(b *testing.B, f pushFleet, base, sql string) {
 
 // printFedSQLTable prints the benchmark's figures, each beside its
 // baseline, with the date, the commit and the machine's cores.
-func printFedSQLTable(b *testing.B, table []fedsqlRow) {
+func printFedSQLTable(b *testing.B, table []fedsqlRow, setup []time.Duration) {
 	b.Helper()
 	commit, err := exec.CommandContext(b.Context(), "git", "rev-parse", "--short", "HEAD").Output()
 	require.NoError(b, err)
@@ -397,6 +364,7 @@ func printFedSQLTable(b *testing.B, table []fedsqlRow) {
 	}
 	s.WriteString("(1) /v1/query, node scope; (1') its compiled statement straight on the hub's ClickHouse; (2) the statement on each node's ClickHouse at once, the slower node; (3) /v1/query, fleet scope\n")
 	s.WriteString("↓: bytes the nodes sent the hub (both proxies); ↑: bytes the hub sent the nodes\n")
+	fmt.Fprintf(&s, "each node's start (server, rows, agent): %v\n", setup)
 	_, err = os.Stdout.WriteString(s.String())
 	require.NoError(b, err)
 }
