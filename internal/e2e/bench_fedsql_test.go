@@ -137,8 +137,9 @@ type fedsqlRow struct {
 // statement straight on each node's ClickHouse, both at once: the slower
 // node's time) and /v1/query in fleet scope (the hub runs the query over
 // the union of the nodes' rows). Each figure is the median of three runs
-// after a warm-up; every answer is checked against the floor's. Run it
-// with `go tool task bench`.
+// after a warm-up; every answer is checked against the floor's. Beside
+// them, node scope's compiled statement straight on the hub's ClickHouse
+// tells the API's share of its time. Run it with `go tool task bench`.
 func BenchmarkFederatedSQL(b *testing.B) {
 	// setup is each node's start: its server, its rows and its agent.
 	var setup []time.Duration
@@ -345,7 +346,8 @@ func logNodeQuery(b *testing.B, f pushFleet, base, sql string) {
 }
 
 // printFedSQLTable prints the benchmark's figures, each beside its
-// baseline, with the date, the commit and the machine's cores.
+// baseline, with the date, the commit, the machine's cores and how long
+// each node took to start.
 func printFedSQLTable(b *testing.B, table []fedsqlRow, setup []time.Duration) {
 	b.Helper()
 	commit, err := exec.CommandContext(b.Context(), "git", "rev-parse", "--short", "HEAD").Output()
