@@ -49,8 +49,19 @@ func dropDatabase(ctx context.Context, addr, db string) error {
 // JSON answer encodes it (see normalize).
 func chRows(t testing.TB, conn driver.Conn, sql string) [][]any {
 	t.Helper()
-	rows, err := conn.Query(t.Context(), sql)
+	scanned, err := scanRows(t.Context(), conn, sql)
 	require.NoError(t, err, sql)
+	return normalizeAll(t, scanned)
+}
+
+// scanRows runs sql on conn and returns its rows as pointers to scanned
+// values; it fails with an error, not the test, so that it may run on a
+// goroutine of its own.
+func scanRows(ctx context.Context, conn driver.Conn, sql string) ([][]any, error) {
+	rows, err := conn.Query(ctx, sql)
+	if err != nil {
+		return nil, fmt.Errorf("query: %w", err)
+	}
 	defer func() { _ = rows.Close() }()
 	types := rows.ColumnTypes()
 	var out [][]any
@@ -59,14 +70,27 @@ func chRows(t testing.TB, conn driver.Conn, sql string) [][]any {
 		for i, ct := range types {
 			vals[i] = reflect.New(ct.ScanType()).Interface()
 		}
-		require.NoError(t, rows.Scan(vals...), sql)
-		row := make([]any, len(vals))
-		for i, v := range vals {
-			row[i] = normalize(t, reflect.ValueOf(v).Elem())
+		if err := rows.Scan(vals...); err != nil {
+			return nil, fmt.Errorf("scan: %w", err)
 		}
-		out = append(out, row)
+		out = append(out, vals)
 	}
-	require.NoError(t, rows.Err(), sql)
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read rows: %w", err)
+	}
+	return out, nil
+}
+
+// normalizeAll normalizes scanned rows (see normalize).
+func normalizeAll(t testing.TB, scanned [][]any) [][]any {
+	t.Helper()
+	out := make([][]any, len(scanned))
+	for i, r := range scanned {
+		out[i] = make([]any, len(r))
+		for j, v := range r {
+			out[i][j] = normalize(t, reflect.ValueOf(v).Elem())
+		}
+	}
 	return out
 }
 
@@ -121,6 +145,12 @@ func fedQuery(t testing.TB, sql string, nodes []string) fedAnswer {
 	t.Helper()
 	resp := postQuery(t, formatBody(t, sql, "json", nodes), "")
 	defer func() { _ = resp.Body.Close() }()
+	return readAnswer(t, resp)
+}
+
+// readAnswer reads a JSON-lines answer of /v1/query.
+func readAnswer(t testing.TB, resp *http.Response) fedAnswer {
+	t.Helper()
 	out := fedAnswer{status: resp.StatusCode}
 	if resp.StatusCode != http.StatusOK {
 		var e api.ErrorBody

@@ -22,10 +22,14 @@ import (
 )
 
 // startAPIReplica runs a second `syndb api` in the test's process, on the
-// federation's PostgreSQL, ClickHouse and Temporal, and returns its URL.
-func startAPIReplica(t *testing.T) string {
+// federation's PostgreSQL, ClickHouse and Temporal, with env's settings
+// over the federation's, and returns its URL.
+func startAPIReplica(t testing.TB, env map[string]string) string {
 	t.Helper()
 	for k, v := range fed.Env {
+		t.Setenv(k, v)
+	}
+	for k, v := range env {
 		t.Setenv(k, v)
 	}
 	addr := func() string {
@@ -95,7 +99,7 @@ func TestQueryCancel(t *testing.T) {
 		waitHealth(t, n, health.Healthy, time.Minute)
 	}
 	ensureVesicles(t, 3_000_000)
-	replica := startAPIReplica(t)
+	replica := startAPIReplica(t, nil)
 	reader := newKey(t, "qcancel-reader", store.RoleReader)
 	other := newKey(t, "qcancel-other", store.RoleReader)
 	// Each ClickHouse, asked directly: how many queries of id it runs.

@@ -17,8 +17,7 @@ import (
 // answers; an API with the default cap answers the fleet join too.
 func TestFleetJoinCap(t *testing.T) {
 	routableNodes(t)
-	t.Setenv("SYNDB_QUERY_MAX_JOIN_ROWS", "50")
-	capped := startAPIReplica(t)
+	capped := startAPIReplica(t, map[string]string{"SYNDB_QUERY_MAX_JOIN_ROWS": "50"})
 	const sql = "SELECT count() AS n FROM synapse AS s JOIN neuron AS n ON s.pre_id = n.cid"
 	post := func(base, scope string) (int, string) {
 		t.Helper()
