@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -136,7 +137,7 @@ func TestSecDataAddrsOnConnectionHost(t *testing.T) {
 	// and the registry keeps the address it had (oracle: the API's list).
 	err = register(t, node, &wire.RegisterRequest{Name: "lab-sec-addr", ClickhouseAddr: "192.0.2.10:9000", FlightAddr: "127.0.0.1:50099"})
 	require.True(t, p2p.IsCode(err, p2p.CodeInvalid), "%v", err)
-	require.Equal(t, "127.0.0.1:19000", listedCluster(t, "lab-sec-addr").ClickHouseAddr)
+	requireListedAddr(t, "lab-sec-addr", "127.0.0.1:19000")
 
 	// An admin-set data host admits addresses on that host, and only there.
 	status, raw := apiDo(t, http.MethodPost, "/v1/federation/clusters", `{"name":"lab-sec-host","data_host":"192.0.2.10"}`)
@@ -149,11 +150,25 @@ func TestSecDataAddrsOnConnectionHost(t *testing.T) {
 	assert.Contains(t, err.Error(), "192.0.2.10", "the refusal names the host set at enrolment")
 	require.NoError(t, register(t, other, &wire.RegisterRequest{Name: "lab-sec-host", ClickhouseAddr: "192.0.2.10:9000",
 		FlightAddr: "127.0.0.1:50098", EnrollmentToken: eh.Token}))
-	require.Equal(t, "192.0.2.10:9000", listedCluster(t, "lab-sec-host").ClickHouseAddr)
+	requireListedAddr(t, "lab-sec-host", "192.0.2.10:9000")
 
 	// A bad data host is the admin's mistake: 400.
 	status, raw = apiDo(t, http.MethodPost, "/v1/federation/clusters", `{"name":"lab-sec-bad","data_host":"10.0.0.1:9000"}`)
 	require.Equal(t, http.StatusBadRequest, status, string(raw))
+}
+
+// requireListedAddr waits for the API's registry snapshot (refreshed
+// after a registration, not with it) to list name at addr.
+func requireListedAddr(t *testing.T, name, addr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, pollUntil(ctx, func() error {
+		if got := listedCluster(t, name).ClickHouseAddr; got != addr {
+			return fmt.Errorf("%s listed at %q, want %q", name, got, addr)
+		}
+		return nil
+	}))
 }
 
 // listedCluster returns name from GET /v1/federation/clusters.

@@ -221,7 +221,11 @@ func TestSecQueryDeadAddressExcluded(t *testing.T) {
 	require.NoError(t, err)
 	// Its agent reaches its own warehouse, but registers an address where
 	// nothing listens for the hub.
-	startExtraNode(t, name, "syndb_sec_dead", map[string]string{"SYNDB_CLICKHOUSE_PUBLIC_ADDR": fmt.Sprintf("127.0.0.1:%d", dead)})
+	deadAddr := fmt.Sprintf("127.0.0.1:%d", dead)
+	startExtraNode(t, name, "syndb_sec_dead", map[string]string{"SYNDB_CLICKHOUSE_PUBLIC_ADDR": deadAddr,
+		// On the libp2p data plane the hub's connections reach the
+		// warehouse through the agent, at its gateway address.
+		"SYNDB_CLICKHOUSE_GATEWAY_ADDR": deadAddr})
 	waitHealth(t, name, health.Healthy, 2*time.Minute)
 
 	want := nodeCount(t, "lab-a", "neuron") + nodeCount(t, "lab-b", "neuron")
