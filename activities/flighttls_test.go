@@ -40,7 +40,7 @@ func selfSigned(t *testing.T) (tls.Certificate, []byte) {
 // 127.0.0.1 hands out grpcs://; the hub's reader, holding the pin of the
 // certificate served, reads the same rows the server wrote; holding the
 // pin of another certificate, it is refused for good, saying the
-// certificate is not the one registered, and reads nothing.
+// certificate is not the one registered, and reads and loads nothing.
 func TestFlightReadOverPinnedTLS(t *testing.T) {
 	t.Parallel()
 	hub, node := newHost(t), newHost(t)
@@ -72,6 +72,16 @@ func TestFlightReadOverPinnedTLS(t *testing.T) {
 		addrs = append(addrs, a.String())
 	}
 	f := newNodeFlight(p2p.NewClient(hub, nil))
+	refusedForGood := func(t *testing.T, err error, pin []byte) {
+		t.Helper()
+		require.ErrorContains(t, err, "lab-a: Flight server at "+lis.Addr().String()+" refused: TLS certificate does not match its pin")
+		require.ErrorContains(t, err, "the pinned one "+hex.EncodeToString(pin))
+		require.ErrorContains(t, err, "the certificate it serves is not the one it registered")
+		var ae *temporal.ApplicationError
+		require.ErrorAs(t, err, &ae)
+		require.True(t, ae.NonRetryable())
+		require.Equal(t, domain.ErrTypeInvalid, ae.Type())
+	}
 	for _, tc := range []struct {
 		name string
 		pin  []byte
@@ -84,13 +94,9 @@ func TestFlightReadOverPinnedTLS(t *testing.T) {
 			ref := domain.NodeRef{Name: "lab-a", PeerID: node.ID().String(), Addrs: addrs, FlightCertSHA256: hex.EncodeToString(tc.pin)}
 			rd, done, err := f.read(t.Context(), ref, &wire.FlightQuery{Table: "neuron"})
 			if !tc.ok {
-				require.ErrorContains(t, err, "lab-a: Flight server at "+lis.Addr().String()+" refused: TLS certificate does not match its pin")
-				require.ErrorContains(t, err, "the pinned one "+hex.EncodeToString(tc.pin))
-				require.ErrorContains(t, err, "the certificate it serves is not the one it registered")
-				var ae *temporal.ApplicationError
-				require.ErrorAs(t, err, &ae)
-				require.True(t, ae.NonRetryable())
-				require.Equal(t, domain.ErrTypeInvalid, ae.Type())
+				refusedForGood(t, err, tc.pin)
+				_, err = f.put(t.Context(), ref, &wire.FlightQuery{Table: "neuron", Limit: 1}, rec.Schema())
+				refusedForGood(t, err, tc.pin)
 				return
 			}
 			require.NoError(t, err)
