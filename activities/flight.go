@@ -43,8 +43,11 @@ func newNodeFlight(nodes nodeCaller) nodeFlight {
 
 // Flight locations a node's GetFlightEndpoint hands out.
 const (
-	// grpcScheme is a Flight server at a TCP host:port.
+	// grpcScheme is a Flight server at a TCP host:port, in plaintext.
 	grpcScheme = "grpc://"
+	// grpcsScheme is a Flight server at a TCP host:port over TLS, with
+	// the certificate whose SHA-256 the node registered (NodeRef's pin).
+	grpcsScheme = "grpcs://"
 	// libp2pScheme is the node's own Flight server over libp2p, on
 	// p2p.FlightProtocol: libp2p://<the node's peer ID>.
 	libp2pScheme = "libp2p://"
@@ -55,50 +58,75 @@ const (
 // good for one stream, started within its lifetime (a minute), from this
 // host: over libp2p, from its peer; over TCP, from the address this host's
 // libp2p connection to the node comes from. Each stream asks for its own,
-// right before it starts.
-func (f nodeFlight) dial(ctx context.Context, node domain.NodeRef, q *wire.FlightQuery, write bool) (flight.Client, []byte, error) {
+// right before it starts. refused turns an error of the client's calls
+// into a refusal for good when the server's certificate did not match its
+// pin.
+func (f nodeFlight) dial(ctx context.Context, node domain.NodeRef, q *wire.FlightQuery, write bool) (c flight.Client, ticket []byte,
+	refused func(error) error, err error) {
 	var ep wire.GetFlightEndpointResponse
 	req := &wire.GetFlightEndpointRequest{Query: q, Write: write}
 	if err := f.nodes.Call(ctx, node.PeerID, node.Addrs, p2p.FlightEndpoint, req, &ep); err != nil {
-		return nil, nil, classify(fmt.Errorf("%s: %w", node.Name, err))
+		return nil, nil, nil, classify(fmt.Errorf("%s: %w", node.Name, err))
 	}
-	target, opts, err := f.route(node, ep.GetLocation())
+	r, err := f.route(node, ep.GetLocation())
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	c, err := flight.NewClientWithMiddleware(target, nil, nil, opts...)
+	c, err = flight.NewClientWithMiddleware(r.target, nil, nil, r.opts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: flight client: %w", node.Name, err)
+		return nil, nil, nil, fmt.Errorf("%s: flight client: %w", node.Name, err)
 	}
-	return c, ep.GetTicket(), nil
+	return c, ep.GetTicket(), r.refused, nil
 }
 
-// route is the gRPC target and options that reach a Flight location:
-// grpc://host:port over TCP, or libp2p://<peer ID> over a stream to the
+// flightRoute is how to reach a Flight location: the gRPC target, its dial
+// options (transport credentials included), and refused, which makes an
+// error of a call over it a refusal for good when the TLS handshake found
+// a certificate other than the pinned one (and returns others as they are).
+type flightRoute struct {
+	target  string
+	opts    []grpc.DialOption
+	refused func(error) error
+}
+
+// route is how to reach a Flight location: grpc://host:port over TCP in
+// plaintext, grpcs://host:port over TLS with the node's registered
+// certificate and no other, or libp2p://<peer ID> over a stream to the
 // node's own peer (through this host, on whatever connection it holds:
 // direct, hole-punched or relayed). A location that names another peer,
-// or no location the hub knows, is refused for good.
-func (f nodeFlight) route(node domain.NodeRef, loc string) (string, []grpc.DialOption, error) {
+// a plaintext location of a node that registered a certificate, a TLS one
+// of a node that registered none, or no location the hub knows, is refused
+// for good.
+func (f nodeFlight) route(node domain.NodeRef, loc string) (flightRoute, error) {
+	plain := grpc.WithTransportCredentials(insecure.NewCredentials())
+	if addr, ok := strings.CutPrefix(loc, grpcsScheme); ok {
+		return pinnedRoute(node, addr)
+	}
 	if addr, ok := strings.CutPrefix(loc, grpcScheme); ok {
-		return addr, nil, nil
+		if node.FlightCertSHA256 != "" {
+			return flightRoute{}, invalidf("%s: Flight location %q is plaintext, but the node registered a TLS certificate (SHA-256 %s)",
+				node.Name, loc, node.FlightCertSHA256)
+		}
+		return flightRoute{target: addr, opts: []grpc.DialOption{plain}, refused: asIs}, nil
 	}
 	id, ok := strings.CutPrefix(loc, libp2pScheme)
 	switch {
 	case !ok:
-		return "", nil, invalidf("%s: unsupported Flight location %q", node.Name, loc)
+		return flightRoute{}, invalidf("%s: unsupported Flight location %q", node.Name, loc)
 	case id != node.PeerID:
-		return "", nil, invalidf("%s: Flight location %q names a peer other than the node's own, %s", node.Name, loc, node.PeerID)
+		return flightRoute{}, invalidf("%s: Flight location %q names a peer other than the node's own, %s", node.Name, loc, node.PeerID)
 	case f.streams == nil:
-		return "", nil, invalidf("%s: Flight location %q needs a libp2p host, which this worker lacks", node.Name, loc)
+		return flightRoute{}, invalidf("%s: Flight location %q needs a libp2p host, which this worker lacks", node.Name, loc)
 	}
 	dial := func(ctx context.Context, _ string) (net.Conn, error) {
 		return f.streams.DialStream(ctx, node.PeerID, node.Addrs, p2p.FlightProtocol)
 	}
 	// passthrough hands the target to the dialer unresolved: it is a peer
-	// ID, not a host name.
-	return "passthrough:///" + id, []grpc.DialOption{grpc.WithContextDialer(dial)}, nil
+	// ID, not a host name. libp2p secures the stream itself.
+	return flightRoute{target: "passthrough:///" + id, opts: []grpc.DialOption{grpc.WithContextDialer(dial), plain}, refused: asIs}, nil
 }
+
+func asIs(err error) error { return err }
 
 // invalidf is a non-retryable error of a node's answer the hub cannot use.
 func invalidf(format string, args ...any) error {
@@ -108,7 +136,7 @@ func invalidf(format string, args ...any) error {
 // read reads q from node over Flight (a read ticket from
 // GetFlightEndpoint, then DoGet). done releases the reader and the client.
 func (f nodeFlight) read(ctx context.Context, node domain.NodeRef, q *wire.FlightQuery) (rd *flight.Reader, done func(), err error) {
-	c, ticket, err := f.dial(ctx, node, q, false)
+	c, ticket, refused, err := f.dial(ctx, node, q, false)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -118,7 +146,7 @@ func (f nodeFlight) read(ctx context.Context, node domain.NodeRef, q *wire.Fligh
 	}
 	if err != nil {
 		_ = c.Close()
-		return nil, nil, fmt.Errorf("%s: read %s over Flight: %w", node.Name, q.GetTable(), err)
+		return nil, nil, refused(fmt.Errorf("%s: read %s over Flight: %w", node.Name, q.GetTable(), err))
 	}
 	return rd, func() { rd.Release(); _ = c.Close() }, nil
 }
@@ -137,14 +165,14 @@ type flightPut struct {
 
 // put starts a load of q into node: records of schema, at most q.Limit rows.
 func (f nodeFlight) put(ctx context.Context, node domain.NodeRef, q *wire.FlightQuery, schema *arrow.Schema) (*flightPut, error) {
-	c, ticket, err := f.dial(ctx, node, q, true)
+	c, ticket, refused, err := f.dial(ctx, node, q, true)
 	if err != nil {
 		return nil, err
 	}
 	stream, err := c.DoPut(ctx)
 	if err != nil {
 		_ = c.Close()
-		return nil, fmt.Errorf("%s: DoPut: %w", node.Name, err)
+		return nil, refused(fmt.Errorf("%s: DoPut: %w", node.Name, err))
 	}
 	w := flight.NewRecordWriter(stream, ipc.WithSchema(schema))
 	w.SetFlightDescriptor(&flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: ticket})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -33,31 +34,45 @@ func newHost(t *testing.T) host.Host {
 	return h
 }
 
-// TestFlightRoute: a grpc:// location is dialled over TCP, libp2p:// of
-// the node's own peer over a stream; a location naming another peer, or
-// of an unknown scheme, or over libp2p without a host, is refused for good.
+// TestFlightRoute: a grpc:// location is dialled over TCP in plaintext,
+// grpcs:// over TLS pinned to the node's registered certificate, libp2p://
+// of the node's own peer over a stream; a location naming another peer, or
+// of an unknown scheme, or over libp2p without a host, or plaintext of a
+// node with a pin, or TLS of a node without one, is refused for good.
 func TestFlightRoute(t *testing.T) {
 	t.Parallel()
 	const self = "12D3KooWGzBGLfUq2zGDxgm7PjYkYEi9RUqoLuRCFaXd3gEBQzK4"
-	node := domain.NodeRef{Name: "lab-a", PeerID: self}
+	pin := strings.Repeat("ab", 32)
+	plain := domain.NodeRef{Name: "lab-a", PeerID: self}
+	pinned := domain.NodeRef{Name: "lab-a", PeerID: self, FlightCertSHA256: pin}
 	withHost := newNodeFlight(p2p.NewClient(newHost(t), nil))
 	cases := []struct {
-		name    string
-		f       nodeFlight
-		loc     string
-		target  string
-		dialers int
-		err     string
+		name   string
+		f      nodeFlight
+		node   domain.NodeRef
+		loc    string
+		target string
+		// opts counts the dial options: transport credentials, and a
+		// stream dialer over libp2p.
+		opts int
+		err  string
 	}{
-		{"tcp", withHost, "grpc://10.0.0.5:50052", "10.0.0.5:50052", 0, ""},
-		{"libp2p", withHost, "libp2p://" + self, "passthrough:///" + self, 1, ""},
-		{"another peer", withHost, "libp2p://12D3KooWAnother", "", 0, "names a peer other than the node's own"},
-		{"unknown scheme", withHost, "https://10.0.0.5", "", 0, `unsupported Flight location "https://10.0.0.5"`},
-		{"no host", newNodeFlight(nil), "libp2p://" + self, "", 0, "needs a libp2p host"},
+		{"tcp", withHost, plain, "grpc://10.0.0.5:50052", "10.0.0.5:50052", 1, ""},
+		{"tls", withHost, pinned, "grpcs://10.0.0.5:50052", "10.0.0.5:50052", 1, ""},
+		{"libp2p", withHost, plain, "libp2p://" + self, "passthrough:///" + self, 2, ""},
+		{"libp2p with a pin", withHost, pinned, "libp2p://" + self, "passthrough:///" + self, 2, ""},
+		{"plaintext with a pin", withHost, pinned, "grpc://10.0.0.5:50052", "", 0, "is plaintext, but the node registered a TLS certificate"},
+		{"tls without a pin", withHost, plain, "grpcs://10.0.0.5:50052", "", 0, "is TLS, but the node registered no certificate"},
+		{"pin not hex", withHost, domain.NodeRef{Name: "lab-a", FlightCertSHA256: "zz"}, "grpcs://10.0.0.5:50052", "", 0, "is not hex"},
+		{"pin too short", withHost, domain.NodeRef{Name: "lab-a", FlightCertSHA256: "abcd"}, "grpcs://10.0.0.5:50052", "", 0,
+			"a certificate pin is a SHA-256 of 32 bytes, not 2"},
+		{"another peer", withHost, plain, "libp2p://12D3KooWAnother", "", 0, "names a peer other than the node's own"},
+		{"unknown scheme", withHost, plain, "https://10.0.0.5", "", 0, `unsupported Flight location "https://10.0.0.5"`},
+		{"no host", newNodeFlight(nil), plain, "libp2p://" + self, "", 0, "needs a libp2p host"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			target, opts, err := tc.f.route(node, tc.loc)
+			r, err := tc.f.route(tc.node, tc.loc)
 			if tc.err != "" {
 				require.ErrorContains(t, err, tc.err)
 				var ae *temporal.ApplicationError
@@ -67,8 +82,9 @@ func TestFlightRoute(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
-			require.Equal(t, tc.target, target)
-			require.Len(t, opts, tc.dialers)
+			require.Equal(t, tc.target, r.target)
+			require.Len(t, r.opts, tc.opts)
+			require.NotNil(t, r.refused)
 		})
 	}
 }

@@ -7,6 +7,7 @@ package nodeagent
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"google.golang.org/grpc"
 
+	"github.com/syndb/federation/internal/certpin"
 	"github.com/syndb/federation/internal/clickhouse"
 	"github.com/syndb/federation/internal/config"
 	"github.com/syndb/federation/internal/lifecycle"
@@ -60,6 +62,10 @@ type Agent struct {
 
 	// flight serves the node's Arrow Flight service (flightserver.go).
 	flight *grpc.Server
+	// flightTLS, when set, is served on the Flight TCP listener, and
+	// flightPin (its certificate's SHA-256) registered with the hub.
+	flightTLS *tls.Config
+	flightPin []byte
 
 	// syncMu serialises migrations of the local warehouse.
 	syncMu sync.Mutex
@@ -115,6 +121,13 @@ func New(cfg config.Node, log *slog.Logger) (*Agent, error) {
 	}
 	if a.id, err = peer.IDFromPrivateKey(a.key); err != nil {
 		return nil, fmt.Errorf("peer ID of %s: %w", cfg.KeyFile, err)
+	}
+	if cfg.FlightTLSCert != "" {
+		cert, pin, err := certpin.Load(cfg.FlightTLSCert, cfg.FlightTLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("SYNDB_FLIGHT_TLS_CERT: %w", err)
+		}
+		a.flightTLS, a.flightPin = certpin.ServerConfig(cert), pin
 	}
 	return a, nil
 }

@@ -18,12 +18,25 @@ const libp2pScheme = "libp2p://"
 func (a *Agent) overLibp2p() bool { return a.cfg.DataPlane != config.DataPlaneDirect }
 
 // flightLocation is where GetFlightEndpoint tells the hub to read: the
-// node's own peer over libp2p, or its public Flight TCP address.
+// node's own peer over libp2p, or its public Flight TCP address (grpcs://
+// when the listener serves TLS).
 func (a *Agent) flightLocation() string {
 	if a.overLibp2p() {
 		return libp2pScheme + a.host.ID().String()
 	}
+	if a.flightTLS != nil {
+		return "grpcs://" + a.flightPublicAddr()
+	}
 	return "grpc://" + a.flightPublicAddr()
+}
+
+// registeredFlightPin is the certificate pin the node registers beside its
+// Flight address: none when it registers no address or serves plaintext.
+func (a *Agent) registeredFlightPin() []byte {
+	if a.registeredFlightAddr() == "" {
+		return nil
+	}
+	return a.flightPin
 }
 
 // registeredFlightAddr is the Flight address the node registers with the

@@ -2,6 +2,7 @@ package nodeagent
 
 import (
 	"context"
+	"crypto/tls"
 	sqldriver "database/sql/driver"
 	"errors"
 	"fmt"
@@ -93,13 +94,18 @@ func (a *Agent) startFlight() error {
 	if _, port, _ := net.SplitHostPort(a.cfg.FlightAddr); port == "0" {
 		a.cfg.FlightAddr = lis.Addr().String()
 	}
+	if a.flightTLS != nil {
+		// TLS on the TCP listener only: the same server also serves
+		// libp2p streams, which libp2p secures.
+		lis = tls.NewListener(lis, a.flightTLS)
+	}
 	a.flight = newFlightServer(&flightService{name: a.cfg.Name, key: a.key, conn: a.conn, log: a.log})
 	a.wg.Go(func() {
 		if err := a.flight.Serve(lis); err != nil {
 			a.log.Error("flight server stopped", "err", err)
 		}
 	})
-	a.log.Info("flight server listening", "addr", lis.Addr().String())
+	a.log.Info("flight server listening", "addr", lis.Addr().String(), "tls", a.flightTLS != nil)
 	return nil
 }
 

@@ -148,6 +148,7 @@ func (a *Agent) registerWith(ctx context.Context, hub peer.AddrInfo) error {
 	req := &wire.RegisterRequest{
 		Name: a.cfg.Name, Addrs: addrs, FlightAddr: a.registeredFlightAddr(), ClickhouseAddr: a.cfg.ClickHousePublicAddr,
 		ClickhouseDatabase: a.cfg.ClickHouse.Database, SchemaVersion: int32(v), AgentVersion: version.String(), EnrollmentToken: a.cfg.EnrollmentToken,
+		FlightCertSha256: a.registeredFlightPin(),
 	}
 	var resp wire.RegisterResponse
 	if err := p2p.Call(ctx, a.host, hub.ID, p2p.Register, req, &resp); err != nil {

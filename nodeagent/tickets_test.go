@@ -50,6 +50,13 @@ func startAgent(tb testing.TB, name, db string) *agentFixture {
 // startAgentOn is startAgent with the data plane plane.
 func startAgentOn(tb testing.TB, name, db, plane string) *agentFixture {
 	tb.Helper()
+	return startAgentWith(tb, name, db, plane, func(*config.Node) {})
+}
+
+// startAgentWith is startAgentOn with edit applied to the agent's
+// configuration before it starts.
+func startAgentWith(tb testing.TB, name, db, plane string, edit func(*config.Node)) *agentFixture {
+	tb.Helper()
 	openDB(tb, db) // creates the database
 	hubKey := newKey(tb)
 	hub, err := p2p.NewHost(p2p.HostConfig{Key: hubKey, Listen: []string{"/ip4/127.0.0.1/udp/0/quic-v1"}})
@@ -70,6 +77,7 @@ func startAgentOn(tb testing.TB, name, db, plane string) *agentFixture {
 		FlightAddr: "127.0.0.1:0", ClickHouse: config.ClickHouse{Addr: testClickHouse(tb), User: "default", Database: db},
 		DataPlane: plane,
 	}
+	edit(&cfg)
 	a, err := New(cfg, slog.New(slog.DiscardHandler))
 	require.NoError(tb, err)
 	ctx, stop := context.WithCancel(context.Background())

@@ -2,6 +2,7 @@ package workers
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -63,7 +64,8 @@ func (r *Registrar) Handle(ctx context.Context, from peer.ID, req *wire.Register
 	c, err := r.store.Register(ctx, store.Registration{
 		Name: req.GetName(), PeerID: from.String(), Addrs: addrs, FlightAddr: req.GetFlightAddr(),
 		ClickHouseAddr: req.GetClickhouseAddr(), ClickHouseDatabase: database,
-		AgentVersion: req.GetAgentVersion(), SchemaVersion: int(req.GetSchemaVersion()),
+		FlightCertSHA256: hex.EncodeToString(req.GetFlightCertSha256()),
+		AgentVersion:     req.GetAgentVersion(), SchemaVersion: int(req.GetSchemaVersion()),
 		Token: req.GetEnrollmentToken(),
 		CheckData: func(dataHost string) error {
 			return checkDataAddrs(dataAddrs{ClickHouse: req.GetClickhouseAddr(), Flight: req.GetFlightAddr()}, origins, relayed, dataHost)

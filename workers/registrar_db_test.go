@@ -3,7 +3,9 @@ package workers
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -107,4 +109,34 @@ func TestRegistrarClickHouseDatabase(t *testing.T) {
 		require.Contains(t, reply.GetError().GetMessage(), "must be 1-64 characters of A-Z, a-z, 0-9 and '_'")
 	}
 	require.Len(t, reg.registrations(), accepted, "no refused registration reaches the registry")
+}
+
+// TestRegistrarFlightCert: the Flight certificate pin a node registers
+// reaches the registry in lowercase hex, none as "", and a pin that is not
+// a SHA-256 is refused before the registry sees it.
+func TestRegistrarFlightCert(t *testing.T) {
+	t.Parallel()
+	hub, node := registrarTestHost(t), registrarTestHost(t)
+	reg := &recordingRegistry{}
+	r := &Registrar{store: reg, target: 4, log: slog.New(slog.DiscardHandler), conns: hub.Network().ConnsToPeer}
+	p2p.Handle(hub, p2p.Register, slog.New(slog.DiscardHandler), nil, r.Handle)
+	require.NoError(t, node.Connect(t.Context(), peer.AddrInfo{ID: hub.ID(), Addrs: hub.Addrs()}))
+
+	pin := sha256.Sum256([]byte("a certificate"))
+	for _, tc := range []struct {
+		sent   []byte
+		stored string
+	}{
+		{pin[:], fmt.Sprintf("%x", pin)},
+		{nil, ""},
+	} {
+		req := &wire.RegisterRequest{Name: "lab-c", FlightAddr: "127.0.0.1:50052", FlightCertSha256: tc.sent}
+		require.NoError(t, p2p.Call(t.Context(), node, hub.ID(), p2p.Register, req, &wire.RegisterResponse{}))
+		regs := reg.registrations()
+		require.Equal(t, tc.stored, regs[len(regs)-1].FlightCertSHA256)
+	}
+	reply := rawRegister(t, node, hub, &wire.RegisterRequest{Name: "lab-c", FlightAddr: "127.0.0.1:50052", FlightCertSha256: pin[:16]})
+	require.Equal(t, p2p.CodeInvalid, reply.GetError().GetCode())
+	require.Contains(t, reply.GetError().GetMessage(), "flight_cert_sha256 is 16 bytes")
+	require.Len(t, reg.registrations(), 2, "no refused registration reaches the registry")
 }

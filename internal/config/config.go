@@ -380,8 +380,15 @@ type Node struct {
 	// DataPlane is how the hub reaches the Flight server: DataPlaneLibp2p
 	// (over the libp2p connection, the default; "" is it too) or
 	// DataPlaneDirect (over TCP to FlightPublicAddr).
-	DataPlane  string `env:"SYNDB_DATA_PLANE" envDefault:"libp2p"`
-	ClickHouse ClickHouse
+	DataPlane string `env:"SYNDB_DATA_PLANE" envDefault:"libp2p"`
+	// FlightTLSCert and FlightTLSKey are PEM files (both or neither): with
+	// them the Flight TCP listener serves TLS with that certificate, and
+	// the node registers its SHA-256 with the hub, whose workers accept no
+	// other certificate there (grpcs:// on the direct data plane). Without
+	// them the listener is plaintext. `syndb dev` writes a self-signed one.
+	FlightTLSCert string `env:"SYNDB_FLIGHT_TLS_CERT"`
+	FlightTLSKey  string `env:"SYNDB_FLIGHT_TLS_KEY"`
+	ClickHouse    ClickHouse
 	// ClickHousePublicAddr is the native address the hub's ClickHouse uses in
 	// remote(); it defaults to ClickHouse.Addr.
 	ClickHousePublicAddr string `env:"SYNDB_CLICKHOUSE_PUBLIC_ADDR"`
@@ -570,6 +577,9 @@ func (c *Node) Validate() error {
 	}
 	if c.DataPlane != DataPlaneLibp2p && c.DataPlane != DataPlaneDirect {
 		errs = append(errs, fmt.Errorf("SYNDB_DATA_PLANE: %.40q is neither %q nor %q", c.DataPlane, DataPlaneLibp2p, DataPlaneDirect))
+	}
+	if (c.FlightTLSCert == "") != (c.FlightTLSKey == "") {
+		errs = append(errs, errors.New("SYNDB_FLIGHT_TLS_CERT and SYNDB_FLIGHT_TLS_KEY: give both (TLS on the Flight listener) or neither"))
 	}
 	errs = append(errs,
 		checkHostPort("SYNDB_FLIGHT_ADDR", c.FlightAddr),

@@ -275,6 +275,35 @@ func TestDataPlane(t *testing.T) {
 	}
 }
 
+// TestFlightTLSFiles: the Flight listener's certificate and key come
+// together or not at all.
+func TestFlightTLSFiles(t *testing.T) {
+	t.Setenv("SYNDB_NODE_NAME", "lab-a")
+	t.Setenv("SYNDB_HUB_ADDR", "/ip4/127.0.0.1/udp/4001/quic-v1/p2p/12D3KooWGzBGLfUq2zGDxgm7PjYkYEi9RUqoLuRCFaXd3gEBQzK4")
+	for _, tc := range []struct {
+		name, cert, key string
+		ok              bool
+	}{
+		{"neither: plaintext", "", "", true},
+		{"both", "flight.crt", "flight.key", true},
+		{"certificate only", "flight.crt", "", false},
+		{"key only", "", "flight.key", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("SYNDB_FLIGHT_TLS_CERT", tc.cert)
+			t.Setenv("SYNDB_FLIGHT_TLS_KEY", tc.key)
+			c, err := Load[Node]()
+			if !tc.ok {
+				require.ErrorContains(t, err, "SYNDB_FLIGHT_TLS_CERT and SYNDB_FLIGHT_TLS_KEY: give both")
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.cert, c.FlightTLSCert)
+			require.Equal(t, tc.key, c.FlightTLSKey)
+		})
+	}
+}
+
 // TestDataPlaneSettings: SQL over libp2p is the default and needs gateways;
 // the direct plane needs none; the worker's gateway address is checked.
 func TestDataPlaneSettings(t *testing.T) {

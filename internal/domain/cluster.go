@@ -15,12 +15,16 @@ type Cluster struct {
 	ClickHouseAddr string   `json:"clickhouse_addr"`
 	// ClickHouseDatabase is the database of the node's ClickHouse that
 	// holds its warehouse: what the hub's remote() reads.
-	ClickHouseDatabase string    `json:"clickhouse_database"`
-	AgentVersion       string    `json:"agent_version"`
-	SchemaVersion      int       `json:"schema_version"`
-	Status             string    `json:"status"`
-	Health             string    `json:"health"`
-	HealthSince        time.Time `json:"health_since"`
+	ClickHouseDatabase string `json:"clickhouse_database"`
+	// FlightCertSHA256 is the SHA-256, in lowercase hex, of the certificate
+	// the node's Flight TCP listener serves over TLS: the pin a worker
+	// checks when it dials grpcs://. Empty when the listener is plaintext.
+	FlightCertSHA256 string    `json:"flight_cert_sha256,omitempty"`
+	AgentVersion     string    `json:"agent_version"`
+	SchemaVersion    int       `json:"schema_version"`
+	Status           string    `json:"status"`
+	Health           string    `json:"health"`
+	HealthSince      time.Time `json:"health_since"`
 	// HealthReason says why the node is in its health state.
 	HealthReason string `json:"health_reason"`
 	// HealthLatencyMS is the last ping's round trip (0 before the first).

@@ -28,6 +28,9 @@ type NodeRef struct {
 	PeerID        string   `json:"peer_id"`
 	Addrs         []string `json:"addrs"`
 	SchemaVersion int      `json:"schema_version"`
+	// FlightCertSHA256 is the registered pin of the node's Flight TLS
+	// certificate (Cluster.FlightCertSHA256; empty when it has none).
+	FlightCertSHA256 string `json:"flight_cert_sha256,omitempty"`
 }
 
 // SyncNodeParams is the input of SyncNodeSchema.

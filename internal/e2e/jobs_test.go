@@ -179,10 +179,16 @@ func TestAnalyticsSynapseGraph(t *testing.T) {
 	pulled()
 	var res activities.GraphResult
 	require.NoError(t, json.Unmarshal(js.Result, &res))
+	requireGraph(t, res, "lab-a", "lab-b")
+}
 
+// requireGraph checks a synapse graph of nodes against ClickHouse's own
+// degrees, counted on each node's warehouse.
+func requireGraph(t *testing.T, res activities.GraphResult, nodes ...string) {
+	t.Helper()
 	in, out := map[string]int64{}, map[string]int64{}
 	var edges int64
-	for _, node := range []string{"lab-a", "lab-b"} {
+	for _, node := range nodes {
 		for col, m := range map[string]map[string]int64{"pre_id": out, "post_id": in} {
 			rows, err := nodeConn(t, node).Query(t.Context(), fmt.Sprintf(
 				"SELECT toString(%s), count() FROM synapse WHERE %s IS NOT NULL GROUP BY %s", col, col, col))

@@ -21,8 +21,11 @@ type Registration struct {
 	// ClickHouseDatabase is the database of that ClickHouse holding the
 	// node's warehouse (an identifier, checked by the caller).
 	ClickHouseDatabase string
-	AgentVersion       string
-	SchemaVersion      int
+	// FlightCertSHA256 is the pin of the node's Flight TLS certificate, in
+	// lowercase hex ("" for a plaintext listener).
+	FlightCertSHA256 string
+	AgentVersion     string
+	SchemaVersion    int
 	// Token is the enrollment token; needed only until the name is bound.
 	Token string
 	// CheckData, when set, is called once the peer is known to own the
@@ -73,9 +76,10 @@ func (s *Store) Register(ctx context.Context, r Registration) (domain.Cluster, e
 			}
 		}
 		row := tx.QueryRow(ctx, `UPDATE clusters SET peer_id = $2, addrs = $3, flight_addr = $4, clickhouse_addr = $5,
-				agent_version = $6, schema_version = $7, clickhouse_database = $8, last_seen = now(), updated_at = now()
+				agent_version = $6, schema_version = $7, clickhouse_database = $8, flight_cert_sha256 = $9, last_seen = now(),
+				updated_at = now()
 			WHERE name = $1 RETURNING `+clusterColumns, r.Name, r.PeerID, r.Addrs, r.FlightAddr, r.ClickHouseAddr, r.AgentVersion,
-			r.SchemaVersion, r.ClickHouseDatabase)
+			r.SchemaVersion, r.ClickHouseDatabase, r.FlightCertSHA256)
 		c, err = scanCluster(row)
 		if err != nil {
 			return fmt.Errorf("write cluster %q: %w", r.Name, err)
@@ -143,7 +147,7 @@ func orOpen(closed string) string {
 
 const clusterColumns = `name, coalesce(peer_id, ''), addrs, flight_addr, clickhouse_addr, clickhouse_database, agent_version,
 	schema_version, status, health, health_since, last_seen, registered_at, schema_drift_version, schema_drift,
-	health_reason, coalesce(health_latency_ms, 0)`
+	health_reason, coalesce(health_latency_ms, 0), flight_cert_sha256`
 
 func scanCluster(row pgx.Row) (domain.Cluster, error) {
 	var (
@@ -154,7 +158,7 @@ func scanCluster(row pgx.Row) (domain.Cluster, error) {
 	)
 	err := row.Scan(&c.Name, &c.PeerID, &c.Addrs, &c.FlightAddr, &c.ClickHouseAddr, &c.ClickHouseDatabase, &c.AgentVersion,
 		&c.SchemaVersion, &c.Status, &c.Health, &c.HealthSince, &lastSeen, &c.RegisteredAt, &driftVersion, &driftReason,
-		&c.HealthReason, &c.HealthLatencyMS)
+		&c.HealthReason, &c.HealthLatencyMS, &c.FlightCertSHA256)
 	c.LastSeen = nullTime(lastSeen)
 	if driftVersion != nil {
 		c.Drift = &domain.Drift{Version: *driftVersion, Reason: driftReason}

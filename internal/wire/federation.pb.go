@@ -152,8 +152,13 @@ type RegisterRequest struct {
 	// (SYNDB_CLICKHOUSE_DATABASE): what the hub's remote() reads. An
 	// identifier; empty (an agent older than the field) means "syndb".
 	ClickhouseDatabase string `protobuf:"bytes,8,opt,name=clickhouse_database,json=clickhouseDatabase,proto3" json:"clickhouse_database,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// The SHA-256 of the DER certificate the node's Flight TCP listener
+	// serves over TLS (SYNDB_FLIGHT_TLS_CERT): the pin the hub checks when it
+	// dials the node's grpcs:// location. Empty when that listener serves
+	// plaintext.
+	FlightCertSha256 []byte `protobuf:"bytes,9,opt,name=flight_cert_sha256,json=flightCertSha256,proto3" json:"flight_cert_sha256,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *RegisterRequest) Reset() {
@@ -240,6 +245,13 @@ func (x *RegisterRequest) GetClickhouseDatabase() string {
 		return x.ClickhouseDatabase
 	}
 	return ""
+}
+
+func (x *RegisterRequest) GetFlightCertSha256() []byte {
+	if x != nil {
+		return x.FlightCertSha256
+	}
+	return nil
 }
 
 type RegisterResponse struct {
@@ -1839,7 +1851,7 @@ const file_syndb_federation_v1_federation_proto_rawDesc = "" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"M\n" +
 	"\x05Reply\x120\n" +
 	"\x05error\x18\x01 \x01(\v2\x1a.syndb.federation.v1.ErrorR\x05error\x12\x12\n" +
-	"\x04body\x18\x02 \x01(\fR\x04body\"\xad\x02\n" +
+	"\x04body\x18\x02 \x01(\fR\x04body\"\xdb\x02\n" +
 	"\x0fRegisterRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05addrs\x18\x02 \x03(\tR\x05addrs\x12\x1f\n" +
@@ -1849,7 +1861,8 @@ const file_syndb_federation_v1_federation_proto_rawDesc = "" +
 	"\x0eschema_version\x18\x05 \x01(\x05R\rschemaVersion\x12#\n" +
 	"\ragent_version\x18\x06 \x01(\tR\fagentVersion\x12)\n" +
 	"\x10enrollment_token\x18\a \x01(\tR\x0fenrollmentToken\x12/\n" +
-	"\x13clickhouse_database\x18\b \x01(\tR\x12clickhouseDatabase\"K\n" +
+	"\x13clickhouse_database\x18\b \x01(\tR\x12clickhouseDatabase\x12,\n" +
+	"\x12flight_cert_sha256\x18\t \x01(\fR\x10flightCertSha256\"K\n" +
 	"\x10RegisterResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
 	"\rtarget_schema\x18\x02 \x01(\x05R\ftargetSchema\")\n" +

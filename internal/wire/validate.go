@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"regexp"
@@ -61,6 +62,9 @@ func (x *RegisterRequest) Validate() error {
 	}
 	if db := x.GetClickhouseDatabase(); db != "" && !domain.ValidClickHouseDatabase(db) {
 		return fmt.Errorf("clickhouse_database %.80q must be 1-64 characters of A-Z, a-z, 0-9 and '_', not starting with a digit", db)
+	}
+	if n := len(x.GetFlightCertSha256()); n != 0 && n != sha256.Size {
+		return fmt.Errorf("flight_cert_sha256 is %d bytes, not a SHA-256 (%d bytes)", n, sha256.Size)
 	}
 	return nil
 }

@@ -44,3 +44,31 @@ func TestRegisterRequestClickHouseDatabase(t *testing.T) {
 		})
 	}
 }
+
+// TestRegisterRequestFlightCert: the Flight certificate pin is absent (a
+// plaintext listener) or exactly a SHA-256.
+func TestRegisterRequestFlightCert(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		pin  []byte
+		ok   bool
+	}{
+		{"none: plaintext", nil, true},
+		{"a SHA-256", make([]byte, 32), true},
+		{"short", make([]byte, 31), false},
+		{"long", make([]byte, 33), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			req := &RegisterRequest{Name: "lab-c", FlightCertSha256: tc.pin}
+			err := req.Validate()
+			if tc.ok {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, "flight_cert_sha256 is")
+			require.ErrorContains(t, err, "not a SHA-256 (32 bytes)")
+		})
+	}
+}

@@ -285,8 +285,14 @@ func (f *Federation) StartNodeWith(ctx context.Context, name string, extraEnv ma
 		"SYNDB_CLICKHOUSE_GATEWAY_USER":     devstack.GatewayUser,
 		"SYNDB_CLICKHOUSE_GATEWAY_PASSWORD": devstack.GatewayPassword,
 	})
-	for k, v := range extraEnv {
-		env = append(env, k+"="+v)
+	tlsEnv, err := f.flightTLS(n.Name)
+	if err != nil {
+		return err
+	}
+	for _, extra := range []map[string]string{tlsEnv, extraEnv} {
+		for k, v := range extra {
+			env = append(env, k+"="+v)
+		}
 	}
 	p, err := f.spawn(ctx, n.Name, []string{"node"}, env)
 	if err != nil {
