@@ -3,10 +3,10 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
