@@ -143,7 +143,7 @@ func orOpen(closed string) string {
 
 const clusterColumns = `name, coalesce(peer_id, ''), addrs, flight_addr, clickhouse_addr, clickhouse_database, agent_version,
 	schema_version, status, health, health_since, last_seen, registered_at, schema_drift_version, schema_drift,
-	health_reason, coalesce(health_latency_ms, 0)`
+	health_reason, coalesce(health_latency_ms, 0), health_path`
 
 func scanCluster(row pgx.Row) (domain.Cluster, error) {
 	var (
@@ -154,7 +154,7 @@ func scanCluster(row pgx.Row) (domain.Cluster, error) {
 	)
 	err := row.Scan(&c.Name, &c.PeerID, &c.Addrs, &c.FlightAddr, &c.ClickHouseAddr, &c.ClickHouseDatabase, &c.AgentVersion,
 		&c.SchemaVersion, &c.Status, &c.Health, &c.HealthSince, &lastSeen, &c.RegisteredAt, &driftVersion, &driftReason,
-		&c.HealthReason, &c.HealthLatencyMS)
+		&c.HealthReason, &c.HealthLatencyMS, &c.HealthPath)
 	c.LastSeen = nullTime(lastSeen)
 	if driftVersion != nil {
 		c.Drift = &domain.Drift{Version: *driftVersion, Reason: driftReason}
