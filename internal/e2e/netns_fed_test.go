@@ -12,12 +12,11 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	"github.com/syndb/federation/internal/devstack"
-	"github.com/syndb/federation/internal/health"
 	"github.com/syndb/federation/internal/migrate"
-	"github.com/syndb/federation/internal/p2p"
 	"github.com/syndb/federation/internal/store"
 	"github.com/syndb/federation/schemas"
 )
@@ -25,10 +24,11 @@ import (
 // nsLab is a node agent in a namespace of its own, with its ClickHouse on
 // that namespace's loopback.
 type nsLab struct {
-	name string
-	ns   netns
-	conn driver.Conn // the oracle: the lab's ClickHouse, dialled in its namespace
-	rows int
+	name    string
+	ns      netns
+	conn    driver.Conn // the oracle: the lab's ClickHouse, dialled in its namespace
+	rows    int
+	dataset string
 }
 
 // netnsTopology is the federation's worker, restarted to reserve a slot on
@@ -72,10 +72,11 @@ func startRelayIn(t *testing.T, ns netns, ips []string, port int, maxData int64)
 	return peerIDOf(t, key)
 }
 
-// startLab starts a ClickHouse on ns's loopback, seeds it with rows neuron
-// rows whose type carries marker, enrolls name and starts its agent in ns
-// with env on top of the federation's settings.
-func startLab(t *testing.T, ns netns, name, marker string, rows int, env map[string]string) *nsLab {
+// startLab starts a ClickHouse on ns's loopback, seeds it with dataset
+// (named after marker) of rows neuron rows whose type carries marker,
+// enrolls name and starts its agent in ns with env on top of the
+// federation's settings.
+func startLab(t *testing.T, ns netns, name, marker, dataset string, rows int, env map[string]string) *nsLab {
 	t.Helper()
 	ctx := t.Context()
 	dir := t.TempDir()
@@ -97,9 +98,12 @@ func startLab(t *testing.T, ns netns, name, marker string, rows int, env map[str
 	_, err = migrate.Apply(ctx, conn, migs, 0)
 	require.NoError(t, err)
 	require.NoError(t, conn.Exec(ctx, fmt.Sprintf(`INSERT INTO neuron (dataset_id, cid, voxel_volume, neuron_type, terminal_count)
-		SELECT toUUID('00000000-0000-4000-8000-000000000001'), generateUUIDv4(), toFloat64(number %% 1000) / 10,
+		SELECT toUUID('%s'), generateUUIDv4(), toFloat64(number %% 1000) / 10,
 			concat('%s-', toString(number %% 3)), toUInt32(number %% 200)
-		FROM numbers(%d)`, marker, rows)))
+		FROM numbers(%d)`, dataset, marker, rows)))
+	require.NoError(t, conn.Exec(ctx, fmt.Sprintf(`INSERT INTO datasets (dataset_id, name, owner, animal, brain_region,
+		genetic_manipulations, microscopy, publication_doi, notes, created_at)
+		SELECT toUUID('%s'), '%s %s', 'netns', 'mouse', 'cortex', ['none'], 'SBEM', '', '%s', now()`, dataset, marker, name, marker)))
 
 	st, err := store.Open(ctx, fed.Stack.Postgres.DSN())
 	require.NoError(t, err)
@@ -128,13 +132,13 @@ func startLab(t *testing.T, ns netns, name, marker string, rows int, env map[str
 		status, raw := apiDoCtx(context.Background(), t, http.MethodDelete, "/v1/federation/clusters/"+name, "")
 		require.Equal(t, http.StatusOK, status, string(raw))
 	})
-	return &nsLab{name: name, ns: ns, conn: conn, rows: rows}
+	return &nsLab{name: name, ns: ns, conn: conn, rows: rows, dataset: dataset}
 }
 
 // newNetnsTopology builds the namespaces, relay, worker and labs. The
 // relay's namespace links the hub's (root) namespace and the NAT'd lab's
 // and forwards nothing: the hub has no route to that lab but the relay.
-func newNetnsTopology(t *testing.T, marker string, relayMaxData int64) *netnsTopology {
+func newNetnsTopology(t *testing.T, marker string, natRows int, relayMaxData int64) *netnsTopology {
 	t.Helper()
 	needNetns(t)
 	tag := fmt.Sprintf("%04x", os.Getpid()%0xffff)
@@ -159,73 +163,15 @@ func newNetnsTopology(t *testing.T, marker string, relayMaxData int64) *netnsTop
 	})
 	hubID := fed.Env["SYNDB_HUB_ID"]
 	top := &netnsTopology{relayForLab: relayForLab}
-	top.nat = startLab(t, natNS, "nsnat-"+tag, marker, 3000, map[string]string{
+	top.nat = startLab(t, natNS, "nsnat-"+tag, marker, uuid.NewString(), natRows, map[string]string{
 		"SYNDB_HUB_ADDR": "", "SYNDB_P2P_BOOTSTRAP": relayForLab, "SYNDB_P2P_RELAYS": relayForLab,
 		"SYNDB_P2P_REACHABILITY": "private",
 		"SYNDB_P2P_LISTEN":       "/ip4/10.234.1.2/udp/4302/quic-v1,/ip4/10.234.1.2/tcp/4302",
 	})
-	top.direct = startLab(t, dirNS, "nsdir-"+tag, marker, 2000, map[string]string{
+	top.direct = startLab(t, dirNS, "nsdir-"+tag, marker, uuid.NewString(), 2000, map[string]string{
 		"SYNDB_HUB_ADDR":      fmt.Sprintf("/ip4/10.234.2.1/udp/%d/quic-v1/p2p/%s", hubPort, hubID),
 		"SYNDB_P2P_BOOTSTRAP": fmt.Sprintf("/ip4/10.234.2.1/udp/%d/quic-v1/p2p/%s", hubPort, hubID),
 		"SYNDB_P2P_LISTEN":    "/ip4/10.234.2.2/udp/4303/quic-v1,/ip4/10.234.2.2/tcp/4303",
 	})
 	return top
-}
-
-// labTotals is the oracle of a lab: its rows and their terminal count,
-// read from its own ClickHouse.
-func labTotals(t *testing.T, l *nsLab) (uint64, uint64) {
-	t.Helper()
-	var n, s uint64
-	require.NoError(t, l.conn.QueryRow(t.Context(), "SELECT count(), sum(terminal_count) FROM neuron").Scan(&n, &s))
-	return n, s
-}
-
-// TestNetnsFederatedQuery: through /v1/query, a lab reachable only through
-// a relay and a lab reachable directly both answer an aggregate and a
-// GROUP BY _node with their own data, and the hub reports the paths.
-func TestNetnsFederatedQuery(t *testing.T) {
-	top := newNetnsTopology(t, "netns-marker-q", 256<<20)
-	for _, l := range []*nsLab{top.nat, top.direct} {
-		waitHealth(t, l.name, health.Healthy, 3*time.Minute)
-	}
-	nat := healthOf(t, top.nat.name)
-	require.Contains(t, []string{p2p.PathRelayed, p2p.PathHolePunched}, nat.Path, "the NAT'd lab is reached through the relay")
-	require.Positive(t, nat.RTTMS)
-	dir := healthOf(t, top.direct.name)
-	require.Equal(t, p2p.PathDirect, dir.Path)
-	require.Positive(t, dir.RTTMS)
-	t.Logf("paths: %s %s (%.2f ms), %s %s (%.2f ms)", top.nat.name, nat.Path, nat.RTTMS, top.direct.name, dir.Path, dir.RTTMS)
-
-	names := []string{top.nat.name, top.direct.name}
-	var wantN, wantS uint64
-	per := map[string][2]uint64{}
-	for _, l := range []*nsLab{top.nat, top.direct} {
-		n, s := labTotals(t, l)
-		require.Equal(t, uint64(l.rows), n)
-		per[l.name] = [2]uint64{n, s}
-		wantN, wantS = wantN+n, wantS+s
-	}
-	reader := newKey(t, "netns-reader", store.RoleReader)
-	res := queryAs(t, reader.key, queryBody(t, "SELECT count() AS n, sum(terminal_count) AS s FROM neuron", names...))
-	require.Equal(t, http.StatusOK, res.status, "%+v", res.err)
-	require.Len(t, res.rows, 1)
-	require.EqualValues(t, fmt.Sprint(wantN), fmt.Sprint(res.rows[0]["n"]))
-	require.EqualValues(t, fmt.Sprint(wantS), fmt.Sprint(res.rows[0]["s"]))
-	require.ElementsMatch(t, names, res.meta.Included)
-	require.Equal(t, nat.Path, res.meta.Paths[top.nat.name])
-	require.Equal(t, p2p.PathDirect, res.meta.Paths[top.direct.name])
-
-	res = queryAs(t, reader.key, queryBody(t,
-		"SELECT _node, count() AS n, sum(terminal_count) AS s FROM neuron GROUP BY _node ORDER BY _node", names...))
-	require.Equal(t, http.StatusOK, res.status, "%+v", res.err)
-	got := map[string][2]string{}
-	for _, r := range res.rows {
-		got[fmt.Sprint(r["_node"])] = [2]string{fmt.Sprint(r["n"]), fmt.Sprint(r["s"])}
-	}
-	want := map[string][2]string{}
-	for n, v := range per {
-		want[n] = [2]string{fmt.Sprint(v[0]), fmt.Sprint(v[1])}
-	}
-	require.Equal(t, want, got)
 }
