@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -56,13 +57,15 @@ const (
 // host: over libp2p, from its peer; over TCP, from the address this host's
 // libp2p connection to the node comes from. Each stream asks for its own,
 // right before it starts.
-func (f nodeFlight) dial(ctx context.Context, node domain.NodeRef, q *wire.FlightQuery, write bool) (flight.Client, []byte, error) {
+// relayed is set once a stream the client opened runs over a relayed
+// connection.
+func (f nodeFlight) dial(ctx context.Context, node domain.NodeRef, q *wire.FlightQuery, write bool, relayed *atomic.Bool) (flight.Client, []byte, error) {
 	var ep wire.GetFlightEndpointResponse
 	req := &wire.GetFlightEndpointRequest{Query: q, Write: write}
 	if err := f.nodes.Call(ctx, node.PeerID, node.Addrs, p2p.FlightEndpoint, req, &ep); err != nil {
 		return nil, nil, classify(fmt.Errorf("%s: %w", node.Name, err))
 	}
-	target, opts, err := f.route(node, ep.GetLocation())
+	target, opts, err := f.route(node, ep.GetLocation(), relayed)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -79,7 +82,7 @@ func (f nodeFlight) dial(ctx context.Context, node domain.NodeRef, q *wire.Fligh
 // node's own peer (through this host, on whatever connection it holds:
 // direct, hole-punched or relayed). A location that names another peer,
 // or no location the hub knows, is refused for good.
-func (f nodeFlight) route(node domain.NodeRef, loc string) (string, []grpc.DialOption, error) {
+func (f nodeFlight) route(node domain.NodeRef, loc string, relayed *atomic.Bool) (string, []grpc.DialOption, error) {
 	if addr, ok := strings.CutPrefix(loc, grpcScheme); ok {
 		return addr, nil, nil
 	}
@@ -93,7 +96,11 @@ func (f nodeFlight) route(node domain.NodeRef, loc string) (string, []grpc.DialO
 		return "", nil, invalidf("%s: Flight location %q needs a libp2p host, which this worker lacks", node.Name, loc)
 	}
 	dial := func(ctx context.Context, _ string) (net.Conn, error) {
-		return f.streams.DialStream(ctx, node.PeerID, node.Addrs, p2p.FlightProtocol)
+		c, err := f.streams.DialStream(ctx, node.PeerID, node.Addrs, p2p.FlightProtocol)
+		if err == nil && p2p.StreamRelayed(c) {
+			relayed.Store(true)
+		}
+		return c, err
 	}
 	// passthrough hands the target to the dialer unresolved: it is a peer
 	// ID, not a host name.
@@ -107,18 +114,21 @@ func invalidf(format string, args ...any) error {
 
 // read reads q from node over Flight (a read ticket from
 // GetFlightEndpoint, then DoGet). done releases the reader and the client.
-func (f nodeFlight) read(ctx context.Context, node domain.NodeRef, q *wire.FlightQuery) (rd *flight.Reader, done func(), err error) {
-	c, ticket, err := f.dial(ctx, node, q, false)
+// A transfer a relay cut fails with an error naming the relay's limits.
+func (f nodeFlight) read(ctx context.Context, node domain.NodeRef, q *wire.FlightQuery) (rd *flightReader, done func(), err error) {
+	relayed := new(atomic.Bool)
+	c, ticket, err := f.dial(ctx, node, q, false, relayed)
 	if err != nil {
 		return nil, nil, err
 	}
+	rd = &flightReader{node: node.Name, relayed: relayed}
 	stream, err := c.DoGet(ctx, &flight.Ticket{Ticket: ticket})
 	if err == nil {
-		rd, err = flight.NewRecordReader(stream)
+		rd.Reader, err = flight.NewRecordReader(stream)
 	}
 	if err != nil {
 		_ = c.Close()
-		return nil, nil, fmt.Errorf("%s: read %s over Flight: %w", node.Name, q.GetTable(), err)
+		return nil, nil, relayCut(node.Name, relayed.Load(), fmt.Errorf("%s: read %s over Flight: %w", node.Name, q.GetTable(), err))
 	}
 	return rd, func() { rd.Release(); _ = c.Close() }, nil
 }
@@ -137,7 +147,7 @@ type flightPut struct {
 
 // put starts a load of q into node: records of schema, at most q.Limit rows.
 func (f nodeFlight) put(ctx context.Context, node domain.NodeRef, q *wire.FlightQuery, schema *arrow.Schema) (*flightPut, error) {
-	c, ticket, err := f.dial(ctx, node, q, true)
+	c, ticket, err := f.dial(ctx, node, q, true, new(atomic.Bool))
 	if err != nil {
 		return nil, err
 	}

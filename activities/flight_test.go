@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -57,7 +58,7 @@ func TestFlightRoute(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			target, opts, err := tc.f.route(node, tc.loc)
+			target, opts, err := tc.f.route(node, tc.loc, new(atomic.Bool))
 			if tc.err != "" {
 				require.ErrorContains(t, err, tc.err)
 				var ae *temporal.ApplicationError

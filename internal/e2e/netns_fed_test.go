@@ -37,7 +37,14 @@ type nsLab struct {
 type netnsTopology struct {
 	nat, direct *nsLab
 	relayForLab string
+	relayNS     netns
+	ifaces      netnsLinks
 }
+
+// netnsLinks names the interfaces of a topology's links: the hub's ends of
+// its links to the relay and to the direct lab, and the relay's end of its
+// link to the NAT'd lab.
+type netnsLinks struct{ hubRelay, hubDirect, relayNat string }
 
 // restartWorker restarts the federation's worker with env on top of its
 // settings; the cleanup restarts it as it was.
@@ -162,7 +169,8 @@ func newNetnsTopology(t *testing.T, marker string, natRows int, relayMaxData int
 			fmt.Sprintf(",/ip4/10.234.2.1/udp/%d/quic-v1,/ip4/10.234.2.1/tcp/%d", hubPort, hubPort),
 	})
 	hubID := fed.Env["SYNDB_HUB_ID"]
-	top := &netnsTopology{relayForLab: relayForLab}
+	top := &netnsTopology{relayForLab: relayForLab, relayNS: relayNS,
+		ifaces: netnsLinks{hubRelay: "sf" + tag + "r0", hubDirect: "sf" + tag + "d0", relayNat: "sf" + tag + "n0"}}
 	top.nat = startLab(t, natNS, "nsnat-"+tag, marker, uuid.NewString(), natRows, map[string]string{
 		"SYNDB_HUB_ADDR": "", "SYNDB_P2P_BOOTSTRAP": relayForLab, "SYNDB_P2P_RELAYS": relayForLab,
 		"SYNDB_P2P_REACHABILITY": "private",

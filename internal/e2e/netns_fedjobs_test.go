@@ -52,6 +52,7 @@ func TestNetnsFederation(t *testing.T) {
 	t.Run("summary", func(t *testing.T) { netnsSummary(t, labs) })
 	t.Run("etl", func(t *testing.T) { netnsEtl(t, top.nat) })
 	t.Run("catalog", func(t *testing.T) { netnsCatalog(t, labs) })
+	t.Run("capture", func(t *testing.T) { netnsCapture(t, top, "netns-marker-fed") })
 }
 
 func netnsQuery(t *testing.T, top *netnsTopology, natPath string) {
@@ -116,7 +117,9 @@ func netnsSummary(t *testing.T, labs []*nsLab) {
 	}
 }
 
-func netnsEtl(t *testing.T, l *nsLab) {
+// netnsEtl loads rows carrying a marker into l through an ETL job and
+// returns the marker.
+func netnsEtl(t *testing.T, l *nsLab) string {
 	dataset := uuid.NewString()
 	var csv strings.Builder
 	csv.WriteString("cid,voxel_volume,neuron_type,terminal_count\n")
@@ -146,6 +149,7 @@ func netnsEtl(t *testing.T, l *nsLab) {
 	var registered uint64
 	require.NoError(t, l.conn.QueryRow(t.Context(), `SELECT count() FROM datasets WHERE dataset_id = toUUID(?)`, dataset).Scan(&registered))
 	require.Equal(t, uint64(1), registered)
+	return "netns-marker-etl"
 }
 
 func netnsCatalog(t *testing.T, labs []*nsLab) {

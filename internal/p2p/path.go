@@ -1,6 +1,7 @@
 package p2p
 
 import (
+	"net"
 	"sync"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -86,4 +87,11 @@ func (p *Punches) Succeeded(id peer.ID) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.peers[id]
+}
+
+// StreamRelayed reports whether c, a stream from DialStream, runs over a
+// relayed (limited) connection, whose relay may cut it at its limits.
+func StreamRelayed(c net.Conn) bool {
+	s, ok := c.(streamConn)
+	return ok && s.Conn().Stat().Limited
 }
