@@ -78,6 +78,17 @@ func (c *capture) stop(t *testing.T) []byte {
 	return raw
 }
 
+// sendClear sends text in one UDP datagram, unencrypted, from ns to ip.
+func sendClear(t *testing.T, ns netns, ip, text string) {
+	t.Helper()
+	args := []string{"bash", "-c", fmt.Sprintf("echo %s > /dev/udp/%s/9", text, ip)}
+	if ns.name != "" {
+		args = append([]string{"ip", "netns", "exec", ns.name}, args...)
+	}
+	out, err := exec.CommandContext(t.Context(), args[0], args[1:]...).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+}
+
 // netnsCapture: on the hub's links to the relay and to the direct lab,
 // and on the relay's link to the NAT'd lab, a federated query returning a
 // marker planted in both labs' data and an ETL load (Flight DoPut) of rows
@@ -102,8 +113,23 @@ func netnsCapture(t *testing.T, top *netnsTopology, marker string) {
 	}
 	require.Len(t, seen, 2, "the oracle: the marker crossed both links, in the query's answer")
 	etlMarker := netnsEtl(t, top.nat)
+	// The control: a datagram in the clear across each link shows up in
+	// its capture, so a plaintext marker would have too.
+	control := "netns-capture-control"
+	sendClear(t, netns{}, "10.234.0.2", control)
+	sendClear(t, netns{}, "10.234.2.2", control)
+	sendClear(t, top.relayNS, "10.234.1.2", control)
 
 	for _, c := range caps {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		require.NoError(t, pollUntil(ctx, func() error {
+			raw, err := os.ReadFile(c.file)
+			if err == nil && !bytes.Contains(raw, []byte(control)) {
+				err = fmt.Errorf("control not captured in %s yet", c.file)
+			}
+			return err
+		}))
+		cancel()
 		raw := c.stop(t)
 		require.Greater(t, len(raw), 4096, "%s captured the traffic", c.file)
 		for _, needle := range []string{marker, etlMarker, "ClickHouse", "clickhouse-go", "clickhouse"} {
