@@ -3,6 +3,7 @@ package p2p
 import (
 	"net"
 	"sync"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -44,11 +45,13 @@ func AddrPath(remote ma.Multiaddr, punched bool) string {
 
 // PathTo is the path h's traffic to id takes now: a direct (or hole-punched)
 // connection when it has one, which libp2p prefers, else relayed; "" when h
-// has no connection to id. punches may be nil.
+// has no connection to id. A direct connection is hole-punched when it
+// opened during a hole punch to id that succeeded (punches, which may be
+// nil).
 func PathTo(h host.Host, id peer.ID, punches *Punches) string {
 	best := ""
 	for _, c := range h.Network().ConnsToPeer(id) {
-		p := ConnPath(c, punches.Succeeded(id))
+		p := ConnPath(c, punches.Opened(id, c.Stat().Opened))
 		if p != PathRelayed {
 			return p
 		}
@@ -57,15 +60,23 @@ func PathTo(h host.Host, id peer.ID, punches *Punches) string {
 	return best
 }
 
-// Punches records the peers to which a hole punch succeeded, as the hole
-// punching service reports them (a holepunch.EventTracer). Its zero value
-// is ready; a nil *Punches records nothing.
+// punchSlack widens a hole punch's span for the clocks of the connection's
+// opening and of the punch's events.
+const punchSlack = time.Second
+
+// Punches records, per peer, the span of the last hole punch that
+// succeeded, as the hole punching service reports them (a
+// holepunch.EventTracer). Its zero value is ready; a nil *Punches records
+// nothing.
 type Punches struct {
 	mu    sync.Mutex
-	peers map[peer.ID]bool
+	peers map[peer.ID]punchSpan
 }
 
-// Trace records the outcome of a hole punch.
+type punchSpan struct{ from, to time.Time }
+
+// Trace records the span of a hole punch that succeeded, and forgets the
+// peer's earlier one when a punch fails.
 func (p *Punches) Trace(evt *holepunch.Event) {
 	end, ok := evt.Evt.(*holepunch.EndHolePunchEvt)
 	if !ok {
@@ -74,19 +85,26 @@ func (p *Punches) Trace(evt *holepunch.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.peers == nil {
-		p.peers = map[peer.ID]bool{}
+		p.peers = map[peer.ID]punchSpan{}
 	}
-	p.peers[evt.Remote] = end.Success
+	if !end.Success {
+		delete(p.peers, evt.Remote)
+		return
+	}
+	at := time.Unix(0, evt.Timestamp)
+	p.peers[evt.Remote] = punchSpan{from: at.Add(-end.EllapsedTime - punchSlack), to: at.Add(punchSlack)}
 }
 
-// Succeeded reports whether the last hole punch to id succeeded.
-func (p *Punches) Succeeded(id peer.ID) bool {
+// Opened reports whether a connection to id that opened at opened came
+// from the last successful hole punch to id.
+func (p *Punches) Opened(id peer.ID, opened time.Time) bool {
 	if p == nil {
 		return false
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.peers[id]
+	s, ok := p.peers[id]
+	return ok && !opened.Before(s.from) && !opened.After(s.to)
 }
 
 // StreamRelayed reports whether c, a stream from DialStream, runs over a

@@ -50,19 +50,38 @@ func TestConnPath(t *testing.T) {
 	require.Equal(t, PathDirect, AddrPath(nil, false))
 }
 
-func TestPunchesRecordsOutcomes(t *testing.T) {
+func TestPunchesRecordsSpans(t *testing.T) {
 	t.Parallel()
 	var p Punches
 	a, b := peer.ID("a"), peer.ID("b")
-	require.False(t, p.Succeeded(a))
-	p.Trace(&holepunch.Event{Remote: a, Evt: &holepunch.StartHolePunchEvt{}})
-	require.False(t, p.Succeeded(a), "a start is no success")
-	p.Trace(&holepunch.Event{Remote: a, Evt: &holepunch.EndHolePunchEvt{Success: true}})
-	p.Trace(&holepunch.Event{Remote: b, Evt: &holepunch.EndHolePunchEvt{Success: false}})
-	require.True(t, p.Succeeded(a))
-	require.False(t, p.Succeeded(b))
+	end := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	trace := func(id peer.ID, evt any) {
+		p.Trace(&holepunch.Event{Remote: id, Timestamp: end.UnixNano(), Evt: evt})
+	}
+	trace(a, &holepunch.StartHolePunchEvt{})
+	require.False(t, p.Opened(a, end), "a start is no success")
+	trace(a, &holepunch.EndHolePunchEvt{Success: true, EllapsedTime: 2 * time.Second})
+	trace(b, &holepunch.EndHolePunchEvt{Success: false})
+	cases := []struct {
+		name   string
+		id     peer.ID
+		opened time.Time
+		want   bool
+	}{
+		{"opened during the punch", a, end.Add(-time.Second), true},
+		{"opened as it ended", a, end, true},
+		{"opened before the punch", a, end.Add(-time.Minute), false},
+		{"opened long after", a, end.Add(time.Minute), false},
+		{"punch failed", b, end, false},
+		{"never punched", peer.ID("c"), end, false},
+	}
+	for _, tc := range cases {
+		require.Equal(t, tc.want, p.Opened(tc.id, tc.opened), tc.name)
+	}
+	trace(a, &holepunch.EndHolePunchEvt{Success: false})
+	require.False(t, p.Opened(a, end), "a failed punch forgets the earlier success")
 	var none *Punches
-	require.False(t, none.Succeeded(a))
+	require.False(t, none.Opened(a, end))
 }
 
 // TestPathToPeers: the path the hub reports for a node it dialled straight
