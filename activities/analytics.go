@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -103,6 +104,10 @@ func (a *Jobs) nodeGraph(ctx context.Context, p domain.NodeAnalysisParams, rows 
 		rows.Add(rec.NumRows())
 	}
 	if err := rd.Err(); err != nil {
+		var app *temporal.ApplicationError
+		if errors.As(err, &app) {
+			return nil, err // already says which node, and whether to retry
+		}
 		return nil, fmt.Errorf("%s: read synapses: %w", p.Node.Name, err)
 	}
 	ids := make([]uuid.UUID, 0, len(deg))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -60,15 +61,16 @@ const (
 // libp2p connection to the node comes from. Each stream asks for its own,
 // right before it starts. refused turns an error of the client's calls
 // into a refusal for good when the server's certificate did not match its
-// pin.
-func (f nodeFlight) dial(ctx context.Context, node domain.NodeRef, q *wire.FlightQuery, write bool) (c flight.Client, ticket []byte,
+// pin. relayed is set once a stream the client opened runs over a relayed
+// connection.
+func (f nodeFlight) dial(ctx context.Context, node domain.NodeRef, q *wire.FlightQuery, write bool, relayed *atomic.Bool) (c flight.Client, ticket []byte,
 	refused func(error) error, err error) {
 	var ep wire.GetFlightEndpointResponse
 	req := &wire.GetFlightEndpointRequest{Query: q, Write: write}
 	if err := f.nodes.Call(ctx, node.PeerID, node.Addrs, p2p.FlightEndpoint, req, &ep); err != nil {
 		return nil, nil, nil, classify(fmt.Errorf("%s: %w", node.Name, err))
 	}
-	r, err := f.route(node, ep.GetLocation())
+	r, err := f.route(node, ep.GetLocation(), relayed)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -97,7 +99,7 @@ type flightRoute struct {
 // a plaintext location of a node that registered a certificate, a TLS one
 // of a node that registered none, or no location the hub knows, is refused
 // for good.
-func (f nodeFlight) route(node domain.NodeRef, loc string) (flightRoute, error) {
+func (f nodeFlight) route(node domain.NodeRef, loc string, relayed *atomic.Bool) (flightRoute, error) {
 	plain := grpc.WithTransportCredentials(insecure.NewCredentials())
 	if addr, ok := strings.CutPrefix(loc, grpcsScheme); ok {
 		return pinnedRoute(node, addr)
@@ -119,7 +121,11 @@ func (f nodeFlight) route(node domain.NodeRef, loc string) (flightRoute, error) 
 		return flightRoute{}, invalidf("%s: Flight location %q needs a libp2p host, which this worker lacks", node.Name, loc)
 	}
 	dial := func(ctx context.Context, _ string) (net.Conn, error) {
-		return f.streams.DialStream(ctx, node.PeerID, node.Addrs, p2p.FlightProtocol)
+		c, err := f.streams.DialStream(ctx, node.PeerID, node.Addrs, p2p.FlightProtocol)
+		if err == nil && p2p.StreamRelayed(c) {
+			relayed.Store(true)
+		}
+		return c, err
 	}
 	// passthrough hands the target to the dialer unresolved: it is a peer
 	// ID, not a host name. libp2p secures the stream itself.
@@ -135,18 +141,21 @@ func invalidf(format string, args ...any) error {
 
 // read reads q from node over Flight (a read ticket from
 // GetFlightEndpoint, then DoGet). done releases the reader and the client.
-func (f nodeFlight) read(ctx context.Context, node domain.NodeRef, q *wire.FlightQuery) (rd *flight.Reader, done func(), err error) {
-	c, ticket, refused, err := f.dial(ctx, node, q, false)
+// A transfer a relay cut fails with an error naming the relay's limits.
+func (f nodeFlight) read(ctx context.Context, node domain.NodeRef, q *wire.FlightQuery) (rd *flightReader, done func(), err error) {
+	relayed := new(atomic.Bool)
+	c, ticket, refused, err := f.dial(ctx, node, q, false, relayed)
 	if err != nil {
 		return nil, nil, err
 	}
+	rd = &flightReader{node: node.Name, relayed: relayed}
 	stream, err := c.DoGet(ctx, &flight.Ticket{Ticket: ticket})
 	if err == nil {
-		rd, err = flight.NewRecordReader(stream)
+		rd.Reader, err = flight.NewRecordReader(stream)
 	}
 	if err != nil {
 		_ = c.Close()
-		return nil, nil, refused(fmt.Errorf("%s: read %s over Flight: %w", node.Name, q.GetTable(), err))
+		return nil, nil, refused(relayCut(node.Name, relayed.Load(), fmt.Errorf("%s: read %s over Flight: %w", node.Name, q.GetTable(), err)))
 	}
 	return rd, func() { rd.Release(); _ = c.Close() }, nil
 }
@@ -165,7 +174,7 @@ type flightPut struct {
 
 // put starts a load of q into node: records of schema, at most q.Limit rows.
 func (f nodeFlight) put(ctx context.Context, node domain.NodeRef, q *wire.FlightQuery, schema *arrow.Schema) (*flightPut, error) {
-	c, ticket, refused, err := f.dial(ctx, node, q, true)
+	c, ticket, refused, err := f.dial(ctx, node, q, true, new(atomic.Bool))
 	if err != nil {
 		return nil, err
 	}

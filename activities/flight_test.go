@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -72,7 +73,7 @@ func TestFlightRoute(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := tc.f.route(tc.node, tc.loc)
+			r, err := tc.f.route(tc.node, tc.loc, new(atomic.Bool))
 			if tc.err != "" {
 				require.ErrorContains(t, err, tc.err)
 				var ae *temporal.ApplicationError

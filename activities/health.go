@@ -23,6 +23,12 @@ type healthStore interface {
 	RecordHealth(ctx context.Context, transitions []store.HealthTransition, pings []store.PingResult) ([]store.HealthTransition, error)
 }
 
+// pathReporter says which path the hub's connection to a node takes
+// (p2p.Client.Path).
+type pathReporter interface {
+	Path(peerID string) string
+}
+
 // CatchUpFunc starts the schema catch-up of a node to target.
 type CatchUpFunc func(ctx context.Context, node string, target int) error
 
@@ -91,6 +97,9 @@ func (a *Health) HealthSweep(ctx context.Context, p domain.SweepParams) (domain.
 			defer func() { <-sem }()
 			obs, chLatency := a.ping(ctx, c)
 			out[i] = domain.NodePing{Name: c.Name, Observation: obs, ClickHouseLatency: chLatency}
+			if pr, ok := a.nodes.(pathReporter); ok && obs.Answered {
+				out[i].Path = pr.Path(c.PeerID)
+			}
 			done.Add(1)
 		})
 	}
@@ -130,7 +139,7 @@ func (a *Health) RecordHealth(ctx context.Context, p domain.RecordHealthParams) 
 	version := map[string]int{}
 	for _, s := range p.Pings {
 		pings = append(pings, store.PingResult{Cluster: s.Node, Answered: s.Answered,
-			Latency: time.Duration(s.LatencyMS * float64(time.Millisecond)), SchemaVersion: s.SchemaVersion})
+			Latency: time.Duration(s.LatencyMS * float64(time.Millisecond)), SchemaVersion: s.SchemaVersion, Path: s.Path})
 		if s.Answered {
 			version[s.Node] = s.SchemaVersion
 		}

@@ -20,10 +20,15 @@ import (
 
 // NodeHealth is one node's line in GET /v1/federation/health.
 type NodeHealth struct {
-	Name          string    `json:"name"`
-	State         string    `json:"state"`
-	Since         time.Time `json:"since"`
-	LatencyMS     float64   `json:"latency_ms"`
+	Name      string    `json:"name"`
+	State     string    `json:"state"`
+	Since     time.Time `json:"since"`
+	LatencyMS float64   `json:"latency_ms"`
+	// Path is the path of the hub's connection to the node at the last
+	// answered ping: direct, hole-punched or relayed ("" before one).
+	Path string `json:"path"`
+	// RTTMS is that ping's round trip, in milliseconds (as latency_ms).
+	RTTMS         float64   `json:"rtt_ms"`
 	Reason        string    `json:"reason"`
 	LastSeen      time.Time `json:"last_seen"`
 	SchemaVersion int       `json:"schema_version"`
@@ -44,7 +49,7 @@ func (s *Server) healthReport(c echo.Context) error {
 			continue
 		}
 		out.Nodes = append(out.Nodes, NodeHealth{Name: cl.Name, State: cl.Health, Since: cl.HealthSince, LatencyMS: cl.HealthLatencyMS,
-			Reason: cl.HealthReason, LastSeen: cl.LastSeen, SchemaVersion: cl.SchemaVersion})
+			Path: cl.HealthPath, RTTMS: cl.HealthLatencyMS, Reason: cl.HealthReason, LastSeen: cl.LastSeen, SchemaVersion: cl.SchemaVersion})
 	}
 	return c.JSON(http.StatusOK, out)
 }

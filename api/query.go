@@ -55,12 +55,15 @@ type QueryMeta struct {
 	QueryID  string   `json:"query_id"`
 	Included []string `json:"included"`
 	// Coverage is how many of the nodes the query would read answered.
-	Coverage  QueryCoverage      `json:"coverage"`
-	Excluded  []domain.Exclusion `json:"excluded"`
-	Rows      int64              `json:"rows"`
-	Limit     int                `json:"limit"`
-	Truncated bool               `json:"truncated,omitempty"`
-	ElapsedMS int64              `json:"elapsed_ms"`
+	Coverage QueryCoverage      `json:"coverage"`
+	Excluded []domain.Exclusion `json:"excluded"`
+	// Paths is each included node's libp2p path from the hub (direct,
+	// hole-punched, relayed) as the last health ping found it.
+	Paths     map[string]string `json:"paths"`
+	Rows      int64             `json:"rows"`
+	Limit     int               `json:"limit"`
+	Truncated bool              `json:"truncated,omitempty"`
+	ElapsedMS int64             `json:"elapsed_ms"`
 	// Error is set when the query failed after rows had been sent.
 	Error string `json:"error,omitempty"`
 }

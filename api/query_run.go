@@ -15,6 +15,7 @@ import (
 	"github.com/syndb/federation/internal/config"
 	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/fedsql"
+	"github.com/syndb/federation/internal/registry"
 	"github.com/syndb/federation/internal/routing"
 )
 
@@ -51,6 +52,7 @@ func (s *Server) runFederated(ctx context.Context, parsed *fedsql.Parsed, nodes 
 			return nil, meta, &apiError{http.StatusServiceUnavailable, codeUnavailable,
 				"no node can answer this query: " + describeExclusions(meta.Excluded)}
 		}
+		meta.Paths = pathsOf(snap, meta.Included)
 		targets := s.targets(snap, meta.Included)
 		sql, err := parsed.Compile(targets)
 		if errors.Is(err, fedsql.ErrInvalid) {
@@ -77,6 +79,19 @@ func (s *Server) runFederated(ctx context.Context, parsed *fedsql.Parsed, nodes 
 			s.deps.Log.Warn("query: node failed, running without it", "node", f.Name, "detail", f.Detail)
 		}
 	}
+}
+
+// pathsOf is the path of each named node in snap, "unknown" before the
+// hub's first answered ping.
+func pathsOf(snap *registry.Snapshot, names []string) map[string]string {
+	out := make(map[string]string, len(names))
+	for _, n := range names {
+		out[n] = "unknown"
+		if c, ok := snap.Get(n); ok && c.HealthPath != "" {
+			out[n] = c.HealthPath
+		}
+	}
+	return out
 }
 
 // querySettings are the ClickHouse settings of every federated statement:

@@ -46,6 +46,8 @@ type Hub struct {
 	onto    *ontology.Ontology
 	breaker health.Config
 	s3      *minio.Client
+	// punches records the nodes hole punching reached, for path reports.
+	punches p2p.Punches
 
 	run lifecycle.Once // Run starts once; Shutdown waits for it
 }
@@ -189,7 +191,7 @@ func (h *Hub) start(ctx context.Context, parts *stack) error {
 	}
 
 	w := worker.New(tc, workflows.TaskQueue, worker.Options{})
-	Register(w, h.activities(st, wh, p2p.NewClient(ph, disc), tc))
+	Register(w, h.activities(st, wh, p2p.NewClient(ph, disc).WithPunches(&h.punches), tc))
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start temporal worker: %w", err)
 	}
@@ -213,7 +215,7 @@ func (h *Hub) startP2P(ctx context.Context, st *store.Store, parts *stack) (host
 	gater := p2p.NewGater()
 	ph, err := p2p.NewHost(p2p.HostConfig{
 		Key: h.key, Listen: cfg.Listen, Gater: gater, PSK: h.psk, Reachability: cfg.Reachability, Relays: h.relays, MaxConns: cfg.MaxConns,
-		RelayService: cfg.RelayService, RelayLimit: p2p.RelayLimit{Duration: cfg.RelayMaxDuration, Data: cfg.RelayMaxData},
+		Punches: &h.punches, RelayService: cfg.RelayService, RelayLimit: p2p.RelayLimit{Duration: cfg.RelayMaxDuration, Data: cfg.RelayMaxData},
 	})
 	if err != nil {
 		return nil, nil, nil, err

@@ -27,7 +27,10 @@ type fakeSweeps struct {
 	skips    [][]string
 	times    []time.Time
 	recorded []domain.Transition
-	target   int
+	pings    []domain.PingSummary
+	// paths is each node's connection path, reported with its answers.
+	paths  map[string]string
+	target int
 }
 
 func good() health.Observation {
@@ -55,7 +58,11 @@ func (f *fakeSweeps) register(env *testsuite.TestWorkflowEnvironment) {
 				continue
 			}
 			f.calls[name]++
-			res.Nodes = append(res.Nodes, domain.NodePing{Name: name, Observation: f.script[name](f.calls[name])})
+			ping := domain.NodePing{Name: name, Observation: f.script[name](f.calls[name])}
+			if ping.Answered {
+				ping.Path = f.paths[name]
+			}
+			res.Nodes = append(res.Nodes, ping)
 		}
 		return res, nil
 	}, activity.RegisterOptions{Name: domain.HealthSweepName})
@@ -63,6 +70,7 @@ func (f *fakeSweeps) register(env *testsuite.TestWorkflowEnvironment) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.recorded = append(f.recorded, p.Transitions...)
+		f.pings = append(f.pings, p.Pings...)
 		return domain.RecordHealthResult{Recorded: len(p.Transitions)}, nil
 	}, activity.RegisterOptions{Name: domain.RecordHealthName})
 }
@@ -161,6 +169,24 @@ func TestHealthMonitorSweepNow(t *testing.T) {
 	require.True(t, env.IsWorkflowCompleted())
 	require.Len(t, f.times, 2)
 	require.Less(t, f.times[1].Sub(f.times[0]), 2*time.Minute, "the signal started the second sweep an hour early")
+}
+
+// TestHealthMonitorRecordsPaths: each answered ping's connection path
+// reaches RecordHealth with it; an unanswered one carries none.
+func TestHealthMonitorRecordsPaths(t *testing.T) {
+	t.Parallel()
+	f := newSweeps(map[string]func(int) health.Observation{
+		"nat":    func(int) health.Observation { return good() },
+		"direct": func(int) health.Observation { return good() },
+		"down":   func(int) health.Observation { return failed() },
+	})
+	f.paths = map[string]string{"nat": "relayed", "direct": "direct", "down": "direct"}
+	runMonitor(t, f, workflows.HealthMonitorParams{Interval: 10 * time.Second, Breaker: breakerForTest(), SweepsPerRun: 2})
+	got := map[string][]string{}
+	for _, p := range f.pings {
+		got[p.Node] = append(got[p.Node], p.Path)
+	}
+	require.Equal(t, map[string][]string{"nat": {"relayed", "relayed"}, "direct": {"direct", "direct"}, "down": {"", ""}}, got)
 }
 
 func TestHealthMonitorQueryAndCarriedState(t *testing.T) {

@@ -37,8 +37,11 @@ type ClickHouse struct {
 	// readonly=1, database syndb only, logging in from loopback with
 	// GatewayPassword (the node agent connects as it).
 	GatewayUser, GatewayPassword string
-	Out                          io.Writer
-	LogFile                      string
+	// Netns, when set, runs the server inside that network namespace (ip
+	// netns), where Host is one of the namespace's own addresses.
+	Netns   string
+	Out     io.Writer
+	LogFile string
 
 	proc *Process
 }
@@ -168,12 +171,16 @@ func (c *ClickHouse) Start(ctx context.Context) error {
 			return fmt.Errorf("write clickhouse %s: %w", name, err)
 		}
 	}
-	c.proc, err = StartProcess(ctx, ProcessSpec{
-		Name: c.Name, Path: clickhouseBin, Args: []string{"--config-file=" + filepath.Join(c.Dir, "config.xml")},
-		Dir: c.Dir, LogFile: c.LogFile, Out: c.Out,
-	})
+	path, args := clickhouseBin, []string{"--config-file=" + filepath.Join(c.Dir, "config.xml")}
+	if c.Netns != "" {
+		path, args = "ip", append([]string{"netns", "exec", c.Netns, clickhouseBin}, args...)
+	}
+	c.proc, err = StartProcess(ctx, ProcessSpec{Name: c.Name, Path: path, Args: args, Dir: c.Dir, LogFile: c.LogFile, Out: c.Out})
 	if err != nil {
 		return err
+	}
+	if c.Netns != "" {
+		return waitFor(ctx, c.proc, 2*time.Minute, c.createInNetns)
 	}
 	ping := "http://" + net.JoinHostPort(c.Host, strconv.Itoa(c.HTTPPort)) + "/ping"
 	return waitFor(ctx, c.proc, 2*time.Minute, func(ctx context.Context) error {
@@ -194,6 +201,19 @@ func (c *ClickHouse) Start(ctx context.Context) error {
 		}
 		return q.Close()
 	})
+}
+
+// createInNetns creates database syndb on a server in a namespace.
+func (c *ClickHouse) createInNetns(ctx context.Context) error {
+	conn, err := NetnsClickHouse(ctx, c.Netns, c.Addr(), c.Password, "default")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close() }()
+	if err := conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS syndb"); err != nil {
+		return fmt.Errorf("create database syndb in %s: %w", c.Netns, err)
+	}
+	return nil
 }
 
 // Ready checks that the server answers its HTTP ping.

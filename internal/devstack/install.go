@@ -23,6 +23,8 @@ type Package struct {
 var Packages = []Package{
 	{Binary: clickhouseBin, Name: "clickhouse-server"},
 	{Binary: filepath.Join(pgBinDir, "postgres"), Name: "postgresql-15"},
+	// tcpdump captures the links between the netns tests' namespaces.
+	{Binary: "/usr/bin/tcpdump", Name: "tcpdump"},
 }
 
 var aptMu sync.Mutex

@@ -28,9 +28,12 @@ type Cluster struct {
 	// HealthReason says why the node is in its health state.
 	HealthReason string `json:"health_reason"`
 	// HealthLatencyMS is the last ping's round trip (0 before the first).
-	HealthLatencyMS float64   `json:"health_latency_ms"`
-	LastSeen        time.Time `json:"last_seen"`
-	RegisteredAt    time.Time `json:"registered_at"`
+	HealthLatencyMS float64 `json:"health_latency_ms"`
+	// HealthPath is the path of the hub's connection to the node at the
+	// last answered ping: direct, hole-punched or relayed ("" before it).
+	HealthPath   string    `json:"health_path"`
+	LastSeen     time.Time `json:"last_seen"`
+	RegisteredAt time.Time `json:"registered_at"`
 	// Drift is set while the node's ledger disagrees with the hub's
 	// migrations; sync leaves such a node alone.
 	Drift *Drift `json:"schema_drift,omitempty"`

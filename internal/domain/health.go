@@ -19,6 +19,9 @@ type NodePing struct {
 	health.Observation
 	// ClickHouseLatency is how long the node's own ClickHouse took to answer it.
 	ClickHouseLatency time.Duration `json:"clickhouse_latency,omitempty"`
+	// Path is the path of the hub's connection to the node after an
+	// answered ping: direct, hole-punched or relayed (p2p.Path*).
+	Path string `json:"path,omitempty"`
 }
 
 // SweepResult is the output of HealthSweep: one compact result per active
@@ -45,6 +48,8 @@ type PingSummary struct {
 	Answered      bool    `json:"answered"`
 	LatencyMS     float64 `json:"latency_ms"`
 	SchemaVersion int     `json:"schema_version"`
+	// Path is the connection's path when the node answered (NodePing.Path).
+	Path string `json:"path,omitempty"`
 }
 
 // RecordHealthParams is the input of RecordHealth.

@@ -21,12 +21,30 @@ type PeerFinder interface {
 // cannot be reached at the addresses it registered, the client looks up
 // its current ones with the finder, when it has one, and tries once more.
 type Client struct {
-	h      host.Host
-	finder PeerFinder
+	h       host.Host
+	finder  PeerFinder
+	punches *Punches
 }
 
 // NewClient returns a Client that dials from h; finder may be nil.
 func NewClient(h host.Host, finder PeerFinder) *Client { return &Client{h: h, finder: finder} }
+
+// WithPunches makes Path tell hole-punched connections from direct ones by
+// the punches h's hole punching recorded; it returns c.
+func (c *Client) WithPunches(p *Punches) *Client {
+	c.punches = p
+	return c
+}
+
+// Path is the path of the client's connection to peerID now (PathTo): one
+// of PathDirect, PathHolePunched and PathRelayed, or "" when not connected.
+func (c *Client) Path(peerID string) string {
+	id, err := peer.Decode(peerID)
+	if err != nil {
+		return ""
+	}
+	return PathTo(c.h, id, c.punches)
+}
 
 // Call learns addrs for peerID (when given) and makes a request/response call.
 func (c *Client) Call(ctx context.Context, peerID string, addrs []string, spec Spec, req, resp proto.Message) error {

@@ -19,6 +19,7 @@ import (
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	bconnmgr "github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
@@ -49,6 +50,8 @@ type HostConfig struct {
 	// (whose defaults suit a host with a few hundred peers, not a hub that
 	// talks to a thousand nodes every sweep).
 	MaxConns int
+	// Punches, when set, records the peers hole punching reached (see PathTo).
+	Punches *Punches
 }
 
 // RelayLimit bounds each relayed connection a relay service carries.
@@ -67,7 +70,11 @@ func NewHost(c HostConfig) (host.Host, error) {
 		// The circuit transport, so relayed addresses can be dialled, and
 		// hole punching to upgrade relayed connections where NATs allow.
 		libp2p.EnableRelay(),
-		libp2p.EnableHolePunching(),
+	}
+	if c.Punches != nil {
+		opts = append(opts, libp2p.EnableHolePunching(holepunch.WithTracer(c.Punches)))
+	} else {
+		opts = append(opts, libp2p.EnableHolePunching())
 	}
 	switch c.Reachability {
 	case "public":
