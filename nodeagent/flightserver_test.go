@@ -160,10 +160,16 @@ func newKey(tb testing.TB) crypto.PrivKey {
 	return key
 }
 
-func startFlightService(tb testing.TB, name string, conn func(context.Context) (driver.Conn, error)) *flightFixture {
+// startFlightService serves a Flight service over conn, changed by opts.
+func startFlightService(tb testing.TB, name string, conn func(context.Context) (driver.Conn, error),
+	opts ...func(*flightService)) *flightFixture {
 	tb.Helper()
 	f := &flightFixture{name: name, key: newKey(tb), mem: &peakAllocator{}}
-	srv := newFlightServer(&flightService{name: name, key: f.key, conn: conn, log: slog.New(slog.DiscardHandler), mem: f.mem})
+	svc := &flightService{name: name, key: f.key, conn: conn, log: slog.New(slog.DiscardHandler), mem: f.mem}
+	for _, o := range opts {
+		o(svc)
+	}
+	srv := newFlightServer(svc)
 	lis, err := new(net.ListenConfig).Listen(tb.Context(), "tcp", "127.0.0.1:0")
 	require.NoError(tb, err)
 	go func() { _ = srv.Serve(lis) }()
@@ -725,17 +731,26 @@ type checksum struct {
 
 func TestFlightDoGetLarge(t *testing.T) {
 	t.Parallel()
-	const rows = 1_500_000
 	conn := openDB(t, "flight_large")
-	createSynthetic(t, conn, "big", rows)
-	f := startFlightService(t, "lab-large", fixedConn(conn))
+	createSynthetic(t, conn, "big", largeRows)
+	doGetLarge(t, conn, startFlightService(t, "lab-large", fixedConn(conn)), "big")
+}
+
+// largeRows is the size of the tables doGetLarge reads.
+const largeRows = 1_500_000
+
+// doGetLarge reads table, of largeRows synthetic rows, over f and checks it
+// against ClickHouse's own sums, the batch and memory bounds, and that a
+// client that goes away stops the query.
+func doGetLarge(t *testing.T, conn driver.Conn, f *flightFixture, table string) {
+	const rows = largeRows
 
 	var want checksum
 	require.NoError(t, conn.QueryRow(t.Context(), `SELECT count(), sum(n), sum(cityHash64(toString(id))), sum(cityHash64(s)),
-		sum(k), sum(v), uniqExact(id) FROM big`).Scan(&want.Rows, &want.SumN, &want.IDHash, &want.SHash, &want.SumK, &want.SumV, &want.Distinct))
+		sum(k), sum(v), uniqExact(id) FROM `+table).Scan(&want.Rows, &want.SumN, &want.IDHash, &want.SHash, &want.SumK, &want.SumV, &want.Distinct))
 	require.Equal(t, uint64(rows), want.Distinct)
 
-	rdr, cs, err := f.doGet(t.Context(), f.ticket(t, &wire.FlightQuery{Table: "big"}))
+	rdr, cs, err := f.doGet(t.Context(), f.ticket(t, &wire.FlightQuery{Table: table}))
 	require.NoError(t, err)
 	defer rdr.Release()
 	var got checksum
@@ -772,7 +787,7 @@ func TestFlightDoGetLarge(t *testing.T) {
 
 	t.Run("client cancel stops the query", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
-		rdr, _, err := f.doGet(ctx, f.ticket(t, &wire.FlightQuery{Table: "big"}))
+		rdr, _, err := f.doGet(ctx, f.ticket(t, &wire.FlightQuery{Table: table}))
 		require.NoError(t, err)
 		require.True(t, rdr.Next())
 		cancel()
@@ -781,7 +796,7 @@ func TestFlightDoGetLarge(t *testing.T) {
 		rdr.Release()
 		require.Eventually(t, func() bool {
 			var running uint64
-			err := conn.QueryRow(t.Context(), "SELECT count() FROM system.processes WHERE query LIKE '%FROM `big`%' "+
+			err := conn.QueryRow(t.Context(), "SELECT count() FROM system.processes WHERE query LIKE '%FROM `"+table+"`%' "+
 				"AND query NOT LIKE '%system.processes%'").Scan(&running)
 			return err == nil && running == 0 && f.mem.cur.Load() == 0
 		}, 30*time.Second, 20*time.Millisecond, "the query must stop and its batches be freed")
