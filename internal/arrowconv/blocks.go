@@ -2,6 +2,7 @@ package arrowconv
 
 import (
 	"fmt"
+	"sync"
 	"sync/atomic"
 
 	"github.com/ClickHouse/ch-go/proto"
@@ -24,9 +25,11 @@ type Blocks interface {
 
 // BlockReader is an array.RecordReader over the native blocks of a running
 // ClickHouse query. It converts each block column by column, appending a
-// whole decoded column to its Arrow builder at once, and splits a block
-// into batches that keep to the same bounds as a Reader's. It holds at most
-// one block in memory. Releasing it closes the blocks.
+// whole decoded column to its Arrow builder at once (or copying its bytes
+// where ClickHouse's layout is Arrow's), and splits a block into batches
+// that keep to the same bounds as a Reader's. A goroutine reads and
+// converts the next block while the caller handles the current one, so it
+// holds at most three blocks in memory. Releasing it closes the blocks.
 type BlockReader struct {
 	refs     atomic.Int64
 	src      Blocks
@@ -34,6 +37,7 @@ type BlockReader struct {
 	target   proto.Results
 	cols     []column
 	bld      *array.RecordBuilder
+	mem      memory.Allocator
 	maxRows  int
 	maxBytes int
 	block    arrow.RecordBatch // the converted block
@@ -42,6 +46,12 @@ type BlockReader struct {
 	cur      arrow.RecordBatch
 	err      error
 	total    int64
+	// The producer goroutine converts blocks into ch; perr is its error,
+	// read once ch is closed.
+	ch   chan converted
+	quit chan struct{}
+	wg   sync.WaitGroup
+	perr error
 }
 
 var _ array.RecordReader = (*BlockReader)(nil)
@@ -75,7 +85,7 @@ func NewBlockReader(src Blocks, names, chTypes []string, batchRows int, mem memo
 	if mem == nil {
 		mem = memory.DefaultAllocator
 	}
-	r := &BlockReader{src: src, schema: schema, maxRows: batchRows, maxBytes: DefaultBatchBytes}
+	r := &BlockReader{src: src, schema: schema, mem: mem, maxRows: batchRows, maxBytes: DefaultBatchBytes}
 	for i, s := range chTypes {
 		t, _ := parseType(s) // parsed by Schema already
 		c, ok := blockColumn(t)
@@ -90,17 +100,26 @@ func NewBlockReader(src Blocks, names, chTypes []string, batchRows int, mem memo
 	return r, nil
 }
 
-// SetMaxBatchBytes changes the byte bound of a batch (≤ 0: none).
+// SetMaxBatchBytes changes the byte bound of a batch (≤ 0: none); only
+// before the first Next.
 func (r *BlockReader) SetMaxBatchBytes(n int) { r.maxBytes = n }
 
 // Retain adds a reference.
 func (r *BlockReader) Retain() { r.refs.Add(1) }
 
-// Release drops a reference; the last one frees the batches and builders
-// and closes the blocks.
+// Release drops a reference; the last one stops the query, frees the
+// batches and builders and closes the blocks.
 func (r *BlockReader) Release() {
 	if r.refs.Add(-1) != 0 {
 		return
+	}
+	if r.ch != nil {
+		close(r.quit)
+		_ = r.src.Close() // cuts a read in progress
+		r.wg.Wait()
+		for b := range r.ch {
+			b.rec.Release()
+		}
 	}
 	r.drop()
 	r.bld.Release()
@@ -126,15 +145,25 @@ func (r *BlockReader) Rows() int64 { return r.total }
 
 // Next reads the next batch; false at the end of the blocks or on error
 // (see Err). The previous batch is released unless the caller retained it.
+// The first call starts reading: while the caller handles a batch, the
+// next block is read and converted.
 func (r *BlockReader) Next() bool {
 	if r.cur != nil {
 		r.cur.Release()
 		r.cur = nil
 	}
 	if r.block == nil || r.off >= r.block.NumRows() {
-		if !r.convert() {
+		r.drop()
+		if r.ch == nil {
+			r.ch, r.quit = make(chan converted, 1), make(chan struct{})
+			r.wg.Go(r.produce)
+		}
+		b, ok := <-r.ch
+		if !ok {
+			r.err = r.perr
 			return false
 		}
+		r.block, r.step, r.off = b.rec, b.step, 0
 	}
 	end := min(r.off+r.step, r.block.NumRows())
 	r.cur = r.block.NewSlice(r.off, end)
@@ -143,39 +172,78 @@ func (r *BlockReader) Next() bool {
 	return true
 }
 
-// convert reads and converts the next block; false at the end or on error.
-func (r *BlockReader) convert() bool {
-	r.drop()
-	if r.err != nil {
-		return false
+// converted is a converted block and the rows of each of its batches.
+type converted struct {
+	rec  arrow.RecordBatch
+	step int64
+}
+
+// produce reads and converts blocks until the end, an error or Release.
+func (r *BlockReader) produce() {
+	defer close(r.ch)
+	for {
+		rec, step, err := r.convert()
+		if rec == nil {
+			r.perr = err
+			return
+		}
+		select {
+		case r.ch <- converted{rec, step}:
+		case <-r.quit:
+			rec.Release()
+			return
+		}
 	}
+}
+
+// convert reads and converts the next block; nil at the end or on error.
+func (r *BlockReader) convert() (arrow.RecordBatch, int64, error) {
 	n := r.src.Next(r.target)
 	if n == 0 {
 		if err := r.src.Err(); err != nil {
-			r.err = fmt.Errorf("read blocks: %w", err)
+			return nil, 0, fmt.Errorf("read blocks: %w", err)
 		}
-		return false
+		return nil, 0, nil
 	}
+	arrs := make([]arrow.Array, len(r.cols))
+	defer func() {
+		for _, a := range arrs {
+			if a != nil {
+				a.Release()
+			}
+		}
+	}()
 	for i, c := range r.cols {
 		if got := c.res.Rows(); got != n {
-			r.err = fmt.Errorf("block column %s has %d rows, want %d", r.schema.Field(i).Name, got, n)
-			return false
+			return nil, 0, fmt.Errorf("block column %s has %d rows, want %d", r.schema.Field(i).Name, got, n)
 		}
-		c.appendTo(r.bld.Field(i), nil)
+		arrs[i] = r.array(c, i)
 	}
-	r.block = r.bld.NewRecordBatch()
-	r.off = 0
+	rec := array.NewRecordBatch(r.schema, arrs, int64(n))
 	// Batches of equal rows, as few as keep to both bounds.
 	parts := (int64(n) + int64(r.maxRows) - 1) / int64(r.maxRows)
 	if r.maxBytes > 0 {
 		size := int64(0)
-		for _, col := range r.block.Columns() {
+		for _, col := range rec.Columns() {
 			size += dataSize(col.Data())
 		}
 		parts = max(parts, (size+int64(r.maxBytes)-1)/int64(r.maxBytes))
 	}
-	r.step = (int64(n) + parts - 1) / parts
-	return true
+	return rec, (int64(n) + parts - 1) / parts, nil
+}
+
+// array converts the decoded column c, the i-th: at once when it can,
+// else through its builder.
+func (r *BlockReader) array(c column, i int) arrow.Array {
+	if c.direct != nil {
+		if d := c.direct(r.mem, r.schema.Field(i).Type, nil); d != nil {
+			defer d.Release()
+			return array.MakeFromData(d)
+		}
+	}
+	b := r.bld.Field(i)
+	c.appendTo(b, nil)
+	return b.NewArray()
 }
 
 // dataSize is the bytes of d's buffers and its children's.

@@ -8,6 +8,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/extensions"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/google/uuid"
 )
 
@@ -18,6 +19,8 @@ type column struct {
 	// appendTo appends every decoded value to b, each valid unless valid
 	// is non-nil and says otherwise.
 	appendTo func(b array.Builder, valid []bool)
+	// direct, when set, builds the whole column's Arrow data at once.
+	direct directFn
 }
 
 // blockColumn returns the column of t; false when the columnar reader does
@@ -34,29 +37,29 @@ func blockColumn(t *chType) (column, bool) {
 	}
 	switch t.kind {
 	case kindUUID:
-		return values[uuid.UUID, proto.ColUUID, *extensions.UUIDBuilder](), true
+		return values[uuid.UUID, proto.ColUUID, *extensions.UUIDBuilder](true), true
 	case kindInt8:
-		return values[int8, proto.ColInt8, *array.Int8Builder](), true
+		return values[int8, proto.ColInt8, *array.Int8Builder](true), true
 	case kindInt16:
-		return values[int16, proto.ColInt16, *array.Int16Builder](), true
+		return values[int16, proto.ColInt16, *array.Int16Builder](true), true
 	case kindInt32:
-		return values[int32, proto.ColInt32, *array.Int32Builder](), true
+		return values[int32, proto.ColInt32, *array.Int32Builder](true), true
 	case kindInt64:
-		return values[int64, proto.ColInt64, *array.Int64Builder](), true
+		return values[int64, proto.ColInt64, *array.Int64Builder](true), true
 	case kindUInt8:
-		return values[uint8, proto.ColUInt8, *array.Uint8Builder](), true
+		return values[uint8, proto.ColUInt8, *array.Uint8Builder](true), true
 	case kindUInt16:
-		return values[uint16, proto.ColUInt16, *array.Uint16Builder](), true
+		return values[uint16, proto.ColUInt16, *array.Uint16Builder](true), true
 	case kindUInt32:
-		return values[uint32, proto.ColUInt32, *array.Uint32Builder](), true
+		return values[uint32, proto.ColUInt32, *array.Uint32Builder](true), true
 	case kindUInt64:
-		return values[uint64, proto.ColUInt64, *array.Uint64Builder](), true
+		return values[uint64, proto.ColUInt64, *array.Uint64Builder](true), true
 	case kindFloat32:
-		return values[float32, proto.ColFloat32, *array.Float32Builder](), true
+		return values[float32, proto.ColFloat32, *array.Float32Builder](true), true
 	case kindFloat64:
-		return values[float64, proto.ColFloat64, *array.Float64Builder](), true
+		return values[float64, proto.ColFloat64, *array.Float64Builder](true), true
 	case kindBool:
-		return values[bool, proto.ColBool, *array.BooleanBuilder](), true
+		return values[bool, proto.ColBool, *array.BooleanBuilder](false), true
 	case kindString:
 		return stringColumn(), true
 	case kindEnum:
@@ -76,16 +79,21 @@ func blockColumn(t *chType) (column, bool) {
 	return column{}, false
 }
 
-// values is a column whose ch-go slice the Arrow builder B appends whole.
-func values[T any, C ~[]T, B interface{ AppendValues([]T, []bool) }]() column {
+// values is a column whose ch-go slice the Arrow builder B appends whole;
+// fixed when the slice's bytes are the Arrow array's values buffer.
+func values[T any, C ~[]T, B interface{ AppendValues([]T, []bool) }](fixed bool) column {
 	c := new(C)
 	res, _ := any(c).(proto.ColResult)
-	return column{res: res, appendTo: func(b array.Builder, valid []bool) { b.(B).AppendValues(*c, valid) }}
+	col := column{res: res, appendTo: func(b array.Builder, valid []bool) { b.(B).AppendValues(*c, valid) }}
+	if fixed {
+		col.direct = fixedDirect(func() []T { return []T(*c) })
+	}
+	return col
 }
 
 func stringColumn() column {
 	c := new(proto.ColStr)
-	return column{res: c, appendTo: func(b array.Builder, valid []bool) {
+	return column{res: c, direct: stringDirect(c), appendTo: func(b array.Builder, valid []bool) {
 		sb := b.(*array.StringBuilder)
 		sb.Reserve(len(c.Pos))
 		sb.ReserveData(len(c.Buf))
@@ -164,13 +172,20 @@ func nullableColumn(base *chType) (column, bool) {
 	}
 	n := &nullCol{values: inner.res}
 	var valid []bool
-	return column{res: n, appendTo: func(b array.Builder, _ []bool) {
+	validity := func() []bool {
 		valid = valid[:0]
 		for _, null := range n.nulls {
 			valid = append(valid, null == 0)
 		}
-		inner.appendTo(b, valid)
-	}}, true
+		return valid
+	}
+	col := column{res: n, appendTo: func(b array.Builder, _ []bool) { inner.appendTo(b, validity()) }}
+	if inner.direct != nil {
+		col.direct = func(mem memory.Allocator, dt arrow.DataType, _ []bool) arrow.ArrayData {
+			return inner.direct(mem, dt, validity())
+		}
+	}
+	return col, true
 }
 
 // nullCol is the ch-go decode target of Nullable(T).

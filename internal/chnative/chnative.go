@@ -198,12 +198,12 @@ func (r *Rows) packet(target proto.Result) (int, error) {
 // Err is the error that ended the result, if any.
 func (r *Rows) Err() error { return r.err }
 
-// Close closes the connection; a query still running stops.
+// Close closes the connection; a query still running stops. Unlike Next,
+// it may be called while another goroutine is in Next, which then fails.
 func (r *Rows) Close() error {
 	var err error
 	r.once.Do(func() {
 		r.stop()
-		r.done = true
 		if cerr := r.conn.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) {
 			err = fmt.Errorf("close clickhouse connection: %w", cerr)
 		}
