@@ -75,6 +75,9 @@ func blockColumn(t *chType) (column, bool) {
 		return dateTimeColumn(t)
 	case kindArray:
 		return arrayColumn(t)
+	case kindDecimal:
+		// ch-go's decimals are raw integers of the column's width; the row
+		// reader converts them.
 	}
 	return column{}, false
 }
