@@ -241,6 +241,14 @@ func TestChnativeErrors(t *testing.T) {
 		}
 		require.ErrorIs(t, rows.Err(), context.Canceled)
 	})
+	t.Run("DoGet when the native port refuses is Unavailable", func(t *testing.T) {
+		t.Parallel()
+		f := startFlightService(t, "lab-blocks-down", fixedConn(conn),
+			withNative(config.ClickHouse{Addr: "127.0.0.1:1", User: "default", Database: db}))
+		createEvery(t, conn, "every_down", nil)
+		_, _, err := f.getRows(t, f.ticket(t, &wire.FlightQuery{Table: "every_down"}))
+		requireCode(t, codes.Unavailable, err)
+	})
 	t.Run("DoGet of a table the native database lacks is NotFound", func(t *testing.T) {
 		t.Parallel()
 		f := startFlightService(t, "lab-blocks-err", func(context.Context) (driver.Conn, error) { return conn, nil },

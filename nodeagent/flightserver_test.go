@@ -450,10 +450,22 @@ func requireCode(tb testing.TB, want codes.Code, err error) {
 
 func TestFlightDoGet(t *testing.T) {
 	t.Parallel()
-	conn := openDB(t, "flight_get")
+	t.Run("rows scanned", func(t *testing.T) {
+		t.Parallel()
+		testDoGet(t, openDB(t, "flight_get"))
+	})
+	t.Run("native blocks", func(t *testing.T) {
+		t.Parallel()
+		testDoGet(t, openDB(t, "flight_get_blocks"), withNative(nativeConfig(t, "flight_get_blocks")))
+	})
+}
+
+// testDoGet checks DoGet of a table of every type in conn's database,
+// over a service changed by opts.
+func testDoGet(t *testing.T, conn driver.Conn, opts ...func(*flightService)) {
 	rows := everyRows()
 	createEvery(t, conn, "every", rows)
-	f := startFlightService(t, "lab-get", fixedConn(conn))
+	f := startFlightService(t, "lab-get", fixedConn(conn), opts...)
 	t.Cleanup(func() {
 		require.Eventually(t, func() bool { return f.mem.cur.Load() == 0 }, 10*time.Second, 10*time.Millisecond,
 			"DoGet leaked %d bytes of Arrow memory", f.mem.cur.Load())
@@ -502,7 +514,7 @@ func TestFlightDoGet(t *testing.T) {
 		t.Parallel()
 		down := startFlightService(t, "lab-down", func(context.Context) (driver.Conn, error) {
 			return nil, errors.New("dial tcp 127.0.0.1:1: connect: connection refused")
-		})
+		}, opts...)
 		_, _, err := down.getRows(t, down.ticket(t, &wire.FlightQuery{Table: "every"}))
 		requireCode(t, codes.Unavailable, err)
 	})
