@@ -53,19 +53,7 @@ func BenchmarkFlightDoGet(b *testing.B) {
 			} else {
 				f = startFlightService(b, "lab-bench", fixedConn(conn))
 			}
-			var bytes int64
-			for b.Loop() {
-				rdr, cs, err := f.doGet(b.Context(), f.ticket(b, &wire.FlightQuery{Table: "bench"}))
-				require.NoError(b, err)
-				n := int64(0)
-				for rdr.Next() {
-					n += rdr.RecordBatch().NumRows()
-				}
-				require.NoError(b, rdr.Err())
-				rdr.Release()
-				require.Equal(b, int64(benchRows), n)
-				bytes = cs.bytes
-			}
+			bytes := benchDoGet(b, f)
 			report(b, bytes)
 			b.ReportMetric(float64(f.mem.peak.Load())/1e6, "peak-arrow-MB")
 			if mode.native {
@@ -116,6 +104,25 @@ func BenchmarkFlightDoGet(b *testing.B) {
 		}
 		report(b, 0)
 	})
+}
+
+// benchDoGet reads the bench table over f per iteration and returns the
+// bytes a DoGet carried.
+func benchDoGet(b *testing.B, f *flightFixture) int64 {
+	var bytes int64
+	for b.Loop() {
+		rdr, cs, err := f.doGet(b.Context(), f.ticket(b, &wire.FlightQuery{Table: "bench"}))
+		require.NoError(b, err)
+		n := int64(0)
+		for rdr.Next() {
+			n += rdr.RecordBatch().NumRows()
+		}
+		require.NoError(b, rdr.Err())
+		rdr.Release()
+		require.Equal(b, int64(benchRows), n)
+		bytes = cs.bytes
+	}
+	return bytes
 }
 
 // tcpCopy copies size bytes over a loopback TCP connection per iteration.

@@ -63,6 +63,17 @@ func moreInsert() string {
 	return "INSERT INTO more " + strings.Join(selects, " UNION ALL ")
 }
 
+// createMore creates the more table with moreValues.
+func createMore(t *testing.T, conn driver.Conn) {
+	defs := make([]string, len(moreColumns))
+	for i, c := range moreColumns {
+		defs[i] = c.name + " " + c.typ
+	}
+	require.NoError(t, conn.Exec(t.Context(), "DROP TABLE IF EXISTS more"))
+	require.NoError(t, conn.Exec(t.Context(), "CREATE TABLE more ("+strings.Join(defs, ", ")+") ENGINE = MergeTree() ORDER BY id"))
+	require.NoError(t, conn.Exec(t.Context(), moreInsert()))
+}
+
 // readAll reads every batch of rdr into one record per column.
 func readAll(tb testing.TB, rdr array.RecordReader, maxRows int64) ([]arrow.Array, int64) {
 	tb.Helper()
@@ -101,13 +112,7 @@ func TestBlockReaderMatchesReader(t *testing.T) {
 	const db = "flight_blocks_eq"
 	conn := openDB(t, db)
 	createEvery(t, conn, "every", everyRows())
-	defs := make([]string, len(moreColumns))
-	for i, c := range moreColumns {
-		defs[i] = c.name + " " + c.typ
-	}
-	require.NoError(t, conn.Exec(t.Context(), "DROP TABLE IF EXISTS more"))
-	require.NoError(t, conn.Exec(t.Context(), "CREATE TABLE more ("+strings.Join(defs, ", ")+") ENGINE = MergeTree() ORDER BY id"))
-	require.NoError(t, conn.Exec(t.Context(), moreInsert()))
+	createMore(t, conn)
 	createSynthetic(t, conn, "synth", 300_000)
 
 	cols := func(cs []struct{ name, typ string }) (names, types []string) {
