@@ -25,8 +25,9 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
-	"github.com/syndb/federation/internal/arrowconv"
+	"github.com/syndb/federation/internal/chnative"
 	"github.com/syndb/federation/internal/clickhouse"
+	"github.com/syndb/federation/internal/config"
 	"github.com/syndb/federation/internal/grpcx"
 	"github.com/syndb/federation/internal/p2p"
 	"github.com/syndb/federation/internal/wire"
@@ -64,6 +65,9 @@ type flightService struct {
 	mem memory.Allocator
 	// batchRows caps the rows of one DoGet batch (arrowconv's default when 0).
 	batchRows int
+	// native is the ClickHouse DoGet reads native blocks from, column by
+	// column; when nil, DoGet scans rows through conn.
+	native *config.ClickHouse
 }
 
 // newFlightServer returns a gRPC server serving svc.
@@ -99,7 +103,8 @@ func (a *Agent) startFlight() error {
 		// libp2p streams, which libp2p secures.
 		lis = tls.NewListener(lis, a.flightTLS)
 	}
-	a.flight = newFlightServer(&flightService{name: a.cfg.Name, key: a.key, conn: a.conn, log: a.log})
+	a.flight = newFlightServer(&flightService{name: a.cfg.Name, key: a.key, conn: a.conn, log: a.log,
+		native: &a.cfg.ClickHouse})
 	a.wg.Go(func() {
 		if err := a.flight.Serve(lis); err != nil {
 			a.log.Error("flight server stopped", "err", err)
@@ -240,17 +245,9 @@ func (s *flightService) DoGet(tkt *flight.Ticket, stream flight.FlightService_Do
 		sql += fmt.Sprintf(" LIMIT %d", q.GetLimit())
 	}
 	start := time.Now()
-	rows, err := conn.Query(ctx, sql)
+	rdr, err := s.read(ctx, conn, q.GetTable(), sql, names, types)
 	if err != nil {
-		return chStatus(err, "query %s", q.GetTable())
-	}
-	rdr, err := arrowconv.NewReader(rows, names, types, s.batchRows, s.mem)
-	if err != nil {
-		_ = rows.Close()
-		if errors.Is(err, arrowconv.ErrUnsupportedType) {
-			return status.Errorf(codes.Unimplemented, "table %s: %v", q.GetTable(), err)
-		}
-		return status.Errorf(codes.Internal, "table %s: %v", q.GetTable(), err)
+		return err
 	}
 	defer func() {
 		cancel()
@@ -309,12 +306,15 @@ func chStatus(err error, format string, args ...any) error {
 	msg := fmt.Sprintf(format, args...) + ": " + err.Error()
 	var ex *chgo.Exception
 	var ne net.Error
+	if nex := (*chnative.Exception)(nil); errors.As(err, &nex) {
+		ex = &chgo.Exception{Code: int32(nex.Code), Name: nex.Name, Message: nex.Message}
+	}
 	switch {
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, msg)
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, msg)
-	case errors.As(err, &ex):
+	case ex != nil || errors.As(err, &ex):
 		switch {
 		case clickhouse.IsMissing(ex):
 			return status.Error(codes.NotFound, msg)

@@ -160,10 +160,16 @@ func newKey(tb testing.TB) crypto.PrivKey {
 	return key
 }
 
-func startFlightService(tb testing.TB, name string, conn func(context.Context) (driver.Conn, error)) *flightFixture {
+// startFlightService serves a Flight service over conn, changed by opts.
+func startFlightService(tb testing.TB, name string, conn func(context.Context) (driver.Conn, error),
+	opts ...func(*flightService)) *flightFixture {
 	tb.Helper()
 	f := &flightFixture{name: name, key: newKey(tb), mem: &peakAllocator{}}
-	srv := newFlightServer(&flightService{name: name, key: f.key, conn: conn, log: slog.New(slog.DiscardHandler), mem: f.mem})
+	svc := &flightService{name: name, key: f.key, conn: conn, log: slog.New(slog.DiscardHandler), mem: f.mem}
+	for _, o := range opts {
+		o(svc)
+	}
+	srv := newFlightServer(svc)
 	lis, err := new(net.ListenConfig).Listen(tb.Context(), "tcp", "127.0.0.1:0")
 	require.NoError(tb, err)
 	go func() { _ = srv.Serve(lis) }()
@@ -444,10 +450,22 @@ func requireCode(tb testing.TB, want codes.Code, err error) {
 
 func TestFlightDoGet(t *testing.T) {
 	t.Parallel()
-	conn := openDB(t, "flight_get")
+	t.Run("rows scanned", func(t *testing.T) {
+		t.Parallel()
+		testDoGet(t, openDB(t, "flight_get"))
+	})
+	t.Run("native blocks", func(t *testing.T) {
+		t.Parallel()
+		testDoGet(t, openDB(t, "flight_get_blocks"), withNative(nativeConfig(t, "flight_get_blocks")))
+	})
+}
+
+// testDoGet checks DoGet of a table of every type in conn's database,
+// over a service changed by opts.
+func testDoGet(t *testing.T, conn driver.Conn, opts ...func(*flightService)) {
 	rows := everyRows()
 	createEvery(t, conn, "every", rows)
-	f := startFlightService(t, "lab-get", fixedConn(conn))
+	f := startFlightService(t, "lab-get", fixedConn(conn), opts...)
 	t.Cleanup(func() {
 		require.Eventually(t, func() bool { return f.mem.cur.Load() == 0 }, 10*time.Second, 10*time.Millisecond,
 			"DoGet leaked %d bytes of Arrow memory", f.mem.cur.Load())
@@ -496,7 +514,7 @@ func TestFlightDoGet(t *testing.T) {
 		t.Parallel()
 		down := startFlightService(t, "lab-down", func(context.Context) (driver.Conn, error) {
 			return nil, errors.New("dial tcp 127.0.0.1:1: connect: connection refused")
-		})
+		}, opts...)
 		_, _, err := down.getRows(t, down.ticket(t, &wire.FlightQuery{Table: "every"}))
 		requireCode(t, codes.Unavailable, err)
 	})
@@ -725,17 +743,26 @@ type checksum struct {
 
 func TestFlightDoGetLarge(t *testing.T) {
 	t.Parallel()
-	const rows = 1_500_000
 	conn := openDB(t, "flight_large")
-	createSynthetic(t, conn, "big", rows)
-	f := startFlightService(t, "lab-large", fixedConn(conn))
+	createSynthetic(t, conn, "big", largeRows)
+	doGetLarge(t, conn, startFlightService(t, "lab-large", fixedConn(conn)), "big")
+}
+
+// largeRows is the size of the tables doGetLarge reads.
+const largeRows = 1_500_000
+
+// doGetLarge reads table, of largeRows synthetic rows, over f and checks it
+// against ClickHouse's own sums, the batch and memory bounds, and that a
+// client that goes away stops the query.
+func doGetLarge(t *testing.T, conn driver.Conn, f *flightFixture, table string) {
+	const rows = largeRows
 
 	var want checksum
 	require.NoError(t, conn.QueryRow(t.Context(), `SELECT count(), sum(n), sum(cityHash64(toString(id))), sum(cityHash64(s)),
-		sum(k), sum(v), uniqExact(id) FROM big`).Scan(&want.Rows, &want.SumN, &want.IDHash, &want.SHash, &want.SumK, &want.SumV, &want.Distinct))
+		sum(k), sum(v), uniqExact(id) FROM `+table).Scan(&want.Rows, &want.SumN, &want.IDHash, &want.SHash, &want.SumK, &want.SumV, &want.Distinct))
 	require.Equal(t, uint64(rows), want.Distinct)
 
-	rdr, cs, err := f.doGet(t.Context(), f.ticket(t, &wire.FlightQuery{Table: "big"}))
+	rdr, cs, err := f.doGet(t.Context(), f.ticket(t, &wire.FlightQuery{Table: table}))
 	require.NoError(t, err)
 	defer rdr.Release()
 	var got checksum
@@ -772,7 +799,7 @@ func TestFlightDoGetLarge(t *testing.T) {
 
 	t.Run("client cancel stops the query", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
-		rdr, _, err := f.doGet(ctx, f.ticket(t, &wire.FlightQuery{Table: "big"}))
+		rdr, _, err := f.doGet(ctx, f.ticket(t, &wire.FlightQuery{Table: table}))
 		require.NoError(t, err)
 		require.True(t, rdr.Next())
 		cancel()
@@ -781,7 +808,7 @@ func TestFlightDoGetLarge(t *testing.T) {
 		rdr.Release()
 		require.Eventually(t, func() bool {
 			var running uint64
-			err := conn.QueryRow(t.Context(), "SELECT count() FROM system.processes WHERE query LIKE '%FROM `big`%' "+
+			err := conn.QueryRow(t.Context(), "SELECT count() FROM system.processes WHERE query LIKE '%FROM `"+table+"`%' "+
 				"AND query NOT LIKE '%system.processes%'").Scan(&running)
 			return err == nil && running == 0 && f.mem.cur.Load() == 0
 		}, 30*time.Second, 20*time.Millisecond, "the query must stop and its batches be freed")
@@ -824,80 +851,4 @@ func TestFlightAddrInUse(t *testing.T) {
 	l, err := new(net.ListenConfig).Listen(t.Context(), "tcp", addr)
 	require.NoError(t, err, "a stopped agent frees its Flight port")
 	_ = l.Close()
-}
-
-// BenchmarkFlightDoGet reads a 10,000,000-row table over DoGet and, in the
-// same run, copies as many bytes as that DoGet carried over a plain
-// loopback TCP connection: the ceiling the Flight path compares to.
-func BenchmarkFlightDoGet(b *testing.B) {
-	const rows = 10_000_000
-	conn := openDB(b, "flight_bench")
-	createSynthetic(b, conn, "bench", rows)
-	f := startFlightService(b, "lab-bench", fixedConn(conn))
-	var carried int64
-
-	b.Run("flight", func(b *testing.B) {
-		var n int64
-		for b.Loop() {
-			rdr, cs, err := f.doGet(b.Context(), f.ticket(b, &wire.FlightQuery{Table: "bench"}))
-			require.NoError(b, err)
-			n = 0
-			for rdr.Next() {
-				n += rdr.RecordBatch().NumRows()
-			}
-			require.NoError(b, rdr.Err())
-			rdr.Release()
-			require.Equal(b, int64(rows), n)
-			carried = cs.bytes
-		}
-		secs := b.Elapsed().Seconds()
-		b.ReportMetric(float64(carried)*float64(b.N)/secs/1e6, "MB/s")
-		b.ReportMetric(float64(rows)*float64(b.N)/secs, "rows/s")
-		b.ReportMetric(float64(carried)/1e6, "MB/op")
-		b.ReportMetric(float64(f.mem.peak.Load())/1e6, "peak-arrow-MB")
-	})
-	b.Run("tcp-baseline", func(b *testing.B) {
-		if carried == 0 {
-			b.Skip("needs the flight sub-benchmark's byte count")
-		}
-		lis, err := new(net.ListenConfig).Listen(b.Context(), "tcp", "127.0.0.1:0")
-		require.NoError(b, err)
-		defer func() { _ = lis.Close() }()
-		go func() {
-			buf := make([]byte, 1<<20)
-			for {
-				c, err := lis.Accept()
-				if err != nil {
-					return
-				}
-				for left := carried; left > 0; {
-					k, err := c.Write(buf[:min(left, int64(len(buf)))])
-					if err != nil {
-						break
-					}
-					left -= int64(k)
-				}
-				_ = c.Close()
-			}
-		}()
-		buf := make([]byte, 1<<20)
-		for b.Loop() {
-			c, err := new(net.Dialer).DialContext(b.Context(), "tcp", lis.Addr().String())
-			require.NoError(b, err)
-			var got int64
-			for {
-				k, err := c.Read(buf)
-				got += int64(k)
-				if err != nil {
-					break
-				}
-			}
-			_ = c.Close()
-			require.Equal(b, carried, got)
-		}
-		secs := b.Elapsed().Seconds()
-		b.ReportMetric(float64(carried)*float64(b.N)/secs/1e6, "MB/s")
-		b.ReportMetric(float64(rows)*float64(b.N)/secs, "rows/s")
-		b.ReportMetric(float64(carried)/1e6, "MB/op")
-	})
 }
