@@ -125,7 +125,7 @@ var chUsers = template.Must(template.New("users").Parse(`<?xml version="1.0"?>
     <{{.QueryUser}}>{{range .Limits}}<{{.Name}}>{{.Value}}</{{.Name}}>{{end}}</{{.QueryUser}}>
 {{- end}}
 {{- if .GatewayUser}}
-    <{{.GatewayUser}}><readonly>1</readonly><log_queries>1</log_queries></{{.GatewayUser}}>
+    <{{.GatewayUser}}><readonly>1</readonly><log_queries>1</log_queries><max_memory_usage>1000000000</max_memory_usage><max_execution_time>120</max_execution_time></{{.GatewayUser}}>
 {{- end}}
   </profiles>
   <users>

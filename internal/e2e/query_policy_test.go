@@ -79,5 +79,7 @@ func TestQueryExplain(t *testing.T) {
 		}
 	}
 	require.Contains(t, ex.Merge, "avgMerge(")
-	require.Contains(t, ex.Merge, "{lab-a} UNION ALL {lab-b}")
+	require.Contains(t, ex.Merge, "UNION ALL")
+	require.Contains(t, ex.Merge, "{lab-a}")
+	require.Contains(t, ex.Merge, "{lab-b}")
 }
