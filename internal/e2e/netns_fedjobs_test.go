@@ -33,10 +33,11 @@ func labTotals(t *testing.T, l *nsLab) (uint64, uint64) {
 // TestNetnsFederation: a lab reachable only through a relay and a lab
 // reachable directly, each in its own namespace with its ClickHouse and
 // Flight on its loopback, both answer federated queries, an analytics
-// summary, an ETL load and a catalog sync with their own data, and the
-// hub reports how it reaches each.
+// summary, an ETL load, a catalog sync and a synapse graph with their own
+// data, and the hub reports how it reaches each.
 func TestNetnsFederation(t *testing.T) {
-	top := newNetnsTopology(t, "netns-marker-fed", 3000, 256<<20)
+	const relayMaxData = 256 << 20
+	top := newNetnsTopology(t, "netns-marker-fed", 3000, relayMaxData)
 	labs := []*nsLab{top.nat, top.direct}
 	for _, l := range labs {
 		waitHealth(t, l.name, health.Healthy, 3*time.Minute)
@@ -52,6 +53,7 @@ func TestNetnsFederation(t *testing.T) {
 	t.Run("summary", func(t *testing.T) { netnsSummary(t, labs) })
 	t.Run("etl", func(t *testing.T) { netnsEtl(t, top.nat) })
 	t.Run("catalog", func(t *testing.T) { netnsCatalog(t, labs) })
+	t.Run("graph", func(t *testing.T) { netnsGraph(t, top, relayMaxData) })
 	t.Run("capture", func(t *testing.T) { netnsCapture(t, top, "netns-marker-fed") })
 }
 
