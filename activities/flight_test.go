@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,7 +13,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/temporal"
@@ -22,18 +20,9 @@ import (
 
 	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/p2p"
+	"github.com/syndb/federation/internal/p2p/p2ptest"
 	"github.com/syndb/federation/internal/wire"
 )
-
-func newHost(t *testing.T) host.Host {
-	t.Helper()
-	key, err := p2p.LoadOrCreateKey(filepath.Join(t.TempDir(), "id.key"))
-	require.NoError(t, err)
-	h, err := p2p.NewHost(p2p.HostConfig{Key: key, Listen: []string{"/ip4/127.0.0.1/udp/0/quic-v1"}})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = h.Close() })
-	return h
-}
 
 // TestFlightRoute: a grpc:// location is dialled over TCP in plaintext,
 // grpcs:// over TLS pinned to the node's registered certificate, libp2p://
@@ -46,7 +35,7 @@ func TestFlightRoute(t *testing.T) {
 	pin := strings.Repeat("ab", 32)
 	plain := domain.NodeRef{Name: "lab-a", PeerID: self}
 	pinned := domain.NodeRef{Name: "lab-a", PeerID: self, FlightCertSHA256: pin}
-	withHost := newNodeFlight(p2p.NewClient(newHost(t), nil))
+	withHost := newNodeFlight(p2p.NewClient(p2ptest.Host(t), nil))
 	cases := []struct {
 		name   string
 		f      nodeFlight
@@ -110,7 +99,7 @@ func (s *rowsServer) DoGet(_ *flight.Ticket, stream flight.FlightService_DoGetSe
 // stream of its own libp2p host.
 func TestFlightReadOverLibp2p(t *testing.T) {
 	t.Parallel()
-	hub, node := newHost(t), newHost(t)
+	hub, node := p2ptest.Host(t), p2ptest.Host(t)
 	b := array.NewInt64Builder(memory.DefaultAllocator)
 	defer b.Release()
 	want := []int64{3, 1, 4, 1, 5, 9, 2, 6}

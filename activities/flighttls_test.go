@@ -22,6 +22,7 @@ import (
 	"github.com/syndb/federation/internal/certpin"
 	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/p2p"
+	"github.com/syndb/federation/internal/p2p/p2ptest"
 	"github.com/syndb/federation/internal/wire"
 )
 
@@ -43,7 +44,7 @@ func selfSigned(t *testing.T) (tls.Certificate, []byte) {
 // certificate is not the one registered, and reads and loads nothing.
 func TestFlightReadOverPinnedTLS(t *testing.T) {
 	t.Parallel()
-	hub, node := newHost(t), newHost(t)
+	hub, node := p2ptest.Host(t), p2ptest.Host(t)
 	want := []int64{2, 7, 1, 8, 2, 8, 1, 8}
 	b := array.NewInt64Builder(memory.DefaultAllocator)
 	defer b.Release()

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"sync"
 	"testing"
 
@@ -19,6 +18,7 @@ import (
 
 	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/p2p"
+	"github.com/syndb/federation/internal/p2p/p2ptest"
 	"github.com/syndb/federation/internal/store"
 	"github.com/syndb/federation/internal/wire"
 )
@@ -40,16 +40,6 @@ func (r *recordingRegistry) registrations() []store.Registration {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]store.Registration(nil), r.regs...)
-}
-
-func registrarTestHost(t *testing.T) host.Host {
-	t.Helper()
-	key, err := p2p.LoadOrCreateKey(filepath.Join(t.TempDir(), "id.key"))
-	require.NoError(t, err)
-	h, err := p2p.NewHost(p2p.HostConfig{Key: key, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = h.Close() })
-	return h
 }
 
 // rawRegister sends req to hub's Register handler as a node that skips the
@@ -81,7 +71,7 @@ func rawRegister(t *testing.T, node, hub host.Host, req *wire.RegisterRequest) *
 // registry sees it.
 func TestRegistrarClickHouseDatabase(t *testing.T) {
 	t.Parallel()
-	hub, node := registrarTestHost(t), registrarTestHost(t)
+	hub, node := p2ptest.Host(t, "/ip4/127.0.0.1/tcp/0"), p2ptest.Host(t, "/ip4/127.0.0.1/tcp/0")
 	reg := &recordingRegistry{}
 	r := &Registrar{store: reg, target: 4, log: slog.New(slog.DiscardHandler), conns: hub.Network().ConnsToPeer}
 	p2p.Handle(hub, p2p.Register, slog.New(slog.DiscardHandler), nil, r.Handle)
@@ -116,7 +106,7 @@ func TestRegistrarClickHouseDatabase(t *testing.T) {
 // a SHA-256 is refused before the registry sees it.
 func TestRegistrarFlightCert(t *testing.T) {
 	t.Parallel()
-	hub, node := registrarTestHost(t), registrarTestHost(t)
+	hub, node := p2ptest.Host(t, "/ip4/127.0.0.1/tcp/0"), p2ptest.Host(t, "/ip4/127.0.0.1/tcp/0")
 	reg := &recordingRegistry{}
 	r := &Registrar{store: reg, target: 4, log: slog.New(slog.DiscardHandler), conns: hub.Network().ConnsToPeer}
 	p2p.Handle(hub, p2p.Register, slog.New(slog.DiscardHandler), nil, r.Handle)

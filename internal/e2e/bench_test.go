@@ -489,21 +489,7 @@ func restartAPI(b *testing.B, env map[string]string) {
 	require.NoError(b, fed.StartHub(b.Context(), "api"))
 	ctx, cancel := context.WithTimeout(b.Context(), time.Minute)
 	defer cancel()
-	require.NoError(b, pollUntil(ctx, func() error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, fed.APIURL+"/readyz", nil)
-		if err != nil {
-			return err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		_ = resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("readyz %d", resp.StatusCode)
-		}
-		return nil
-	}))
+	require.NoError(b, pollUntil(ctx, func() error { return apiReady(ctx, fed.APIURL) }))
 }
 
 // BenchmarkEtl: ETL jobs of a 200 k-row and a 2 M-row CSV (13 and 130 MB)

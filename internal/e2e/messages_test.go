@@ -11,7 +11,6 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/flight"
-	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -25,22 +24,12 @@ import (
 	"github.com/syndb/federation/internal/clickhouse"
 	"github.com/syndb/federation/internal/config"
 	"github.com/syndb/federation/internal/p2p"
+	"github.com/syndb/federation/internal/p2p/p2ptest"
 	"github.com/syndb/federation/internal/seed"
 	"github.com/syndb/federation/internal/wire"
 	"github.com/syndb/federation/nodeagent"
 	"github.com/syndb/federation/schemas"
 )
-
-// testHost is an in-process libp2p host on loopback.
-func testHost(t *testing.T) host.Host {
-	t.Helper()
-	key, err := p2p.LoadOrCreateKey(filepath.Join(t.TempDir(), "id.key"))
-	require.NoError(t, err)
-	h, err := p2p.NewHost(p2p.HostConfig{Key: key, Listen: []string{"/ip4/127.0.0.1/udp/0/quic-v1"}})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = h.Close() })
-	return h
-}
 
 // TestMessageSet runs each message of the protocol between an in-process
 // hub host and a real node agent on a seeded database of lab-a's
@@ -62,7 +51,7 @@ func TestMessageSet(t *testing.T) {
 	require.NoError(t, err)
 
 	// The hub: a host that accepts the node's registration.
-	hub := testHost(t)
+	hub := p2ptest.Host(t)
 	p2p.Handle(hub, p2p.Register, slog.New(slog.DiscardHandler), nil,
 		func(_ context.Context, _ peer.ID, req *wire.RegisterRequest) (*wire.RegisterResponse, error) {
 			return &wire.RegisterResponse{Name: req.GetName(), TargetSchema: int32(len(migs))}, nil
@@ -241,7 +230,7 @@ func TestMessageSet(t *testing.T) {
 	})
 
 	t.Run("RefusesStrangers", func(t *testing.T) {
-		stranger := testHost(t)
+		stranger := p2ptest.Host(t)
 		require.NoError(t, stranger.Connect(ctx, peer.AddrInfo{ID: node, Addrs: hub.Peerstore().Addrs(node)}))
 		err := p2p.Call(ctx, stranger, node, p2p.HealthPing, &wire.HealthPingRequest{}, &wire.HealthPingResponse{})
 		assert.True(t, p2p.IsCode(err, p2p.CodeUnauthorized), "%v", err)

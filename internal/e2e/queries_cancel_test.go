@@ -58,19 +58,7 @@ func startAPIReplica(t testing.TB, env map[string]string) string {
 			return fmt.Errorf("the second API stopped: %w", err)
 		default:
 		}
-		req, err := http.NewRequestWithContext(rctx, http.MethodGet, "http://"+base+"/readyz", nil)
-		if err != nil {
-			return err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		_ = resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("readyz: %d", resp.StatusCode)
-		}
-		return nil
+		return apiReady(rctx, "http://"+base)
 	}))
 	return "http://" + base
 }

@@ -108,21 +108,7 @@ func startDirectAPI(b *testing.B) string {
 	b.Cleanup(func() { _ = p.Stop(context.Background(), 10*time.Second) })
 	ctx, cancel := context.WithTimeout(b.Context(), time.Minute)
 	defer cancel()
-	require.NoError(b, pollUntil(ctx, func() error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/readyz", nil)
-		if err != nil {
-			return err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		_ = resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("readyz answered %d", resp.StatusCode)
-		}
-		return nil
-	}))
+	require.NoError(b, pollUntil(ctx, func() error { return apiReady(ctx, url) }))
 	return url
 }
 

@@ -384,6 +384,24 @@ func recordHistoryTo(t *testing.T, tc client.Client, id, runID, name string) {
 }
 
 // pollUntil calls fn every 250 ms until it returns nil or ctx ends.
+// apiReady asks the API at base whether it is ready: nil once /readyz
+// answers 200.
+func apiReady(ctx context.Context, base string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("readyz answered %d", resp.StatusCode)
+	}
+	return nil
+}
+
 func pollUntil(ctx context.Context, fn func() error) error {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()

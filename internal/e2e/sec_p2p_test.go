@@ -25,6 +25,7 @@ import (
 
 	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/p2p"
+	"github.com/syndb/federation/internal/p2p/p2ptest"
 	"github.com/syndb/federation/internal/store"
 	"github.com/syndb/federation/internal/wire"
 )
@@ -110,7 +111,7 @@ func TestSecDataAddrsOnConnectionHost(t *testing.T) {
 	st := pgStore(t)
 	revokeAtCleanup(t, st, "lab-sec-addr", "lab-sec-host")
 	e := enroll(t, "lab-sec-addr")
-	node := testHost(t)
+	node := p2ptest.Host(t)
 
 	// Elsewhere than the connection's host: refused, token still unused,
 	// nothing bound.
@@ -144,7 +145,7 @@ func TestSecDataAddrsOnConnectionHost(t *testing.T) {
 	require.Equal(t, http.StatusCreated, status, string(raw))
 	var eh store.Enrollment
 	require.NoError(t, json.Unmarshal(raw, &eh))
-	other := testHost(t)
+	other := p2ptest.Host(t)
 	err = register(t, other, &wire.RegisterRequest{Name: "lab-sec-host", ClickhouseAddr: "192.0.2.11:9000", EnrollmentToken: eh.Token})
 	require.True(t, p2p.IsCode(err, p2p.CodeInvalid), "%v", err)
 	assert.Contains(t, err.Error(), "192.0.2.10", "the refusal names the host set at enrolment")
@@ -232,13 +233,13 @@ func TestSecStrangers(t *testing.T) {
 
 	// A revoked name, bound to a peer, and an open enrolment.
 	gone := enroll(t, "lab-sec-gone")
-	goneNode := testHost(t)
+	goneNode := p2ptest.Host(t)
 	require.NoError(t, register(t, goneNode, &wire.RegisterRequest{Name: "lab-sec-gone", EnrollmentToken: gone.Token}))
 	revoke(t, "lab-sec-gone")
 	open := enroll(t, "lab-sec-open")
 
 	// The DHT does not answer a stranger, and the connection is closed.
-	stranger := testHost(t)
+	stranger := p2ptest.Host(t)
 	admitted(t, stranger)
 	err := kadFindNode(ctx, stranger, hub.ID)
 	require.Error(t, err, "the hub's DHT answered a stranger")
@@ -246,7 +247,7 @@ func TestSecStrangers(t *testing.T) {
 	waitDisconnected(t, stranger, hub.ID, "the connection stays open after a refused DHT stream")
 
 	// Neither does ping.
-	pinger := testHost(t)
+	pinger := p2ptest.Host(t)
 	admitted(t, pinger)
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	res := <-ping.Ping(pctx, pinger, hub.ID)
@@ -263,7 +264,7 @@ func TestSecStrangers(t *testing.T) {
 		secrets = append(secrets, c.PeerID)
 	}
 	secrets = append(secrets, "lab-a", "lab-b", "lab-sec-gone", "lab-sec-open", goneNode.ID().String())
-	asker := testHost(t)
+	asker := p2ptest.Host(t)
 	for _, tc := range []struct {
 		what string
 		req  *wire.RegisterRequest
@@ -289,7 +290,7 @@ func TestSecStrangers(t *testing.T) {
 	require.Empty(t, c.PeerID, "no refusal bound the pending name")
 
 	// A stranger hammering Register is cut short.
-	hammer := testHost(t)
+	hammer := p2ptest.Host(t)
 	limited := 0
 	for range 20 {
 		err := register(t, hammer, &wire.RegisterRequest{Name: "lab-sec-open", EnrollmentToken: store.EnrollmentPrefix + "guess"})
@@ -303,7 +304,7 @@ func TestSecStrangers(t *testing.T) {
 
 	// A stranger with the valid token still registers, and is then a node:
 	// the DHT answers it.
-	node := testHost(t)
+	node := p2ptest.Host(t)
 	require.NoError(t, register(t, node, &wire.RegisterRequest{Name: "lab-sec-open", EnrollmentToken: open.Token}))
 	require.NoError(t, kadFindNode(ctx, node, hub.ID), "an enrolled node uses the DHT")
 	c, err = st.Cluster(ctx, "lab-sec-open")
