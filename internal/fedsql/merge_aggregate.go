@@ -67,7 +67,7 @@ func mergeOf(cl call) string {
 
 // mergePrinter prints the hub's query over the nodes' answers: group keys
 // and aggregates are read from the columns the nodes computed them in.
-func (c *compiler) mergePrinter(pt *part, withConst []string) *printer {
+func (c *compiler) mergePrinter(pt *part) *printer {
 	sc := newScope()
 	for _, k := range pt.keys {
 		sc.names[k.name] = true
@@ -77,8 +77,8 @@ func (c *compiler) mergePrinter(pt *part, withConst []string) *printer {
 			sc.names[it.alias] = true
 		}
 	}
-	for _, w := range withConst {
-		sc.names[w[strings.LastIndex(w, " AS ")+4:]] = true
+	for _, n := range pt.constNames {
+		sc.names[n] = true
 	}
 	sc.merge = true
 	pr := &printer{a: newAnalysis(c.p.cat), sc: sc, top: true}
@@ -120,11 +120,7 @@ func (c *compiler) mergePrinter(pt *part, withConst []string) *printer {
 
 // aggregateMerge is the hub's query merging the nodes' aggregate states.
 func (c *compiler) aggregateMerge(pt *part) (string, error) {
-	pq, err := (&printer{a: newAnalysis(c.p.cat), sc: newScope(), top: true, from: placeholderSource}).prepare(pt.q)
-	if err != nil {
-		return "", err
-	}
-	pr := c.mergePrinter(pt, pq.withConst)
+	pr := c.mergePrinter(pt)
 	items := make([]string, 0, len(pt.items))
 	for _, it := range pt.items {
 		s, err := pr.expr(it.expr)
@@ -133,7 +129,7 @@ func (c *compiler) aggregateMerge(pt *part) (string, error) {
 		}
 		items = append(items, named(s, it))
 	}
-	out := head(pq.withConst, pt.q.HasDistinct) + strings.Join(items, ", ") + " FROM " + branchesMark
+	out := head(pt.withConst, pt.q.HasDistinct) + strings.Join(items, ", ") + " FROM " + branchesMark
 	if len(pt.keys) > 0 {
 		names := make([]string, len(pt.keys))
 		for i, k := range pt.keys {

@@ -21,6 +21,10 @@ type part struct {
 	offset      int
 	truncated   bool
 	selectsNode bool // _node is a bare item of the select list
+	// withConst are the WITH items that read no column: the hub's merge
+	// query holds them too.
+	withConst  []string
+	constNames []string
 }
 
 // groupKey is a GROUP BY key and the column each node's answer carries it in.
@@ -65,10 +69,11 @@ func placeholderSource(_, alias string, _ int, _ []string) (string, error) {
 // and what the hub merges.
 func analyse(a *analysis, q *chp.SelectQuery, maxRows int) (*part, error) {
 	pr := &printer{a: a, sc: newScope(), top: true, from: placeholderSource}
-	if _, err := pr.prepare(q); err != nil {
+	pq, err := pr.prepare(q)
+	if err != nil {
 		return nil, err
 	}
-	pt := &part{q: q}
+	pt := &part{q: q, withConst: pq.withConst, constNames: pq.constNames}
 	byText := map[string]int{}
 	pr.sub = func(e chp.Expr) (string, bool, error) {
 		f, ok := e.(*chp.FunctionExpr)

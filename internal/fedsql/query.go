@@ -9,10 +9,11 @@ import (
 // prepared is a SELECT whose scope is built: its WITH, FROM and ARRAY
 // JOIN printed, its names known.
 type prepared struct {
-	with      []string // printed "expr AS name"
-	withConst []string // the WITH items that read no column (the hub's merge query may use them)
-	from      string   // printed FROM clause without the keyword, "" when none
-	arrayJoin string   // printed ARRAY JOIN clause, "" when none
+	with       []string // printed "expr AS name"
+	withConst  []string // the WITH items that read no column (the hub's merge query may use them)
+	constNames []string // the names withConst defines
+	from       string   // printed FROM clause without the keyword, "" when none
+	arrayJoin  string   // printed ARRAY JOIN clause, "" when none
 }
 
 // refuseClauses names the clauses no federated SELECT may hold.
@@ -109,6 +110,7 @@ func (pr *printer) prepare(q *chp.SelectQuery) (*prepared, error) {
 			out.with = append(out.with, item)
 			if !readsColumns(cte.Expr) {
 				out.withConst = append(out.withConst, item)
+				out.constNames = append(out.constNames, name)
 			}
 		}
 	}
