@@ -24,20 +24,7 @@ import (
 // hub has heard from the restarted agent; Cleanup restarts it as it was.
 func onDirectPlane(t *testing.T, node string) {
 	t.Helper()
-	require.NoError(t, fed.StopNode(t.Context(), node, false))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		_ = fed.StopNode(ctx, node, false)
-		restarted := time.Now()
-		require.NoError(t, fed.StartNode(ctx, node))
-		require.NoError(t, seenSince(ctx, t, node, restarted))
-	})
-	restarted := time.Now()
-	require.NoError(t, fed.StartNodeWith(t.Context(), node, map[string]string{"SYNDB_DATA_PLANE": "direct"}))
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	require.NoError(t, seenSince(ctx, t, node, restarted))
+	restartNodeWith(t, node, map[string]string{"SYNDB_DATA_PLANE": "direct"})
 }
 
 // certFilePin is the SHA-256, in hex, of the DER certificate in the fleet

@@ -36,6 +36,16 @@ func deadAddr(t *testing.T) string {
 // again. It returns the dead address.
 func withoutFlight(t *testing.T, node string) string {
 	t.Helper()
+	dead := deadAddr(t)
+	restartNodeWith(t, node, map[string]string{"SYNDB_DATA_PLANE": "direct", "SYNDB_FLIGHT_PUBLIC_ADDR": dead})
+	return dead
+}
+
+// restartNodeWith restarts node's agent with env over its own and waits
+// until the hub has heard from it; Cleanup restarts it as it was and waits
+// again.
+func restartNodeWith(t *testing.T, node string, env map[string]string) {
+	t.Helper()
 	require.NoError(t, fed.StopNode(t.Context(), node, false))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -45,13 +55,11 @@ func withoutFlight(t *testing.T, node string) string {
 		require.NoError(t, fed.StartNode(ctx, node))
 		require.NoError(t, seenSince(ctx, t, node, restarted))
 	})
-	dead := deadAddr(t)
 	restarted := time.Now()
-	require.NoError(t, fed.StartNodeWith(t.Context(), node, map[string]string{"SYNDB_DATA_PLANE": "direct", "SYNDB_FLIGHT_PUBLIC_ADDR": dead}))
+	require.NoError(t, fed.StartNodeWith(t.Context(), node, env))
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	require.NoError(t, seenSince(ctx, t, node, restarted))
-	return dead
 }
 
 // seenSince polls the federation's health under ctx until node is Healthy
