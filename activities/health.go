@@ -74,7 +74,9 @@ func (a *Health) HealthSweep(ctx context.Context, p domain.SweepParams) (domain.
 	res := domain.SweepResult{Target: target, Nodes: make([]domain.NodePing, 0, len(clusters))}
 	var todo []domain.Cluster
 	for _, c := range clusters {
-		if slices.Contains(p.Skip, c.Name) {
+		// A node the registry holds Unknown is pinged whatever its breaker
+		// says: it was enrolled again, and its old breaker state is stale.
+		if slices.Contains(p.Skip, c.Name) && c.Health != string(health.Unknown) {
 			res.Skipped = append(res.Skipped, c.Name)
 			continue
 		}
@@ -96,7 +98,7 @@ func (a *Health) HealthSweep(ctx context.Context, p domain.SweepParams) (domain.
 		wg.Go(func() {
 			defer func() { <-sem }()
 			obs, chLatency := a.ping(ctx, c)
-			out[i] = domain.NodePing{Name: c.Name, Observation: obs, ClickHouseLatency: chLatency}
+			out[i] = domain.NodePing{Name: c.Name, Observation: obs, ClickHouseLatency: chLatency, Recorded: health.State(c.Health)}
 			if pr, ok := a.nodes.(pathReporter); ok && obs.Answered {
 				out[i].Path = pr.Path(c.PeerID)
 			}

@@ -24,6 +24,9 @@ const (
 	// maxHistoryEvents continues as new earlier if a run's history grows
 	// past it anyway (signals, retries).
 	maxHistoryEvents = 8000
+	// changeReenrolled: a node the registry holds Unknown while its breaker
+	// is past Unknown starts afresh (NodePing.Recorded).
+	changeReenrolled = "reenrolled-node-resets"
 )
 
 // HealthMonitorParams is the input of the health monitor, and the state it
@@ -91,6 +94,7 @@ func HealthMonitor(ctx workflow.Context, p HealthMonitorParams) error {
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumAttempts: 5},
 	})
 
+	reset := workflow.GetVersion(ctx, changeReenrolled, workflow.DefaultVersion, 1) >= 1
 	for run := 0; ; run++ {
 		if run >= p.SweepsPerRun || workflow.GetInfo(ctx).GetCurrentHistoryLength() > maxHistoryEvents {
 			// Drain signals so none is lost across the new run's start.
@@ -112,7 +116,7 @@ func HealthMonitor(ctx workflow.Context, p HealthMonitorParams) error {
 			log.Warn("health sweep failed; next sweep as usual", "err", err)
 		} else {
 			var rec domain.RecordHealthParams
-			nodes, rec = step(p.Breaker, nodes, res, workflow.Now(ctx))
+			nodes, rec = step(p.Breaker, nodes, res, workflow.Now(ctx), reset)
 			p.Sweeps++
 			p.LastSweep = workflow.Now(ctx)
 			if len(rec.Transitions)+len(rec.Pings) > 0 {
@@ -138,8 +142,10 @@ func HealthMonitor(ctx workflow.Context, p HealthMonitorParams) error {
 
 // step feeds a sweep's results to the breakers. Nodes not in the sweep
 // (skipped) keep their state; nodes gone from the registry are dropped;
-// new ones start Unknown. It is pure: same input, same output.
-func step(c health.Config, nodes []NodeHealth, res domain.SweepResult, now time.Time) ([]NodeHealth, domain.RecordHealthParams) {
+// new ones start Unknown, and so, with reset, do nodes the registry holds
+// Unknown while their breaker is past it (enrolled again: a new member under
+// an old name). It is pure: same input, same output.
+func step(c health.Config, nodes []NodeHealth, res domain.SweepResult, now time.Time, reset bool) ([]NodeHealth, domain.RecordHealthParams) {
 	rec := domain.RecordHealthParams{Target: res.Target}
 	prev := map[string]NodeHealth{}
 	for _, n := range nodes {
@@ -153,6 +159,9 @@ func step(c health.Config, nodes []NodeHealth, res domain.SweepResult, now time.
 	}
 	for _, ping := range res.Nodes {
 		p, ok := prev[ping.Name]
+		if ok && reset && ping.Recorded == health.Unknown && p.State != health.Unknown {
+			ok = false
+		}
 		if !ok {
 			p = NodeHealth{Name: ping.Name, Node: health.NewNode(now)}
 		}

@@ -29,8 +29,11 @@ type fakeSweeps struct {
 	recorded []domain.Transition
 	pings    []domain.PingSummary
 	// paths is each node's connection path, reported with its answers.
-	paths  map[string]string
-	target int
+	paths map[string]string
+	// recordedAs is each node's state in the registry, by sweep (1-based):
+	// what the sweep reports as NodePing.Recorded.
+	recordedAs func(node string, sweep int) health.State
+	target     int
 }
 
 func good() health.Observation {
@@ -61,6 +64,9 @@ func (f *fakeSweeps) register(env *testsuite.TestWorkflowEnvironment) {
 			ping := domain.NodePing{Name: name, Observation: f.script[name](f.calls[name])}
 			if ping.Answered {
 				ping.Path = f.paths[name]
+			}
+			if f.recordedAs != nil {
+				ping.Recorded = f.recordedAs(name, len(f.skips))
 			}
 			res.Nodes = append(res.Nodes, ping)
 		}
@@ -210,6 +216,34 @@ func TestHealthMonitorQueryAndCarriedState(t *testing.T) {
 	require.Equal(t, health.Healthy, mid.Nodes[0].State)
 	require.Equal(t, int64(43), mid.Sweeps, "sweeps count on across runs")
 	require.Empty(t, f.recorded, "a carried Healthy node that stays healthy records no transition")
+}
+
+// TestHealthMonitorReenrolledNodeStartsAfresh: a node the breaker holds
+// Healthy is revoked and enrolled again under its name between two sweeps,
+// so the registry says Unknown. The breaker starts it afresh and records
+// the unknown->healthy transition that puts the registry right, once.
+func TestHealthMonitorReenrolledNodeStartsAfresh(t *testing.T) {
+	t.Parallel()
+	f := newSweeps(map[string]func(int) health.Observation{"a": func(int) health.Observation { return good() }})
+	f.recordedAs = func(_ string, sweep int) health.State {
+		if sweep == 1 || sweep == 3 {
+			return health.Unknown // first registration, then re-enrolment
+		}
+		return health.Healthy
+	}
+	runMonitor(t, f, workflows.HealthMonitorParams{Interval: 10 * time.Second, Breaker: breakerForTest(), SweepsPerRun: 4})
+	require.Equal(t, []string{"unknown->healthy", "unknown->healthy"}, transitionsOf(f, "a"))
+}
+
+// TestHealthMonitorCarriedStateKeptWhenRegistryAgrees: the same carried
+// Healthy node with the registry saying Healthy records nothing.
+func TestHealthMonitorCarriedStateKeptWhenRegistryAgrees(t *testing.T) {
+	t.Parallel()
+	f := newSweeps(map[string]func(int) health.Observation{"a": func(int) health.Observation { return good() }})
+	f.recordedAs = func(string, int) health.State { return health.Healthy }
+	carried := []workflows.NodeHealth{{Name: "a", Node: health.Node{State: health.Healthy}}}
+	runMonitor(t, f, workflows.HealthMonitorParams{Interval: 10 * time.Second, Breaker: breakerForTest(), SweepsPerRun: 3, Nodes: carried})
+	require.Empty(t, f.recorded)
 }
 
 func TestHealthMonitorRejectsBadBreaker(t *testing.T) {

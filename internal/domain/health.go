@@ -22,6 +22,11 @@ type NodePing struct {
 	// Path is the path of the hub's connection to the node after an
 	// answered ping: direct, hole-punched or relayed (p2p.Path*).
 	Path string `json:"path,omitempty"`
+	// Recorded is the node's state in the registry when it was pinged.
+	// The registry says Unknown while the breaker says otherwise only when
+	// the node was enrolled again (or a recorded transition was lost): the
+	// monitor then starts its breaker afresh.
+	Recorded health.State `json:"recorded,omitempty"`
 }
 
 // SweepResult is the output of HealthSweep: one compact result per active
