@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -13,16 +12,15 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/flight"
-	pb "github.com/apache/arrow-go/v18/arrow/flight/gen/flight"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 
 	"github.com/syndb/federation/internal/config"
+	"github.com/syndb/federation/internal/flighttest"
 	"github.com/syndb/federation/internal/store"
 )
 
@@ -81,68 +79,14 @@ func withKey(ctx context.Context, key string) context.Context {
 	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+key)
 }
 
-// flightCall calls one FlightService method with key and returns its status
-// code. Each call carries nothing a handler could act on (a path
-// descriptor, a forged ticket, an empty action), so a call that passes the
-// role check is refused by the handler, not run.
+// flightCall calls method with key (none when empty); see flighttest.Call.
 func flightCall(ctx context.Context, t *testing.T, cl flight.Client, method, key string) codes.Code {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(withKey(ctx, key), 10*time.Second)
 	defer cancel()
-	path := &flight.FlightDescriptor{Type: flight.DescriptorPATH, Path: []string{"neuron"}}
-	var err error
-	switch method {
-	case "GetFlightInfo":
-		_, err = cl.GetFlightInfo(ctx, path)
-	case "PollFlightInfo":
-		_, err = cl.PollFlightInfo(ctx, path)
-	case "GetSchema":
-		_, err = cl.GetSchema(ctx, path)
-	case "DoGet":
-		var s flight.FlightService_DoGetClient
-		if s, err = cl.DoGet(ctx, &flight.Ticket{Ticket: []byte("forged")}); err == nil {
-			_, err = s.Recv()
-		}
-	case "ListFlights":
-		var s flight.FlightService_ListFlightsClient
-		if s, err = cl.ListFlights(ctx, &flight.Criteria{}); err == nil {
-			_, err = s.Recv()
-		}
-	case "ListActions":
-		var s flight.FlightService_ListActionsClient
-		if s, err = cl.ListActions(ctx, &flight.Empty{}); err == nil {
-			_, err = s.Recv()
-		}
-	case "DoAction":
-		var s flight.FlightService_DoActionClient
-		if s, err = cl.DoAction(ctx, &flight.Action{Type: "CancelFlightInfo"}); err == nil {
-			_, err = s.Recv()
-		}
-	case "DoPut":
-		var s flight.FlightService_DoPutClient
-		if s, err = cl.DoPut(ctx); err == nil {
-			_ = s.CloseSend()
-			_, err = s.Recv()
-		}
-	case "DoExchange":
-		var s flight.FlightService_DoExchangeClient
-		if s, err = cl.DoExchange(ctx); err == nil {
-			_ = s.CloseSend()
-			_, err = s.Recv()
-		}
-	case "Handshake":
-		var s flight.FlightService_HandshakeClient
-		if s, err = cl.Handshake(ctx); err == nil {
-			_ = s.CloseSend()
-			_, err = s.Recv()
-		}
-	default:
-		t.Fatalf("no call for %s", method)
-	}
-	if errors.Is(err, io.EOF) {
-		return codes.OK
-	}
-	return status.Code(err)
+	code, err := flighttest.Call(ctx, cl, method)
+	require.NoError(t, err)
+	return code
 }
 
 // flightUnserved are the FlightService methods the hub does not serve.
@@ -166,14 +110,7 @@ func TestFlightRoles(t *testing.T) {
 		require.Equal(t, store.RoleReader, r.Role, "a federated query is a reader's, as POST /v1/query")
 	}
 	methods := append([]string{"GetFlightInfo", "DoGet"}, flightUnserved...)
-	var service []string
-	for _, m := range pb.FlightService_ServiceDesc.Methods {
-		service = append(service, m.MethodName)
-	}
-	for _, st := range pb.FlightService_ServiceDesc.Streams {
-		service = append(service, st.StreamName)
-	}
-	require.ElementsMatch(t, service, methods, "the walk calls every method of the Flight service")
+	require.ElementsMatch(t, flighttest.Methods(), methods, "the walk calls every method of the Flight service")
 	for _, m := range methods {
 		for _, key := range []string{"", "sdb_nope"} {
 			require.Equal(t, codes.Unauthenticated, flightCall(t.Context(), t, cl, m, key), "%s with key %q", m, key)
