@@ -103,6 +103,12 @@ type API struct {
 	SyncConcurrency int `env:"SYNDB_SYNC_CONCURRENCY" envDefault:"32"`
 	// ShutdownTimeout bounds how long in-flight requests may finish on stop.
 	ShutdownTimeout time.Duration `env:"SYNDB_API_SHUTDOWN_TIMEOUT" envDefault:"10s"`
+	Limits          Limits
+	Audit           Audit
+	// TrustedProxies are the proxies (CIDR ranges or addresses) whose
+	// X-Forwarded-For names the client; without them the client is the
+	// connection's peer, whatever the headers say.
+	TrustedProxies []string `env:"SYNDB_API_TRUSTED_PROXIES" envSeparator:","`
 }
 
 // Discovery configures how a libp2p process finds and reaches its peers.
@@ -360,7 +366,9 @@ func (c *API) Validate() error {
 	if c.SyncConcurrency < 1 || c.SyncConcurrency > MaxSyncConcurrency {
 		concurrency = fmt.Errorf("SYNDB_SYNC_CONCURRENCY: %d is outside 1..%d", c.SyncConcurrency, MaxSyncConcurrency)
 	}
+	_, proxies := ParseProxies(c.TrustedProxies)
 	return errors.Join(concurrency, c.Query.Validate(), c.ETL.Validate(), c.TLS.Validate(), c.checkPublicURL(),
+		c.Limits.Validate(), c.Audit.Validate(), proxies,
 		checkHostPort("SYNDB_API_ADDR", c.Addr),
 		checkHostPort("SYNDB_TEMPORAL_ADDRESS", c.Temporal.Address),
 		checkHostPort("SYNDB_CLICKHOUSE_ADDR", c.ClickHouse.Addr),

@@ -398,3 +398,40 @@ func TestAPITLS(t *testing.T) {
 		})
 	}
 }
+
+// TestLimitsAreChecked: the per-key limits, the audit buffer, the query
+// caps and the trusted proxies are refused by name when out of range;
+// their defaults are valid and a proxy is an address or a CIDR range.
+func TestLimitsAreChecked(t *testing.T) {
+	credentials(t)
+	for _, tc := range []struct{ key, value string }{
+		{"SYNDB_KEY_RATE", "0"},
+		{"SYNDB_KEY_RATE", "-1"},
+		{"SYNDB_KEY_RATE", "NaN"},
+		{"SYNDB_KEY_BURST", "0"},
+		{"SYNDB_KEY_MAX_QUERIES", "0"},
+		{"SYNDB_KEY_MAX_QUERIES", "10001"},
+		{"SYNDB_AUDIT_BUFFER", "1"},
+		{"SYNDB_QUERY_MAX_MEMORY", "1000"},
+		{"SYNDB_QUERY_MAX_RESULT_BYTES", "0"},
+		{"SYNDB_API_TRUSTED_PROXIES", "10.0.0.0/8,proxy.example"},
+	} {
+		t.Run(tc.key+"="+tc.value, func(t *testing.T) {
+			t.Setenv(tc.key, tc.value)
+			_, err := Load[API]()
+			require.ErrorContains(t, err, tc.key)
+		})
+	}
+	c, err := Load[API]()
+	require.NoError(t, err)
+	require.Equal(t, Limits{KeyRate: 50, KeyBurst: 100, KeyMaxQueries: 16}, c.Limits)
+	require.Equal(t, int64(1_000_000_000), c.Query.MaxMemory)
+	require.Equal(t, int64(1_000_000_000), c.Query.MaxResultBytes)
+	nets, err := ParseProxies([]string{" 10.1.0.0/16", "192.0.2.7", "2001:db8::1", ""})
+	require.NoError(t, err)
+	var got []string
+	for _, n := range nets {
+		got = append(got, n.String())
+	}
+	require.Equal(t, []string{"10.1.0.0/16", "192.0.2.7/32", "2001:db8::1/128"}, got)
+}

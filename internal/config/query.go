@@ -13,6 +13,14 @@ type Query struct {
 	// MaxJoinRows caps the rows a fleet-scope join holds on the hub; a
 	// bigger side fails the query with a clear error.
 	MaxJoinRows int `env:"SYNDB_QUERY_MAX_JOIN_ROWS" envDefault:"1000000"`
+	// MaxMemory caps the memory a query may hold on the hub's ClickHouse
+	// (max_memory_usage), and MaxResultBytes the size of its result there
+	// (max_result_bytes; MaxRows is its max_result_rows). The API sends them
+	// with every federated statement. The nodes' shares run under the
+	// limits of each lab's gateway user instead: a readonly=1 user keeps
+	// its own profile whatever the hub sends.
+	MaxMemory      int64 `env:"SYNDB_QUERY_MAX_MEMORY" envDefault:"1000000000"`
+	MaxResultBytes int64 `env:"SYNDB_QUERY_MAX_RESULT_BYTES" envDefault:"1000000000"`
 	// Timeout bounds a query's run on ClickHouse.
 	Timeout time.Duration `env:"SYNDB_QUERY_TIMEOUT" envDefault:"60s"`
 	// RemoteUser and RemotePassword are what the hub's ClickHouse logs in
@@ -62,6 +70,12 @@ func (q *Query) Validate() error {
 	var errs []error
 	if q.MaxRows < 1 || q.Timeout < time.Second {
 		errs = append(errs, errors.New("SYNDB_QUERY_MAX_ROWS must be positive and SYNDB_QUERY_TIMEOUT at least 1s"))
+	}
+	if q.MaxMemory < 1<<20 || q.MaxMemory > 1<<40 {
+		errs = append(errs, fmt.Errorf("SYNDB_QUERY_MAX_MEMORY: %d is outside 1 MiB..1 TiB", q.MaxMemory))
+	}
+	if q.MaxResultBytes < 1 || q.MaxResultBytes > 1<<40 {
+		errs = append(errs, fmt.Errorf("SYNDB_QUERY_MAX_RESULT_BYTES: %d is outside 1..1 TiB", q.MaxResultBytes))
 	}
 	if q.RemoteConnectTimeout < 100*time.Millisecond || q.RemoteConnectTimeout > q.Timeout {
 		errs = append(errs, fmt.Errorf("SYNDB_QUERY_REMOTE_CONNECT_TIMEOUT: %s is outside 100ms..SYNDB_QUERY_TIMEOUT", q.RemoteConnectTimeout))
