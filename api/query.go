@@ -211,12 +211,59 @@ func (s *Server) queryError(err error) error {
 			return errBadRequest(fmt.Sprintf("a side of the join holds more than %d rows (SYNDB_QUERY_MAX_JOIN_ROWS): narrow it with WHERE, or join each node's own rows (scope node)",
 				s.cfg.Query.MaxJoinRows))
 		}
+		if capped := s.capError(ex); capped != nil {
+			return capped
+		}
 		if clickhouse.IsQueryFault(err) {
 			return errBadRequest("clickhouse refused the query: " + s.redact(firstLine(ex.Message)))
 		}
 		return &apiError{http.StatusBadGateway, "upstream", "the hub warehouse failed the query: " + s.redact(firstLine(ex.Message))}
 	}
 	return fmt.Errorf("run query: %w", err)
+}
+
+// Error codes of a query over a cap.
+const (
+	codeResultTooLarge = "result_too_large"
+	codeMemoryLimit    = "memory_limit_exceeded"
+)
+
+// capError is the client's answer to a query ClickHouse stopped at a cap
+// of its result or memory, on the hub's ClickHouse (the API's settings) or
+// on a node (the lab's gateway user's profile; ClickHouse says "Received
+// from" the node's address then); nil for any other exception.
+func (s *Server) capError(ex *chgo.Exception) error {
+	q := s.cfg.Query
+	onNode := strings.Contains(ex.Message, "Received from")
+	detail := s.redact(chDetail(ex.Message))
+	switch ex.Code {
+	case clickhouse.CodeTooManyRowsOrBytes:
+		if onNode {
+			return &apiError{http.StatusBadRequest, codeResultTooLarge, "a node's share of the result is over its lab's cap " +
+				"(max_result_rows, max_result_bytes of its gateway user): filter it with WHERE, aggregate it or add a LIMIT (" + detail + ")"}
+		}
+		return &apiError{http.StatusBadRequest, codeResultTooLarge, fmt.Sprintf("the result is over the hub's cap of %d rows "+
+			"(SYNDB_QUERY_MAX_ROWS) or %d bytes (SYNDB_QUERY_MAX_RESULT_BYTES): filter it with WHERE, aggregate it or add a LIMIT (%s)",
+			q.MaxRows, q.MaxResultBytes, detail)}
+	case clickhouse.CodeMemoryLimitExceeded:
+		if onNode {
+			return &apiError{http.StatusBadRequest, codeMemoryLimit, "the query needs more memory on a node than its lab allows " +
+				"(max_memory_usage of its gateway user): read fewer rows or columns, or group by fewer keys (" + detail + ")"}
+		}
+		return &apiError{http.StatusBadRequest, codeMemoryLimit, fmt.Sprintf("the query needs more than the %d bytes of memory "+
+			"the hub allows it (SYNDB_QUERY_MAX_MEMORY): read fewer rows or columns, or group by fewer keys (%s)", q.MaxMemory, detail)}
+	}
+	return nil
+}
+
+// chDetail is ClickHouse's own message without the addresses of the
+// servers it came through ("Received from host:port. DB::Exception: ").
+func chDetail(msg string) string {
+	msg = firstLine(msg)
+	if i := strings.LastIndex(msg, "DB::Exception: "); i >= 0 {
+		msg = msg[i+len("DB::Exception: "):]
+	}
+	return strings.TrimSuffix(strings.TrimSpace(msg), ".")
 }
 
 // redact removes what must never reach a client or a log: the nodes'

@@ -95,13 +95,25 @@ func pathsOf(snap *registry.Snapshot, names []string) map[string]string {
 }
 
 // querySettings are the ClickHouse settings of every federated statement:
-// the query's time bound and, for each remote() connection to a node,
-// connect and receive timeouts with a single try, so a stalled node fails
-// its share within seconds.
+// the query's time bound, its memory and result caps on the hub's
+// ClickHouse and, for each remote() connection to a node, connect and
+// receive timeouts with a single try, so a stalled node fails its share
+// within seconds.
+//
+// The caps hold on the hub only. A node's share runs as the lab's gateway
+// user, whose profile is readonly=1: ClickHouse 18.16 ignores every
+// setting the hub sends with it (measured), and current releases clamp
+// them to that user's constraints, so each lab's own profile caps its
+// share (deploy/clickhouse/users.d/syndb_gateway.xml). result_overflow_mode
+// is the query user's profile's, throw (ClickHouse's default): the native
+// protocol of 18.16 sends numeric settings only.
 func (s *Server) querySettings(maxSeconds int) chgo.Settings {
 	q := s.cfg.Query
 	return chgo.Settings{
 		"max_execution_time":                  maxSeconds,
+		"max_memory_usage":                    int(q.MaxMemory),
+		"max_result_rows":                     q.MaxRows,
+		"max_result_bytes":                    int(q.MaxResultBytes),
 		"connect_timeout":                     max(1, int(q.RemoteConnectTimeout.Seconds())),
 		"connect_timeout_with_failover_ms":    int(q.RemoteConnectTimeout.Milliseconds()),
 		"receive_timeout":                     int(q.RemoteReceiveTimeout.Seconds()),

@@ -4,11 +4,13 @@ import (
 	"encoding/xml"
 	"net"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/syndb/federation/internal/config"
+	"github.com/syndb/federation/internal/devstack"
 )
 
 // gatewayUsersFile is the part of the gateway user's users.d file the test reads.
@@ -16,7 +18,7 @@ type gatewayUsersFile struct {
 	Profiles struct {
 		Profiles []struct {
 			XMLName  xml.Name
-			Readonly string `xml:"readonly"`
+			Settings []xmlSetting `xml:",any"`
 		} `xml:",any"`
 	} `xml:"profiles"`
 	Users struct {
@@ -34,7 +36,8 @@ type gatewayUsersFile struct {
 
 // TestComposeSQLOverLibp2p: the API's gateways are the worker's, with one
 // password; each lab's ClickHouse has the read-only, loopback-only gateway
-// user of the warehouse database that its agent logs in as.
+// user of the warehouse database that its agent logs in as, with the dev
+// stack's profile (its limits).
 func TestComposeSQLOverLibp2p(t *testing.T) {
 	t.Parallel()
 	p := load(t)
@@ -82,7 +85,17 @@ func TestComposeSQLOverLibp2p(t *testing.T) {
 		}
 		require.Equal(t, []string{db}, u.Databases, "the user reads only the warehouse database")
 		require.Len(t, f.Profiles.Profiles, 1)
-		require.Equal(t, u.Profile, f.Profiles.Profiles[0].XMLName.Local)
-		require.Equal(t, "1", f.Profiles.Profiles[0].Readonly)
+		prof := f.Profiles.Profiles[0]
+		require.Equal(t, u.Profile, prof.XMLName.Local)
+		got := map[string]string{}
+		for _, s := range prof.Settings {
+			got[s.XMLName.Local] = strings.TrimSpace(s.Value)
+		}
+		want := map[string]string{}
+		for _, s := range devstack.GatewayProfile {
+			want[s.Name] = s.Value
+		}
+		require.Equal(t, want, got, "the compose profile is the dev stack's")
+		require.Equal(t, "1", got["readonly"], "readonly=1: the user keeps its limits whatever the hub sends")
 	}
 }

@@ -106,12 +106,29 @@ var QueryProfile = []Setting{
 	{"max_memory_usage", "1000000000"},
 	{"max_execution_time", "60"},
 	{"max_result_rows", "1000000"},
+	{"max_result_bytes", "1000000000"},
 	{"result_overflow_mode", "throw"},
 	{"max_ast_depth", "200"},
 	{"max_ast_elements", "50000"},
 	{"max_expanded_ast_elements", "200000"},
 	{"max_query_size", "262144"},
 	{"log_queries", "1"},
+}
+
+// GatewayProfile is the profile of a node's gateway user, the user the
+// hub's federated queries run as on the node: readonly=1 (no writes, DDL,
+// table functions or settings changes), every query logged, and each of
+// the hub's queries capped on the lab at 1 GB of memory, 2 minutes and a
+// share of 10,000,000 rows or 1 GB. Being readonly=1, the user keeps these
+// whatever settings the hub's ClickHouse sends with the query.
+var GatewayProfile = []Setting{
+	{"readonly", "1"},
+	{"log_queries", "1"},
+	{"max_memory_usage", "1000000000"},
+	{"max_execution_time", "120"},
+	{"max_result_rows", "10000000"},
+	{"max_result_bytes", "1000000000"},
+	{"result_overflow_mode", "throw"},
 }
 
 // Setting is one ClickHouse setting of a profile.
@@ -125,7 +142,7 @@ var chUsers = template.Must(template.New("users").Parse(`<?xml version="1.0"?>
     <{{.QueryUser}}>{{range .Limits}}<{{.Name}}>{{.Value}}</{{.Name}}>{{end}}</{{.QueryUser}}>
 {{- end}}
 {{- if .GatewayUser}}
-    <{{.GatewayUser}}><readonly>1</readonly><log_queries>1</log_queries><max_memory_usage>1000000000</max_memory_usage><max_execution_time>120</max_execution_time></{{.GatewayUser}}>
+    <{{.GatewayUser}}>{{range .GatewayLimits}}<{{.Name}}>{{.Value}}</{{.Name}}>{{end}}</{{.GatewayUser}}>
 {{- end}}
   </profiles>
   <users>
@@ -160,8 +177,8 @@ func (c *ClickHouse) Start(ctx context.Context) error {
 	}
 	view := struct {
 		*ClickHouse
-		Limits []Setting
-	}{c, QueryProfile}
+		Limits, GatewayLimits []Setting
+	}{c, QueryProfile, GatewayProfile}
 	for name, tmpl := range map[string]*template.Template{"config.xml": chConfig, "users.xml": chUsers} {
 		var b strings.Builder
 		if err := tmpl.Execute(&b, view); err != nil {
