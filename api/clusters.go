@@ -50,6 +50,7 @@ func (s *Server) createCluster(c echo.Context) error {
 		}
 		ttl = time.Duration(req.TTLSeconds) * time.Second
 	}
+	setAuditTarget(c, req.Name)
 	if req.DataHost != "" && !validDataHost(req.DataHost) {
 		return errBadRequest(fmt.Sprintf("data_host %q must be an IP address or a DNS name, without a port", req.DataHost))
 	}

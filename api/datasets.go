@@ -178,6 +178,7 @@ func (s *Server) startCatalogSync(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("start catalog sync: %w", err)
 	}
+	setAuditTarget(c, st.WorkflowID)
 	return c.JSON(http.StatusAccepted, SyncStarted{
 		WorkflowID: st.WorkflowID,
 		RunID:      st.RunID,

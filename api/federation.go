@@ -61,6 +61,7 @@ func (s *Server) startSchemaSync(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("start schema sync: %w", err)
 	}
+	setAuditTarget(c, st.WorkflowID)
 	return c.JSON(http.StatusAccepted, SchemaSyncStarted{
 		WorkflowID:    st.WorkflowID,
 		RunID:         st.RunID,
@@ -154,6 +155,9 @@ func decodeJSON(c echo.Context, v any) error {
 	if errors.Is(err, io.EOF) {
 		return errBadRequest("a JSON body is required")
 	}
+	if tooLarge := bodyError(c, err); tooLarge != nil {
+		return tooLarge
+	}
 	if err != nil {
 		return errBadRequest("invalid JSON body: " + err.Error())
 	}
@@ -169,6 +173,9 @@ func decodeOptionalJSON(c echo.Context, v any) error {
 	err := decodeStrict(c.Request().Body, v)
 	if errors.Is(err, io.EOF) {
 		return nil
+	}
+	if tooLarge := bodyError(c, err); tooLarge != nil {
+		return tooLarge
 	}
 	if err != nil {
 		return errBadRequest("invalid JSON body: " + err.Error())

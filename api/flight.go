@@ -141,6 +141,10 @@ func (f *hubFlight) authenticate(ctx context.Context) (store.Principal, error) {
 		f.s.deps.Log.Error("flight: check api key", "err", err)
 		return store.Principal{}, status.Error(codes.Unavailable, "the API key cannot be checked now; try again")
 	}
+	// The key's bucket is the HTTP API's: Flight calls take its tokens too.
+	if wait, ok := f.s.limits.allow(p.KeyID, time.Now()); !ok {
+		return store.Principal{}, status.Error(codes.ResourceExhausted, f.s.limits.errRateLimited(wait).Error())
+	}
 	return p, nil
 }
 
@@ -235,6 +239,12 @@ func (f *hubFlight) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetS
 	if err != nil {
 		return err
 	}
+	// A DoGet is one of the key's queries at once, as a POST /v1/query is.
+	release, ok := f.s.limits.startQuery(principal.KeyID)
+	if !ok {
+		return status.Error(codes.ResourceExhausted, f.s.limits.errTooManyQueries().Error())
+	}
+	defer release()
 	plan, err := f.take(string(tkt.GetTicket()), principal.KeyID)
 	if err != nil {
 		return err

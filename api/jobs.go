@@ -123,6 +123,7 @@ func (s *Server) createJob(c echo.Context) error {
 	if _, err := s.deps.Jobs.CreateJob(ctx, id, req.Kind, raw, workflows.JobID(id.String()), by); err != nil {
 		return err
 	}
+	setAuditTarget(c, workflows.JobID(id.String()))
 	var st workflows.Started
 	switch sp := spec.(type) {
 	case domain.AnalyticsSpec:
@@ -166,6 +167,7 @@ func (s *Server) createUpload(c echo.Context) error {
 		return errBadRequest("filename: letters, digits, '.', '_' and '-', ending in .csv or .parquet")
 	}
 	object := fmt.Sprintf("uploads/%s/%s", uuid.New(), req.Filename)
+	setAuditTarget(c, object)
 	expires := time.Now().Add(resultURLTTL).UTC()
 	policy := minio.NewPostPolicy()
 	for _, err := range []error{

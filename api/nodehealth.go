@@ -110,6 +110,7 @@ func (s *Server) sweepNow(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("signal the health monitor: %w", err)
 	}
+	setAuditTarget(c, workflows.HealthMonitorID)
 	return c.JSON(http.StatusAccepted, SweepRequested{WorkflowID: workflows.HealthMonitorID, UIURL: s.uiURL(workflows.HealthMonitorID, "")})
 }
 

@@ -102,6 +102,7 @@ func (s *Server) startOntologySync(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("start ontology sync: %w", err)
 	}
+	setAuditTarget(c, st.WorkflowID)
 	return c.JSON(http.StatusAccepted, SyncStarted{
 		WorkflowID: st.WorkflowID,
 		RunID:      st.RunID,

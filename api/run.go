@@ -86,7 +86,7 @@ func Run(ctx context.Context, cfg config.API, log *slog.Logger) error {
 		return fmt.Errorf("s3 client for %s: %w", cfg.S3.Endpoint, err)
 	}
 	srv := New(cfg, Deps{Store: st, Jobs: st, Objects: objects, Registry: reg, Temporal: tc, Warehouse: wh, Query: qwh, Log: log, SchemaHead: len(migs), Migrations: migs,
-		Catalog: st, Queries: st, TLS: cert})
+		Catalog: st, Queries: st, Audit: st, TLS: cert})
 	// HTTP and Flight together: either failing stops both.
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()

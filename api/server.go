@@ -62,6 +62,9 @@ type Deps struct {
 	// Queries keeps the history of federated queries; none is recorded
 	// when nil.
 	Queries queriesStore
+	// Audit keeps the audit log of the API's calls; none is recorded when
+	// nil.
+	Audit auditStore
 	// TLS is the certificate the HTTP API and the Flight server serve;
 	// both are plaintext when nil.
 	TLS *Certificate
@@ -79,6 +82,10 @@ type Server struct {
 	columns map[string]map[string]int
 	// types are the ClickHouse types of the tables' columns.
 	types map[string]map[string]string
+	// limits are each key's request rate and queries at once.
+	limits *keyLimits
+	// auditLog writes the audit entries (nil without deps.Audit).
+	auditLog *auditLog
 }
 
 // New builds the API with its routes.
@@ -91,22 +98,44 @@ func New(cfg config.API, deps Deps) *Server {
 	versions := migrate.ColumnVersions(deps.Migrations)
 	delete(versions, migrate.LedgerTable)
 	s := &Server{cfg: cfg, deps: deps, e: e, columns: versions,
-		catalog: fedsql.NewCatalog(versions, migrate.ColumnOrder(deps.Migrations))}
+		catalog: fedsql.NewCatalog(versions, migrate.ColumnOrder(deps.Migrations)),
+		limits:  newKeyLimits(cfg.Limits)}
 	s.types = migrate.ColumnTypes(deps.Migrations)
+	if deps.Audit != nil {
+		s.auditLog = newAuditLog(deps.Audit, cfg.Audit.Buffer, deps.Log)
+	}
+	e.IPExtractor = clientIP(cfg.TrustedProxies)
 	e.HTTPErrorHandler = s.handleError
+	// The request's log line and audit entry, then its answer: a panic is
+	// a 500 the audit entry records.
+	e.Use(s.logRequests, s.auditRequests)
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, DisablePrintStack: true}))
-	e.Use(middleware.BodyLimit("1M"))
-	e.Use(s.logRequests)
 
+	// Each /v1 route: its key, its body cap, its key's rate, its role.
 	v1 := e.Group("/v1", s.authenticate)
 	for _, r := range s.routes() {
 		if r.Role == Public {
-			e.Add(r.Method, r.Path, r.handler)
+			e.Add(r.Method, r.Path, r.handler, capBody(r.MaxBody))
 			continue
 		}
-		v1.Add(r.Method, strings.TrimPrefix(r.Path, "/v1"), r.handler, requireRole(r.Role))
+		v1.Add(r.Method, strings.TrimPrefix(r.Path, "/v1"), r.handler, capBody(r.MaxBody), s.limitRate, requireRole(r.Role))
 	}
 	return s
+}
+
+// clientIP is how the API tells a request's client address (the audit
+// log's): the connection's peer, or, from the proxies given, the address
+// their X-Forwarded-For names.
+func clientIP(trusted []string) echo.IPExtractor {
+	nets, _ := config.ParseProxies(trusted) // checked by config.API.Validate
+	if len(nets) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, n := range nets {
+		opts = append(opts, echo.TrustIPRange(n))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
 }
 
 // Public is the Role of the routes that need no API key.
@@ -119,54 +148,59 @@ type Route struct {
 	Path string
 	// Role is store.RoleReader, store.RoleOperator, store.RoleAdmin or
 	// Public.
-	Role    string
+	Role string
+	// MaxBody caps the request body in bytes: a longer one is a 413.
+	MaxBody int64
 	handler echo.HandlerFunc
 }
 
 // routes is the API: every route is registered from this table, and its
-// role is checked by requireRole. The README's API table lists the same
-// routes and roles.
+// role is checked by requireRole, its body capped by capBody. The README's
+// API table lists the same routes and roles.
 func (s *Server) routes() []Route {
 	const (
 		get, post, del = http.MethodGet, http.MethodPost, http.MethodDelete
 		reader         = store.RoleReader
 		operator       = store.RoleOperator
 		admin          = store.RoleAdmin
+		small, job     = bodySmall, bodyJob
+		query          = bodyQuery
 	)
 	return []Route{
-		{get, "/healthz", Public, s.healthz},
-		{get, "/readyz", Public, s.readyz},
-		{get, "/v1/federation/schema", reader, s.schemaStatus},
-		{post, "/v1/federation/schema/sync", operator, s.startSchemaSync},
-		{get, "/v1/federation/schema/sync/:id", reader, s.schemaSyncStatus},
-		{get, "/v1/federation/clusters", reader, s.listClusters},
-		{get, "/v1/federation/health", reader, s.healthReport},
-		{get, "/v1/federation/clusters/:name/health/history", reader, s.healthHistory},
-		{post, "/v1/federation/health/sweep", operator, s.sweepNow},
-		{post, "/v1/query", reader, s.query},
-		{post, "/v1/query/explain", reader, s.explainQuery},
-		{get, "/v1/queries", reader, s.listQueries},
-		{get, "/v1/queries/:id", reader, s.getQuery},
-		{del, "/v1/queries/:id", reader, s.cancelQuery},
-		{post, "/v1/jobs", operator, s.createJob},
-		{post, "/v1/datasets/uploads", operator, s.createUpload},
-		{get, "/v1/jobs", reader, s.listJobs},
-		{get, "/v1/jobs/:id", reader, s.getJob},
-		{get, "/v1/jobs/:id/result", reader, s.jobResult},
-		{del, "/v1/jobs/:id", operator, s.cancelJob},
-		{get, "/v1/datasets", reader, s.searchDatasets},
-		{get, "/v1/datasets/:node/:id", reader, s.getDataset},
-		{post, "/v1/datasets/sync", operator, s.startCatalogSync},
-		{get, "/v1/datasets/sync/:id", reader, s.catalogSyncStatus},
-		{get, "/v1/ontology", reader, s.ontologyStatus},
-		{post, "/v1/ontology/sync", operator, s.startOntologySync},
-		{get, "/v1/ontology/sync/:id", reader, s.ontologySyncStatus},
-		{get, "/v1/federation/routing", reader, s.routingPlan},
-		{post, "/v1/federation/clusters", admin, s.createCluster},
-		{del, "/v1/federation/clusters/:name", admin, s.revokeCluster},
-		{post, "/v1/apikeys", admin, s.createKey},
-		{get, "/v1/apikeys", admin, s.listKeys},
-		{del, "/v1/apikeys/:id", admin, s.revokeKey},
+		{get, "/healthz", Public, small, s.healthz},
+		{get, "/readyz", Public, small, s.readyz},
+		{get, "/v1/federation/schema", reader, small, s.schemaStatus},
+		{post, "/v1/federation/schema/sync", operator, small, s.startSchemaSync},
+		{get, "/v1/federation/schema/sync/:id", reader, small, s.schemaSyncStatus},
+		{get, "/v1/federation/clusters", reader, small, s.listClusters},
+		{get, "/v1/federation/health", reader, small, s.healthReport},
+		{get, "/v1/federation/clusters/:name/health/history", reader, small, s.healthHistory},
+		{post, "/v1/federation/health/sweep", operator, small, s.sweepNow},
+		{post, "/v1/query", reader, query, s.limitQueries(s.query)},
+		{post, "/v1/query/explain", reader, query, s.explainQuery},
+		{get, "/v1/queries", reader, small, s.listQueries},
+		{get, "/v1/queries/:id", reader, small, s.getQuery},
+		{del, "/v1/queries/:id", reader, small, s.cancelQuery},
+		{post, "/v1/jobs", operator, job, s.createJob},
+		{post, "/v1/datasets/uploads", operator, small, s.createUpload},
+		{get, "/v1/jobs", reader, small, s.listJobs},
+		{get, "/v1/jobs/:id", reader, small, s.getJob},
+		{get, "/v1/jobs/:id/result", reader, small, s.jobResult},
+		{del, "/v1/jobs/:id", operator, small, s.cancelJob},
+		{get, "/v1/datasets", reader, small, s.searchDatasets},
+		{get, "/v1/datasets/:node/:id", reader, small, s.getDataset},
+		{post, "/v1/datasets/sync", operator, small, s.startCatalogSync},
+		{get, "/v1/datasets/sync/:id", reader, small, s.catalogSyncStatus},
+		{get, "/v1/ontology", reader, small, s.ontologyStatus},
+		{post, "/v1/ontology/sync", operator, small, s.startOntologySync},
+		{get, "/v1/ontology/sync/:id", reader, small, s.ontologySyncStatus},
+		{get, "/v1/federation/routing", reader, small, s.routingPlan},
+		{post, "/v1/federation/clusters", admin, small, s.createCluster},
+		{del, "/v1/federation/clusters/:name", admin, small, s.revokeCluster},
+		{post, "/v1/apikeys", admin, small, s.createKey},
+		{get, "/v1/apikeys", admin, small, s.listKeys},
+		{del, "/v1/apikeys/:id", admin, small, s.revokeKey},
+		{get, "/v1/audit", admin, small, s.listAudit},
 	}
 }
 
@@ -189,6 +223,10 @@ func (s *Server) Serve(ctx context.Context) error {
 
 // serve serves the API on lis (over TLS with deps.TLS) until ctx ends.
 func (s *Server) serve(ctx context.Context, lis net.Listener) error {
+	// The audit log's writer outlives every request: it stops after the
+	// last one was answered, and writes what they left.
+	s.auditLog.start()
+	defer s.auditLog.Close()
 	srv := &http.Server{Handler: s.e, ReadHeaderTimeout: 10 * time.Second,
 		// TLS handshake failures (an untrusted certificate, plain HTTP on
 		// the TLS port) are logged here.
