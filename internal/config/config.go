@@ -90,6 +90,7 @@ type API struct {
 	S3            S3
 	Query         Query
 	ETL           ETL
+	Auth          Auth
 	// FlightAddr is where the hub's Arrow Flight server listens, and
 	// FlightPublicAddr how clients reach it (the location in FlightInfo).
 	FlightAddr       string `env:"SYNDB_API_FLIGHT_ADDR" envDefault:"127.0.0.1:50051"`
@@ -356,7 +357,7 @@ func (c *API) Validate() error {
 	if c.SyncConcurrency < 1 || c.SyncConcurrency > MaxSyncConcurrency {
 		concurrency = fmt.Errorf("SYNDB_SYNC_CONCURRENCY: %d is outside 1..%d", c.SyncConcurrency, MaxSyncConcurrency)
 	}
-	return errors.Join(concurrency, c.Query.Validate(), c.ETL.Validate(),
+	return errors.Join(concurrency, c.Query.Validate(), c.ETL.Validate(), c.Auth.Validate(),
 		checkHostPort("SYNDB_API_ADDR", c.Addr),
 		checkHostPort("SYNDB_TEMPORAL_ADDRESS", c.Temporal.Address),
 		checkHostPort("SYNDB_CLICKHOUSE_ADDR", c.ClickHouse.Addr),
