@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/fedsql"
 	"github.com/syndb/federation/internal/grpcx"
 	"github.com/syndb/federation/internal/store"
@@ -70,7 +71,10 @@ func (f *hubFlight) authenticate(ctx context.Context) (store.Principal, error) {
 	if key == "" {
 		return store.Principal{}, status.Error(codes.Unauthenticated, "an API key is required: authorization: Bearer <key>")
 	}
-	p, err := f.s.deps.Store.Authenticate(ctx, key)
+	p, err := f.s.keys().Authenticate(ctx, key)
+	if errors.Is(err, domain.ErrKeyExpired) {
+		return store.Principal{}, status.Error(codes.Unauthenticated, "expired API key")
+	}
 	if err != nil {
 		return store.Principal{}, status.Error(codes.Unauthenticated, "invalid API key")
 	}

@@ -61,6 +61,9 @@ type Deps struct {
 	// Queries keeps the history of federated queries; none is recorded
 	// when nil.
 	Queries queriesStore
+	// Keys authenticates API keys (internal/keyauth: cached, last uses
+	// written in batches); Store when nil.
+	Keys keyAuthenticator
 }
 
 // Server is the hub's HTTP API.
@@ -163,6 +166,7 @@ func (s *Server) routes() []Route {
 		{post, "/v1/apikeys", admin, s.createKey},
 		{get, "/v1/apikeys", admin, s.listKeys},
 		{del, "/v1/apikeys/:id", admin, s.revokeKey},
+		{post, "/v1/apikeys/:id/rotate", admin, s.rotateKey},
 	}
 }
 
