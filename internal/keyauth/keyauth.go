@@ -23,8 +23,8 @@ import (
 	"github.com/syndb/federation/internal/store"
 )
 
-// lookupTimeout bounds one PostgreSQL read of a key, which the concurrent
-// requests for the same key share.
+// lookupTimeout bounds one PostgreSQL read of a key that the concurrent
+// requests for it share (with the cache on).
 const lookupTimeout = 10 * time.Second
 
 // flushTimeout bounds one write of the keys' last uses.
@@ -117,33 +117,42 @@ func (a *Authenticator) Authenticate(ctx context.Context, key string) (store.Pri
 	return a.admit(g)
 }
 
-// lookup reads hash's grant from PostgreSQL, once for all the requests
-// that ask at the same time, and caches the answer.
+// lookup reads hash's grant from PostgreSQL. With the cache on, the
+// requests that miss it at the same time share one read, whose answer is
+// cached; with it off, every request reads.
 func (a *Authenticator) lookup(ctx context.Context, hash [32]byte) (store.Grant, error) {
+	if a.cache == nil {
+		return a.read(ctx, hash)
+	}
 	v, err, _ := a.lookups.Do(string(hash[:]), func() (any, error) {
-		var gen uint64
-		if a.cache != nil {
-			gen = a.cache.Generation()
-		}
+		gen := a.cache.Generation()
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lookupTimeout)
 		defer cancel()
-		g, err := a.src.APIKeyGrant(ctx, hash)
-		unknown := errors.Is(err, domain.ErrUnauthorized)
-		if err != nil && !unknown {
+		g, err := a.read(ctx, hash)
+		if err != nil {
 			return store.Grant{}, err
 		}
-		if unknown || g.Revoked {
-			g = store.Grant{Revoked: true}
-		}
-		if a.cache != nil {
-			a.cache.Fill(gen, hash, g, !g.Revoked)
-		}
+		a.cache.Fill(gen, hash, g, !g.Revoked)
 		return g, nil
 	})
 	if err != nil {
-		return store.Grant{}, fmt.Errorf("authenticate: %w", err)
+		return store.Grant{}, err
 	}
 	return v.(store.Grant), nil //nolint:forcetypeassert // the function above returns only Grants
+}
+
+// read reads hash's grant from PostgreSQL; no key is a revoked grant.
+func (a *Authenticator) read(ctx context.Context, hash [32]byte) (store.Grant, error) {
+	g, err := a.src.APIKeyGrant(ctx, hash)
+	switch {
+	case errors.Is(err, domain.ErrUnauthorized):
+		return store.Grant{Revoked: true}, nil
+	case err != nil:
+		return store.Grant{}, fmt.Errorf("authenticate: %w", err)
+	case g.Revoked:
+		return store.Grant{Revoked: true}, nil
+	}
+	return g, nil
 }
 
 // admit checks g now and records the key's use.
