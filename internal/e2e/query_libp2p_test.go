@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -90,26 +88,7 @@ func BenchmarkFederatedQueryDataPlane(b *testing.B) {
 // SYNDB_DATA_PLANE=direct and returns its URL once it is ready.
 func startDirectAPI(b *testing.B) string {
 	b.Helper()
-	apiPort, err := devstack.FreePort()
-	require.NoError(b, err)
-	flightPort, err := devstack.FreePort()
-	require.NoError(b, err)
-	env := os.Environ()
-	for k, v := range fed.Env {
-		env = append(env, k+"="+v)
-	}
-	url := fmt.Sprintf("http://127.0.0.1:%d", apiPort)
-	env = append(env, "SYNDB_DATA_PLANE=direct", fmt.Sprintf("SYNDB_API_ADDR=127.0.0.1:%d", apiPort), "SYNDB_API_PUBLIC_URL="+url,
-		fmt.Sprintf("SYNDB_API_FLIGHT_ADDR=127.0.0.1:%d", flightPort), fmt.Sprintf("SYNDB_API_FLIGHT_PUBLIC_ADDR=127.0.0.1:%d", flightPort))
-	dir := b.TempDir()
-	p, err := devstack.StartProcess(b.Context(), devstack.ProcessSpec{Name: "api-direct", Path: syndbBin, Args: []string{"api"},
-		Env: env, Dir: dir, LogFile: filepath.Join(dir, "api-direct.log")})
-	require.NoError(b, err)
-	b.Cleanup(func() { _ = p.Stop(context.Background(), 10*time.Second) })
-	ctx, cancel := context.WithTimeout(b.Context(), time.Minute)
-	defer cancel()
-	require.NoError(b, pollUntil(ctx, func() error { return apiReady(ctx, url) }))
-	return url
+	return startAPI(b, "api-direct", "SYNDB_DATA_PLANE=direct")
 }
 
 // postCount runs body on the API at url and returns the first row's n.
