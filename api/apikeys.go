@@ -60,6 +60,20 @@ type KeyList struct {
 	Keys []store.APIKey `json:"keys"`
 }
 
+// keyForgetter is an authenticator that caches keys (internal/keyauth):
+// told of a revocation or rotation made here, it drops the key at once,
+// before PostgreSQL's notification comes back.
+type keyForgetter interface {
+	Forget(id int64)
+}
+
+// forgetKey drops key id from the authenticator's cache, if it has one.
+func (s *Server) forgetKey(id int64) {
+	if f, ok := s.keys().(keyForgetter); ok {
+		f.Forget(id)
+	}
+}
+
 func (s *Server) keyStore() (keyStore, error) {
 	ks, ok := s.deps.Store.(keyStore)
 	if !ok {
@@ -145,6 +159,7 @@ func (s *Server) revokeKey(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	s.forgetKey(id)
 	return c.JSON(http.StatusOK, k)
 }
 
@@ -179,5 +194,6 @@ func (s *Server) rotateKey(c echo.Context) error {
 	case err != nil:
 		return err
 	}
+	s.forgetKey(id)
 	return c.JSON(http.StatusCreated, RotatedKey{CreatedKey: CreatedKey{Key: key, APIKey: rec}, Replaces: old})
 }

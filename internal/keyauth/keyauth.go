@@ -117,6 +117,15 @@ func (a *Authenticator) Authenticate(ctx context.Context, key string) (store.Pri
 	return a.admit(g)
 }
 
+// Forget drops the key id from this process's cache at once, for a
+// revocation or rotation this process made: the next request with it reads
+// PostgreSQL, without waiting for the notification.
+func (a *Authenticator) Forget(id int64) {
+	if a.cache != nil {
+		a.cache.Forget(id)
+	}
+}
+
 // lookup reads hash's grant from PostgreSQL. With the cache on, the
 // requests that miss it at the same time share one read, whose answer is
 // cached; with it off, every request reads.

@@ -259,3 +259,21 @@ func TestBadSettingsAreRefused(t *testing.T) {
 }
 
 func errOf(_ store.Principal, err error) error { return err }
+
+func TestForgetDropsAKeyAtOnce(t *testing.T) {
+	t.Parallel()
+	src := newFakeSource()
+	src.add(key, grantOf(9))
+	a, _ := newAuth(t, src, cached)
+	_, err := a.Authenticate(t.Context(), key)
+	require.NoError(t, err)
+	src.revoke(key)
+	a.Forget(9)
+	_, err = a.Authenticate(t.Context(), key)
+	require.ErrorIs(t, err, domain.ErrUnauthorized)
+	require.Equal(t, 2, src.lookupCount())
+	off := cached
+	off.CacheTTL = 0
+	b, _ := newAuth(t, src, off)
+	b.Forget(9) // nothing cached: nothing to do
+}
