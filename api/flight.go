@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -29,7 +32,8 @@ import (
 // A federated query through Flight: GetFlightInfo with a CMD descriptor
 // holding a QueryRequest as JSON checks, routes and plans the query and
 // answers one endpoint whose ticket reads it; DoGet streams the result.
-// Every call needs "authorization: Bearer <API key>" in its metadata.
+// Every call needs "authorization: Bearer <API key>" in its metadata, of a
+// key whose role is the method's in flightRoutes or above.
 
 // flightTicketTTL is how long a planned query may be read. A ticket is
 // read once, with the key that planned it.
@@ -60,11 +64,69 @@ type hubFlight struct {
 	plans map[string]flightPlan
 }
 
+// FlightRoute is one method of the hub's Flight service and the least role
+// a key needs to call it.
+type FlightRoute struct {
+	// Method is the FlightService method: GetFlightInfo, DoGet.
+	Method string
+	// Role is store.RoleReader, store.RoleOperator or store.RoleAdmin.
+	Role string
+}
+
+// flightRoutes is the Flight service's route table, as routes is the HTTP
+// API's: a federated query is a reader's, as POST /v1/query is. Every
+// other FlightService method (DoPut, DoAction, ListActions, ListFlights,
+// GetSchema, Handshake, DoExchange, PollFlightInfo) needs a key too, and
+// then answers Unimplemented.
+var flightRoutes = []FlightRoute{
+	{"GetFlightInfo", store.RoleReader},
+	{"DoGet", store.RoleReader},
+}
+
+// FlightRoutes lists the Flight methods the hub serves and the least role
+// each needs.
+func FlightRoutes() []FlightRoute { return slices.Clone(flightRoutes) }
+
+// principalCtxKey carries the caller a Flight call was authorized for.
+type principalCtxKey struct{}
+
+// flightPrincipal is the caller authorize let through on ctx.
+func flightPrincipal(ctx context.Context) (store.Principal, error) {
+	p, ok := ctx.Value(principalCtxKey{}).(store.Principal)
+	if !ok {
+		return store.Principal{}, status.Error(codes.Unauthenticated, "an API key is required: authorization: Bearer <key>")
+	}
+	return p, nil
+}
+
+// authorize authenticates the API key of a call to fullMethod and checks
+// its role against flightRoutes, before any handler runs: no key or an
+// invalid or revoked one is Unauthenticated, a role below the method's
+// PermissionDenied, a method the hub does not serve Unimplemented. The
+// returned context carries the caller.
+func (f *hubFlight) authorize(ctx context.Context, fullMethod string) (context.Context, error) {
+	p, err := f.authenticate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	method := path.Base(fullMethod)
+	i := slices.IndexFunc(flightRoutes, func(r FlightRoute) bool { return r.Method == method })
+	if i < 0 {
+		return nil, status.Errorf(codes.Unimplemented, "the hub's Flight service does not serve %s: it serves GetFlightInfo and DoGet", method)
+	}
+	if need := flightRoutes[i].Role; store.RoleRank(p.Role) < store.RoleRank(need) {
+		return nil, status.Errorf(codes.PermissionDenied, "%s needs the %s role or above; this key's role is %s", method, need, p.Role)
+	}
+	return context.WithValue(ctx, principalCtxKey{}, p), nil
+}
+
+// authenticate reads "authorization: Bearer <key>" from the call's metadata
+// and checks the key.
 func (f *hubFlight) authenticate(ctx context.Context) (store.Principal, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
 	var key string
 	for _, v := range md.Get("authorization") {
-		if k, ok := strings.CutPrefix(v, "Bearer "); ok {
+		if scheme, k, ok := strings.Cut(v, " "); ok && strings.EqualFold(scheme, "Bearer") {
 			key = strings.TrimSpace(k)
 		}
 	}
@@ -75,15 +137,46 @@ func (f *hubFlight) authenticate(ctx context.Context) (store.Principal, error) {
 	if errors.Is(err, domain.ErrKeyExpired) {
 		return store.Principal{}, status.Error(codes.Unauthenticated, "expired API key")
 	}
+	if errors.Is(err, domain.ErrUnauthorized) {
+		return store.Principal{}, status.Error(codes.Unauthenticated, "invalid or revoked API key")
+	}
 	if err != nil {
-		return store.Principal{}, status.Error(codes.Unauthenticated, "invalid API key")
+		f.s.deps.Log.Error("flight: check api key", "err", err)
+		return store.Principal{}, status.Error(codes.Unavailable, "the API key cannot be checked now; try again")
 	}
 	return p, nil
 }
 
+// interceptors authorize every unary and streaming call (see authorize).
+func (f *hubFlight) interceptors() []grpc.ServerOption {
+	unary := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		ctx, err := f.authorize(ctx, info.FullMethod)
+		if err != nil {
+			return nil, err
+		}
+		return h(ctx, req)
+	}
+	stream := func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		ctx, err := f.authorize(ss.Context(), info.FullMethod)
+		if err != nil {
+			return err
+		}
+		return h(srv, authorizedStream{ServerStream: ss, ctx: ctx})
+	}
+	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream)}
+}
+
+// authorizedStream is a stream whose context carries its caller.
+type authorizedStream struct {
+	grpc.ServerStream
+	ctx context.Context //nolint:containedctx // a grpc.ServerStream carries its context
+}
+
+func (s authorizedStream) Context() context.Context { return s.ctx }
+
 // GetFlightInfo plans the query in the descriptor's command.
 func (f *hubFlight) GetFlightInfo(ctx context.Context, desc *flight.FlightDescriptor) (*flight.FlightInfo, error) {
-	principal, err := f.authenticate(ctx)
+	principal, err := flightPrincipal(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +224,7 @@ func (f *hubFlight) GetFlightInfo(ctx context.Context, desc *flight.FlightDescri
 		FlightDescriptor: desc,
 		Endpoint: []*flight.FlightEndpoint{{
 			Ticket:   &flight.Ticket{Ticket: []byte(ticket)},
-			Location: []*flight.Location{{Uri: "grpc://" + f.s.cfg.FlightPublicAddr}},
+			Location: []*flight.Location{{Uri: f.s.flightLocation()}},
 		}},
 		TotalRecords: -1,
 		TotalBytes:   -1,
@@ -141,7 +234,7 @@ func (f *hubFlight) GetFlightInfo(ctx context.Context, desc *flight.FlightDescri
 // DoGet streams a planned query's result as Arrow record batches.
 func (f *hubFlight) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetServer) error {
 	ctx := stream.Context()
-	principal, err := f.authenticate(ctx)
+	principal, err := flightPrincipal(ctx)
 	if err != nil {
 		return err
 	}
@@ -210,6 +303,28 @@ func grpcError(err error) error {
 	return status.Error(codes.Internal, "internal error")
 }
 
+// flightLocation is the hub Flight server's URI in FlightInfo:
+// grpc+tls:// when it serves TLS, grpc:// otherwise.
+func (s *Server) flightLocation() string {
+	if s.deps.TLS != nil {
+		return "grpc+tls://" + s.cfg.FlightPublicAddr
+	}
+	return "grpc://" + s.cfg.FlightPublicAddr
+}
+
+// newFlightServer builds the hub's Flight gRPC server: every call
+// authorized by API key and role, over TLS with deps.TLS.
+func (s *Server) newFlightServer() *grpc.Server {
+	f := &hubFlight{s: s, plans: map[string]flightPlan{}}
+	opts := append(grpcx.Recover(s.deps.Log), f.interceptors()...)
+	if s.deps.TLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(s.deps.TLS.serverConfig())))
+	}
+	gs := grpc.NewServer(opts...)
+	flight.RegisterFlightServiceServer(gs, f)
+	return gs
+}
+
 // ServeFlight serves the hub's Flight service on the configured address
 // until ctx ends.
 func (s *Server) ServeFlight(ctx context.Context) error {
@@ -218,11 +333,20 @@ func (s *Server) ServeFlight(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("flight: listen on %s: %w", s.cfg.FlightAddr, err)
 	}
-	gs := grpc.NewServer(grpcx.Recover(s.deps.Log)...)
-	flight.RegisterFlightServiceServer(gs, &hubFlight{s: s, plans: map[string]flightPlan{}})
+	return s.serveFlight(ctx, lis)
+}
+
+// serveFlight serves the Flight service on lis until ctx ends.
+func (s *Server) serveFlight(ctx context.Context, lis net.Listener) error {
+	gs := s.newFlightServer()
 	errc := make(chan error, 1)
 	go func() { errc <- gs.Serve(lis) }()
-	s.deps.Log.Info("flight listening", "addr", lis.Addr().String())
+	if s.deps.TLS != nil {
+		s.deps.Log.Info("flight listening over TLS", "addr", lis.Addr().String(), "location", s.flightLocation())
+	} else {
+		s.deps.Log.Warn("flight listening in plaintext: set SYNDB_TLS_CERT and SYNDB_TLS_KEY to serve gRPC over TLS",
+			"addr", lis.Addr().String(), "location", s.flightLocation())
+	}
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve flight: %w", err)

@@ -27,6 +27,15 @@ const registryResync = 30 * time.Second
 
 // Run opens the API's dependencies, serves until ctx ends and closes them.
 func Run(ctx context.Context, cfg config.API, log *slog.Logger) error {
+	// A certificate that cannot serve stops the API before it opens anything.
+	var cert *Certificate
+	if cfg.TLS.Enabled() {
+		c, err := LoadCertificate(cfg.TLS)
+		if err != nil {
+			return err
+		}
+		cert = c
+	}
 	migs, err := schemas.ClickHouseMigrations()
 	if err != nil {
 		return err
@@ -89,10 +98,15 @@ func Run(ctx context.Context, cfg config.API, log *slog.Logger) error {
 		}
 	}()
 	srv := New(cfg, Deps{Store: st, Jobs: st, Objects: objects, Registry: reg, Temporal: tc, Warehouse: wh, Query: qwh, Log: log, SchemaHead: len(migs), Migrations: migs,
-		Catalog: st, Queries: st, Keys: keys})
+		Catalog: st, Queries: st, TLS: cert, Keys: keys})
 	// HTTP and Flight together: either failing stops both.
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
+	if cert != nil {
+		reloaded := make(chan struct{})
+		go func() { defer close(reloaded); cert.ReloadOnHangup(ctx, log) }()
+		defer func() { stop(); <-reloaded }()
+	}
 	flightErr := make(chan error, 1)
 	go func() {
 		err := srv.ServeFlight(ctx)

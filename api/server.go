@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -64,6 +65,9 @@ type Deps struct {
 	// Keys authenticates API keys (internal/keyauth: cached, last uses
 	// written in batches); Store when nil.
 	Keys keyAuthenticator
+	// TLS is the certificate the HTTP API and the Flight server serve;
+	// both are plaintext when nil.
+	TLS *Certificate
 }
 
 // Server is the hub's HTTP API.
@@ -179,13 +183,36 @@ func (s *Server) Handler() http.Handler { return s.e }
 // Serve listens on cfg.Addr until ctx ends, then drains in-flight requests
 // within cfg.ShutdownTimeout.
 func (s *Server) Serve(ctx context.Context) error {
-	srv := &http.Server{Addr: s.cfg.Addr, Handler: s.e, ReadHeaderTimeout: 10 * time.Second}
+	var lc net.ListenConfig
+	lis, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("serve api: listen on %s: %w", s.cfg.Addr, err)
+	}
+	return s.serve(ctx, lis)
+}
+
+// serve serves the API on lis (over TLS with deps.TLS) until ctx ends.
+func (s *Server) serve(ctx context.Context, lis net.Listener) error {
+	srv := &http.Server{Handler: s.e, ReadHeaderTimeout: 10 * time.Second,
+		// TLS handshake failures (an untrusted certificate, plain HTTP on
+		// the TLS port) are logged here.
+		ErrorLog: slog.NewLogLogger(s.deps.Log.Handler(), slog.LevelInfo)}
+	addr := lis.Addr().String()
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	s.deps.Log.Info("api listening", "addr", s.cfg.Addr)
+	if s.deps.TLS != nil {
+		srv.TLSConfig = s.deps.TLS.serverConfig()
+		go func() { errc <- srv.ServeTLS(lis, "", "") }()
+		leaf := s.deps.TLS.Leaf()
+		s.deps.Log.Info("api listening over TLS", "addr", addr, "url", s.cfg.PublicURL,
+			"subject", leaf.Subject.String(), "not_after", leaf.NotAfter)
+	} else {
+		go func() { errc <- srv.Serve(lis) }()
+		s.deps.Log.Warn("api listening in plaintext: API keys and results cross the network unencrypted; set SYNDB_TLS_CERT and SYNDB_TLS_KEY to serve HTTPS",
+			"addr", addr, "url", s.cfg.PublicURL)
+	}
 	select {
 	case err := <-errc:
-		return fmt.Errorf("serve api on %s: %w", s.cfg.Addr, err)
+		return fmt.Errorf("serve api on %s: %w", addr, err)
 	case <-ctx.Done():
 	}
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)

@@ -21,7 +21,7 @@ import (
 )
 
 func devCmd() *cobra.Command {
-	var detach, stop bool
+	var detach, stop, useTLS bool
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run the whole federation on this machine (services, hub, two seeded nodes)",
@@ -32,14 +32,17 @@ A process that dies is restarted with backoff (0.5 s doubling, at most 10 s) and
 logged; one that dies more than 5 times in a minute stops everything, and dev exits non-zero.
 Federated queries run on the hub's ClickHouse as the read-only user syndb_query.
 In the foreground, Ctrl-C stops everything. --detach starts it in the background and returns
-once it is ready; --stop stops a detached federation.`,
+once it is ready; --stop stops a detached federation.
+--tls serves the API and its Flight server over TLS with a self-signed certificate for
+127.0.0.1 and localhost, written to .dev/tls/api.crt on first use and kept:
+  curl --cacert .dev/tls/api.crt https://127.0.0.1:8080/healthz`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			root, err := devstack.RepoRoot()
 			if err != nil {
 				return err
 			}
-			d := devDirs{root: root, dev: filepath.Join(root, ".dev")}
+			d := devDirs{root: root, dev: filepath.Join(root, ".dev"), tls: useTLS}
 			switch {
 			case detach && stop:
 				return errors.New("--detach and --stop do not go together")
@@ -53,10 +56,15 @@ once it is ready; --stop stops a detached federation.`,
 	}
 	cmd.Flags().BoolVar(&detach, "detach", false, "start in the background and return once ready")
 	cmd.Flags().BoolVar(&stop, "stop", false, "stop a federation started with --detach")
+	cmd.Flags().BoolVar(&useTLS, "tls", false, "serve the API and Flight over TLS (self-signed certificate in .dev/tls/)")
 	return cmd
 }
 
-type devDirs struct{ root, dev string }
+type devDirs struct {
+	root, dev string
+	// tls serves the API over TLS (--tls).
+	tls bool
+}
 
 func (d devDirs) pidFile() string   { return filepath.Join(d.dev, "dev.pid") }
 func (d devDirs) readyFile() string { return filepath.Join(d.dev, "ready") }
@@ -99,7 +107,7 @@ func (d devDirs) run(ctx context.Context, out io.Writer) error {
 	}
 	log := logger("dev")
 	opts := fleet.DevOptions(d.root)
-	opts.Binary, opts.Out, opts.Log = bin, out, log
+	opts.Binary, opts.Out, opts.Log, opts.TLS = bin, out, log, d.tls
 	start := time.Now()
 	log.Info("starting dev federation", "data", d.dev)
 	fed, err := fleet.Start(ctx, opts)
@@ -113,7 +121,7 @@ func (d devDirs) run(ctx context.Context, out io.Writer) error {
 	if err := fed.WriteEnv(filepath.Join(d.root, config.DevEnvFile)); err != nil {
 		runErr = err
 	} else {
-		banner := devBanner(fed, opts, time.Since(start))
+		banner := devBanner(fed, opts, d.root, time.Since(start))
 		fmt.Fprint(out, banner)
 		if err := os.WriteFile(d.readyFile(), []byte(banner), 0o644); err != nil {
 			runErr = fmt.Errorf("write ready file: %w", err)
@@ -137,11 +145,21 @@ func (d devDirs) run(ctx context.Context, out io.Writer) error {
 	return runErr
 }
 
-func devBanner(f *fleet.Federation, o fleet.Options, took time.Duration) string {
+func devBanner(f *fleet.Federation, o fleet.Options, root string, took time.Duration) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nSynDB dev federation ready in %s\n\n", took.Round(100*time.Millisecond))
 	fmt.Fprintf(&b, "  API          %s  (key in .dev/dev-api-key)\n", f.APIURL)
 	fmt.Fprintf(&b, "  API key      %s\n", f.APIKey)
+	flight, curl := "grpc", "curl -s"
+	if f.APICert != "" {
+		cert := f.APICert
+		if rel, err := filepath.Rel(root, cert); err == nil && !strings.HasPrefix(rel, "..") {
+			cert = rel
+		}
+		flight, curl = "grpc+tls", "curl -s --cacert "+cert
+		fmt.Fprintf(&b, "  TLS          self-signed certificate %s (trust it: %s %s/healthz)\n", cert, curl, f.APIURL)
+	}
+	fmt.Fprintf(&b, "  Flight       %s://%s\n", flight, f.Env["SYNDB_API_FLIGHT_PUBLIC_ADDR"])
 	fmt.Fprintf(&b, "  Temporal UI  http://127.0.0.1:%d\n", o.Ports.TemporalUI)
 	fmt.Fprintf(&b, "  Temporal     127.0.0.1:%d   (.dev/bin/temporal workflow list)\n", o.Ports.Temporal)
 	fmt.Fprintf(&b, "  PostgreSQL   %s\n", f.Env["SYNDB_POSTGRES_DSN"])
@@ -152,7 +170,7 @@ func devBanner(f *fleet.Federation, o fleet.Options, took time.Duration) string 
 	fmt.Fprintf(&b, "\n  MinIO        http://127.0.0.1:%d (console :%d)\n", o.Ports.MinIO, o.Ports.MinIOConsole)
 	fmt.Fprintf(&b, "  Hub libp2p   %s\n", f.HubAddr)
 	fmt.Fprintf(&b, "  Relay (DHT)  %s\n\n", f.RelayAddr)
-	fmt.Fprintf(&b, "  Try:  curl -s -X POST %s/v1/federation/schema/sync -H \"Authorization: Bearer %s\"\n\n", f.APIURL, f.APIKey)
+	fmt.Fprintf(&b, "  Try:  %s -X POST %s/v1/federation/schema/sync -H \"Authorization: Bearer %s\"\n\n", curl, f.APIURL, f.APIKey)
 	return b.String()
 }
 
@@ -181,7 +199,11 @@ func (d devDirs) detach(ctx context.Context, out io.Writer) error {
 	}
 	_ = os.Remove(d.readyFile())
 	// The federation outlives this command: it must not die with ctx.
-	c := exec.Command(bin, "dev") //nolint:noctx // detached on purpose
+	args := []string{"dev"}
+	if d.tls {
+		args = append(args, "--tls")
+	}
+	c := exec.Command(bin, args...) //nolint:noctx // detached on purpose
 	c.Dir, c.Stdout, c.Stderr = d.root, logf, logf
 	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := c.Start(); err != nil {

@@ -93,7 +93,7 @@ func SelfSigned(hosts []string, lifetime time.Duration) (certPEM, keyPEM []byte,
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: "syndb flight"},
+		Subject:      pkix.Name{CommonName: "syndb self-signed"},
 		NotBefore:    now.Add(-time.Minute),
 		NotAfter:     now.Add(lifetime),
 		KeyUsage:     x509.KeyUsageDigitalSignature,

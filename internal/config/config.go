@@ -76,8 +76,12 @@ func (c *S3) Validate() error {
 
 // API configures `syndb api`.
 type API struct {
-	Addr       string `env:"SYNDB_API_ADDR" envDefault:"127.0.0.1:8080"`
-	PublicURL  string `env:"SYNDB_API_PUBLIC_URL" envDefault:"http://127.0.0.1:8080"`
+	Addr string `env:"SYNDB_API_ADDR" envDefault:"127.0.0.1:8080"`
+	// PublicURL is how clients reach the API (the base of the links it
+	// hands out): http://127.0.0.1:8080 when unset, https:// under TLS.
+	PublicURL string `env:"SYNDB_API_PUBLIC_URL"`
+	// TLS, when set, serves the HTTP API and the Flight server over TLS.
+	TLS        TLS
 	Postgres   Postgres
 	Temporal   Temporal
 	ClickHouse ClickHouse
@@ -357,7 +361,7 @@ func (c *API) Validate() error {
 	if c.SyncConcurrency < 1 || c.SyncConcurrency > MaxSyncConcurrency {
 		concurrency = fmt.Errorf("SYNDB_SYNC_CONCURRENCY: %d is outside 1..%d", c.SyncConcurrency, MaxSyncConcurrency)
 	}
-	return errors.Join(concurrency, c.Query.Validate(), c.ETL.Validate(), c.Auth.Validate(),
+	return errors.Join(concurrency, c.Query.Validate(), c.ETL.Validate(), c.Auth.Validate(), c.TLS.Validate(), c.checkPublicURL(),
 		checkHostPort("SYNDB_API_ADDR", c.Addr),
 		checkHostPort("SYNDB_TEMPORAL_ADDRESS", c.Temporal.Address),
 		checkHostPort("SYNDB_CLICKHOUSE_ADDR", c.ClickHouse.Addr),

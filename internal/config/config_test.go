@@ -359,3 +359,42 @@ func TestNodeGatewayAddrDefaultsToClickHouse(t *testing.T) {
 	n.GatewayAddr = "bad"
 	require.ErrorContains(t, n.Validate(), "SYNDB_CLICKHOUSE_GATEWAY_ADDR")
 }
+
+// TestAPITLS: the API's certificate and key come together or not at all,
+// and the public URL's scheme follows them: https:// by default under TLS,
+// and a plain http:// one is refused there.
+func TestAPITLS(t *testing.T) {
+	credentials(t)
+	for _, tc := range []struct {
+		name, cert, key, publicURL string
+		// wantURL is the public URL loaded; wantErr the refusal.
+		wantURL, wantErr string
+	}{
+		{name: "neither: plaintext", wantURL: "http://127.0.0.1:8080"},
+		{name: "both", cert: "api.crt", key: "api.key", wantURL: "https://127.0.0.1:8080"},
+		{name: "both, with its public URL", cert: "api.crt", key: "api.key", publicURL: "https://hub.example.org",
+			wantURL: "https://hub.example.org"},
+		{name: "plaintext behind a TLS proxy", publicURL: "https://hub.example.org", wantURL: "https://hub.example.org"},
+		{name: "certificate only", cert: "api.crt", wantErr: "SYNDB_TLS_CERT and SYNDB_TLS_KEY: give both"},
+		{name: "key only", key: "api.key", wantErr: "SYNDB_TLS_CERT and SYNDB_TLS_KEY: give both"},
+		{name: "TLS with an http:// public URL", cert: "api.crt", key: "api.key", publicURL: "http://hub.example.org:8080",
+			wantErr: "SYNDB_API_PUBLIC_URL: \"http://hub.example.org:8080\" is plain HTTP"},
+		{name: "a public URL that is no URL", publicURL: "hub.example.org", wantErr: "is not an http:// or https:// URL"},
+		{name: "another scheme", publicURL: "ftp://hub.example.org", wantErr: "is not an http:// or https:// URL"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("SYNDB_TLS_CERT", tc.cert)
+			t.Setenv("SYNDB_TLS_KEY", tc.key)
+			t.Setenv("SYNDB_API_PUBLIC_URL", tc.publicURL)
+			c, err := Load[API]()
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.cert != "", c.TLS.Enabled())
+			require.Equal(t, TLS{Cert: tc.cert, Key: tc.key}, c.TLS)
+			require.Equal(t, tc.wantURL, c.PublicURL)
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
@@ -120,7 +121,8 @@ func BenchmarkAuthCache(b *testing.B) {
 		key, rec, err := st.NewAPIKey(ctx, store.KeySpec{Account: "bench", Name: "bench-" + strings.ReplaceAll(t.name, " ", "-")})
 		require.NoError(b, err)
 		b.Cleanup(func() { _, _ = st.RevokeAPIKey(context.Background(), rec.ID) })
-		url := startAPI(b, "api-"+strings.ReplaceAll(t.name, " ", "-"), "SYNDB_AUTH_CACHE_TTL="+t.ttl)
+		url := startAPIProcess(b, "api-"+strings.ReplaceAll(t.name, " ", "-"), map[string]string{"SYNDB_AUTH_CACHE_TTL": t.ttl},
+			http.DefaultClient).url
 		targets = append(targets, target{name: t.name, url: url, key: key, keyID: rec.ID})
 	}
 	routes := []authBenchRoute{

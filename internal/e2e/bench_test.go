@@ -240,7 +240,8 @@ func benchSweep(b *testing.B, n int) {
 		for _, a := range h.Addrs() {
 			addrs = append(addrs, a.String())
 		}
-		_, err = st.Register(ctx, store.Registration{Name: names[i], PeerID: h.ID().String(), Addrs: addrs, Token: e.Token})
+		_, err = st.Register(ctx, store.Registration{Name: names[i], PeerID: h.ID().String(), Addrs: addrs, Token: e.Token,
+			ClickHouseDatabase: domain.DefaultClickHouseDatabase})
 		require.NoError(b, err)
 	}
 	defer func() {

@@ -88,7 +88,7 @@ func BenchmarkFederatedQueryDataPlane(b *testing.B) {
 // SYNDB_DATA_PLANE=direct and returns its URL once it is ready.
 func startDirectAPI(b *testing.B) string {
 	b.Helper()
-	return startAPI(b, "api-direct", "SYNDB_DATA_PLANE=direct")
+	return startAPIProcess(b, "api-direct", map[string]string{"SYNDB_DATA_PLANE": "direct"}, http.DefaultClient).url
 }
 
 // postCount runs body on the API at url and returns the first row's n.

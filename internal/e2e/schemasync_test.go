@@ -383,15 +383,20 @@ func recordHistoryTo(t *testing.T, tc client.Client, id, runID, name string) {
 	fmt.Println("recorded history:", path)
 }
 
-// pollUntil calls fn every 250 ms until it returns nil or ctx ends.
 // apiReady asks the API at base whether it is ready: nil once /readyz
 // answers 200.
 func apiReady(ctx context.Context, base string) error {
+	return apiReadyVia(ctx, http.DefaultClient, base)
+}
+
+// apiReadyVia is apiReady through client (one that trusts an HTTPS API's
+// certificate).
+func apiReadyVia(ctx context.Context, client *http.Client, base string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}
@@ -402,6 +407,7 @@ func apiReady(ctx context.Context, base string) error {
 	return nil
 }
 
+// pollUntil calls fn every 250 ms until it returns nil or ctx ends.
 func pollUntil(ctx context.Context, fn func() error) error {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,41 +17,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/syndb/federation/api"
-	"github.com/syndb/federation/internal/devstack"
 	"github.com/syndb/federation/internal/store"
 )
 
 // revocationBound is how soon a revoked, rotated-out or expired key must be
 // refused by every API replica.
 const revocationBound = 5 * time.Second
-
-// startAPI starts another `syndb api` of the hub, with the federation's
-// settings and env on top, on free ports, and returns its URL once it is
-// ready; it is stopped when the test ends.
-func startAPI(tb testing.TB, name string, extra ...string) string {
-	tb.Helper()
-	apiPort, err := devstack.FreePort()
-	require.NoError(tb, err)
-	flightPort, err := devstack.FreePort()
-	require.NoError(tb, err)
-	env := os.Environ()
-	for k, v := range fed.Env {
-		env = append(env, k+"="+v)
-	}
-	url := fmt.Sprintf("http://127.0.0.1:%d", apiPort)
-	env = append(env, fmt.Sprintf("SYNDB_API_ADDR=127.0.0.1:%d", apiPort), "SYNDB_API_PUBLIC_URL="+url,
-		fmt.Sprintf("SYNDB_API_FLIGHT_ADDR=127.0.0.1:%d", flightPort), fmt.Sprintf("SYNDB_API_FLIGHT_PUBLIC_ADDR=127.0.0.1:%d", flightPort))
-	env = append(env, extra...)
-	dir := tb.TempDir()
-	p, err := devstack.StartProcess(tb.Context(), devstack.ProcessSpec{Name: name, Path: syndbBin, Args: []string{"api"},
-		Env: env, Dir: dir, LogFile: filepath.Join(dir, name+".log")})
-	require.NoError(tb, err)
-	tb.Cleanup(func() { _ = p.Stop(context.Background(), 10*time.Second) })
-	ctx, cancel := context.WithTimeout(tb.Context(), time.Minute)
-	defer cancel()
-	require.NoError(tb, pollUntil(ctx, func() error { return apiReady(ctx, url) }))
-	return url
-}
 
 // callAPI calls the API at base with key (none when empty).
 func callAPI(t *testing.T, base, key, method, path, body string) (int, []byte) {
@@ -128,7 +98,7 @@ func refusedWithin(t *testing.T, base, key, message string, bound time.Duration)
 // PostgreSQL (no notification at all) is refused by replica B, which had
 // it cached, within 5 s.
 func TestRevocationReachesEveryReplica(t *testing.T) {
-	b := startAPI(t, "api-b")
+	b := startAPIProcess(t, "api-b", nil, http.DefaultClient).url
 	cases := []struct {
 		name   string
 		revoke func(t *testing.T, id int64)
@@ -167,7 +137,7 @@ func TestRevocationReachesEveryReplica(t *testing.T) {
 // then and refused with "expired API key" by both replicas within 5 s of
 // its expires_at, as PostgreSQL records it.
 func TestExpiredKeyIsRefusedEverywhere(t *testing.T) {
-	b := startAPI(t, "api-b")
+	b := startAPIProcess(t, "api-b", nil, http.DefaultClient).url
 	st, err := store.Open(t.Context(), fed.Env["SYNDB_POSTGRES_DSN"])
 	require.NoError(t, err)
 	defer st.Close()
@@ -193,7 +163,7 @@ func TestExpiredKeyIsRefusedEverywhere(t *testing.T) {
 // once; the old key works during the grace and is refused as expired
 // within 5 s of its end; the list shows both.
 func TestRotation(t *testing.T) {
-	b := startAPI(t, "api-b")
+	b := startAPIProcess(t, "api-b", nil, http.DefaultClient).url
 	old := adminCreateKey(t, `{"name": "rotate-me", "account": "sec-rotation", "role": "operator", "ttl_seconds": 3600}`)
 	require.Equal(t, store.RoleOperator, old.Role)
 	for _, base := range []string{fed.APIURL, b} {

@@ -12,15 +12,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	grpcstatus "google.golang.org/grpc/status"
 
 	"github.com/syndb/federation/api"
 	"github.com/syndb/federation/internal/config"
 	"github.com/syndb/federation/internal/domain"
+	"github.com/syndb/federation/internal/flighttest"
 	"github.com/syndb/federation/internal/ontology"
 	"github.com/syndb/federation/internal/store"
 	"github.com/syndb/federation/schemas"
@@ -432,4 +440,87 @@ func TestKeyManagement(t *testing.T) {
 	require.Equal(t, http.StatusOK, status, string(raw))
 	status, raw = keyDo(t, ck.Key, http.MethodGet, "/v1/jobs", "")
 	requireError(t, http.StatusUnauthorized, status, raw, "unauthorized", "a revoked key")
+}
+
+// TestFlightRoleWalk walks the hub Flight service's route table on the real
+// API, as TestRoleTableWalk walks the HTTP one: a reader, an operator and an
+// admin key each plan a federated query (GetFlightInfo) and read it (DoGet),
+// and get the nodes' count; no key, an invalid key and a revoked key are
+// Unauthenticated on every method, before a ticket is looked at (the
+// owner's ticket still reads afterwards); and every method the hub does not
+// serve (DoPut, DoAction, ListActions, …) is Unimplemented for every role.
+func TestFlightRoleWalk(t *testing.T) {
+	routableNodes(t)
+	keys := map[string]string{}
+	for _, role := range store.Roles {
+		keys[role] = newKey(t, "flight-walk-"+role, role).key
+	}
+	revoked := newKey(t, "flight-walk-revoked", store.RoleAdmin)
+	status, raw := apiDo(t, http.MethodDelete, fmt.Sprintf("/v1/apikeys/%d", revoked.id), "")
+	require.Equal(t, http.StatusOK, status, string(raw))
+	refused := map[string]string{"no key": "", "an invalid key": "sdb_not-a-key", "a revoked key": revoked.key}
+
+	cl, err := flight.NewClientWithMiddleware(fed.Env["SYNDB_API_FLIGHT_ADDR"], nil, nil,
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer func() { _ = cl.Close() }()
+	withKey := func(key string) context.Context {
+		if key == "" {
+			return t.Context()
+		}
+		return metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+key)
+	}
+	desc := &flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: []byte(`{"sql": "SELECT count() AS n FROM neuron"}`)}
+	want := nodeCount(t, "lab-a", "neuron") + nodeCount(t, "lab-b", "neuron")
+	read := func(key string, tkt *flight.Ticket) (uint64, error) {
+		stream, err := cl.DoGet(withKey(key), tkt)
+		if err != nil {
+			return 0, err
+		}
+		rd, err := flight.NewRecordReader(stream)
+		if err != nil {
+			return 0, err
+		}
+		defer rd.Release()
+		var n uint64
+		for rd.Next() {
+			n += rd.RecordBatch().Column(0).(*array.Uint64).Value(0)
+		}
+		return n, rd.Err()
+	}
+
+	routes := api.FlightRoutes()
+	served := map[string]bool{}
+	for _, r := range routes {
+		served[r.Method] = true
+		require.Equal(t, store.RoleReader, r.Role, "%s: a federated query is a reader's, as POST /v1/query", r.Method)
+	}
+	require.Equal(t, map[string]bool{"GetFlightInfo": true, "DoGet": true}, served)
+	for _, role := range store.Roles {
+		info, err := cl.GetFlightInfo(withKey(keys[role]), desc)
+		require.NoError(t, err, "%s plans a query", role)
+		tkt := info.GetEndpoint()[0].GetTicket()
+		for what, key := range refused {
+			_, err := read(key, tkt)
+			require.Equal(t, codes.Unauthenticated, grpcstatus.Code(err), "DoGet with %s: %v", what, err)
+		}
+		n, err := read(keys[role], tkt)
+		require.NoError(t, err, "%s reads its query", role)
+		require.Equal(t, want, n, role)
+	}
+	for _, m := range flighttest.Methods() {
+		for what, key := range refused {
+			code, err := flighttest.Call(withKey(key), cl, m)
+			require.NoError(t, err)
+			require.Equal(t, codes.Unauthenticated, code, "%s with %s", m, what)
+		}
+		if served[m] {
+			continue
+		}
+		for _, role := range store.Roles {
+			code, err := flighttest.Call(withKey(keys[role]), cl, m)
+			require.NoError(t, err)
+			require.Equal(t, codes.Unimplemented, code, "%s as %s", m, role)
+		}
+	}
 }

@@ -143,7 +143,7 @@ func (f *Federation) ready(ctx context.Context, st *store.Store, want map[string
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := f.APIClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("api: %w", err)
 	}

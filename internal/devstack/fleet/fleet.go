@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -54,6 +55,9 @@ type Options struct {
 	Fast bool
 	// HubEnv adds settings (SYNDB_*) to the hub processes' environment.
 	HubEnv map[string]string
+	// TLS serves the API's HTTP and Flight over TLS, with a self-signed
+	// certificate for 127.0.0.1 and localhost kept at Root/APICertFile.
+	TLS bool
 	// Restart, when set, makes the federation a supervisor tree: every
 	// service once the stack is ready, and every hub and node process once
 	// the federation is, is restarted by this policy when it exits; one that
@@ -122,6 +126,11 @@ type Federation struct {
 	APIURL string
 	// APIKey is a key for the API.
 	APIKey string
+	// APICert is the API's certificate file with Options.TLS ("" without):
+	// clients trust it to reach APIURL and the Flight server.
+	APICert string
+	// APIClient is an HTTP client of the API: one that trusts APICert.
+	APIClient *http.Client
 	// HubAddr is the hub's libp2p multiaddr, with its peer ID. Nodes are
 	// not given it: they find the hub through the relay's DHT.
 	HubAddr string
@@ -175,7 +184,14 @@ func Start(ctx context.Context, o Options) (f *Federation, err error) {
 		return f, err
 	}
 	f.RelayAddr = fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1/p2p/%s", o.RelayP2PPort, relayID)
-	f.APIURL = fmt.Sprintf("http://127.0.0.1:%d", o.APIPort)
+	f.APIURL, f.APIClient = fmt.Sprintf("http://127.0.0.1:%d", o.APIPort), http.DefaultClient
+	var apiTLS map[string]string
+	if o.TLS {
+		if apiTLS, f.APIClient, err = f.apiTLS(); err != nil {
+			return f, err
+		}
+		f.APIURL, f.APICert = fmt.Sprintf("https://127.0.0.1:%d", o.APIPort), apiTLS["SYNDB_TLS_CERT"]
+	}
 	f.Env = map[string]string{
 		"SYNDB_POSTGRES_DSN":     f.Stack.Postgres.DSN(),
 		"SYNDB_TEMPORAL_ADDRESS": fmt.Sprintf("127.0.0.1:%d", o.Ports.Temporal),
@@ -204,8 +220,10 @@ func Start(ctx context.Context, o Options) (f *Federation, err error) {
 		"SYNDB_TEMPORAL_NAMESPACE":  "default",
 		"SYNDB_CLICKHOUSE_DATABASE": "syndb",
 	}
-	for k, v := range o.HubEnv {
-		f.Env[k] = v
+	for _, extra := range []map[string]string{apiTLS, o.HubEnv} {
+		for k, v := range extra {
+			f.Env[k] = v
+		}
 	}
 
 	if err := f.seed(ctx); err != nil {

@@ -3,6 +3,7 @@ package fleet
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -166,4 +167,49 @@ func TestSupervisedFederationRestartsAndGivesUp(t *testing.T) {
 			killed = append(killed, pid)
 		}
 	}
+}
+
+// TestTLSFederation runs a federation without nodes with Options.TLS, as
+// `syndb dev --tls` does: the API answers HTTPS at its https:// URL to a
+// client that trusts APICert, plain HTTP gets no API answer there, and the
+// Flight port completes a TLS handshake with the same certificate.
+func TestTLSFederation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a real federation")
+	}
+	root, err := devstack.RepoRoot()
+	require.NoError(t, err)
+	tmp := t.TempDir()
+	bin := filepath.Join(tmp, "syndb")
+	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "./cmd/syndb")
+	build.Dir = root
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	opts, err := TestOptions(root, filepath.Join(tmp, "fed"), bin)
+	require.NoError(t, err)
+	opts.TLS = true
+	f, err := Start(t.Context(), opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, f.Stop(context.Background())) })
+
+	require.Equal(t, fmt.Sprintf("https://127.0.0.1:%d", opts.APIPort), f.APIURL)
+	require.Equal(t, filepath.Join(opts.Root, APICertFile), f.APICert)
+	require.Equal(t, f.APIURL, f.Env["SYNDB_API_PUBLIC_URL"])
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, f.APIURL+"/readyz", nil)
+	require.NoError(t, err)
+	resp, err := f.APIClient.Do(req)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, uint16(tls.VersionTLS13), resp.TLS.Version)
+	require.False(t, httpOK(t.Context(), fmt.Sprintf("http://127.0.0.1:%d/readyz", opts.APIPort)), "plain HTTP on the TLS port")
+	require.False(t, httpOK(t.Context(), f.APIURL+"/readyz"), "a client that does not trust the certificate")
+
+	pool := f.APIClient.Transport.(*http.Transport).TLSClientConfig.RootCAs
+	d := tls.Dialer{Config: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2"}}}
+	conn, err := d.DialContext(t.Context(), "tcp", f.Env["SYNDB_API_FLIGHT_ADDR"])
+	require.NoError(t, err, "the Flight server serves TLS with the API's certificate")
+	state := conn.(*tls.Conn).ConnectionState()
+	require.Equal(t, "h2", state.NegotiatedProtocol)
+	_ = conn.Close()
 }
