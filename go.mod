@@ -28,6 +28,8 @@ require (
 
 require github.com/AfterShip/clickhouse-sql-parser v0.4.18
 
+require github.com/hashicorp/golang-lru/v2 v2.0.7 // indirect
+
 require (
 	cel.dev/expr v0.25.2 // indirect
 	charm.land/bubbles/v2 v2.1.1 // indirect

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -26,6 +27,7 @@ const (
 	goodKey     = "sdb_good"
 	operatorKey = "sdb_operator"
 	readerKey   = "sdb_reader"
+	expiredKey  = "sdb_expired"
 )
 
 // fakeStore is a small in-memory stand-in for PostgreSQL: a key of each role.
@@ -39,6 +41,8 @@ func (fakeStore) Authenticate(_ context.Context, key string) (store.Principal, e
 		return store.Principal{KeyID: 7, KeyName: "operator", Account: "default", Role: store.RoleOperator}, nil
 	case readerKey:
 		return store.Principal{KeyID: 8, KeyName: "reader", Account: "default", Role: store.RoleReader}, nil
+	case expiredKey:
+		return store.Principal{}, domain.ErrKeyExpired
 	}
 	return store.Principal{}, domain.ErrUnauthorized
 }
@@ -64,8 +68,26 @@ func (fakeStore) RevokeCluster(_ context.Context, name string) (domain.Cluster, 
 
 func (fakeStore) Ping(context.Context) error { return errors.New("down for the test") }
 
-func (fakeStore) NewAPIKey(_ context.Context, account, name, role string) (string, store.APIKey, error) {
-	return "sdb_new", store.APIKey{ID: 42, Name: name, Account: account, Role: role, Prefix: "sdb_new"}, nil
+func (fakeStore) NewAPIKey(_ context.Context, spec store.KeySpec) (string, store.APIKey, error) {
+	rec := store.APIKey{ID: 42, Name: spec.Name, Account: spec.Account, Role: spec.Role, Prefix: "sdb_new", CreatedBy: spec.CreatedBy}
+	if spec.TTL > 0 {
+		exp := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(spec.TTL)
+		rec.ExpiresAt = &exp
+	}
+	return "sdb_new", rec, nil
+}
+
+// RotateAPIKey rotates key 1; key 2 is revoked.
+func (fakeStore) RotateAPIKey(_ context.Context, id int64, grace time.Duration, by string) (string, store.APIKey, store.APIKey, error) {
+	switch id {
+	case 1:
+		exp := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(grace)
+		return "sdb_rotated", store.APIKey{ID: 43, Name: "test", Role: store.RoleAdmin, CreatedBy: by, State: store.KeyActive},
+			store.APIKey{ID: 1, Name: "test", Role: store.RoleAdmin, ExpiresAt: &exp, State: store.KeyGrace}, nil
+	case 2:
+		return "", store.APIKey{}, store.APIKey{}, fmt.Errorf("%w: key 2 is revoked", store.ErrNotRotatable)
+	}
+	return "", store.APIKey{}, store.APIKey{}, domain.ErrNotFound
 }
 
 func (fakeStore) APIKeys(context.Context) ([]store.APIKey, error) {
@@ -210,6 +232,16 @@ func TestBadInput(t *testing.T) {
 		{"key name with NUL", http.MethodPost, "/v1/apikeys", `{"name":"k\u0000"}`, 400, "NUL"},
 		{"revoke unknown key", http.MethodDelete, "/v1/apikeys/99", "", 404, "no api key"},
 		{"revoke key not a number", http.MethodDelete, "/v1/apikeys/x", "", 404, "no api key"},
+		{"key ttl too short", http.MethodPost, "/v1/apikeys", `{"name":"k","ttl_seconds":59}`, 400, "ttl_seconds 59 is outside 60..31622400"},
+		{"key ttl negative", http.MethodPost, "/v1/apikeys", `{"name":"k","ttl_seconds":-1}`, 400, "outside 60..31622400"},
+		{"key ttl past a year", http.MethodPost, "/v1/apikeys", `{"name":"k","ttl_seconds":31622401}`, 400, "outside 60..31622400"},
+		{"key ttl not a number", http.MethodPost, "/v1/apikeys", `{"name":"k","ttl_seconds":"1h"}`, 400, "invalid JSON"},
+		{"rotate grace negative", http.MethodPost, "/v1/apikeys/1/rotate", `{"grace_seconds":-1}`, 400, "grace_seconds -1 is outside 0..2592000"},
+		{"rotate grace too long", http.MethodPost, "/v1/apikeys/1/rotate", `{"grace_seconds":2592001}`, 400, "outside 0..2592000"},
+		{"rotate unknown field", http.MethodPost, "/v1/apikeys/1/rotate", `{"grace":5}`, 400, "unknown field"},
+		{"rotate unknown key", http.MethodPost, "/v1/apikeys/99/rotate", `{}`, 404, "no api key 99"},
+		{"rotate key not a number", http.MethodPost, "/v1/apikeys/-3/rotate", ``, 404, "no api key"},
+		{"rotate revoked key", http.MethodPost, "/v1/apikeys/2/rotate", ``, 409, "api key cannot be rotated: key 2 is revoked"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -471,7 +503,8 @@ func TestKeyManagement(t *testing.T) {
 	require.Equal(t, http.StatusCreated, status, string(raw))
 	var ck CreatedKey
 	require.NoError(t, json.Unmarshal(raw, &ck))
-	require.Equal(t, CreatedKey{Key: "sdb_new", APIKey: store.APIKey{ID: 42, Name: "ci", Account: "default", Role: store.RoleOperator, Prefix: "sdb_new"}}, ck)
+	require.Equal(t, CreatedKey{Key: "sdb_new", APIKey: store.APIKey{ID: 42, Name: "ci", Account: "default", Role: store.RoleOperator, Prefix: "sdb_new",
+		CreatedBy: "key 1 (test)"}}, ck)
 	status, _, raw = do(t, srv, http.MethodPost, "/v1/apikeys", "Bearer "+goodKey, `{"name":"ro"}`)
 	require.Equal(t, http.StatusCreated, status, string(raw))
 	require.NoError(t, json.Unmarshal(raw, &ck))
@@ -479,6 +512,44 @@ func TestKeyManagement(t *testing.T) {
 	status, _, raw = do(t, srv, http.MethodGet, "/v1/apikeys", "Bearer "+goodKey, "")
 	require.Equal(t, http.StatusOK, status, string(raw))
 	require.NotContains(t, string(raw), "key_hash")
+	require.Nil(t, ck.ExpiresAt)
+	require.Equal(t, "key 1 (test)", ck.CreatedBy, "the key records the admin key that made it")
+	status, _, raw = do(t, srv, http.MethodPost, "/v1/apikeys", "Bearer "+goodKey, `{"name":"ci","ttl_seconds":3600}`)
+	require.Equal(t, http.StatusCreated, status, string(raw))
+	require.NoError(t, json.Unmarshal(raw, &ck))
+	require.Equal(t, time.Date(2026, 1, 1, 1, 0, 0, 0, time.UTC), *ck.ExpiresAt)
+	status, _, raw = do(t, srv, http.MethodGet, "/v1/apikeys", "Bearer "+goodKey, "")
+	require.Equal(t, http.StatusOK, status, string(raw))
+	require.NotContains(t, string(raw), "key_hash")
 	status, _, raw = do(t, srv, http.MethodDelete, "/v1/apikeys/1", "Bearer "+goodKey, "")
 	require.Equal(t, http.StatusOK, status, string(raw))
+
+	// A rotation answers the new key once, its record and the old key's;
+	// the grace is a day unless given.
+	for _, tc := range []struct {
+		body  string
+		grace time.Duration
+	}{{``, 24 * time.Hour}, {`{}`, 24 * time.Hour}, {`{"grace_seconds": 0}`, 0}, {`{"grace_seconds": 90}`, 90 * time.Second}} {
+		status, _, raw = do(t, srv, http.MethodPost, "/v1/apikeys/1/rotate", "Bearer "+goodKey, tc.body)
+		require.Equal(t, http.StatusCreated, status, string(raw))
+		var rk RotatedKey
+		require.NoError(t, json.Unmarshal(raw, &rk))
+		require.Equal(t, "sdb_rotated", rk.Key)
+		require.Equal(t, int64(43), rk.ID)
+		require.Equal(t, "key 1 (test)", rk.CreatedBy)
+		require.Equal(t, int64(1), rk.Replaces.ID)
+		require.Equal(t, store.KeyGrace, rk.Replaces.State)
+		require.Equal(t, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(tc.grace), *rk.Replaces.ExpiresAt, tc.body)
+	}
+}
+
+func TestExpiredKeyIsRefusedAsExpired(t *testing.T) {
+	t.Parallel()
+	srv := newTestServer(t)
+	status, eb, raw := do(t, srv, http.MethodGet, "/v1/federation/clusters", "Bearer "+expiredKey, "")
+	require.Equal(t, http.StatusUnauthorized, status, string(raw))
+	require.Equal(t, ErrorBody{Error: ErrorDetail{Code: "unauthorized", Message: "expired API key"}}, eb)
+	status, eb, _ = do(t, srv, http.MethodGet, "/v1/federation/clusters", "Bearer sdb_unknown", "")
+	require.Equal(t, http.StatusUnauthorized, status)
+	require.Equal(t, "invalid or revoked API key", eb.Error.Message)
 }

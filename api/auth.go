@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -13,6 +14,20 @@ import (
 
 const principalKey = "principal"
 
+// keyAuthenticator turns an API key into its principal: the API process's
+// cache (internal/keyauth), or the store itself.
+type keyAuthenticator interface {
+	Authenticate(ctx context.Context, key string) (store.Principal, error)
+}
+
+// keys is Deps.Keys, or the store when there is none.
+func (s *Server) keys() keyAuthenticator {
+	if s.deps.Keys != nil {
+		return s.deps.Keys
+	}
+	return s.deps.Store
+}
+
 // authenticate requires "Authorization: Bearer <API key>" on every /v1 route.
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
@@ -24,7 +39,10 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(key) == "" {
 			return errUnauthorized("malformed Authorization header: want Bearer <key>")
 		}
-		p, err := s.deps.Store.Authenticate(c.Request().Context(), strings.TrimSpace(key))
+		p, err := s.keys().Authenticate(c.Request().Context(), strings.TrimSpace(key))
+		if errors.Is(err, domain.ErrKeyExpired) {
+			return errUnauthorized("expired API key")
+		}
 		if errors.Is(err, domain.ErrUnauthorized) {
 			return errUnauthorized("invalid or revoked API key")
 		}

@@ -133,7 +133,10 @@ func (f *hubFlight) authenticate(ctx context.Context) (store.Principal, error) {
 	if key == "" {
 		return store.Principal{}, status.Error(codes.Unauthenticated, "an API key is required: authorization: Bearer <key>")
 	}
-	p, err := f.s.deps.Store.Authenticate(ctx, key)
+	p, err := f.s.keys().Authenticate(ctx, key)
+	if errors.Is(err, domain.ErrKeyExpired) {
+		return store.Principal{}, status.Error(codes.Unauthenticated, "expired API key")
+	}
 	if errors.Is(err, domain.ErrUnauthorized) {
 		return store.Principal{}, status.Error(codes.Unauthenticated, "invalid or revoked API key")
 	}

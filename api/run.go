@@ -14,6 +14,7 @@ import (
 
 	"github.com/syndb/federation/internal/clickhouse"
 	"github.com/syndb/federation/internal/config"
+	"github.com/syndb/federation/internal/keyauth"
 	"github.com/syndb/federation/internal/registry"
 	"github.com/syndb/federation/internal/store"
 	"github.com/syndb/federation/schemas"
@@ -85,8 +86,19 @@ func Run(ctx context.Context, cfg config.API, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("s3 client for %s: %w", cfg.S3.Endpoint, err)
 	}
+	keys, err := keyauth.New(st, cfg.Auth, log.With("component", "keyauth"))
+	if err != nil {
+		return err
+	}
+	keys.Start(ctx)
+	// Stopped after the servers, so the last requests' key uses are written.
+	defer func() {
+		if err := keys.Close(); err != nil {
+			log.Warn("recording the last api key uses failed", "err", err)
+		}
+	}()
 	srv := New(cfg, Deps{Store: st, Jobs: st, Objects: objects, Registry: reg, Temporal: tc, Warehouse: wh, Query: qwh, Log: log, SchemaHead: len(migs), Migrations: migs,
-		Catalog: st, Queries: st, Audit: st, TLS: cert})
+		Catalog: st, Queries: st, Audit: st, TLS: cert, Keys: keys})
 	// HTTP and Flight together: either failing stops both.
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()

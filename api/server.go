@@ -65,6 +65,9 @@ type Deps struct {
 	// Audit keeps the audit log of the API's calls; none is recorded when
 	// nil.
 	Audit auditStore
+	// Keys authenticates API keys (internal/keyauth: cached, last uses
+	// written in batches); Store when nil.
+	Keys keyAuthenticator
 	// TLS is the certificate the HTTP API and the Flight server serve;
 	// both are plaintext when nil.
 	TLS *Certificate
@@ -201,6 +204,7 @@ func (s *Server) routes() []Route {
 		{get, "/v1/apikeys", admin, small, s.listKeys},
 		{del, "/v1/apikeys/:id", admin, small, s.revokeKey},
 		{get, "/v1/audit", admin, small, s.listAudit},
+		{post, "/v1/apikeys/:id/rotate", admin, small, s.rotateKey},
 	}
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -10,7 +9,6 @@ import (
 	"github.com/syndb/federation/internal/clickhouse"
 	"github.com/syndb/federation/internal/config"
 	"github.com/syndb/federation/internal/seed"
-	"github.com/syndb/federation/internal/store"
 	"github.com/syndb/federation/nodeagent"
 	"github.com/syndb/federation/schemas"
 	"github.com/syndb/federation/workers"
@@ -112,41 +110,5 @@ func seedCmd() *cobra.Command {
 	cmd.Flags().StringVar(&opts.Node, "node", "lab", "lab name used in dataset names and IDs")
 	cmd.Flags().IntVar(&opts.Datasets, "datasets", 3, "datasets to create")
 	cmd.Flags().IntVar(&opts.Rows, "rows", 200, "rows per compartment table per dataset")
-	return cmd
-}
-
-func apikeyCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "apikey", Short: "Manage API keys"}
-	var name, account, role string
-	create := &cobra.Command{
-		Use:   "create",
-		Short: "Create an API key and print it (it cannot be shown again)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if store.RoleRank(role) == 0 {
-				return fmt.Errorf("--role %q: use one of %s", role, strings.Join(store.Roles, ", "))
-			}
-			cfg, err := config.Load[config.Postgres]()
-			if err != nil {
-				return err
-			}
-			st, err := store.Open(cmd.Context(), cfg.DSN)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			key, err := st.CreateAPIKey(cmd.Context(), account, name, role)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), key)
-			return nil
-		},
-	}
-	create.Flags().StringVar(&name, "name", "", "a name for the key (required)")
-	create.Flags().StringVar(&account, "account", "default", "the account that owns the key")
-	create.Flags().StringVar(&role, "role", store.RoleAdmin, "reader (read and query), operator (also syncs, jobs, uploads, sweeps) or admin (also enrolment, revocation, any job)")
-	_ = create.MarkFlagRequired("name")
-	cmd.AddCommand(create)
 	return cmd
 }

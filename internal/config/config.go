@@ -94,6 +94,7 @@ type API struct {
 	S3            S3
 	Query         Query
 	ETL           ETL
+	Auth          Auth
 	// FlightAddr is where the hub's Arrow Flight server listens, and
 	// FlightPublicAddr how clients reach it (the location in FlightInfo).
 	FlightAddr       string `env:"SYNDB_API_FLIGHT_ADDR" envDefault:"127.0.0.1:50051"`
@@ -367,7 +368,7 @@ func (c *API) Validate() error {
 		concurrency = fmt.Errorf("SYNDB_SYNC_CONCURRENCY: %d is outside 1..%d", c.SyncConcurrency, MaxSyncConcurrency)
 	}
 	_, proxies := ParseProxies(c.TrustedProxies)
-	return errors.Join(concurrency, c.Query.Validate(), c.ETL.Validate(), c.TLS.Validate(), c.checkPublicURL(),
+	return errors.Join(concurrency, c.Query.Validate(), c.ETL.Validate(), c.Auth.Validate(), c.TLS.Validate(), c.checkPublicURL(),
 		c.Limits.Validate(), c.Audit.Validate(), proxies,
 		checkHostPort("SYNDB_API_ADDR", c.Addr),
 		checkHostPort("SYNDB_TEMPORAL_ADDRESS", c.Temporal.Address),

@@ -1,12 +1,20 @@
 package domain
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // ErrNotFound is returned when a row does not exist.
 var ErrNotFound = errors.New("not found")
 
 // ErrUnauthorized is returned for a missing, unknown or revoked API key.
 var ErrUnauthorized = errors.New("unauthorized")
+
+// ErrKeyExpired is returned for an API key past its expiry, or past the end
+// of the grace period of the rotation that replaced it. It is an
+// ErrUnauthorized too.
+var ErrKeyExpired = fmt.Errorf("%w: expired API key", ErrUnauthorized)
 
 // Registration refusals. The hub reports each sentinel's own text to the
 // node (never the detail wrapped around it, which may name other peers),
