@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"path"
 	"slices"
 	"strings"
@@ -17,10 +18,12 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/google/uuid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
+	grpcpeer "google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/syndb/federation/internal/domain"
@@ -151,23 +154,85 @@ func (f *hubFlight) authenticate(ctx context.Context) (store.Principal, error) {
 	return p, nil
 }
 
-// interceptors authorize every unary and streaming call (see authorize).
+// interceptors authorize every unary and streaming call (see authorize)
+// and audit it once, however it ended: every Flight call plans or runs a
+// federated query.
 func (f *hubFlight) interceptors() []grpc.ServerOption {
 	unary := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		ctx, err := f.authorize(ctx, info.FullMethod)
+		start := time.Now()
+		actx, err := f.authorize(ctx, info.FullMethod)
 		if err != nil {
+			f.audit(ctx, info.FullMethod, start, err)
 			return nil, err
 		}
-		return h(ctx, req)
+		resp, err := h(actx, req)
+		f.audit(actx, info.FullMethod, start, err)
+		return resp, err
 	}
 	stream := func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		start := time.Now()
 		ctx, err := f.authorize(ss.Context(), info.FullMethod)
 		if err != nil {
+			f.audit(ss.Context(), info.FullMethod, start, err)
 			return err
 		}
-		return h(srv, authorizedStream{ServerStream: ss, ctx: ctx})
+		err = h(srv, authorizedStream{ServerStream: ss, ctx: ctx})
+		f.audit(ctx, info.FullMethod, start, err)
+		return err
 	}
 	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream)}
+}
+
+// audit records a Flight call in the audit log: method FLIGHT, the gRPC
+// method as its route, and the HTTP status its gRPC code stands for. The
+// ticket and the command are not kept (the query history has the SQL).
+func (f *hubFlight) audit(ctx context.Context, fullMethod string, start time.Time, err error) {
+	code := status.Code(err)
+	e := store.AuditEntry{
+		At: start.UTC(), Method: "FLIGHT", Route: auditText(fullMethod), Status: httpStatusOf(code),
+		DurationMS: time.Since(start).Milliseconds(), RequestID: uuid.NewString(),
+	}
+	e.Outcome = auditOutcome(e.Status, nil)
+	if p, ok := grpcpeer.FromContext(ctx); ok && p.Addr != nil {
+		if host, _, err := net.SplitHostPort(p.Addr.String()); err == nil {
+			e.Client = auditText(host)
+		} else {
+			e.Client = auditText(p.Addr.String())
+		}
+	}
+	if p, err := flightPrincipal(ctx); err == nil {
+		e.KeyID, e.KeyName, e.Account, e.Role = p.KeyID, p.KeyName, p.Account, p.Role
+	}
+	f.s.auditLog.record(e)
+}
+
+// httpStatusOf is the HTTP status a gRPC code stands for, as the HTTP API
+// would answer the same outcome.
+func httpStatusOf(code codes.Code) int {
+	switch code {
+	case codes.OK:
+		return http.StatusOK
+	case codes.InvalidArgument, codes.FailedPrecondition, codes.OutOfRange:
+		return http.StatusBadRequest
+	case codes.Unauthenticated:
+		return http.StatusUnauthorized
+	case codes.PermissionDenied:
+		return http.StatusForbidden
+	case codes.NotFound:
+		return http.StatusNotFound
+	case codes.ResourceExhausted:
+		return http.StatusTooManyRequests
+	case codes.Canceled:
+		return 499 // the client went away, as nginx records it
+	case codes.Unimplemented:
+		return http.StatusNotImplemented
+	case codes.Unavailable:
+		return http.StatusServiceUnavailable
+	case codes.DeadlineExceeded:
+		return http.StatusGatewayTimeout
+	default:
+		return http.StatusInternalServerError
+	}
 }
 
 // authorizedStream is a stream whose context carries its caller.
