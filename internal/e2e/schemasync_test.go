@@ -137,8 +137,11 @@ func behindHead(t *testing.T, head int) {
 				"DROP TABLE IF EXISTS " + behind,
 				"CREATE TABLE " + behind + " AS " + migrate.LedgerTable,
 				fmt.Sprintf("INSERT INTO %s SELECT * FROM %s WHERE version <= %d", behind, migrate.LedgerTable, seed.SchemaVersion),
-				"DROP TABLE " + migrate.LedgerTable,
-				"RENAME TABLE " + behind + " TO " + migrate.LedgerTable,
+				// One RENAME swaps the ledgers, so the agent, which creates a
+				// missing ledger when it reads its version, never sees none.
+				"DROP TABLE IF EXISTS " + behind + "_old",
+				"RENAME TABLE " + migrate.LedgerTable + " TO " + behind + "_old, " + behind + " TO " + migrate.LedgerTable,
+				"DROP TABLE " + behind + "_old",
 			} {
 				require.NoError(t, conn.Exec(ctx, q), "%s: %s", n, q)
 			}
