@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/syndb/federation/internal/health"
 	"github.com/syndb/federation/internal/store"
 )
 
@@ -26,6 +27,9 @@ import (
 // their route, the status their gRPC code stands for and the outcome; and
 // the ticket, a bearer of the plan, is in no row.
 func TestSecAuditFlight(t *testing.T) {
+	for _, n := range []string{"lab-a", "lab-b"} {
+		waitHealth(t, n, health.Healthy, time.Minute)
+	}
 	reader := newKey(t, "audit-flight", store.RoleReader)
 	cl, err := flight.NewClientWithMiddleware(fed.Env["SYNDB_API_FLIGHT_ADDR"], nil, nil,
 		grpc.WithTransportCredentials(insecure.NewCredentials()))

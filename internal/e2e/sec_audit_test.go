@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/syndb/federation/api"
+	"github.com/syndb/federation/internal/health"
 	"github.com/syndb/federation/internal/store"
 	"github.com/syndb/federation/workflows"
 )
@@ -62,6 +63,9 @@ func (c *auditCall) do(t *testing.T) {
 // filters and pages; and no key, enrolment token or created key appears in
 // any row of audit_log.
 func TestSecAudit(t *testing.T) {
+	for _, n := range []string{"lab-a", "lab-b"} {
+		waitHealth(t, n, health.Healthy, time.Minute)
+	}
 	op := newKey(t, "audit-op", store.RoleOperator)
 	admin := newKey(t, "audit-admin", store.RoleAdmin)
 	conn := pg(t)

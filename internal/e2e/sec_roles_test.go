@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"regexp"
-	"strings"
 	"testing"
 	"time"
 
@@ -64,20 +62,11 @@ func newKey(t *testing.T, name, role string) roleKey {
 	return roleKey{key: key, name: name, role: role, id: p.KeyID}
 }
 
-// keyDo calls the API with key (none when empty).
+// keyDo calls the federation's API with key (none when empty).
 func keyDo(t *testing.T, key, method, path, body string) (int, []byte) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), method, fed.APIURL+path, strings.NewReader(body))
-	require.NoError(t, err)
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer func() { _ = resp.Body.Close() }()
-	raw, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp.StatusCode, raw
+	status, _, raw := callAt(t, fed.APIURL, key, method, path, body)
+	return status, raw
 }
 
 // requireError checks an answer is status with a JSON error body of code.
