@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -39,11 +41,18 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(key) == "" {
 			return errUnauthorized("malformed Authorization header: want Bearer <key>")
 		}
+		client := c.RealIP()
+		if wait := s.refusals.wait(client, time.Now()); wait > 0 {
+			c.Response().Header().Set("Retry-After", strconv.Itoa(retryAfter(wait)))
+			return errTooManyRefused(wait)
+		}
 		p, err := s.keys().Authenticate(c.Request().Context(), strings.TrimSpace(key))
 		if errors.Is(err, domain.ErrKeyExpired) {
+			s.refusals.allow(client, time.Now())
 			return errUnauthorized("expired API key")
 		}
 		if errors.Is(err, domain.ErrUnauthorized) {
+			s.refusals.allow(client, time.Now())
 			return errUnauthorized("invalid or revoked API key")
 		}
 		if err != nil {

@@ -136,11 +136,17 @@ func (f *hubFlight) authenticate(ctx context.Context) (store.Principal, error) {
 	if key == "" {
 		return store.Principal{}, status.Error(codes.Unauthenticated, "an API key is required: authorization: Bearer <key>")
 	}
+	client := flightPeerAddr(ctx)
+	if wait := f.s.refusals.wait(client, time.Now()); wait > 0 {
+		return store.Principal{}, status.Error(codes.ResourceExhausted, errTooManyRefused(wait).Error())
+	}
 	p, err := f.s.keys().Authenticate(ctx, key)
 	if errors.Is(err, domain.ErrKeyExpired) {
+		f.s.refusals.allow(client, time.Now())
 		return store.Principal{}, status.Error(codes.Unauthenticated, "expired API key")
 	}
 	if errors.Is(err, domain.ErrUnauthorized) {
+		f.s.refusals.allow(client, time.Now())
 		return store.Principal{}, status.Error(codes.Unauthenticated, "invalid or revoked API key")
 	}
 	if err != nil {
@@ -193,17 +199,24 @@ func (f *hubFlight) audit(ctx context.Context, fullMethod string, start time.Tim
 		DurationMS: time.Since(start).Milliseconds(), RequestID: uuid.NewString(),
 	}
 	e.Outcome = auditOutcome(e.Status, nil)
-	if p, ok := grpcpeer.FromContext(ctx); ok && p.Addr != nil {
-		if host, _, err := net.SplitHostPort(p.Addr.String()); err == nil {
-			e.Client = auditText(host)
-		} else {
-			e.Client = auditText(p.Addr.String())
-		}
-	}
+	e.Client = auditText(flightPeerAddr(ctx))
 	if p, err := flightPrincipal(ctx); err == nil {
 		e.KeyID, e.KeyName, e.Account, e.Role = p.KeyID, p.KeyName, p.Account, p.Role
 	}
 	f.s.auditLog.record(e)
+}
+
+// flightPeerAddr is the address of the peer of a Flight call: the host of
+// its connection's remote address ("" when it has none).
+func flightPeerAddr(ctx context.Context) string {
+	p, ok := grpcpeer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return ""
+	}
+	if host, _, err := net.SplitHostPort(p.Addr.String()); err == nil {
+		return host
+	}
+	return p.Addr.String()
 }
 
 // httpStatusOf is the HTTP status a gRPC code stands for, as the HTTP API

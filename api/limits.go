@@ -18,7 +18,26 @@ import (
 const (
 	codeRateLimited    = "rate_limited"
 	codeTooManyQueries = "too_many_queries"
+	codeTooManyRefused = "too_many_refused_keys"
 )
+
+// A client address may present refusedKeyBurst keys that are refused
+// (unknown, revoked, expired), then refusedKeyRate a second; past that
+// its requests with a key are a 429 before the key is looked up, so
+// guessing keys cannot turn into a PostgreSQL read per request. A missing
+// or malformed header costs nothing and is not counted.
+const (
+	refusedKeyRate  = 5
+	refusedKeyBurst = 50
+)
+
+// errTooManyRefused is the 429 of a client whose keys were refused too
+// often.
+func errTooManyRefused(wait time.Duration) error {
+	return &apiError{http.StatusTooManyRequests, codeTooManyRefused, fmt.Sprintf(
+		"this client presented too many invalid API keys (%d, then %d a second): retry in %d s",
+		refusedKeyBurst, refusedKeyRate, retryAfter(wait))}
+}
 
 // maxBuckets bounds the table of token buckets; a bucket that refilled is
 // forgotten first (it is the same as a new one).
@@ -33,26 +52,46 @@ type keyLimits struct {
 	burst      int
 	maxQueries int
 
+	buckets *buckets[int64]
+
 	mu      sync.Mutex
-	buckets map[int64]*rate.Limiter
 	running map[int64]int
 }
 
 func newKeyLimits(c config.Limits) *keyLimits {
 	return &keyLimits{rate: rate.Limit(c.KeyRate), burst: c.KeyBurst, maxQueries: c.KeyMaxQueries,
-		buckets: map[int64]*rate.Limiter{}, running: map[int64]int{}}
+		buckets: newBuckets[int64](rate.Limit(c.KeyRate), c.KeyBurst), running: map[int64]int{}}
 }
 
 // allow takes a token from key's bucket at now. When there is none, it
 // takes nothing and says how long until there is one.
 func (l *keyLimits) allow(key int64, now time.Time) (time.Duration, bool) {
-	if l.rate <= 0 || l.burst <= 0 {
+	return l.buckets.allow(key, now)
+}
+
+// buckets is a bounded table of token buckets, one for each K, all of the
+// same rate and burst. The zero rate or burst turns it off.
+type buckets[K comparable] struct {
+	rate  rate.Limit
+	burst int
+
+	mu    sync.Mutex
+	table map[K]*rate.Limiter
+}
+
+func newBuckets[K comparable](r rate.Limit, burst int) *buckets[K] {
+	return &buckets[K]{rate: r, burst: burst, table: map[K]*rate.Limiter{}}
+}
+
+// allow takes a token from k's bucket at now. When there is none, it
+// takes nothing and says how long until there is one.
+func (b *buckets[K]) allow(k K, now time.Time) (time.Duration, bool) {
+	if b.rate <= 0 || b.burst <= 0 {
 		return 0, true
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b := l.bucket(key, now)
-	r := b.ReserveN(now, 1)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r := b.bucket(k, now).ReserveN(now, 1)
 	wait := r.DelayFrom(now)
 	if wait == 0 {
 		return 0, true
@@ -61,28 +100,44 @@ func (l *keyLimits) allow(key int64, now time.Time) (time.Duration, bool) {
 	return wait, false
 }
 
-// bucket is key's bucket, made when it has none. A full table first
-// forgets every bucket that refilled, then, if none had, any one.
-func (l *keyLimits) bucket(key int64, now time.Time) *rate.Limiter {
-	if b, ok := l.buckets[key]; ok {
-		return b
+// wait says how long until k's bucket has a token, taking none.
+func (b *buckets[K]) wait(k K, now time.Time) time.Duration {
+	if b.rate <= 0 || b.burst <= 0 {
+		return 0
 	}
-	if len(l.buckets) >= maxBuckets {
-		for k, b := range l.buckets {
-			if b.TokensAt(now) >= float64(l.burst) {
-				delete(l.buckets, k)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	l, ok := b.table[k]
+	if !ok || l.TokensAt(now) >= 1 {
+		return 0
+	}
+	r := l.ReserveN(now, 1)
+	defer r.CancelAt(now)
+	return r.DelayFrom(now)
+}
+
+// bucket is k's bucket, made when it has none. A full table first forgets
+// every bucket that refilled, then, if none had, any one.
+func (b *buckets[K]) bucket(k K, now time.Time) *rate.Limiter {
+	if l, ok := b.table[k]; ok {
+		return l
+	}
+	if len(b.table) >= maxBuckets {
+		for key, l := range b.table {
+			if l.TokensAt(now) >= float64(b.burst) {
+				delete(b.table, key)
 			}
 		}
-		for k := range l.buckets {
-			if len(l.buckets) < maxBuckets {
+		for key := range b.table {
+			if len(b.table) < maxBuckets {
 				break
 			}
-			delete(l.buckets, k)
+			delete(b.table, key)
 		}
 	}
-	b := rate.NewLimiter(l.rate, l.burst)
-	l.buckets[key] = b
-	return b
+	l := rate.NewLimiter(b.rate, b.burst)
+	b.table[k] = l
+	return l
 }
 
 // startQuery counts one more running query of key, unless it already runs

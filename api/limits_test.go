@@ -65,14 +65,14 @@ func TestKeyBucketsBounded(t *testing.T) {
 		_, ok := l.allow(k, t0)
 		require.True(t, ok)
 	}
-	require.Len(t, l.buckets, maxBuckets)
+	require.Len(t, l.buckets.table, maxBuckets)
 	_, ok := l.allow(maxBuckets, t0)
 	require.True(t, ok)
-	require.Len(t, l.buckets, maxBuckets, "full of buckets in use: one is forgotten for the new one")
+	require.Len(t, l.buckets.table, maxBuckets, "full of buckets in use: one is forgotten for the new one")
 	// Two seconds later every bucket refilled: the next new key clears them.
 	_, ok = l.allow(maxBuckets+1, t0.Add(2*time.Second))
 	require.True(t, ok)
-	require.Len(t, l.buckets, 1)
+	require.Len(t, l.buckets.table, 1)
 }
 
 // TestKeyQueriesAtOnce: a key runs at most its most queries at once; a
@@ -175,4 +175,46 @@ func TestQueriesAtOnceRoute(t *testing.T) {
 	wg.Wait()
 	_, err = call(fast)
 	require.NoError(t, err, "the slot is free once the slow query failed")
+}
+
+// TestRefusedKeysPerClient: a client whose keys are refused burst times
+// gets a 429 with Retry-After before any further key is looked up, a good
+// key from it too; a missing header is not counted.
+func TestRefusedKeysPerClient(t *testing.T) {
+	t.Parallel()
+	_, srv := limitedServer(t, config.Limits{KeyRate: 1000, KeyBurst: 1000, KeyMaxQueries: 1})
+	for range 3 * refusedKeyBurst {
+		status, _, _ := do(t, srv, http.MethodGet, "/v1/federation/clusters", "", "")
+		require.Equal(t, http.StatusUnauthorized, status, "a missing key costs nothing")
+	}
+	for i := range refusedKeyBurst {
+		status, _, _ := do(t, srv, http.MethodGet, "/v1/federation/clusters", fmt.Sprintf("Bearer sdb_guess%d", i), "")
+		require.Equal(t, http.StatusUnauthorized, status, "guess %d", i)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"/v1/federation/clusters", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+readerKey)
+	resp, err := srv.Client().Do(req)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	require.Equal(t, http.StatusTooManyRequests, resp.StatusCode, "even a good key, until the client's budget refills")
+	after, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+	require.NoError(t, err)
+	require.Equal(t, 1, after, "%d a second: a token within a second", refusedKeyRate)
+	status, eb, _ := do(t, srv, http.MethodGet, "/v1/federation/clusters", "Bearer sdb_another", "")
+	require.Equal(t, http.StatusTooManyRequests, status)
+	require.Equal(t, codeTooManyRefused, eb.Error.Code)
+}
+
+// TestBucketsWait: wait takes no token and says how long until one.
+func TestBucketsWait(t *testing.T) {
+	t.Parallel()
+	b := newBuckets[string](2, 1)
+	now := time.Unix(1000, 0)
+	require.Zero(t, b.wait("a", now), "no bucket yet: no wait")
+	_, ok := b.allow("a", now)
+	require.True(t, ok)
+	require.Equal(t, 500*time.Millisecond, b.wait("a", now))
+	require.Equal(t, 500*time.Millisecond, b.wait("a", now), "waiting took no token")
+	require.Zero(t, b.wait("a", now.Add(500*time.Millisecond)))
 }

@@ -87,6 +87,8 @@ type Server struct {
 	types map[string]map[string]string
 	// limits are each key's request rate and queries at once.
 	limits *keyLimits
+	// refusals are each client address's budget of refused API keys.
+	refusals *buckets[string]
 	// auditLog writes the audit entries (nil without deps.Audit).
 	auditLog *auditLog
 }
@@ -101,8 +103,9 @@ func New(cfg config.API, deps Deps) *Server {
 	versions := migrate.ColumnVersions(deps.Migrations)
 	delete(versions, migrate.LedgerTable)
 	s := &Server{cfg: cfg, deps: deps, e: e, columns: versions,
-		catalog: fedsql.NewCatalog(versions, migrate.ColumnOrder(deps.Migrations)),
-		limits:  newKeyLimits(cfg.Limits)}
+		catalog:  fedsql.NewCatalog(versions, migrate.ColumnOrder(deps.Migrations)),
+		limits:   newKeyLimits(cfg.Limits),
+		refusals: newBuckets[string](refusedKeyRate, refusedKeyBurst)}
 	s.types = migrate.ColumnTypes(deps.Migrations)
 	if deps.Audit != nil {
 		s.auditLog = newAuditLog(deps.Audit, cfg.Audit.Buffer, deps.Log)
