@@ -41,18 +41,15 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(key) == "" {
 			return errUnauthorized("malformed Authorization header: want Bearer <key>")
 		}
-		client := c.RealIP()
-		if wait := s.refusals.wait(client, time.Now()); wait > 0 {
+		p, wait, err := s.checkKey(c.Request().Context(), c.RealIP(), strings.TrimSpace(key))
+		if wait > 0 {
 			c.Response().Header().Set("Retry-After", strconv.Itoa(retryAfter(wait)))
-			return errTooManyRefused(wait)
+			return err
 		}
-		p, err := s.keys().Authenticate(c.Request().Context(), strings.TrimSpace(key))
 		if errors.Is(err, domain.ErrKeyExpired) {
-			s.refusals.allow(client, time.Now())
 			return errUnauthorized("expired API key")
 		}
 		if errors.Is(err, domain.ErrUnauthorized) {
-			s.refusals.allow(client, time.Now())
 			return errUnauthorized("invalid or revoked API key")
 		}
 		if err != nil {
@@ -61,6 +58,22 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		c.Set(principalKey, p)
 		return next(c)
 	}
+}
+
+// checkKey authenticates key, presented from the client address client.
+// A refused key (unknown, revoked, expired) takes a token from the
+// client's budget of refusals; a client with none left gets, before its
+// key is looked up, the too_many_refused_keys error and how long until it
+// has one (wait > 0).
+func (s *Server) checkKey(ctx context.Context, client, key string) (p store.Principal, wait time.Duration, err error) {
+	if wait := s.refusals.wait(client, time.Now()); wait > 0 {
+		return store.Principal{}, wait, errTooManyRefused(wait)
+	}
+	p, err = s.keys().Authenticate(ctx, key)
+	if errors.Is(err, domain.ErrKeyExpired) || errors.Is(err, domain.ErrUnauthorized) {
+		s.refusals.allow(client, time.Now())
+	}
+	return p, 0, err
 }
 
 // principal is the caller authenticated on c.

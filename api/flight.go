@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"path"
 	"slices"
 	"strings"
@@ -18,12 +17,10 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/google/uuid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
-	grpcpeer "google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/syndb/federation/internal/domain"
@@ -136,17 +133,14 @@ func (f *hubFlight) authenticate(ctx context.Context) (store.Principal, error) {
 	if key == "" {
 		return store.Principal{}, status.Error(codes.Unauthenticated, "an API key is required: authorization: Bearer <key>")
 	}
-	client := flightPeerAddr(ctx)
-	if wait := f.s.refusals.wait(client, time.Now()); wait > 0 {
-		return store.Principal{}, status.Error(codes.ResourceExhausted, errTooManyRefused(wait).Error())
+	p, wait, err := f.s.checkKey(ctx, flightPeerAddr(ctx), key)
+	if wait > 0 {
+		return store.Principal{}, status.Error(codes.ResourceExhausted, err.Error())
 	}
-	p, err := f.s.keys().Authenticate(ctx, key)
 	if errors.Is(err, domain.ErrKeyExpired) {
-		f.s.refusals.allow(client, time.Now())
 		return store.Principal{}, status.Error(codes.Unauthenticated, "expired API key")
 	}
 	if errors.Is(err, domain.ErrUnauthorized) {
-		f.s.refusals.allow(client, time.Now())
 		return store.Principal{}, status.Error(codes.Unauthenticated, "invalid or revoked API key")
 	}
 	if err != nil {
@@ -187,65 +181,6 @@ func (f *hubFlight) interceptors() []grpc.ServerOption {
 		return err
 	}
 	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(unary), grpc.ChainStreamInterceptor(stream)}
-}
-
-// audit records a Flight call in the audit log: method FLIGHT, the gRPC
-// method as its route, and the HTTP status its gRPC code stands for. The
-// ticket and the command are not kept (the query history has the SQL).
-func (f *hubFlight) audit(ctx context.Context, fullMethod string, start time.Time, err error) {
-	code := status.Code(err)
-	e := store.AuditEntry{
-		At: start.UTC(), Method: "FLIGHT", Route: auditText(fullMethod), Status: httpStatusOf(code),
-		DurationMS: time.Since(start).Milliseconds(), RequestID: uuid.NewString(),
-	}
-	e.Outcome = auditOutcome(e.Status, nil)
-	e.Client = auditText(flightPeerAddr(ctx))
-	if p, err := flightPrincipal(ctx); err == nil {
-		e.KeyID, e.KeyName, e.Account, e.Role = p.KeyID, p.KeyName, p.Account, p.Role
-	}
-	f.s.auditLog.record(e)
-}
-
-// flightPeerAddr is the address of the peer of a Flight call: the host of
-// its connection's remote address ("" when it has none).
-func flightPeerAddr(ctx context.Context) string {
-	p, ok := grpcpeer.FromContext(ctx)
-	if !ok || p.Addr == nil {
-		return ""
-	}
-	if host, _, err := net.SplitHostPort(p.Addr.String()); err == nil {
-		return host
-	}
-	return p.Addr.String()
-}
-
-// httpStatusOf is the HTTP status a gRPC code stands for, as the HTTP API
-// would answer the same outcome.
-func httpStatusOf(code codes.Code) int {
-	switch code {
-	case codes.OK:
-		return http.StatusOK
-	case codes.InvalidArgument, codes.FailedPrecondition, codes.OutOfRange:
-		return http.StatusBadRequest
-	case codes.Unauthenticated:
-		return http.StatusUnauthorized
-	case codes.PermissionDenied:
-		return http.StatusForbidden
-	case codes.NotFound:
-		return http.StatusNotFound
-	case codes.ResourceExhausted:
-		return http.StatusTooManyRequests
-	case codes.Canceled:
-		return 499 // the client went away, as nginx records it
-	case codes.Unimplemented:
-		return http.StatusNotImplemented
-	case codes.Unavailable:
-		return http.StatusServiceUnavailable
-	case codes.DeadlineExceeded:
-		return http.StatusGatewayTimeout
-	default:
-		return http.StatusInternalServerError
-	}
 }
 
 // authorizedStream is a stream whose context carries its caller.

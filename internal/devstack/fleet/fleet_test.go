@@ -63,15 +63,10 @@ func httpOK(ctx context.Context, url string) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
-// TestSupervisedFederationRestartsAndGivesUp runs a federation without
-// nodes under a restart policy: a killed worker comes back; a killed hub
-// ClickHouse, PostgreSQL or Temporal comes back and the API is ready again;
-// a killed MinIO comes back; and an API that keeps dying ends Wait within
-// the policy's bound, after which Stop frees every port.
-func TestSupervisedFederationRestartsAndGivesUp(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a real federation")
-	}
+// nodelessOptions builds syndb into a temporary directory and returns the
+// test options of a federation without nodes there.
+func nodelessOptions(t *testing.T) Options {
+	t.Helper()
 	root, err := devstack.RepoRoot()
 	require.NoError(t, err)
 	tmp := t.TempDir()
@@ -82,6 +77,19 @@ func TestSupervisedFederationRestartsAndGivesUp(t *testing.T) {
 	require.NoError(t, err, "%s", out)
 	opts, err := TestOptions(root, filepath.Join(tmp, "fed"), bin)
 	require.NoError(t, err)
+	return opts
+}
+
+// TestSupervisedFederationRestartsAndGivesUp runs a federation without
+// nodes under a restart policy: a killed worker comes back; a killed hub
+// ClickHouse, PostgreSQL or Temporal comes back and the API is ready again;
+// a killed MinIO comes back; and an API that keeps dying ends Wait within
+// the policy's bound, after which Stop frees every port.
+func TestSupervisedFederationRestartsAndGivesUp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a real federation")
+	}
+	opts := nodelessOptions(t)
 	var logs records
 	opts.Log = slog.New(slog.NewJSONHandler(&logs, nil))
 	opts.Restart = &devstack.RestartPolicy{Backoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second, MaxRestarts: 5,
@@ -177,16 +185,7 @@ func TestTLSFederation(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real federation")
 	}
-	root, err := devstack.RepoRoot()
-	require.NoError(t, err)
-	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "syndb")
-	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "./cmd/syndb")
-	build.Dir = root
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	opts, err := TestOptions(root, filepath.Join(tmp, "fed"), bin)
-	require.NoError(t, err)
+	opts := nodelessOptions(t)
 	opts.TLS = true
 	f, err := Start(t.Context(), opts)
 	require.NoError(t, err)
