@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -35,6 +36,9 @@ const (
 // the query user when query is true, and stops it in t.Cleanup.
 func startClickHouse(t *testing.T, name string, query bool) *ClickHouse {
 	t.Helper()
+	// On a new machine the server may not be installed yet (or is being
+	// installed by another package's tests, which the lock waits for).
+	require.NoError(t, EnsurePackages(t.Context(), slog.New(slog.DiscardHandler), []Package{{Binary: clickhouseBin, Name: "clickhouse-server"}}))
 	httpPort, err := FreePort()
 	require.NoError(t, err)
 	tcpPort, err := FreePort()
