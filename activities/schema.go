@@ -47,9 +47,8 @@ func NewSchema(st schemaStore, warehouse driver.Conn, nodes nodeCaller, migratio
 
 // ApplyHubSchema applies the pending migrations, up to Target, to the hub warehouse.
 func (a *Schema) ApplyHubSchema(ctx context.Context, p domain.ApplyHubParams) (domain.ApplyHubResult, error) {
-	if p.Target < 1 || p.Target > len(a.migrations) {
-		return domain.ApplyHubResult{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("target version %d is outside 1..%d", p.Target, len(a.migrations)), domain.ErrTypeInvalid, nil)
+	if err := a.checkTarget(p.Target); err != nil {
+		return domain.ApplyHubResult{}, err
 	}
 	var res migrate.Result
 	err := a.store.WithAdvisoryLock(ctx, hubSchemaLock, func(ctx context.Context) error {
@@ -89,41 +88,56 @@ func (a *Schema) ListSyncTargets(ctx context.Context) ([]domain.NodeRef, error) 
 // to Target, and records the node's new version in the registry. A node in
 // drift fails without retry.
 func (a *Schema) SyncNodeSchema(ctx context.Context, p domain.SyncNodeParams) (domain.SyncNodeResult, error) {
-	if p.Target < 1 || p.Target > len(a.migrations) {
-		return domain.SyncNodeResult{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("target version %d is outside 1..%d", p.Target, len(a.migrations)), domain.ErrTypeInvalid, nil)
+	if err := a.checkTarget(p.Target); err != nil {
+		return domain.SyncNodeResult{}, err
 	}
-	start := time.Now()
-	req := &wire.SchemaSyncRequest{Target: int32(p.Target), Migrations: wire.FromMigrations(a.migrations[:p.Target])}
-	var resp wire.SchemaSyncResponse
 	stopBeats := heartbeat(ctx, func() any { return p.Node.Name })
-	err := a.nodes.Call(ctx, p.Node.PeerID, p.Node.Addrs, p2p.SchemaSync, req, &resp)
-	stopBeats()
+	defer stopBeats()
+	return a.syncNode(ctx, p.Node, p.Target, p.WorkflowID)
+}
+
+// checkTarget refuses a target outside the hub's migrations.
+func (a *Schema) checkTarget(target int) error {
+	if target < 1 || target > len(a.migrations) {
+		return temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("target version %d is outside 1..%d", target, len(a.migrations)), domain.ErrTypeInvalid, nil)
+	}
+	return nil
+}
+
+// syncNode is one try of one node's sync: SchemaSync, then the node's new
+// version in the registry. Errors are classified (see classify); a node in
+// drift is recorded as such.
+func (a *Schema) syncNode(ctx context.Context, node domain.NodeRef, target int, workflowID string) (domain.SyncNodeResult, error) {
+	start := time.Now()
+	req := &wire.SchemaSyncRequest{Target: int32(target), Migrations: wire.FromMigrations(a.migrations[:target])}
+	var resp wire.SchemaSyncResponse
+	err := a.nodes.Call(ctx, node.PeerID, node.Addrs, p2p.SchemaSync, req, &resp)
 	switch {
 	case p2p.IsCode(err, p2p.CodeDrift):
 		d, ok := migrate.ParseDrift(err.Error())
 		if !ok {
 			d = &migrate.DriftError{Reason: err.Error()}
 		}
-		if rerr := a.store.RecordSchemaDrift(ctx, p.Node.Name, d.Version, d.Reason); rerr != nil {
+		if rerr := a.store.RecordSchemaDrift(ctx, node.Name, d.Version, d.Reason); rerr != nil {
 			return domain.SyncNodeResult{}, rerr
 		}
-		activity.GetLogger(ctx).Warn("node schema drift: left untouched", "node", p.Node.Name, "version", d.Version, "reason", d.Reason)
+		activity.GetLogger(ctx).Warn("node schema drift: left untouched", "node", node.Name, "version", d.Version, "reason", d.Reason)
 		return domain.SyncNodeResult{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("%s: %s", p.Node.Name, d.Error()), domain.ErrTypeDrift, err)
+			fmt.Sprintf("%s: %s", node.Name, d.Error()), domain.ErrTypeDrift, err)
 	case err != nil:
-		return domain.SyncNodeResult{}, classify(fmt.Errorf("schema sync of %s: %w", p.Node.Name, err))
+		return domain.SyncNodeResult{}, classify(fmt.Errorf("schema sync of %s: %w", node.Name, err))
 	}
 	ledger := make([]domain.AppliedVersion, 0, len(resp.GetLedger()))
 	for _, l := range resp.GetLedger() {
 		ledger = append(ledger, domain.AppliedVersion{Version: int(l.GetVersion()), Checksum: l.GetChecksum()})
 	}
 	from, to := int(resp.GetFrom()), int(resp.GetTo())
-	if err := a.store.RecordSchemaVersion(ctx, p.Node.Name, to, ledger, p.WorkflowID); err != nil {
+	if err := a.store.RecordSchemaVersion(ctx, node.Name, to, ledger, workflowID); err != nil {
 		return domain.SyncNodeResult{}, err
 	}
 	applied := wire.ToApplied(resp.GetApplied())
-	activity.GetLogger(ctx).Info("node schema synced", "node", p.Node.Name, "from", from, "to", to,
+	activity.GetLogger(ctx).Info("node schema synced", "node", node.Name, "from", from, "to", to,
 		"applied", len(applied), "took", time.Since(start))
 	return domain.SyncNodeResult{From: from, To: to, Applied: summarize(applied)}, nil
 }

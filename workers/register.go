@@ -39,6 +39,7 @@ func Register(w worker.Registry, a Activities) {
 		{domain.ApplyHubSchemaName, a.Schema.ApplyHubSchema},
 		{domain.ListSyncTargetsName, a.Schema.ListSyncTargets},
 		{domain.SyncNodeSchemaName, a.Schema.SyncNodeSchema},
+		{domain.SyncNodesSchemaName, a.Schema.SyncNodesSchema},
 		{domain.SyncNodeCatalogName, a.Catalog.SyncNodeCatalog},
 		{domain.PrepareOntologyName, a.Ontology.PrepareOntology},
 		{domain.SyncNodeOntologyName, a.Ontology.SyncNodeOntology},

@@ -41,6 +41,9 @@ const (
 	// changeNodeActivities: per-node activity IDs, heartbeats, search
 	// attributes, and syncs limited to some nodes.
 	changeNodeActivities = "node-activities"
+	// changeBatchedNodes: a fleet larger than the concurrency bound is
+	// synced in batches of nodes per activity (SyncNodesSchema).
+	changeBatchedNodes = "batched-node-syncs"
 )
 
 // Node sync outcomes.
@@ -144,23 +147,13 @@ func SchemaSync(ctx workflow.Context, p SchemaSyncParams) (SchemaSyncResult, err
 		// timeout, and the node's sync retried on another worker.
 		nodeOpts.HeartbeatTimeout = 20 * time.Second
 	}
-	wid := workflow.GetInfo(ctx).WorkflowExecution.ID
-	started := make([]time.Time, len(nodes))
-	fanOut(ctx, len(nodes), limit, func(i int) workflow.Future {
-		started[i] = workflow.Now(ctx)
-		res.Nodes[i].Status = NodeSyncing
-		opts := nodeOpts
-		if v2 {
-			// The node's name as activity ID: the UI lists each node's sync.
-			opts.ActivityID = "sync-" + nodes[i].Name
-		}
-		nodeCtx := workflow.WithActivityOptions(ctx, opts)
-		return workflow.ExecuteActivity(nodeCtx, domain.SyncNodeSchemaName, domain.SyncNodeParams{
-			Node: nodes[i], Target: p.Target, WorkflowID: wid,
-		})
-	}, func(i int, f workflow.Future) {
-		recordNodeSync(ctx, &res.Nodes[i], f, workflow.Now(ctx).Sub(started[i]))
-	})
+	plan := syncPlan{nodes: nodes, limit: limit, target: p.Target, v2: v2, nodeOpts: nodeOpts, out: res.Nodes}
+	batched := workflow.GetVersion(ctx, changeBatchedNodes, workflow.DefaultVersion, 1) >= 1
+	if per := nodesPerActivity(len(nodes), limit); batched && per > 1 {
+		syncBatches(ctx, plan, per)
+	} else {
+		syncEach(ctx, plan)
+	}
 	t := tally(res.Nodes, func(n NodeSyncResult) string { return n.Status })
 	res.Synced, res.Pending, res.Drift, res.Failed = t.synced, t.pending, t.drift, t.failed
 	if v2 {
@@ -168,6 +161,41 @@ func SchemaSync(ctx workflow.Context, p SchemaSyncParams) (SchemaSyncResult, err
 	}
 	log.Info("schema sync finished", "target", p.Target, "synced", res.Synced, "pending", res.Pending, "drift", res.Drift, "failed", res.Failed)
 	return res, nil
+}
+
+// syncPlan is what a sync sends to its nodes.
+type syncPlan struct {
+	nodes  []domain.NodeRef
+	limit  int // nodes in flight at once
+	target int
+	// v2 and nodeOpts are the per-node activities' version and options.
+	v2       bool
+	nodeOpts workflow.ActivityOptions
+	// out receives one result per node, in nodes' order.
+	out []NodeSyncResult
+}
+
+// syncEach syncs every node of plan in its own SyncNodeSchema activity, at
+// most plan.limit at once.
+func syncEach(ctx workflow.Context, plan syncPlan) {
+	nodes, out, target := plan.nodes, plan.out, plan.target
+	wid := workflow.GetInfo(ctx).WorkflowExecution.ID
+	started := make([]time.Time, len(nodes))
+	fanOut(ctx, len(nodes), plan.limit, func(i int) workflow.Future {
+		started[i] = workflow.Now(ctx)
+		out[i].Status = NodeSyncing
+		opts := plan.nodeOpts
+		if plan.v2 {
+			// The node's name as activity ID: the UI lists each node's sync.
+			opts.ActivityID = "sync-" + nodes[i].Name
+		}
+		nodeCtx := workflow.WithActivityOptions(ctx, opts)
+		return workflow.ExecuteActivity(nodeCtx, domain.SyncNodeSchemaName, domain.SyncNodeParams{
+			Node: nodes[i], Target: target, WorkflowID: wid,
+		})
+	}, func(i int, f workflow.Future) {
+		recordNodeSync(ctx, &out[i], f, workflow.Now(ctx).Sub(started[i]))
+	})
 }
 
 // only keeps the nodes named in names, all of them when names is empty.

@@ -32,6 +32,7 @@ type fakeFleet struct {
 	hubCalls atomic.Int32
 	hubParam domain.ApplyHubParams
 	actIDs   map[string]string // node -> activity ID
+	batches  int               // SyncNodesSchema calls
 }
 
 func newFleet(n int) *fakeFleet {
@@ -78,6 +79,47 @@ func (f *fakeFleet) register(env *testsuite.TestWorkflowEnvironment) {
 		return domain.SyncNodeResult{From: p.Node.SchemaVersion, To: p.Target,
 			Applied: []domain.MigrationResult{{Version: p.Target, Name: "m"}}}, nil
 	}, activity.RegisterOptions{Name: domain.SyncNodeSchemaName})
+	env.RegisterActivityWithOptions(f.syncBatch, activity.RegisterOptions{Name: domain.SyncNodesSchemaName})
+}
+
+// syncBatch is SyncNodesSchema over the fake fleet: every node of the batch
+// at once, "down" nodes tried four times, drift once.
+func (f *fakeFleet) syncBatch(ctx context.Context, p domain.SyncNodesParams) (domain.SyncNodesResult, error) {
+	now := f.inflight.Add(int32(len(p.Nodes)))
+	defer f.inflight.Add(-int32(len(p.Nodes)))
+	for {
+		seen := f.maxSeen.Load()
+		if now <= seen || f.maxSeen.CompareAndSwap(seen, now) {
+			break
+		}
+	}
+	f.mu.Lock()
+	f.batches++
+	f.mu.Unlock()
+	out := domain.SyncNodesResult{}
+	for _, n := range p.Nodes {
+		if f.behavior[n.Name] == "poison" {
+			return out, errors.New("worker lost its connection to Temporal")
+		}
+	}
+	for _, n := range p.Nodes {
+		o := domain.NodeSyncOutcome{Name: n.Name, Attempts: 1}
+		switch f.behavior[n.Name] {
+		case "down":
+			o.Attempts, o.Error = 4, "dial backoff: no route to "+n.Name
+		case "drift":
+			o.Error, o.ErrType = "schema drift at version 2", domain.ErrTypeDrift
+		default:
+			o.Result = domain.SyncNodeResult{From: n.SchemaVersion, To: p.Target,
+				Applied: []domain.MigrationResult{{Version: p.Target, Name: "m"}}}
+		}
+		f.mu.Lock()
+		f.calls[n.Name] += o.Attempts
+		f.actIDs[n.Name] = activity.GetInfo(ctx).ActivityID
+		f.mu.Unlock()
+		out.Nodes = append(out.Nodes, o)
+	}
+	return out, nil
 }
 
 func run(t *testing.T, f *fakeFleet, p workflows.SchemaSyncParams) (workflows.SchemaSyncResult, error) {
@@ -247,4 +289,67 @@ func TestSchemaSyncHubFailureFailsTheRun(t *testing.T) {
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "migrate hub warehouse")
 	require.Contains(t, err.Error(), "schema drift at version 2")
+}
+
+// TestSchemaSyncBatchesALargeFleet: a fleet larger than the concurrency
+// bound is synced a few nodes per activity, each node once, with its own
+// status, and never more nodes at once than the bound.
+func TestSchemaSyncBatchesALargeFleet(t *testing.T) {
+	t.Parallel()
+	f := newFleet(100)
+	f.behavior["lab-07"] = "down"
+	f.behavior["lab-42"] = "drift"
+	res, err := run(t, f, workflows.SchemaSyncParams{Target: 3, Concurrency: 32})
+	require.NoError(t, err)
+	require.Len(t, res.Nodes, 100)
+	require.Equal(t, 98, res.Synced)
+	require.Equal(t, 1, res.Pending)
+	require.Equal(t, 1, res.Drift)
+	nodes := byName(res)
+	require.Equal(t, workflows.NodePending, nodes["lab-07"].Status)
+	require.Contains(t, nodes["lab-07"].Error, "no route")
+	require.Equal(t, workflows.NodeDrift, nodes["lab-42"].Status)
+	require.Equal(t, 3, nodes["lab-99"].To)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	require.Equal(t, 25, f.batches, "100 nodes over 32 slots: 4 a batch")
+	require.LessOrEqual(t, f.maxSeen.Load(), int32(32))
+	for name, n := range f.calls {
+		if name != "lab-07" {
+			require.Equal(t, 1, n, name)
+		}
+	}
+	require.Equal(t, "sync-lab-00..lab-03", f.actIDs["lab-02"], "the activity names its batch")
+}
+
+// TestSchemaSyncSmallFleetKeepsOneActivityPerNode: within the bound, each
+// node still has its own activity, named after it.
+func TestSchemaSyncSmallFleetKeepsOneActivityPerNode(t *testing.T) {
+	t.Parallel()
+	f := newFleet(32)
+	res, err := run(t, f, workflows.SchemaSyncParams{Target: 2, Concurrency: 32})
+	require.NoError(t, err)
+	require.Equal(t, 32, res.Synced)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	require.Zero(t, f.batches)
+	require.Equal(t, "sync-lab-31", f.actIDs["lab-31"])
+}
+
+// TestSchemaSyncFailedBatchLeavesItsNodesPending: a batch whose activity
+// fails every retry reports each of its nodes pending with the reason; the
+// other batches are not affected.
+func TestSchemaSyncFailedBatchLeavesItsNodesPending(t *testing.T) {
+	t.Parallel()
+	f := newFleet(40)
+	f.behavior["lab-05"] = "poison" // in the batch lab-04..lab-05
+	res, err := run(t, f, workflows.SchemaSyncParams{Target: 2, Concurrency: 32})
+	require.NoError(t, err)
+	nodes := byName(res)
+	for _, name := range []string{"lab-04", "lab-05"} {
+		require.Equal(t, workflows.NodePending, nodes[name].Status, name)
+		require.Contains(t, nodes[name].Error, "lost its connection", name)
+	}
+	require.Equal(t, 38, res.Synced)
+	require.Equal(t, 2, res.Pending)
 }

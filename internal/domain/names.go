@@ -6,6 +6,7 @@ const (
 	ApplyHubSchemaName  = "ApplyHubSchema"
 	ListSyncTargetsName = "ListSyncTargets"
 	SyncNodeSchemaName  = "SyncNodeSchema"
+	SyncNodesSchemaName = "SyncNodesSchema"
 	HealthSweepName     = "HealthSweep"
 	RecordHealthName    = "RecordHealth"
 	// Catalog and ontology sync.

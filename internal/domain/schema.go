@@ -1,5 +1,7 @@
 package domain
 
+import "time"
+
 // ApplyHubParams is the input of ApplyHubSchema.
 type ApplyHubParams struct {
 	Target int `json:"target"`
@@ -45,4 +47,37 @@ type SyncNodeResult struct {
 	From    int               `json:"from"`
 	To      int               `json:"to"`
 	Applied []MigrationResult `json:"applied"`
+}
+
+// SyncNodesParams is the input of SyncNodesSchema: a batch of a sync's
+// nodes, each synced on its own, with its own tries and timeout.
+type SyncNodesParams struct {
+	Nodes      []NodeRef `json:"nodes"`
+	Target     int       `json:"target"`
+	WorkflowID string    `json:"workflow_id"`
+	// Attempts bounds each node's tries; TryTimeout bounds each try.
+	Attempts   int           `json:"attempts"`
+	TryTimeout time.Duration `json:"try_timeout"`
+}
+
+// NodeSyncOutcome is one node's part of a SyncNodesSchema batch: its result
+// when it synced, else its last error.
+type NodeSyncOutcome struct {
+	Name   string         `json:"name"`
+	Result SyncNodeResult `json:"result"`
+	Error  string         `json:"error,omitempty"`
+	// ErrType is ErrTypeDrift or ErrTypeInvalid for an error a retry cannot
+	// mend, "" for a node that could not be reached.
+	ErrType    string `json:"err_type,omitempty"`
+	Attempts   int    `json:"attempts"`
+	DurationMS int64  `json:"duration_ms"`
+}
+
+// Synced reports whether the node synced.
+func (o NodeSyncOutcome) Synced() bool { return o.Error == "" }
+
+// SyncNodesResult is the output of SyncNodesSchema, one outcome per node in
+// the order of the params.
+type SyncNodesResult struct {
+	Nodes []NodeSyncOutcome `json:"nodes"`
 }

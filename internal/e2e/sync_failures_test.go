@@ -34,7 +34,21 @@ func syncFleet(t *testing.T) workflows.SchemaSyncResult {
 // for its result.
 func postSync(t testing.TB, target int, within time.Duration) workflows.SchemaSyncResult {
 	t.Helper()
-	status, raw := apiDo(t, http.MethodPost, "/v1/federation/schema/sync", fmt.Sprintf(`{"target_version": %d}`, target))
+	res, _ := postSyncRun(t, target, within)
+	return res
+}
+
+// postSyncRun is postSync that also returns the run it started.
+func postSyncRun(t testing.TB, target int, within time.Duration) (workflows.SchemaSyncResult, api.SchemaSyncStarted) {
+	t.Helper()
+	return postSyncBody(t, fmt.Sprintf(`{"target_version": %d}`, target), within)
+}
+
+// postSyncBody POSTs a sync with body and waits, at most within, for its
+// result; it returns the result and the run.
+func postSyncBody(t testing.TB, body string, within time.Duration) (workflows.SchemaSyncResult, api.SchemaSyncStarted) {
+	t.Helper()
+	status, raw := apiDo(t, http.MethodPost, "/v1/federation/schema/sync", body)
 	require.Equal(t, http.StatusAccepted, status, string(raw))
 	var started api.SchemaSyncStarted
 	require.NoError(t, json.Unmarshal(raw, &started))
@@ -42,7 +56,7 @@ func postSync(t testing.TB, target int, within time.Duration) workflows.SchemaSy
 	defer cancel()
 	var res workflows.SchemaSyncResult
 	require.NoError(t, temporalClient(t).GetWorkflow(ctx, started.WorkflowID, started.RunID).Get(ctx, &res))
-	return res
+	return res, started
 }
 
 func nodeResult(res workflows.SchemaSyncResult, name string) workflows.NodeSyncResult {
