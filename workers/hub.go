@@ -190,7 +190,17 @@ func (h *Hub) start(ctx context.Context, parts *stack) error {
 		h.log.Info("hub libp2p listening", "addr", fmt.Sprintf("%s/p2p/%s", a, ph.ID()))
 	}
 
-	w := worker.New(tc, workflows.TaskQueue, worker.Options{})
+	if h.cfg.DebugAddr != "" {
+		stopDebug, err := startDebug(ctx, h.cfg.DebugAddr, h.log)
+		if err != nil {
+			return err
+		}
+		parts.push(stopDebug)
+	}
+	w := worker.New(tc, workflows.TaskQueue, worker.Options{
+		MaxConcurrentActivityTaskPollers: h.cfg.ActivityPollers,
+		MaxConcurrentWorkflowTaskPollers: h.cfg.WorkflowPollers,
+	})
 	Register(w, h.activities(st, wh, p2p.NewClient(ph, disc).WithPunches(&h.punches), tc))
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start temporal worker: %w", err)

@@ -199,6 +199,14 @@ type Worker struct {
 	// CatalogInterval is how often the catalog-sync schedule pulls every
 	// node's dataset catalog into PostgreSQL.
 	CatalogInterval time.Duration `env:"SYNDB_CATALOG_INTERVAL" envDefault:"15m"`
+	// DebugAddr, when set, serves Go's profiles (/debug/pprof/) there: a
+	// loopback address, for the operator on the hub's machine.
+	DebugAddr string `env:"SYNDB_WORKER_DEBUG_ADDR"`
+	// ActivityPollers and WorkflowPollers are how many long polls the
+	// Temporal worker keeps open for activity and workflow tasks (0: the
+	// SDK's default, 2 each).
+	ActivityPollers int `env:"SYNDB_WORKER_ACTIVITY_POLLERS" envDefault:"2"`
+	WorkflowPollers int `env:"SYNDB_WORKER_WORKFLOW_POLLERS" envDefault:"2"`
 	// GatewayAddr is where the worker's ClickHouse gateway listens: the hub's
 	// ClickHouse connects there to read a node over libp2p (one of
 	// SYNDB_QUERY_GATEWAYS). Empty turns the gateway off.
@@ -390,6 +398,15 @@ func (c *Worker) Validate() error {
 	}
 	if c.CatalogInterval < 10*time.Second || c.CatalogInterval > 7*24*time.Hour {
 		errs = append(errs, fmt.Errorf("SYNDB_CATALOG_INTERVAL: %s is outside 10s..168h", c.CatalogInterval))
+	}
+	if c.ActivityPollers < 0 || c.ActivityPollers > 64 {
+		errs = append(errs, fmt.Errorf("SYNDB_WORKER_ACTIVITY_POLLERS: %d is outside 1..64 (0: the SDK's default)", c.ActivityPollers))
+	}
+	if c.WorkflowPollers < 0 || c.WorkflowPollers == 1 || c.WorkflowPollers > 64 {
+		errs = append(errs, fmt.Errorf("SYNDB_WORKER_WORKFLOW_POLLERS: %d is outside 2..64 (0: the SDK's default)", c.WorkflowPollers))
+	}
+	if c.DebugAddr != "" {
+		errs = append(errs, checkHostPort("SYNDB_WORKER_DEBUG_ADDR", c.DebugAddr))
 	}
 	errs = append(errs,
 		checkHostPort("SYNDB_TEMPORAL_ADDRESS", c.Temporal.Address),

@@ -110,6 +110,8 @@ func TestOptions(repoRoot, root, binary string, names ...string) (Options, error
 		return p
 	}
 	o.APIPort, o.HubP2PPort, o.RelayP2PPort, o.HubFlightPort, o.GatewayPort = free(), free(), free(), free(), free()
+	// The worker's profiles, for benchmarks that look at where its time goes.
+	o.HubEnv["SYNDB_WORKER_DEBUG_ADDR"] = fmt.Sprintf("127.0.0.1:%d", free())
 	for _, n := range names {
 		o.Nodes = append(o.Nodes, NodeSpec{Name: n, P2PPort: free(), FlightPort: free()})
 	}
