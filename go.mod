@@ -28,7 +28,11 @@ require (
 
 require github.com/AfterShip/clickhouse-sql-parser v0.4.18
 
-require github.com/hashicorp/golang-lru/v2 v2.0.7 // indirect
+require (
+	github.com/aclements/go-moremath v0.0.0-20210112150236-f10218a38794 // indirect
+	github.com/hashicorp/golang-lru/v2 v2.0.7 // indirect
+	golang.org/x/perf v0.0.0-20260908200009-22c9c6c9d4da // indirect
+)
 
 require (
 	cel.dev/expr v0.25.2 // indirect

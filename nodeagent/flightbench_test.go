@@ -6,12 +6,15 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ClickHouse/ch-go/proto"
 	"github.com/stretchr/testify/require"
 
 	"github.com/syndb/federation/internal/chnative"
+	"github.com/syndb/federation/internal/config"
 	"github.com/syndb/federation/internal/wire"
 )
 
@@ -22,7 +25,8 @@ const benchRows = 10_000_000
 const benchSQL = "SELECT `id`, `n`, `v`, `k`, `s` FROM `bench`"
 
 // BenchmarkFlightDoGet reads a 10,000,000-row table over DoGet, with the
-// row reader (flight-scan) and the native-block reader (flight-blocks),
+// row reader (flight-scan) and the native-block reader over direct gRPC
+// (flight-blocks) and through a node agent over libp2p (flight-libp2p),
 // and, in the same run, the baselines: as many bytes as the columnar DoGet
 // carried copied over a plain loopback TCP connection, and the same rows
 // as ClickHouse exports them natively, read to the end and discarded: over
@@ -35,6 +39,9 @@ func BenchmarkFlightDoGet(b *testing.B) {
 	require.NoError(b, conn.Exec(b.Context(), "OPTIMIZE TABLE bench FINAL"))
 	var carried int64
 	report := func(b *testing.B, bytes int64) {
+		// This process's CPU time a read (server and client alike), which
+		// other load on the machine changes far less than the wall time.
+		b.ReportMetric(cpuSeconds()/float64(b.N), "go-cpu-s/op")
 		secs := b.Elapsed().Seconds()
 		b.ReportMetric(float64(benchRows)*float64(b.N)/secs, "rows/s")
 		if bytes > 0 {
@@ -61,6 +68,26 @@ func BenchmarkFlightDoGet(b *testing.B) {
 			}
 		})
 	}
+	b.Run("flight-libp2p", func(b *testing.B) {
+		// The same table through a node agent, over its hub's libp2p
+		// connection (QUIC on loopback), as the hub reads it.
+		a := startAgentOn(b, "lab-bench-p2p", db, config.DataPlaneLibp2p)
+		var bytes int64
+		for b.Loop() {
+			ep := a.endpoint(b, &wire.GetFlightEndpointRequest{Query: &wire.FlightQuery{Table: "bench"}})
+			rdr, cs, err := libp2pFlight(b, a.hub, ep).doGet(b.Context(), ep.GetTicket())
+			require.NoError(b, err)
+			n := int64(0)
+			for rdr.Next() {
+				n += rdr.RecordBatch().NumRows()
+			}
+			require.NoError(b, rdr.Err())
+			rdr.Release()
+			require.Equal(b, int64(benchRows), n)
+			bytes = cs.bytes
+		}
+		report(b, bytes)
+	})
 	b.Run("tcp-baseline", func(b *testing.B) {
 		if carried == 0 {
 			b.Skip("needs the flight-blocks sub-benchmark's byte count")
@@ -180,3 +207,18 @@ func httpNative(b *testing.B, db string) int64 {
 	require.NoError(b, err)
 	return n
 }
+
+// cpuSeconds is the CPU time (user and system) this process has used since
+// the last call, or since it started.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	now := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	d := now - lastCPU
+	lastCPU = now
+	return d.Seconds()
+}
+
+var lastCPU time.Duration

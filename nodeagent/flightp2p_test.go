@@ -152,37 +152,3 @@ func TestFlightOverLibp2pRefusals(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, expectedRows(rows), got)
 }
-
-// BenchmarkFlightDoGetOverLibp2p reads a synthetic table of 500k rows
-// from a node agent over the hub's libp2p connection (QUIC here) and over
-// its TCP listener on 127.0.0.1, one ticket each.
-func BenchmarkFlightDoGetOverLibp2p(b *testing.B) {
-	const rows = 500_000
-	f := startAgentOn(b, "lab-p2pbench", "flight_p2p_bench", config.DataPlaneLibp2p)
-	createSynthetic(b, openDB(b, f.db), "big", rows)
-	for _, plane := range []string{"libp2p", "tcp"} {
-		b.Run(plane, func(b *testing.B) {
-			var carried int64
-			for b.Loop() {
-				ep := f.endpoint(b, &wire.GetFlightEndpointRequest{Query: &wire.FlightQuery{Table: "big"}})
-				c := tcpFlight(b, f.agent)
-				if plane == "libp2p" {
-					c = libp2pFlight(b, f.hub, ep)
-				}
-				rdr, cs, err := c.doGet(b.Context(), ep.GetTicket())
-				require.NoError(b, err)
-				n := int64(0)
-				for rdr.Next() {
-					n += rdr.RecordBatch().NumRows()
-				}
-				require.NoError(b, rdr.Err())
-				rdr.Release()
-				require.Equal(b, int64(rows), n)
-				carried = cs.bytes
-			}
-			secs := b.Elapsed().Seconds()
-			b.ReportMetric(float64(carried)*float64(b.N)/secs/1e6, "MB/s")
-			b.ReportMetric(float64(rows)*float64(b.N)/secs, "rows/s")
-		})
-	}
-}

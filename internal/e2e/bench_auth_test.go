@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -161,6 +162,7 @@ func BenchmarkAuthCache(b *testing.B) {
 				require.Positive(b, n)
 				w := writes(tg.keyID) - w0
 				rps[r.path+" "+tg.name] = res.rps
+				b.ReportMetric(res.rps, path.Base(r.path)+"-"+strings.ReplaceAll(tg.name, " ", "-")+"-req/s")
 				table = append(table, fmt.Sprintf("| %s | %s | %s | %s | %s | %d of %d | %.5f | %.1f |", r.name, tg.name,
 					commas(res.rps), res.p50.Round(10*time.Microsecond), res.p99.Round(10*time.Microsecond), res.errors, n,
 					float64(w)/float64(n), wal/float64(n)))
