@@ -199,6 +199,9 @@ type Worker struct {
 	// CatalogInterval is how often the catalog-sync schedule pulls every
 	// node's dataset catalog into PostgreSQL.
 	CatalogInterval time.Duration `env:"SYNDB_CATALOG_INTERVAL" envDefault:"15m"`
+	// BenchmarkInterval is how often the node-benchmark schedule measures
+	// every node (ping, aggregate, Flight) into PostgreSQL.
+	BenchmarkInterval time.Duration `env:"SYNDB_BENCHMARK_INTERVAL" envDefault:"15m"`
 	// GatewayAddr is where the worker's ClickHouse gateway listens: the hub's
 	// ClickHouse connects there to read a node over libp2p (one of
 	// SYNDB_QUERY_GATEWAYS). Empty turns the gateway off.
@@ -390,6 +393,9 @@ func (c *Worker) Validate() error {
 	}
 	if c.CatalogInterval < 10*time.Second || c.CatalogInterval > 7*24*time.Hour {
 		errs = append(errs, fmt.Errorf("SYNDB_CATALOG_INTERVAL: %s is outside 10s..168h", c.CatalogInterval))
+	}
+	if c.BenchmarkInterval < 10*time.Second || c.BenchmarkInterval > 7*24*time.Hour {
+		errs = append(errs, fmt.Errorf("SYNDB_BENCHMARK_INTERVAL: %s is outside 10s..168h", c.BenchmarkInterval))
 	}
 	errs = append(errs,
 		checkHostPort("SYNDB_TEMPORAL_ADDRESS", c.Temporal.Address),
