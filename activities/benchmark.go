@@ -192,11 +192,15 @@ func (a *Benchmarks) query(ctx context.Context, n domain.NodeRef) (time.Duration
 	ctx, cancel := context.WithTimeout(ctx, a.opts.QueryTimeout)
 	defer cancel()
 	conn, err := ch.Open(&ch.Options{
-		// Addr is not dialled: DialContext opens the stream.
-		Addr: []string{n.Name},
+		// Addr is only a label (host:port): DialContext opens the stream.
+		Addr: []string{n.Name + ":0"},
 		Auth: ch.Auth{Username: n.Name},
 		DialContext: func(ctx context.Context, _ string) (net.Conn, error) {
-			return a.streams.DialStream(ctx, n.PeerID, n.Addrs, p2p.ClickHouseStream)
+			c, err := a.streams.DialStream(ctx, n.PeerID, n.Addrs, p2p.ClickHouseStream)
+			if err != nil {
+				return nil, err
+			}
+			return sqlStream{c}, nil
 		},
 		DialTimeout:  a.opts.QueryTimeout,
 		MaxOpenConns: 1,
@@ -215,6 +219,15 @@ func (a *Benchmarks) query(ctx context.Context, n domain.NodeRef) (time.Duration
 	}
 	return time.Since(start), nil
 }
+
+// sqlStream is a libp2p stream as a ClickHouse client's connection. The
+// client sends its local address as the query's initial_address, which
+// ClickHouse parses as host:port; a stream's is a peer ID, so it says
+// 0.0.0.0:0 instead.
+type sqlStream struct{ net.Conn }
+
+// LocalAddr is an address ClickHouse can parse.
+func (sqlStream) LocalAddr() net.Addr { return &net.TCPAddr{IP: net.IPv4zero} }
 
 // flightRead reads up to FlightRows of the node's neurons over Flight, as
 // a job reads a node (a ticket from GetFlightEndpoint, then DoGet over the

@@ -26,9 +26,9 @@ CREATE INDEX benchmarks_measured ON benchmarks (measured_at DESC, id DESC);
 -- registry's figure of each node (its latest successful aggregates).
 CREATE INDEX benchmarks_node_kind ON benchmarks (node, kind, measured_at DESC, id DESC);
 
--- New figures change how routing orders nodes: the registry snapshots
--- reload on syndb_registry, as for a change to the clusters table.
-CREATE TRIGGER benchmarks_recorded AFTER INSERT ON benchmarks
+-- New (or deleted) figures change how routing orders nodes: the registry
+-- snapshots reload on syndb_registry, as for a change to the clusters table.
+CREATE TRIGGER benchmarks_changed AFTER INSERT OR DELETE ON benchmarks
     FOR EACH STATEMENT EXECUTE FUNCTION syndb_registry_changed();
 
 -- +goose Down
