@@ -325,6 +325,16 @@ func TestRoutingFollowsBenchmarks(t *testing.T) {
 		res := runQuery(t, `{"sql": "SELECT count() AS neurons FROM neuron"}`)
 		require.Equal(t, http.StatusOK, res.status, "%+v", res.err)
 		require.Equal(t, tc.first, res.meta.Included, "a query's nodes in the same order")
+		status, raw := apiDo(t, http.MethodPost, "/v1/query/explain", `{"sql": "SELECT count() AS neurons FROM neuron"}`)
+		require.Equal(t, http.StatusOK, status, string(raw))
+		var ex api.ExplainResponse
+		require.NoError(t, json.Unmarshal(raw, &ex))
+		shares := make([]string, 0, len(ex.Nodes))
+		for _, n := range ex.Nodes {
+			shares = append(shares, n.Node)
+		}
+		require.Equal(t, tc.first, shares, "the compiled statement's remote() shares in the same order")
+		require.Less(t, strings.Index(ex.Merge, "{"+tc.first[0]+"}"), strings.Index(ex.Merge, "{"+tc.first[1]+"}"), ex.Merge)
 	}
 }
 
