@@ -61,18 +61,18 @@ type Benchmarks struct {
 // defaults. The aggregate needs nodes to open libp2p streams (a
 // *p2p.Client does); without, it is recorded as failed.
 func NewBenchmarks(st benchmarkStore, nodes nodeCaller, opts BenchmarkOptions, log *slog.Logger) *Benchmarks {
-	opts.Pings = cmpOr(opts.Pings, DefaultBenchmarkPings)
-	opts.Queries = cmpOr(opts.Queries, DefaultBenchmarkQueries)
-	opts.FlightRows = cmpOr(opts.FlightRows, DefaultBenchmarkFlightRows)
-	opts.PingTimeout = cmpOr(opts.PingTimeout, health.DefaultPingTimeout)
-	opts.QueryTimeout = cmpOr(opts.QueryTimeout, DefaultBenchmarkQueryTimeout)
-	opts.FlightTimeout = cmpOr(opts.FlightTimeout, DefaultBenchmarkFlightTimeout)
+	opts.Pings = positiveOr(opts.Pings, DefaultBenchmarkPings)
+	opts.Queries = positiveOr(opts.Queries, DefaultBenchmarkQueries)
+	opts.FlightRows = positiveOr(opts.FlightRows, DefaultBenchmarkFlightRows)
+	opts.PingTimeout = positiveOr(opts.PingTimeout, health.DefaultPingTimeout)
+	opts.QueryTimeout = positiveOr(opts.QueryTimeout, DefaultBenchmarkQueryTimeout)
+	opts.FlightTimeout = positiveOr(opts.FlightTimeout, DefaultBenchmarkFlightTimeout)
 	streams, _ := nodes.(streamDialer)
 	return &Benchmarks{store: st, nodes: nodes, streams: streams, flight: newNodeFlight(nodes), opts: opts, log: log}
 }
 
-// cmpOr is v, or def when v is not positive.
-func cmpOr[T int | uint64 | time.Duration](v, def T) T {
+// positiveOr is v, or def when v is not positive.
+func positiveOr[T int | uint64 | time.Duration](v, def T) T {
 	if v <= 0 {
 		return def
 	}
@@ -311,7 +311,7 @@ func (a *Benchmarks) RecordBenchmarks(ctx context.Context, p domain.RecordBenchm
 			r.Error = ""
 		} else {
 			r.Value = nil
-			r.Error = domain.CapText(cmpOrText(r.Error, "failed"), domain.MaxBenchmarkError)
+			r.Error = domain.CapText(orFailed(r.Error), domain.MaxBenchmarkError)
 		}
 		rows = append(rows, r)
 	}
@@ -321,11 +321,12 @@ func (a *Benchmarks) RecordBenchmarks(ctx context.Context, p domain.RecordBenchm
 	return domain.RecordBenchmarksResult{Recorded: len(rows)}, nil
 }
 
-func cmpOrText(s, def string) string {
-	if s == "" {
-		return def
+// orFailed is a failed row's reason, "failed" when it gives none.
+func orFailed(reason string) string {
+	if reason == "" {
+		return "failed"
 	}
-	return s
+	return reason
 }
 
 // median is the middle of ds (the mean of the two middles of an even
