@@ -117,8 +117,21 @@ func (s *Server) sweepNow(c echo.Context) error {
 // RoutingPlan is the answer to GET /v1/federation/routing: where a query
 // needing the given schema would go now, and why the other nodes would not.
 type RoutingPlan struct {
-	Included []string           `json:"included"`
+	Included []string `json:"included"`
+	// Nodes are the included nodes, in the same order, with what routing
+	// ordered them by.
+	Nodes    []RoutedNode       `json:"nodes"`
 	Excluded []domain.Exclusion `json:"excluded"`
+}
+
+// RoutedNode is an included node of a routing plan and what ranked it:
+// its health state, its recent benchmark figure (benchmark_ms, 0: none)
+// and its last ping's round trip.
+type RoutedNode struct {
+	Name        string  `json:"name"`
+	Health      string  `json:"health"`
+	BenchmarkMS float64 `json:"benchmark_ms"`
+	LatencyMS   float64 `json:"latency_ms"`
 }
 
 func (s *Server) routingPlan(c echo.Context) error {
@@ -141,9 +154,13 @@ func (s *Server) routingPlan(c echo.Context) error {
 		return errBadRequest(err.Error())
 	}
 	plan := routing.Route(routing.FromClusters(s.deps.Registry.Snapshot().All()), need)
-	out := RoutingPlan{Included: plan.Names(), Excluded: plan.Excluded}
+	out := RoutingPlan{Included: plan.Names(), Nodes: make([]RoutedNode, 0, len(plan.Included)), Excluded: plan.Excluded}
 	if out.Included == nil {
 		out.Included = []string{}
+	}
+	for _, n := range plan.Included {
+		out.Nodes = append(out.Nodes, RoutedNode{Name: n.Name, Health: string(n.Health),
+			BenchmarkMS: float64(n.Benchmark) / float64(time.Millisecond), LatencyMS: float64(n.Latency) / float64(time.Millisecond)})
 	}
 	if out.Excluded == nil {
 		out.Excluded = []domain.Exclusion{}

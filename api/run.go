@@ -98,7 +98,7 @@ func Run(ctx context.Context, cfg config.API, log *slog.Logger) error {
 		}
 	}()
 	srv := New(cfg, Deps{Store: st, Jobs: st, Objects: objects, Registry: reg, Temporal: tc, Warehouse: wh, Query: qwh, Log: log, SchemaHead: len(migs), Migrations: migs,
-		Catalog: st, Queries: st, Audit: st, TLS: cert, Keys: keys})
+		Catalog: st, Queries: st, Audit: st, Benchmarks: st, TLS: cert, Keys: keys})
 	// HTTP and Flight together: either failing stops both.
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()

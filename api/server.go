@@ -65,6 +65,8 @@ type Deps struct {
 	// Audit keeps the audit log of the API's calls; none is recorded when
 	// nil.
 	Audit auditStore
+	// Benchmarks serves the recorded node benchmarks.
+	Benchmarks benchmarkStore
 	// Keys authenticates API keys (internal/keyauth: cached, last uses
 	// written in batches); Store when nil.
 	Keys keyAuthenticator
@@ -201,6 +203,9 @@ func (s *Server) routes() []Route {
 		{post, "/v1/ontology/sync", operator, small, s.startOntologySync},
 		{get, "/v1/ontology/sync/:id", reader, small, s.ontologySyncStatus},
 		{get, "/v1/federation/routing", reader, small, s.routingPlan},
+		{post, "/v1/federation/benchmarks", operator, small, s.startBenchmark},
+		{get, "/v1/federation/benchmarks", reader, small, s.listBenchmarks},
+		{get, "/v1/federation/benchmarks/:id", reader, small, s.benchmarkStatus},
 		{post, "/v1/federation/clusters", admin, small, s.createCluster},
 		{del, "/v1/federation/clusters/:name", admin, small, s.revokeCluster},
 		{post, "/v1/apikeys", admin, small, s.createKey},

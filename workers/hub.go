@@ -212,6 +212,9 @@ func (h *Hub) start(ctx context.Context, parts *stack) error {
 	if err := workflows.EnsureCatalogSchedule(ctx, tc, h.cfg.CatalogInterval); err != nil {
 		return err
 	}
+	if err := workflows.EnsureBenchmarkSchedule(ctx, tc, h.cfg.BenchmarkInterval); err != nil {
+		return err
+	}
 	h.log.Info("hub worker running", "task_queue", workflows.TaskQueue, "peer_id", ph.ID(), "schema_target", len(h.migs),
 		"bootstrap", len(h.boot), "mdns", h.cfg.MDNS, "relays", len(h.relays), "relay_service", h.cfg.RelayService)
 	return nil

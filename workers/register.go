@@ -24,6 +24,8 @@ type Activities struct {
 	Ontology *activities.Ontology
 	Jobs     *activities.Jobs
 	Etl      *activities.Etl
+	// Benchmarks measures nodes and records the figures.
+	Benchmarks *activities.Benchmarks
 }
 
 // Register registers every workflow and every activity on w, each under its
@@ -54,6 +56,8 @@ func Register(w worker.Registry, a Activities) {
 		{domain.RegisterDatasetName, a.Etl.RegisterDataset},
 		{domain.DeleteStagedName, a.Etl.DeleteStaged},
 		{domain.RefreshCatalogName, a.Etl.RefreshCatalog},
+		{domain.BenchmarkNodeName, a.Benchmarks.BenchmarkNode},
+		{domain.RecordBenchmarksName, a.Benchmarks.RecordBenchmarks},
 	} {
 		w.RegisterActivityWithOptions(r.fn, activity.RegisterOptions{Name: r.name})
 	}
@@ -86,5 +90,7 @@ func (h *Hub) activities(st *store.Store, wh driver.Conn, nodes *p2p.Client, tc 
 		Ontology: activities.NewOntology(st, nodes, h.onto),
 		Jobs:     jobs,
 		Etl:      etl,
+		Benchmarks: activities.NewBenchmarks(st, nodes,
+			activities.BenchmarkOptions{PingTimeout: cfg.Health.PingTimeout}, h.log),
 	}
 }

@@ -20,6 +20,7 @@ const (
 	HealthMonitorName = "HealthMonitor"
 	CatalogSyncName   = "CatalogSync"
 	OntologySyncName  = "OntologySync"
+	NodeBenchmarkName = "NodeBenchmark"
 )
 
 // HealthMonitorID is the workflow ID of the hub's one health monitor.
@@ -88,6 +89,15 @@ func OntologyCatchUpID(node string, v int) string {
 	return fmt.Sprintf("ontology-catchup-%s-v%d", node, v)
 }
 
+// Node benchmark IDs: one on-demand run at a time (BenchmarkID), and the
+// schedule's runs (its ID, then BenchmarkScheduledID and the time Temporal
+// appends).
+const (
+	BenchmarkID          = "node-benchmark"
+	BenchmarkScheduleID  = "node-benchmark"
+	BenchmarkScheduledID = "node-benchmark-scheduled"
+)
+
 // WorkflowRegistry is where workflows are registered: a worker or a replayer.
 type WorkflowRegistry interface {
 	RegisterWorkflowWithOptions(w any, options workflow.RegisterOptions)
@@ -99,6 +109,7 @@ func Register(r WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(HealthMonitor, workflow.RegisterOptions{Name: HealthMonitorName})
 	r.RegisterWorkflowWithOptions(CatalogSync, workflow.RegisterOptions{Name: CatalogSyncName})
 	r.RegisterWorkflowWithOptions(OntologySync, workflow.RegisterOptions{Name: OntologySyncName})
+	r.RegisterWorkflowWithOptions(NodeBenchmark, workflow.RegisterOptions{Name: NodeBenchmarkName})
 	r.RegisterWorkflowWithOptions(AnalyticsJob, workflow.RegisterOptions{Name: AnalyticsJobName})
 	r.RegisterWorkflowWithOptions(EtlJob, workflow.RegisterOptions{Name: EtlJobName})
 }

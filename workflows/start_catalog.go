@@ -33,44 +33,13 @@ func StartNodeCatalogSync(ctx context.Context, c client.Client, node string, cat
 // exists, brings its interval to this one. Runs that would overlap a
 // running one are skipped.
 func EnsureCatalogSchedule(ctx context.Context, c client.Client, every time.Duration) error {
-	if every <= 0 {
-		return fmt.Errorf("catalog sync interval %s must be positive", every)
-	}
-	sc := c.ScheduleClient()
-	_, err := sc.Create(ctx, client.ScheduleOptions{
-		ID:      CatalogScheduleID,
-		Spec:    client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: every}}},
-		Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
-		Note:    "sync every node's dataset catalog into the hub's PostgreSQL",
-		Action: &client.ScheduleWorkflowAction{
-			ID:                    CatalogScheduledID,
-			Workflow:              CatalogSyncName,
-			Args:                  []any{CatalogSyncParams{}},
-			TaskQueue:             TaskQueue,
-			TypedSearchAttributes: temporal.NewSearchAttributes(OutcomeKey.ValueSet(OutcomeRunning)),
-		},
-	})
-	if err == nil {
-		return nil
-	}
-	if !errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
-		return fmt.Errorf("create schedule %s: %w", CatalogScheduleID, err)
-	}
-	err = sc.GetHandle(ctx, CatalogScheduleID).Update(ctx, client.ScheduleUpdateOptions{
-		DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
-			spec := in.Description.Schedule.Spec
-			if spec != nil && len(spec.Intervals) == 1 && spec.Intervals[0].Every == every && spec.Intervals[0].Offset == 0 {
-				return nil, temporal.ErrSkipScheduleUpdate
-			}
-			s := in.Description.Schedule
-			s.Spec = &client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: every}}}
-			return &client.ScheduleUpdate{Schedule: &s}, nil
-		},
-	})
-	if err != nil {
-		return fmt.Errorf("update schedule %s: %w", CatalogScheduleID, err)
-	}
-	return nil
+	return ensureSchedule(ctx, c, schedule{
+		id:         CatalogScheduleID,
+		note:       "sync every node's dataset catalog into the hub's PostgreSQL",
+		workflowID: CatalogScheduledID,
+		workflow:   CatalogSyncName,
+		params:     CatalogSyncParams{},
+	}, every)
 }
 
 // StartOntologySync starts the sync of ontology version p.Version, or joins

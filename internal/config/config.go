@@ -207,6 +207,9 @@ type Worker struct {
 	// SDK's default, 2 each).
 	ActivityPollers int `env:"SYNDB_WORKER_ACTIVITY_POLLERS" envDefault:"2"`
 	WorkflowPollers int `env:"SYNDB_WORKER_WORKFLOW_POLLERS" envDefault:"2"`
+	// BenchmarkInterval is how often the node-benchmark schedule measures
+	// every node (ping, aggregate, Flight) into PostgreSQL.
+	BenchmarkInterval time.Duration `env:"SYNDB_BENCHMARK_INTERVAL" envDefault:"15m"`
 	// GatewayAddr is where the worker's ClickHouse gateway listens: the hub's
 	// ClickHouse connects there to read a node over libp2p (one of
 	// SYNDB_QUERY_GATEWAYS). Empty turns the gateway off.
@@ -407,6 +410,9 @@ func (c *Worker) Validate() error {
 	}
 	if c.DebugAddr != "" {
 		errs = append(errs, checkHostPort("SYNDB_WORKER_DEBUG_ADDR", c.DebugAddr))
+	}
+	if c.BenchmarkInterval < 10*time.Second || c.BenchmarkInterval > 7*24*time.Hour {
+		errs = append(errs, fmt.Errorf("SYNDB_BENCHMARK_INTERVAL: %s is outside 10s..168h", c.BenchmarkInterval))
 	}
 	errs = append(errs,
 		checkHostPort("SYNDB_TEMPORAL_ADDRESS", c.Temporal.Address),

@@ -170,20 +170,30 @@ func TestValidName(t *testing.T) {
 	}
 }
 
-func TestCatalogIntervalIsChecked(t *testing.T) {
-	credentials(t)
-	w, err := Load[Worker]()
-	require.NoError(t, err)
-	require.Equal(t, 15*time.Minute, w.CatalogInterval)
-	for _, bad := range []string{"1s", "200h", "often"} {
-		t.Setenv("SYNDB_CATALOG_INTERVAL", bad)
-		_, err = Load[Worker]()
-		require.ErrorContains(t, err, "SYNDB_CATALOG_INTERVAL", bad)
+func TestScheduleIntervalsAreChecked(t *testing.T) {
+	for _, tc := range []struct {
+		env string
+		get func(Worker) time.Duration
+	}{
+		{"SYNDB_CATALOG_INTERVAL", func(w Worker) time.Duration { return w.CatalogInterval }},
+		{"SYNDB_BENCHMARK_INTERVAL", func(w Worker) time.Duration { return w.BenchmarkInterval }},
+	} {
+		t.Run(tc.env, func(t *testing.T) {
+			credentials(t)
+			w, err := Load[Worker]()
+			require.NoError(t, err)
+			require.Equal(t, 15*time.Minute, tc.get(w))
+			for _, bad := range []string{"1s", "200h", "often"} {
+				t.Setenv(tc.env, bad)
+				_, err = Load[Worker]()
+				require.ErrorContains(t, err, tc.env, bad)
+			}
+			t.Setenv(tc.env, "1h")
+			w, err = Load[Worker]()
+			require.NoError(t, err)
+			require.Equal(t, time.Hour, tc.get(w))
+		})
 	}
-	t.Setenv("SYNDB_CATALOG_INTERVAL", "1h")
-	w, err = Load[Worker]()
-	require.NoError(t, err)
-	require.Equal(t, time.Hour, w.CatalogInterval)
 }
 
 func TestFederatedQueriesRunAsTheQueryUser(t *testing.T) {

@@ -31,7 +31,12 @@ type Cluster struct {
 	HealthLatencyMS float64 `json:"health_latency_ms"`
 	// HealthPath is the path of the hub's connection to the node at the
 	// last answered ping: direct, hole-punched or relayed ("" before it).
-	HealthPath   string    `json:"health_path"`
+	HealthPath string `json:"health_path"`
+	// BenchmarkMS is the node's recent benchmark figure: the median, in
+	// milliseconds, of its last BenchmarkFigureSamples successful aggregates
+	// measured within BenchmarkFigureWindow (0: none). Routing orders the
+	// nodes of one health state by it, fastest first.
+	BenchmarkMS  float64   `json:"benchmark_ms"`
 	LastSeen     time.Time `json:"last_seen"`
 	RegisteredAt time.Time `json:"registered_at"`
 	// Drift is set while the node's ledger disagrees with the hub's

@@ -39,3 +39,9 @@ const (
 	DeleteStagedName    = "DeleteStaged"
 	RefreshCatalogName  = "RefreshCatalog"
 )
+
+// Activity names of node benchmarks.
+const (
+	BenchmarkNodeName    = "BenchmarkNode"
+	RecordBenchmarksName = "RecordBenchmarks"
+)

@@ -4,8 +4,10 @@
 // to a list of registered nodes: Healthy nodes are included, Degraded ones
 // too at lower priority; Unreachable and Unknown nodes are excluded, as are
 // revoked nodes, nodes whose schema ledger has drifted, and nodes whose schema
-// version the query cannot use. The package is pure: no I/O, no clock, and
-// the same input in any order gives the same Plan.
+// version the query cannot use. Within a health state, nodes with a recent
+// benchmark figure come first, fastest first (see "Node benchmarks" in the
+// README). The package is pure: no I/O, no clock, and the same input in any
+// order gives the same Plan.
 package routing
 
 import (
@@ -31,6 +33,10 @@ type Node struct {
 	Revoked bool
 	// Latency is the last measured round trip; zero (or negative) when unknown.
 	Latency time.Duration
+	// Benchmark is the node's recent benchmark figure (the median latency
+	// of its latest standard aggregates over the data plane); zero (or
+	// negative) when it has none.
+	Benchmark time.Duration
 }
 
 // Need is what a query or job requires of a node. Check it with Validate
@@ -48,8 +54,9 @@ type Need struct {
 }
 
 // Plan is a routing decision. Included is in priority order: Healthy nodes
-// before Degraded ones, each class by Latency ascending with unknown latency
-// last, ties by name. Excluded is ordered by name.
+// before Degraded ones; within each class, nodes with a Benchmark figure
+// first, by it ascending, then those without; then by Latency ascending
+// with unknown latency last; ties by name. Excluded is ordered by name.
 type Plan struct {
 	Included []Node
 	Excluded []domain.Exclusion
@@ -155,11 +162,13 @@ func exclude(n Node, need Need) (domain.Exclusion, bool) {
 }
 
 // compareIncluded orders routable nodes: Healthy before Degraded, then by
-// known latency ascending with unknown last, then by name. The schema version
-// breaks the tie between duplicate names so the order is total.
+// known benchmark figure ascending with none last, then by known latency
+// ascending with unknown last, then by name. The schema version breaks the
+// tie between duplicate names so the order is total.
 func compareIncluded(a, b Node) int {
 	return cmp.Or(
 		cmp.Compare(priority(a.Health), priority(b.Health)),
+		compareLatency(a.Benchmark, b.Benchmark),
 		compareLatency(a.Latency, b.Latency),
 		cmp.Compare(a.Name, b.Name),
 		cmp.Compare(a.SchemaVersion, b.SchemaVersion),
@@ -174,7 +183,8 @@ func priority(s health.State) int {
 	return 1
 }
 
-// compareLatency orders known latencies ascending, with unknown (<= 0) last.
+// compareLatency orders known latencies (or benchmark figures) ascending,
+// with unknown (<= 0) last.
 func compareLatency(a, b time.Duration) int {
 	aKnown, bKnown := a > 0, b > 0
 	switch {

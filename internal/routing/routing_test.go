@@ -34,6 +34,10 @@ func latency(d time.Duration) func(*routing.Node) {
 	return func(n *routing.Node) { n.Latency = d }
 }
 
+func bench(d time.Duration) func(*routing.Node) {
+	return func(n *routing.Node) { n.Benchmark = d }
+}
+
 func revoked(n *routing.Node) { n.Revoked = true }
 
 func drift(n *routing.Node) { n.Drift = true }
@@ -69,6 +73,39 @@ func TestRoute(t *testing.T) {
 				node("y", state(health.Degraded)), node("x", latency(7*ms), state(health.Degraded)),
 			},
 			included: []string{"b", "a", "c", "d", "e", "z", "x", "y"},
+		},
+		{
+			name: "within a class by benchmark figure, faster first, whatever the ping latency",
+			nodes: []routing.Node{
+				node("a", latency(1*ms), bench(40*ms)), node("b", latency(30*ms), bench(3*ms)), node("c", latency(2*ms), bench(9*ms)),
+			},
+			included: []string{"b", "c", "a"},
+		},
+		{
+			name: "nodes without a figure after those with one, among themselves by latency",
+			nodes: []routing.Node{
+				node("a", latency(1*ms)), node("b", latency(50*ms), bench(80*ms)), node("c", latency(2*ms), bench(-ms)), node("d"),
+			},
+			included: []string{"b", "a", "c", "d"},
+		},
+		{
+			name:     "equal figures fall back to latency, then name",
+			nodes:    []routing.Node{node("c", bench(5*ms)), node("a", bench(5*ms), latency(9*ms)), node("b", bench(5*ms), latency(3*ms))},
+			included: []string{"b", "a", "c"},
+		},
+		{
+			name: "the state order holds: a fast Degraded node after a slow Healthy one and one without a figure",
+			nodes: []routing.Node{
+				node("fast", state(health.Degraded), bench(1*ms), latency(1*ms)), node("slow", bench(900*ms), latency(800*ms)),
+				node("unmeasured"), node("mid", state(health.Degraded), bench(20*ms)), node("never", state(health.Degraded)),
+			},
+			included: []string{"slow", "unmeasured", "fast", "mid", "never"},
+		},
+		{
+			name:     "a figure does not bring back an excluded node",
+			nodes:    []routing.Node{node("a", state(health.Unreachable), bench(1*ms)), node("b", bench(70*ms))},
+			included: []string{"b"},
+			excluded: []domain.Exclusion{{Name: "a", Reason: domain.ReasonUnreachable, Detail: "node failed consecutive pings"}},
 		},
 		{
 			name:     "unreachable is excluded",
@@ -221,6 +258,7 @@ func TestRouteIgnoresInputOrder(t *testing.T) {
 	ms := time.Millisecond
 	nodes := []routing.Node{
 		node("h1", latency(30*ms)), node("h2", latency(10*ms)), node("h3"), node("h4", latency(10*ms)),
+		node("b1", bench(4*ms)), node("b2", bench(4*ms), latency(2*ms)), node("b3", bench(1*ms), state(health.Degraded)),
 		node("d1", state(health.Degraded), latency(5*ms)), node("d2", state(health.Degraded)),
 		node("u1", state(health.Unreachable)), node("k1", state(health.Unknown)),
 		node("r1", revoked), node("x1", drift), node("old", schema(1)), node("new", schema(9)),

@@ -145,9 +145,17 @@ func orOpen(closed string) string {
 	return closed
 }
 
-const clusterColumns = `name, coalesce(peer_id, ''), addrs, flight_addr, clickhouse_addr, clickhouse_database, agent_version,
+var clusterColumns = `name, coalesce(peer_id, ''), addrs, flight_addr, clickhouse_addr, clickhouse_database, agent_version,
 	schema_version, status, health, health_since, last_seen, registered_at, schema_drift_version, schema_drift,
-	health_reason, coalesce(health_latency_ms, 0), flight_cert_sha256, health_path`
+	health_reason, coalesce(health_latency_ms, 0), flight_cert_sha256, health_path, ` + benchmarkFigure
+
+// benchmarkFigure is a cluster row's recent benchmark figure
+// (domain.Cluster.BenchmarkMS): the median of its latest successful
+// aggregates within the window, 0 without any.
+var benchmarkFigure = fmt.Sprintf(`coalesce((SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY r.value)
+	FROM (SELECT b.value FROM benchmarks b WHERE b.node = clusters.name AND b.kind = '%s' AND b.ok
+		AND b.measured_at > now() - make_interval(secs => %d) ORDER BY b.measured_at DESC, b.id DESC LIMIT %d) r), 0)`,
+	domain.BenchmarkAggregate, int(domain.BenchmarkFigureWindow.Seconds()), domain.BenchmarkFigureSamples)
 
 func scanCluster(row pgx.Row) (domain.Cluster, error) {
 	var (
@@ -158,7 +166,7 @@ func scanCluster(row pgx.Row) (domain.Cluster, error) {
 	)
 	err := row.Scan(&c.Name, &c.PeerID, &c.Addrs, &c.FlightAddr, &c.ClickHouseAddr, &c.ClickHouseDatabase, &c.AgentVersion,
 		&c.SchemaVersion, &c.Status, &c.Health, &c.HealthSince, &lastSeen, &c.RegisteredAt, &driftVersion, &driftReason,
-		&c.HealthReason, &c.HealthLatencyMS, &c.FlightCertSHA256, &c.HealthPath)
+		&c.HealthReason, &c.HealthLatencyMS, &c.FlightCertSHA256, &c.HealthPath, &c.BenchmarkMS)
 	c.LastSeen = nullTime(lastSeen)
 	if driftVersion != nil {
 		c.Drift = &domain.Drift{Version: *driftVersion, Reason: driftReason}
