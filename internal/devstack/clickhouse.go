@@ -62,7 +62,7 @@ var chConfig = template.Must(template.New("config").Parse(`<?xml version="1.0"?>
   <http_port>{{.HTTPPort}}</http_port>
   <tcp_port>{{.TCPPort}}</tcp_port>
   <listen_host>{{.Host}}</listen_host>
-  <max_connections>1024</max_connections>
+  <max_connections>4096</max_connections>
   <keep_alive_timeout>3</keep_alive_timeout>
   <max_concurrent_queries>100</max_concurrent_queries>
   <uncompressed_cache_size>268435456</uncompressed_cache_size>

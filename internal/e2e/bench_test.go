@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/google/uuid"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -108,9 +107,8 @@ func benchFanout(b *testing.B, n int) {
 	require.Equal(b, n+2, synced, "every node synced (the bench's and the two dev nodes)")
 
 	began = time.Now()
-	for _, conn := range direct {
-		_, err := migrate.Apply(ctx, conn, migs, head)
-		require.NoError(b, err)
+	for _, db := range direct {
+		applyTo(b, chAddr, db, migs, head)
 	}
 	directTook := time.Since(began)
 
@@ -121,27 +119,33 @@ func benchFanout(b *testing.B, n int) {
 }
 
 // prepareDatabases makes a fresh database per node (name + suffix) at
-// version v and returns connections to them, closed and dropped at cleanup.
-func prepareDatabases(b *testing.B, addr string, nodes []string, suffix string, migs []migrate.Migration, v int) []driver.Conn {
+// version v, dropped at cleanup, and returns their names. It keeps no
+// connection open: a thousand nodes' databases share one server.
+func prepareDatabases(b *testing.B, addr string, nodes []string, suffix string, migs []migrate.Migration, v int) []string {
 	b.Helper()
 	admin, err := clickhouse.Open(b.Context(), config.ClickHouse{Addr: addr, User: "default", Database: "default"})
 	require.NoError(b, err)
 	b.Cleanup(func() { _ = admin.Close() })
-	conns := make([]driver.Conn, 0, len(nodes))
+	dbs := make([]string, 0, len(nodes))
 	for _, name := range nodes {
 		db := benchDB(name) + suffix
 		require.NoError(b, admin.Exec(b.Context(), "DROP DATABASE IF EXISTS "+db))
-		conn, err := clickhouse.Open(b.Context(), config.ClickHouse{Addr: addr, User: "default", Database: db})
-		require.NoError(b, err)
-		_, err = migrate.Apply(b.Context(), conn, migs, v)
-		require.NoError(b, err)
-		conns = append(conns, conn)
-		b.Cleanup(func() {
-			_ = conn.Close()
-			_ = admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db)
-		})
+		applyTo(b, addr, db, migs, v)
+		dbs = append(dbs, db)
+		b.Cleanup(func() { _ = admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db) })
 	}
-	return conns
+	return dbs
+}
+
+// applyTo connects to database db on addr (creating it), applies migs up
+// to v and disconnects, as a script looping over nodes would.
+func applyTo(b *testing.B, addr, db string, migs []migrate.Migration, v int) {
+	b.Helper()
+	conn, err := clickhouse.Open(b.Context(), config.ClickHouse{Addr: addr, User: "default", Database: db})
+	require.NoError(b, err)
+	defer func() { _ = conn.Close() }()
+	_, err = migrate.Apply(b.Context(), conn, migs, v)
+	require.NoError(b, err)
 }
 
 func benchDB(node string) string {
