@@ -26,9 +26,11 @@ require (
 	google.golang.org/protobuf v1.36.12
 )
 
-require github.com/AfterShip/clickhouse-sql-parser v0.4.18
-
-require github.com/hashicorp/golang-lru/v2 v2.0.7 // indirect
+require (
+	github.com/AfterShip/clickhouse-sql-parser v0.4.18
+	github.com/hashicorp/golang-lru/v2 v2.0.7
+	github.com/qmuntal/gltf v0.28.0
+)
 
 require (
 	cel.dev/expr v0.25.2 // indirect
@@ -265,7 +267,7 @@ require (
 	golang.org/x/mod v0.42.0 // indirect
 	golang.org/x/net v0.61.0 // indirect
 	golang.org/x/oauth2 v0.37.0 // indirect
-	golang.org/x/sync v0.24.0 // indirect
+	golang.org/x/sync v0.24.0
 	golang.org/x/sys v0.49.0
 	golang.org/x/telemetry v0.0.0-20261009151841-97e8ea77aa2a // indirect
 	golang.org/x/term v0.47.0 // indirect
