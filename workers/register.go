@@ -10,6 +10,7 @@ import (
 
 	"github.com/syndb/federation/activities"
 	"github.com/syndb/federation/internal/domain"
+	"github.com/syndb/federation/internal/mesh"
 	"github.com/syndb/federation/internal/p2p"
 	"github.com/syndb/federation/internal/store"
 	"github.com/syndb/federation/workflows"
@@ -24,6 +25,7 @@ type Activities struct {
 	Ontology *activities.Ontology
 	Jobs     *activities.Jobs
 	Etl      *activities.Etl
+	Meshes   *activities.Meshes
 }
 
 // Register registers every workflow and every activity on w, each under its
@@ -53,6 +55,13 @@ func Register(w worker.Registry, a Activities) {
 		{domain.RegisterDatasetName, a.Etl.RegisterDataset},
 		{domain.DeleteStagedName, a.Etl.DeleteStaged},
 		{domain.RefreshCatalogName, a.Etl.RefreshCatalog},
+		{domain.MeshTargetName, a.Meshes.MeshTarget},
+		{domain.CheckMeshRowName, a.Meshes.CheckMeshRow},
+		{domain.ReadMeshName, a.Meshes.ReadMesh},
+		{domain.StoreMeshName, a.Meshes.StoreMesh},
+		{domain.WriteMeshMetricsName, a.Meshes.WriteMeshMetrics},
+		{domain.RecordMeshName, a.Meshes.RecordMesh},
+		{domain.DeleteStagedMeshName, a.Meshes.DeleteStagedMesh},
 	} {
 		w.RegisterActivityWithOptions(r.fn, activity.RegisterOptions{Name: r.name})
 	}
@@ -85,5 +94,8 @@ func (h *Hub) activities(st *store.Store, wh driver.Conn, nodes *p2p.Client, tc 
 		Ontology: activities.NewOntology(st, nodes, h.onto),
 		Jobs:     jobs,
 		Etl:      etl,
+		Meshes: activities.NewMeshes(activities.MeshesDeps{Store: st, Nodes: nodes, Objects: h.s3,
+			StagingBucket: cfg.S3.StagingBucket, MeshesBucket: cfg.S3.MeshesBucket, MaxBytes: cfg.Mesh.MaxUploadBytes,
+			Limits: mesh.Limits{MaxVertices: cfg.Mesh.MaxVertices, MaxTriangles: cfg.Mesh.MaxTriangles}}),
 	}
 }

@@ -101,4 +101,5 @@ func Register(r WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(OntologySync, workflow.RegisterOptions{Name: OntologySyncName})
 	r.RegisterWorkflowWithOptions(AnalyticsJob, workflow.RegisterOptions{Name: AnalyticsJobName})
 	r.RegisterWorkflowWithOptions(EtlJob, workflow.RegisterOptions{Name: EtlJobName})
+	r.RegisterWorkflowWithOptions(MeshIngest, workflow.RegisterOptions{Name: MeshIngestName})
 }

@@ -20,7 +20,7 @@ var MeshFormats = []string{MeshFormatGLB}
 // the four metrics computed from it and its location.
 var MeshColumns = []string{"mesh_volume", "mesh_surface_area", "mesh_area_volume_ratio", "mesh_sphericity", "s3_mesh_location"}
 
-// Mesh statuses of a compartment's mesh, in MeshIngestResult.Source.
+// Where an ingest read a mesh from (MeshReading.Source).
 const (
 	// MeshStaged: the ingest read the file just uploaded.
 	MeshStaged = "staged"
@@ -134,6 +134,8 @@ type MeshWritten struct {
 	Rows uint64 `json:"rows"`
 	// Changed is false when the row already held these values.
 	Changed bool `json:"changed"`
+	// Location is the s3_mesh_location written.
+	Location string `json:"location"`
 }
 
 // MeshIngestResult is the output (and, while running, the progress) of a
@@ -141,10 +143,9 @@ type MeshWritten struct {
 type MeshIngestResult struct {
 	Spec MeshSpec `json:"spec"`
 	// Step is what the ingest is doing, or "done".
-	Step     string       `json:"step"`
-	Location string       `json:"location,omitempty"`
-	Reading  *MeshReading `json:"reading,omitempty"`
-	Written  *MeshWritten `json:"written,omitempty"`
+	Step    string       `json:"step"`
+	Reading *MeshReading `json:"reading,omitempty"`
+	Written *MeshWritten `json:"written,omitempty"`
 }
 
 // Activity names of mesh ingests.
