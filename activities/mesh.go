@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 
-	"github.com/google/uuid"
 	"github.com/minio/minio-go/v7"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
@@ -196,14 +195,7 @@ func (a *Meshes) WriteMeshMetrics(ctx context.Context, p domain.MeshParams) (dom
 
 // RecordMesh records the mesh in PostgreSQL, where the catalog counts it.
 func (a *Meshes) RecordMesh(ctx context.Context, p domain.MeshParams) error {
-	return a.store.RecordMeshes(ctx, []store.Mesh{meshRecord(p.Spec, p.Reading, p.WorkflowID)})
-}
-
-// meshRecord is the record of a mesh read as r.
-func meshRecord(spec domain.MeshSpec, r domain.MeshReading, workflowID string) store.Mesh {
-	return store.Mesh{Node: spec.Node, DatasetID: uuid.MustParse(spec.DatasetID), Table: spec.Table, CID: uuid.MustParse(spec.CID),
-		Object: spec.Key(), Format: spec.Format, Bytes: r.Bytes, SHA256: r.SHA256, Vertices: r.Vertices, Triangles: r.Triangles,
-		Metrics: r.Metrics, WorkflowID: workflowID}
+	return a.store.RecordMeshes(ctx, []store.Mesh{store.MeshOf(p.Spec, p.Reading, p.WorkflowID)})
 }
 
 // DeleteStagedMesh removes the upload once it is stored, unless another

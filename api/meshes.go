@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 	"github.com/minio/minio-go/v7"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/syndb/federation/internal/config"
 	"github.com/syndb/federation/internal/domain"
@@ -71,6 +72,9 @@ type MeshLink struct {
 type MeshIngestStatus struct {
 	RunStatus
 	domain.MeshIngestResult
+	// Reason is why a failed ingest failed: its innermost error's message
+	// (Error has the whole chain).
+	Reason string `json:"reason,omitempty"`
 }
 
 // meshSpec checks a mesh's compartment: a node in the registry, a dataset
@@ -209,6 +213,10 @@ func (s *Server) meshIngestStatus(c echo.Context) error {
 		return err
 	}
 	out.RunStatus = st
+	if st.Error != "" {
+		err := s.deps.Temporal.GetWorkflow(c.Request().Context(), st.WorkflowID, st.RunID).Get(c.Request().Context(), nil)
+		out.Reason = innermostReason(err)
+	}
 	return c.JSON(http.StatusOK, out)
 }
 
@@ -241,4 +249,17 @@ func (s *Server) getMesh(c echo.Context) error {
 		}
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+// innermostReason is the message of the deepest application error in err's
+// chain: what the failing activity said, without the wrapping.
+func innermostReason(err error) string {
+	reason := ""
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		var app *temporal.ApplicationError
+		if errors.As(e, &app) {
+			reason, e = app.Message(), app
+		}
+	}
+	return reason
 }

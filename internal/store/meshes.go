@@ -30,6 +30,14 @@ type Mesh struct {
 	IngestedAt time.Time `json:"ingested_at"`
 }
 
+// MeshOf is the record of the mesh of spec, read as r by workflowID ("" for
+// the seed).
+func MeshOf(spec domain.MeshSpec, r domain.MeshReading, workflowID string) Mesh {
+	return Mesh{Node: spec.Node, DatasetID: uuid.MustParse(spec.DatasetID), Table: spec.Table, CID: uuid.MustParse(spec.CID),
+		Object: spec.Key(), Format: spec.Format, Bytes: r.Bytes, SHA256: r.SHA256, Vertices: r.Vertices, Triangles: r.Triangles,
+		Metrics: r.Metrics, WorkflowID: workflowID}
+}
+
 // RecordMeshes records meshes, each replacing what was recorded for its
 // compartment: recording the same mesh twice leaves one row.
 func (s *Store) RecordMeshes(ctx context.Context, ms []Mesh) error {
