@@ -139,7 +139,9 @@ func pyramidOracle(m *mesh.Mesh) (vol, area float64) {
 		v := m.Vertices[i]
 		return [3]float64{float64(float32(v[0])), float64(float32(v[1])), float64(float32(v[2]))}
 	}
-	dist := func(a, b [3]float64) float64 { return math.Sqrt((a[0]-b[0])*(a[0]-b[0]) + (a[1]-b[1])*(a[1]-b[1]) + (a[2]-b[2])*(a[2]-b[2])) }
+	dist := func(a, b [3]float64) float64 {
+		return math.Sqrt((a[0]-b[0])*(a[0]-b[0]) + (a[1]-b[1])*(a[1]-b[1]) + (a[2]-b[2])*(a[2]-b[2]))
+	}
 	for _, t := range m.Triangles {
 		a, b, c := p(t[0]), p(t[1]), p(t[2])
 		x, y, z := dist(a, b), dist(b, c), dist(c, a)
