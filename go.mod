@@ -26,12 +26,12 @@ require (
 	google.golang.org/protobuf v1.36.12
 )
 
-require github.com/AfterShip/clickhouse-sql-parser v0.4.18
-
 require (
+	github.com/AfterShip/clickhouse-sql-parser v0.4.18
 	github.com/aclements/go-moremath v0.0.0-20210112150236-f10218a38794 // indirect
-	github.com/hashicorp/golang-lru/v2 v2.0.7 // indirect
-	golang.org/x/perf v0.0.0-20260908200009-22c9c6c9d4da // indirect
+	github.com/hashicorp/golang-lru/v2 v2.0.7
+	github.com/qmuntal/gltf v0.28.0
+	golang.org/x/perf v0.0.0-20260908200009-22c9c6c9d4da
 )
 
 require (
@@ -269,7 +269,7 @@ require (
 	golang.org/x/mod v0.42.0 // indirect
 	golang.org/x/net v0.61.0 // indirect
 	golang.org/x/oauth2 v0.37.0 // indirect
-	golang.org/x/sync v0.24.0 // indirect
+	golang.org/x/sync v0.24.0
 	golang.org/x/sys v0.49.0
 	golang.org/x/telemetry v0.0.0-20261009151841-97e8ea77aa2a // indirect
 	golang.org/x/term v0.47.0 // indirect

@@ -396,7 +396,7 @@ func TestRoleTableWalk(t *testing.T) {
 	srv, _ := newCatalogTestServer(t)
 	keys := map[string]string{store.RoleReader: readerKey, store.RoleOperator: operatorKey, store.RoleAdmin: goodKey}
 	routes := New(config.API{}, Deps{}).Routes()
-	require.Len(t, routes, 38)
+	require.Len(t, routes, 42)
 	registered := map[string]bool{}
 	for _, r := range New(config.API{}, Deps{Store: fakeStore{}}).e.Routes() {
 		registered[r.Method+" "+r.Path] = true

@@ -36,6 +36,7 @@ type jobsStore interface {
 type presigner interface {
 	PresignedGetObject(ctx context.Context, bucket, object string, expiry time.Duration, reqParams url.Values) (*url.URL, error)
 	PresignedPostPolicy(ctx context.Context, p *minio.PostPolicy) (*url.URL, map[string]string, error)
+	StatObject(ctx context.Context, bucket, object string, opts minio.StatObjectOptions) (minio.ObjectInfo, error)
 }
 
 // resultURLTTL is how long a result download URL is valid.

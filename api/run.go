@@ -98,7 +98,7 @@ func Run(ctx context.Context, cfg config.API, log *slog.Logger) error {
 		}
 	}()
 	srv := New(cfg, Deps{Store: st, Jobs: st, Objects: objects, Registry: reg, Temporal: tc, Warehouse: wh, Query: qwh, Log: log, SchemaHead: len(migs), Migrations: migs,
-		Catalog: st, Queries: st, Audit: st, Benchmarks: st, TLS: cert, Keys: keys})
+		Catalog: st, Queries: st, Audit: st, Benchmarks: st, TLS: cert, Keys: keys, Meshes: st})
 	// HTTP and Flight together: either failing stops both.
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -118,13 +118,14 @@ func Run(ctx context.Context, cfg config.API, log *slog.Logger) error {
 	return errors.Join(httpErr, <-flightErr)
 }
 
-// ensureBuckets creates the hub's S3 buckets (job results, ETL staging).
+// ensureBuckets creates the hub's S3 buckets (job results, staged uploads,
+// meshes).
 func ensureBuckets(ctx context.Context, c config.S3) error {
 	mc, err := minio.New(c.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(c.AccessKey, c.SecretKey, ""), Secure: c.UseTLS})
 	if err != nil {
 		return fmt.Errorf("s3 client for %s: %w", c.Endpoint, err)
 	}
-	for _, b := range []string{c.ResultsBucket, c.StagingBucket} {
+	for _, b := range []string{c.ResultsBucket, c.StagingBucket, c.MeshesBucket} {
 		ok, err := mc.BucketExists(ctx, b)
 		if err != nil {
 			return fmt.Errorf("s3 %s: bucket %s: %w", c.Endpoint, b, err)

@@ -70,6 +70,9 @@ type Deps struct {
 	// Keys authenticates API keys (internal/keyauth: cached, last uses
 	// written in batches); Store when nil.
 	Keys keyAuthenticator
+	// Meshes reads the meshes the hub recorded (their metrics in a mesh's
+	// download answer); none are read when nil.
+	Meshes meshRecords
 	// TLS is the certificate the HTTP API and the Flight server serve;
 	// both are plaintext when nil.
 	TLS *Certificate
@@ -197,6 +200,10 @@ func (s *Server) routes() []Route {
 		{del, "/v1/jobs/:id", operator, small, s.cancelJob},
 		{get, "/v1/datasets", reader, small, s.searchDatasets},
 		{get, "/v1/datasets/:node/:id", reader, small, s.getDataset},
+		{post, "/v1/datasets/:node/:id/meshes", operator, small, s.createMeshUpload},
+		{get, "/v1/datasets/:node/:id/meshes/:table/:cid", reader, small, s.getMesh},
+		{post, "/v1/datasets/:node/:id/meshes/:table/:cid/ingest", operator, small, s.startMeshIngest},
+		{get, "/v1/datasets/:node/:id/meshes/:table/:cid/ingest", reader, small, s.meshIngestStatus},
 		{post, "/v1/datasets/sync", operator, small, s.startCatalogSync},
 		{get, "/v1/datasets/sync/:id", reader, small, s.catalogSyncStatus},
 		{get, "/v1/ontology", reader, small, s.ontologyStatus},

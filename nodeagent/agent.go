@@ -1,7 +1,7 @@
 // Package nodeagent is `syndb node`: the small agent beside a lab's ClickHouse.
 // It registers with the hub over libp2p and answers the hub's messages
 // (HealthPing, SchemaSync, DatasetCatalogRequest, GetFlightEndpoint,
-// AnalyticsQuery, OntologySync) against the local warehouse. It shares only the
+// AnalyticsQuery, OntologySync, MeshMetrics) against the local warehouse. It shares only the
 // internal protocol packages with the hub, never hub code.
 package nodeagent
 
@@ -71,6 +71,8 @@ type Agent struct {
 	syncMu sync.Mutex
 	// ontoMu serialises ontology writes.
 	ontoMu sync.Mutex
+	// meshMu serialises mesh writes: one mutation at a time.
+	meshMu sync.Mutex
 
 	registered chan struct{}
 	regOnce    sync.Once
@@ -158,6 +160,7 @@ func (a *Agent) start(ctx context.Context) error {
 	p2p.Handle(a.host, p2p.FlightEndpoint, a.log, hubOnly(p2p.FlightEndpoint), delayed(d, a.handleFlightEndpoint))
 	p2p.Handle(a.host, p2p.AnalyticsQuery, a.log, hubOnly(p2p.AnalyticsQuery), delayed(d, a.handleAnalytics))
 	p2p.Handle(a.host, p2p.OntologySync, a.log, hubOnly(p2p.OntologySync), delayed(d, a.handleOntologySync))
+	p2p.Handle(a.host, p2p.MeshMetrics, a.log, hubOnly(p2p.MeshMetrics), delayed(d, a.handleMeshMetrics))
 	a.serveFlightOverLibp2p(hubOnly(p2p.Spec{ID: p2p.FlightProtocol}))
 	a.startCHGateway(hubOnly(chGatewaySpec))
 	if d > 0 {

@@ -101,8 +101,8 @@ func TestRegisterRegistersEverything(t *testing.T) {
 	wantWorkflows, _ := stringConsts(t, "../workflows", "")
 	wantActivities, _ := stringConsts(t, "../internal/domain", "")
 	_, calledByWorkflows := stringConsts(t, "../workflows", "domain")
-	require.Len(t, wantWorkflows, 7, "the names files read")
-	require.Len(t, wantActivities, 22, "the names files read")
+	require.Len(t, wantWorkflows, 8, "the names files read")
+	require.Len(t, wantActivities, 29, "the names files read")
 	require.ElementsMatch(t, wantWorkflows, r.workflows)
 	got := make([]string, 0, len(r.activities))
 	for name, fn := range r.activities {
@@ -137,6 +137,7 @@ func workerConfig(port int, keyFile string) config.Worker {
 		Listen:     []string{"/ip4/127.0.0.1/tcp/" + strconv.Itoa(port)},
 		KeyFile:    keyFile, MaxConns: 64, Health: config.DefaultHealth(), CatalogInterval: time.Minute, BenchmarkInterval: time.Minute,
 		RelayMaxDuration: time.Minute, RelayMaxData: 1 << 20,
+		Mesh: config.Mesh{MaxUploadBytes: 1 << 20, MaxVertices: 1000, MaxTriangles: 2000},
 	}
 	cfg.ETL = config.ETL{}
 	return cfg

@@ -10,6 +10,7 @@ import (
 
 	"github.com/syndb/federation/activities"
 	"github.com/syndb/federation/internal/domain"
+	"github.com/syndb/federation/internal/mesh"
 	"github.com/syndb/federation/internal/p2p"
 	"github.com/syndb/federation/internal/store"
 	"github.com/syndb/federation/workflows"
@@ -26,6 +27,7 @@ type Activities struct {
 	Etl      *activities.Etl
 	// Benchmarks measures nodes and records the figures.
 	Benchmarks *activities.Benchmarks
+	Meshes     *activities.Meshes
 }
 
 // Register registers every workflow and every activity on w, each under its
@@ -58,6 +60,13 @@ func Register(w worker.Registry, a Activities) {
 		{domain.RefreshCatalogName, a.Etl.RefreshCatalog},
 		{domain.BenchmarkNodeName, a.Benchmarks.BenchmarkNode},
 		{domain.RecordBenchmarksName, a.Benchmarks.RecordBenchmarks},
+		{domain.MeshTargetName, a.Meshes.MeshTarget},
+		{domain.CheckMeshRowName, a.Meshes.CheckMeshRow},
+		{domain.ReadMeshName, a.Meshes.ReadMesh},
+		{domain.StoreMeshName, a.Meshes.StoreMesh},
+		{domain.WriteMeshMetricsName, a.Meshes.WriteMeshMetrics},
+		{domain.RecordMeshName, a.Meshes.RecordMesh},
+		{domain.DeleteStagedMeshName, a.Meshes.DeleteStagedMesh},
 	} {
 		w.RegisterActivityWithOptions(r.fn, activity.RegisterOptions{Name: r.name})
 	}
@@ -92,5 +101,8 @@ func (h *Hub) activities(st *store.Store, wh driver.Conn, nodes *p2p.Client, tc 
 		Etl:      etl,
 		Benchmarks: activities.NewBenchmarks(st, nodes,
 			activities.BenchmarkOptions{PingTimeout: cfg.Health.PingTimeout}, h.log),
+		Meshes: activities.NewMeshes(activities.MeshesDeps{Store: st, Nodes: nodes, Objects: h.s3,
+			StagingBucket: cfg.S3.StagingBucket, MeshesBucket: cfg.S3.MeshesBucket, MaxBytes: cfg.Mesh.MaxUploadBytes,
+			Limits: mesh.Limits{MaxVertices: cfg.Mesh.MaxVertices, MaxTriangles: cfg.Mesh.MaxTriangles}}),
 	}
 }

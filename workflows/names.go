@@ -112,4 +112,5 @@ func Register(r WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(NodeBenchmark, workflow.RegisterOptions{Name: NodeBenchmarkName})
 	r.RegisterWorkflowWithOptions(AnalyticsJob, workflow.RegisterOptions{Name: AnalyticsJobName})
 	r.RegisterWorkflowWithOptions(EtlJob, workflow.RegisterOptions{Name: EtlJobName})
+	r.RegisterWorkflowWithOptions(MeshIngest, workflow.RegisterOptions{Name: MeshIngestName})
 }

@@ -10,6 +10,8 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/syndb/federation/internal/domain"
 )
 
 // StartCatalogSync starts a catalog sync of the whole fleet, or joins the
@@ -56,6 +58,12 @@ func StartOntologySync(ctx context.Context, c client.Client, p OntologySyncParam
 func StartOntologyCatchUp(ctx context.Context, c client.Client, node string, v int) (Started, error) {
 	return startOrJoinRun(ctx, c, OntologyCatchUpID(node, v), OntologySyncName,
 		OntologySyncParams{Version: v, Nodes: []string{node}, CatchUp: true})
+}
+
+// StartMeshIngest starts the ingest of a compartment's mesh, or joins the
+// one going for it; a finished one may run again (it writes nothing twice).
+func StartMeshIngest(ctx context.Context, c client.Client, spec domain.MeshSpec) (Started, error) {
+	return startOrJoinRun(ctx, c, MeshIngestID(spec), MeshIngestName, spec)
 }
 
 // startOrJoinRun starts workflowType under id, or joins the run going under

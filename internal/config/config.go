@@ -66,6 +66,9 @@ type S3 struct {
 	UseTLS        bool   `env:"SYNDB_S3_TLS" envDefault:"false"`
 	ResultsBucket string `env:"SYNDB_S3_RESULTS_BUCKET" envDefault:"syndb-results"`
 	StagingBucket string `env:"SYNDB_S3_STAGING_BUCKET" envDefault:"syndb-staging"`
+	// MeshesBucket holds compartments' surface meshes, under
+	// {node}/{dataset_id}/{table}/{cid}.glb.
+	MeshesBucket string `env:"SYNDB_S3_MESHES_BUCKET" envDefault:"syndb-meshes"`
 }
 
 // Validate checks the object-store settings: the keys must be set.
@@ -94,6 +97,7 @@ type API struct {
 	S3            S3
 	Query         Query
 	ETL           ETL
+	Mesh          Mesh
 	Auth          Auth
 	// FlightAddr is where the hub's Arrow Flight server listens, and
 	// FlightPublicAddr how clients reach it (the location in FlightInfo).
@@ -186,6 +190,7 @@ type Worker struct {
 	ClickHouse       ClickHouse
 	S3               S3
 	ETL              ETL
+	Mesh             Mesh
 	// Listen holds the libp2p listen multiaddrs of the hub.
 	Listen []string `env:"SYNDB_P2P_LISTEN" envSeparator:"," envDefault:"/ip4/127.0.0.1/udp/4001/quic-v1,/ip4/127.0.0.1/tcp/4001"`
 	// KeyFile is the hub's persistent Ed25519 identity, created on first start.
@@ -379,7 +384,7 @@ func (c *API) Validate() error {
 		concurrency = fmt.Errorf("SYNDB_SYNC_CONCURRENCY: %d is outside 1..%d", c.SyncConcurrency, MaxSyncConcurrency)
 	}
 	_, proxies := ParseProxies(c.TrustedProxies)
-	return errors.Join(concurrency, c.Query.Validate(), c.ETL.Validate(), c.Auth.Validate(), c.TLS.Validate(), c.checkPublicURL(),
+	return errors.Join(concurrency, c.Query.Validate(), c.ETL.Validate(), c.Mesh.Validate(), c.Auth.Validate(), c.TLS.Validate(), c.checkPublicURL(),
 		c.Limits.Validate(), c.Audit.Validate(), proxies,
 		checkHostPort("SYNDB_API_ADDR", c.Addr),
 		checkHostPort("SYNDB_TEMPORAL_ADDRESS", c.Temporal.Address),
@@ -392,7 +397,7 @@ func (c *API) Validate() error {
 
 // Validate checks the worker configuration.
 func (c *Worker) Validate() error {
-	errs := []error{c.Health.Validate(), c.ETL.Validate()}
+	errs := []error{c.Health.Validate(), c.ETL.Validate(), c.Mesh.Validate()}
 	if c.MaxConns < 64 || c.MaxConns > 1<<20 {
 		errs = append(errs, fmt.Errorf("SYNDB_P2P_MAX_CONNS: %d is outside 64..1048576", c.MaxConns))
 	}

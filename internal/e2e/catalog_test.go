@@ -13,10 +13,12 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/minio/minio-go/v7"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
 
 	"github.com/syndb/federation/api"
+	"github.com/syndb/federation/internal/devstack/fleet"
 	"github.com/syndb/federation/internal/health"
 	"github.com/syndb/federation/internal/store"
 	"github.com/syndb/federation/workflows"
@@ -54,8 +56,9 @@ func searchDatasets(t *testing.T, query url.Values) api.DatasetSearch {
 }
 
 // nodeDatasets reads a node's datasets, with their row count in every
-// table that has a dataset_id, straight from its ClickHouse: what the
-// hub's catalog must hold.
+// table that has a dataset_id, straight from its ClickHouse, and their
+// meshes from the objects the meshes bucket holds under their prefix: what
+// the hub's catalog must hold.
 func nodeDatasets(t *testing.T, node string) map[string]store.Dataset {
 	t.Helper()
 	conn := nodeConn(t, node)
@@ -99,6 +102,14 @@ func nodeDatasets(t *testing.T, node string) map[string]store.Dataset {
 			}
 		}
 		require.NoError(t, counts.Close())
+	}
+	s3 := s3Client(t)
+	for id, d := range out {
+		for o := range s3.ListObjects(ctx, fleet.MeshesBucket, minio.ListObjectsOptions{Prefix: node + "/" + id + "/", Recursive: true}) {
+			require.NoError(t, o.Err)
+			d.Meshes++
+		}
+		out[id] = d
 	}
 	return out
 }

@@ -35,10 +35,13 @@ var (
 	AnalyticsQuery = Spec{ID: "/syndb/cluster/analytics/1.0.0", Timeout: 30 * time.Minute, MaxRequest: 256 << 10, MaxResponse: 8 << 20}
 	// OntologySync (hub → node): store a version of the ontology.
 	OntologySync = Spec{ID: "/syndb/cluster/ontology-sync/1.0.0", Timeout: 5 * time.Minute, MaxRequest: 8 << 20, MaxResponse: 4 << 10}
+	// MeshMetrics (hub → node): write a mesh's metrics and location into its
+	// compartment's row; the node waits for its ClickHouse mutation.
+	MeshMetrics = Spec{ID: "/syndb/cluster/mesh-metrics/1.0.0", Timeout: 2 * time.Minute, MaxRequest: 4 << 10, MaxResponse: 1 << 10}
 )
 
 // Specs lists the whole message set.
-var Specs = []Spec{Register, HealthPing, SchemaSync, DatasetCatalog, FlightEndpoint, AnalyticsQuery, OntologySync}
+var Specs = []Spec{Register, HealthPing, SchemaSync, DatasetCatalog, FlightEndpoint, AnalyticsQuery, OntologySync, MeshMetrics}
 
 // FlightProtocol (hub → node) carries the node's Arrow Flight service,
 // gRPC over one libp2p stream per gRPC connection (flightstream.go): the

@@ -57,7 +57,10 @@ type Dataset struct {
 	Notes                string      `json:"notes"`
 	Tables               []TableRows `json:"tables"`
 	TotalRows            uint64      `json:"total_rows"`
-	CreatedAt            *time.Time  `json:"created_at,omitempty"`
+	// Meshes counts the dataset's compartments whose surface mesh the hub
+	// holds (ingested, or seeded).
+	Meshes    int64      `json:"meshes"`
+	CreatedAt *time.Time `json:"created_at,omitempty"`
 	// UpdatedAt is when the hub last saw the dataset change.
 	UpdatedAt time.Time `json:"updated_at"`
 	// Rank is the full-text rank of a search's match (absent without text).
@@ -196,7 +199,9 @@ type DatasetPage struct {
 }
 
 const datasetColumns = `d.cluster, d.dataset_id::text, d.name, d.owner, d.animal, d.brain_region, d.genetic_manipulations,
-	d.microscopy, d.publication_doi, d.notes, d.tables, d.total_rows, d.created_at, d.updated_at`
+	d.microscopy, d.publication_doi, d.notes, d.tables, d.total_rows,
+	(SELECT count(*) FROM meshes m WHERE m.cluster = d.cluster AND m.dataset_id = d.dataset_id),
+	d.created_at, d.updated_at`
 
 // SearchDatasets searches the catalog of the active nodes. With text, the
 // matches come best first (ts_rank over the weighted search column: name and
@@ -279,7 +284,7 @@ func scanDataset(row pgx.Row, total *int) (Dataset, error) {
 		rows   int64
 	)
 	err := row.Scan(&d.Node, &d.DatasetID, &d.Name, &d.Owner, &d.Animal, &d.BrainRegion, &d.GeneticManipulations,
-		&d.Microscopy, &d.PublicationDOI, &d.Notes, &tables, &rows, &d.CreatedAt, &d.UpdatedAt, &d.Rank, total)
+		&d.Microscopy, &d.PublicationDOI, &d.Notes, &tables, &rows, &d.Meshes, &d.CreatedAt, &d.UpdatedAt, &d.Rank, total)
 	if err != nil {
 		return Dataset{}, err
 	}

@@ -1841,6 +1841,174 @@ func (x *OntologySyncResponse) GetTermsWritten() uint32 {
 	return 0
 }
 
+// MeshMetricsRequest: hub → node, write the metrics of a compartment's
+// surface mesh and the mesh's location into the compartment's row (the row
+// of table with dataset_id and cid), or, with check_only, only look the row
+// up. Writing values the row already holds changes nothing.
+type MeshMetricsRequest struct {
+	state               protoimpl.MessageState `protogen:"open.v1"`
+	Table               string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	DatasetId           string                 `protobuf:"bytes,2,opt,name=dataset_id,json=datasetId,proto3" json:"dataset_id,omitempty"`
+	Cid                 string                 `protobuf:"bytes,3,opt,name=cid,proto3" json:"cid,omitempty"`
+	MeshVolume          float64                `protobuf:"fixed64,4,opt,name=mesh_volume,json=meshVolume,proto3" json:"mesh_volume,omitempty"`
+	MeshSurfaceArea     float64                `protobuf:"fixed64,5,opt,name=mesh_surface_area,json=meshSurfaceArea,proto3" json:"mesh_surface_area,omitempty"`
+	MeshAreaVolumeRatio float64                `protobuf:"fixed64,6,opt,name=mesh_area_volume_ratio,json=meshAreaVolumeRatio,proto3" json:"mesh_area_volume_ratio,omitempty"`
+	MeshSphericity      float64                `protobuf:"fixed64,7,opt,name=mesh_sphericity,json=meshSphericity,proto3" json:"mesh_sphericity,omitempty"`
+	// s3://bucket/key of the mesh.
+	S3MeshLocation string `protobuf:"bytes,8,opt,name=s3_mesh_location,json=s3MeshLocation,proto3" json:"s3_mesh_location,omitempty"`
+	CheckOnly      bool   `protobuf:"varint,9,opt,name=check_only,json=checkOnly,proto3" json:"check_only,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *MeshMetricsRequest) Reset() {
+	*x = MeshMetricsRequest{}
+	mi := &file_syndb_federation_v1_federation_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MeshMetricsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MeshMetricsRequest) ProtoMessage() {}
+
+func (x *MeshMetricsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_syndb_federation_v1_federation_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MeshMetricsRequest.ProtoReflect.Descriptor instead.
+func (*MeshMetricsRequest) Descriptor() ([]byte, []int) {
+	return file_syndb_federation_v1_federation_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *MeshMetricsRequest) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *MeshMetricsRequest) GetDatasetId() string {
+	if x != nil {
+		return x.DatasetId
+	}
+	return ""
+}
+
+func (x *MeshMetricsRequest) GetCid() string {
+	if x != nil {
+		return x.Cid
+	}
+	return ""
+}
+
+func (x *MeshMetricsRequest) GetMeshVolume() float64 {
+	if x != nil {
+		return x.MeshVolume
+	}
+	return 0
+}
+
+func (x *MeshMetricsRequest) GetMeshSurfaceArea() float64 {
+	if x != nil {
+		return x.MeshSurfaceArea
+	}
+	return 0
+}
+
+func (x *MeshMetricsRequest) GetMeshAreaVolumeRatio() float64 {
+	if x != nil {
+		return x.MeshAreaVolumeRatio
+	}
+	return 0
+}
+
+func (x *MeshMetricsRequest) GetMeshSphericity() float64 {
+	if x != nil {
+		return x.MeshSphericity
+	}
+	return 0
+}
+
+func (x *MeshMetricsRequest) GetS3MeshLocation() string {
+	if x != nil {
+		return x.S3MeshLocation
+	}
+	return ""
+}
+
+func (x *MeshMetricsRequest) GetCheckOnly() bool {
+	if x != nil {
+		return x.CheckOnly
+	}
+	return false
+}
+
+type MeshMetricsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The rows with the request's dataset_id and cid (the node answers
+	// not_found when there are none).
+	Rows uint64 `protobuf:"varint,1,opt,name=rows,proto3" json:"rows,omitempty"`
+	// False when the rows already held the values (or check_only).
+	Changed       bool `protobuf:"varint,2,opt,name=changed,proto3" json:"changed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MeshMetricsResponse) Reset() {
+	*x = MeshMetricsResponse{}
+	mi := &file_syndb_federation_v1_federation_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MeshMetricsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MeshMetricsResponse) ProtoMessage() {}
+
+func (x *MeshMetricsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_syndb_federation_v1_federation_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MeshMetricsResponse.ProtoReflect.Descriptor instead.
+func (*MeshMetricsResponse) Descriptor() ([]byte, []int) {
+	return file_syndb_federation_v1_federation_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *MeshMetricsResponse) GetRows() uint64 {
+	if x != nil {
+		return x.Rows
+	}
+	return 0
+}
+
+func (x *MeshMetricsResponse) GetChanged() bool {
+	if x != nil {
+		return x.Changed
+	}
+	return false
+}
+
 var File_syndb_federation_v1_federation_proto protoreflect.FileDescriptor
 
 const file_syndb_federation_v1_federation_proto_rawDesc = "" +
@@ -1995,7 +2163,23 @@ const file_syndb_federation_v1_federation_proto_rawDesc = "" +
 	"\x14OntologySyncResponse\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\x05R\x04from\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\x05R\x02to\x12#\n" +
-	"\rterms_written\x18\x03 \x01(\rR\ftermsWrittenB+Z)github.com/syndb/federation/internal/wireb\x06proto3"
+	"\rterms_written\x18\x03 \x01(\rR\ftermsWritten\"\xcf\x02\n" +
+	"\x12MeshMetricsRequest\x12\x14\n" +
+	"\x05table\x18\x01 \x01(\tR\x05table\x12\x1d\n" +
+	"\n" +
+	"dataset_id\x18\x02 \x01(\tR\tdatasetId\x12\x10\n" +
+	"\x03cid\x18\x03 \x01(\tR\x03cid\x12\x1f\n" +
+	"\vmesh_volume\x18\x04 \x01(\x01R\n" +
+	"meshVolume\x12*\n" +
+	"\x11mesh_surface_area\x18\x05 \x01(\x01R\x0fmeshSurfaceArea\x123\n" +
+	"\x16mesh_area_volume_ratio\x18\x06 \x01(\x01R\x13meshAreaVolumeRatio\x12'\n" +
+	"\x0fmesh_sphericity\x18\a \x01(\x01R\x0emeshSphericity\x12(\n" +
+	"\x10s3_mesh_location\x18\b \x01(\tR\x0es3MeshLocation\x12\x1d\n" +
+	"\n" +
+	"check_only\x18\t \x01(\bR\tcheckOnly\"C\n" +
+	"\x13MeshMetricsResponse\x12\x12\n" +
+	"\x04rows\x18\x01 \x01(\x04R\x04rows\x12\x18\n" +
+	"\achanged\x18\x02 \x01(\bR\achangedB+Z)github.com/syndb/federation/internal/wireb\x06proto3"
 
 var (
 	file_syndb_federation_v1_federation_proto_rawDescOnce sync.Once
@@ -2009,7 +2193,7 @@ func file_syndb_federation_v1_federation_proto_rawDescGZIP() []byte {
 	return file_syndb_federation_v1_federation_proto_rawDescData
 }
 
-var file_syndb_federation_v1_federation_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_syndb_federation_v1_federation_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_syndb_federation_v1_federation_proto_goTypes = []any{
 	(*Error)(nil),                     // 0: syndb.federation.v1.Error
 	(*Reply)(nil),                     // 1: syndb.federation.v1.Reply
@@ -2036,28 +2220,30 @@ var file_syndb_federation_v1_federation_proto_goTypes = []any{
 	(*OntologyTerm)(nil),              // 22: syndb.federation.v1.OntologyTerm
 	(*OntologySyncRequest)(nil),       // 23: syndb.federation.v1.OntologySyncRequest
 	(*OntologySyncResponse)(nil),      // 24: syndb.federation.v1.OntologySyncResponse
-	(*durationpb.Duration)(nil),       // 25: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),     // 26: google.protobuf.Timestamp
+	(*MeshMetricsRequest)(nil),        // 25: syndb.federation.v1.MeshMetricsRequest
+	(*MeshMetricsResponse)(nil),       // 26: syndb.federation.v1.MeshMetricsResponse
+	(*durationpb.Duration)(nil),       // 27: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),     // 28: google.protobuf.Timestamp
 }
 var file_syndb_federation_v1_federation_proto_depIdxs = []int32{
 	0,  // 0: syndb.federation.v1.Reply.error:type_name -> syndb.federation.v1.Error
-	25, // 1: syndb.federation.v1.HealthPingResponse.clickhouse_latency:type_name -> google.protobuf.Duration
-	26, // 2: syndb.federation.v1.AppliedMigration.applied_at:type_name -> google.protobuf.Timestamp
-	25, // 3: syndb.federation.v1.AppliedMigration.duration:type_name -> google.protobuf.Duration
+	27, // 1: syndb.federation.v1.HealthPingResponse.clickhouse_latency:type_name -> google.protobuf.Duration
+	28, // 2: syndb.federation.v1.AppliedMigration.applied_at:type_name -> google.protobuf.Timestamp
+	27, // 3: syndb.federation.v1.AppliedMigration.duration:type_name -> google.protobuf.Duration
 	6,  // 4: syndb.federation.v1.SchemaSyncRequest.migrations:type_name -> syndb.federation.v1.Migration
 	7,  // 5: syndb.federation.v1.SchemaSyncResponse.applied:type_name -> syndb.federation.v1.AppliedMigration
 	7,  // 6: syndb.federation.v1.SchemaSyncResponse.ledger:type_name -> syndb.federation.v1.AppliedMigration
-	26, // 7: syndb.federation.v1.Dataset.created_at:type_name -> google.protobuf.Timestamp
+	28, // 7: syndb.federation.v1.Dataset.created_at:type_name -> google.protobuf.Timestamp
 	11, // 8: syndb.federation.v1.Dataset.tables:type_name -> syndb.federation.v1.TableRows
 	12, // 9: syndb.federation.v1.DatasetCatalogResponse.datasets:type_name -> syndb.federation.v1.Dataset
 	14, // 10: syndb.federation.v1.GetFlightEndpointRequest.query:type_name -> syndb.federation.v1.FlightQuery
-	25, // 11: syndb.federation.v1.GetFlightEndpointRequest.ttl:type_name -> google.protobuf.Duration
-	26, // 12: syndb.federation.v1.GetFlightEndpointResponse.expires_at:type_name -> google.protobuf.Timestamp
+	27, // 11: syndb.federation.v1.GetFlightEndpointRequest.ttl:type_name -> google.protobuf.Duration
+	28, // 12: syndb.federation.v1.GetFlightEndpointResponse.expires_at:type_name -> google.protobuf.Timestamp
 	14, // 13: syndb.federation.v1.FlightTicket.query:type_name -> syndb.federation.v1.FlightQuery
-	26, // 14: syndb.federation.v1.FlightTicket.expires_at:type_name -> google.protobuf.Timestamp
-	26, // 15: syndb.federation.v1.FlightTicket.issued_at:type_name -> google.protobuf.Timestamp
+	28, // 14: syndb.federation.v1.FlightTicket.expires_at:type_name -> google.protobuf.Timestamp
+	28, // 15: syndb.federation.v1.FlightTicket.issued_at:type_name -> google.protobuf.Timestamp
 	20, // 16: syndb.federation.v1.AnalyticsQueryResponse.summaries:type_name -> syndb.federation.v1.Summary
-	25, // 17: syndb.federation.v1.AnalyticsQueryResponse.took:type_name -> google.protobuf.Duration
+	27, // 17: syndb.federation.v1.AnalyticsQueryResponse.took:type_name -> google.protobuf.Duration
 	22, // 18: syndb.federation.v1.OntologySyncRequest.terms:type_name -> syndb.federation.v1.OntologyTerm
 	19, // [19:19] is the sub-list for method output_type
 	19, // [19:19] is the sub-list for method input_type
@@ -2077,7 +2263,7 @@ func file_syndb_federation_v1_federation_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_syndb_federation_v1_federation_proto_rawDesc), len(file_syndb_federation_v1_federation_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   25,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -4,7 +4,9 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
+	"strings"
 
 	"github.com/google/uuid"
 
@@ -207,6 +209,48 @@ func (x *OntologySyncRequest) Validate() error {
 	}
 	if sum := OntologyChecksum(x.GetTerms()); x.GetChecksum() != sum {
 		return fmt.Errorf("ontology checksum %q does not match its terms (%s)", x.GetChecksum(), sum)
+	}
+	return nil
+}
+
+// maxMeshLocation bounds a mesh location.
+const maxMeshLocation = 1024
+
+// meshLocationRe is what a mesh location may be: s3:// with a bucket name
+// and a key of the characters mesh keys are built from, so it needs no
+// escaping in SQL.
+var meshLocationRe = regexp.MustCompile(`^s3://[a-z0-9][a-z0-9.-]{1,62}/[A-Za-z0-9/._-]+$`)
+
+// Validate checks the row a mesh belongs to and, unless the request only
+// looks it up, the metrics (finite, positive normal numbers) and the
+// location.
+func (x *MeshMetricsRequest) Validate() error {
+	if !identRe.MatchString(x.GetTable()) {
+		return fmt.Errorf("table %.40q is not an identifier", x.GetTable())
+	}
+	for _, id := range []string{x.GetDatasetId(), x.GetCid()} {
+		if _, err := uuid.Parse(id); err != nil {
+			return fmt.Errorf("ID %.40q is not a UUID", id)
+		}
+	}
+	if x.GetCheckOnly() {
+		return nil
+	}
+	for _, m := range []struct {
+		name string
+		v    float64
+	}{
+		{"mesh_volume", x.GetMeshVolume()}, {"mesh_surface_area", x.GetMeshSurfaceArea()},
+		{"mesh_area_volume_ratio", x.GetMeshAreaVolumeRatio()}, {"mesh_sphericity", x.GetMeshSphericity()},
+	} {
+		// ClickHouse parses neither NaN and infinities nor subnormal
+		// numbers as literals the same way everywhere.
+		if !(m.v >= 0x1p-1022 && m.v <= math.MaxFloat64) {
+			return fmt.Errorf("%s %g is not a positive normal number", m.name, m.v)
+		}
+	}
+	if l := x.GetS3MeshLocation(); len(l) > maxMeshLocation || !meshLocationRe.MatchString(l) || strings.Contains(l, "..") {
+		return fmt.Errorf("s3_mesh_location %.80q is not s3://bucket/key", l)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"math"
 	"strings"
 	"testing"
 
@@ -70,5 +71,36 @@ func TestRegisterRequestFlightCert(t *testing.T) {
 			require.ErrorContains(t, err, "flight_cert_sha256 is")
 			require.ErrorContains(t, err, "not a SHA-256 (32 bytes)")
 		})
+	}
+}
+
+func TestMeshMetricsRequestValidate(t *testing.T) {
+	t.Parallel()
+	good := func() *MeshMetricsRequest {
+		return &MeshMetricsRequest{Table: "neuron", DatasetId: "8f0ec595-47d4-5cb0-a6d4-cee4d8efb6e8",
+			Cid: "1b4e28ba-2fa1-11d2-883f-0016d3cca427", MeshVolume: 1, MeshSurfaceArea: 6, MeshAreaVolumeRatio: 6,
+			MeshSphericity: 0.806, S3MeshLocation: "s3://syndb-meshes/lab-a/8f0ec595-47d4-5cb0-a6d4-cee4d8efb6e8/neuron/x.glb"}
+	}
+	require.NoError(t, good().Validate())
+	check := good()
+	check.CheckOnly, check.MeshVolume, check.S3MeshLocation = true, 0, ""
+	require.NoError(t, check.Validate(), "a look-up carries no values")
+	for name, edit := range map[string]func(r *MeshMetricsRequest){
+		"table":            func(r *MeshMetricsRequest) { r.Table = "neuron; DROP" },
+		"dataset":          func(r *MeshMetricsRequest) { r.DatasetId = "x" },
+		"cid":              func(r *MeshMetricsRequest) { r.Cid = "x')" },
+		"NaN volume":       func(r *MeshMetricsRequest) { r.MeshVolume = math.NaN() },
+		"infinite area":    func(r *MeshMetricsRequest) { r.MeshSurfaceArea = math.Inf(1) },
+		"negative ratio":   func(r *MeshMetricsRequest) { r.MeshAreaVolumeRatio = -1 },
+		"zero sphericity":  func(r *MeshMetricsRequest) { r.MeshSphericity = 0 },
+		"subnormal volume": func(r *MeshMetricsRequest) { r.MeshVolume = 5e-324 },
+		"quote":            func(r *MeshMetricsRequest) { r.S3MeshLocation = "s3://syndb-meshes/a'b.glb" },
+		"not s3":           func(r *MeshMetricsRequest) { r.S3MeshLocation = "http://x/a.glb" },
+		"dot dot":          func(r *MeshMetricsRequest) { r.S3MeshLocation = "s3://syndb-meshes/../a.glb" },
+		"no key":           func(r *MeshMetricsRequest) { r.S3MeshLocation = "s3://syndb-meshes/" },
+	} {
+		r := good()
+		edit(r)
+		require.Error(t, r.Validate(), name)
 	}
 }

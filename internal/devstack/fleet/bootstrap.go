@@ -10,8 +10,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
 	"github.com/syndb/federation/internal/clickhouse"
 	"github.com/syndb/federation/internal/config"
+	"github.com/syndb/federation/internal/devstack"
 	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/seed"
 	"github.com/syndb/federation/internal/store"
@@ -19,27 +23,50 @@ import (
 )
 
 // seed writes synthetic datasets into every node's warehouse, bringing it to
-// the schema the data needs (and no further: the rest is schema sync's work).
+// the schema the data needs (and no further: the rest is schema sync's work),
+// with their meshes in the hub's S3, recorded in its PostgreSQL.
 func (f *Federation) seed(ctx context.Context) error {
 	migs, err := schemas.ClickHouseMigrations()
 	if err != nil {
 		return err
 	}
+	objects, err := minio.New(f.Env["SYNDB_S3_ENDPOINT"], &minio.Options{
+		Creds: credentials.NewStaticV4(devstack.MinIOUser, devstack.MinIOPassword, "")})
+	if err != nil {
+		return fmt.Errorf("seed: s3 client: %w", err)
+	}
+	var meshes []store.Mesh
 	for _, n := range f.opts.Nodes {
 		conn, err := clickhouse.Open(ctx, config.ClickHouse{Addr: f.Stack.Nodes[n.Name].Addr(), User: "default", Database: "syndb"})
 		if err != nil {
 			return fmt.Errorf("seed %s: %w", n.Name, err)
 		}
-		res, err := seed.Seed(ctx, conn, migs, seed.Options{Node: n.Name, Datasets: f.opts.SeedDatasets, Rows: f.opts.SeedRows})
+		res, err := seed.Seed(ctx, conn, migs, seed.Options{Node: n.Name, Datasets: f.opts.SeedDatasets, Rows: f.opts.SeedRows,
+			Objects: objects, MeshBucket: MeshesBucket, MeshRows: f.opts.SeedMeshes})
 		_ = conn.Close()
 		if err != nil {
 			return fmt.Errorf("seed %s: %w", n.Name, err)
 		}
+		for _, m := range res.Meshes {
+			meshes = append(meshes, store.MeshOf(m.Spec, m.Reading, ""))
+		}
 		f.opts.Log.Info("node seeded", "node", n.Name, "datasets_created", res.Created, "datasets_present", res.Skipped,
-			"rows", res.Rows, "schema_version", res.SchemaTo)
+			"rows", res.Rows, "meshes", len(res.Meshes), "schema_version", res.SchemaTo)
 	}
-	return nil
+	if len(meshes) == 0 {
+		return nil
+	}
+	st, err := store.Open(ctx, f.Stack.Postgres.DSN())
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return st.RecordMeshes(ctx, meshes)
 }
+
+// MeshesBucket is the dev federation's meshes bucket (the default of
+// SYNDB_S3_MESHES_BUCKET).
+const MeshesBucket = "syndb-meshes"
 
 // enroll creates the registry entries of the dev nodes, with enrollment
 // tokens, unless a name is already bound to that node's identity. A name

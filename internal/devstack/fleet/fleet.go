@@ -46,8 +46,10 @@ type Options struct {
 	// GatewayPort is the worker's ClickHouse gateway (SQL over libp2p).
 	GatewayPort int
 	Nodes       []NodeSpec
-	// SeedDatasets and SeedRows size the synthetic data per node.
-	SeedDatasets, SeedRows int
+	// SeedDatasets and SeedRows size the synthetic data per node;
+	// SeedMeshes is how many rows of each compartment table of each
+	// dataset get a stored mesh.
+	SeedDatasets, SeedRows, SeedMeshes int
 	// Out receives the prefixed output of every process (nil: log files only).
 	Out io.Writer
 	Log *slog.Logger
@@ -85,6 +87,7 @@ func DevOptions(repoRoot string) Options {
 		},
 		SeedDatasets: 3,
 		SeedRows:     200,
+		SeedMeshes:   10,
 		Restart:      &devstack.DefaultRestartPolicy,
 	}
 }
@@ -95,11 +98,13 @@ func TestOptions(repoRoot, root, binary string, names ...string) (Options, error
 	if err != nil {
 		return Options{}, err
 	}
-	o := Options{Root: root, RepoRoot: repoRoot, Binary: binary, Ports: ports, SeedDatasets: 2, SeedRows: 50, Fast: true,
+	o := Options{Root: root, RepoRoot: repoRoot, Binary: binary, Ports: ports, SeedDatasets: 2, SeedRows: 50, SeedMeshes: 5, Fast: true,
 		// A fast health monitor, so tests see transitions in seconds.
 		HubEnv: map[string]string{
 			"SYNDB_HEALTH_INTERVAL": "500ms", "SYNDB_HEALTH_PROBE_BACKOFF": "1s", "SYNDB_HEALTH_MAX_PROBE_BACKOFF": "4s",
 			"SYNDB_HEALTH_PING_TIMEOUT": "3s",
+			// Small enough that a test uploads an oversized mesh quickly.
+			"SYNDB_MESH_MAX_UPLOAD_BYTES": "1048576",
 		}}
 	free := func() int {
 		if err != nil {
