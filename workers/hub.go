@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
+	"golang.org/x/time/rate"
 
 	"github.com/syndb/federation/internal/clickhouse"
 	"github.com/syndb/federation/internal/config"
@@ -225,7 +226,14 @@ func (h *Hub) start(ctx context.Context, parts *stack) error {
 // discovery and the access sync.
 func (h *Hub) startP2P(ctx context.Context, st *store.Store, parts *stack) (host.Host, *p2p.Discovery, *accessSync, error) {
 	cfg := h.cfg
-	gater := p2p.NewGater()
+	limit := p2p.DefaultStrangerLimit
+	if cfg.RegisterPerIP > 0 {
+		limit.PerIP = rate.Limit(cfg.RegisterPerIP)
+	}
+	if cfg.RegisterIPBurst > 0 {
+		limit.IPBurst = cfg.RegisterIPBurst
+	}
+	gater := p2p.NewGaterWith(limit)
 	ph, err := p2p.NewHost(p2p.HostConfig{
 		Key: h.key, Listen: cfg.Listen, Gater: gater, PSK: h.psk, Reachability: cfg.Reachability, Relays: h.relays, MaxConns: cfg.MaxConns,
 		Punches: &h.punches, RelayService: cfg.RelayService, RelayLimit: p2p.RelayLimit{Duration: cfg.RelayMaxDuration, Data: cfg.RelayMaxData},

@@ -204,6 +204,12 @@ type Worker struct {
 	// CatalogInterval is how often the catalog-sync schedule pulls every
 	// node's dataset catalog into PostgreSQL.
 	CatalogInterval time.Duration `env:"SYNDB_CATALOG_INTERVAL" envDefault:"15m"`
+	// RegisterPerIP and RegisterIPBurst bound how often peers not yet
+	// enrolled may try to register from one IP address (a second, and at
+	// once): a site behind one address that starts many nodes together
+	// needs more than the default.
+	RegisterPerIP   float64 `env:"SYNDB_P2P_REGISTER_PER_IP" envDefault:"2"`
+	RegisterIPBurst int     `env:"SYNDB_P2P_REGISTER_IP_BURST" envDefault:"20"`
 	// DebugAddr, when set, serves Go's profiles (/debug/pprof/) there: a
 	// loopback address, for the operator on the hub's machine.
 	DebugAddr string `env:"SYNDB_WORKER_DEBUG_ADDR"`
@@ -415,6 +421,10 @@ func (c *Worker) Validate() error {
 	}
 	if c.DebugAddr != "" {
 		errs = append(errs, checkHostPort("SYNDB_WORKER_DEBUG_ADDR", c.DebugAddr))
+	}
+	if c.RegisterPerIP < 0 || c.RegisterPerIP > 10000 || c.RegisterIPBurst < 0 || c.RegisterIPBurst > 100000 {
+		errs = append(errs, fmt.Errorf("SYNDB_P2P_REGISTER_PER_IP, SYNDB_P2P_REGISTER_IP_BURST: %g, %d are outside 0..10000, 0..100000 (0: the defaults)",
+			c.RegisterPerIP, c.RegisterIPBurst))
 	}
 	if c.BenchmarkInterval < 10*time.Second || c.BenchmarkInterval > 7*24*time.Hour {
 		errs = append(errs, fmt.Errorf("SYNDB_BENCHMARK_INTERVAL: %s is outside 10s..168h", c.BenchmarkInterval))

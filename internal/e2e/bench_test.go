@@ -196,7 +196,7 @@ func startAgents(b *testing.B, st *store.Store, chAddr string, nodes []string) (
 		agents = append(agents, a)
 		wg.Go(func() { _ = a.Run(ctx) })
 	}
-	deadline := time.After(2 * time.Minute)
+	deadline := time.After(2*time.Minute + time.Duration(len(nodes))*200*time.Millisecond)
 	for i, a := range agents {
 		select {
 		case <-a.Registered():

@@ -117,6 +117,9 @@ func TestOptions(repoRoot, root, binary string, names ...string) (Options, error
 	o.APIPort, o.HubP2PPort, o.RelayP2PPort, o.HubFlightPort, o.GatewayPort = free(), free(), free(), free(), free()
 	// The worker's profiles, for benchmarks that look at where its time goes.
 	o.HubEnv["SYNDB_WORKER_DEBUG_ADDR"] = fmt.Sprintf("127.0.0.1:%d", free())
+	// Every test node registers from 127.0.0.1, a thousand of them at once
+	// in the fan-out benchmark.
+	o.HubEnv["SYNDB_P2P_REGISTER_PER_IP"], o.HubEnv["SYNDB_P2P_REGISTER_IP_BURST"] = "1000", "2000"
 	for _, n := range names {
 		o.Nodes = append(o.Nodes, NodeSpec{Name: n, P2PPort: free(), FlightPort: free()})
 	}
