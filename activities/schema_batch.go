@@ -3,7 +3,6 @@ package activities
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 
@@ -14,10 +13,11 @@ import (
 )
 
 // Bounds of a batch's per-node tries when its params leave them 0: those
-// the per-node activity had from its retry policy.
+// of the per-node activity (its retry policy's attempts and backoff, its
+// start-to-close timeout per try).
 const (
 	defaultSyncAttempts   = 4
-	defaultSyncTryTimeout = 2 * time.Minute
+	defaultSyncTryTimeout = 3 * time.Minute
 	syncRetryInitial      = time.Second
 	syncRetryMax          = 15 * time.Second
 )
@@ -66,6 +66,9 @@ func (a *Schema) SyncNodesSchema(ctx context.Context, p domain.SyncNodesParams) 
 		}
 		wg.Go(func() {
 			o := a.syncWithTries(ctx, n, p)
+			if ctx.Err() != nil && !o.Synced() {
+				return // cut short by the batch's end: not this node's outcome
+			}
 			mu.Lock()
 			out[i] = o
 			finished = append(finished, o)
@@ -74,10 +77,13 @@ func (a *Schema) SyncNodesSchema(ctx context.Context, p domain.SyncNodesParams) 
 	}
 	wg.Wait()
 	stop()
-	if err := ctx.Err(); err != nil {
-		return domain.SyncNodesResult{}, fmt.Errorf("schema sync batch: %w", err)
+	if len(finished) == len(p.Nodes) {
+		return domain.SyncNodesResult{Nodes: out}, nil
 	}
-	return domain.SyncNodesResult{Nodes: out}, nil
+	// Cancelled or timed out before every node finished: the outcomes so
+	// far travel with the error, so the workflow reports them.
+	return domain.SyncNodesResult{}, temporal.NewApplicationErrorWithCause("schema sync batch ended before every node finished",
+		domain.ErrTypeBatchInterrupted, ctx.Err(), finished)
 }
 
 // syncWithTries syncs one node of a batch, trying again after an error a

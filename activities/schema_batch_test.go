@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/worker"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/syndb/federation/activities"
@@ -157,4 +159,51 @@ func TestSyncNodesSchemaRefusesABadTarget(t *testing.T) {
 	env.RegisterActivity(a.SyncNodesSchema)
 	_, err := env.ExecuteActivity(a.SyncNodesSchema, domain.SyncNodesParams{Target: 5})
 	require.ErrorContains(t, err, "outside 1..1")
+}
+
+// hangingNodes answers SchemaSync for "p-ok" and holds every other call
+// until it is cancelled.
+type hangingNodes struct{}
+
+func (hangingNodes) Call(ctx context.Context, peerID string, _ []string, _ p2p.Spec, req, resp proto.Message) error {
+	if peerID != "p-ok" {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Second):
+			return errors.New("the test did not cancel the batch")
+		}
+	}
+	proto.Merge(resp, &wire.SchemaSyncResponse{From: 1, To: req.(*wire.SchemaSyncRequest).GetTarget()})
+	return nil
+}
+
+// TestSyncNodesSchemaCutShortReportsWhatFinished: a batch cut short (its
+// worker stops) before every node finished fails, and its error carries
+// the outcomes of the nodes that did finish, not of those cut short. (A
+// batch that times out is reported by Temporal with its last heartbeat's
+// details instead, which hold the same outcomes.)
+func TestSyncNodesSchemaCutShortReportsWhatFinished(t *testing.T) {
+	t.Parallel()
+	rec := &versionRecorder{versions: map[string]int{}, drifts: map[string]string{}}
+	a := activities.NewSchema(rec, nil, hangingNodes{}, []migrate.Migration{{Version: 1}, {Version: 2}}, slog.New(slog.DiscardHandler))
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a.SyncNodesSchema)
+	// The batch's context ends a second in, as when its worker stops.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stop := time.AfterFunc(time.Second, cancel)
+	defer stop.Stop()
+	env.SetWorkerOptions(worker.Options{BackgroundActivityContext: ctx})
+	_, err := env.ExecuteActivity(a.SyncNodesSchema, domain.SyncNodesParams{Target: 2, Nodes: []domain.NodeRef{
+		{Name: "lab-ok", PeerID: "p-ok"}, {Name: "lab-hang", PeerID: "p-hang"}}})
+	var appErr *temporal.ApplicationError
+	require.ErrorAs(t, err, &appErr)
+	require.Equal(t, domain.ErrTypeBatchInterrupted, appErr.Type())
+	var done []domain.NodeSyncOutcome
+	require.NoError(t, appErr.Details(&done))
+	require.Len(t, done, 1)
+	require.Equal(t, "lab-ok", done[0].Name)
+	require.True(t, done[0].Synced())
 }

@@ -44,7 +44,7 @@ func (s *Server) startBenchmark(c echo.Context) error {
 		return err
 	}
 	if req.Concurrency < 0 || req.Concurrency > config.MaxSyncConcurrency {
-		return errBadRequest(fmt.Sprintf("concurrency %d is outside 1..%d", req.Concurrency, config.MaxSyncConcurrency))
+		return errBadRequest(fmt.Sprintf("concurrency %d is outside 1..%d (0: the default)", req.Concurrency, config.MaxSyncConcurrency))
 	}
 	st, err := workflows.StartNodeBenchmark(c.Request().Context(), s.deps.Temporal, workflows.NodeBenchmarkParams{Concurrency: req.Concurrency})
 	if err != nil {
@@ -180,7 +180,9 @@ func decodeBenchmarkCursor(raw string) (store.BenchmarkCursor, error) {
 		return store.BenchmarkCursor{}, bad
 	}
 	us, err := strconv.ParseInt(micros, 10, 64)
-	if err != nil {
+	// Rows are measured after 1970 and before a year from now; anything
+	// else is no cursor of ours (and PostgreSQL cannot hold every int64).
+	if err != nil || us < 0 || us > time.Now().AddDate(1, 0, 0).UnixMicro() {
 		return store.BenchmarkCursor{}, bad
 	}
 	n, err := strconv.ParseInt(id, 10, 64)

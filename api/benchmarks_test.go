@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -94,6 +95,9 @@ func TestBenchmarkListInput(t *testing.T) {
 		{"run=42", `run "42" is not a run ID`},
 		{"cursor=%21%21", "is not a cursor of GET /v1/federation/benchmarks"},
 		{"cursor=" + url.QueryEscape("MTIzNDU"), "is not a cursor"},
+		// A time PostgreSQL cannot hold, and one far in the future.
+		{"cursor=" + base64.RawURLEncoding.EncodeToString([]byte("-210866803200000001.1")), "is not a cursor"},
+		{"cursor=" + base64.RawURLEncoding.EncodeToString([]byte("9223372036854775807.1")), "is not a cursor"},
 		{"node=" + strings.Repeat("a", 300), "node is 300 bytes, at most 256"},
 	} {
 		status, eb, _ := do(t, srv, http.MethodGet, "/v1/federation/benchmarks?"+tc.query, auth, "")

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -28,7 +29,11 @@ func nodesPerActivity(n, limit int) int {
 	if n <= limit {
 		return 1
 	}
-	return min(MaxNodesPerActivity, limit, (n+limit-1)/limit)
+	// At least 8 batches in flight (half the slots when there are fewer
+	// than 16), so a node that hangs through its tries holds up a few
+	// batch-mates, not the sync.
+	inFlight := min(8, max(1, limit/2))
+	return max(1, min(MaxNodesPerActivity, limit/inFlight, (n+limit-1)/limit))
 }
 
 // syncBatches syncs plan's nodes per nodes per SyncNodesSchema activity, as
@@ -56,15 +61,21 @@ func syncBatches(ctx workflow.Context, plan syncPlan, per int) {
 		lo, hi := bounds(b)
 		var res domain.SyncNodesResult
 		if err := f.Get(ctx, &res); err != nil || len(res.Nodes) != hi-lo {
-			// The batch itself failed (every retry): its nodes are pending,
-			// and caught up when they are next seen healthy, unless the
-			// failure says a retry cannot help.
+			// The batch itself failed (every retry): the nodes it finished
+			// keep their outcomes (from its last heartbeat or its error);
+			// the others are pending, and caught up when they are next
+			// seen healthy, unless the failure says a retry cannot help.
 			status := NodePending
 			if err != nil {
 				status = nodeStatus(err)
 			}
+			done := finishedOutcomes(err)
 			took := workflow.Now(ctx).Sub(started[b])
 			for i := lo; i < hi; i++ {
+				if o, ok := done[nodes[i].Name]; ok {
+					recordOutcome(&out[i], o)
+					continue
+				}
 				out[i].DurationMS = took.Milliseconds()
 				out[i].Status, out[i].Error = status, batchError(err)
 			}
@@ -82,7 +93,7 @@ func syncBatches(ctx workflow.Context, plan syncPlan, per int) {
 func batchOptions(activityID string) workflow.ActivityOptions {
 	return workflow.ActivityOptions{
 		ActivityID:          activityID,
-		StartToCloseTimeout: 10 * time.Minute,
+		StartToCloseTimeout: 15 * time.Minute,
 		HeartbeatTimeout:    20 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        time.Second,
@@ -92,6 +103,26 @@ func batchOptions(activityID string) workflow.ActivityOptions {
 			NonRetryableErrorTypes: []string{domain.ErrTypeInvalid},
 		},
 	}
+}
+
+// finishedOutcomes are the outcomes a failed batch had finished, by node:
+// the details of its error (it was cut short) or of its last heartbeat (it
+// timed out).
+func finishedOutcomes(err error) map[string]domain.NodeSyncOutcome {
+	var outcomes []domain.NodeSyncOutcome
+	var appErr *temporal.ApplicationError
+	var timeout *temporal.TimeoutError
+	switch {
+	case errors.As(err, &appErr) && appErr.HasDetails():
+		_ = appErr.Details(&outcomes)
+	case errors.As(err, &timeout) && timeout.HasLastHeartbeatDetails():
+		_ = timeout.LastHeartbeatDetails(&outcomes)
+	}
+	done := make(map[string]domain.NodeSyncOutcome, len(outcomes))
+	for _, o := range outcomes {
+		done[o.Name] = o
+	}
+	return done
 }
 
 func batchError(err error) string {

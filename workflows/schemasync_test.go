@@ -353,3 +353,43 @@ func TestSchemaSyncFailedBatchLeavesItsNodesPending(t *testing.T) {
 	require.Equal(t, 38, res.Synced)
 	require.Equal(t, 2, res.Pending)
 }
+
+// TestSchemaSyncFailedBatchKeepsFinishedOutcomes: a batch whose every
+// attempt dies by heartbeat timeout after lab-04 synced (and heartbeated
+// its outcome) must report lab-04 synced, as the per-node path would: its
+// version is already recorded in the registry.
+func TestSchemaSyncFailedBatchKeepsFinishedOutcomes(t *testing.T) {
+	var nodes []domain.NodeRef
+	for i := range 40 {
+		nodes = append(nodes, domain.NodeRef{Name: fmt.Sprintf("lab-%02d", i), SchemaVersion: 1})
+	}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterWorkflowWithOptions(workflows.SchemaSync, workflow.RegisterOptions{Name: workflows.SchemaSyncName})
+	env.RegisterActivityWithOptions(func(_ context.Context, p domain.ApplyHubParams) (domain.ApplyHubResult, error) {
+		return domain.ApplyHubResult{From: 1, To: p.Target}, nil
+	}, activity.RegisterOptions{Name: domain.ApplyHubSchemaName})
+	env.RegisterActivityWithOptions(func(context.Context) ([]domain.NodeRef, error) { return nodes, nil },
+		activity.RegisterOptions{Name: domain.ListSyncTargetsName})
+	env.RegisterActivityWithOptions(func(_ context.Context, p domain.SyncNodesParams) (domain.SyncNodesResult, error) {
+		var out domain.SyncNodesResult
+		for _, n := range p.Nodes {
+			if n.Name == "lab-05" { // batch lab-04..lab-05: lab-04 synced, then the worker died
+				return out, temporal.NewHeartbeatTimeoutError([]domain.NodeSyncOutcome{
+					{Name: "lab-04", Result: domain.SyncNodeResult{From: 1, To: 2}, Attempts: 1}})
+			}
+		}
+		for _, n := range p.Nodes {
+			out.Nodes = append(out.Nodes, domain.NodeSyncOutcome{Name: n.Name, Result: domain.SyncNodeResult{From: 1, To: p.Target}, Attempts: 1})
+		}
+		return out, nil
+	}, activity.RegisterOptions{Name: domain.SyncNodesSchemaName})
+	env.ExecuteWorkflow(workflows.SchemaSyncName, workflows.SchemaSyncParams{Target: 2, Concurrency: 32})
+	require.NoError(t, env.GetWorkflowError())
+	var res workflows.SchemaSyncResult
+	require.NoError(t, env.GetWorkflowResult(&res))
+	got := byName(res)
+	require.Equal(t, workflows.NodePending, got["lab-05"].Status)
+	require.Equal(t, workflows.NodeSynced, got["lab-04"].Status, "lab-04 synced and said so in its heartbeat")
+	require.Equal(t, 2, got["lab-04"].To)
+}

@@ -19,6 +19,9 @@ const (
 const (
 	ErrTypeDrift   = "SchemaDrift"
 	ErrTypeInvalid = "InvalidRequest"
+	// ErrTypeBatchInterrupted: a batch of nodes ended before all of them
+	// finished; its details are the outcomes of those that did.
+	ErrTypeBatchInterrupted = "BatchInterrupted"
 )
 
 // Activity names of analytics jobs.

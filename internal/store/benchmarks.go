@@ -34,6 +34,10 @@ type BenchmarkCursor struct {
 
 // RecordBenchmarks writes rows in one statement. A row of a run, node and
 // kind already written is left as it is, so a retried write records
+// BenchmarkRetention is how long benchmark rows are kept: routing reads
+// the last day, the trend a month.
+const BenchmarkRetention = 30 * 24 * time.Hour
+
 // nothing twice. A row's unit is its kind's.
 func (s *Store) RecordBenchmarks(ctx context.Context, rows []domain.Benchmark) error {
 	if len(rows) == 0 {
@@ -51,14 +55,24 @@ func (s *Store) RecordBenchmarks(ctx context.Context, rows []domain.Benchmark) e
 		value, ok = append(value, r.Value), append(ok, r.OK)
 		errText, at = append(errText, r.Error), append(at, r.MeasuredAt)
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO benchmarks (workflow_id, run_id, node, kind, value, unit, path, ok, error, measured_at)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::text[], $7::text[], $8::bool[],
-			$9::text[], $10::timestamptz[])
-		ON CONFLICT (run_id, node, kind) DO NOTHING`, wf, run, node, kind, value, unit, path, ok, errText, at)
-	if err != nil {
-		return fmt.Errorf("record %d benchmarks: %w", len(rows), err)
-	}
-	return nil
+	// A row of a node no longer in the registry is dropped, not allowed
+	// to fail the others; rows past BenchmarkRetention go in the same
+	// transaction, so the table stays bounded.
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO benchmarks (workflow_id, run_id, node, kind, value, unit, path, ok, error, measured_at)
+			SELECT u.* FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::text[], $7::text[], $8::bool[],
+				$9::text[], $10::timestamptz[]) AS u(workflow_id, run_id, node, kind, value, unit, path, ok, error, measured_at)
+			WHERE EXISTS (SELECT 1 FROM clusters c WHERE c.name = u.node)
+			ON CONFLICT (run_id, node, kind) DO NOTHING`, wf, run, node, kind, value, unit, path, ok, errText, at)
+		if err != nil {
+			return fmt.Errorf("record %d benchmarks: %w", len(rows), err)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM benchmarks WHERE measured_at < now() - $1::interval`,
+			fmt.Sprintf("%d seconds", int64(BenchmarkRetention.Seconds()))); err != nil {
+			return fmt.Errorf("drop old benchmarks: %w", err)
+		}
+		return nil
+	})
 }
 
 // Benchmarks lists benchmark rows, newest first (by measurement, then ID),

@@ -132,3 +132,27 @@ func TestClusterBenchmarkFigure(t *testing.T) {
 	require.NoError(t, err)
 	require.InDelta(t, 1.5, one.BenchmarkMS, 0)
 }
+
+// TestBenchmarkRowsOfGoneNodesAndOldRows: a row of a node that is not in
+// the registry is dropped without failing the others, and a write drops
+// rows older than BenchmarkRetention.
+func TestBenchmarkRowsOfGoneNodesAndOldRows(t *testing.T) {
+	t.Parallel()
+	st, conn := catalogTestStore(t, "lab-a")
+	ctx := t.Context()
+	now := time.Now().UTC()
+	old := now.Add(-store.BenchmarkRetention - time.Hour)
+	require.NoError(t, st.RecordBenchmarks(ctx, []domain.Benchmark{figure("run-old", "lab-a", domain.BenchmarkPing, 1, old)}))
+	require.NoError(t, st.RecordBenchmarks(ctx, []domain.Benchmark{
+		figure("run-new", "lab-a", domain.BenchmarkPing, 1, now), figure("run-new", "gone", domain.BenchmarkPing, 1, now)}))
+	var runs []string
+	rows, err := conn.Query(ctx, `SELECT run_id || '/' || node FROM benchmarks ORDER BY run_id`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var r string
+		require.NoError(t, rows.Scan(&r))
+		runs = append(runs, r)
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, []string{"run-new/lab-a"}, runs)
+}
