@@ -96,11 +96,8 @@ func Parse(r io.Reader, name string) (*Run, error) {
 				run.values[f] = append(run.values[f], value)
 			}
 		case *benchfmt.SyntaxError:
-			// Test logs and PASS lines sit between benchmark lines; a line
-			// that looks like a benchmark but is not one is reported.
-			if !strings.Contains(rec.Msg, "missing") {
-				return nil, rec
-			}
+			// Test logs sit between benchmark lines, and a log line may
+			// begin with a benchmark's name: such lines are not results.
 		}
 	}
 	if err := rd.Err(); err != nil {
@@ -177,6 +174,9 @@ func orDash(s string) string {
 func ratioText(r float64, ok bool) string {
 	if !ok || math.IsNaN(r) || math.IsInf(r, 0) {
 		return ""
+	}
+	if r < 0.01 {
+		return fmt.Sprintf("1/%.0f", 1/r)
 	}
 	if r < 1 {
 		return fmt.Sprintf("%.0f %%", 100*r)

@@ -160,6 +160,8 @@ func BenchmarkFederatedSQL(b *testing.B) {
 		"SYNDB_QUERY_TIMEOUT": "10m", "SYNDB_QUERY_REMOTE_RECEIVE_TIMEOUT": "5m",
 		"SYNDB_QUERY_MAX_JOIN_ROWS":   fmt.Sprint(4 * fedsqlRows),
 		"SYNDB_CLICKHOUSE_QUERY_USER": "default", "SYNDB_CLICKHOUSE_QUERY_PASSWORD": "",
+		// The statements carry max_memory_usage: the default user's 4 GB.
+		"SYNDB_QUERY_MAX_MEMORY": "4000000000",
 	})
 	var table []fedsqlRow
 	for _, c := range fedsqlCases() {
