@@ -93,7 +93,13 @@ func (a *Schema) SyncNodeSchema(ctx context.Context, p domain.SyncNodeParams) (d
 	}
 	stopBeats := heartbeat(ctx, func() any { return p.Node.Name })
 	defer stopBeats()
-	return a.syncNode(ctx, p.Node, p.Target, p.WorkflowID)
+	return a.syncNode(ctx, p.Node, a.syncRequest(p.Target), p.WorkflowID)
+}
+
+// syncRequest is the SchemaSync every node of a sync to target is sent:
+// the hub's migrations up to target.
+func (a *Schema) syncRequest(target int) *wire.SchemaSyncRequest {
+	return &wire.SchemaSyncRequest{Target: int32(target), Migrations: wire.FromMigrations(a.migrations[:target])}
 }
 
 // checkTarget refuses a target outside the hub's migrations.
@@ -108,9 +114,8 @@ func (a *Schema) checkTarget(target int) error {
 // syncNode is one try of one node's sync: SchemaSync, then the node's new
 // version in the registry. Errors are classified (see classify); a node in
 // drift is recorded as such.
-func (a *Schema) syncNode(ctx context.Context, node domain.NodeRef, target int, workflowID string) (domain.SyncNodeResult, error) {
+func (a *Schema) syncNode(ctx context.Context, node domain.NodeRef, req *wire.SchemaSyncRequest, workflowID string) (domain.SyncNodeResult, error) {
 	start := time.Now()
-	req := &wire.SchemaSyncRequest{Target: int32(target), Migrations: wire.FromMigrations(a.migrations[:target])}
 	var resp wire.SchemaSyncResponse
 	err := a.nodes.Call(ctx, node.PeerID, node.Addrs, p2p.SchemaSync, req, &resp)
 	switch {

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/syndb/federation/internal/domain"
+	"github.com/syndb/federation/internal/wire"
 )
 
 // Bounds of a batch's per-node tries when its params leave them 0: those
@@ -58,6 +59,7 @@ func (a *Schema) SyncNodesSchema(ctx context.Context, p domain.SyncNodesParams) 
 		defer mu.Unlock()
 		return append([]domain.NodeSyncOutcome(nil), finished...)
 	})
+	req := a.syncRequest(p.Target) // the same for every node, read only
 	var wg sync.WaitGroup
 	for i, n := range p.Nodes {
 		if o, ok := done[n.Name]; ok {
@@ -65,7 +67,7 @@ func (a *Schema) SyncNodesSchema(ctx context.Context, p domain.SyncNodesParams) 
 			continue
 		}
 		wg.Go(func() {
-			o := a.syncWithTries(ctx, n, p)
+			o := a.syncWithTries(ctx, n, req, p)
 			if ctx.Err() != nil && !o.Synced() {
 				return // cut short by the batch's end: not this node's outcome
 			}
@@ -88,14 +90,14 @@ func (a *Schema) SyncNodesSchema(ctx context.Context, p domain.SyncNodesParams) 
 
 // syncWithTries syncs one node of a batch, trying again after an error a
 // retry can mend, and returns its outcome.
-func (a *Schema) syncWithTries(ctx context.Context, n domain.NodeRef, p domain.SyncNodesParams) domain.NodeSyncOutcome {
+func (a *Schema) syncWithTries(ctx context.Context, n domain.NodeRef, req *wire.SchemaSyncRequest, p domain.SyncNodesParams) domain.NodeSyncOutcome {
 	start := time.Now()
 	o := domain.NodeSyncOutcome{Name: n.Name}
 	wait := syncRetryInitial
 	for o.Attempts < p.Attempts {
 		o.Attempts++
 		tryCtx, cancel := context.WithTimeout(ctx, p.TryTimeout)
-		res, err := a.syncNode(tryCtx, n, p.Target, p.WorkflowID)
+		res, err := a.syncNode(tryCtx, n, req, p.WorkflowID)
 		cancel()
 		if err == nil {
 			o.Result, o.Error, o.ErrType = res, "", ""
