@@ -170,18 +170,9 @@ func (s *Server) createUpload(c echo.Context) error {
 	object := fmt.Sprintf("uploads/%s/%s", uuid.New(), req.Filename)
 	setAuditTarget(c, object)
 	expires := time.Now().Add(resultURLTTL).UTC()
-	policy := minio.NewPostPolicy()
-	for _, err := range []error{
-		policy.SetBucket(s.cfg.S3.StagingBucket), policy.SetKey(object), policy.SetExpires(expires),
-		policy.SetContentLengthRange(0, s.cfg.ETL.MaxUploadBytes),
-	} {
-		if err != nil {
-			return fmt.Errorf("upload policy: %w", err)
-		}
-	}
-	u, fields, err := s.deps.Objects.PresignedPostPolicy(c.Request().Context(), policy)
+	u, fields, err := s.presignStagedPost(c.Request().Context(), object, expires, 0, s.cfg.ETL.MaxUploadBytes)
 	if err != nil {
-		return fmt.Errorf("sign upload policy: %w", err)
+		return fmt.Errorf("upload: %w", err)
 	}
 	return c.JSON(http.StatusCreated, Upload{Object: object, URL: u.String(), Method: http.MethodPost, Fields: fields,
 		MaxBytes: s.cfg.ETL.MaxUploadBytes, ExpiresAt: expires})
@@ -313,4 +304,24 @@ func (s *Server) cancelJob(c echo.Context) error {
 		return fmt.Errorf("cancel job %s: %w", j.ID, err)
 	}
 	return c.JSON(http.StatusAccepted, map[string]string{"job_id": j.ID.String(), "state": "cancelling"})
+}
+
+// presignStagedPost signs a browser-style POST of object into the staging
+// bucket until expires, of between minBytes and maxBytes: the URL and the
+// form fields the client sends with the file.
+func (s *Server) presignStagedPost(ctx context.Context, object string, expires time.Time, minBytes, maxBytes int64) (*url.URL, map[string]string, error) {
+	policy := minio.NewPostPolicy()
+	for _, err := range []error{
+		policy.SetBucket(s.cfg.S3.StagingBucket), policy.SetKey(object), policy.SetExpires(expires),
+		policy.SetContentLengthRange(minBytes, maxBytes),
+	} {
+		if err != nil {
+			return nil, nil, fmt.Errorf("post policy: %w", err)
+		}
+	}
+	u, fields, err := s.deps.Objects.PresignedPostPolicy(ctx, policy)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sign post policy: %w", err)
+	}
+	return u, fields, nil
 }

@@ -161,18 +161,9 @@ func (s *Server) createMeshUpload(c echo.Context) error {
 	object := spec.StagedKey()
 	setAuditTarget(c, object)
 	expires := time.Now().Add(meshURLTTL).UTC()
-	policy := minio.NewPostPolicy()
-	for _, err := range []error{
-		policy.SetBucket(s.cfg.S3.StagingBucket), policy.SetKey(object), policy.SetExpires(expires),
-		policy.SetContentLengthRange(1, s.cfg.Mesh.MaxUploadBytes),
-	} {
-		if err != nil {
-			return fmt.Errorf("mesh upload policy: %w", err)
-		}
-	}
-	u, fields, err := s.deps.Objects.PresignedPostPolicy(c.Request().Context(), policy)
+	u, fields, err := s.presignStagedPost(c.Request().Context(), object, expires, 1, s.cfg.Mesh.MaxUploadBytes)
 	if err != nil {
-		return fmt.Errorf("sign mesh upload policy: %w", err)
+		return fmt.Errorf("mesh upload: %w", err)
 	}
 	return c.JSON(http.StatusCreated, MeshUpload{Object: object, URL: u.String(), Method: http.MethodPost, Fields: fields,
 		MaxBytes: s.cfg.Mesh.MaxUploadBytes, ExpiresAt: expires, Location: domain.MeshLocation(s.cfg.S3.MeshesBucket, spec.Key()),
