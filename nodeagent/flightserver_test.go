@@ -299,6 +299,7 @@ func TestFlightTicketsRefused(t *testing.T) {
 	t.Parallel()
 	conn := openDB(t, "flight_auth")
 	createEvery(t, conn, "every", everyRows())
+	beforeStart := time.Now()
 	f := startFlightService(t, "lab-auth", fixedConn(conn))
 	q := &wire.FlightQuery{Table: "every"}
 	soon := time.Now().Add(time.Minute)
@@ -332,7 +333,7 @@ func TestFlightTicketsRefused(t *testing.T) {
 		t.Parallel()
 		// As by the same node before a restart, which forgot what was used.
 		old := signTicket(t, f.key, &wire.FlightTicket{Node: f.name, HolderIps: []string{"127.0.0.1"},
-			IssuedAt: timestamppb.New(time.Now().Add(-10 * time.Second)), ExpiresAt: timestamppb.New(soon), Query: q})
+			IssuedAt: timestamppb.New(beforeStart.Add(-time.Second)), ExpiresAt: timestamppb.New(soon), Query: q})
 		_, _, err := f.getRows(t, old)
 		requireCode(t, codes.PermissionDenied, err)
 		require.ErrorContains(t, err, "before this node's Flight server started")

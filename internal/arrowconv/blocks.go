@@ -38,6 +38,7 @@ type BlockReader struct {
 	cols     []column
 	bld      *array.RecordBuilder
 	mem      memory.Allocator
+	reuse    *reuse // the columns' buffers; closed by Release
 	maxRows  int
 	maxBytes int
 	block    arrow.RecordBatch // the converted block
@@ -63,7 +64,7 @@ func Columnar(chTypes []string) bool {
 		if err != nil {
 			return false
 		}
-		if _, ok := blockColumn(t); !ok {
+		if _, ok := blockColumn(t, &wire{mem: memory.DefaultAllocator}); !ok {
 			return false
 		}
 	}
@@ -85,10 +86,14 @@ func NewBlockReader(src Blocks, names, chTypes []string, batchRows int, mem memo
 	if mem == nil {
 		mem = memory.DefaultAllocator
 	}
-	r := &BlockReader{src: src, schema: schema, mem: mem, maxRows: batchRows, maxBytes: DefaultBatchBytes}
+	r := &BlockReader{src: src, schema: schema, mem: mem, reuse: newReuse(mem), maxRows: batchRows, maxBytes: DefaultBatchBytes}
+	w := &wire{mem: r.reuse}
+	if wired, ok := src.(Wired); ok {
+		w.src = wired.Wire()
+	}
 	for i, s := range chTypes {
 		t, _ := parseType(s) // parsed by Schema already
-		c, ok := blockColumn(t)
+		c, ok := blockColumn(t, w)
 		if !ok {
 			return nil, fmt.Errorf("column %s: %w %s in columnar reads", names[i], ErrUnsupportedType, s)
 		}
@@ -124,6 +129,12 @@ func (r *BlockReader) Release() {
 	r.drop()
 	r.bld.Release()
 	_ = r.src.Close()
+	for _, c := range r.cols {
+		if c.wire != nil {
+			c.wire.release()
+		}
+	}
+	r.reuse.close()
 }
 
 func (r *BlockReader) drop() {

@@ -21,11 +21,14 @@ type column struct {
 	appendTo func(b array.Builder, valid []bool)
 	// direct, when set, builds the whole column's Arrow data at once.
 	direct directFn
+	// wire, when set, is the column's own decoder, whose buffers the
+	// reader releases at the end.
+	wire *wireCol
 }
 
-// blockColumn returns the column of t; false when the columnar reader does
-// not convert t (Decimal, LowCardinality, Date32).
-func blockColumn(t *chType) (column, bool) {
+// blockColumn returns the column of t, decoding with w; false when the
+// columnar reader does not convert t (Decimal, LowCardinality, Date32).
+func blockColumn(t *chType, w *wire) (column, bool) {
 	if strings.HasPrefix(t.name, "LowCardinality(") {
 		return column{}, false // dictionary-encoded on the wire
 	}
@@ -33,38 +36,41 @@ func blockColumn(t *chType) (column, bool) {
 		base := *t
 		base.nullable = false
 		_, base.name, _ = splitCall(t.name) // Nullable(T): T
-		return nullableColumn(&base)
+		return nullableColumn(&base, w)
 	}
 	switch t.kind {
 	case kindUUID:
-		return values[uuid.UUID, proto.ColUUID, *extensions.UUIDBuilder](true), true
+		return wireValues[uuid.UUID, *extensions.UUIDBuilder](w, proto.ColumnType(t.name), true), true
 	case kindInt8:
-		return values[int8, proto.ColInt8, *array.Int8Builder](true), true
+		return wireValues[int8, *array.Int8Builder](w, proto.ColumnType(t.name), false), true
 	case kindInt16:
-		return values[int16, proto.ColInt16, *array.Int16Builder](true), true
+		return wireValues[int16, *array.Int16Builder](w, proto.ColumnType(t.name), false), true
 	case kindInt32:
-		return values[int32, proto.ColInt32, *array.Int32Builder](true), true
+		return wireValues[int32, *array.Int32Builder](w, proto.ColumnType(t.name), false), true
 	case kindInt64:
-		return values[int64, proto.ColInt64, *array.Int64Builder](true), true
+		return wireValues[int64, *array.Int64Builder](w, proto.ColumnType(t.name), false), true
 	case kindUInt8:
-		return values[uint8, proto.ColUInt8, *array.Uint8Builder](true), true
+		return wireValues[uint8, *array.Uint8Builder](w, proto.ColumnType(t.name), false), true
 	case kindUInt16:
-		return values[uint16, proto.ColUInt16, *array.Uint16Builder](true), true
+		return wireValues[uint16, *array.Uint16Builder](w, proto.ColumnType(t.name), false), true
 	case kindUInt32:
-		return values[uint32, proto.ColUInt32, *array.Uint32Builder](true), true
+		return wireValues[uint32, *array.Uint32Builder](w, proto.ColumnType(t.name), false), true
 	case kindUInt64:
-		return values[uint64, proto.ColUInt64, *array.Uint64Builder](true), true
+		return wireValues[uint64, *array.Uint64Builder](w, proto.ColumnType(t.name), false), true
 	case kindFloat32:
-		return values[float32, proto.ColFloat32, *array.Float32Builder](true), true
+		return wireValues[float32, *array.Float32Builder](w, proto.ColumnType(t.name), false), true
 	case kindFloat64:
-		return values[float64, proto.ColFloat64, *array.Float64Builder](true), true
+		return wireValues[float64, *array.Float64Builder](w, proto.ColumnType(t.name), false), true
 	case kindBool:
-		return values[bool, proto.ColBool, *array.BooleanBuilder](false), true
+		return values[bool, proto.ColBool, *array.BooleanBuilder](), true
 	case kindString:
-		return stringColumn(), true
+		return wireStrings(w), true
 	case kindEnum:
 		return enumColumn(t)
 	case kindFixedString:
+		if t.width > 0 {
+			return wireFixedStrings(w, proto.ColumnType(t.name), t.width), true
+		}
 		return fixedStringColumn(t.width), true
 	case kindDate:
 		if t.name != "Date" {
@@ -74,7 +80,7 @@ func blockColumn(t *chType) (column, bool) {
 	case kindDateTime:
 		return dateTimeColumn(t)
 	case kindArray:
-		return arrayColumn(t)
+		return arrayColumn(t, w)
 	case kindDecimal:
 		// ch-go's decimals are raw integers of the column's width; the row
 		// reader converts them.
@@ -82,32 +88,11 @@ func blockColumn(t *chType) (column, bool) {
 	return column{}, false
 }
 
-// values is a column whose ch-go slice the Arrow builder B appends whole;
-// fixed when the slice's bytes are the Arrow array's values buffer.
-func values[T any, C ~[]T, B interface{ AppendValues([]T, []bool) }](fixed bool) column {
+// values is a column whose ch-go slice the Arrow builder B appends whole.
+func values[T any, C ~[]T, B interface{ AppendValues([]T, []bool) }]() column {
 	c := new(C)
 	res, _ := any(c).(proto.ColResult)
-	col := column{res: res, appendTo: func(b array.Builder, valid []bool) { b.(B).AppendValues(*c, valid) }}
-	if fixed {
-		col.direct = fixedDirect(func() []T { return []T(*c) })
-	}
-	return col
-}
-
-func stringColumn() column {
-	c := new(proto.ColStr)
-	return column{res: c, direct: stringDirect(c), appendTo: func(b array.Builder, valid []bool) {
-		sb := b.(*array.StringBuilder)
-		sb.Reserve(len(c.Pos))
-		sb.ReserveData(len(c.Buf))
-		for i, p := range c.Pos {
-			if valid != nil && !valid[i] {
-				sb.AppendNull()
-				continue
-			}
-			sb.BinaryBuilder.Append(c.Buf[p.Start:p.End])
-		}
-	}}
+	return column{res: res, appendTo: func(b array.Builder, valid []bool) { b.(B).AppendValues(*c, valid) }}
 }
 
 func enumColumn(t *chType) (column, bool) {
@@ -168,8 +153,8 @@ func dateTimeColumn(t *chType) (column, bool) {
 }
 
 // nullableColumn decodes Nullable(T): a null map, then T's values.
-func nullableColumn(base *chType) (column, bool) {
-	inner, ok := blockColumn(base)
+func nullableColumn(base *chType, w *wire) (column, bool) {
+	inner, ok := blockColumn(base, w)
 	if !ok {
 		return column{}, false
 	}
@@ -182,7 +167,7 @@ func nullableColumn(base *chType) (column, bool) {
 		}
 		return valid
 	}
-	col := column{res: n, appendTo: func(b array.Builder, _ []bool) { inner.appendTo(b, validity()) }}
+	col := column{res: n, wire: inner.wire, appendTo: func(b array.Builder, _ []bool) { inner.appendTo(b, validity()) }}
 	if inner.direct != nil {
 		col.direct = func(mem memory.Allocator, dt arrow.DataType, _ []bool) arrow.ArrayData {
 			return inner.direct(mem, dt, validity())
@@ -214,15 +199,15 @@ func (n *nullCol) DecodeColumn(r *proto.Reader, rows int) error {
 
 // arrayColumn decodes Array(T): the end offset of every row's elements,
 // then the elements.
-func arrayColumn(t *chType) (column, bool) {
-	elem, ok := blockColumn(t.elem)
+func arrayColumn(t *chType, w *wire) (column, bool) {
+	elem, ok := blockColumn(t.elem, w)
 	if !ok {
 		return column{}, false
 	}
 	a := &arrayCol{elems: elem.res}
 	var starts []int32
 	var valid []bool
-	return column{res: a, appendTo: func(b array.Builder, _ []bool) {
+	return column{res: a, wire: elem.wire, appendTo: func(b array.Builder, _ []bool) {
 		lb := b.(*array.ListBuilder)
 		vb := lb.ValueBuilder()
 		base := int32(vb.Len())

@@ -1,10 +1,6 @@
 package arrowconv
 
 import (
-	"math"
-	"unsafe"
-
-	"github.com/ClickHouse/ch-go/proto"
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/bitutil"
@@ -16,14 +12,6 @@ import (
 // says otherwise. It returns nil when it cannot (the caller appends to a
 // builder instead).
 type directFn func(mem memory.Allocator, dt arrow.DataType, valid []bool) arrow.ArrayData
-
-// bufferOf returns a buffer from mem holding a copy of b.
-func bufferOf(mem memory.Allocator, b []byte) *memory.Buffer {
-	buf := memory.NewResizableBuffer(mem)
-	buf.Resize(len(b))
-	copy(buf.Bytes(), b)
-	return buf
-}
 
 // bitmap returns the validity bitmap of valid and its null count; nil and 0
 // when every value is valid.
@@ -47,53 +35,6 @@ func bitmap(mem memory.Allocator, valid []bool) (*memory.Buffer, int) {
 		}
 	}
 	return buf, nulls
-}
-
-// fixedDirect is the directFn of a column of fixed-width values whose
-// bytes are Arrow's (little-endian numbers; UUIDs in RFC 4122 order).
-func fixedDirect[T any](vals func() []T) directFn {
-	return func(mem memory.Allocator, dt arrow.DataType, valid []bool) arrow.ArrayData {
-		v := vals()
-		var raw []byte
-		if len(v) > 0 {
-			raw = unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), len(v)*int(unsafe.Sizeof(v[0])))
-		}
-		nullBits, nulls := bitmap(mem, valid)
-		data := bufferOf(mem, raw)
-		out := arrowData(dt, len(v), []*memory.Buffer{nullBits, data}, nulls)
-		data.Release()
-		return out
-	}
-}
-
-// stringDirect is the directFn of a String column: ch-go keeps a block's
-// strings end to end in one buffer, which is Arrow's data buffer.
-func stringDirect(c *proto.ColStr) directFn {
-	return func(mem memory.Allocator, dt arrow.DataType, valid []bool) arrow.ArrayData {
-		if len(c.Buf) > math.MaxInt32 {
-			return nil
-		}
-		n := len(c.Pos)
-		offsets := memory.NewResizableBuffer(mem)
-		offsets.Resize((n + 1) * arrow.Int32SizeBytes)
-		offs := arrow.Int32Traits.CastFromBytes(offsets.Bytes())
-		end := 0
-		for i, p := range c.Pos {
-			if p.Start != end {
-				offsets.Release()
-				return nil // not end to end
-			}
-			offs[i] = int32(p.Start)
-			end = p.End
-		}
-		offs[n] = int32(end)
-		nullBits, nulls := bitmap(mem, valid)
-		data := bufferOf(mem, c.Buf[:end])
-		out := arrowData(dt, n, []*memory.Buffer{nullBits, offsets, data}, nulls)
-		offsets.Release()
-		data.Release()
-		return out
-	}
 }
 
 // arrowData wraps bufs as n values of dt with nulls NULLs; it takes over

@@ -38,9 +38,14 @@ func (e *Exception) Error() string {
 	return fmt.Sprintf("clickhouse exception %d (%s): %s", e.Code, e.Name, e.Message)
 }
 
+// readBuffer is the connection's read buffer: at least ch-go's own (128
+// KiB), so that proto.NewReader reads through it rather than wrapping it.
+const readBuffer = 256 << 10
+
 // Rows is the result of a running query. It is not safe for concurrent use.
 type Rows struct {
 	conn    net.Conn
+	wire    *bufio.Reader
 	r       *proto.Reader
 	version int
 	stop    func() bool
@@ -58,7 +63,8 @@ func Query(ctx context.Context, c config.ClickHouse, sql string) (*Rows, error) 
 	if err != nil {
 		return nil, fmt.Errorf("dial clickhouse %s: %w", c.Addr, err)
 	}
-	rows := &Rows{conn: conn, r: proto.NewReader(conn), ctx: ctx}
+	wire := bufio.NewReaderSize(conn, readBuffer)
+	rows := &Rows{conn: conn, wire: wire, r: proto.NewReader(wire), ctx: ctx}
 	rows.stop = context.AfterFunc(ctx, func() { _ = conn.Close() })
 	if err := rows.start(c, sql); err != nil {
 		_ = rows.Close()
@@ -194,6 +200,12 @@ func (r *Rows) packet(target proto.Result) (int, error) {
 		return 0, fmt.Errorf("unexpected packet %s from the server", c)
 	}
 }
+
+// Wire is the buffered connection Next decodes blocks from. Nothing else
+// buffers between it and ch-go's reader (compression is off), so a
+// column's DecodeColumn, called from Next, may read its bytes from Wire
+// directly.
+func (r *Rows) Wire() *bufio.Reader { return r.wire }
 
 // Err is the error that ended the result, if any.
 func (r *Rows) Err() error { return r.err }
