@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/syndb/federation/internal/domain"
+	"github.com/syndb/federation/internal/flightcodec"
 	"github.com/syndb/federation/internal/p2p"
 	"github.com/syndb/federation/internal/wire"
 )
@@ -74,7 +75,7 @@ func (f nodeFlight) dial(ctx context.Context, node domain.NodeRef, q *wire.Fligh
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	c, err = flight.NewClientWithMiddleware(r.target, nil, nil, r.opts...)
+	c, err = flight.NewClientWithMiddleware(r.target, nil, nil, append(r.opts, flightcodec.DialOption())...)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%s: flight client: %w", node.Name, err)
 	}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/syndb/federation/internal/domain"
 	"github.com/syndb/federation/internal/fedsql"
+	"github.com/syndb/federation/internal/flightcodec"
 	"github.com/syndb/federation/internal/grpcx"
 	"github.com/syndb/federation/internal/store"
 )
@@ -279,7 +280,7 @@ func (f *hubFlight) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetS
 	defer r.Release()
 	_ = stream.SetHeader(metadata.Pairs(flightMetaIncluded, strings.Join(meta.Included, ","),
 		flightMetaExcluded, describeExclusions(meta.Excluded)))
-	w := flight.NewRecordWriter(stream, ipc.WithSchema(r.Schema()))
+	w := flightcodec.NewWriter(stream, ipc.WithSchema(r.Schema()))
 	defer func() { _ = w.Close() }()
 	for r.Next() {
 		if err := w.Write(r.RecordBatch()); err != nil {
@@ -340,6 +341,7 @@ func (s *Server) flightLocation() string {
 func (s *Server) newFlightServer() *grpc.Server {
 	f := &hubFlight{s: s, plans: map[string]flightPlan{}}
 	opts := append(grpcx.Recover(s.deps.Log), f.interceptors()...)
+	opts = append(opts, flightcodec.ServerOption())
 	if s.deps.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(s.deps.TLS.serverConfig())))
 	}

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/syndb/federation/internal/config"
+	"github.com/syndb/federation/internal/flightcodec"
 	"github.com/syndb/federation/internal/p2p"
 	"github.com/syndb/federation/internal/wire"
 )
@@ -32,7 +33,7 @@ func libp2pFlight(tb testing.TB, h host.Host, ep *wire.GetFlightEndpointResponse
 	p, err := peer.Decode(id)
 	require.NoError(tb, err)
 	c, err := flight.NewClientWithMiddleware("passthrough:///"+id, nil, nil,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(insecure.NewCredentials()), flightcodec.DialOption(),
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
 			return p2p.DialStream(ctx, h, p, p2p.FlightProtocol)
 		}))

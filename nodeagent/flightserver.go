@@ -28,6 +28,7 @@ import (
 	"github.com/syndb/federation/internal/chnative"
 	"github.com/syndb/federation/internal/clickhouse"
 	"github.com/syndb/federation/internal/config"
+	"github.com/syndb/federation/internal/flightcodec"
 	"github.com/syndb/federation/internal/grpcx"
 	"github.com/syndb/federation/internal/p2p"
 	"github.com/syndb/federation/internal/wire"
@@ -79,7 +80,7 @@ func newFlightServer(svc *flightService) *grpc.Server {
 		svc.used = newUsedTickets(maxUsedTickets)
 	}
 	svc.started = time.Now()
-	s := grpc.NewServer(append(grpcx.Recover(svc.log), grpc.MaxRecvMsgSize(maxPutMessage))...)
+	s := grpc.NewServer(append(grpcx.Recover(svc.log), grpc.MaxRecvMsgSize(maxPutMessage), flightcodec.ServerOption())...)
 	flight.RegisterFlightServiceServer(s, svc)
 	return s
 }
@@ -255,8 +256,8 @@ func (s *flightService) DoGet(tkt *flight.Ticket, stream flight.FlightService_Do
 	}()
 	// The Flight writer sends no end-of-stream message of its own: a
 	// stream that ends in an error status is never mistaken for a
-	// complete result.
-	w := flight.NewRecordWriter(stream, ipc.WithSchema(rdr.Schema()), ipc.WithAllocator(s.mem))
+	// complete result. It sends each batch from its own buffers.
+	w := flightcodec.NewWriter(stream, ipc.WithSchema(rdr.Schema()), ipc.WithAllocator(s.mem))
 	defer func() { _ = w.Close() }()
 	batches := 0
 	for rdr.Next() {

@@ -28,6 +28,7 @@ import (
 	"github.com/syndb/federation/internal/clickhouse"
 	"github.com/syndb/federation/internal/config"
 	"github.com/syndb/federation/internal/devstack"
+	"github.com/syndb/federation/internal/flightcodec"
 	"github.com/syndb/federation/internal/wire"
 )
 
@@ -165,7 +166,7 @@ func startFlightService(tb testing.TB, name string, conn func(context.Context) (
 	go func() { _ = srv.Serve(lis) }()
 	tb.Cleanup(srv.Stop)
 	f.client, err = flight.NewClientWithMiddleware(lis.Addr().String(), nil, nil,
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
+		grpc.WithTransportCredentials(insecure.NewCredentials()), flightcodec.DialOption())
 	require.NoError(tb, err)
 	tb.Cleanup(func() { _ = f.client.Close() })
 	return f
