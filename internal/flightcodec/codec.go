@@ -5,9 +5,11 @@
 // the copies grpc's protobuf codec makes:
 //
 //   - a received FlightData's header, metadata and body alias the message's
-//     receive buffer instead of being copied out of it (the buffer is never
-//     handed back to gRPC's pool: the garbage collector frees it with the
-//     Arrow arrays that point into it);
+//     receive buffer instead of being copied out of it. The buffer is never
+//     handed back to gRPC's pool, because a reader may keep what points
+//     into it (an Arrow String's values alias their buffer) past the
+//     batch's release; the garbage collector frees it with the last of
+//     them;
 //   - a Writer sends each record batch's body straight from its Arrow
 //     buffers, and returns only once gRPC has written them.
 //
