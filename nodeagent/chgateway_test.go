@@ -34,7 +34,7 @@ type countingProxy struct {
 	wg    sync.WaitGroup
 }
 
-func startCountingProxy(t *testing.T, target string) *countingProxy {
+func startCountingProxy(t testing.TB, target string) *countingProxy {
 	t.Helper()
 	ln, err := new(net.ListenConfig).Listen(t.Context(), "tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -77,7 +77,7 @@ type gatewayFixture struct {
 	node    string
 }
 
-func startGatewayFixture(t *testing.T, node string) *gatewayFixture {
+func startGatewayFixture(t testing.TB, node string) *gatewayFixture {
 	t.Helper()
 	testClickHouse(t) // installs the server, or skips under -short
 	ctx := t.Context()
@@ -134,7 +134,7 @@ func startGatewayFixture(t *testing.T, node string) *gatewayFixture {
 
 // startGateway starts a gateway on the hub's host that knows the one node,
 // requiring password when it is not empty.
-func (f *gatewayFixture) startGateway(t *testing.T, password string) *p2p.CHGateway {
+func (f *gatewayFixture) startGateway(t testing.TB, password string) *p2p.CHGateway {
 	t.Helper()
 	gw, err := p2p.StartCHGateway(t.Context(), f.hubHost, p2p.CHGatewayConfig{Addr: "127.0.0.1:0", Password: password,
 		Resolve: func(_ context.Context, name string) (peer.AddrInfo, error) {

@@ -49,6 +49,8 @@ var rows = []benchtable.Row{
 		Base: base("Query/aggregate", "node-p50-ms"), BaseLabel: "the node's ClickHouse straight"},
 	{Label: "`/v1/query` small aggregate through the gateway, median", Value: fig("FederatedQueryDataPlane", "libp2p-median-ms"),
 		Base: base("FederatedQueryDataPlane", "direct-median-ms"), BaseLabel: "direct `remote()`", Goal: benchtable.Goal{MaxRatio: 1.3}},
+	{Label: "one node's small aggregate by `remote()` through the gateway, median", Value: fig("CHGateway", "gateway-median-ms"),
+		Base: base("CHGateway", "direct-median-ms"), BaseLabel: "`remote()` straight to the node's ClickHouse"},
 	{Label: "`/v1/query` streaming 10 M rows", Value: fig("Query/stream", "rows/s")},
 	{Label: "`/v1/query` streaming 10 M rows, API peak RSS", Value: fig("Query/stream", "rss-peak-MB"),
 		Base: base("Query/stream", "rss-before-MB"), BaseLabel: "API RSS before"},
