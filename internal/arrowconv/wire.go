@@ -117,21 +117,11 @@ func (c *wireCol) decodeStrings(r *proto.Reader, rows int) error {
 	for i := 0; i < rows; {
 		if src := c.wire.src; src != nil {
 			win, _ := src.Peek(src.Buffered())
-			p := 0
-			for i < rows {
-				n, k := binary.Uvarint(win[p:])
-				if k < 0 {
-					return fmt.Errorf("row %d: String length overflows", i)
-				}
-				if k == 0 || n > uint64(len(win)-p-k) {
-					break // not whole in the buffer
-				}
-				if err := s.append(win[p+k : p+k+int(n)]); err != nil {
-					return fmt.Errorf("row %d: %w", i, err)
-				}
-				p += k + int(n)
-				i++
-				offs[i] = int32(s.n)
+			var p int
+			var err error
+			p, i, err = s.parse(win, offs, i, rows)
+			if err != nil {
+				return fmt.Errorf("row %d: %w", i, err)
 			}
 			if _, err := src.Discard(p); err != nil {
 				return fmt.Errorf("row %d: %w", i, err)
@@ -179,6 +169,54 @@ func (c *wireCol) strLen(r *proto.Reader) (int, error) {
 	return int(n), nil
 }
 
+// parse appends the Strings that are whole in win, from row i on, and
+// sets their end offsets; it returns the bytes of win it used and the next
+// row. It is the hot loop of a String column: a one-byte length is read
+// without a call, and a short String is copied as one 16-byte word where
+// both sides have room (the bytes past its end are overwritten by the
+// next String, or lie past the data's length).
+func (s *stringSink) parse(win []byte, offs []int32, i, rows int) (int, int, error) {
+	p := 0
+	buf, end := s.buf, s.n
+	for i < rows && p < len(win) {
+		n, k := int(win[p]), 1
+		if n >= 0x80 {
+			v, kk := binary.Uvarint(win[p:])
+			if kk < 0 {
+				s.n = end
+				return p, i, errors.New("String length overflows")
+			}
+			if kk == 0 || v > uint64(len(win)) {
+				break // not whole in the buffer
+			}
+			n, k = int(v), kk
+		}
+		if n > len(win)-p-k {
+			break // not whole in the buffer
+		}
+		if end+n > len(buf) {
+			s.n = end
+			if _, err := s.grow(n); err != nil {
+				return p, i, err
+			}
+			s.n = end // grow made room; the copy below fills it
+			buf = s.buf
+		}
+		from := p + k
+		if n <= 16 && len(buf)-end >= 16 && len(win)-from >= 16 {
+			*(*[16]byte)(buf[end:]) = *(*[16]byte)(win[from:])
+		} else {
+			copy(buf[end:], win[from:from+n])
+		}
+		end += n
+		p = from + n
+		i++
+		offs[i] = int32(end)
+	}
+	s.n = end
+	return p, i, nil
+}
+
 // stringSink appends a String column's bytes to an Arrow buffer, growing it
 // as it must.
 type stringSink struct {
@@ -188,16 +226,15 @@ type stringSink struct {
 }
 
 func (s *stringSink) start(capacity int) {
-	s.b.ResizeNoShrink(capacity)
-	s.buf, s.n = s.b.Buf(), 0
+	s.b.ResizeNoShrink(min(capacity, math.MaxInt32))
+	s.buf, s.n = s.room(), 0
 }
 
-func (s *stringSink) append(v []byte) error {
-	dst, err := s.grow(len(v))
-	if err == nil {
-		copy(dst, v)
-	}
-	return err
+// room is the buffer's whole capacity, but no more than 32-bit offsets
+// can reach, so that no String ends past them.
+func (s *stringSink) room() []byte {
+	b := s.b.Buf()
+	return b[:min(len(b), math.MaxInt32)]
 }
 
 // grow extends the bytes by n and returns the n new ones.
@@ -208,8 +245,8 @@ func (s *stringSink) grow(n int) ([]byte, error) {
 	}
 	if end > len(s.buf) {
 		s.b.ResizeNoShrink(s.n)
-		s.b.Reserve(max(2*len(s.buf), end))
-		s.buf = s.b.Buf()
+		s.b.Reserve(min(max(2*len(s.buf), end), math.MaxInt32))
+		s.buf = s.room()
 	}
 	s.n = end
 	return s.buf[end-n : end], nil
