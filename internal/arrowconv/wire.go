@@ -184,7 +184,7 @@ func (s *stringSink) parse(win []byte, offs []int32, i, rows int) (int, int, err
 			v, kk := binary.Uvarint(win[p:])
 			if kk < 0 {
 				s.n = end
-				return p, i, errors.New("String length overflows")
+				return p, i, errors.New("a String length overflows")
 			}
 			if kk == 0 || v > uint64(len(win)) {
 				break // not whole in the buffer
