@@ -32,12 +32,12 @@ type BenchmarkCursor struct {
 	ID         int64
 }
 
-// RecordBenchmarks writes rows in one statement. A row of a run, node and
-// kind already written is left as it is, so a retried write records
 // BenchmarkRetention is how long benchmark rows are kept: routing reads
 // the last day, the trend a month.
 const BenchmarkRetention = 30 * 24 * time.Hour
 
+// RecordBenchmarks writes rows in one statement. A row of a run, node and
+// kind already written is left as it is, so a retried write records
 // nothing twice. A row's unit is its kind's.
 func (s *Store) RecordBenchmarks(ctx context.Context, rows []domain.Benchmark) error {
 	if len(rows) == 0 {
