@@ -193,7 +193,7 @@ type converted struct {
 func (r *BlockReader) produce() {
 	defer close(r.ch)
 	for {
-		rec, step, err := r.convert()
+		rec, step, err := r.convertSafe()
 		if rec == nil {
 			r.perr = err
 			return
@@ -205,6 +205,18 @@ func (r *BlockReader) produce() {
 			return
 		}
 	}
+}
+
+// convertSafe is convert with a panic of a column's decoder, on bytes no
+// server should send, turned into the reader's error: it runs on the
+// producer's goroutine, where a panic would end the process.
+func (r *BlockReader) convertSafe() (rec arrow.RecordBatch, step int64, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			rec, step, err = nil, 0, fmt.Errorf("decode block: %v", p)
+		}
+	}()
+	return r.convert()
 }
 
 // convert reads and converts the next block; nil at the end or on error.

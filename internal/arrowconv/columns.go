@@ -1,6 +1,8 @@
 package arrowconv
 
 import (
+	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -241,9 +243,14 @@ func (a *arrayCol) DecodeColumn(r *proto.Reader, rows int) error {
 	if err := a.offsets.DecodeColumn(r, rows); err != nil {
 		return err
 	}
-	size := 0
-	if n := len(a.offsets); n > 0 {
-		size = int(a.offsets[n-1])
+	// The offsets come from the server: they must not fall, and Arrow's
+	// 32-bit list offsets bound the elements of a block.
+	prev := uint64(0)
+	for i, end := range a.offsets {
+		if end < prev || end > math.MaxInt32 {
+			return fmt.Errorf("array row %d ends at element %d, after %d: out of order or past 2^31-1", i, end, prev)
+		}
+		prev = end
 	}
-	return a.elems.DecodeColumn(r, size)
+	return a.elems.DecodeColumn(r, int(prev))
 }

@@ -53,6 +53,7 @@ type wireCol struct {
 	vals  *memory.Buffer // the values; a String column's bytes
 	offs  *memory.Buffer // a String column's rows+1 offsets
 	avg   int            // a String's bytes in the last block, to size the next
+	last  int            // the String bytes of the last block
 }
 
 var _ proto.ColResult = (*wireCol)(nil)
@@ -64,6 +65,9 @@ func (c *wireCol) Reset()                 { c.rows = 0 }
 // DecodeColumn reads rows values.
 func (c *wireCol) DecodeColumn(r *proto.Reader, rows int) error {
 	c.rows = 0
+	if rows < 0 || rows > math.MaxInt32 {
+		return fmt.Errorf("a column of %d values is past 2^31-1", rows)
+	}
 	if c.width > 0 {
 		buf := c.buffer(&c.vals, rows*c.width)
 		if err := c.readFull(r, buf); err != nil {
@@ -112,7 +116,7 @@ func (c *wireCol) decodeStrings(r *proto.Reader, rows int) error {
 		s.b = memory.NewResizableBuffer(c.wire.mem)
 		c.vals = s.b
 	}
-	s.start(rows * (max(c.avg, 8) + 1))
+	s.start(c.reserve(rows))
 	offs[0] = 0
 	for i := 0; i < rows; {
 		if src := c.wire.src; src != nil {
@@ -147,9 +151,17 @@ func (c *wireCol) decodeStrings(r *proto.Reader, rows int) error {
 	}
 	s.b.ResizeNoShrink(s.n)
 	if rows > 0 {
-		c.avg = s.n / rows
+		c.avg, c.last = s.n/rows, s.n
 	}
 	return nil
+}
+
+// reserve is the bytes to reserve for the Strings of a block of rows: as
+// many a String as the last block had, but no more than twice the last
+// block's bytes (and 9 a row), so that a block of a few long Strings does
+// not size the next, of many short ones, by its average.
+func (c *wireCol) reserve(rows int) int {
+	return min(rows*(max(c.avg, 8)+1), 2*c.last+9*rows)
 }
 
 func (c *wireCol) strLen(r *proto.Reader) (int, error) {

@@ -157,3 +157,75 @@ func TestReuseKeepsAccountsStraight(t *testing.T) {
 	again.Release() // after close: straight back to mem
 	mem.AssertSize(t, 0)
 }
+
+func TestArrayOffsetsRefused(t *testing.T) {
+	t.Parallel()
+	cases := map[string][]uint64{
+		"falling":            {3, 2},
+		"past 2^31-1":        {1 << 40},
+		"wrapping the bytes": {1<<61 + 2},
+		"negative as int":    {1 << 63},
+	}
+	for name, offsets := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			typ, err := parseType("Array(UInt64)")
+			require.NoError(t, err)
+			c, ok := blockColumn(typ, &wire{mem: memory.DefaultAllocator})
+			require.True(t, ok)
+			var b proto.Buffer
+			proto.ColUInt64(offsets).EncodeColumn(&b)
+			b.Buf = append(b.Buf, make([]byte, 64)...) // some elements' bytes
+			err = c.res.DecodeColumn(proto.NewReader(bytes.NewReader(b.Buf)), len(offsets))
+			require.ErrorContains(t, err, "out of order or past 2^31-1")
+		})
+	}
+}
+
+func TestStringReserveFollowsTheLastBlock(t *testing.T) {
+	t.Parallel()
+	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
+	w := &wire{mem: mem}
+	c := wireStrings(w)
+	col := c.res.(*wireCol)
+	decode := func(vals ...string) arrow.Array {
+		var s proto.ColStr
+		for _, v := range vals {
+			s.Append(v)
+		}
+		var b proto.Buffer
+		s.EncodeColumn(&b)
+		require.NoError(t, col.DecodeColumn(proto.NewReader(bytes.NewReader(b.Buf)), len(vals)))
+		return array.MakeFromData(c.direct(mem, arrow.BinaryTypes.String, nil))
+	}
+	long := decode(strings.Repeat("x", 10_000))
+	require.Equal(t, 10_000, long.(*array.String).ValueLen(0))
+	long.Release()
+	short := make([]string, 10_000)
+	for i := range short {
+		short[i] = string(rune('a' + i%26))
+	}
+	got := decode(short...)
+	defer got.Release()
+	for i, want := range short {
+		require.Equal(t, want, got.(*array.String).Value(i))
+	}
+	// By the first block's average the second would reserve 100 MB.
+	require.Less(t, got.Data().Buffers()[2].Cap(), 1<<20)
+}
+
+// panicky is a Blocks whose first block panics its decoder.
+type panicky struct{}
+
+func (panicky) Next(proto.Result) int { panic("a decoder met bytes it cannot take") }
+func (panicky) Err() error            { return nil }
+func (panicky) Close() error          { return nil }
+
+func TestBlockReaderTurnsADecoderPanicIntoItsError(t *testing.T) {
+	t.Parallel()
+	r, err := NewBlockReader(panicky{}, []string{"s"}, []string{"String"}, 1024, memory.DefaultAllocator)
+	require.NoError(t, err)
+	defer r.Release()
+	require.False(t, r.Next())
+	require.ErrorContains(t, r.Err(), "a decoder met bytes it cannot take")
+}
