@@ -224,7 +224,7 @@ func (a *Agent) LastError() error {
 // connection to the hub is lost, until ctx ends or Shutdown is called;
 // meanwhile it keeps its relay reservations and its advertisement in the
 // DHT. Then it stops everything it started and returns; a clean stop
-// returns nil.
+// returns nil, also when the stop came while the agent was still starting.
 func (a *Agent) Run(ctx context.Context) error {
 	ctx, end, err := a.run.Begin(ctx)
 	if err != nil {
@@ -232,6 +232,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	defer end()
 	if err := a.start(ctx); err != nil {
+		if ctx.Err() != nil { // asked to stop while starting: a clean stop
+			a.log.Info("node agent stopped while starting", "interrupted", err)
+			return nil
+		}
 		return err
 	}
 	defer a.close()

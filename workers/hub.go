@@ -115,7 +115,8 @@ func (s stack) stop() {
 // in-flight activities; then the registrations' catch-ups, the Temporal
 // client, discovery, the access sync and relay reservations, the libp2p
 // host, the hub warehouse, PostgreSQL) and
-// returns when they are all gone. A clean stop returns nil.
+// returns when they are all gone. A clean stop returns nil, also when the
+// stop came while the hub was still starting.
 func (h *Hub) Run(ctx context.Context) error {
 	ctx, end, err := h.run.Begin(ctx)
 	if err != nil {
@@ -126,6 +127,10 @@ func (h *Hub) Run(ctx context.Context) error {
 	var parts stack
 	defer func() { parts.stop() }() // the parts started by then, not now
 	if err := h.start(ctx, &parts); err != nil {
+		if ctx.Err() != nil { // asked to stop while starting: a clean stop
+			h.log.Info("hub worker stopped while starting", "interrupted", err)
+			return nil
+		}
 		return err
 	}
 	<-ctx.Done()

@@ -231,6 +231,71 @@ func TestAccessSyncJoinsItsListener(t *testing.T) {
 	}
 }
 
+// silentServer accepts TCP connections and never answers; accepted is
+// closed at the first one.
+func silentServer(t *testing.T) (addr string, accepted <-chan struct{}) {
+	t.Helper()
+	l, err := new(net.ListenConfig).Listen(t.Context(), "tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	first, served := make(chan struct{}), make(chan struct{})
+	var conns []net.Conn
+	go func() {
+		defer close(served)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			if conns = append(conns, c); len(conns) == 1 {
+				close(first)
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		_ = l.Close()
+		<-served
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	return l.Addr().String(), first
+}
+
+// TestShutdownWhileStartingIsACleanStop: a hub stopped while it is still
+// starting (here, waiting on a PostgreSQL that never answers) returns nil
+// from Run, its stop asked for; a start that fails on its own still returns
+// its error.
+func TestShutdownWhileStartingIsACleanStop(t *testing.T) {
+	t.Parallel()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	etl, err := config.Load[config.ETL]()
+	require.NoError(t, err)
+	addr, accepted := silentServer(t)
+	cfg := workerConfig(freePort(t), filepath.Join(t.TempDir(), "hub.key"))
+	cfg.ETL = etl
+	cfg.Postgres.DSN = "postgres://syndb:pw@" + addr + "/syndb?connect_timeout=600"
+	h, err := NewHub(cfg, log)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- h.Run(t.Context()) }()
+	select {
+	case <-accepted:
+	case err := <-done:
+		t.Fatalf("Run returned before it reached PostgreSQL: %v", err)
+	case <-time.After(time.Minute):
+		t.Fatal("Run never reached PostgreSQL")
+	}
+	h.Shutdown() // returns once Run has
+	require.NoError(t, <-done, "a stop while starting is a clean stop")
+
+	cfg = workerConfig(freePort(t), filepath.Join(t.TempDir(), "hub.key"))
+	cfg.ETL = etl // PostgreSQL at 127.0.0.1:1: nothing listens
+	h, err = NewHub(cfg, log)
+	require.NoError(t, err)
+	require.ErrorContains(t, h.Run(t.Context()), "connect postgres", "a failed start is an error")
+	h.Shutdown()
+}
+
 // TestHealthSettingsReachTheMonitor: the breaker the hub hands the monitor
 // is the configured one, checked by NewHub.
 func TestHealthSettingsReachTheMonitor(t *testing.T) {
