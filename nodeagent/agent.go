@@ -232,11 +232,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	defer end()
 	if err := a.start(ctx); err != nil {
-		if ctx.Err() != nil { // asked to stop while starting: a clean stop
-			a.log.Info("node agent stopped while starting", "interrupted", err)
-			return nil
-		}
-		return err
+		return lifecycle.StartErr(ctx, a.log, err)
 	}
 	defer a.close()
 	if len(a.relays) > 0 {

@@ -127,11 +127,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	var parts stack
 	defer func() { parts.stop() }() // the parts started by then, not now
 	if err := h.start(ctx, &parts); err != nil {
-		if ctx.Err() != nil { // asked to stop while starting: a clean stop
-			h.log.Info("hub worker stopped while starting", "interrupted", err)
-			return nil
-		}
-		return err
+		return lifecycle.StartErr(ctx, h.log, err)
 	}
 	<-ctx.Done()
 	h.log.Info("hub worker stopping")

@@ -7,6 +7,7 @@ package lifecycle
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 )
 
@@ -48,4 +49,16 @@ func (o *Once) Shutdown() {
 	}
 	cancel()
 	<-done
+}
+
+// StartErr is what Run returns when its start failed with err under ctx,
+// the context Begin returned: nil when ctx had ended, since a stop asked for
+// while the agent was still starting is a clean stop (the step it
+// interrupted is logged on log), and err otherwise.
+func StartErr(ctx context.Context, log *slog.Logger, err error) error {
+	if err != nil && ctx.Err() != nil {
+		log.Info("stopped while starting", "interrupted", err)
+		return nil
+	}
+	return err
 }
