@@ -152,7 +152,7 @@ func (f nodeFlight) read(ctx context.Context, node domain.NodeRef, q *wire.Fligh
 	rd = &flightReader{node: node.Name, relayed: relayed}
 	stream, err := c.DoGet(ctx, &flight.Ticket{Ticket: ticket})
 	if err == nil {
-		rd.Reader, err = flight.NewRecordReader(stream)
+		rd.Reader, err = flightcodec.NewReader(stream)
 	}
 	if err != nil {
 		_ = c.Close()

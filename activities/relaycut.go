@@ -8,11 +8,12 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/libp2p/go-libp2p/core/network"
 	"go.temporal.io/sdk/temporal"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/syndb/federation/internal/flightcodec"
 )
 
 // ErrTypeRelayLimit is the Temporal error type of a transfer a circuit
@@ -55,7 +56,7 @@ func brokenTransport(err error) bool {
 // flightReader is a Flight reader whose error, when the relay carrying it
 // cut it, names the relay's limits (relayCut).
 type flightReader struct {
-	*flight.Reader
+	*flightcodec.Reader
 	node    string
 	relayed *atomic.Bool
 }

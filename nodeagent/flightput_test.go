@@ -60,7 +60,7 @@ func count(tb testing.TB, conn driver.Conn, table string) uint64 {
 // releases them.
 func (f *flightFixture) getRecords(tb testing.TB, signed []byte) []arrow.RecordBatch {
 	tb.Helper()
-	rdr, _, err := f.doGet(tb.Context(), signed)
+	rdr, err := f.doGet(tb.Context(), signed)
 	require.NoError(tb, err)
 	defer rdr.Release()
 	var recs []arrow.RecordBatch

@@ -223,38 +223,20 @@ func (f *flightFixture) ticket(tb testing.TB, q *wire.FlightQuery) []byte {
 	return ticket(tb, f.key, f.name, time.Now().Add(time.Minute), q)
 }
 
-// countingStream counts the Arrow IPC bytes a DoGet carries.
-type countingStream struct {
-	flight.FlightService_DoGetClient
-	bytes int64
-}
-
-func (c *countingStream) Recv() (*flight.FlightData, error) {
-	fd, err := c.FlightService_DoGetClient.Recv()
-	if fd != nil {
-		c.bytes += int64(len(fd.DataHeader) + len(fd.DataBody))
-	}
-	return fd, err
-}
-
-// doGet calls DoGet and returns a reader of its records.
-func (f *flightFixture) doGet(ctx context.Context, signed []byte) (*flight.Reader, *countingStream, error) {
+// doGet calls DoGet and returns a reader of its records, as the hub reads
+// them.
+func (f *flightFixture) doGet(ctx context.Context, signed []byte) (*flightcodec.Reader, error) {
 	stream, err := f.client.DoGet(ctx, &flight.Ticket{Ticket: signed})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	cs := &countingStream{FlightService_DoGetClient: stream}
-	rdr, err := flight.NewRecordReader(cs)
-	if err != nil {
-		return nil, nil, err
-	}
-	return rdr, cs, nil
+	return flightcodec.NewReader(stream)
 }
 
 // getRows reads every row a ticket reads, as Go values (see value).
 func (f *flightFixture) getRows(tb testing.TB, signed []byte) (*arrow.Schema, [][]any, error) {
 	tb.Helper()
-	rdr, _, err := f.doGet(tb.Context(), signed)
+	rdr, err := f.doGet(tb.Context(), signed)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/syndb/federation/internal/certpin"
 	"github.com/syndb/federation/internal/config"
+	"github.com/syndb/federation/internal/flightcodec"
 	"github.com/syndb/federation/internal/wire"
 )
 
@@ -43,7 +44,7 @@ func tlsFlight(tb testing.TB, ep *wire.GetFlightEndpointResponse, creds credenti
 	tb.Helper()
 	addr, ok := strings.CutPrefix(ep.GetLocation(), "grpcs://")
 	require.True(tb, ok, ep.GetLocation())
-	c, err := flight.NewClientWithMiddleware(addr, nil, nil, grpc.WithTransportCredentials(creds))
+	c, err := flight.NewClientWithMiddleware(addr, nil, nil, grpc.WithTransportCredentials(creds), flightcodec.DialOption())
 	require.NoError(tb, err)
 	tb.Cleanup(func() { _ = c.Close() })
 	return &flightFixture{client: c}

@@ -25,6 +25,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/syndb/federation/internal/config"
+	"github.com/syndb/federation/internal/flightcodec"
 	"github.com/syndb/federation/internal/p2p"
 	"github.com/syndb/federation/internal/wire"
 )
@@ -113,7 +114,7 @@ func (f *agentFixture) endpoint(tb testing.TB, req *wire.GetFlightEndpointReques
 // address when empty).
 func flightClient(tb testing.TB, ep *wire.GetFlightEndpointResponse, local string) *flightFixture {
 	tb.Helper()
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()), flightcodec.DialOption()}
 	if local != "" {
 		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
 		opts = append(opts, grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {

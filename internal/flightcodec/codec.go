@@ -5,11 +5,15 @@
 // the copies grpc's protobuf codec makes:
 //
 //   - a received FlightData's header, metadata and body alias the message's
-//     receive buffer instead of being copied out of it. The buffer is never
-//     handed back to gRPC's pool, because a reader may keep what points
-//     into it (an Arrow String's values alias their buffer) past the
-//     batch's release; the garbage collector frees it with the last of
-//     them;
+//     receive buffer instead of being copied out of it;
+//   - a Reader (NewReader) receives each large message into a buffer it
+//     takes back, for the next message, once the batch read from it is
+//     released, so that a stream's messages reuse a few buffers instead
+//     of each allocating (and zeroing) its own. A FlightData received
+//     any other way (arrow-go's flight.NewRecordReader) keeps its buffer
+//     for good, since its reader may keep what points into it (an Arrow
+//     String's values alias their buffer) past the batch's release: the
+//     garbage collector frees it with the last of them;
 //   - a Writer sends each record batch's body straight from its Arrow
 //     buffers, and returns only once gRPC has written them.
 //
@@ -64,6 +68,9 @@ func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 // Unmarshal decodes data into v: a FlightData in place, anything else
 // with protobuf.
 func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
+	if d, ok := v.(*recvData); ok {
+		return d.unmarshal(data)
+	}
 	fd, ok := v.(*flight.FlightData)
 	if !ok {
 		return c.base.Unmarshal(data, v)

@@ -146,10 +146,32 @@ func serve(t *testing.T, s *server) string {
 	return lis.Addr().String()
 }
 
-func read(t *testing.T, addr string, ours bool) []arrow.RecordBatch {
+// client is how a test reads a stream: with arrow-go's Flight client and
+// codec, with this package's codec under arrow-go's reader, or with this
+// package's codec and Reader.
+type client int
+
+const (
+	plainClient client = iota
+	codecClient
+	readerClient
+)
+
+func (c client) String() string { return [...]string{"arrow-go", "codec", "reader"}[c] }
+
+// recordReader is what a test reads batches with.
+type recordReader interface {
+	Next() bool
+	RecordBatch() arrow.RecordBatch
+	Err() error
+	Release()
+}
+
+// doGet starts a DoGet on addr and returns a reader of its batches.
+func doGet(t *testing.T, addr string, kind client) recordReader {
 	t.Helper()
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
-	if ours {
+	if kind != plainClient {
 		opts = append(opts, DialOption())
 	}
 	c, err := flight.NewClientWithMiddleware(addr, nil, nil, opts...)
@@ -157,8 +179,20 @@ func read(t *testing.T, addr string, ours bool) []arrow.RecordBatch {
 	t.Cleanup(func() { _ = c.Close() })
 	stream, err := c.DoGet(t.Context(), &flight.Ticket{Ticket: []byte("t")})
 	require.NoError(t, err)
-	rdr, err := flight.NewRecordReader(stream)
+	var rdr recordReader
+	if kind == readerClient {
+		rdr, err = NewReader(stream)
+	} else {
+		rdr, err = flight.NewRecordReader(stream)
+	}
 	require.NoError(t, err)
+	return rdr
+}
+
+// read reads every batch on addr, each kept (retained) until the test ends.
+func read(t *testing.T, addr string, kind client) []arrow.RecordBatch {
+	t.Helper()
+	rdr := doGet(t, addr, kind)
 	defer rdr.Release()
 	var out []arrow.RecordBatch
 	for rdr.Next() {
@@ -184,8 +218,13 @@ func TestInteroperates(t *testing.T) {
 	// control window, so a Write that returned before gRPC had sent the
 	// batch would send garbage.
 	batches := testBatches(t, 4, 40_000)
-	for _, c := range []struct{ server, client bool }{{true, true}, {true, false}, {false, true}} {
-		t.Run(fmt.Sprintf("server-ours=%v/client-ours=%v", c.server, c.client), func(t *testing.T) {
+	// Every batch is kept while the rest are read: a Reader that pooled a
+	// batch's receive buffer while it was still held would overwrite it.
+	for _, c := range []struct {
+		server bool
+		client client
+	}{{true, plainClient}, {true, codecClient}, {true, readerClient}, {false, codecClient}, {false, readerClient}} {
+		t.Run(fmt.Sprintf("server-ours=%v/client=%v", c.server, c.client), func(t *testing.T) {
 			t.Parallel()
 			got := read(t, serve(t, &server{batches: batches, ours: c.server}), c.client)
 			require.Len(t, got, len(batches))
