@@ -4,8 +4,8 @@
 // server interoperates with it, but it moves record batch bodies without
 // the copies grpc's protobuf codec makes:
 //
-//   - a received FlightData's header, metadata and body alias the message's
-//     receive buffer instead of being copied out of it;
+//   - a received FlightData's header, metadata and body alias the buffer
+//     the message was received into instead of being copied out of it;
 //   - a Reader (NewReader) receives each large message into a buffer it
 //     takes back, for the next message, once the batch read from it is
 //     released, so that a stream's messages reuse a few buffers instead
@@ -78,7 +78,8 @@ func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
 	// One buffer is taken as it is (with a reference of its own, which is
 	// never dropped); several are copied into one.
 	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
-	return unmarshalFlightData(buf.ReadOnlyData(), fd)
+	b := buf.ReadOnlyData()
+	return unmarshalFlightData(b[:len(b):len(b)], fd)
 }
 
 // unmarshalFlightData decodes b into fd, its bytes fields aliasing b. As

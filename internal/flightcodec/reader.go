@@ -27,7 +27,10 @@ var _ RecvStream = grpc.ClientStream(nil)
 // next message of any Reader, once the batch and every array that shares
 // its memory are released. So, as Arrow's memory model has it, what a
 // batch's values point into (a String's or Binary's Value) must not be
-// kept past the batch's release: copy what is to outlive it.
+// kept past the batch's release: copy what is to outlive it. A
+// dictionary's message stays held until the dictionary is replaced or the
+// Reader released. A message whose body is shorter than its header says
+// ends the stream with an error.
 type Reader struct {
 	*ipc.Reader
 	msgs *messages
@@ -76,6 +79,11 @@ func (m *messages) Message() (*ipc.Message, error) {
 	}
 	m.cur = ipc.NewMessage(memory.NewBufferBytes(d.fd.DataHeader), body)
 	body.Release() // the message's reference is the one left
+	// arrow-go slices a body by its header's offsets without checking
+	// them against it: a body shorter than its header says is refused.
+	if want := m.cur.BodyLen(); want > int64(len(d.fd.DataBody)) {
+		return nil, fmt.Errorf("flight data: a body of %d bytes, but its header says %d", len(d.fd.DataBody), want)
+	}
 	return m.cur, nil
 }
 
@@ -110,8 +118,11 @@ func (d *recvData) unmarshal(data mem.BufferSlice) error {
 		return unmarshalFlightData(data.Materialize(), &d.fd)
 	}
 	b := getRecvBuffer(n)
-	data.CopyTo(b.b[:n])
-	if err := unmarshalFlightData(b.b[:n], &d.fd); err != nil {
+	// Capped at n: what the message's fields alias ends where it does,
+	// never in what earlier messages left in the buffer.
+	msg := b.b[:n:n]
+	data.CopyTo(msg)
+	if err := unmarshalFlightData(msg, &d.fd); err != nil {
 		b.Free(nil)
 		return err
 	}
