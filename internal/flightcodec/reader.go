@@ -144,8 +144,7 @@ var recvPools [maxRecvClass + 1]sync.Pool
 // that aliases it: the body's release frees it back to its pool.
 type recvBuffer struct {
 	b     []byte
-	class int  // its pool, or 0 for none
-	moved bool // a body buffer was reallocated away from b
+	class int // its pool, or 0 for none
 }
 
 func getRecvBuffer(n int) *recvBuffer {
@@ -154,7 +153,6 @@ func getRecvBuffer(n int) *recvBuffer {
 		return &recvBuffer{b: make([]byte, n)}
 	}
 	if b, ok := recvPools[c].Get().(*recvBuffer); ok {
-		b.moved = false
 		return b
 	}
 	return &recvBuffer{b: make([]byte, 1<<c), class: c}
@@ -165,9 +163,9 @@ func (*recvBuffer) Allocate(size int) []byte { return make([]byte, size) }
 
 // Reallocate is never called for an IPC body either. If it were, b would
 // no longer be the body's memory, though arrays sliced before might still
-// point into it, so it is never pooled again.
+// point into it, so it leaves its pool for good.
 func (b *recvBuffer) Reallocate(size int, old []byte) []byte {
-	b.moved = true
+	b.class = 0
 	out := make([]byte, size)
 	copy(out, old)
 	return out
@@ -175,7 +173,7 @@ func (b *recvBuffer) Reallocate(size int, old []byte) []byte {
 
 // Free is the body's release: b goes back to its pool.
 func (b *recvBuffer) Free([]byte) {
-	if b.class != 0 && !b.moved {
+	if b.class != 0 {
 		recvPools[b.class].Put(b)
 	}
 }
