@@ -167,8 +167,8 @@ type recordReader interface {
 	Release()
 }
 
-// doGet starts a DoGet on addr and returns a reader of its batches.
-func doGet(t *testing.T, addr string, kind client) recordReader {
+// doGetStream starts a DoGet on addr with a client of kind's codec.
+func doGetStream(t *testing.T, addr string, kind client) flight.FlightService_DoGetClient {
 	t.Helper()
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	if kind != plainClient {
@@ -179,7 +179,15 @@ func doGet(t *testing.T, addr string, kind client) recordReader {
 	t.Cleanup(func() { _ = c.Close() })
 	stream, err := c.DoGet(t.Context(), &flight.Ticket{Ticket: []byte("t")})
 	require.NoError(t, err)
+	return stream
+}
+
+// doGet starts a DoGet on addr and returns a reader of its batches.
+func doGet(t *testing.T, addr string, kind client) recordReader {
+	t.Helper()
+	stream := doGetStream(t, addr, kind)
 	var rdr recordReader
+	var err error
 	if kind == readerClient {
 		rdr, err = NewReader(stream)
 	} else {

@@ -12,8 +12,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 )
@@ -64,12 +62,7 @@ func TestReaderReusesReleasedBuffers(t *testing.T) {
 	}
 
 	// arrow-go's reader of the same stream, counting what it receives.
-	c, err := flight.NewClientWithMiddleware(addr, nil, nil, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = c.Close() })
-	stream, err := c.DoGet(t.Context(), &flight.Ticket{Ticket: []byte("t")})
-	require.NoError(t, err)
-	cs := &countingStream{FlightService_DoGetClient: stream}
+	cs := &countingStream{FlightService_DoGetClient: doGetStream(t, addr, plainClient)}
 	plain, err := flight.NewRecordReader(cs)
 	require.NoError(t, err)
 	for plain.Next() {
@@ -98,12 +91,7 @@ func (c *countingStream) Recv() (*flight.FlightData, error) {
 func TestReaderNeedsTheCodec(t *testing.T) {
 	t.Parallel()
 	addr := serve(t, &server{batches: testBatches(t, 1, 10), ours: true})
-	c, err := flight.NewClientWithMiddleware(addr, nil, nil, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = c.Close() })
-	stream, err := c.DoGet(t.Context(), &flight.Ticket{Ticket: []byte("t")})
-	require.NoError(t, err)
-	_, err = NewReader(stream)
+	_, err := NewReader(doGetStream(t, addr, plainClient))
 	require.Error(t, err)
 	t.Log(err)
 }
