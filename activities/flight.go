@@ -3,7 +3,9 @@ package activities
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -103,9 +105,15 @@ type flightRoute struct {
 func (f nodeFlight) route(node domain.NodeRef, loc string, relayed *atomic.Bool) (flightRoute, error) {
 	plain := grpc.WithTransportCredentials(insecure.NewCredentials())
 	if addr, ok := strings.CutPrefix(loc, grpcsScheme); ok {
+		if err := registeredAddr(node, loc, addr); err != nil {
+			return flightRoute{}, err
+		}
 		return pinnedRoute(node, addr)
 	}
 	if addr, ok := strings.CutPrefix(loc, grpcScheme); ok {
+		if err := registeredAddr(node, loc, addr); err != nil {
+			return flightRoute{}, err
+		}
 		if node.FlightCertSHA256 != "" {
 			return flightRoute{}, invalidf("%s: Flight location %q is plaintext, but the node registered a TLS certificate (SHA-256 %s)",
 				node.Name, loc, node.FlightCertSHA256)
@@ -131,6 +139,20 @@ func (f nodeFlight) route(node domain.NodeRef, loc string, relayed *atomic.Bool)
 	// passthrough hands the target to the dialer unresolved: it is a peer
 	// ID, not a host name. libp2p secures the stream itself.
 	return flightRoute{target: "passthrough:///" + id, opts: []grpc.DialOption{grpc.WithContextDialer(dial), plain}, refused: asIs}, nil
+}
+
+// registeredAddr refuses a TCP Flight location at an address other than
+// the one the node registered, which the registrar checked against the
+// node's connection: a node cannot make the hub dial a host of its choice.
+// A node on the libp2p data plane registers none, so it has no TCP route.
+func registeredAddr(node domain.NodeRef, loc, addr string) error {
+	switch {
+	case node.FlightAddr == "":
+		return invalidf("%s: Flight location %q is a TCP address, but the node registered none (its data plane is libp2p)", node.Name, loc)
+	case addr != node.FlightAddr:
+		return invalidf("%s: Flight location %q is not the address the node registered, %s", node.Name, loc, node.FlightAddr)
+	}
+	return nil
 }
 
 func asIs(err error) error { return err }
@@ -167,33 +189,44 @@ func (f nodeFlight) read(ctx context.Context, node domain.NodeRef, q *wire.Fligh
 // the stream and returns the rows the node loaded; close releases the
 // client (after finish, or on error).
 type flightPut struct {
-	node   string
-	client flight.Client
-	stream flight.FlightService_DoPutClient
-	w      *flight.Writer
+	node    string
+	client  flight.Client
+	stream  flight.FlightService_DoPutClient
+	w       *flight.Writer
+	relayed *atomic.Bool
 }
 
 // put starts a load of q into node: records of schema, at most q.Limit rows.
 func (f nodeFlight) put(ctx context.Context, node domain.NodeRef, q *wire.FlightQuery, schema *arrow.Schema) (*flightPut, error) {
-	c, ticket, refused, err := f.dial(ctx, node, q, true, new(atomic.Bool))
+	relayed := new(atomic.Bool)
+	c, ticket, refused, err := f.dial(ctx, node, q, true, relayed)
 	if err != nil {
 		return nil, err
 	}
 	stream, err := c.DoPut(ctx)
 	if err != nil {
 		_ = c.Close()
-		return nil, refused(fmt.Errorf("%s: DoPut: %w", node.Name, err))
+		return nil, refused(relayCut(node.Name, relayed.Load(), fmt.Errorf("%s: DoPut: %w", node.Name, err)))
 	}
 	w := flight.NewRecordWriter(stream, ipc.WithSchema(schema))
 	w.SetFlightDescriptor(&flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: ticket})
-	return &flightPut{node: node.Name, client: c, stream: stream, w: w}, nil
+	return &flightPut{node: node.Name, client: c, stream: stream, w: w, relayed: relayed}, nil
 }
 
+// write sends rec. A send that fails because the stream ended (io.EOF)
+// reports how it ended, which only the stream's receive side knows (the
+// node's refusal, or the transport breaking under a relay's limits).
 func (p *flightPut) write(_ context.Context, rec arrow.RecordBatch) error {
-	if err := p.w.Write(rec); err != nil {
-		return fmt.Errorf("%s: send batch: %w", p.node, err)
+	err := p.w.Write(rec)
+	if err == nil {
+		return nil
 	}
-	return nil
+	if errors.Is(err, io.EOF) {
+		if _, rerr := p.stream.Recv(); rerr != nil && !errors.Is(rerr, io.EOF) {
+			err = rerr
+		}
+	}
+	return relayCut(p.node, p.relayed.Load(), fmt.Errorf("%s: send batch: %w", p.node, err))
 }
 
 func (p *flightPut) finish(context.Context) (int64, error) {
@@ -201,7 +234,7 @@ func (p *flightPut) finish(context.Context) (int64, error) {
 	_ = p.stream.CloseSend()
 	res, err := p.stream.Recv()
 	if err != nil {
-		return 0, fmt.Errorf("%s: load: %w", p.node, err)
+		return 0, relayCut(p.node, p.relayed.Load(), fmt.Errorf("%s: load: %w", p.node, err))
 	}
 	var put struct {
 		Rows int64 `json:"rows"`

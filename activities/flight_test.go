@@ -26,15 +26,20 @@ import (
 
 // TestFlightRoute: a grpc:// location is dialled over TCP in plaintext,
 // grpcs:// over TLS pinned to the node's registered certificate, libp2p://
-// of the node's own peer over a stream; a location naming another peer, or
+// of the node's own peer over a stream; a TCP location at an address the
+// node did not register (or of a node that registered none), one naming
+// another peer, or
 // of an unknown scheme, or over libp2p without a host, or plaintext of a
 // node with a pin, or TLS of a node without one, is refused for good.
 func TestFlightRoute(t *testing.T) {
 	t.Parallel()
 	const self = "12D3KooWGzBGLfUq2zGDxgm7PjYkYEi9RUqoLuRCFaXd3gEBQzK4"
 	pin := strings.Repeat("ab", 32)
-	plain := domain.NodeRef{Name: "lab-a", PeerID: self}
-	pinned := domain.NodeRef{Name: "lab-a", PeerID: self, FlightCertSHA256: pin}
+	const registered = "10.0.0.5:50052"
+	plain := domain.NodeRef{Name: "lab-a", PeerID: self, FlightAddr: registered}
+	pinned := domain.NodeRef{Name: "lab-a", PeerID: self, FlightCertSHA256: pin, FlightAddr: registered}
+	// overLibp2p registered no Flight address: its data plane is libp2p.
+	overLibp2p := domain.NodeRef{Name: "lab-a", PeerID: self}
 	withHost := newNodeFlight(p2p.NewClient(p2ptest.Host(t), nil))
 	cases := []struct {
 		name   string
@@ -53,9 +58,14 @@ func TestFlightRoute(t *testing.T) {
 		{"libp2p with a pin", withHost, pinned, "libp2p://" + self, "passthrough:///" + self, 2, ""},
 		{"plaintext with a pin", withHost, pinned, "grpc://10.0.0.5:50052", "", 0, "is plaintext, but the node registered a TLS certificate"},
 		{"tls without a pin", withHost, plain, "grpcs://10.0.0.5:50052", "", 0, "is TLS, but the node registered no certificate"},
-		{"pin not hex", withHost, domain.NodeRef{Name: "lab-a", FlightCertSHA256: "zz"}, "grpcs://10.0.0.5:50052", "", 0, "is not hex"},
-		{"pin too short", withHost, domain.NodeRef{Name: "lab-a", FlightCertSHA256: "abcd"}, "grpcs://10.0.0.5:50052", "", 0,
+		{"pin not hex", withHost, domain.NodeRef{Name: "lab-a", FlightCertSHA256: "zz", FlightAddr: registered}, "grpcs://10.0.0.5:50052", "", 0, "is not hex"},
+		{"pin too short", withHost, domain.NodeRef{Name: "lab-a", FlightCertSHA256: "abcd", FlightAddr: registered}, "grpcs://10.0.0.5:50052", "", 0,
 			"a certificate pin is a SHA-256 of 32 bytes, not 2"},
+		{"an address not registered", withHost, plain, "grpc://127.0.0.1:5432", "", 0,
+			`Flight location "grpc://127.0.0.1:5432" is not the address the node registered, 10.0.0.5:50052`},
+		{"a TLS address not registered", withHost, pinned, "grpcs://10.0.0.5:50053", "", 0, "is not the address the node registered"},
+		{"tcp of a node on libp2p", withHost, overLibp2p, "grpc://10.0.0.5:50052", "", 0, "is a TCP address, but the node registered none"},
+		{"libp2p of a node on libp2p", withHost, overLibp2p, "libp2p://" + self, "passthrough:///" + self, 2, ""},
 		{"another peer", withHost, plain, "libp2p://12D3KooWAnother", "", 0, "names a peer other than the node's own"},
 		{"unknown scheme", withHost, plain, "https://10.0.0.5", "", 0, `unsupported Flight location "https://10.0.0.5"`},
 		{"no host", newNodeFlight(nil), plain, "libp2p://" + self, "", 0, "needs a libp2p host"},

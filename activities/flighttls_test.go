@@ -92,7 +92,8 @@ func TestFlightReadOverPinnedTLS(t *testing.T) {
 		{"another certificate's pin", otherPin, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ref := domain.NodeRef{Name: "lab-a", PeerID: node.ID().String(), Addrs: addrs, FlightCertSHA256: hex.EncodeToString(tc.pin)}
+			ref := domain.NodeRef{Name: "lab-a", PeerID: node.ID().String(), Addrs: addrs, FlightCertSHA256: hex.EncodeToString(tc.pin),
+				FlightAddr: lis.Addr().String()}
 			rd, done, err := f.read(t.Context(), ref, &wire.FlightQuery{Table: "neuron"})
 			if !tc.ok {
 				refusedForGood(t, err, tc.pin)

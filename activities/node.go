@@ -24,7 +24,7 @@ type clusterStore interface {
 // nodeRef is how an activity's payload names a registered node.
 func nodeRef(c domain.Cluster) domain.NodeRef {
 	return domain.NodeRef{Name: c.Name, PeerID: c.PeerID, Addrs: c.Addrs, SchemaVersion: c.SchemaVersion,
-		FlightCertSHA256: c.FlightCertSHA256}
+		FlightCertSHA256: c.FlightCertSHA256, FlightAddr: c.FlightAddr}
 }
 
 // heartbeatEvery is how often a long activity tells Temporal it is alive;

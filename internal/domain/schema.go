@@ -33,6 +33,11 @@ type NodeRef struct {
 	// FlightCertSHA256 is the registered pin of the node's Flight TLS
 	// certificate (Cluster.FlightCertSHA256; empty when it has none).
 	FlightCertSHA256 string `json:"flight_cert_sha256,omitempty"`
+	// FlightAddr is the Flight TCP address the node registered
+	// (Cluster.FlightAddr), the only one the hub dials for a grpc:// or
+	// grpcs:// location; empty on the libp2p data plane, where the node
+	// registers none.
+	FlightAddr string `json:"flight_addr,omitempty"`
 }
 
 // SyncNodeParams is the input of SyncNodeSchema.
