@@ -52,10 +52,11 @@ type Agent struct {
 	hub      peer.AddrInfo
 	hubFixed bool // the address came from configuration
 	hubID    atomic.Value
-	// candidate is the hub a first registration is under way with, trusted
-	// on first use: it may call the node as soon as it has accepted, before
-	// the answer has reached the node and the hub is pinned.
-	candidate atomic.Value
+	// candidate is the first registration under way, with a hub trusted on
+	// first use (nil when none is): that hub may call the node as soon as
+	// it has accepted, before its answer has reached the node and the hub
+	// is pinned, so its calls wait for the answer (hubOnly).
+	candidate atomic.Pointer[pendingHub]
 
 	chMu sync.Mutex
 	ch   driver.Conn
@@ -92,7 +93,6 @@ func New(cfg config.Node, log *slog.Logger) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, log: log.With("node", cfg.Name), registered: make(chan struct{})}
 	a.hubID.Store(peer.ID(""))
-	a.candidate.Store(peer.ID(""))
 	switch {
 	case cfg.Hub != "":
 		infos, err := p2p.ParseAddrInfos([]string{cfg.Hub})
@@ -175,24 +175,45 @@ func (a *Agent) start(ctx context.Context) error {
 // one peer (each line counts the refusals since the previous one).
 const refusalLogWindow = time.Minute
 
-// hubOnly returns, per protocol, the guard that serves only the hub (or the
-// hub a first registration is under way with) and logs refusals through
-// refusals, so strangers cannot flood the log.
+// hubOnly returns, per protocol, the guard that serves only the hub and
+// logs refusals through refusals, so strangers cannot flood the log. A call
+// of the hub a first registration is under way with waits until that hub
+// has answered: it is served once the hub accepted the node (and is
+// pinned), and refused otherwise, before any byte of it is read.
 func (a *Agent) hubOnly(refusals *p2p.RefusalLog) func(p2p.Spec) p2p.Guard {
 	return func(spec p2p.Spec) p2p.Guard {
 		return p2p.AllowFunc(func(c network.Conn) error {
 			p := c.RemotePeer()
-			hub := a.HubID()
-			if hub == "" {
-				hub = a.candidate.Load().(peer.ID)
-			}
-			if hub != "" && p == hub {
+			if a.isHub(p) {
 				return nil
 			}
 			refusals.Refused(p, spec.ID)
 			return p2p.Errorf(p2p.CodeUnauthorized, "peer %s is not allowed to use %s", p, spec.ID)
 		})
 	}
+}
+
+// pendingHub is a first registration under way with a hub candidate:
+// decided is closed once the candidate has answered, after it is pinned
+// when it accepted.
+type pendingHub struct {
+	id      peer.ID
+	decided chan struct{}
+}
+
+// isHub reports whether p is the hub the agent answers. A call of the
+// candidate of a registration under way waits for the registration's end,
+// which its deadline bounds.
+func (a *Agent) isHub(p peer.ID) bool {
+	if hub := a.HubID(); hub != "" {
+		return p == hub
+	}
+	cand := a.candidate.Load()
+	if cand == nil || cand.id != p {
+		return false
+	}
+	<-cand.decided
+	return a.HubID() == p
 }
 
 // PeerID returns the agent's libp2p identity (known from New on).

@@ -67,25 +67,42 @@ func (a *Agent) register(ctx context.Context) error {
 	}
 	var errs []error
 	for _, c := range cands {
-		if a.HubID() == "" {
-			a.candidate.Store(c.ID)
-		}
-		err := a.registerWith(ctx, c)
+		err := a.registerCandidate(ctx, c)
 		if err == nil {
-			if a.HubID() == "" {
-				a.log.Warn("hub trusted on first use; pin it with SYNDB_HUB_ID", "hub", c.ID)
-			}
-			a.pinHub(c)
-			a.candidate.Store(peer.ID(""))
 			return nil
 		}
-		a.candidate.Store(peer.ID(""))
 		if p2p.IsCode(err, p2p.CodeUnauthorized) {
 			return err
 		}
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// registerCandidate registers with c and pins it when it accepts. With no
+// hub pinned yet, c is the candidate while the call is under way: its own
+// calls to the node wait for the answer, then are served only if it
+// accepted (hubOnly).
+func (a *Agent) registerCandidate(ctx context.Context, c peer.AddrInfo) error {
+	if a.HubID() != "" {
+		err := a.registerWith(ctx, c)
+		if err == nil {
+			a.pinHub(c)
+		}
+		return err
+	}
+	pending := &pendingHub{id: c.ID, decided: make(chan struct{})}
+	a.candidate.Store(pending)
+	defer func() {
+		a.candidate.Store(nil)
+		close(pending.decided)
+	}()
+	err := a.registerWith(ctx, c)
+	if err == nil {
+		a.log.Warn("hub trusted on first use; pin it with SYNDB_HUB_ID", "hub", c.ID)
+		a.pinHub(c)
+	}
+	return err
 }
 
 // hubCandidates lists where the hub may be: its configured address; or the
