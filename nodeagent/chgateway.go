@@ -66,13 +66,14 @@ func (a *Agent) serveCH(guard p2p.Guard, s network.Stream) {
 		return
 	}
 	_ = s.SetDeadline(time.Time{})
+	// The hub's gateway never half-closes: once the stream's side ends (the
+	// hub's ClickHouse hung up), the local connection is closed, so a
+	// ClickHouse that stalls cannot hold the forward open.
 	up := make(chan struct{})
 	go func() {
 		defer close(up)
 		_, _ = io.Copy(ch, sr)
-		if tc, ok := ch.(*net.TCPConn); ok {
-			_ = tc.CloseWrite()
-		}
+		_ = ch.Close()
 	}()
 	_, _ = io.Copy(s, ch)
 	_ = s.Close()

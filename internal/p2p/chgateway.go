@@ -184,13 +184,15 @@ func (g *CHGateway) refuseCode(c net.Conn, code int32, msg string) {
 
 // forward copies cr (the rest of c) to s and s to c until either side
 // ends, then closes s; it returns the bytes s sent back, so a stream that
-// ended before any answer can be reported.
+// ended before any answer can be reported. A ClickHouse client never
+// half-closes: once c's side ends (it hung up, or Close closed it), the
+// stream is reset, so a node that stalls cannot hold the forward open.
 func forward(c net.Conn, cr io.Reader, s network.Stream) int64 {
 	up := make(chan struct{})
 	go func() {
 		defer close(up)
 		_, _ = io.Copy(s, cr)
-		_ = s.CloseWrite()
+		_ = s.Reset()
 	}()
 	n, _ := io.Copy(c, s)
 	if n == 0 {
