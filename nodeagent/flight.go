@@ -14,7 +14,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	manet "github.com/multiformats/go-multiaddr/net"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -102,19 +101,17 @@ func (a *Agent) handleFlightEndpoint(ctx context.Context, from peer.ID, req *wir
 }
 
 // peerIPs are the IP addresses of direct connections, each once, spelled
-// as canonicalIP does; relayed connections, which carry no address of the
-// peer's own, are left out.
+// as canonicalIP does (unmapped); relayed connections (through /p2p-circuit, with or
+// without limits), which carry the relay's address and not the peer's, are
+// left out.
 func peerIPs(conns []network.Conn) []string {
 	var out []string
 	for _, c := range conns {
-		if c.Stat().Limited {
+		ip, ok := p2p.RemoteIP(c.RemoteMultiaddr())
+		if !ok || c.Stat().Limited {
 			continue
 		}
-		ip, err := manet.ToIP(c.RemoteMultiaddr())
-		if err != nil {
-			continue
-		}
-		if s := canonicalIP(ip); s != "" && !slices.Contains(out, s) {
+		if s := ip.Unmap().String(); !slices.Contains(out, s) {
 			out = append(out, s)
 		}
 	}

@@ -16,7 +16,9 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/google/uuid"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -318,4 +320,38 @@ func TestUsedTickets(t *testing.T) {
 	}
 	require.NoError(t, u.use(tk(99, now.Add(3*time.Minute)), now.Add(2*time.Minute)))
 	require.Equal(t, 1, u.size())
+}
+
+// addrConn is a connection that shows addr as its remote address, relayed
+// with limits when limited.
+type addrConn struct {
+	network.Conn
+	addr    ma.Multiaddr
+	limited bool
+}
+
+func (c addrConn) RemoteMultiaddr() ma.Multiaddr { return c.addr }
+func (c addrConn) Stat() network.ConnStats {
+	return network.ConnStats{Stats: network.Stats{Limited: c.limited}}
+}
+
+// TestPeerIPs: a ticket's holder IPs are the addresses of the hub's direct
+// connections, each once and unmapped; a relayed connection, limited or
+// not (a relay may set no limits), shows the relay's address and adds
+// none.
+func TestPeerIPs(t *testing.T) {
+	t.Parallel()
+	conn := func(s string, limited bool) network.Conn {
+		return addrConn{addr: ma.StringCast(s), limited: limited}
+	}
+	relay := "/ip4/203.0.113.7/udp/4000/quic-v1/p2p/12D3KooWGzBGLfUq2zGDxgm7PjYkYEi9RUqoLuRCFaXd3gEBQzK4/p2p-circuit"
+	require.Equal(t, []string{"10.0.0.5", "2001:db8::1"}, peerIPs([]network.Conn{
+		conn("/ip4/10.0.0.5/udp/4001/quic-v1", false),
+		conn("/ip4/10.0.0.5/tcp/4001", false),
+		conn("/ip6/::ffff:10.0.0.5/tcp/4001", false),
+		conn("/ip6/2001:db8::1/tcp/4001", false),
+		conn(relay, false),
+		conn(relay, true),
+	}))
+	require.Empty(t, peerIPs([]network.Conn{conn(relay, false)}))
 }
