@@ -104,9 +104,11 @@ func hasStateOrMerge(name string) bool {
 }
 
 // compiledFunction reports whether the compiled statement may call name:
-// an allowlisted function, an aggregate, or an aggregate's -State or -Merge.
+// an allowlisted function, an aggregate, an aggregate's -State or -Merge,
+// or materialize.
 func compiledFunction(name string) bool {
-	if allowedFunctions[name] || isAggregate(name) {
+	// materialize is the compiler's own, for the nodes' constant columns.
+	if allowedFunctions[name] || isAggregate(name) || name == "materialize" {
 		return true
 	}
 	for _, suffix := range []string{"state", "merge"} {

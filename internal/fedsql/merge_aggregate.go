@@ -19,13 +19,16 @@ func (c *compiler) aggregateBranch(pt *part, t Target) (string, error) {
 	for _, k := range pt.keys {
 		group = append(group, quoteIdent(k.name))
 		if k.name == NodeColumn {
+			// Grouped by a constant, ClickHouse answers one group even of
+			// no rows; by a column, none, as the node's own GROUP BY does.
+			items[0] = "materialize(" + quote(t.Name) + ") AS " + NodeColumn
 			continue
 		}
 		s, err := pr.expr(k.expr)
 		if err != nil {
 			return "", err
 		}
-		items = append(items, s+" AS "+quoteIdent(k.name))
+		items = append(items, materialized(k.expr, s)+" AS "+quoteIdent(k.name))
 	}
 	for _, ag := range pt.aggs {
 		name, cl := stateOf(ag.c)

@@ -91,7 +91,7 @@ func (c *compiler) rowsBranch(pt *part, t Target) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		items = append(items, s+" AS "+itemName(pt, i))
+		items = append(items, materialized(it.expr, s)+" AS "+itemName(pt, i))
 	}
 	if !pt.q.HasDistinct {
 		for i, e := range pt.order {
@@ -99,14 +99,14 @@ func (c *compiler) rowsBranch(pt *part, t Target) (string, error) {
 			if err != nil {
 				return "", err
 			}
-			items = append(items, s+" AS "+hiddenName("o", i))
+			items = append(items, materialized(e, s)+" AS "+hiddenName("o", i))
 		}
 		for i, e := range pt.limitBy {
 			s, err := pr.expr(e)
 			if err != nil {
 				return "", err
 			}
-			items = append(items, s+" AS "+hiddenName("b", i))
+			items = append(items, materialized(e, s)+" AS "+hiddenName("b", i))
 		}
 	}
 	body, err := c.body(pr, pq, pt.q)
@@ -129,6 +129,36 @@ func (c *compiler) rowsBranch(pt *part, t Target) (string, error) {
 		out += s
 	}
 	return out + " LIMIT 0, " + strconv.Itoa(pt.offset+pt.limit), nil
+}
+
+// materialized is s, the printed e, as a column of the node's rows: a
+// constant (e reads no column) is materialised. ClickHouse takes a constant
+// of every branch of the hub's UNION ALL for a constant of the union, and
+// then refuses the column each node's remote() sends, which is not one.
+func materialized(e chp.Expr, s string) string {
+	if !constant(e) {
+		return s
+	}
+	return "materialize(" + s + ")"
+}
+
+// constant reports whether e reads nothing of a row: no column, alias or
+// subquery, only literals and the functions of them.
+func constant(e chp.Expr) bool {
+	calls := map[*chp.Ident]bool{}
+	for _, f := range chp.FindAll(e, func(n chp.Expr) bool { _, ok := n.(*chp.FunctionExpr); return ok }) {
+		calls[f.(*chp.FunctionExpr).Name] = true
+	}
+	_, reads := chp.Find(e, func(n chp.Expr) bool {
+		switch n := n.(type) {
+		case *chp.Ident:
+			return !calls[n]
+		case *chp.Path, *chp.NestedIdentifier, *chp.SubQuery:
+			return true
+		}
+		return false
+	})
+	return !reads
 }
 
 // rowsMerge is the hub's query over the nodes' rows: the same order and
