@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -89,6 +90,19 @@ type QueryCoverage struct {
 	Fraction float64 `json:"fraction"`
 }
 
+// members are the exclusions a query's coverage counts (never nil): every
+// excluded node but a revoked one, which is no longer of the federation,
+// unless the query named it.
+func members(excluded []domain.Exclusion, named []string) []domain.Exclusion {
+	out := make([]domain.Exclusion, 0, len(excluded))
+	for _, e := range excluded {
+		if e.Reason != domain.ReasonRevoked || slices.Contains(named, e.Name) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 func coverageOf(included, excluded int) QueryCoverage {
 	of := included + excluded
 	c := QueryCoverage{Nodes: included, Of: of}
@@ -149,12 +163,9 @@ func (s *Server) explainQuery(c echo.Context) error {
 	}
 	snap := s.deps.Registry.Snapshot()
 	plan := routing.Route(routing.FromClusters(snap.All()), need)
-	out := ExplainResponse{Included: plan.Names(), Excluded: plan.Excluded, Scope: parsed.Scope(), Tables: parsed.Tables,
+	out := ExplainResponse{Included: plan.Names(), Excluded: members(plan.Excluded, need.Nodes), Scope: parsed.Scope(), Tables: parsed.Tables,
 		MinSchema: parsed.MinSchema, Aggregate: parsed.Aggregate, Limit: parsed.Limit, Settings: parsed.Settings,
 		Nodes: []fedsql.NodeQuery{}}
-	if out.Excluded == nil {
-		out.Excluded = []domain.Exclusion{}
-	}
 	out.Coverage = coverageOf(len(out.Included), len(out.Excluded))
 	if len(out.Included) > 0 {
 		targets := s.targets(snap, out.Included)

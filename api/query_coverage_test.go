@@ -47,3 +47,22 @@ func TestCoveragePolicy(t *testing.T) {
 	}
 	require.Equal(t, QueryCoverage{Nodes: 2, Of: 3, Fraction: 2.0 / 3}, coverageOf(2, 1))
 }
+
+// TestCoverageLeavesOutRevoked: a revoked node is no longer of the
+// federation: a query's coverage leaves it out, so "deny" still answers,
+// unless the query named it.
+func TestCoverageLeavesOutRevoked(t *testing.T) {
+	t.Parallel()
+	excluded := []domain.Exclusion{
+		{Name: "x", Reason: domain.ReasonRevoked, Detail: "node is revoked"},
+		{Name: "lab-c", Reason: "unreachable"},
+	}
+	require.Equal(t, []domain.Exclusion{{Name: "lab-c", Reason: "unreachable"}}, members(excluded, nil))
+	require.Equal(t, excluded, members(excluded, []string{"x", "lab-c"}))
+	require.NotNil(t, members(nil, nil))
+	meta := QueryMeta{Included: []string{"lab-a", "lab-b"}, Excluded: members(excluded[:1], nil)}
+	require.NoError(t, Coverage{Deny: true}.check(meta))
+	require.NoError(t, Coverage{MinFraction: 1}.check(meta))
+	meta.Excluded = members(excluded[:1], []string{"lab-a", "x"})
+	require.Error(t, Coverage{Deny: true}.check(meta))
+}

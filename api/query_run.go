@@ -31,10 +31,7 @@ func (s *Server) runFederated(ctx context.Context, parsed *fedsql.Parsed, nodes 
 	}
 	snap := s.deps.Registry.Snapshot()
 	plan := routing.Route(routing.FromClusters(snap.All()), need)
-	meta := QueryMeta{Included: plan.Names(), Excluded: plan.Excluded, Limit: parsed.Limit, Truncated: parsed.Truncated}
-	if meta.Excluded == nil {
-		meta.Excluded = []domain.Exclusion{}
-	}
+	meta := QueryMeta{Included: plan.Names(), Excluded: members(plan.Excluded, nodes), Limit: parsed.Limit, Truncated: parsed.Truncated}
 	settings := s.querySettings(int(s.cfg.Query.Timeout.Seconds()))
 	for k, v := range parsed.Settings {
 		if k == "max_execution_time" {
