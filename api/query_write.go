@@ -44,7 +44,8 @@ func (s *scanner) scan(rows driver.Rows) ([]any, error) {
 	return out, nil
 }
 
-// deref unwraps Nullable pointers: nil stays nil.
+// deref unwraps Nullable pointers (nil stays nil) and turns the byte
+// slices of Array(UInt8) columns into numbers.
 func deref(v reflect.Value) any {
 	for v.Kind() == reflect.Pointer {
 		if v.IsNil() {
@@ -52,7 +53,33 @@ func deref(v reflect.Value) any {
 		}
 		v = v.Elem()
 	}
+	if holdsBytes(v.Type()) {
+		return numbers(v)
+	}
 	return v.Interface()
+}
+
+// holdsBytes reports a slice of bytes, or of slices that hold them.
+func holdsBytes(t reflect.Type) bool {
+	return t.Kind() == reflect.Slice && (t.Elem().Kind() == reflect.Uint8 || holdsBytes(t.Elem()))
+}
+
+// numbers is v, a slice that holds bytes (an Array(UInt8), or arrays of
+// them), with every byte a number: encoding/json writes a []byte as base64,
+// where ClickHouse writes an array of numbers.
+func numbers(v reflect.Value) any {
+	if v.Type().Elem().Kind() == reflect.Uint8 {
+		out := make([]uint16, v.Len())
+		for i := range out {
+			out[i] = uint16(v.Index(i).Uint())
+		}
+		return out
+	}
+	out := make([]any, v.Len())
+	for i := range out {
+		out[i] = numbers(v.Index(i))
+	}
+	return out
 }
 
 // flushEvery is how many rows are buffered before they are pushed to the client.
