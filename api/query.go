@@ -138,6 +138,10 @@ func (s *Server) query(c echo.Context) error {
 	if werr == nil {
 		werr = rows.Err()
 	}
+	if werr == nil && parsed.Capped && meta.Rows >= int64(meta.Limit) {
+		// The answer reached the hub's row cap: more rows may exist.
+		meta.Truncated = true
+	}
 	werr = run.cancelled(werr)
 	meta.ElapsedMS = time.Since(started).Milliseconds()
 	var failed *ErrorDetail

@@ -134,6 +134,9 @@ type Parsed struct {
 	Limit int
 	// Truncated is set when the user's LIMIT was lowered to the maximum.
 	Truncated bool
+	// Capped is set when Limit is the maximum, not a LIMIT of the user's
+	// (none, or a larger one): an answer of Limit rows may have been cut.
+	Capped bool
 	// Settings are the query's own SETTINGS, checked against the safe list,
 	// and the numeric ones the compiled statement needs (the fleet join
 	// cap): the caller sends them with the statement.
@@ -244,9 +247,9 @@ func Parse(sql string, cat Catalog, opts Options) (*Parsed, error) {
 		p.Aggregate = p.Aggregate || pt.aggregate
 		p.Truncated = p.Truncated || pt.truncated
 	}
-	p.Limit = p.parts[0].limit
+	p.Limit, p.Capped = p.parts[0].limit, p.parts[0].capped
 	if len(p.parts) > 1 {
-		p.Limit = opts.MaxRows
+		p.Limit, p.Capped = opts.MaxRows, true
 		if err := sameShape(p.parts); err != nil {
 			return nil, err
 		}

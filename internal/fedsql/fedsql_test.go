@@ -315,3 +315,22 @@ func TestCompiledCheckCatchesTampering(t *testing.T) {
 	fn := strings.Replace(plan.SQL, "cid AS", "hostName() AS", 1)
 	require.Error(t, checkCompiled(fn, plan.remotes))
 }
+
+// TestCapped: a query runs capped at the hub's row limit when it has no
+// LIMIT, or one above the cap, or is a UNION ALL; not under a LIMIT of its
+// own at or below the cap.
+func TestCapped(t *testing.T) {
+	t.Parallel()
+	for sql, capped := range map[string]bool{
+		"SELECT cid FROM neuron":                                  true,
+		"SELECT cid FROM neuron LIMIT 5000":                       true,
+		"SELECT cid FROM neuron LIMIT 1000":                       false,
+		"SELECT cid FROM neuron LIMIT 10, 5":                      false,
+		"SELECT count() FROM neuron":                              true,
+		"SELECT cid FROM neuron UNION ALL SELECT cid FROM neuron": true,
+	} {
+		p, err := Parse(sql, testCatalog, Options{MaxRows: 1000, MaxSeconds: 60})
+		require.NoError(t, err, sql)
+		require.Equal(t, capped, p.Capped, sql)
+	}
+}

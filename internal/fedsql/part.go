@@ -20,6 +20,7 @@ type part struct {
 	limit       int
 	offset      int
 	truncated   bool
+	capped      bool // the row limit is the hub's cap, not the user's LIMIT
 	selectsNode bool // _node is a bare item of the select list
 	// withConst are the WITH items that read no column: the hub's merge
 	// query holds them too.
@@ -285,7 +286,7 @@ func (pt *part) nameKeys() error {
 }
 
 func (pt *part) readLimit(maxRows int) error {
-	pt.limit = maxRows
+	pt.limit, pt.capped = maxRows, true
 	if pt.q.Limit == nil {
 		return nil
 	}
@@ -298,6 +299,7 @@ func (pt *part) readLimit(maxRows int) error {
 		pt.truncated = true
 		return nil
 	}
+	pt.capped = false
 	pt.limit = n
 	return nil
 }
