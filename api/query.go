@@ -219,9 +219,9 @@ func (s *Server) queryError(err error) error {
 			return capped
 		}
 		if clickhouse.IsQueryFault(err) {
-			return errBadRequest("clickhouse refused the query: " + s.redact(firstLine(ex.Message)))
+			return errBadRequest("clickhouse refused the query: " + s.redact(chDetail(ex.Message)))
 		}
-		return &apiError{http.StatusBadGateway, "upstream", "the hub warehouse failed the query: " + s.redact(firstLine(ex.Message))}
+		return &apiError{http.StatusBadGateway, "upstream", "the hub warehouse failed the query: " + s.redact(chDetail(ex.Message))}
 	}
 	return fmt.Errorf("run query: %w", err)
 }
@@ -261,9 +261,13 @@ func (s *Server) capError(ex *chgo.Exception) error {
 }
 
 // chDetail is ClickHouse's own message without the addresses of the
-// servers it came through ("Received from host:port. DB::Exception: ").
+// servers it came through ("Received from host:port. DB::Exception: ") and
+// without the server's stack trace.
 func chDetail(msg string) string {
 	msg = firstLine(msg)
+	if i := strings.Index(msg, "Stack trace:"); i >= 0 {
+		msg = msg[:i]
+	}
 	if i := strings.LastIndex(msg, "DB::Exception: "); i >= 0 {
 		msg = msg[i+len("DB::Exception: "):]
 	}

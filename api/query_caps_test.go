@@ -63,3 +63,36 @@ func TestQueryCapErrors(t *testing.T) {
 		require.True(t, isInt, "%s: 18.16's native protocol takes numeric settings only", k)
 	}
 }
+
+// TestQueryFaultErrors: an exception the query's own values or arguments
+// caused, on the hub or on a node, is a 400 with ClickHouse's reason and
+// neither the servers it came through nor a stack trace; one of the
+// warehouse's own is a 502.
+func TestQueryFaultErrors(t *testing.T) {
+	t.Parallel()
+	s := New(config.API{Query: config.Query{MaxRows: 1000, Timeout: 60e9}}, Deps{Log: slog.New(slog.DiscardHandler)})
+	for _, tc := range []struct {
+		code    int32
+		message string
+		status  int
+		reason  string
+	}{
+		{376, "Cannot parse uuid x: Cannot parse UUID from String", http.StatusBadRequest, "Cannot parse uuid x"},
+		{36, "Received from 127.0.0.1:9010. DB::Exception: Bin count should be positive.", http.StatusBadRequest, "Bin count should be positive"},
+		{12, "Quantile level is out of range [0..1]", http.StatusBadRequest, "Quantile level is out of range"},
+		{127, "Index for tuple element is out of range.", http.StatusBadRequest, "Index for tuple element"},
+		{427, "OptimizedRegularExpression: cannot compile re2: (, error: missing ): (.", http.StatusBadRequest, "cannot compile re2"},
+		{48, "Received from 127.0.0.1:9010. DB::Exception: Not implemented. Stack trace:\n\n0. clickhouse-server(StackTrace::StackTrace()+0x16)", http.StatusBadRequest, "Not implemented"},
+		{6, "Cannot parse string 'x' as Int32: syntax error at begin of string.", http.StatusBadRequest, "Cannot parse string 'x' as Int32"},
+		{49, "Received from 127.0.0.1:9010. DB::Exception: Sizes of keys and values arrays do not match. Stack trace: 0. clickhouse-server", http.StatusBadGateway, "Sizes of keys and values arrays do not match"},
+	} {
+		err := s.queryError(&chgo.Exception{Code: tc.code, Message: tc.message})
+		var ae *apiError
+		require.True(t, errors.As(err, &ae), "%v", err)
+		require.Equal(t, tc.status, ae.status, tc.message)
+		require.Contains(t, ae.message, tc.reason)
+		require.NotContains(t, ae.message, "127.0.0.1")
+		require.NotContains(t, ae.message, "Stack trace")
+		require.NotContains(t, ae.message, "clickhouse-server")
+	}
+}

@@ -9,7 +9,19 @@ import (
 // ClickHouse exception codes the federation tells apart (the same numbers
 // on 18.16 and current releases).
 const (
+	CodeCannotParseText            int32 = 6
+	CodeParameterOutOfBound        int32 = 12
 	CodeNoSuchColumnInTable        int32 = 16
+	CodeCannotParseInputAssertion  int32 = 27
+	CodeBadArguments               int32 = 36
+	CodeCannotParseDate            int32 = 38
+	CodeCannotParseDateTime        int32 = 41
+	CodeNotImplemented             int32 = 48
+	CodeCannotParseNumber          int32 = 72
+	CodeIllegalIndex               int32 = 127
+	CodeSizesOfArraysDoNotMatch    int32 = 190
+	CodeCannotParseUUID            int32 = 376
+	CodeCannotCompileRegexp        int32 = 427
 	CodeAttemptToReadAfterEOF      int32 = 32
 	CodeNumberOfArgumentsMismatch  int32 = 42
 	CodeIllegalTypeOfArgument      int32 = 43
@@ -74,7 +86,11 @@ func IsQueryFault(err error) bool {
 		CodeTypeMismatch, CodeNotAnAggregate, CodeIllegalAggregation, CodeAggregateInWrongPlace,
 		CodeNumberOfArgumentsMismatch, CodeArgumentOutOfBound, CodeCannotConvertType, CodeIllegalDivision,
 		CodeFunctionThrowIfValue, CodeTooDeepAST, CodeTooBigAST, CodeTooDeepRecursion, CodeMemoryLimitExceeded,
-		CodeTooManyRows, CodeTooManyBytes, CodeTooManyRowsOrBytes, CodeSetSizeLimitExceeded:
+		CodeTooManyRows, CodeTooManyBytes, CodeTooManyRowsOrBytes, CodeSetSizeLimitExceeded,
+		// Values and arguments the query gives that ClickHouse cannot use.
+		CodeCannotParseText, CodeParameterOutOfBound, CodeCannotParseInputAssertion, CodeBadArguments,
+		CodeCannotParseDate, CodeCannotParseDateTime, CodeNotImplemented, CodeCannotParseNumber, CodeIllegalIndex,
+		CodeSizesOfArraysDoNotMatch, CodeCannotParseUUID, CodeCannotCompileRegexp:
 		return true
 	}
 	return false
