@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -202,8 +203,13 @@ func (f *hubFlight) GetFlightInfo(ctx context.Context, desc *flight.FlightDescri
 		return nil, status.Error(codes.InvalidArgument, `the descriptor must be a command: {"sql": "...", "nodes": [...]}`)
 	}
 	var req QueryRequest
-	if err := json.Unmarshal(desc.GetCmd(), &req); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(desc.GetCmd()))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "command is not a query: %v", err)
+	}
+	if dec.More() {
+		return nil, status.Error(codes.InvalidArgument, "command is not a query: more than one JSON value")
 	}
 	parsed, err := f.s.parse(req)
 	if err != nil {
@@ -228,15 +234,10 @@ func (f *hubFlight) GetFlightInfo(ctx context.Context, desc *flight.FlightDescri
 		return nil, status.Error(codes.Internal, "ticket: "+err.Error())
 	}
 	ticket := hex.EncodeToString(id)
-	f.mu.Lock()
-	now := time.Now()
-	for k, p := range f.plans {
-		if now.After(p.expires) {
-			delete(f.plans, k)
-		}
+	plan := flightPlan{parsed: parsed, nodes: meta.Included, partial: req.Partial, keyID: principal.KeyID}
+	if err := f.keep(ticket, plan, time.Now()); err != nil {
+		return nil, err
 	}
-	f.plans[ticket] = flightPlan{parsed: parsed, nodes: meta.Included, partial: req.Partial, expires: now.Add(flightTicketTTL), keyID: principal.KeyID}
-	f.mu.Unlock()
 	return &flight.FlightInfo{
 		Schema:           flight.SerializeSchema(schema, memory.DefaultAllocator),
 		FlightDescriptor: desc,
@@ -291,6 +292,34 @@ func (f *hubFlight) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetS
 	if err := r.Err(); err != nil {
 		return status.Error(codes.Internal, f.s.redact(err.Error()))
 	}
+	return nil
+}
+
+// maxPlansPerKey is how many planned queries one API key may hold unread:
+// a plan keeps its parsed query until it is read or expires.
+const maxPlansPerKey = 64
+
+// keep holds plan under ticket until it is read or expires (flightTicketTTL
+// from now), dropping the expired ones first; a key that already holds
+// maxPlansPerKey unread plans is refused.
+func (f *hubFlight) keep(ticket string, plan flightPlan, now time.Time) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	held := 0
+	for k, p := range f.plans {
+		switch {
+		case now.After(p.expires):
+			delete(f.plans, k)
+		case p.keyID == plan.keyID:
+			held++
+		}
+	}
+	if held >= maxPlansPerKey {
+		return status.Errorf(codes.ResourceExhausted, "this API key holds %d planned queries it has not read: read them (DoGet) or let them expire (%s)",
+			held, flightTicketTTL)
+	}
+	plan.expires = now.Add(flightTicketTTL)
+	f.plans[ticket] = plan
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/syndb/federation/internal/config"
 	"github.com/syndb/federation/internal/flighttest"
@@ -158,4 +160,28 @@ func TestFlightTLS(t *testing.T) {
 	require.Equal(t, "grpc+tls://hub.example.org:50051", tlsServer.flightLocation())
 	plain := New(config.API{FlightPublicAddr: "hub.example.org:50051"}, Deps{})
 	require.Equal(t, "grpc://hub.example.org:50051", plain.flightLocation())
+}
+
+// TestFlightPlansPerKey: a key holds at most maxPlansPerKey unread plans
+// (the next GetFlightInfo is ResourceExhausted), other keys are not held
+// back by it, and expired plans no longer count.
+func TestFlightPlansPerKey(t *testing.T) {
+	t.Parallel()
+	f := &hubFlight{plans: map[string]flightPlan{}}
+	now := time.Now()
+	for i := range maxPlansPerKey {
+		require.NoError(t, f.keep(fmt.Sprint("a", i), flightPlan{keyID: 1}, now))
+	}
+	err := f.keep("a-over", flightPlan{keyID: 1}, now)
+	require.Equal(t, codes.ResourceExhausted, status.Code(err), "%v", err)
+	require.ErrorContains(t, err, "holds 64 planned queries it has not read")
+	require.NoError(t, f.keep("b", flightPlan{keyID: 2}, now), "another key")
+	plan, err := f.take("a0", 1)
+	require.NoError(t, err)
+	require.Equal(t, int64(1), plan.keyID)
+	require.NoError(t, f.keep("a-read", flightPlan{keyID: 1}, now), "a read plan no longer counts")
+	require.Error(t, f.keep("a-over", flightPlan{keyID: 1}, now))
+	later := now.Add(flightTicketTTL + time.Second)
+	require.NoError(t, f.keep("a-later", flightPlan{keyID: 1}, later), "expired plans no longer count")
+	require.Len(t, f.plans, 1)
 }
