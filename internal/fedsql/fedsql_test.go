@@ -334,3 +334,29 @@ func TestCapped(t *testing.T) {
 		require.Equal(t, capped, p.Capped, sql)
 	}
 }
+
+// TestNullLiteral: NULL is a literal, not a column, wherever a value goes;
+// a column named null in back-quotes is still a name.
+func TestNullLiteral(t *testing.T) {
+	t.Parallel()
+	for _, sql := range []string{
+		"SELECT NULL",
+		"SELECT coalesce(voxel_volume, NULL) FROM neuron",
+		"SELECT has([NULL], NULL)",
+		"SELECT cid FROM neuron WHERE voxel_volume IS NOT NULL AND ifNull(voxel_volume, null) > 1",
+	} {
+		p, err := Parse(sql, testCatalog, Options{MaxRows: 1000, MaxSeconds: 60})
+		require.NoError(t, err, sql)
+		plan, err := p.Compile(targets)
+		require.NoError(t, err, sql)
+		// NULL is read as a name only as the name of its column.
+		require.Equal(t, strings.Count(plan, "AS `NULL`"), strings.Count(plan, "`NULL`"), sql)
+		require.NotContains(t, plan, "`null`", sql)
+	}
+	p := parse(t, "SELECT NULL AS x, cid FROM neuron", ScopeNode)
+	plan, err := p.Compile(targets)
+	require.NoError(t, err)
+	require.Contains(t, plan, "materialize(NULL) AS x", "a NULL column is a constant")
+	_, err = Parse("SELECT `null` FROM neuron", testCatalog, Options{MaxRows: 1000, MaxSeconds: 60})
+	require.ErrorContains(t, err, `unknown column "null"`)
+}

@@ -152,7 +152,7 @@ func constant(e chp.Expr) bool {
 	_, reads := chp.Find(e, func(n chp.Expr) bool {
 		switch n := n.(type) {
 		case *chp.Ident:
-			return !calls[n]
+			return !calls[n] && !isNull(n)
 		case *chp.Path, *chp.NestedIdentifier, *chp.SubQuery:
 			return true
 		}

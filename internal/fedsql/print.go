@@ -201,6 +201,9 @@ func (pr *printer) items(open string, l *chp.ColumnExprList, closing string) (st
 }
 
 func (pr *printer) ident(n *chp.Ident) (string, error) {
+	if isNull(n) {
+		return "NULL", nil
+	}
 	if n.Name == "*" {
 		return "", invalid("* is allowed only as a whole select item")
 	}
@@ -221,6 +224,11 @@ func (pr *printer) ident(n *chp.Ident) (string, error) {
 		}
 	}
 	return quoteIdent(n.Name), nil
+}
+
+// isNull reports the NULL literal, which the parser reads as a name.
+func isNull(n *chp.Ident) bool {
+	return n.QuoteType == chp.Unquoted && strings.EqualFold(n.Name, "null")
 }
 
 func (pr *printer) qualified(table, col *chp.Ident) (string, error) {
