@@ -108,7 +108,7 @@ func New(cfg config.API, deps Deps) *Server {
 	versions := migrate.ColumnVersions(deps.Migrations)
 	delete(versions, migrate.LedgerTable)
 	s := &Server{cfg: cfg, deps: deps, e: e, columns: versions,
-		catalog:  fedsql.NewCatalog(versions, migrate.ColumnOrder(deps.Migrations)),
+		catalog:  fedsql.NewCatalog(versions, migrate.ColumnOrder(deps.Migrations)).WithTypes(migrate.ColumnTypes(deps.Migrations)),
 		limits:   newKeyLimits(cfg.Limits),
 		refusals: newBuckets[string](refusedKeyRate, refusedKeyBurst)}
 	s.types = migrate.ColumnTypes(deps.Migrations)

@@ -46,6 +46,26 @@ func invalid(format string, args ...any) error {
 type Catalog struct {
 	versions map[string]map[string]int
 	order    map[string][]string
+	// nullable are the Nullable columns, by table.
+	nullable map[string]map[string]bool
+}
+
+// WithTypes is c knowing the columns' ClickHouse types (migrate.ColumnTypes),
+// so that an aggregate of a Nullable column answers NULL where ClickHouse
+// does.
+func (c Catalog) WithTypes(types map[string]map[string]string) Catalog {
+	c.nullable = map[string]map[string]bool{}
+	for t, cols := range types {
+		for col, typ := range cols {
+			if strings.HasPrefix(strings.TrimSpace(typ), "Nullable(") {
+				if c.nullable[t] == nil {
+					c.nullable[t] = map[string]bool{}
+				}
+				c.nullable[t][col] = true
+			}
+		}
+	}
+	return c
 }
 
 // NewCatalog builds a catalog from the columns' versions

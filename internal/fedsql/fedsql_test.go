@@ -360,3 +360,40 @@ func TestNullLiteral(t *testing.T) {
 	_, err = Parse("SELECT `null` FROM neuron", testCatalog, Options{MaxRows: 1000, MaxSeconds: 60})
 	require.ErrorContains(t, err, `unknown column "null"`)
 }
+
+// TestNullableAggregates: an aggregate that reads a Nullable column as a
+// whole argument travels with the count of the rows where it is set, and
+// the hub answers NULL where that count is 0, as ClickHouse does; count,
+// array answers, combinators and non-Nullable columns travel as before.
+func TestNullableAggregates(t *testing.T) {
+	t.Parallel()
+	cat := testCatalog.WithTypes(map[string]map[string]string{
+		"neuron": {"voxel_volume": "Nullable(Float64)", "neuron_type": "String", "cid": "UUID"},
+	})
+	compile := func(sql string) string {
+		p, err := Parse(sql, cat, Options{MaxRows: 1000, MaxSeconds: 60})
+		require.NoError(t, err, sql)
+		plan, err := p.Compile(targets[:1])
+		require.NoError(t, err, sql)
+		return plan
+	}
+	plan := compile("SELECT sum(voxel_volume) AS s, min(voxel_volume), argMax(cid, voxel_volume), count(DISTINCT voxel_volume), " +
+		"count(voxel_volume), groupArray(voxel_volume), sumIf(voxel_volume, cid != cid), max(neuron_type) FROM neuron")
+	for _, want := range []string{
+		"sumState(voxel_volume) AS _syndb_a1, countState(voxel_volume) AS _syndb_n1",
+		"minState(voxel_volume) AS _syndb_a2, countState(voxel_volume) AS _syndb_n2",
+		"argMaxState(cid, voxel_volume) AS _syndb_a3, countState(voxel_volume) AS _syndb_n3",
+		"uniqExactState(voxel_volume) AS _syndb_a4, countState(voxel_volume) AS _syndb_n4",
+		"if(countMerge(_syndb_n1) = 0, NULL, sumMerge(_syndb_a1)) AS s",
+		"if(countMerge(_syndb_n2) = 0, NULL, minMerge(_syndb_a2))",
+		"if(countMerge(_syndb_n4) = 0, NULL, uniqExactMerge(_syndb_a4))",
+	} {
+		require.Contains(t, plan, want)
+	}
+	for _, none := range []string{"_syndb_n5", "_syndb_n6", "_syndb_n7", "_syndb_n8"} {
+		require.NotContains(t, plan, none, "count, an array, a combinator and a String column travel as before")
+	}
+	require.NotContains(t, compile("SELECT sum(voxel_volume) FROM vesicle"), "countState",
+		"a column the types do not call Nullable")
+	require.Contains(t, compile("SELECT argMax(voxel_volume, voxel_volume) FROM neuron"), "countState(if(isNull(voxel_volume) OR isNull(voxel_volume), NULL, 1))")
+}

@@ -30,7 +30,7 @@ func (c *compiler) aggregateBranch(pt *part, t Target) (string, error) {
 		}
 		items = append(items, materialized(k.expr, s)+" AS "+quoteIdent(k.name))
 	}
-	for _, ag := range pt.aggs {
+	for i, ag := range pt.aggs {
 		name, cl := stateOf(ag.c)
 		pr.inAggregate = true
 		s, err := pr.printCall(name, cl)
@@ -39,6 +39,14 @@ func (c *compiler) aggregateBranch(pt *part, t Target) (string, error) {
 			return "", err
 		}
 		items = append(items, s+" AS "+ag.name)
+		count, err := c.nullCount(pr, ag.c)
+		if err != nil {
+			return "", err
+		}
+		if count != "" {
+			pt.aggs[i].nonNull = internalPrefix + "n" + strings.TrimPrefix(ag.name, internalPrefix+"a")
+			items = append(items, count+" AS "+pt.aggs[i].nonNull)
+		}
 	}
 	body, err := c.body(pr, pq, pt.q)
 	if err != nil {
@@ -49,6 +57,60 @@ func (c *compiler) aggregateBranch(pt *part, t Target) (string, error) {
 		out += " GROUP BY " + strings.Join(group, ", ")
 	}
 	return out, nil
+}
+
+// notNullable are the aggregates whose answer ClickHouse never makes NULL:
+// count, and those that answer an array or a tuple.
+var notNullable = setOf("count", "quantiles", "quantilesexact", "grouparray", "groupuniqarray", "topk", "summap",
+	"summapfiltered", "histogram", "simplelinearregression")
+
+// nullCount is what node computes beside cl's state when cl reads a
+// Nullable column as a whole argument: the count of the rows whose
+// Nullable arguments are all set, as a -State. ClickHouse answers NULL for
+// such an aggregate of no such rows, but 18.16 drops the Nullable from its
+// -State, so -Merge would answer 0. "" when cl needs none: no such
+// argument, a combinator, or an aggregate that is never NULL.
+func (c *compiler) nullCount(pr *printer, cl call) (string, error) {
+	name := strings.ToLower(cl.name)
+	if !aggregates[name] || (notNullable[name] && !cl.distinct) {
+		return "", nil
+	}
+	var cols []string
+	for _, a := range unwrap(cl.args) {
+		id, ok := a.(*chp.Ident)
+		if !ok || !c.nullableColumn(pr.sc, id.Name) {
+			continue
+		}
+		s, err := pr.expr(a)
+		if err != nil {
+			return "", err
+		}
+		cols = append(cols, s)
+	}
+	switch len(cols) {
+	case 0:
+		return "", nil
+	case 1:
+		return "countState(" + cols[0] + ")", nil
+	}
+	for i, s := range cols {
+		cols[i] = "isNull(" + s + ")"
+	}
+	return "countState(if(" + strings.Join(cols, " OR ") + ", NULL, 1))", nil
+}
+
+// nullableColumn reports whether name, read in sc, is a Nullable column of
+// a SynDB table (and not an alias or a lambda's parameter).
+func (c *compiler) nullableColumn(sc *scope, name string) bool {
+	if sc.lambda[name] > 0 || sc.names[name] {
+		return false
+	}
+	for _, alias := range sc.holders(c.p.cat, name) {
+		if t := sc.sources[alias].table; t != "" && c.p.cat.nullable[t][name] {
+			return true
+		}
+	}
+	return false
 }
 
 // stateOf is the -State form of an aggregate call (count(DISTINCT x) is
@@ -114,7 +176,11 @@ func (c *compiler) mergePrinter(pt *part) *printer {
 				}
 				s += "(" + ps + ")"
 			}
-			return s + "(" + ag.name + ")", true, nil
+			s += "(" + ag.name + ")"
+			if ag.nonNull != "" {
+				s = "if(countMerge(" + ag.nonNull + ") = 0, NULL, " + s + ")"
+			}
+			return s, true, nil
 		}
 		return "", false, nil
 	}

@@ -41,6 +41,10 @@ type aggregateCall struct {
 	c    call
 	text string
 	name string
+	// nonNull, when set, names the count of the rows whose Nullable
+	// arguments are all set (nullCount): the hub's answer is NULL where it
+	// is 0, as ClickHouse's own is.
+	nonNull string
 }
 
 // outItem is a column of the answer.
