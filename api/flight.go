@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"path"
 	"slices"
 	"strings"
@@ -344,11 +345,18 @@ func grpcError(err error) error {
 	var ae *apiError
 	if errors.As(err, &ae) {
 		switch ae.status {
-		case 400:
+		case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
 			return status.Error(codes.InvalidArgument, ae.message)
-		case 503:
+		case http.StatusNotFound:
+			return status.Error(codes.NotFound, ae.message)
+		case http.StatusConflict:
+			// The partial-answer policy refused the nodes that can answer.
+			return status.Error(codes.FailedPrecondition, ae.message)
+		case http.StatusTooManyRequests:
+			return status.Error(codes.ResourceExhausted, ae.message)
+		case http.StatusBadGateway, http.StatusServiceUnavailable:
 			return status.Error(codes.Unavailable, ae.message)
-		case 504:
+		case http.StatusGatewayTimeout:
 			return status.Error(codes.DeadlineExceeded, ae.message)
 		}
 		return status.Error(codes.Internal, ae.message)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"testing"
 	"time"
@@ -184,4 +185,26 @@ func TestFlightPlansPerKey(t *testing.T) {
 	later := now.Add(flightTicketTTL + time.Second)
 	require.NoError(t, f.keep("a-later", flightPlan{keyID: 1}, later), "expired plans no longer count")
 	require.Len(t, f.plans, 1)
+}
+
+// TestFlightErrorCodes: an API error reaches a Flight client with the gRPC
+// code of its HTTP status: the client's mistakes are not Internal.
+func TestFlightErrorCodes(t *testing.T) {
+	t.Parallel()
+	for status_, want := range map[int]codes.Code{
+		http.StatusBadRequest:          codes.InvalidArgument,
+		http.StatusNotFound:            codes.NotFound,
+		http.StatusConflict:            codes.FailedPrecondition,
+		http.StatusTooManyRequests:     codes.ResourceExhausted,
+		http.StatusBadGateway:          codes.Unavailable,
+		http.StatusServiceUnavailable:  codes.Unavailable,
+		http.StatusGatewayTimeout:      codes.DeadlineExceeded,
+		http.StatusInternalServerError: codes.Internal,
+	} {
+		err := grpcError(&apiError{status_, "x", "the reason"})
+		require.Equal(t, want, status.Code(err), "HTTP %d", status_)
+		require.Equal(t, "the reason", status.Convert(err).Message())
+	}
+	require.Equal(t, codes.Internal, status.Code(grpcError(errors.New("a bug"))))
+	require.NotContains(t, grpcError(errors.New("a bug")).Error(), "a bug")
 }

@@ -57,6 +57,8 @@ func TestCompile(t *testing.T) {
 		{name: "a constant group key travels materialised", sql: "SELECT toDate('2020-01-02') AS d, dataset_id, count() FROM neuron GROUP BY d, dataset_id",
 			node:      []string{"materialize(toDate('2020-01-02')) AS d, dataset_id AS _syndb_k2, countState() AS _syndb_a1", "GROUP BY d, _syndb_k2"},
 			aggregate: true, min: 2, limit: 1000},
+		{name: "aliases ClickHouse reads as numbers are quoted", sql: "SELECT voxel_volume AS nan, cid AS inf FROM neuron",
+			node: []string{"voxel_volume AS `nan`, cid AS `inf`"}, merge: []string{"SELECT _node, `nan`, `inf` FROM"}, min: 2, limit: 1000},
 		{name: "star reads every column in table order", sql: "SELECT * FROM neuron", node: []string{"dataset_id AS _syndb_c1, cid AS _syndb_c2, voxel_volume AS _syndb_c3, neuron_type AS _syndb_c4"}, min: 2, limit: 1000},
 		{name: "newer column raises the need", sql: "SELECT cid FROM synapse WHERE cleft_width > 2", min: 4, limit: 1000},
 		{name: "limit above the cap is lowered", sql: "SELECT cid FROM neuron LIMIT 5000", merge: []string{"LIMIT 0, 1000"}, min: 2, limit: 1000, truncated: true},

@@ -414,4 +414,4 @@ func quoteIdent(s string) string {
 
 var keywords = setOf("join", "global", "prewhere", "with", "array", "inner", "left", "right", "full", "cross",
 	"any", "using", "final", "sample", "settings", "format", "into", "outfile", "union", "except", "intersect",
-	"cast", "true", "false", "if", "exists", "over", "window", "qualify")
+	"cast", "true", "false", "if", "exists", "over", "window", "qualify", "inf", "infinity", "nan")
