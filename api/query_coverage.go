@@ -157,6 +157,9 @@ func (s *Server) explainQuery(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := checkNodeNames(req.Nodes); err != nil {
+		return err
+	}
 	need := routing.Need{MinSchema: parsed.MinSchema, Nodes: req.Nodes}
 	if err := routing.Validate(need); err != nil {
 		return errBadRequest(err.Error())

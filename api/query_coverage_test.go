@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -65,4 +66,25 @@ func TestCoverageLeavesOutRevoked(t *testing.T) {
 	require.NoError(t, Coverage{MinFraction: 1}.check(meta))
 	meta.Excluded = members(excluded[:1], []string{"lab-a", "x"})
 	require.Error(t, Coverage{Deny: true}.check(meta))
+}
+
+// TestQueryNodeNames: a query's node list is refused before it is routed
+// or echoed when it is too long or holds a name no node can have; a list
+// of names none of which is registered is the client's mistake.
+func TestQueryNodeNames(t *testing.T) {
+	t.Parallel()
+	require.NoError(t, checkNodeNames(nil))
+	require.NoError(t, checkNodeNames([]string{"lab-a", "x1"}))
+	long := strings.Repeat("a", 5000)
+	for _, bad := range [][]string{{long}, {"Lab-A"}, {""}, {"lab-a", "lab_b"}, make([]string, maxQueryNodes+1)} {
+		err := checkNodeNames(bad)
+		var ae *apiError
+		require.ErrorAs(t, err, &ae)
+		require.Equal(t, http.StatusBadRequest, ae.status)
+		require.NotContains(t, ae.message, long)
+	}
+	gone := domain.Exclusion{Name: "lab-c", Reason: domain.ReasonNotRegistered}
+	require.True(t, allUnregistered([]domain.Exclusion{gone}))
+	require.False(t, allUnregistered([]domain.Exclusion{gone, {Name: "lab-a", Reason: "unreachable"}}))
+	require.False(t, allUnregistered(nil))
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -25,6 +26,9 @@ import (
 // node alone; those that fail it are excluded and the query started again
 // without them. The caller streams the rows before anything else.
 func (s *Server) runFederated(ctx context.Context, parsed *fedsql.Parsed, nodes []string, policy Coverage) (driver.Rows, QueryMeta, error) {
+	if err := checkNodeNames(nodes); err != nil {
+		return nil, QueryMeta{}, err
+	}
 	need := routing.Need{MinSchema: parsed.MinSchema, Nodes: nodes}
 	if err := routing.Validate(need); err != nil {
 		return nil, QueryMeta{}, errBadRequest(err.Error())
@@ -46,6 +50,9 @@ func (s *Server) runFederated(ctx context.Context, parsed *fedsql.Parsed, nodes 
 			return nil, meta, err
 		}
 		if len(meta.Included) == 0 {
+			if len(nodes) > 0 && allUnregistered(meta.Excluded) {
+				return nil, meta, errBadRequest("no node can answer this query: no registered node has the names it gives: " + describeExclusions(meta.Excluded))
+			}
 			return nil, meta, &apiError{http.StatusServiceUnavailable, codeUnavailable,
 				"no node can answer this query: " + describeExclusions(meta.Excluded)}
 		}
@@ -234,4 +241,32 @@ func (r *peekedRows) Next() bool {
 // registrySnapshot is what the query needs of a registry snapshot.
 type registrySnapshot interface {
 	Get(name string) (domain.Cluster, bool)
+}
+
+// maxQueryNodes is how many nodes a query may name.
+const maxQueryNodes = 1000
+
+// checkNodeNames refuses a list of nodes too long, or with a name no node
+// can have, before it is routed or echoed.
+func checkNodeNames(nodes []string) error {
+	if len(nodes) > maxQueryNodes {
+		return errBadRequest(fmt.Sprintf("nodes: %d names, at most %d", len(nodes), maxQueryNodes))
+	}
+	for i, n := range nodes {
+		if !config.ValidName(n) {
+			return errBadRequest(fmt.Sprintf("nodes[%d]: not a node name (a lowercase DNS label of at most 63 characters)", i))
+		}
+	}
+	return nil
+}
+
+// allUnregistered reports whether every exclusion is of a name no
+// registered node has.
+func allUnregistered(excluded []domain.Exclusion) bool {
+	for _, e := range excluded {
+		if e.Reason != domain.ReasonNotRegistered {
+			return false
+		}
+	}
+	return len(excluded) > 0
 }
