@@ -33,7 +33,19 @@ func readCall(f *chp.FunctionExpr) call {
 		c.args = f.Params.Items.Items
 		c.distinct = f.Params.Items.HasDistinct
 	}
+	if strings.EqualFold(c.name, "count") && !c.distinct && len(c.args) == 1 && isStar(c.args[0]) {
+		c.args = nil // count(*) is count()
+	}
 	return c
+}
+
+// isStar reports the bare * of count(*).
+func isStar(e chp.Expr) bool {
+	if ce, ok := e.(*chp.ColumnExpr); ok && ce.Alias == nil {
+		e = ce.Expr
+	}
+	id, ok := e.(*chp.Ident)
+	return ok && id.Name == "*"
 }
 
 func (pr *printer) function(f *chp.FunctionExpr) (string, error) {

@@ -399,3 +399,15 @@ func TestNullableAggregates(t *testing.T) {
 		"a column the types do not call Nullable")
 	require.Contains(t, compile("SELECT argMax(voxel_volume, voxel_volume) FROM neuron"), "countState(if(isNull(voxel_volume) OR isNull(voxel_volume), NULL, 1))")
 }
+
+// TestCountStar: count(*) is count(), on the nodes and on the hub; * is
+// still refused inside any other call.
+func TestCountStar(t *testing.T) {
+	t.Parallel()
+	plan, err := parse(t, "SELECT count(*) AS n, COUNT(*) AS m FROM neuron WHERE voxel_volume > 1", ScopeNode).Compile(targets)
+	require.NoError(t, err)
+	require.Contains(t, plan, "countState() AS _syndb_a1")
+	require.Contains(t, plan, "countMerge(_syndb_a1) AS n")
+	_, err = Parse("SELECT sum(*) FROM neuron", testCatalog, Options{MaxRows: 1000, MaxSeconds: 60})
+	require.Error(t, err)
+}
