@@ -408,6 +408,11 @@ func TestCountStar(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, plan, "countState() AS _syndb_a1")
 	require.Contains(t, plan, "countMerge(_syndb_a1) AS n")
+	require.Contains(t, plan, "countState() AS _syndb_a2", "an aggregate's -State is spelt as ClickHouse spells it")
+	plan, err = parse(t, "SELECT ARGMAX(cid, voxel_volume), Sum(voxel_volume) FROM neuron", ScopeNode).Compile(targets)
+	require.NoError(t, err)
+	require.Contains(t, plan, "argMaxState(cid, voxel_volume) AS _syndb_a1, sumState(voxel_volume) AS _syndb_a2")
+	require.Contains(t, plan, "argMaxMerge(_syndb_a1)")
 	_, err = Parse("SELECT sum(*) FROM neuron", testCatalog, Options{MaxRows: 1000, MaxSeconds: 60})
 	require.Error(t, err)
 }

@@ -1,5 +1,11 @@
 package fedsql
 
+import (
+	"maps"
+	"slices"
+	"strings"
+)
+
 // allowedFunctions are the ClickHouse functions a query may call (lower
 // case): arithmetic, comparisons, conditionals, conversions, strings, dates,
 // arrays and aggregates over the rows the federation reads. A function not
@@ -59,15 +65,26 @@ var allowedFunctions = setOf(
 // the combinators If, Array, OrNull and OrDefault they are aggregates too
 // (countIf, sumArray); the compiler adds -State on the nodes and -Merge on
 // the hub.
-var aggregates = setOf(
-	"count", "sum", "avg", "min", "max", "any", "anylast", "anyheavy", "argmin", "argmax", "uniq", "uniqexact",
-	"uniqcombined", "uniqhll12", "median", "medianexact", "quantile", "quantiles", "quantileexact",
-	"quantilesexact", "quantiletiming", "quantiletdigest", "quantiledeterministic", "quantileexactweighted",
-	"stddevpop", "stddevsamp", "varpop", "varsamp", "covarpop", "covarsamp", "corr", "grouparray",
-	"groupuniqarray", "topk", "summap", "groupbitand", "groupbitor", "groupbitxor", "histogram",
-	"summapfiltered", "avgweighted", "skewpop", "skewsamp", "kurtpop", "kurtsamp", "sumwithoverflow",
-	"simplelinearregression",
-)
+var aggregates = setOf(slices.Collect(maps.Keys(aggregateNames))...)
+
+// aggregateNames spells each allowlisted aggregate (by its lower-case
+// name) as ClickHouse does: a -State or -Merge of it must be spelt so,
+// whatever case the query wrote it in (COUNTState is unknown).
+var aggregateNames = func() map[string]string {
+	m := map[string]string{}
+	for _, n := range []string{
+		"count", "sum", "avg", "min", "max", "any", "anyLast", "anyHeavy", "argMin", "argMax", "uniq", "uniqExact",
+		"uniqCombined", "uniqHLL12", "median", "medianExact", "quantile", "quantiles", "quantileExact",
+		"quantilesExact", "quantileTiming", "quantileTDigest", "quantileDeterministic", "quantileExactWeighted",
+		"stddevPop", "stddevSamp", "varPop", "varSamp", "covarPop", "covarSamp", "corr", "groupArray",
+		"groupUniqArray", "topK", "sumMap", "groupBitAnd", "groupBitOr", "groupBitXor", "histogram",
+		"sumMapFiltered", "avgWeighted", "skewPop", "skewSamp", "kurtPop", "kurtSamp", "sumWithOverflow",
+		"simpleLinearRegression",
+	} {
+		m[strings.ToLower(n)] = n
+	}
+	return m
+}()
 
 // combinators are the aggregate combinators a query may use.
 var combinators = []string{"if", "array", "ornull", "ordefault"}

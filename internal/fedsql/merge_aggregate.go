@@ -120,14 +120,23 @@ func stateOf(cl call) (string, call) {
 		cl.distinct = false
 		return "uniqExactState", cl
 	}
-	return cl.name + "State", cl
+	return spelt(cl.name) + "State", cl
 }
 
 func mergeOf(cl call) string {
 	if cl.distinct {
 		return "uniqExactMerge"
 	}
-	return cl.name + "Merge"
+	return spelt(cl.name) + "Merge"
+}
+
+// spelt is an aggregate's name as ClickHouse spells it (aggregateNames);
+// a name with combinators stays as the query wrote it.
+func spelt(name string) string {
+	if n, ok := aggregateNames[strings.ToLower(name)]; ok {
+		return n
+	}
+	return name
 }
 
 // mergePrinter prints the hub's query over the nodes' answers: group keys
