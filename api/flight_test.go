@@ -191,7 +191,7 @@ func TestFlightPlansPerKey(t *testing.T) {
 // code of its HTTP status: the client's mistakes are not Internal.
 func TestFlightErrorCodes(t *testing.T) {
 	t.Parallel()
-	for status_, want := range map[int]codes.Code{
+	for httpStatus, want := range map[int]codes.Code{
 		http.StatusBadRequest:          codes.InvalidArgument,
 		http.StatusNotFound:            codes.NotFound,
 		http.StatusConflict:            codes.FailedPrecondition,
@@ -201,8 +201,8 @@ func TestFlightErrorCodes(t *testing.T) {
 		http.StatusGatewayTimeout:      codes.DeadlineExceeded,
 		http.StatusInternalServerError: codes.Internal,
 	} {
-		err := grpcError(&apiError{status_, "x", "the reason"})
-		require.Equal(t, want, status.Code(err), "HTTP %d", status_)
+		err := grpcError(&apiError{httpStatus, "x", "the reason"})
+		require.Equal(t, want, status.Code(err), "HTTP %d", httpStatus)
 		require.Equal(t, "the reason", status.Convert(err).Message())
 	}
 	require.Equal(t, codes.Internal, status.Code(grpcError(errors.New("a bug"))))
