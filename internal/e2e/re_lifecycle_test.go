@@ -78,6 +78,7 @@ func TestLifecycleHubShutdownWaits(t *testing.T) {
 	t.Setenv("SYNDB_P2P_LISTEN", "/ip4/127.0.0.1/tcp/"+strconv.Itoa(port))
 	t.Setenv("SYNDB_P2P_KEY_FILE", filepath.Join(t.TempDir(), "hub.key"))
 	t.Setenv("SYNDB_P2P_MDNS", "false")
+	t.Setenv("SYNDB_GATEWAY_ADDR", "127.0.0.1:0") // not the default port, which a running federation may hold
 	t.Setenv("SYNDB_P2P_BOOTSTRAP", "")
 	cfg, err := config.Load[config.Worker]()
 	require.NoError(t, err)
