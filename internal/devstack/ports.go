@@ -2,11 +2,16 @@ package devstack
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 )
 
 // NodePorts are the ports of one node's ClickHouse.
@@ -81,19 +86,58 @@ var (
 )
 
 // FreePort returns a port on 127.0.0.1 free for both TCP and UDP (libp2p
-// listens on both), not handed out before by this process.
+// listens on both), not handed out before by this process nor claimed by
+// another live one (claimPort): test packages run as parallel processes,
+// and a port is handed out seconds before its server binds it.
 func FreePort() (int, error) {
 	freePortMu.Lock()
 	defer freePortMu.Unlock()
 	for range 2000 {
 		p := freePortLow + rand.IntN(freePortHigh-freePortLow+1)
-		if handedOut[p] || !PortFree(p) || !udpFree(p) {
+		if handedOut[p] || !PortFree(p) || !udpFree(p) || !claimPort(p) {
 			continue
 		}
 		handedOut[p] = true
 		return p, nil
 	}
 	return 0, fmt.Errorf("find a free port: none free in %d-%d", freePortLow, freePortHigh)
+}
+
+// portClaims is where processes claim the ports they hand out: a file per
+// port, holding the claimer's process ID.
+var portClaims = filepath.Join(os.TempDir(), "syndb-ports")
+
+// claimPort claims port for this process, unless a live process other than
+// this one holds it; the claim of a process that has exited is taken over.
+func claimPort(port int) bool {
+	if err := os.MkdirAll(portClaims, 0o777); err != nil {
+		return true // no claims to be had: the bind checks alone
+	}
+	path := filepath.Join(portClaims, strconv.Itoa(port))
+	for range 2 {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+		if err == nil {
+			_, _ = f.WriteString(strconv.Itoa(os.Getpid()))
+			_ = f.Close()
+			return true
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return true
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return false // being written: another process's, just now
+		}
+		pid, err := strconv.Atoi(string(b))
+		if err != nil {
+			return false
+		}
+		if alive := syscall.Kill(pid, 0); pid != os.Getpid() && (alive == nil || errors.Is(alive, syscall.EPERM)) {
+			return false
+		}
+		_ = os.Remove(path) // a claim of an exited process, or of this one's earlier run
+	}
+	return false
 }
 
 func udpFree(port int) bool {

@@ -5,6 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -95,4 +99,30 @@ func TestPorts(t *testing.T) {
 	d := DevPorts()
 	require.Equal(t, 7233, d.Temporal)
 	require.True(t, d.Postgres == 5432 || d.Postgres >= 55432)
+}
+
+// TestClaimPort: a port another live process has claimed is not handed out
+// here; the claim of a process that has exited is taken over, and a claim
+// is this process's once taken.
+func TestClaimPort(t *testing.T) {
+	t.Parallel()
+	// Ports below freePortLow: FreePort never claims them.
+	const live, dead, fresh = 10001, 10002, 10003
+	exited := exec.Command("true")
+	require.NoError(t, exited.Run())
+	require.NoError(t, os.MkdirAll(portClaims, 0o777))
+	for port, pid := range map[int]int{live: 1, dead: exited.Process.Pid} {
+		path := filepath.Join(portClaims, strconv.Itoa(port))
+		require.NoError(t, os.WriteFile(path, []byte(strconv.Itoa(pid)), 0o644))
+		t.Cleanup(func() { _ = os.Remove(path) })
+	}
+	t.Cleanup(func() { _ = os.Remove(filepath.Join(portClaims, strconv.Itoa(fresh))) })
+	require.False(t, claimPort(live), "process 1 holds it")
+	require.True(t, claimPort(dead), "its claimer has exited")
+	require.True(t, claimPort(fresh))
+	for _, port := range []int{dead, fresh} {
+		b, err := os.ReadFile(filepath.Join(portClaims, strconv.Itoa(port)))
+		require.NoError(t, err)
+		require.Equal(t, strconv.Itoa(os.Getpid()), string(b))
+	}
 }
