@@ -108,7 +108,7 @@ func TestClaimPort(t *testing.T) {
 	t.Parallel()
 	// Ports below freePortLow: FreePort never claims them.
 	const live, dead, fresh = 10001, 10002, 10003
-	exited := exec.Command("true")
+	exited := exec.CommandContext(t.Context(), "true")
 	require.NoError(t, exited.Run())
 	require.NoError(t, os.MkdirAll(portClaims, 0o777))
 	for port, pid := range map[int]int{live: 1, dead: exited.Process.Pid} {
