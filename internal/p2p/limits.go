@@ -3,6 +3,7 @@ package p2p
 import (
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
@@ -41,20 +42,41 @@ func newStrangerLimits(l StrangerLimit) *strangerLimits {
 	return &strangerLimits{l: l, peers: map[peer.ID]*rate.Limiter{}, ips: map[netip.Prefix]*rate.Limiter{}}
 }
 
-// allow takes a token from p's bucket and from its address's.
+// allow takes a token from p's bucket and from its address's, now.
 func (s *strangerLimits) allow(p peer.ID, from ma.Multiaddr) bool {
+	return s.allowAt(p, from, time.Now())
+}
+
+// allowAt takes a token from p's bucket and from its address's at now, or
+// from neither: an attempt refused by one bucket costs the other nothing,
+// so a peer refused for its address's crowd keeps its own budget for
+// another address, and an address keeps its budget for other peers while
+// one of them is refused for its own retries.
+func (s *strangerLimits) allowAt(p peer.ID, from ma.Multiaddr, now time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	pl := limiter(s.peers, p, s.l.PerPeer, s.l.PeerBurst)
-	if pl == nil || !pl.Allow() {
+	if !hasToken(pl, now) {
 		return false
 	}
-	ip, ok := firstIP(from)
-	if !ok {
-		return true
+	var il *rate.Limiter
+	if ip, ok := firstIP(from); ok {
+		il = limiter(s.ips, addrKey(ip), s.l.PerIP, s.l.IPBurst)
+		if !hasToken(il, now) {
+			return false
+		}
 	}
-	il := limiter(s.ips, addrKey(ip), s.l.PerIP, s.l.IPBurst)
-	return il != nil && il.Allow()
+	pl.AllowN(now, 1)
+	if il != nil {
+		il.AllowN(now, 1)
+	}
+	return true
+}
+
+// hasToken reports whether l (nil when its table is full) would allow one
+// event at now, without taking it.
+func hasToken(l *rate.Limiter, now time.Time) bool {
+	return l != nil && (l.Limit() == rate.Inf || l.TokensAt(now) >= 1)
 }
 
 // limiter returns k's bucket, making one if there is room; nil if the
