@@ -139,7 +139,7 @@ func New(cfg config.Node, log *slog.Logger) (*Agent, error) {
 func (a *Agent) start(ctx context.Context) error {
 	var err error
 	a.host, err = p2p.NewHost(p2p.HostConfig{Key: a.key, Listen: a.cfg.Listen, PSK: a.psk,
-		Reachability: a.cfg.Reachability, Relays: a.relays})
+		Reachability: a.cfg.Reachability, Relays: a.relays, PreferTCP: a.cfg.PreferTCP()})
 	if err != nil {
 		return err
 	}

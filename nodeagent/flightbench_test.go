@@ -26,7 +26,8 @@ const benchSQL = "SELECT `id`, `n`, `v`, `k`, `s` FROM `bench`"
 
 // BenchmarkFlightDoGet reads a 10,000,000-row table over DoGet, with the
 // row reader (flight-scan) and the native-block reader over direct gRPC
-// (flight-blocks) and through a node agent over libp2p (flight-libp2p),
+// (flight-blocks) and through a node agent over libp2p, on QUIC
+// (flight-libp2p) and on TCP with TLS 1.3 (flight-libp2p-tcp),
 // and, in the same run, the baselines: as many bytes as the columnar DoGet
 // carried copied over a plain loopback TCP connection, and the same rows
 // as ClickHouse exports them natively, read to the end and discarded: over
@@ -68,26 +69,30 @@ func BenchmarkFlightDoGet(b *testing.B) {
 			}
 		})
 	}
-	b.Run("flight-libp2p", func(b *testing.B) {
-		// The same table through a node agent, over its hub's libp2p
-		// connection (QUIC on loopback), as the hub reads it.
-		a := startAgentOn(b, "lab-bench-p2p", db, config.DataPlaneLibp2p)
-		var bytes int64
-		for b.Loop() {
-			ep := a.endpoint(b, &wire.GetFlightEndpointRequest{Query: &wire.FlightQuery{Table: "bench"}})
-			rdr, err := libp2pFlight(b, a.hub, ep).doGet(b.Context(), ep.GetTicket())
-			require.NoError(b, err)
-			n := int64(0)
-			for rdr.Next() {
-				n += rdr.RecordBatch().NumRows()
+	for _, mode := range []struct{ name, prefer string }{{"flight-libp2p", "quic"}, {"flight-libp2p-tcp", "tcp"}} {
+		b.Run(mode.name, func(b *testing.B) {
+			// The same table through a node agent, over its hub's libp2p
+			// connection on loopback, as the hub reads it: QUIC, or TCP
+			// with TLS 1.3 when both prefer TCP.
+			a := startAgentWith(b, "lab-bench-"+mode.prefer, db, config.DataPlaneLibp2p,
+				func(c *config.Node) { c.Prefer = mode.prefer })
+			var bytes int64
+			for b.Loop() {
+				ep := a.endpoint(b, &wire.GetFlightEndpointRequest{Query: &wire.FlightQuery{Table: "bench"}})
+				rdr, err := libp2pFlight(b, a.hub, ep).doGet(b.Context(), ep.GetTicket())
+				require.NoError(b, err)
+				n := int64(0)
+				for rdr.Next() {
+					n += rdr.RecordBatch().NumRows()
+				}
+				require.NoError(b, rdr.Err())
+				bytes = rdr.Bytes()
+				rdr.Release()
+				require.Equal(b, int64(benchRows), n)
 			}
-			require.NoError(b, rdr.Err())
-			bytes = rdr.Bytes()
-			rdr.Release()
-			require.Equal(b, int64(benchRows), n)
-		}
-		report(b, bytes)
-	})
+			report(b, bytes)
+		})
+	}
 	b.Run("tcp-baseline", func(b *testing.B) {
 		if carried == 0 {
 			b.Skip("needs the flight-blocks sub-benchmark's byte count")

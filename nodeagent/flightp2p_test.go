@@ -153,3 +153,24 @@ func TestFlightOverLibp2pRefusals(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, expectedRows(rows), got)
 }
+
+// TestFlightOverLibp2pTCP: a node and hub that prefer TCP
+// (SYNDB_P2P_PREFER=tcp) connect over TCP with TLS 1.3, and a DoGet over
+// that libp2p connection returns the rows the table holds.
+func TestFlightOverLibp2pTCP(t *testing.T) {
+	t.Parallel()
+	f := startAgentWith(t, "lab-p2ptcp", "flight_p2p_tcp", config.DataPlaneLibp2p, func(c *config.Node) { c.Prefer = "tcp" })
+	conns := f.hub.Network().ConnsToPeer(f.agent.PeerID())
+	require.Len(t, conns, 1)
+	require.Equal(t, "tcp", conns[0].ConnState().Transport)
+	require.Equal(t, "/tls/1.0.0", string(conns[0].ConnState().Security))
+
+	conn := openDB(t, f.db)
+	rows := everyRows()
+	createEvery(t, conn, "every", rows)
+	ep := f.endpoint(t, &wire.GetFlightEndpointRequest{Query: &wire.FlightQuery{Table: "every"}})
+	_, got, err := libp2pFlight(t, f.hub, ep).getRows(t, ep.GetTicket())
+	require.NoError(t, err)
+	require.Equal(t, expectedRows(rows), got)
+	require.Len(t, f.hub.Network().ConnsToPeer(f.agent.PeerID()), 1, "the transfer rode the one TCP connection")
+}

@@ -57,12 +57,25 @@ func startAgentOn(tb testing.TB, name, db, plane string) *agentFixture {
 }
 
 // startAgentWith is startAgentOn with edit applied to the agent's
-// configuration before it starts.
+// configuration before it starts. An agent that prefers TCP
+// (SYNDB_P2P_PREFER=tcp) listens on TCP and QUIC, as its hub host does, and
+// is given the hub's TCP address.
 func startAgentWith(tb testing.TB, name, db, plane string, edit func(*config.Node)) *agentFixture {
 	tb.Helper()
 	openDB(tb, db) // creates the database
-	hubKey := newKey(tb)
-	hub, err := p2p.NewHost(p2p.HostConfig{Key: hubKey, Listen: []string{"/ip4/127.0.0.1/udp/0/quic-v1"}})
+	cfg := config.Node{
+		Name:    name,
+		KeyFile: filepath.Join(tb.TempDir(), "node.key"), Listen: []string{"/ip4/127.0.0.1/udp/0/quic-v1"},
+		FlightAddr: "127.0.0.1:0", ClickHouse: config.ClickHouse{Addr: testClickHouse(tb), User: "default", Database: db},
+		DataPlane: plane,
+	}
+	edit(&cfg)
+	hubListen := []string{"/ip4/127.0.0.1/udp/0/quic-v1"}
+	if cfg.PreferTCP() {
+		hubListen = append(hubListen, "/ip4/127.0.0.1/tcp/0")
+		cfg.Listen = append(cfg.Listen, "/ip4/127.0.0.1/tcp/0")
+	}
+	hub, err := p2p.NewHost(p2p.HostConfig{Key: newKey(tb), Listen: hubListen, PreferTCP: cfg.PreferTCP()})
 	require.NoError(tb, err)
 	tb.Cleanup(func() { _ = hub.Close() })
 	regs := make(chan *wire.RegisterRequest, 1)
@@ -74,13 +87,14 @@ func startAgentWith(tb testing.TB, name, db, plane string, edit func(*config.Nod
 			}
 			return &wire.RegisterResponse{Name: req.GetName()}, nil
 		})
-	cfg := config.Node{
-		Name: name, Hub: hub.Addrs()[0].String() + "/p2p/" + hub.ID().String(),
-		KeyFile: filepath.Join(tb.TempDir(), "node.key"), Listen: []string{"/ip4/127.0.0.1/udp/0/quic-v1"},
-		FlightAddr: "127.0.0.1:0", ClickHouse: config.ClickHouse{Addr: testClickHouse(tb), User: "default", Database: db},
-		DataPlane: plane,
+	cfg.Hub = hub.Addrs()[0].String() + "/p2p/" + hub.ID().String()
+	if cfg.PreferTCP() {
+		for _, a := range hub.Addrs() {
+			if _, err := a.ValueForProtocol(ma.P_TCP); err == nil {
+				cfg.Hub = a.String() + "/p2p/" + hub.ID().String()
+			}
+		}
 	}
-	edit(&cfg)
 	a, err := New(cfg, slog.New(slog.DiscardHandler))
 	require.NoError(tb, err)
 	ctx, stop := context.WithCancel(context.Background())

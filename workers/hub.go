@@ -236,7 +236,7 @@ func (h *Hub) startP2P(ctx context.Context, st *store.Store, parts *stack) (host
 	}
 	gater := p2p.NewGaterWith(limit)
 	ph, err := p2p.NewHost(p2p.HostConfig{
-		Key: h.key, Listen: cfg.Listen, Gater: gater, PSK: h.psk, Reachability: cfg.Reachability, Relays: h.relays, MaxConns: cfg.MaxConns,
+		Key: h.key, Listen: cfg.Listen, Gater: gater, PSK: h.psk, Reachability: cfg.Reachability, Relays: h.relays, MaxConns: cfg.MaxConns, PreferTCP: cfg.PreferTCP(),
 		Punches: &h.punches, RelayService: cfg.RelayService, RelayLimit: p2p.RelayLimit{Duration: cfg.RelayMaxDuration, Data: cfg.RelayMaxData},
 	})
 	if err != nil {

@@ -27,7 +27,7 @@ func RunRelay(ctx context.Context, cfg config.Relay, log *slog.Logger) error {
 		return fmt.Errorf("SYNDB_P2P_BOOTSTRAP: %w", err)
 	}
 	h, err := p2p.NewHost(p2p.HostConfig{
-		Key: key, Listen: cfg.Listen, PSK: psk, Reachability: cfg.Reachability,
+		Key: key, Listen: cfg.Listen, PSK: psk, Reachability: cfg.Reachability, PreferTCP: cfg.PreferTCP(),
 		RelayService: true, RelayLimit: p2p.RelayLimit{Duration: cfg.MaxCircuitDuration, Data: cfg.MaxCircuitData},
 	})
 	if err != nil {
