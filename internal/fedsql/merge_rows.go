@@ -135,11 +135,38 @@ func (c *compiler) rowsBranch(pt *part, t Target) (string, error) {
 // constant (e reads no column) is materialised. ClickHouse takes a constant
 // of every branch of the hub's UNION ALL for a constant of the union, and
 // then refuses the column each node's remote() sends, which is not one.
+// A constant that may be NULL is read out of a one-element array at a
+// materialised index instead: materialize(NULL) is a constant NULL on
+// 18.16 (as is every function of a constant NULL), and [c][materialize(1)]
+// is c, of c's type, in a column that is not constant.
 func materialized(e chp.Expr, s string) string {
 	if !constant(e) {
 		return s
 	}
+	if mayBeNull(e) {
+		return "[" + s + "][materialize(1)]"
+	}
 	return "materialize(" + s + ")"
+}
+
+// mayBeNull reports whether e, a constant, may be NULL: it holds the NULL
+// literal, nullIf, a conversion …OrNull, or a CASE without ELSE.
+func mayBeNull(e chp.Expr) bool {
+	_, found := chp.Find(e, func(n chp.Expr) bool {
+		switch n := n.(type) {
+		case *chp.NullLiteral:
+			return true
+		case *chp.Ident:
+			return isNull(n)
+		case *chp.FunctionExpr:
+			name := strings.ToLower(n.Name.Name)
+			return name == "nullif" || strings.HasSuffix(name, "ornull")
+		case *chp.CaseExpr:
+			return n.Else == nil
+		}
+		return false
+	})
+	return found
 }
 
 // constant reports whether e reads nothing of a row: no column, alias or

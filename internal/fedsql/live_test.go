@@ -1,0 +1,340 @@
+package fedsql
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	chgo "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/stretchr/testify/require"
+
+	"github.com/syndb/federation/internal/clickhouse"
+	"github.com/syndb/federation/internal/config"
+	"github.com/syndb/federation/internal/devstack"
+	"github.com/syndb/federation/internal/migrate"
+	"github.com/syndb/federation/schemas"
+)
+
+// The live tests compile queries for two nodes and run them on real
+// ClickHouse servers: a hub, whose read-only query user runs the compiled
+// statement, and a warehouse server holding both nodes' databases (lab_a,
+// lab_b) and the oracle database, which holds the rows of both. The
+// oracle's answer is ClickHouse's own: the user's query run directly over
+// the union of the nodes' rows.
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	live.stop()
+	os.Exit(code)
+}
+
+// liveFed is the package's one pair of servers, started by the first live
+// test and stopped by TestMain.
+type liveFed struct {
+	once      sync.Once
+	err       error
+	dir       string
+	hub, node *devstack.ClickHouse
+	query     driver.Conn // the hub's query user
+	oracle    driver.Conn // database oracle on the warehouse server
+	cat       Catalog
+	targets   []Target
+}
+
+var live liveFed
+
+// liveFixture is what each node's database holds, table by table: a
+// column list, then its rows. The oracle holds both nodes' rows. The
+// nodes' datasets differ, their group keys (parent_enum, neuron_type)
+// overlap: the hub merges groups that both nodes hold, that one holds, and
+// whose values are all NULL on one node or on both.
+var liveFixture = map[string][]liveRows{
+	"lab_a": {
+		{"neuron", "dataset_id, cid, parent_enum, voxel_volume, neuron_type, terminal_count", [][]string{
+			{uuidA, "'00000000-0000-0000-0000-0000000000a1'", "1", "NULL", "'x'", "NULL"},
+			{uuidA, "'00000000-0000-0000-0000-0000000000a2'", "2", "2.5", "''", "3"},
+			{uuidA, "'00000000-0000-0000-0000-0000000000a3'", "3", "NULL", "NULL", "NULL"},
+		}},
+		{"axon", "dataset_id, cid, parent_enum, voxel_volume, branch_count", [][]string{
+			{uuidA, "'00000000-0000-0000-0000-0000000000a4'", "1", "NULL", "NULL"},
+			{uuidA, "'00000000-0000-0000-0000-0000000000a5'", "2", "0.5", "4"},
+		}},
+	},
+	"lab_b": {
+		{"neuron", "dataset_id, cid, parent_enum, voxel_volume, neuron_type, terminal_count", [][]string{
+			{uuidB, "'00000000-0000-0000-0000-0000000000b1'", "1", "NULL", "NULL", "NULL"},
+			{uuidB, "'00000000-0000-0000-0000-0000000000b2'", "2", "1.5", "'y'", "7"},
+			{uuidB, "'00000000-0000-0000-0000-0000000000b3'", "4", "0.25", "'x'", "1"},
+		}},
+		{"axon", "dataset_id, cid, parent_enum, voxel_volume, branch_count", [][]string{
+			{uuidB, "'00000000-0000-0000-0000-0000000000b4'", "1", "NULL", "NULL"},
+			{uuidB, "'00000000-0000-0000-0000-0000000000b5'", "2", "1.5", "NULL"},
+			{uuidB, "'00000000-0000-0000-0000-0000000000b6'", "3", "NULL", "6"},
+		}},
+	},
+}
+
+const (
+	uuidA = "'00000000-0000-0000-0000-00000000000a'"
+	uuidB = "'00000000-0000-0000-0000-00000000000b'"
+)
+
+// liveRows are rows of one table, each value as SQL.
+type liveRows struct {
+	table, cols string
+	rows        [][]string
+}
+
+// fill inserts rs on conn, a row an INSERT … SELECT: ClickHouse converts
+// each value to its column's type (INSERT … VALUES over the native protocol
+// needs the client to send the data as blocks).
+func (rs liveRows) fill(ctx context.Context, conn driver.Conn) error {
+	for _, r := range rs.rows {
+		if err := conn.Exec(ctx, fmt.Sprintf("INSERT INTO %s (%s) SELECT %s", rs.table, rs.cols, strings.Join(r, ", "))); err != nil {
+			return fmt.Errorf("insert into %s: %w", rs.table, err)
+		}
+	}
+	return nil
+}
+
+// liveTables are the tables liveFixture fills.
+var liveTables = []string{"neuron", "axon"}
+
+// startLive starts the servers once, or skips t in -short mode.
+func startLive(t *testing.T) *liveFed {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts ClickHouse")
+	}
+	live.once.Do(func() { live.err = live.start(context.Background()) })
+	require.NoError(t, live.err)
+	return &live
+}
+
+func (l *liveFed) start(ctx context.Context) error {
+	if err := devstack.EnsurePackages(ctx, slog.New(slog.DiscardHandler),
+		[]devstack.Package{{Binary: "/usr/sbin/clickhouse-server", Name: "clickhouse-server"}}); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "fedsql-live-")
+	if err != nil {
+		return fmt.Errorf("make the servers' directory: %w", err)
+	}
+	l.dir = dir
+	for _, s := range []struct {
+		name  string
+		ch    **devstack.ClickHouse
+		query bool
+	}{{"node", &l.node, false}, {"hub", &l.hub, true}} {
+		httpPort, err := devstack.FreePort()
+		if err != nil {
+			return err
+		}
+		tcpPort, err := devstack.FreePort()
+		if err != nil {
+			return err
+		}
+		ch := &devstack.ClickHouse{Name: "fedsql-" + s.name, Dir: filepath.Join(dir, s.name), HTTPPort: httpPort, TCPPort: tcpPort,
+			LogFile: filepath.Join(dir, s.name+".log")}
+		if s.query {
+			ch.QueryUser, ch.QueryPassword = devstack.QueryUser, devstack.QueryPassword
+		}
+		*s.ch = ch
+		if err := ch.Start(ctx); err != nil {
+			return fmt.Errorf("start the %s's ClickHouse: %w", s.name, err)
+		}
+	}
+	migs, err := schemas.ClickHouseMigrations()
+	if err != nil {
+		return err
+	}
+	for _, db := range []string{"lab_a", "lab_b", "oracle"} {
+		conn, err := clickhouse.Open(ctx, config.ClickHouse{Addr: l.node.Addr(), User: "default", Database: db})
+		if err != nil {
+			return err
+		}
+		if _, err := migrate.Apply(ctx, conn, migs, 0); err != nil {
+			_ = conn.Close()
+			return fmt.Errorf("migrate %s: %w", db, err)
+		}
+		for _, rs := range liveFixture[db] {
+			if err := rs.fill(ctx, conn); err != nil {
+				_ = conn.Close()
+				return fmt.Errorf("fill %s: %w", db, err)
+			}
+		}
+		if db == "oracle" {
+			for _, table := range liveTables {
+				for _, from := range []string{"lab_a", "lab_b"} {
+					if err := conn.Exec(ctx, fmt.Sprintf("INSERT INTO oracle.%s SELECT * FROM %s.%s", table, from, table)); err != nil {
+						_ = conn.Close()
+						return fmt.Errorf("fill the oracle's %s: %w", table, err)
+					}
+				}
+			}
+			l.oracle = conn
+			continue
+		}
+		if err := conn.Close(); err != nil {
+			return fmt.Errorf("close %s: %w", db, err)
+		}
+	}
+	versions := migrate.ColumnVersions(migs)
+	delete(versions, migrate.LedgerTable)
+	l.cat = NewCatalog(versions, migrate.ColumnOrder(migs)).WithTypes(migrate.ColumnTypes(migs))
+	l.targets = []Target{
+		{Name: "lab-a", Addr: l.node.Addr(), Database: "lab_a", User: "default"},
+		{Name: "lab-b", Addr: l.node.Addr(), Database: "lab_b", User: "default"},
+	}
+	l.query, err = clickhouse.Dial(ctx, l.hub.QueryConfig(), clickhouse.DefaultPool)
+	return err
+}
+
+func (l *liveFed) stop() {
+	for _, c := range []driver.Conn{l.query, l.oracle} {
+		if c != nil {
+			_ = c.Close()
+		}
+	}
+	for _, ch := range []*devstack.ClickHouse{l.hub, l.node} {
+		if ch != nil {
+			_ = ch.Stop(context.Background())
+		}
+	}
+	if l.dir != "" {
+		_ = os.RemoveAll(l.dir)
+	}
+}
+
+// answer is a query's result: each column's ClickHouse type, and each row's
+// values as text (NULL for NULL).
+type answer struct {
+	types []string
+	rows  [][]string
+}
+
+// readAnswer runs sql on conn; drop names a column to leave out (the
+// hub's _node, which the oracle's rows do not carry).
+func readAnswer(ctx context.Context, conn driver.Conn, sql, drop string) (answer, error) {
+	rows, err := conn.Query(ctx, sql)
+	if err != nil {
+		return answer{}, err
+	}
+	defer func() { _ = rows.Close() }()
+	var a answer
+	var keep []int
+	for i, ct := range rows.ColumnTypes() {
+		if ct.Name() == drop {
+			continue
+		}
+		keep = append(keep, i)
+		a.types = append(a.types, ct.DatabaseTypeName())
+	}
+	cts := rows.ColumnTypes()
+	for rows.Next() {
+		vals := make([]any, len(cts))
+		for i, ct := range cts {
+			vals[i] = reflect.New(ct.ScanType()).Interface()
+		}
+		if err := rows.Scan(vals...); err != nil {
+			return answer{}, fmt.Errorf("read a row: %w", err)
+		}
+		row := make([]string, 0, len(keep))
+		for _, i := range keep {
+			row = append(row, text(reflect.ValueOf(vals[i]).Elem()))
+		}
+		a.rows = append(a.rows, row)
+	}
+	return a, rows.Err()
+}
+
+// text prints a scanned value, NULL for a nil pointer.
+func text(v reflect.Value) string {
+	for v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			return "NULL"
+		}
+		v = v.Elem()
+	}
+	return fmt.Sprint(v.Interface())
+}
+
+// federated compiles sql for both nodes and runs it on the hub as its
+// query user, as /v1/query does.
+func (l *liveFed) federated(t *testing.T, sql string) (answer, error) {
+	t.Helper()
+	p, err := Parse(sql, l.cat, Options{MaxRows: 1000, MaxSeconds: 60})
+	if err != nil {
+		return answer{}, err
+	}
+	plan, err := p.Plan(l.targets)
+	if err != nil {
+		return answer{}, err
+	}
+	ctx := t.Context()
+	if len(p.Settings) > 0 {
+		ctx = chgo.Context(ctx, chgo.WithSettings(chgo.Settings(p.Settings)))
+	}
+	drop := ""
+	if !strings.Contains(sql, NodeColumn) {
+		drop = NodeColumn
+	}
+	a, err := readAnswer(ctx, l.query, plan.SQL, drop)
+	if err != nil {
+		return answer{}, fmt.Errorf("%w\ncompiled: %s", err, plan.Merge)
+	}
+	return a, nil
+}
+
+// requireOracle asserts that the federated answer to sql is ClickHouse's
+// own over the union of the nodes' rows: the same column types and the same
+// rows, in the same order when ordered.
+func (l *liveFed) requireOracle(t *testing.T, sql string, ordered bool) answer {
+	t.Helper()
+	want, err := readAnswer(t.Context(), l.oracle, sql, "")
+	require.NoError(t, err, "the oracle answers %s", sql)
+	got, err := l.federated(t, sql)
+	require.NoError(t, err, sql)
+	if !ordered {
+		for _, a := range []answer{want, got} {
+			slices.SortFunc(a.rows, func(x, y []string) int { return slices.Compare(x, y) })
+		}
+	}
+	require.Equal(t, want.types, got.types, "column types of %s", sql)
+	require.Equal(t, want.rows, got.rows, "rows of %s", sql)
+	return got
+}
+
+// TestLiveNullSelectItem: a select item, sort key or group key whose
+// value is a constant NULL (the literal, or a constant that ClickHouse
+// computes to NULL) answers as ClickHouse answers it directly, type
+// included. materialize() keeps such a constant a constant on 18.16, and the
+// hub's UNION ALL of the nodes' rows refused it ("non constant in source
+// stream but must be constant in result").
+func TestLiveNullSelectItem(t *testing.T) {
+	t.Parallel()
+	l := startLive(t)
+	for _, tc := range []struct {
+		sql     string
+		ordered bool
+	}{
+		{"SELECT NULL AS x, cid FROM neuron", false},
+		{"SELECT NULL AS x, cid FROM neuron ORDER BY cid", true},
+		{"SELECT cid, NULL FROM neuron ORDER BY NULL, cid LIMIT 3", true},
+		{"SELECT DISTINCT NULL AS x FROM neuron", false},
+		{"SELECT NULL AS x, count() AS n FROM neuron GROUP BY x", false},
+		{"SELECT nullIf(1, 1) AS a, toNullable(NULL) AS b, toInt32OrNull('no') AS c, CASE WHEN 0 THEN 1 END AS d, cid FROM neuron", false},
+		{"SELECT if(1, NULL, 2) AS a, [NULL] AS b, tuple(1, NULL) AS c, toNullable(1) AS d, cid FROM axon", false},
+		{"SELECT NULL AS x, cid FROM neuron UNION ALL SELECT NULL AS x, cid FROM axon", false},
+	} {
+		t.Run(tc.sql, func(t *testing.T) { l.requireOracle(t, tc.sql, tc.ordered) })
+	}
+}
