@@ -398,6 +398,24 @@ func TestNullableAggregates(t *testing.T) {
 	require.NotContains(t, compile("SELECT sum(voxel_volume) FROM vesicle"), "countState",
 		"a column the types do not call Nullable")
 	require.Contains(t, compile("SELECT argMax(voxel_volume, voxel_volume) FROM neuron"), "countState(if(isNull(voxel_volume) OR isNull(voxel_volume), NULL, 1))")
+	// An expression of a Nullable column, or one that makes NULL, is
+	// Nullable; one that ClickHouse answers without NULL is not.
+	plan = compile("SELECT sum(voxel_volume + 1), max(if(cid = cid, voxel_volume, NULL)), sum(nullIf(length(neuron_type), 0)), " +
+		"max(CASE WHEN cid = cid THEN 1 END), argMax(cid, toString(voxel_volume)), sum(coalesce(voxel_volume, 0)), sum(isNull(voxel_volume)), " +
+		"sum(length([voxel_volume])), max(ifNull(voxel_volume, 1)), max(has([1.5], voxel_volume)) FROM neuron")
+	for _, want := range []string{
+		"countState(voxel_volume + 1) AS _syndb_n1",
+		"countState(if(cid = cid, voxel_volume, NULL)) AS _syndb_n2",
+		"countState(nullIf(length(neuron_type), 0)) AS _syndb_n3",
+		"countState(CASE WHEN cid = cid THEN 1 END) AS _syndb_n4",
+		"countState(toString(voxel_volume)) AS _syndb_n5",
+		"if(countMerge(_syndb_n1) = 0, NULL, sumMerge(_syndb_a1))",
+	} {
+		require.Contains(t, plan, want)
+	}
+	for _, none := range []string{"_syndb_n6", "_syndb_n7", "_syndb_n8", "_syndb_n9", "_syndb_n10"} {
+		require.NotContains(t, plan, none, "coalesce, isNull, a function of an array, ifNull of a set value, has are not Nullable")
+	}
 }
 
 // TestCountStar: count(*) is count(), on the nodes and on the hub; * is

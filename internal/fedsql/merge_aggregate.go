@@ -64,12 +64,14 @@ func (c *compiler) aggregateBranch(pt *part, t Target) (string, error) {
 var notNullable = setOf("count", "quantiles", "quantilesexact", "grouparray", "groupuniqarray", "topk", "summap",
 	"summapfiltered", "histogram", "simplelinearregression")
 
-// nullCount is what node computes beside cl's state when cl reads a
-// Nullable column as a whole argument: the count of the rows whose
-// Nullable arguments are all set, as a -State. ClickHouse answers NULL for
-// such an aggregate of no such rows, but 18.16 drops the Nullable from its
-// -State, so -Merge would answer 0. "" when cl needs none: no such
-// argument, a combinator, or an aggregate that is never NULL.
+// nullCount is what node computes beside cl's state when an argument of cl
+// is Nullable (nullable: a Nullable column, or an expression of one, NULL,
+// nullIf …): the count of the rows whose Nullable arguments are all set, as
+// a -State. ClickHouse answers NULL for such an aggregate of no such rows,
+// but 18.16 drops the Nullable from its -State, so -Merge would answer 0.
+// "" when cl needs none: no such argument, a combinator, or an aggregate
+// that is never NULL. An argument that is not Nullable travels without it:
+// its aggregate of no rows is 0 (or the type's default), not NULL.
 func (c *compiler) nullCount(pr *printer, cl call) (string, error) {
 	name := strings.ToLower(cl.name)
 	if !aggregates[name] || (notNullable[name] && !cl.distinct) {
@@ -77,8 +79,7 @@ func (c *compiler) nullCount(pr *printer, cl call) (string, error) {
 	}
 	var cols []string
 	for _, a := range unwrap(cl.args) {
-		id, ok := a.(*chp.Ident)
-		if !ok || !c.nullableColumn(pr.sc, id.Name) {
+		if !c.nullable(pr.sc, a) {
 			continue
 		}
 		s, err := pr.expr(a)
