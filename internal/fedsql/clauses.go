@@ -125,6 +125,9 @@ func (pr *printer) orderBy(o *chp.OrderByClause, name func(i int) string) (strin
 				return "", err
 			}
 		}
+		if !orderDirections[string(oe.Direction)] {
+			return "", invalid("ORDER BY direction %s is not supported", oe.Direction)
+		}
 		if oe.Direction != chp.OrderDirectionNone {
 			s += " " + string(oe.Direction)
 		}

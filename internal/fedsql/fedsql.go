@@ -307,8 +307,15 @@ func parseSelect(text string) (q *chp.SelectQuery, err error) {
 			q, err = nil, invalid("cannot parse the query")
 		}
 	}()
-	stmts, err := chp.NewParser(text).ParseStmts()
+	marked, nulls := markNulls(text)
+	stmts, err := chp.NewParser(marked).ParseStmts()
 	if err != nil {
+		if nulls > 0 {
+			// Say what the parser finds wrong with the query as written.
+			if _, oerr := chp.NewParser(text).ParseStmts(); oerr != nil {
+				err = oerr
+			}
+		}
 		return nil, invalid("cannot parse: %s", firstLine(err.Error()))
 	}
 	if len(stmts) != 1 {
@@ -317,6 +324,9 @@ func parseSelect(text string) (q *chp.SelectQuery, err error) {
 	q, ok := stmts[0].(*chp.SelectQuery)
 	if !ok {
 		return nil, invalid("only SELECT is allowed, got %s", statementKind(stmts[0]))
+	}
+	if err := unmarkNulls(q, nulls); err != nil {
+		return nil, err
 	}
 	return q, nil
 }

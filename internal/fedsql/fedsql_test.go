@@ -434,3 +434,35 @@ func TestCountStar(t *testing.T) {
 	_, err = Parse("SELECT sum(*) FROM neuron", testCatalog, Options{MaxRows: 1000, MaxSeconds: 60})
 	require.Error(t, err)
 }
+
+// TestExtractAndNullsOrder: extract(s, pattern) prints as the function;
+// NULLS FIRST and NULLS LAST follow their ORDER BY item on the nodes and on
+// the hub, in subqueries too, but not where the query merely says the
+// words, and are refused anywhere but after an ORDER BY item.
+func TestExtractAndNullsOrder(t *testing.T) {
+	t.Parallel()
+	plan, err := parse(t, "SELECT cid, extract(neuron_type, 'a+') AS e FROM neuron ORDER BY voxel_volume DESC NULLS FIRST, cid nulls  last LIMIT 5", ScopeNode).Plan(targets)
+	require.NoError(t, err)
+	require.Contains(t, plan.Nodes[0].SQL, "extract(neuron_type, 'a+') AS e")
+	require.Contains(t, plan.Nodes[0].SQL, "ORDER BY voxel_volume DESC NULLS FIRST, cid NULLS LAST LIMIT 0, 5")
+	require.Contains(t, plan.Merge, "ORDER BY _syndb_o1 DESC NULLS FIRST, _syndb_o2 NULLS LAST LIMIT 0, 5")
+	requireSafe(t, plan)
+	plan, err = parse(t, "SELECT c FROM (SELECT cid AS c, voxel_volume AS v FROM neuron ORDER BY v NULLS LAST) WHERE c != c", ScopeFleet).Plan(targets)
+	require.NoError(t, err)
+	require.Contains(t, plan.SQL, "ORDER BY v NULLS LAST")
+	plan, err = parse(t, "SELECT 'NULLS FIRST' AS `nulls last`, cid FROM neuron ORDER BY cid -- NULLS LAST", ScopeNode).Plan(targets)
+	require.NoError(t, err)
+	require.NotContains(t, plan.SQL, "NULLS LAST")
+	require.Contains(t, plan.SQL, "materialize('NULLS FIRST') AS `nulls last`")
+	for _, sql := range []string{
+		"SELECT cid FROM neuron WHERE cid NULLS FIRST",
+		"SELECT cid FROM neuron ORDER BY cid WITH FILL STEP _syndb_nulls_first",
+		"SELECT cid FROM neuron ORDER BY cid NULLS FIRST WITH FILL",
+		"SELECT EXTRACT(DAY FROM now()) FROM neuron",
+		"SELECT extract(neuron_type) FROM neuron",
+	} {
+		_, err := Parse(sql, testCatalog, Options{MaxRows: 1000, MaxSeconds: 60})
+		require.ErrorIs(t, err, ErrInvalid, sql)
+		require.NotContains(t, err.Error(), internalPrefix, sql)
+	}
+}

@@ -365,3 +365,29 @@ func TestLiveNullableExpressionAggregates(t *testing.T) {
 		t.Run(sql, func(t *testing.T) { l.requireOracle(t, sql, false) })
 	}
 }
+
+// TestLiveExtractAndNullsOrder: extract(s, pattern) and ORDER BY …
+// NULLS FIRST / NULLS LAST answer as ClickHouse does: the nodes cut their
+// rows by the same order, and the hub's merge orders by it again.
+func TestLiveExtractAndNullsOrder(t *testing.T) {
+	t.Parallel()
+	l := startLive(t)
+	for _, tc := range []struct {
+		sql     string
+		ordered bool
+	}{
+		{"SELECT cid, extract(neuron_type, '[a-z]+') AS e FROM neuron", false},
+		{"SELECT extract(neuron_type, 'x') AS e, count() AS n, max(extract(toString(voxel_volume), '[0-9]+')) AS m FROM neuron GROUP BY e", false},
+		{"SELECT cid FROM neuron WHERE extract(neuron_type, '^.') = 'x'", false},
+		{"SELECT cid, voxel_volume FROM neuron ORDER BY voxel_volume DESC NULLS FIRST, cid LIMIT 4", true},
+		{"SELECT cid, voxel_volume FROM neuron ORDER BY voxel_volume NULLS FIRST, cid", true},
+		{"SELECT cid, voxel_volume FROM neuron ORDER BY voxel_volume ASC NULLS LAST, cid DESC LIMIT 3", true},
+		{"select cid, voxel_volume from neuron order by voxel_volume desc nulls last, cid limit 1, 3", true},
+		{"SELECT parent_enum, max(voxel_volume) AS m FROM neuron GROUP BY parent_enum ORDER BY m DESC NULLS FIRST, parent_enum", true},
+		{"SELECT parent_enum, sum(branch_count + 1) AS s FROM axon GROUP BY parent_enum ORDER BY s NULLS FIRST, parent_enum LIMIT 2", true},
+		{"SELECT DISTINCT voxel_volume FROM axon ORDER BY voxel_volume NULLS FIRST", true},
+		{"SELECT cid, neuron_type FROM neuron ORDER BY neuron_type DESC NULLS FIRST, cid LIMIT 2 BY neuron_type", true},
+	} {
+		t.Run(tc.sql, func(t *testing.T) { l.requireOracle(t, tc.sql, tc.ordered) })
+	}
+}

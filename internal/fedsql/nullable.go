@@ -67,6 +67,8 @@ func (c *compiler) nullness(sc *scope, e chp.Expr) nullness {
 		return nullness{top: c.nullableQualified(sc, n.Ident.Name, n.DotIdent.Name)}
 	case *chp.FunctionExpr:
 		return c.callNullness(sc, readCall(n))
+	case *chp.ExtractExpr:
+		return anyNull(n.Parameters...)
 	case *chp.BinaryOperation:
 		switch strings.ToUpper(string(n.Operation)) {
 		case "IN", "NOT IN", "OR":

@@ -90,6 +90,8 @@ func (pr *printer) expr(e chp.Expr) (string, error) {
 		return "NULL", nil
 	case *chp.FunctionExpr:
 		return pr.function(n)
+	case *chp.ExtractExpr:
+		return pr.extract(n)
 	case *chp.ColumnExpr:
 		if n.Alias != nil {
 			return "", invalid("aliases inside expressions are not supported (%s): alias the select item", n.Alias.Name)
@@ -340,6 +342,24 @@ func (pr *printer) caseExpr(n *chp.CaseExpr) (string, error) {
 	}
 	b.WriteString(" END")
 	return b.String(), nil
+}
+
+// extract prints extract(haystack, pattern), which the parser reads apart
+// from other calls, as it reads the SQL EXTRACT(unit FROM date).
+func (pr *printer) extract(n *chp.ExtractExpr) (string, error) {
+	for _, p := range n.Parameters {
+		if _, ok := p.(*chp.IntervalFrom); ok {
+			return "", invalid("EXTRACT(unit FROM …) is not supported: use toYear, toMonth, toDayOfMonth, toHour …")
+		}
+	}
+	if len(n.Parameters) != 2 {
+		return "", invalid("extract takes a string and a regular expression")
+	}
+	s, err := pr.exprList(n.Parameters)
+	if err != nil {
+		return "", err
+	}
+	return "extract(" + s + ")", nil
 }
 
 // typeRe is what a CAST may name: ClickHouse type names with simple
