@@ -2,13 +2,15 @@ package api
 
 import (
 	"bufio"
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"reflect"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/labstack/echo/v4"
@@ -143,14 +145,17 @@ func writeJSONValue(w io.Writer, v any) error {
 	return err
 }
 
+// writeCSV writes rows as CSV, a header of the column names first. Values
+// are written as ClickHouse's FORMAT CSV writes them: NULL as \N, a string
+// always quoted (so NULL, the empty string and the string \N are three
+// different fields), any other value quoted only where it must be.
 func writeCSV(w *echo.Response, rows driver.Rows) (int64, error) {
 	bw := bufio.NewWriterSize(w, 64<<10)
-	cw := csv.NewWriter(bw)
 	sc := newScanner(rows)
-	if err := cw.Write(sc.names); err != nil {
-		return 0, err
+	for i, name := range sc.names {
+		writeCSVField(bw, i, name, csvQuoted(name))
 	}
-	rec := make([]string, len(sc.names))
+	bw.WriteByte('\n')
 	var n int64
 	for rows.Next() {
 		vals, err := sc.scan(rows)
@@ -158,30 +163,60 @@ func writeCSV(w *echo.Response, rows driver.Rows) (int64, error) {
 			return n, err
 		}
 		for i, v := range vals {
-			rec[i] = csvValue(v)
+			switch x := v.(type) {
+			case nil:
+				writeCSVField(bw, i, csvNull, false)
+			case string:
+				writeCSVField(bw, i, x, true)
+			default:
+				s := csvValue(v)
+				writeCSVField(bw, i, s, s == "" || s == csvNull || csvQuoted(s))
+			}
 		}
-		if err := cw.Write(rec); err != nil {
-			return n, err
-		}
+		bw.WriteByte('\n')
 		n++
 		if n%flushEvery == 0 {
-			cw.Flush()
 			if err := flush(bw, w); err != nil {
 				return n, err
 			}
 		}
 	}
-	cw.Flush()
-	if err := cw.Error(); err != nil {
-		return n, err
-	}
 	return n, flush(bw, w)
 }
 
+// csvNull is NULL in CSV, as ClickHouse writes and reads it.
+const csvNull = `\N`
+
+// writeCSVField writes the i-th field of a record, in double quotes (a
+// quote doubled) when quoted. A write error stays in bw for its flush.
+func writeCSVField(bw *bufio.Writer, i int, s string, quoted bool) {
+	if i > 0 {
+		bw.WriteByte(',')
+	}
+	if !quoted {
+		bw.WriteString(s)
+		return
+	}
+	bw.WriteByte('"')
+	bw.WriteString(strings.ReplaceAll(s, `"`, `""`))
+	bw.WriteByte('"')
+}
+
+// csvQuoted reports whether s must be quoted to be read back as one field:
+// it holds a comma, a quote or a line break, or starts with a space.
+func csvQuoted(s string) bool {
+	if strings.ContainsAny(s, ",\"\r\n") {
+		return true
+	}
+	r, _ := utf8.DecodeRuneInString(s)
+	return s != "" && unicode.IsSpace(r)
+}
+
+// csvValue is the text of a value in CSV (csvNull for NULL).
 func csvValue(v any) string {
 	switch x := v.(type) {
 	case nil:
-		return ""
+		return csvNull
 	case string:
 		return x
 	case time.Time:
