@@ -391,3 +391,20 @@ func TestLiveExtractAndNullsOrder(t *testing.T) {
 		t.Run(tc.sql, func(t *testing.T) { l.requireOracle(t, tc.sql, tc.ordered) })
 	}
 }
+
+// TestLiveCastToParameterisedType: CAST to a type with arguments
+// (Nullable(UInt8), Decimal(10, 2), FixedString(3)) answers as ClickHouse
+// does; the compiled statement's check read such a type as a function call
+// and refused it.
+func TestLiveCastToParameterisedType(t *testing.T) {
+	t.Parallel()
+	l := startLive(t)
+	for _, sql := range []string{
+		"SELECT CAST(voxel_volume AS Nullable(Float32)) AS a, CAST(NULL AS Nullable(UInt8)) AS b, CAST(1.5 AS Decimal(10, 2)) AS c, " +
+			"CAST(neuron_type AS Nullable(FixedString(3))) AS d, CAST(terminal_count AS Nullable(String)) AS e, cid FROM neuron",
+		"SELECT parent_enum, sum(CAST(terminal_count AS Nullable(UInt64))) AS s, max(CAST(cid AS String)) AS m FROM neuron GROUP BY parent_enum",
+		"SELECT CAST(1 AS UInt8) AS one, CAST(2.5 AS Float32) AS f, cid FROM neuron",
+	} {
+		t.Run(sql, func(t *testing.T) { l.requireOracle(t, sql, false) })
+	}
+}

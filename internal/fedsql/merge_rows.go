@@ -172,9 +172,15 @@ func mayBeNull(e chp.Expr) bool {
 // constant reports whether e reads nothing of a row: no column, alias or
 // subquery, only literals and the functions of them.
 func constant(e chp.Expr) bool {
+	// Names that are not read: functions' and a CAST's type's.
 	calls := map[*chp.Ident]bool{}
 	for _, f := range chp.FindAll(e, func(n chp.Expr) bool { _, ok := n.(*chp.FunctionExpr); return ok }) {
 		calls[f.(*chp.FunctionExpr).Name] = true
+	}
+	for _, c := range chp.FindAll(e, func(n chp.Expr) bool { _, ok := n.(*chp.CastExpr); return ok }) {
+		for _, id := range chp.FindAll(c.(*chp.CastExpr).AsType, func(n chp.Expr) bool { _, ok := n.(*chp.Ident); return ok }) {
+			calls[id.(*chp.Ident)] = true
+		}
 	}
 	_, reads := chp.Find(e, func(n chp.Expr) bool {
 		switch n := n.(type) {

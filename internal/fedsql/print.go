@@ -377,10 +377,29 @@ func (pr *printer) cast(n *chp.CastExpr) (string, error) {
 	} else if n.AsType != nil {
 		typ = n.AsType.String()
 	}
-	if !typeRe.MatchString(typ) {
+	if !typeRe.MatchString(typ) || !knownType(typ) {
 		return "", invalid("CAST to %q is not supported", typ)
 	}
-	return "CAST(" + s + " AS " + typ + ")", nil
+	// CAST(x, 'T') is how ClickHouse itself reads CAST(x AS T): the type is
+	// a string, which the compiled statement's check does not take for a
+	// function call, as it would Nullable( or Decimal(.
+	return "CAST(" + s + ", " + quote(typ) + ")", nil
+}
+
+// typeFamilies are the ClickHouse types a CAST may name (lower case).
+var typeFamilies = setOf("uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64", "float32",
+	"float64", "string", "fixedstring", "date", "datetime", "uuid", "decimal", "decimal32", "decimal64",
+	"decimal128", "nullable", "array", "tuple", "nothing")
+
+// knownType reports whether every name in typ, a typeRe match, is a type
+// of typeFamilies (the rest are numbers).
+func knownType(typ string) bool {
+	for _, w := range strings.FieldsFunc(typ, func(r rune) bool { return r == '(' || r == ')' || r == ',' || r == ' ' }) {
+		if !typeFamilies[strings.ToLower(w)] && strings.Trim(w, "0123456789") != "" {
+			return false
+		}
+	}
+	return true
 }
 
 func (pr *printer) index(n *chp.IndexOperation) (string, error) {
