@@ -136,4 +136,20 @@ func netnsCapture(t *testing.T, top *netnsTopology, marker string) {
 			require.False(t, bytes.Contains(raw, []byte(needle)), "%q in the clear on %s", needle, c.file)
 		}
 	}
+	// The direct lab, which prefers TCP, answered over TCP (with TLS 1.3,
+	// whose records the marker check above read through), not QUIC.
+	hubDirect := caps[1].file
+	tcpPackets := countPackets(t, hubDirect, fmt.Sprintf("tcp port %d", top.hubPort))
+	t.Logf("%d TCP packets to the direct lab's hub port", tcpPackets)
+	require.Greater(t, tcpPackets, 10, "the direct lab's query crossed as TCP")
+	require.Zero(t, countPackets(t, hubDirect, fmt.Sprintf("udp port %d", top.hubPort)), "no QUIC to the direct lab")
+}
+
+// countPackets is how many packets of the capture file match the tcpdump
+// filter.
+func countPackets(t *testing.T, file, filter string) int {
+	t.Helper()
+	out, err := exec.CommandContext(t.Context(), "tcpdump", "-r", file, "-n", filter).Output()
+	require.NoError(t, err, "tcpdump -r %s %s", file, filter)
+	return bytes.Count(out, []byte("\n"))
 }

@@ -39,6 +39,9 @@ type netnsTopology struct {
 	relayForLab string
 	relayNS     netns
 	ifaces      netnsLinks
+	// hubPort is the port the hub listens on (QUIC and TCP) on its link to
+	// the direct lab, which prefers TCP (SYNDB_P2P_PREFER=tcp).
+	hubPort int
 }
 
 // netnsLinks names the interfaces of a topology's links: the hub's ends of
@@ -176,10 +179,14 @@ func newNetnsTopology(t *testing.T, marker string, natRows int, relayMaxData int
 		"SYNDB_P2P_REACHABILITY": "private",
 		"SYNDB_P2P_LISTEN":       "/ip4/10.234.1.2/udp/4302/quic-v1,/ip4/10.234.1.2/tcp/4302",
 	})
+	// The direct lab knows the hub's QUIC and TCP addresses and dials TCP
+	// first: its whole data plane then rides TCP with TLS 1.3.
+	top.hubPort = hubPort
 	top.direct = startLab(t, dirNS, "nsdir-"+tag, marker, uuid.NewString(), 2000, map[string]string{
-		"SYNDB_HUB_ADDR":      fmt.Sprintf("/ip4/10.234.2.1/udp/%d/quic-v1/p2p/%s", hubPort, hubID),
-		"SYNDB_P2P_BOOTSTRAP": fmt.Sprintf("/ip4/10.234.2.1/udp/%d/quic-v1/p2p/%s", hubPort, hubID),
+		"SYNDB_HUB_ADDR":      fmt.Sprintf("/ip4/10.234.2.1/tcp/%d/p2p/%s", hubPort, hubID),
+		"SYNDB_P2P_BOOTSTRAP": fmt.Sprintf("/ip4/10.234.2.1/udp/%[1]d/quic-v1/p2p/%[2]s,/ip4/10.234.2.1/tcp/%[1]d/p2p/%[2]s", hubPort, hubID),
 		"SYNDB_P2P_LISTEN":    "/ip4/10.234.2.2/udp/4303/quic-v1,/ip4/10.234.2.2/tcp/4303",
+		"SYNDB_P2P_PREFER":    "tcp",
 	})
 	return top
 }
