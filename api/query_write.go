@@ -152,28 +152,34 @@ func writeJSONValue(w io.Writer, v any) error {
 func writeCSV(w *echo.Response, rows driver.Rows) (int64, error) {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	sc := newScanner(rows)
+	var line []byte
 	for i, name := range sc.names {
-		writeCSVField(bw, i, name, csvQuoted(name))
+		line = appendCSVField(line, i, name, csvQuoted(name))
 	}
-	bw.WriteByte('\n')
+	if _, err := bw.Write(append(line, '\n')); err != nil {
+		return 0, err
+	}
 	var n int64
 	for rows.Next() {
 		vals, err := sc.scan(rows)
 		if err != nil {
 			return n, err
 		}
+		line = line[:0]
 		for i, v := range vals {
 			switch x := v.(type) {
 			case nil:
-				writeCSVField(bw, i, csvNull, false)
+				line = appendCSVField(line, i, csvNull, false)
 			case string:
-				writeCSVField(bw, i, x, true)
+				line = appendCSVField(line, i, x, true)
 			default:
 				s := csvValue(v)
-				writeCSVField(bw, i, s, s == "" || s == csvNull || csvQuoted(s))
+				line = appendCSVField(line, i, s, s == "" || s == csvNull || csvQuoted(s))
 			}
 		}
-		bw.WriteByte('\n')
+		if _, err := bw.Write(append(line, '\n')); err != nil {
+			return n, err
+		}
 		n++
 		if n%flushEvery == 0 {
 			if err := flush(bw, w); err != nil {
@@ -187,19 +193,18 @@ func writeCSV(w *echo.Response, rows driver.Rows) (int64, error) {
 // csvNull is NULL in CSV, as ClickHouse writes and reads it.
 const csvNull = `\N`
 
-// writeCSVField writes the i-th field of a record, in double quotes (a
-// quote doubled) when quoted. A write error stays in bw for its flush.
-func writeCSVField(bw *bufio.Writer, i int, s string, quoted bool) {
+// appendCSVField appends the i-th field of a record to line, in double
+// quotes (a quote doubled) when quoted.
+func appendCSVField(line []byte, i int, s string, quoted bool) []byte {
 	if i > 0 {
-		bw.WriteByte(',')
+		line = append(line, ',')
 	}
 	if !quoted {
-		bw.WriteString(s)
-		return
+		return append(line, s...)
 	}
-	bw.WriteByte('"')
-	bw.WriteString(strings.ReplaceAll(s, `"`, `""`))
-	bw.WriteByte('"')
+	line = append(line, '"')
+	line = append(line, strings.ReplaceAll(s, `"`, `""`)...)
+	return append(line, '"')
 }
 
 // csvQuoted reports whether s must be quoted to be read back as one field:
