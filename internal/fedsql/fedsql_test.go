@@ -366,7 +366,8 @@ func TestNullLiteral(t *testing.T) {
 // TestNullableAggregates: an aggregate that reads a Nullable column as a
 // whole argument travels with the count of the rows where it is set, and
 // the hub answers NULL where that count is 0, as ClickHouse does; count,
-// array answers, combinators and non-Nullable columns travel as before.
+// array answers and non-Nullable columns travel as before. An -If
+// aggregate counts the rows where its value and its condition are set.
 func TestNullableAggregates(t *testing.T) {
 	t.Parallel()
 	cat := testCatalog.WithTypes(map[string]map[string]string{
@@ -389,11 +390,26 @@ func TestNullableAggregates(t *testing.T) {
 		"if(countMerge(_syndb_n1) = 0, NULL, sumMerge(_syndb_a1)) AS s",
 		"if(countMerge(_syndb_n2) = 0, NULL, minMerge(_syndb_a2))",
 		"if(countMerge(_syndb_n4) = 0, NULL, uniqExactMerge(_syndb_a4))",
+		"sumIfState(voxel_volume, cid != cid) AS _syndb_a7, countState(voxel_volume) AS _syndb_n7",
+		"if(countMerge(_syndb_n7) = 0, NULL, sumIfMerge(_syndb_a7))",
 	} {
 		require.Contains(t, plan, want)
 	}
-	for _, none := range []string{"_syndb_n5", "_syndb_n6", "_syndb_n7", "_syndb_n8"} {
-		require.NotContains(t, plan, none, "count, an array, a combinator and a String column travel as before")
+	for _, none := range []string{"_syndb_n5", "_syndb_n6", "_syndb_n8"} {
+		require.NotContains(t, plan, none, "count, an array and a String column travel as before")
+	}
+	plan = compile("SELECT countIf(voxel_volume > 1), countIf(cid = cid), maxIf(neuron_type, voxel_volume > 1), " +
+		"groupArrayIf(voxel_volume, voxel_volume > 1), argMaxIf(cid, voxel_volume, cid = cid) FROM neuron")
+	for _, want := range []string{
+		"countIfState(voxel_volume > 1) AS _syndb_a1, countState(voxel_volume > 1) AS _syndb_n1",
+		"if(countMerge(_syndb_n1) = 0, NULL, countIfMerge(_syndb_a1))",
+		"maxIfState(neuron_type, voxel_volume > 1) AS _syndb_a3, countState(voxel_volume > 1) AS _syndb_n3",
+		"argMaxIfState(cid, voxel_volume, cid = cid) AS _syndb_a5, countState(voxel_volume) AS _syndb_n5",
+	} {
+		require.Contains(t, plan, want)
+	}
+	for _, none := range []string{"_syndb_n2", "_syndb_n4"} {
+		require.NotContains(t, plan, none, "countIf of a set condition and an array travel as before")
 	}
 	require.NotContains(t, compile("SELECT sum(voxel_volume) FROM vesicle"), "countState",
 		"a column the types do not call Nullable")

@@ -408,3 +408,29 @@ func TestLiveCastToParameterisedType(t *testing.T) {
 		t.Run(sql, func(t *testing.T) { l.requireOracle(t, sql, false) })
 	}
 }
+
+// TestLiveNullableIfCombinators: an aggregate with the -If combinator
+// whose value or condition is Nullable answers as ClickHouse 18.16 does: of
+// type Nullable(T), and NULL where no row has every argument set (the
+// condition included), whether or not the condition holds. countIf of a
+// Nullable condition is Nullable too; of arguments that are not, it and
+// the rest are not.
+func TestLiveNullableIfCombinators(t *testing.T) {
+	t.Parallel()
+	l := startLive(t)
+	for _, sql := range []string{
+		"SELECT sumIf(voxel_volume, parent_enum = 1) AS s, avgIf(voxel_volume, parent_enum = 1) AS a, maxIf(voxel_volume, parent_enum = 1) AS m, " +
+			"uniqIf(voxel_volume, parent_enum = 1) AS u, countIf(voxel_volume, parent_enum = 1) AS c, countIf(parent_enum = 1) AS n FROM neuron",
+		"SELECT sumIf(voxel_volume, 1) AS s, avgIf(voxel_volume, 1) AS a, maxIf(voxel_volume, 1) AS m, uniqIf(voxel_volume, 1) AS u, " +
+			"countIf(voxel_volume, 1) AS c FROM neuron WHERE parent_enum = 1",
+		"SELECT sumIf(voxel_volume, parent_enum = 2) AS s, minIf(terminal_count, 1) AS m, countIf(parent_enum = 2) AS c, countIf(1) AS n " +
+			"FROM neuron WHERE parent_enum > 100",
+		"SELECT sumIf(1, neuron_type = 'x') AS s, countIf(neuron_type = 'x') AS c, maxIf(cid, neuron_type = 'x') AS m FROM neuron WHERE neuron_type IS NULL",
+		"SELECT parent_enum, sumIf(voxel_volume, terminal_count > 0) AS s, countIf(terminal_count > 2) AS c, argMaxIf(cid, voxel_volume, neuron_type != '') AS a, " +
+			"quantileIf(0.5)(voxel_volume, parent_enum = 2) AS q, uniqExactIf(neuron_type, 1) AS u, anyIf(neuron_type, terminal_count > 5) AS y FROM neuron GROUP BY parent_enum",
+		"SELECT countIf(cid = cid) AS c, sumIf(1, cid != cid) AS s, groupArrayIf(voxel_volume, parent_enum = 1) AS g FROM neuron WHERE parent_enum > 100",
+		"SELECT neuron_type, sumIf(voxel_volume + 1, terminal_count IS NOT NULL) AS s, countIf(voxel_volume > 1 OR parent_enum > 1) AS o FROM neuron GROUP BY neuron_type",
+	} {
+		t.Run(sql, func(t *testing.T) { l.requireOracle(t, sql, false) })
+	}
+}

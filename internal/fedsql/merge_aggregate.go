@@ -69,12 +69,16 @@ var notNullable = setOf("count", "quantiles", "quantilesexact", "grouparray", "g
 // nullIf …): the count of the rows whose Nullable arguments are all set, as
 // a -State. ClickHouse answers NULL for such an aggregate of no such rows,
 // but 18.16 drops the Nullable from its -State, so -Merge would answer 0.
-// "" when cl needs none: no such argument, a combinator, or an aggregate
-// that is never NULL. An argument that is not Nullable travels without it:
-// its aggregate of no rows is 0 (or the type's default), not NULL.
+// The -If combinator's condition is an argument like the others: 18.16
+// answers sumIf(x, cond) NULL where no row has both x and cond set, and 0
+// where some has but cond holds on none; countIf of a Nullable argument is
+// Nullable, as count of one is not. "" when cl needs none: no such
+// argument, a combinator other than -If, or an aggregate that is never
+// NULL. An argument that is not Nullable travels without it: its aggregate
+// of no rows is 0 (or the type's default), not NULL.
 func (c *compiler) nullCount(pr *printer, cl call) (string, error) {
-	name := strings.ToLower(cl.name)
-	if !aggregates[name] || (notNullable[name] && !cl.distinct) {
+	name, withIf := cutIf(strings.ToLower(cl.name))
+	if !aggregates[name] || (notNullable[name] && !cl.distinct && !(withIf && name == "count")) {
 		return "", nil
 	}
 	var cols []string
@@ -98,6 +102,16 @@ func (c *compiler) nullCount(pr *printer, cl call) (string, error) {
 		cols[i] = "isNull(" + s + ")"
 	}
 	return "countState(if(" + strings.Join(cols, " OR ") + ", NULL, 1))", nil
+}
+
+// cutIf is name (lower case) without its -If combinators, and whether it
+// had any.
+func cutIf(name string) (string, bool) {
+	cut := false
+	for !aggregates[name] && len(name) > len("if") && strings.HasSuffix(name, "if") {
+		name, cut = strings.TrimSuffix(name, "if"), true
+	}
+	return name, cut
 }
 
 // nullableColumn reports whether name, read in sc, is a Nullable column of
