@@ -23,10 +23,11 @@ type healthStore interface {
 	RecordHealth(ctx context.Context, transitions []store.HealthTransition, pings []store.PingResult) ([]store.HealthTransition, error)
 }
 
-// pathReporter says which path the hub's connection to a node takes
-// (p2p.Client.Path).
+// pathReporter says which path the hub's connection to a node takes, and
+// over which transport (p2p.Client.Path, p2p.Client.Transport).
 type pathReporter interface {
 	Path(peerID string) string
+	Transport(peerID string) string
 }
 
 // CatchUpFunc starts the schema catch-up of a node to target.
@@ -100,7 +101,7 @@ func (a *Health) HealthSweep(ctx context.Context, p domain.SweepParams) (domain.
 			obs, chLatency := a.ping(ctx, c)
 			out[i] = domain.NodePing{Name: c.Name, Observation: obs, ClickHouseLatency: chLatency, Recorded: health.State(c.Health)}
 			if pr, ok := a.nodes.(pathReporter); ok && obs.Answered {
-				out[i].Path = pr.Path(c.PeerID)
+				out[i].Path, out[i].Transport = pr.Path(c.PeerID), pr.Transport(c.PeerID)
 			}
 			done.Add(1)
 		})
@@ -141,7 +142,7 @@ func (a *Health) RecordHealth(ctx context.Context, p domain.RecordHealthParams) 
 	version := map[string]int{}
 	for _, s := range p.Pings {
 		pings = append(pings, store.PingResult{Cluster: s.Node, Answered: s.Answered,
-			Latency: time.Duration(s.LatencyMS * float64(time.Millisecond)), SchemaVersion: s.SchemaVersion, Path: s.Path})
+			Latency: time.Duration(s.LatencyMS * float64(time.Millisecond)), SchemaVersion: s.SchemaVersion, Path: s.Path, Transport: s.Transport})
 		if s.Answered {
 			version[s.Node] = s.SchemaVersion
 		}

@@ -27,6 +27,9 @@ type NodeHealth struct {
 	// Path is the path of the hub's connection to the node at the last
 	// answered ping: direct, hole-punched or relayed ("" before one).
 	Path string `json:"path"`
+	// Transport is that connection's transport: quic-v1 or tcp (for a
+	// relayed connection, its hop to the relay's; "" before a ping).
+	Transport string `json:"transport"`
 	// RTTMS is that ping's round trip, in milliseconds (as latency_ms).
 	RTTMS         float64   `json:"rtt_ms"`
 	Reason        string    `json:"reason"`
@@ -49,7 +52,7 @@ func (s *Server) healthReport(c echo.Context) error {
 			continue
 		}
 		out.Nodes = append(out.Nodes, NodeHealth{Name: cl.Name, State: cl.Health, Since: cl.HealthSince, LatencyMS: cl.HealthLatencyMS,
-			Path: cl.HealthPath, RTTMS: cl.HealthLatencyMS, Reason: cl.HealthReason, LastSeen: cl.LastSeen, SchemaVersion: cl.SchemaVersion})
+			Path: cl.HealthPath, Transport: cl.HealthTransport, RTTMS: cl.HealthLatencyMS, Reason: cl.HealthReason, LastSeen: cl.LastSeen, SchemaVersion: cl.SchemaVersion})
 	}
 	return c.JSON(http.StatusOK, out)
 }

@@ -172,7 +172,7 @@ func step(c health.Config, nodes []NodeHealth, res domain.SweepResult, now time.
 		}
 		next = append(next, NodeHealth{Name: ping.Name, Node: n, ClickHouseLatency: chLatency})
 		rec.Pings = append(rec.Pings, domain.PingSummary{Node: ping.Name, Answered: ping.Answered,
-			LatencyMS: ms(ping.Latency), SchemaVersion: ping.SchemaVersion, Path: ping.Path})
+			LatencyMS: ms(ping.Latency), SchemaVersion: ping.SchemaVersion, Path: ping.Path, Transport: ping.Transport})
 		if tr != nil {
 			rec.Transitions = append(rec.Transitions, domain.Transition{Node: ping.Name, From: fromState(tr.From), To: tr.To,
 				Reason: tr.Reason, LatencyMS: ms(tr.Latency), At: tr.At})

@@ -32,6 +32,9 @@ type Cluster struct {
 	// HealthPath is the path of the hub's connection to the node at the
 	// last answered ping: direct, hole-punched or relayed ("" before it).
 	HealthPath string `json:"health_path"`
+	// HealthTransport is that connection's transport: quic-v1 or tcp (for
+	// a relayed connection, its hop to the relay's); "" before it.
+	HealthTransport string `json:"health_transport"`
 	// BenchmarkMS is the node's recent benchmark figure: the median, in
 	// milliseconds, of its last BenchmarkFigureSamples successful aggregates
 	// measured within BenchmarkFigureWindow (0: none). Routing orders the

@@ -22,6 +22,8 @@ type NodePing struct {
 	// Path is the path of the hub's connection to the node after an
 	// answered ping: direct, hole-punched or relayed (p2p.Path*).
 	Path string `json:"path,omitempty"`
+	// Transport is that connection's transport: quic-v1 or tcp.
+	Transport string `json:"transport,omitempty"`
 	// Recorded is the node's state in the registry when it was pinged.
 	// The registry says Unknown while the breaker says otherwise only when
 	// the node was enrolled again (or a recorded transition was lost): the
@@ -55,6 +57,8 @@ type PingSummary struct {
 	SchemaVersion int     `json:"schema_version"`
 	// Path is the connection's path when the node answered (NodePing.Path).
 	Path string `json:"path,omitempty"`
+	// Transport is the connection's transport then (NodePing.Transport).
+	Transport string `json:"transport,omitempty"`
 }
 
 // RecordHealthParams is the input of RecordHealth.

@@ -43,9 +43,14 @@ func TestNetnsFederation(t *testing.T) {
 		waitHealth(t, l.name, health.Healthy, 3*time.Minute)
 	}
 	nat, dir := healthOf(t, top.nat.name), healthOf(t, top.direct.name)
-	t.Logf("paths: %s %s (%.2f ms), %s %s (%.2f ms)", top.nat.name, nat.Path, nat.RTTMS, top.direct.name, dir.Path, dir.RTTMS)
+	t.Logf("paths: %s %s over %s (%.2f ms), %s %s over %s (%.2f ms)", top.nat.name, nat.Path, nat.Transport, nat.RTTMS,
+		top.direct.name, dir.Path, dir.Transport, dir.RTTMS)
 	require.Contains(t, []string{p2p.PathRelayed, p2p.PathHolePunched}, nat.Path, "the NAT'd lab is reached through the relay")
 	require.Equal(t, p2p.PathDirect, dir.Path)
+	require.Equal(t, "tcp", dir.Transport, "the direct lab prefers TCP (SYNDB_P2P_PREFER=tcp)")
+	if nat.Path == p2p.PathRelayed {
+		require.Equal(t, "quic-v1", nat.Transport, "the hub reaches the relay at its QUIC address")
+	}
 	require.Positive(t, nat.RTTMS)
 	require.Positive(t, dir.RTTMS)
 

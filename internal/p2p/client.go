@@ -46,6 +46,17 @@ func (c *Client) Path(peerID string) string {
 	return PathTo(c.h, id, c.punches)
 }
 
+// Transport is the transport of the connection Path names: "quic-v1" or
+// "tcp", or "" when not connected.
+func (c *Client) Transport(peerID string) string {
+	id, err := peer.Decode(peerID)
+	if err != nil {
+		return ""
+	}
+	_, t := RouteTo(c.h, id, c.punches)
+	return t
+}
+
 // Call learns addrs for peerID (when given) and makes a request/response call.
 func (c *Client) Call(ctx context.Context, peerID string, addrs []string, spec Spec, req, resp proto.Message) error {
 	id, err := c.learn(peerID, addrs)

@@ -49,15 +49,40 @@ func AddrPath(remote ma.Multiaddr, punched bool) string {
 // opened during a hole punch to id that succeeded (punches, which may be
 // nil).
 func PathTo(h host.Host, id peer.ID, punches *Punches) string {
-	best := ""
+	path, _ := RouteTo(h, id, punches)
+	return path
+}
+
+// RouteTo is PathTo's path and the transport of the connection it names:
+// "quic-v1" or "tcp" ("" when h has no connection to id). A relayed
+// connection's transport is that of its hop to the relay.
+func RouteTo(h host.Host, id peer.ID, punches *Punches) (path, transport string) {
 	for _, c := range h.Network().ConnsToPeer(id) {
 		p := ConnPath(c, punches.Opened(id, c.Stat().Opened))
+		path, transport = p, ConnTransport(c)
 		if p != PathRelayed {
-			return p
+			return path, transport
 		}
-		best = p
 	}
-	return best
+	return path, transport
+}
+
+// ConnTransport is the transport c's packets travel on, from its remote
+// multiaddr: "quic-v1" or "tcp" (of the hop to the relay, for a relayed
+// connection, whose connection state libp2p reports without its hop), or
+// what libp2p reports for another transport.
+func ConnTransport(c network.Conn) string {
+	if remote := c.RemoteMultiaddr(); remote != nil {
+		for _, p := range remote.Protocols() {
+			switch p.Code {
+			case ma.P_QUIC_V1:
+				return "quic-v1"
+			case ma.P_TCP:
+				return "tcp"
+			}
+		}
+	}
+	return c.ConnState().Transport
 }
 
 // punchSlack widens a hole punch's span for the clocks of the connection's

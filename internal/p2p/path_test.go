@@ -97,6 +97,8 @@ func TestPathToPeers(t *testing.T) {
 	direct := hostWith(t, HostConfig{})
 	require.NoError(t, hub.Connect(t.Context(), info(direct)))
 	require.Equal(t, PathDirect, cl.Path(direct.ID().String()))
+	require.Equal(t, "quic-v1", cl.Transport(direct.ID().String()), "libp2p dials QUIC first by default")
+	require.Empty(t, cl.Transport(peer.ID("nobody").String()))
 
 	relay := hostWith(t, HostConfig{RelayService: true, RelayLimit: RelayLimit{Duration: time.Minute, Data: 1 << 20}})
 	node := hostWith(t, HostConfig{Reachability: "private", Relays: []peer.AddrInfo{info(relay)}})
@@ -121,4 +123,37 @@ func TestPathToPeers(t *testing.T) {
 		}
 	}
 	require.Equal(t, want, PathTo(hub, node.ID(), nil))
+}
+
+// TestConnTransportOfRelayed: a connection relayed over a QUIC hop is
+// reported as QUIC, where libp2p's own connection state names no hop.
+func TestConnTransportOfRelayed(t *testing.T) {
+	t.Parallel()
+	quicOnly := []string{"/ip4/127.0.0.1/udp/0/quic-v1"}
+	hub := hostWith(t, HostConfig{Listen: quicOnly})
+	relay := hostWith(t, HostConfig{Listen: quicOnly, RelayService: true, RelayLimit: RelayLimit{Duration: time.Minute, Data: 1 << 20}})
+	node := hostWith(t, HostConfig{Listen: quicOnly, Reachability: "private", Relays: []peer.AddrInfo{info(relay)}})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go KeepReservations(ctx, node, []peer.AddrInfo{info(relay)}, slog.New(slog.DiscardHandler))
+	Handle(node, HealthPing, slog.New(slog.DiscardHandler), nil,
+		func(_ context.Context, _ peer.ID, req *wire.HealthPingRequest) (*wire.HealthPingResponse, error) {
+			return &wire.HealthPingResponse{Nonce: req.GetNonce()}, nil
+		})
+	// Only the circuit address: no direct dial, and no hole punch to a
+	// node whose own addresses the hub does not learn before the call.
+	hub.Peerstore().AddAddrs(node.ID(), circuitAddrs([]peer.AddrInfo{info(relay)}), time.Hour)
+	var resp wire.HealthPingResponse
+	require.Eventually(t, func() bool {
+		return Call(t.Context(), hub, node.ID(), HealthPing, &wire.HealthPingRequest{Nonce: 1}, &resp) == nil
+	}, 20*time.Second, 50*time.Millisecond)
+	for _, c := range hub.Network().ConnsToPeer(node.ID()) {
+		if !c.Stat().Limited {
+			continue // hole punching on loopback upgraded it
+		}
+		require.NotEqual(t, "quic-v1", c.ConnState().Transport, "libp2p does not report the hop of a relayed connection")
+		require.Equal(t, "quic-v1", ConnTransport(c))
+		return
+	}
+	t.Skip("hole punching replaced the relayed connection before it could be inspected")
 }

@@ -72,6 +72,9 @@ func TestTransportPreference(t *testing.T) {
 				assert.Equal(t, tc.security, string(st.Security))
 			}
 			assertEchoes(t, a, b)
+			path, transport := RouteTo(a, b.ID(), nil)
+			assert.Equal(t, PathDirect, path)
+			assert.Equal(t, tc.transport, transport)
 		})
 	}
 }

@@ -147,7 +147,7 @@ func orOpen(closed string) string {
 
 var clusterColumns = `name, coalesce(peer_id, ''), addrs, flight_addr, clickhouse_addr, clickhouse_database, agent_version,
 	schema_version, status, health, health_since, last_seen, registered_at, schema_drift_version, schema_drift,
-	health_reason, coalesce(health_latency_ms, 0), flight_cert_sha256, health_path, ` + benchmarkFigure
+	health_reason, coalesce(health_latency_ms, 0), flight_cert_sha256, health_path, health_transport, ` + benchmarkFigure
 
 // benchmarkFigure is a cluster row's recent benchmark figure
 // (domain.Cluster.BenchmarkMS): the median of its latest successful
@@ -166,7 +166,7 @@ func scanCluster(row pgx.Row) (domain.Cluster, error) {
 	)
 	err := row.Scan(&c.Name, &c.PeerID, &c.Addrs, &c.FlightAddr, &c.ClickHouseAddr, &c.ClickHouseDatabase, &c.AgentVersion,
 		&c.SchemaVersion, &c.Status, &c.Health, &c.HealthSince, &lastSeen, &c.RegisteredAt, &driftVersion, &driftReason,
-		&c.HealthReason, &c.HealthLatencyMS, &c.FlightCertSHA256, &c.HealthPath, &c.BenchmarkMS)
+		&c.HealthReason, &c.HealthLatencyMS, &c.FlightCertSHA256, &c.HealthPath, &c.HealthTransport, &c.BenchmarkMS)
 	c.LastSeen = nullTime(lastSeen)
 	if driftVersion != nil {
 		c.Drift = &domain.Drift{Version: *driftVersion, Reason: driftReason}

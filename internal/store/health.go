@@ -31,8 +31,9 @@ type PingResult struct {
 	Latency       time.Duration
 	SchemaVersion int
 	// Path is the path of the hub's connection to the node when it
-	// answered (direct, hole-punched, relayed); "" keeps the last one.
-	Path string
+	// answered (direct, hole-punched, relayed), and Transport its
+	// transport (quic-v1, tcp); "" keeps the last one.
+	Path, Transport string
 }
 
 // RecordHealth writes a health sweep in one transaction: the transitions
@@ -68,17 +69,20 @@ func (s *Store) RecordHealth(ctx context.Context, transitions []HealthTransition
 		answered := make([]bool, len(pings))
 		versions := make([]int32, len(pings))
 		paths := make([]string, len(pings))
+		transports := make([]string, len(pings))
 		for i, p := range pings {
 			names[i], ms[i], answered[i], versions[i] = p.Cluster, float64(p.Latency.Microseconds())/1000, p.Answered, int32(p.SchemaVersion)
-			paths[i] = p.Path
+			paths[i], transports[i] = p.Path, p.Transport
 		}
 		_, err := tx.Exec(ctx, `UPDATE clusters c SET
 				health_latency_ms = CASE WHEN u.answered THEN u.ms ELSE c.health_latency_ms END,
 				last_seen = CASE WHEN u.answered THEN now() ELSE c.last_seen END,
 				schema_version = CASE WHEN u.answered THEN u.version ELSE c.schema_version END,
-				health_path = CASE WHEN u.answered AND u.path <> '' THEN u.path ELSE c.health_path END
-			FROM unnest($1::text[], $2::float8[], $3::bool[], $4::int4[], $5::text[]) AS u(name, ms, answered, version, path)
-			WHERE c.name = u.name`, names, ms, answered, versions, paths)
+				health_path = CASE WHEN u.answered AND u.path <> '' THEN u.path ELSE c.health_path END,
+				health_transport = CASE WHEN u.answered AND u.transport <> '' THEN u.transport ELSE c.health_transport END
+			FROM unnest($1::text[], $2::float8[], $3::bool[], $4::int4[], $5::text[], $6::text[])
+				AS u(name, ms, answered, version, path, transport)
+			WHERE c.name = u.name`, names, ms, answered, versions, paths, transports)
 		if err != nil {
 			return fmt.Errorf("record pings: %w", err)
 		}
