@@ -2,6 +2,7 @@ package fedsql
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -481,4 +482,49 @@ func TestExtractAndNullsOrder(t *testing.T) {
 		require.ErrorIs(t, err, ErrInvalid, sql)
 		require.NotContains(t, err.Error(), internalPrefix, sql)
 	}
+}
+
+// TestNullableNames: a name that stands for a Nullable expression (a
+// subquery's column, an alias, a WITH name, an ARRAY JOIN alias) makes its
+// aggregate travel with the count of its set values; one that stands for
+// an expression never NULL does not. An alias of aliases is told once, not
+// once per use.
+func TestNullableNames(t *testing.T) {
+	t.Parallel()
+	cat := testCatalog.WithTypes(map[string]map[string]string{
+		"neuron": {"voxel_volume": "Nullable(Float64)", "neuron_type": "String", "cid": "UUID"},
+	})
+	compile := func(sql string) string {
+		p, err := Parse(sql, cat, Options{MaxRows: 1000, MaxSeconds: 60})
+		require.NoError(t, err, sql)
+		plan, err := p.Compile(targets[:1])
+		require.NoError(t, err, sql)
+		return plan
+	}
+	for _, tc := range []struct{ sql, want string }{
+		{"SELECT sum(voxel_volume) FROM (SELECT voxel_volume FROM neuron)", "countState(voxel_volume) AS _syndb_n1"},
+		{"SELECT sum(q.v) FROM (SELECT voxel_volume + 1 AS v FROM neuron) AS q", "sumState(v) AS _syndb_a1, countState(v) AS _syndb_n1"},
+		{"SELECT sum(v) FROM (SELECT 1 AS v FROM neuron UNION ALL SELECT voxel_volume AS v FROM neuron)", "countState(v) AS _syndb_n1"},
+		{"SELECT max(s) FROM (SELECT sum(voxel_volume) AS s FROM neuron)", "countState(s) AS _syndb_n1"},
+		{"WITH voxel_volume * 2 AS v SELECT sum(v) FROM neuron", "countState(v) AS _syndb_n1"},
+		{"SELECT voxel_volume AS v, sum(v) FROM neuron GROUP BY v", "countState(v) AS _syndb_n1"},
+		{"SELECT sum(e) FROM neuron ARRAY JOIN [voxel_volume] AS e", "countState(e) AS _syndb_n1"},
+	} {
+		require.Contains(t, compile(tc.sql), tc.want, tc.sql)
+	}
+	for _, sql := range []string{
+		"SELECT sum(c) FROM (SELECT coalesce(voxel_volume, 0) AS c FROM neuron)",
+		"SELECT sum(n) FROM (SELECT count(voxel_volume) AS n FROM neuron)",
+		"SELECT sum(voxel_volume) FROM (SELECT coalesce(voxel_volume, 0) AS voxel_volume FROM neuron)",
+		"WITH coalesce(voxel_volume, 0) AS c SELECT sum(c) FROM neuron",
+		"SELECT sum(length(g)) FROM (SELECT groupArray(voxel_volume) AS g FROM neuron)",
+	} {
+		require.NotContains(t, compile(sql), "_syndb_n1", sql)
+	}
+	chain := make([]string, 40)
+	for i := range chain {
+		n := strconv.Itoa(i + 1)
+		chain[i] = "x" + n + " + x" + n + " AS x" + strconv.Itoa(i+2)
+	}
+	require.Contains(t, compile("WITH voxel_volume AS x1, "+strings.Join(chain, ", ")+" SELECT sum(x41) FROM neuron"), "countState(x41)")
 }

@@ -202,15 +202,15 @@ func (pr *printer) table(n *chp.TableIdentifier, alias string, right bool) (stri
 
 func (pr *printer) fromSubquery(n *chp.SubQuery, alias string, right bool) (string, error) {
 	child := pr.child()
-	s, cols, err := child.selectUnion(n.Select)
+	s, src, err := child.selectUnion(n.Select)
 	if err != nil {
 		return "", err
 	}
+	cols := src.cols
 	name := alias
 	if name == "" {
 		name = "_subquery" + strconv.Itoa(len(pr.sc.order)+1)
 	}
-	src := source{cols: cols}
 	out := "(" + s + ")"
 	if right && pr.global {
 		// The node sees a shipped right side under no alias: its columns

@@ -434,3 +434,33 @@ func TestLiveNullableIfCombinators(t *testing.T) {
 		t.Run(sql, func(t *testing.T) { l.requireOracle(t, sql, false) })
 	}
 }
+
+// TestLiveNullableNames: an aggregate of a name that stands for a Nullable
+// expression answers NULL where every value is NULL, as ClickHouse does: a
+// FROM subquery's column (Nullable where its expression is, in any SELECT
+// of a UNION ALL, an aggregate's included), a select alias, a WITH name
+// and an ARRAY JOIN alias. A name that stands for an expression never
+// NULL (coalesce, count) still answers 0 of no rows.
+func TestLiveNullableNames(t *testing.T) {
+	t.Parallel()
+	l := startLive(t)
+	for _, sql := range []string{
+		"SELECT count() AS n, sum(voxel_volume) AS s FROM (SELECT voxel_volume FROM neuron WHERE parent_enum = 1)",
+		"SELECT sum(v) AS s, max(w) AS m, sum(q.v) AS t FROM (SELECT voxel_volume AS v, terminal_count + 1 AS w FROM neuron WHERE parent_enum = 1) AS q",
+		"SELECT sum(voxel_volume) AS s, uniq(neuron_type) AS u FROM (SELECT * FROM neuron WHERE parent_enum = 3)",
+		"SELECT sum(w) AS s FROM (SELECT voxel_volume AS v, v + 1 AS w FROM neuron WHERE parent_enum = 1)",
+		"SELECT max(s) AS m, sum(c) AS n FROM (SELECT parent_enum, sum(voxel_volume) AS s, count(voxel_volume) AS c FROM neuron GROUP BY parent_enum) WHERE parent_enum = 1",
+		"SELECT sum(v) AS s FROM (SELECT 1.5 AS v FROM neuron WHERE parent_enum = 1 UNION ALL SELECT voxel_volume AS v FROM axon WHERE parent_enum = 1)",
+		"SELECT sum(v) AS s FROM (SELECT coalesce(voxel_volume, 1) AS v FROM neuron WHERE parent_enum > 10 UNION ALL SELECT voxel_volume FROM axon WHERE parent_enum > 10)",
+		"SELECT max(t.1) AS m, sumIf(v, c) AS s FROM (SELECT tuple(voxel_volume, 1) AS t, voxel_volume AS v, parent_enum = 1 AS c FROM neuron) WHERE c",
+		"SELECT sum(y.v) AS s FROM neuron AS x JOIN (SELECT cid, voxel_volume AS v FROM neuron WHERE parent_enum = 1) AS y USING cid",
+		"WITH voxel_volume * 2 AS v SELECT sum(v) AS s, max(v) AS m FROM neuron WHERE parent_enum = 1",
+		"SELECT voxel_volume AS v, sum(v) AS s, count() AS n FROM neuron GROUP BY v",
+		"SELECT sum(e) AS s FROM axon ARRAY JOIN [branch_count, branch_count + 1] AS e WHERE branch_count IS NULL",
+		"SELECT sum(c) AS s FROM (SELECT coalesce(voxel_volume, 0) AS c FROM neuron WHERE parent_enum > 100)",
+		"SELECT sum(voxel_volume) AS s FROM (SELECT coalesce(voxel_volume, 0) AS voxel_volume FROM neuron WHERE parent_enum > 100)",
+		"WITH coalesce(voxel_volume, 0) AS c SELECT sum(c) AS s FROM neuron WHERE parent_enum > 100",
+	} {
+		t.Run(sql, func(t *testing.T) { l.requireOracle(t, sql, false) })
+	}
+}

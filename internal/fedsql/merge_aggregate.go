@@ -114,20 +114,6 @@ func cutIf(name string) (string, bool) {
 	return name, cut
 }
 
-// nullableColumn reports whether name, read in sc, is a Nullable column of
-// a SynDB table (and not an alias or a lambda's parameter).
-func (c *compiler) nullableColumn(sc *scope, name string) bool {
-	if sc.lambda[name] > 0 || sc.names[name] {
-		return false
-	}
-	for _, alias := range sc.holders(c.p.cat, name) {
-		if t := sc.sources[alias].table; t != "" && c.p.cat.nullable[t][name] {
-			return true
-		}
-	}
-	return false
-}
-
 // stateOf is the -State form of an aggregate call (count(DISTINCT x) is
 // uniqExact's).
 func stateOf(cl call) (string, call) {

@@ -15,9 +15,18 @@ type nullness struct{ top, inner bool }
 // nullable reports whether ClickHouse 18.16 types e, read in sc, Nullable:
 // it reads a Nullable column or holds NULL, through functions that keep a
 // Nullable argument's Nullable (most do), or is one that makes NULL
-// (nullIf, toNullable, …OrNull, CASE without ELSE, CAST to Nullable). What
-// the compiler cannot tell (a subquery's column, an alias) is not.
-func (c *compiler) nullable(sc *scope, e chp.Expr) bool { return c.nullness(sc, e).top }
+// (nullIf, toNullable, …OrNull, CASE without ELSE, CAST to Nullable). A
+// name stands for what it names: a column of a SynDB table, a subquery's
+// output column (Nullable where its expression is, in any part of a UNION
+// ALL), an alias or a WITH name (its expression), an ARRAY JOIN alias (an
+// element of its array).
+func (c *compiler) nullable(sc *scope, e chp.Expr) bool { return typer{c.p.cat, sc}.nullness(e).top }
+
+// typer tells the nullness of expressions read in sc.
+type typer struct {
+	cat Catalog
+	sc  *scope
+}
 
 // The functions whose answer's Nullable is not their arguments' (each set
 // by lower-case name, measured on 18.16).
@@ -39,11 +48,11 @@ var (
 		"arrayavg", "arrayproduct")
 )
 
-func (c *compiler) nullness(sc *scope, e chp.Expr) nullness {
+func (ty typer) nullness(e chp.Expr) nullness {
 	anyNull := func(es ...chp.Expr) nullness {
 		var out nullness
 		for _, x := range es {
-			if x != nil && c.nullness(sc, x).top {
+			if x != nil && ty.nullness(x).top {
 				out.top = true
 			}
 		}
@@ -51,22 +60,25 @@ func (c *compiler) nullness(sc *scope, e chp.Expr) nullness {
 	}
 	switch n := e.(type) {
 	case *chp.ColumnExpr:
-		return c.nullness(sc, n.Expr)
+		return ty.nullness(n.Expr)
 	case *chp.NullLiteral:
 		return nullness{top: true}
 	case *chp.Ident:
-		return nullness{top: isNull(n) || c.nullableColumn(sc, n.Name)}
+		if isNull(n) {
+			return nullness{top: true}
+		}
+		return ty.name(n.Name)
 	case *chp.Path:
 		if len(n.Fields) == 2 {
-			return nullness{top: c.nullableQualified(sc, n.Fields[0].Name, n.Fields[1].Name)}
+			return ty.qualified(n.Fields[0].Name, n.Fields[1].Name)
 		}
 	case *chp.NestedIdentifier:
 		if n.DotIdent == nil {
-			return c.nullness(sc, n.Ident)
+			return ty.nullness(n.Ident)
 		}
-		return nullness{top: c.nullableQualified(sc, n.Ident.Name, n.DotIdent.Name)}
+		return ty.qualified(n.Ident.Name, n.DotIdent.Name)
 	case *chp.FunctionExpr:
-		return c.callNullness(sc, readCall(n))
+		return ty.callNullness(readCall(n))
 	case *chp.ExtractExpr:
 		return anyNull(n.Parameters...)
 	case *chp.BinaryOperation:
@@ -74,8 +86,12 @@ func (c *compiler) nullness(sc *scope, e chp.Expr) nullness {
 		case "IN", "NOT IN", "OR":
 			return nullness{}
 		case "->":
-			// A lambda: what its body answers, for each element.
-			return c.nullness(sc, n.RightExpr)
+			// A lambda: what its body answers, for each element; its
+			// parameters are not known Nullable.
+			if params, ok, _ := lambdaParams(n); ok {
+				defer ty.sc.bind(params)()
+			}
+			return ty.nullness(n.RightExpr)
 		}
 		return anyNull(n.LeftExpr, n.RightExpr)
 	case *chp.NotExpr:
@@ -106,26 +122,26 @@ func (c *compiler) nullness(sc *scope, e chp.Expr) nullness {
 		}
 		return nullness{top: strings.HasPrefix(strings.ToLower(strings.TrimSpace(typ)), "nullable(")}
 	case *chp.IndexOperation:
-		return nullness{top: c.element(sc, n.Object, n.Index)}
+		return nullness{top: ty.element(n.Object, n.Index)}
 	case *chp.ArrayParamList:
 		if n.Items != nil {
-			return c.container(sc, n.Items.Items)
+			return ty.container(n.Items.Items)
 		}
 	case *chp.ParamExprList:
 		if n.Items != nil {
 			if len(n.Items.Items) == 1 {
-				return c.nullness(sc, n.Items.Items[0])
+				return ty.nullness(n.Items.Items[0])
 			}
-			return c.container(sc, n.Items.Items)
+			return ty.container(n.Items.Items)
 		}
 	}
 	return nullness{}
 }
 
 // container is the nullness of an array or tuple of items.
-func (c *compiler) container(sc *scope, items []chp.Expr) nullness {
+func (ty typer) container(items []chp.Expr) nullness {
 	for _, it := range items {
-		if x := c.nullness(sc, it); x.top || x.inner {
+		if x := ty.nullness(it); x.top || x.inner {
 			return nullness{inner: true}
 		}
 	}
@@ -134,7 +150,7 @@ func (c *compiler) container(sc *scope, items []chp.Expr) nullness {
 
 // element reports whether obj[index] (or obj.index, a tuple's) may be
 // NULL: the element a tuple's literal names, else any element.
-func (c *compiler) element(sc *scope, obj, index chp.Expr) bool {
+func (ty typer) element(obj, index chp.Expr) bool {
 	if lit, ok := index.(*chp.NumberLiteral); ok {
 		var items []chp.Expr
 		switch o := obj.(type) {
@@ -148,17 +164,19 @@ func (c *compiler) element(sc *scope, obj, index chp.Expr) bool {
 			}
 		}
 		if k, err := strconv.Atoi(lit.Literal); err == nil && k >= 1 && k <= len(items) {
-			return c.nullness(sc, items[k-1]).top
+			return ty.nullness(items[k-1]).top
 		}
 	}
-	return c.nullness(sc, obj).inner || c.nullness(sc, index).top
+	return ty.nullness(obj).inner || ty.nullness(index).top
 }
 
 // callNullness is the nullness of a function's answer.
-func (c *compiler) callNullness(sc *scope, cl call) nullness {
+func (ty typer) callNullness(cl call) nullness {
 	name := strings.ToLower(cl.name)
-	top := func(a chp.Expr) bool { return c.nullness(sc, a).top }
+	top := func(a chp.Expr) bool { return ty.nullness(a).top }
 	switch {
+	case isAggregate(name):
+		return ty.aggregateNullness(cl)
 	case neverNull[name]:
 		return nullness{}
 	case makesNull[name] || strings.HasSuffix(name, "ornull"):
@@ -178,13 +196,13 @@ func (c *compiler) callNullness(sc *scope, cl call) nullness {
 		return nullness{top: (isNullLiteral(cl.args[0]) || top(cl.args[0])) && top(cl.args[1])}
 	case name == "tupleelement":
 		if len(cl.args) == 2 {
-			return nullness{top: c.element(sc, cl.args[0], cl.args[1])}
+			return nullness{top: ty.element(cl.args[0], cl.args[1])}
 		}
 	case arrayAnswer[name]:
-		return c.container(sc, cl.args)
+		return ty.container(cl.args)
 	case elementAnswer[name]:
 		for _, a := range cl.args {
-			if x := c.nullness(sc, a); x.inner || x.top {
+			if x := ty.nullness(a); x.inner || x.top {
 				return nullness{top: true}
 			}
 		}
@@ -192,6 +210,38 @@ func (c *compiler) callNullness(sc *scope, cl call) nullness {
 	}
 	for _, a := range cl.args {
 		if top(a) {
+			return nullness{top: true}
+		}
+	}
+	return nullness{}
+}
+
+// aggregateNullness is the nullness of an aggregate's answer (a
+// subquery's column may be one): count without -If or DISTINCT and the
+// aggregates that answer an array are never Nullable; the rest are where an
+// argument is (or, through -Array, an element of one).
+func (ty typer) aggregateNullness(cl call) nullness {
+	name := strings.ToLower(cl.name)
+	withIf, withArray := false, false
+	for !aggregates[name] {
+		cut := false
+		for _, comb := range combinators {
+			if len(name) > len(comb) && strings.HasSuffix(name, comb) {
+				name, cut = strings.TrimSuffix(name, comb), true
+				withIf = withIf || comb == "if"
+				withArray = withArray || comb == "array"
+				break
+			}
+		}
+		if !cut {
+			return nullness{}
+		}
+	}
+	if notNullable[name] && !(name == "count" && (withIf || cl.distinct)) {
+		return nullness{}
+	}
+	for _, a := range cl.args {
+		if x := ty.nullness(a); x.top || (withArray && x.inner) {
 			return nullness{top: true}
 		}
 	}
@@ -212,9 +262,56 @@ func isNullLiteral(e chp.Expr) bool {
 	return false
 }
 
-// nullableQualified reports whether alias.name, read in sc, is a Nullable
-// column of a SynDB table.
-func (c *compiler) nullableQualified(sc *scope, alias, name string) bool {
-	src, ok := sc.sources[alias]
-	return ok && src.table != "" && c.p.cat.nullable[src.table][name]
+// name is the nullness of an unqualified name read in ty's scope: a
+// lambda's parameter is not known Nullable; an alias or WITH name is its
+// expression's, an ARRAY JOIN alias its array's element's; a column is
+// Nullable where a source that holds it has it Nullable. An alias read
+// inside its own expression (coalesce(x, 0) AS x) is the column. Each
+// alias is told once per scope.
+func (ty typer) name(name string) nullness {
+	sc := ty.sc
+	if sc.lambda[name] > 0 {
+		return nullness{}
+	}
+	if def, ok := sc.defs[name]; ok && !sc.resolving[name] {
+		if x, ok := sc.known[name]; ok {
+			return x
+		}
+		sc.resolving[name] = true
+		x := ty.nullness(def.expr)
+		delete(sc.resolving, name)
+		if def.element {
+			x = nullness{top: x.inner || x.top}
+		}
+		// Told once: aliases of aliases would be told again at each use.
+		sc.known[name] = x
+		return x
+	}
+	if sc.names[name] && !sc.resolving[name] {
+		return nullness{}
+	}
+	var out nullness
+	for _, alias := range sc.holders(ty.cat, name) {
+		x := ty.sourceNullness(sc.sources[alias], name)
+		out.top, out.inner = out.top || x.top, out.inner || x.inner
+	}
+	return out
+}
+
+// qualified is the nullness of alias.name, read in ty's scope.
+func (ty typer) qualified(alias, name string) nullness {
+	src, ok := ty.sc.sources[alias]
+	if !ok {
+		return nullness{}
+	}
+	return ty.sourceNullness(src, name)
+}
+
+// sourceNullness is the nullness of src's column name: a SynDB table's by
+// the catalog's types, a subquery's by its expression.
+func (ty typer) sourceNullness(src source, name string) nullness {
+	if src.table != "" {
+		return nullness{top: ty.cat.nullable[src.table][name]}
+	}
+	return src.nullable[name]
 }

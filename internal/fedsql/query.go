@@ -78,7 +78,7 @@ func (pr *printer) prepare(q *chp.SelectQuery) (*prepared, error) {
 			if err := checkIdent(name.Name); err != nil {
 				return nil, err
 			}
-			pr.sc.names[name.Name] = true
+			pr.sc.define(name.Name, cte.Expr, false)
 		}
 	}
 	for _, it := range q.SelectItems {
@@ -89,7 +89,7 @@ func (pr *printer) prepare(q *chp.SelectQuery) (*prepared, error) {
 			if it.Alias.Name == NodeColumn {
 				return nil, invalid("%s names the node a row came from: choose another alias", NodeColumn)
 			}
-			pr.sc.names[it.Alias.Name] = true
+			pr.sc.define(it.Alias.Name, it.Expr, false)
 		}
 	}
 	if q.ArrayJoin != nil {
@@ -143,7 +143,7 @@ func (pr *printer) arrayJoin(aj *chp.ArrayJoinClause) (string, error) {
 			if err := checkIdent(ce.Alias.Name); err != nil {
 				return "", err
 			}
-			pr.sc.names[ce.Alias.Name] = true
+			pr.sc.define(ce.Alias.Name, ce.Expr, true)
 		}
 	}
 	parts := make([]string, 0, len(list.Items))
@@ -182,33 +182,56 @@ func (pr *printer) subquery(q *chp.SelectQuery) (string, error) {
 	return s, err
 }
 
-// selectUnion prints a nested SELECT or UNION ALL of SELECTs, and the
-// names of its output columns when every one is known (nil otherwise).
-func (pr *printer) selectUnion(q *chp.SelectQuery) (string, map[string]bool, error) {
+// selectUnion prints a nested SELECT or UNION ALL of SELECTs, and what a
+// FROM reading it knows of its columns: their names (unnamedColumn among
+// them when one has none), and which are Nullable. A column of a UNION ALL
+// is named by its first SELECT and is Nullable where any SELECT's column
+// at its place is, as ClickHouse types it.
+func (pr *printer) selectUnion(q *chp.SelectQuery) (string, source, error) {
 	var parts []string
-	var cols map[string]bool
+	var first outputs
 	for part := q; part != nil; part = part.UnionAll {
 		p := pr
 		if part != q {
 			p = pr.child()
 		}
-		s, c, err := p.nested(part)
+		s, out, err := p.nested(part)
 		if err != nil {
-			return "", nil, err
+			return "", source{}, err
 		}
 		if part == q {
-			cols = c
+			first = out
+		} else {
+			for i := range min(len(first.nullable), len(out.nullable)) {
+				first.nullable[i].top = first.nullable[i].top || out.nullable[i].top
+				first.nullable[i].inner = first.nullable[i].inner || out.nullable[i].inner
+			}
 		}
 		parts = append(parts, s)
 	}
-	return strings.Join(parts, " UNION ALL "), cols, nil
+	src := source{cols: map[string]bool{}, nullable: map[string]nullness{}}
+	for i, n := range first.names {
+		src.cols[n] = true
+		if n != unnamedColumn {
+			src.nullable[n] = first.nullable[i]
+		}
+	}
+	return strings.Join(parts, " UNION ALL "), src, nil
+}
+
+// outputs are a nested SELECT's columns, by place: each one's name
+// (unnamedColumn when ClickHouse names it from its expression) and
+// nullness.
+type outputs struct {
+	names    []string
+	nullable []nullness
 }
 
 // nested prints one nested SELECT whole.
-func (pr *printer) nested(q *chp.SelectQuery) (string, map[string]bool, error) {
+func (pr *printer) nested(q *chp.SelectQuery) (string, outputs, error) {
 	pq, err := pr.prepare(q)
 	if err != nil {
-		return "", nil, err
+		return "", outputs{}, err
 	}
 	var b strings.Builder
 	if len(pq.with) > 0 {
@@ -221,23 +244,23 @@ func (pr *printer) nested(q *chp.SelectQuery) (string, map[string]bool, error) {
 	if pr.prependNode {
 		b.WriteString(NodeColumn + ", ")
 	}
-	cols := map[string]bool{}
-	known := true
+	var out outputs
+	var cat Catalog
+	if pr.a != nil {
+		cat = pr.a.cat
+	}
+	ty := typer{cat, pr.sc}
 	for i, it := range q.SelectItems {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		names, s, err := pr.selectItem(it)
+		names, nullable, s, err := pr.selectItem(it, ty)
 		if err != nil {
-			return "", nil, err
+			return "", outputs{}, err
 		}
 		b.WriteString(s)
-		if names == nil {
-			known = false
-		}
-		for _, n := range names {
-			cols[n] = true
-		}
+		out.names = append(out.names, names...)
+		out.nullable = append(out.nullable, nullable...)
 	}
 	if pq.from != "" {
 		b.WriteString(" FROM " + pq.from)
@@ -247,42 +270,53 @@ func (pr *printer) nested(q *chp.SelectQuery) (string, map[string]bool, error) {
 	}
 	rest, err := pr.tail(q)
 	if err != nil {
-		return "", nil, err
+		return "", outputs{}, err
 	}
 	b.WriteString(rest)
-	if !known {
-		// Some column has no name to read it by: a join cannot rename it.
-		cols[unnamedColumn] = true
-	}
-	return b.String(), cols, nil
+	return b.String(), out, nil
 }
 
 // unnamedColumn marks a subquery's output that holds a column without a
 // name (an expression without an alias).
 const unnamedColumn = ""
 
-// selectItem prints one item of a nested select list and the names it
-// gives its output (nil when ClickHouse names it from the expression).
-func (pr *printer) selectItem(it *chp.SelectItem) ([]string, string, error) {
+// selectItem prints one item of a nested select list, the names it gives
+// its output (unnamedColumn when ClickHouse names it from the expression:
+// a join cannot rename it) and the nullness of each.
+func (pr *printer) selectItem(it *chp.SelectItem, ty typer) ([]string, []nullness, string, error) {
 	if cols, text, ok, err := pr.star(it.Expr); ok || err != nil {
-		return cols, text, err
+		if err != nil {
+			return nil, nil, "", err
+		}
+		alias := ""
+		if n, ok := it.Expr.(*chp.NestedIdentifier); ok {
+			alias = n.Ident.Name
+		} else {
+			alias = pr.sc.order[0]
+		}
+		nullable := make([]nullness, len(cols))
+		for i, c := range cols {
+			nullable[i] = ty.qualified(alias, c)
+		}
+		return cols, nullable, text, nil
 	}
 	s, err := pr.expr(it.Expr)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
+	nullable := []nullness{ty.nullness(it.Expr)}
 	if it.Alias != nil {
-		return []string{it.Alias.Name}, s + " AS " + quoteIdent(it.Alias.Name), nil
+		return []string{it.Alias.Name}, nullable, s + " AS " + quoteIdent(it.Alias.Name), nil
 	}
 	switch n := it.Expr.(type) {
 	case *chp.Ident:
-		return []string{n.Name}, s, nil
+		return []string{n.Name}, nullable, s, nil
 	case *chp.Path:
-		return []string{n.Fields[len(n.Fields)-1].Name}, s, nil
+		return []string{n.Fields[len(n.Fields)-1].Name}, nullable, s, nil
 	case *chp.NestedIdentifier:
 		if n.DotIdent != nil {
-			return []string{n.DotIdent.Name}, s, nil
+			return []string{n.DotIdent.Name}, nullable, s, nil
 		}
 	}
-	return nil, s, nil
+	return []string{unnamedColumn}, nullable, s, nil
 }

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	chp "github.com/AfterShip/clickhouse-sql-parser/parser"
 )
 
 // source is one table or subquery in a SELECT's FROM, under the name the
@@ -11,6 +13,8 @@ import (
 type source struct {
 	table string          // the SynDB table, or "" for a subquery
 	cols  map[string]bool // a subquery's output names (nil: unknown)
+	// nullable is the nullness of a subquery's output columns, by name.
+	nullable map[string]nullness
 	// joined numbers a source on the right of a JOIN that node scope
 	// ships to the node (GLOBAL JOIN): the node sees it under no alias, so
 	// its columns travel under names of their own (joinedName).
@@ -47,13 +51,33 @@ type scope struct {
 	order   []string // source names in FROM order
 	names   map[string]bool
 	lambda  map[string]int
+	// defs are what the aliases, WITH names and ARRAY JOIN aliases of
+	// names stand for; resolving are those whose nullness is being told,
+	// known those whose nullness is told (typer.name).
+	defs      map[string]aliasDef
+	resolving map[string]bool
+	known     map[string]nullness
 	// merge is set in the hub's merge query, where only group keys,
 	// aliases and aggregates can be read.
 	merge bool
 }
 
+// aliasDef is the expression an alias names; element is set for an ARRAY
+// JOIN alias, which names an element of the array expr.
+type aliasDef struct {
+	expr    chp.Expr
+	element bool
+}
+
 func newScope() *scope {
-	return &scope{sources: map[string]source{}, names: map[string]bool{}, lambda: map[string]int{}}
+	return &scope{sources: map[string]source{}, names: map[string]bool{}, lambda: map[string]int{},
+		defs: map[string]aliasDef{}, resolving: map[string]bool{}, known: map[string]nullness{}}
+}
+
+// define makes name an alias of e in s (element: of e's elements).
+func (s *scope) define(name string, e chp.Expr, element bool) {
+	s.names[name] = true
+	s.defs[name] = aliasDef{expr: e, element: element}
 }
 
 func (s *scope) addSource(name string, src source) error {
