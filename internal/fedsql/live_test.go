@@ -464,3 +464,29 @@ func TestLiveNullableNames(t *testing.T) {
 		t.Run(sql, func(t *testing.T) { l.requireOracle(t, sql, false) })
 	}
 }
+
+// TestLiveConstantGroupKey: a query grouped by keys that ClickHouse folds
+// to constants answers as ClickHouse does: with an aggregate, one group
+// even of no rows (ClickHouse drops such keys); without one, or beside a
+// key that is a column, no group of no rows. A key ClickHouse does not
+// fold (arrayJoin, a lambda's, multiIf) groups as a column does.
+func TestLiveConstantGroupKey(t *testing.T) {
+	t.Parallel()
+	l := startLive(t)
+	for _, sql := range []string{
+		"SELECT 1 AS x, count() AS n FROM neuron WHERE parent_enum > 100 GROUP BY x",
+		"SELECT 1 AS x, count() AS n FROM neuron GROUP BY x",
+		"SELECT count() AS n FROM neuron WHERE parent_enum > 100 GROUP BY 1, 2",
+		"SELECT 'a' AS x, [1, 2] AS y, count() AS n, sum(voxel_volume) AS s, countIf(parent_enum = 1) AS c FROM neuron WHERE parent_enum > 100 GROUP BY x, y",
+		"SELECT NULL AS x, nullIf(1, 1) AS y, count() AS n FROM neuron WHERE parent_enum > 100 GROUP BY x, y",
+		"SELECT toString(1 + 1) AS x, today() > toDate(0) AS y, count() AS n FROM neuron WHERE parent_enum > 100 GROUP BY x, y HAVING n = 0 ORDER BY x LIMIT 1",
+		"SELECT 1 AS x FROM neuron WHERE parent_enum > 100 GROUP BY x HAVING count() = 0",
+		"SELECT 1 AS x FROM neuron WHERE parent_enum > 100 GROUP BY x",
+		"SELECT 1 AS x, parent_enum, count() AS n FROM neuron WHERE parent_enum > 100 GROUP BY x, parent_enum",
+		"SELECT 1 AS x, parent_enum, count() AS n FROM neuron GROUP BY x, parent_enum",
+		"SELECT arrayJoin([1, 2]) AS x, arrayMap(y -> y, [1]) AS m, multiIf(1, 2, 3) AS i, count() AS n FROM neuron WHERE parent_enum > 100 GROUP BY x, m, i",
+		"SELECT 1 AS x, count() AS n FROM neuron WHERE parent_enum > 100 GROUP BY x UNION ALL SELECT 2 AS x, count() AS n FROM axon GROUP BY x",
+	} {
+		t.Run(sql, func(t *testing.T) { l.requireOracle(t, sql, false) })
+	}
+}

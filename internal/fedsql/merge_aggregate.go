@@ -29,6 +29,14 @@ func (c *compiler) aggregateBranch(pt *part, t Target) (string, error) {
 			return "", err
 		}
 		items = append(items, materialized(k.expr, s)+" AS "+quoteIdent(k.name))
+		if constant(k.expr) {
+			// Grouped by the constant itself, not by its materialised
+			// column: ClickHouse drops a key it folds to a constant, so an
+			// aggregate of no rows answers one group, as the query does on
+			// ClickHouse (a key it does not fold, arrayJoin or a lambda's,
+			// groups as a column does).
+			group[len(group)-1] = s
+		}
 	}
 	for i, ag := range pt.aggs {
 		name, cl := stateOf(ag.c)
