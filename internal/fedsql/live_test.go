@@ -490,3 +490,30 @@ func TestLiveConstantGroupKey(t *testing.T) {
 		t.Run(sql, func(t *testing.T) { l.requireOracle(t, sql, false) })
 	}
 }
+
+// TestLiveWithConstants: a WITH name for a constant read as a select
+// item, sort key, LIMIT BY key or group key answers as ClickHouse does.
+// Each node sent it as the constant ClickHouse computes it to, and the
+// hub's UNION ALL refused the column ("non constant in source stream but
+// must be constant in result").
+func TestLiveWithConstants(t *testing.T) {
+	t.Parallel()
+	l := startLive(t)
+	for _, tc := range []struct {
+		sql     string
+		ordered bool
+	}{
+		{"WITH 5 AS c SELECT c, cid FROM neuron", false},
+		{"WITH toString(1) AS c, d + 1 AS e, 2 AS d SELECT c AS x, e, cid FROM neuron", false},
+		{"WITH NULL AS z, nullIf(1, 1) AS y SELECT z, y + 1 AS w, cid FROM axon", false},
+		{"WITH 5 AS c SELECT DISTINCT c FROM neuron", false},
+		{"WITH 5 AS c SELECT cid FROM neuron ORDER BY c, cid LIMIT 2", true},
+		{"WITH 5 AS c SELECT cid FROM neuron ORDER BY cid LIMIT 1 BY c", true},
+		{"WITH 5 AS c SELECT c, count() AS n FROM neuron GROUP BY c", false},
+		{"WITH 5 AS c SELECT c AS x, count() AS n FROM neuron WHERE parent_enum > 100 GROUP BY x", false},
+		{"WITH 5 AS c SELECT c, parent_enum, count() AS n FROM neuron GROUP BY c, parent_enum HAVING c > 1", false},
+		{"WITH 'x' AS t SELECT neuron_type = t AS x, count() AS n FROM neuron GROUP BY x", false},
+	} {
+		t.Run(tc.sql, func(t *testing.T) { l.requireOracle(t, tc.sql, tc.ordered) })
+	}
+}

@@ -28,8 +28,8 @@ func (c *compiler) aggregateBranch(pt *part, t Target) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		items = append(items, materialized(k.expr, s)+" AS "+quoteIdent(k.name))
-		if constant(k.expr) {
+		items = append(items, materialized(k.expr, s, pt.consts)+" AS "+quoteIdent(k.name))
+		if constant(k.expr, pt.consts) {
 			// Grouped by the constant itself, not by its materialised
 			// column: ClickHouse drops a key it folds to a constant, so an
 			// aggregate of no rows answers one group, as the query does on
@@ -160,8 +160,10 @@ func (c *compiler) mergePrinter(pt *part) *printer {
 			sc.names[it.alias] = true
 		}
 	}
+	hubConsts := map[string]bool{}
 	for _, n := range pt.constNames {
 		sc.names[n] = true
+		hubConsts[n] = true
 	}
 	sc.merge = true
 	pr := &printer{a: newAnalysis(c.p.cat), sc: sc, top: true}
@@ -176,6 +178,12 @@ func (c *compiler) mergePrinter(pt *part) *printer {
 	pr.sub = func(e chp.Expr) (string, bool, error) {
 		if readsLambdaParam(sc, e) {
 			// A lambda's parameter is not the group key of the same name.
+			return "", false, nil
+		}
+		if id, ok := e.(*chp.Ident); ok && hubConsts[id.Name] {
+			// A WITH constant the merge query holds too is read there,
+			// though it is a group key: the key's column may not be named
+			// after it beside the WITH.
 			return "", false, nil
 		}
 		text, err := textOf(e)

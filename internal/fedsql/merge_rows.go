@@ -91,7 +91,7 @@ func (c *compiler) rowsBranch(pt *part, t Target) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		items = append(items, materialized(it.expr, s)+" AS "+itemName(pt, i))
+		items = append(items, materialized(it.expr, s, pt.consts)+" AS "+itemName(pt, i))
 	}
 	if !pt.q.HasDistinct {
 		for i, e := range pt.order {
@@ -99,14 +99,14 @@ func (c *compiler) rowsBranch(pt *part, t Target) (string, error) {
 			if err != nil {
 				return "", err
 			}
-			items = append(items, materialized(e, s)+" AS "+hiddenName("o", i))
+			items = append(items, materialized(e, s, pt.consts)+" AS "+hiddenName("o", i))
 		}
 		for i, e := range pt.limitBy {
 			s, err := pr.expr(e)
 			if err != nil {
 				return "", err
 			}
-			items = append(items, materialized(e, s)+" AS "+hiddenName("b", i))
+			items = append(items, materialized(e, s, pt.consts)+" AS "+hiddenName("b", i))
 		}
 	}
 	body, err := c.body(pr, pq, pt.q)
@@ -132,32 +132,61 @@ func (c *compiler) rowsBranch(pt *part, t Target) (string, error) {
 }
 
 // materialized is s, the printed e, as a column of the node's rows: a
-// constant (e reads no column) is materialised. ClickHouse takes a constant
-// of every branch of the hub's UNION ALL for a constant of the union, and
-// then refuses the column each node's remote() sends, which is not one.
-// A constant that may be NULL is read out of a one-element array at a
-// materialised index instead: materialize(NULL) is a constant NULL on
-// 18.16 (as is every function of a constant NULL), and [c][materialize(1)]
-// is c, of c's type, in a column that is not constant.
-func materialized(e chp.Expr, s string) string {
-	if !constant(e) {
+// constant (e reads no column; consts are the WITH names that are
+// constants) is materialised. ClickHouse takes a constant of every branch
+// of the hub's UNION ALL for a constant of the union, and then refuses the
+// column each node's remote() sends, which is not one. A constant that may
+// be NULL is read out of a one-element array at a materialised index
+// instead: materialize(NULL) is a constant NULL on 18.16 (as is every
+// function of a constant NULL), and [c][materialize(1)] is c, of c's type,
+// in a column that is not constant.
+func materialized(e chp.Expr, s string, consts withConsts) string {
+	if !constant(e, consts) {
 		return s
 	}
-	if mayBeNull(e) {
+	if mayBeNull(e, consts) {
 		return "[" + s + "][materialize(1)]"
 	}
 	return "materialize(" + s + ")"
 }
 
+// withConsts are the WITH names of a SELECT that name constants (constant),
+// each with whether it may be NULL (mayBeNull).
+type withConsts map[string]bool
+
+// constantsOf finds the WITH names of q that name constants: names of
+// literals, of functions of them, and of such names.
+func constantsOf(q *chp.SelectQuery) withConsts {
+	consts := withConsts{}
+	if q.With == nil {
+		return consts
+	}
+	for grew := true; grew; {
+		grew = false
+		for _, cte := range q.With.CTEs {
+			name, ok := cte.Alias.(*chp.Ident)
+			if !ok {
+				continue
+			}
+			if _, known := consts[name.Name]; known || !constant(cte.Expr, consts) {
+				continue
+			}
+			consts[name.Name], grew = mayBeNull(cte.Expr, consts), true
+		}
+	}
+	return consts
+}
+
 // mayBeNull reports whether e, a constant, may be NULL: it holds the NULL
-// literal, nullIf, a conversion …OrNull, or a CASE without ELSE.
-func mayBeNull(e chp.Expr) bool {
+// literal, nullIf, a conversion …OrNull, a CASE without ELSE, or a WITH
+// name of consts that may be NULL.
+func mayBeNull(e chp.Expr, consts withConsts) bool {
 	_, found := chp.Find(e, func(n chp.Expr) bool {
 		switch n := n.(type) {
 		case *chp.NullLiteral:
 			return true
 		case *chp.Ident:
-			return isNull(n)
+			return isNull(n) || consts[n.Name]
 		case *chp.FunctionExpr:
 			name := strings.ToLower(n.Name.Name)
 			return name == "nullif" || strings.HasSuffix(name, "ornull")
@@ -170,8 +199,9 @@ func mayBeNull(e chp.Expr) bool {
 }
 
 // constant reports whether e reads nothing of a row: no column, alias or
-// subquery, only literals and the functions of them.
-func constant(e chp.Expr) bool {
+// subquery, only literals, the WITH names of consts and the functions of
+// them.
+func constant(e chp.Expr, consts withConsts) bool {
 	// Names that are not read: functions' and a CAST's type's.
 	calls := map[*chp.Ident]bool{}
 	for _, f := range chp.FindAll(e, func(n chp.Expr) bool { _, ok := n.(*chp.FunctionExpr); return ok }) {
@@ -185,7 +215,8 @@ func constant(e chp.Expr) bool {
 	_, reads := chp.Find(e, func(n chp.Expr) bool {
 		switch n := n.(type) {
 		case *chp.Ident:
-			return !calls[n] && !isNull(n)
+			_, named := consts[n.Name]
+			return !calls[n] && !isNull(n) && !named
 		case *chp.Path, *chp.NestedIdentifier, *chp.SubQuery:
 			return true
 		}

@@ -26,6 +26,9 @@ type part struct {
 	// query holds them too.
 	withConst  []string
 	constNames []string
+	// consts are the WITH names that name constants: a node sends a
+	// select item, sort key or group key of them materialised.
+	consts withConsts
 }
 
 // groupKey is a GROUP BY key and the column each node's answer carries it in.
@@ -78,7 +81,7 @@ func analyse(a *analysis, q *chp.SelectQuery, maxRows int) (*part, error) {
 	if err != nil {
 		return nil, err
 	}
-	pt := &part{q: q, withConst: pq.withConst, constNames: pq.constNames}
+	pt := &part{q: q, withConst: pq.withConst, constNames: pq.constNames, consts: constantsOf(q)}
 	byText := map[string]int{}
 	pr.sub = func(e chp.Expr) (string, bool, error) {
 		f, ok := e.(*chp.FunctionExpr)
