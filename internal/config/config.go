@@ -129,9 +129,10 @@ type Discovery struct {
 	// Reachability is auto (detected), public, or private (behind NAT:
 	// advertise relayed addresses only).
 	Reachability string `env:"SYNDB_P2P_REACHABILITY" envDefault:"auto"`
-	// Prefer is the transport dialled first: quic (QUIC-v1, TCP when QUIC
-	// does not answer) or tcp (TCP with TLS 1.3, QUIC when TCP does not
-	// answer), which halves the CPU time a bulk transfer costs.
+	// Prefer is the transport dialled first: quic (QUIC-v1, as libp2p
+	// does) or tcp (TCP with TLS 1.3, which halves the CPU time a bulk
+	// transfer costs; QUIC when TCP fails or has not connected within a
+	// second, p2p.TCPFirstGrace).
 	Prefer string `env:"SYNDB_P2P_PREFER" envDefault:"quic"`
 }
 

@@ -173,11 +173,20 @@ func NewHost(c HostConfig) (host.Host, error) {
 	return h, nil
 }
 
+// TCPFirstGrace is how long after its last direct TCP address
+// TCPFirstDialRanker dials a peer's other addresses. TCP with TLS 1.3 takes
+// three round trips to be usable, QUIC one, so a shorter grace hands links
+// of a few hundred milliseconds' round trip to QUIC; a TCP dial that fails
+// (a refused port) lets the swarm dial the next address at once, so only a
+// TCP port that drops packets costs the whole grace.
+const TCPFirstGrace = time.Second
+
 // TCPFirstDialRanker ranks a peer's direct TCP addresses first, as libp2p's
 // default ranker orders them among themselves, and every other address
-// (QUIC, relayed) after them, in libp2p's default order, a TCP handshake's
-// grace later: QUIC is dialled only where TCP is blocked or slow to answer.
-// Without a direct TCP address it is libp2p's default ranker.
+// (QUIC, relayed) TCPFirstGrace after them, in libp2p's default order:
+// QUIC is dialled where TCP is blocked or fails, or answers slower than a
+// second. Relayed addresses keep libp2p's order whatever their hop. Without
+// a direct TCP address it is libp2p's default ranker.
 func TCPFirstDialRanker(addrs []ma.Multiaddr) []network.AddrDelay {
 	var tcpAddrs []ma.Multiaddr
 	for _, a := range addrs {
@@ -197,7 +206,7 @@ func TCPFirstDialRanker(addrs []ma.Multiaddr) []network.AddrDelay {
 	// addresses (relayed ones wait for the direct ones), after TCP's.
 	for _, d := range swarm.DefaultDialRanker(slices.Clone(addrs)) {
 		if !isDirectTCP(d.Addr) {
-			d.Delay += last + swarm.PublicTCPDelay
+			d.Delay += last + TCPFirstGrace
 			ranked = append(ranked, d)
 		}
 	}

@@ -53,18 +53,37 @@ func PathTo(h host.Host, id peer.ID, punches *Punches) string {
 	return path
 }
 
-// RouteTo is PathTo's path and the transport of the connection it names:
-// "quic-v1" or "tcp" ("" when h has no connection to id). A relayed
-// connection's transport is that of its hop to the relay.
+// RouteTo is the path (as PathTo) and the transport, "quic-v1" or "tcp", of
+// the connection to id that h's new streams ride: of several, the one
+// libp2p picks, that is the unlimited one, then the direct one, then the
+// one with the most streams, then the newest. Both are "" when h has no
+// connection to id. A relayed connection's transport is that of its hop to
+// the relay.
 func RouteTo(h host.Host, id peer.ID, punches *Punches) (path, transport string) {
+	var best network.Conn
 	for _, c := range h.Network().ConnsToPeer(id) {
-		p := ConnPath(c, punches.Opened(id, c.Stat().Opened))
-		path, transport = p, ConnTransport(c)
-		if p != PathRelayed {
-			return path, transport
+		if best == nil || betterConn(c, best) {
+			best = c
 		}
 	}
-	return path, transport
+	if best == nil {
+		return "", ""
+	}
+	return ConnPath(best, punches.Opened(id, best.Stat().Opened)), ConnTransport(best)
+}
+
+// betterConn says whether libp2p's swarm prefers a to b for a new stream.
+func betterConn(a, b network.Conn) bool {
+	if al, bl := a.Stat().Limited, b.Stat().Limited; al != bl {
+		return !al
+	}
+	if ad, bd := AddrPath(a.RemoteMultiaddr(), false) != PathRelayed, AddrPath(b.RemoteMultiaddr(), false) != PathRelayed; ad != bd {
+		return ad
+	}
+	if as, bs := len(a.GetStreams()), len(b.GetStreams()); as != bs {
+		return as > bs
+	}
+	return !a.Stat().Opened.Before(b.Stat().Opened)
 }
 
 // ConnTransport is the transport c's packets travel on, from its remote

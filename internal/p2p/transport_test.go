@@ -135,11 +135,46 @@ func TestTCPFirstDialRanker(t *testing.T) {
 	}
 	assert.Zero(t, delay["/ip4/10.0.0.5/tcp/4002"])
 	assert.Zero(t, delay["/ip4/198.51.100.7/tcp/4002"])
-	assert.Greater(t, delay["/ip4/10.0.0.5/udp/4002/quic-v1"], time.Duration(0))
+	assert.GreaterOrEqual(t, delay["/ip4/10.0.0.5/udp/4002/quic-v1"], TCPFirstGrace)
 	assert.Greater(t, delay[relay], delay["/ip4/10.0.0.5/udp/4002/quic-v1"])
 
 	quicOnly := []ma.Multiaddr{ma.StringCast("/ip4/10.0.0.5/udp/4002/quic-v1"), ma.StringCast(relay)}
 	got := TCPFirstDialRanker(quicOnly)
 	require.Len(t, got, 2)
 	assert.Zero(t, got[0].Delay, "without TCP, QUIC is dialled at once")
+}
+
+// TestRouteToNamesTheConnectionStreamsRide: when two hosts dial each other
+// at once, each on its own transport, they often end up with two
+// connections; the route reported is that of the connection libp2p opens
+// a new stream on, whichever it is.
+func TestRouteToNamesTheConnectionStreamsRide(t *testing.T) {
+	t.Parallel()
+	two := 0
+	for range 10 {
+		a, b := transportHost(t, true), transportHost(t, false)
+		pingEcho(a)
+		pingEcho(b)
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		errs := make(chan error, 2)
+		go func() { errs <- a.Connect(ctx, peer.AddrInfo{ID: b.ID(), Addrs: b.Addrs()}) }()
+		go func() { errs <- b.Connect(ctx, peer.AddrInfo{ID: a.ID(), Addrs: a.Addrs()}) }()
+		for range 2 {
+			// A simultaneous open may fail one side; the other connects.
+			_ = <-errs
+		}
+		conns := a.Network().ConnsToPeer(b.ID())
+		require.NotEmpty(t, conns)
+		if len(conns) > 1 {
+			two++
+		}
+		s, err := a.NewStream(ctx, b.ID(), HealthPing.ID)
+		require.NoError(t, err)
+		path, transport := RouteTo(a, b.ID(), nil)
+		assert.Equal(t, PathDirect, path)
+		assert.Equal(t, ConnTransport(s.Conn()), transport, "of %d connections", len(conns))
+		_ = s.Reset()
+		cancel()
+	}
+	t.Logf("%d of 10 pairs had two connections", two)
 }
