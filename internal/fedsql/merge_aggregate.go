@@ -86,7 +86,7 @@ var notNullable = setOf("count", "quantiles", "quantilesexact", "grouparray", "g
 // of no rows is 0 (or the type's default), not NULL.
 func (c *compiler) nullCount(pr *printer, cl call) (string, error) {
 	name, withIf := cutIf(strings.ToLower(cl.name))
-	if !aggregates[name] || (notNullable[name] && !cl.distinct && !(withIf && name == "count")) {
+	if !aggregates[name] || (notNullable[name] && !cl.distinct && (!withIf || name != "count")) {
 		return "", nil
 	}
 	var cols []string

@@ -237,7 +237,7 @@ func (ty typer) aggregateNullness(cl call) nullness {
 			return nullness{}
 		}
 	}
-	if notNullable[name] && !(name == "count" && (withIf || cl.distinct)) {
+	if notNullable[name] && (name != "count" || (!withIf && !cl.distinct)) {
 		return nullness{}
 	}
 	for _, a := range cl.args {
