@@ -163,6 +163,7 @@ func TestRefusals(t *testing.T) {
 		{"SELECT cid FROM neuron INTO OUTFILE '/tmp/x'", "INTO OUTFILE"},
 		{"SELECT cid FROM neuron FORMAT JSON", "FORMAT"},
 		{"SELECT cid FROM neuron SETTINGS readonly = 0", "not allowed"},
+		{"SELECT max(y.cid) AS m FROM axon AS x LEFT JOIN neuron AS y USING cid SETTINGS join_use_nulls = 1", "not allowed"},
 		{"SELECT cid FROM neuron SETTINGS max_memory_usage = 0", "not allowed"},
 		{"SELECT cid FROM neuron SETTINGS max_threads = 1000", "out of range"},
 		{"SELECT cid FROM neuron SETTINGS max_execution_time = 100000", "out of range"},
