@@ -161,7 +161,9 @@ func TestRouteToNamesTheConnectionStreamsRide(t *testing.T) {
 		go func() { errs <- b.Connect(ctx, peer.AddrInfo{ID: a.ID(), Addrs: a.Addrs()}) }()
 		for range 2 {
 			// A simultaneous open may fail one side; the other connects.
-			<-errs
+			if err := <-errs; err != nil {
+				t.Logf("one side's dial: %v", err)
+			}
 		}
 		conns := a.Network().ConnsToPeer(b.ID())
 		require.NotEmpty(t, conns)
