@@ -15,6 +15,7 @@ import (
 
 	"github.com/syndb/federation/internal/chnative"
 	"github.com/syndb/federation/internal/config"
+	"github.com/syndb/federation/internal/flightcodec"
 	"github.com/syndb/federation/internal/wire"
 )
 
@@ -61,7 +62,9 @@ func BenchmarkFlightDoGet(b *testing.B) {
 			} else {
 				f = startFlightService(b, "lab-bench", fixedConn(conn))
 			}
-			bytes := benchDoGet(b, f)
+			bytes := benchDoGet(b, func() (*flightcodec.Reader, error) {
+				return f.doGet(b.Context(), f.ticket(b, &wire.FlightQuery{Table: "bench"}))
+			})
 			report(b, bytes)
 			b.ReportMetric(float64(f.mem.peak.Load())/1e6, "peak-arrow-MB")
 			if mode.native {
@@ -76,21 +79,10 @@ func BenchmarkFlightDoGet(b *testing.B) {
 			// with TLS 1.3 when both prefer TCP.
 			a := startAgentWith(b, "lab-bench-"+mode.prefer, db, config.DataPlaneLibp2p,
 				func(c *config.Node) { c.Prefer = mode.prefer })
-			var bytes int64
-			for b.Loop() {
+			report(b, benchDoGet(b, func() (*flightcodec.Reader, error) {
 				ep := a.endpoint(b, &wire.GetFlightEndpointRequest{Query: &wire.FlightQuery{Table: "bench"}})
-				rdr, err := libp2pFlight(b, a.hub, ep).doGet(b.Context(), ep.GetTicket())
-				require.NoError(b, err)
-				n := int64(0)
-				for rdr.Next() {
-					n += rdr.RecordBatch().NumRows()
-				}
-				require.NoError(b, rdr.Err())
-				bytes = rdr.Bytes()
-				rdr.Release()
-				require.Equal(b, int64(benchRows), n)
-			}
-			report(b, bytes)
+				return libp2pFlight(b, a.hub, ep).doGet(b.Context(), ep.GetTicket())
+			}))
 		})
 	}
 	b.Run("tcp-baseline", func(b *testing.B) {
@@ -138,12 +130,12 @@ func BenchmarkFlightDoGet(b *testing.B) {
 	})
 }
 
-// benchDoGet reads the bench table over f per iteration and returns the
-// bytes a DoGet carried.
-func benchDoGet(b *testing.B, f *flightFixture) int64 {
+// benchDoGet reads the bench table from a DoGet that get starts, per
+// iteration, and returns the bytes a DoGet carried.
+func benchDoGet(b *testing.B, get func() (*flightcodec.Reader, error)) int64 {
 	var bytes int64
 	for b.Loop() {
-		rdr, err := f.doGet(b.Context(), f.ticket(b, &wire.FlightQuery{Table: "bench"}))
+		rdr, err := get()
 		require.NoError(b, err)
 		n := int64(0)
 		for rdr.Next() {
