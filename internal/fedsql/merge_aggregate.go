@@ -28,7 +28,7 @@ func (c *compiler) aggregateBranch(pt *part, t Target) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		items = append(items, materialized(k.expr, s, pt.consts)+" AS "+quoteIdent(k.name))
+		items = append(items, c.materialized(pr, pt, k.expr, s)+" AS "+quoteIdent(k.name))
 		if constant(k.expr, pt.consts) {
 			// Grouped by the constant itself, not by its materialised
 			// column: ClickHouse drops a key it folds to a constant, so an

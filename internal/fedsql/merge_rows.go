@@ -91,7 +91,7 @@ func (c *compiler) rowsBranch(pt *part, t Target) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		items = append(items, materialized(it.expr, s, pt.consts)+" AS "+itemName(pt, i))
+		items = append(items, c.materialized(pr, pt, it.expr, s)+" AS "+itemName(pt, i))
 	}
 	if !pt.q.HasDistinct {
 		for i, e := range pt.order {
@@ -99,14 +99,14 @@ func (c *compiler) rowsBranch(pt *part, t Target) (string, error) {
 			if err != nil {
 				return "", err
 			}
-			items = append(items, materialized(e, s, pt.consts)+" AS "+hiddenName("o", i))
+			items = append(items, c.materialized(pr, pt, e, s)+" AS "+hiddenName("o", i))
 		}
 		for i, e := range pt.limitBy {
 			s, err := pr.expr(e)
 			if err != nil {
 				return "", err
 			}
-			items = append(items, materialized(e, s, pt.consts)+" AS "+hiddenName("b", i))
+			items = append(items, c.materialized(pr, pt, e, s)+" AS "+hiddenName("b", i))
 		}
 	}
 	body, err := c.body(pr, pq, pt.q)
@@ -131,28 +131,28 @@ func (c *compiler) rowsBranch(pt *part, t Target) (string, error) {
 	return out + " LIMIT 0, " + strconv.Itoa(pt.offset+pt.limit), nil
 }
 
-// materialized is s, the printed e, as a column of the node's rows: a
-// constant (e reads no column; consts are the WITH names that are
-// constants) is materialised. ClickHouse takes a constant of every branch
-// of the hub's UNION ALL for a constant of the union, and then refuses the
-// column each node's remote() sends, which is not one. A constant that may
-// be NULL is read out of a one-element array at a materialised index
-// instead: materialize(NULL) is a constant NULL on 18.16 (as is every
+// materialized is s, the printed e (read by pr), as a column of the node's
+// rows: a constant (e reads no column; pt.consts are the WITH names that
+// are constants) is materialised. ClickHouse takes a constant of every
+// branch of the hub's UNION ALL for a constant of the union, and then
+// refuses the column each node's remote() sends, which is not one. A
+// constant that may be NULL (of a Nullable type, as the compiler tells
+// them: c.nullable) is read out of a one-element array at a materialised
+// index instead: materialize(NULL) is a constant NULL on 18.16 (as is every
 // function of a constant NULL), and [c][materialize(1)] is c, of c's type,
 // in a column that is not constant.
-func materialized(e chp.Expr, s string, consts withConsts) string {
-	if !constant(e, consts) {
+func (c *compiler) materialized(pr *printer, pt *part, e chp.Expr, s string) string {
+	if !constant(e, pt.consts) {
 		return s
 	}
-	if mayBeNull(e, consts) {
+	if c.nullable(pr.sc, e) {
 		return "[" + s + "][materialize(1)]"
 	}
 	return "materialize(" + s + ")"
 }
 
-// withConsts are the WITH names of a SELECT that name constants (constant),
-// each with whether it may be NULL (mayBeNull).
-type withConsts map[string]bool
+// withConsts are the WITH names of a SELECT that name constants (constant).
+type withConsts map[string]struct{}
 
 // constantsOf finds the WITH names of q that name constants: names of
 // literals, of functions of them, and of such names.
@@ -171,31 +171,10 @@ func constantsOf(q *chp.SelectQuery) withConsts {
 			if _, known := consts[name.Name]; known || !constant(cte.Expr, consts) {
 				continue
 			}
-			consts[name.Name], grew = mayBeNull(cte.Expr, consts), true
+			consts[name.Name], grew = struct{}{}, true
 		}
 	}
 	return consts
-}
-
-// mayBeNull reports whether e, a constant, may be NULL: it holds the NULL
-// literal, nullIf, a conversion …OrNull, a CASE without ELSE, or a WITH
-// name of consts that may be NULL.
-func mayBeNull(e chp.Expr, consts withConsts) bool {
-	_, found := chp.Find(e, func(n chp.Expr) bool {
-		switch n := n.(type) {
-		case *chp.NullLiteral:
-			return true
-		case *chp.Ident:
-			return isNull(n) || consts[n.Name]
-		case *chp.FunctionExpr:
-			name := strings.ToLower(n.Name.Name)
-			return name == "nullif" || strings.HasSuffix(name, "ornull")
-		case *chp.CaseExpr:
-			return n.Else == nil
-		}
-		return false
-	})
-	return found
 }
 
 // constant reports whether e reads nothing of a row: no column, alias or
