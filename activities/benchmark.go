@@ -123,7 +123,8 @@ func (a *Benchmarks) BenchmarkNode(ctx context.Context, p domain.BenchmarkNodePa
 // caller cannot tell).
 func (a *Benchmarks) path(n domain.NodeRef) string {
 	if pr, ok := a.nodes.(pathReporter); ok {
-		return pr.Path(n.PeerID)
+		path, _ := pr.Route(n.PeerID)
+		return path
 	}
 	return ""
 }

@@ -24,10 +24,9 @@ type healthStore interface {
 }
 
 // pathReporter says which path the hub's connection to a node takes, and
-// over which transport (p2p.Client.Path, p2p.Client.Transport).
+// over which transport (p2p.Client.Route).
 type pathReporter interface {
-	Path(peerID string) string
-	Transport(peerID string) string
+	Route(peerID string) (path, transport string)
 }
 
 // CatchUpFunc starts the schema catch-up of a node to target.
@@ -101,7 +100,7 @@ func (a *Health) HealthSweep(ctx context.Context, p domain.SweepParams) (domain.
 			obs, chLatency := a.ping(ctx, c)
 			out[i] = domain.NodePing{Name: c.Name, Observation: obs, ClickHouseLatency: chLatency, Recorded: health.State(c.Health)}
 			if pr, ok := a.nodes.(pathReporter); ok && obs.Answered {
-				out[i].Path, out[i].Transport = pr.Path(c.PeerID), pr.Transport(c.PeerID)
+				out[i].Path, out[i].Transport = pr.Route(c.PeerID)
 			}
 			done.Add(1)
 		})

@@ -36,25 +36,15 @@ func (c *Client) WithPunches(p *Punches) *Client {
 	return c
 }
 
-// Path is the path of the client's connection to peerID now (PathTo): one
-// of PathDirect, PathHolePunched and PathRelayed, or "" when not connected.
-func (c *Client) Path(peerID string) string {
+// Route is the path and the transport of the client's connection to
+// peerID now (RouteTo): one of PathDirect, PathHolePunched and
+// PathRelayed, and "quic-v1" or "tcp"; both "" when not connected.
+func (c *Client) Route(peerID string) (path, transport string) {
 	id, err := peer.Decode(peerID)
 	if err != nil {
-		return ""
+		return "", ""
 	}
-	return PathTo(c.h, id, c.punches)
-}
-
-// Transport is the transport of the connection Path names: "quic-v1" or
-// "tcp", or "" when not connected.
-func (c *Client) Transport(peerID string) string {
-	id, err := peer.Decode(peerID)
-	if err != nil {
-		return ""
-	}
-	_, t := RouteTo(c.h, id, c.punches)
-	return t
+	return RouteTo(c.h, id, c.punches)
 }
 
 // Call learns addrs for peerID (when given) and makes a request/response call.

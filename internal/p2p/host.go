@@ -215,11 +215,7 @@ func TCPFirstDialRanker(addrs []ma.Multiaddr) []network.AddrDelay {
 
 // isDirectTCP says whether a is a TCP address not through a relay.
 func isDirectTCP(a ma.Multiaddr) bool {
-	if _, err := a.ValueForProtocol(ma.P_CIRCUIT); err == nil {
-		return false
-	}
-	_, err := a.ValueForProtocol(ma.P_TCP)
-	return err == nil
+	return AddrPath(a, false) != PathRelayed && addrTransport(a) == "tcp"
 }
 
 // sizedFor returns the resource and connection managers that let a host

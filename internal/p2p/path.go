@@ -91,17 +91,28 @@ func betterConn(a, b network.Conn) bool {
 // connection, whose connection state libp2p reports without its hop), or
 // what libp2p reports for another transport.
 func ConnTransport(c network.Conn) string {
-	if remote := c.RemoteMultiaddr(); remote != nil {
-		for _, p := range remote.Protocols() {
-			switch p.Code {
-			case ma.P_QUIC_V1:
-				return "quic-v1"
-			case ma.P_TCP:
-				return "tcp"
-			}
-		}
+	if t := addrTransport(c.RemoteMultiaddr()); t != "" {
+		return t
 	}
 	return c.ConnState().Transport
+}
+
+// addrTransport is the first transport a's packets travel on: "quic-v1" or
+// "tcp" (of the hop to the relay, for a relayed address); "" for another
+// one, or a nil a.
+func addrTransport(a ma.Multiaddr) string {
+	if a == nil {
+		return ""
+	}
+	for _, p := range a.Protocols() {
+		switch p.Code {
+		case ma.P_QUIC_V1:
+			return "quic-v1"
+		case ma.P_TCP:
+			return "tcp"
+		}
+	}
+	return ""
 }
 
 // punchSlack widens a hole punch's span for the clocks of the connection's

@@ -92,14 +92,17 @@ func TestPathToPeers(t *testing.T) {
 	t.Parallel()
 	hub := hostWith(t, HostConfig{})
 	cl := NewClient(hub, nil).WithPunches(&Punches{})
-	require.Empty(t, cl.Path(peer.ID("nobody").String()))
-	require.Empty(t, cl.Path("not a peer id"))
+	for _, id := range []string{peer.ID("nobody").String(), "not a peer id"} {
+		path, transport := cl.Route(id)
+		require.Empty(t, path)
+		require.Empty(t, transport)
+	}
 
 	direct := hostWith(t, HostConfig{})
 	require.NoError(t, hub.Connect(t.Context(), info(direct)))
-	require.Equal(t, PathDirect, cl.Path(direct.ID().String()))
-	require.Equal(t, "quic-v1", cl.Transport(direct.ID().String()), "libp2p dials QUIC first by default")
-	require.Empty(t, cl.Transport(peer.ID("nobody").String()))
+	path, transport := cl.Route(direct.ID().String())
+	require.Equal(t, PathDirect, path)
+	require.Equal(t, "quic-v1", transport, "libp2p dials QUIC first by default")
 
 	node := relayedNode(t, hub, nil)
 	conns := hub.Network().ConnsToPeer(node.ID())
