@@ -373,6 +373,22 @@ func TestNullLiteral(t *testing.T) {
 	require.ErrorContains(t, err, `unknown column "null"`)
 }
 
+// nullableCompiler compiles a statement for one node over the test catalog
+// with neuron.voxel_volume Nullable.
+func nullableCompiler(t *testing.T) func(sql string) string {
+	cat := testCatalog.WithTypes(map[string]map[string]string{
+		"neuron": {"voxel_volume": "Nullable(Float64)", "neuron_type": "String", "cid": "UUID"},
+	})
+	return func(sql string) string {
+		t.Helper()
+		p, err := Parse(sql, cat, Options{MaxRows: 1000, MaxSeconds: 60})
+		require.NoError(t, err, sql)
+		plan, err := p.Compile(targets[:1])
+		require.NoError(t, err, sql)
+		return plan
+	}
+}
+
 // TestNullableAggregates: an aggregate that reads a Nullable column as a
 // whole argument travels with the count of the rows where it is set, and
 // the hub answers NULL where that count is 0, as ClickHouse does; count,
@@ -380,16 +396,7 @@ func TestNullLiteral(t *testing.T) {
 // aggregate counts the rows where its value and its condition are set.
 func TestNullableAggregates(t *testing.T) {
 	t.Parallel()
-	cat := testCatalog.WithTypes(map[string]map[string]string{
-		"neuron": {"voxel_volume": "Nullable(Float64)", "neuron_type": "String", "cid": "UUID"},
-	})
-	compile := func(sql string) string {
-		p, err := Parse(sql, cat, Options{MaxRows: 1000, MaxSeconds: 60})
-		require.NoError(t, err, sql)
-		plan, err := p.Compile(targets[:1])
-		require.NoError(t, err, sql)
-		return plan
-	}
+	compile := nullableCompiler(t)
 	plan := compile("SELECT sum(voxel_volume) AS s, min(voxel_volume), argMax(cid, voxel_volume), count(DISTINCT voxel_volume), " +
 		"count(voxel_volume), groupArray(voxel_volume), sumIf(voxel_volume, cid != cid), max(neuron_type) FROM neuron")
 	for _, want := range []string{
@@ -500,16 +507,7 @@ func TestExtractAndNullsOrder(t *testing.T) {
 // once per use.
 func TestNullableNames(t *testing.T) {
 	t.Parallel()
-	cat := testCatalog.WithTypes(map[string]map[string]string{
-		"neuron": {"voxel_volume": "Nullable(Float64)", "neuron_type": "String", "cid": "UUID"},
-	})
-	compile := func(sql string) string {
-		p, err := Parse(sql, cat, Options{MaxRows: 1000, MaxSeconds: 60})
-		require.NoError(t, err, sql)
-		plan, err := p.Compile(targets[:1])
-		require.NoError(t, err, sql)
-		return plan
-	}
+	compile := nullableCompiler(t)
 	for _, tc := range []struct{ sql, want string }{
 		{"SELECT sum(voxel_volume) FROM (SELECT voxel_volume FROM neuron)", "countState(voxel_volume) AS _syndb_n1"},
 		{"SELECT sum(q.v) FROM (SELECT voxel_volume + 1 AS v FROM neuron) AS q", "sumState(v) AS _syndb_a1, countState(v) AS _syndb_n1"},
